@@ -1,0 +1,32 @@
+"""tb_gradflow: where gradients stop flowing, in TensorFlow/Keras, with a TensorBoard tab."""
+from setuptools import find_packages, setup
+
+setup(
+    name="tb_gradflow",
+    version="0.1.0",
+    description="Find the op that cuts your gradient, the line that made it, and what it starves",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tb_gradflow", "tb_gradflow.*"]),
+    package_data={
+        "tb_gradflow": ["proto/*.proto", "plugin/static/*"],
+    },
+    install_requires=[
+        "tensorboard>=2.20,<3",
+        "protobuf>=6.31.1,<8",
+        "numpy>=1.26",
+        "keras>=3.8,<4",
+    ],
+    extras_require={
+        # TensorFlow comes in two packages; pick the one you use.
+        "cpu": ["tensorflow-cpu>=2.20,<3"],
+        "gpu": ["tensorflow>=2.20,<3"],
+        "test": ["pytest>=8", "playwright>=1.49", "hypothesis>=6"],
+        "proto": ["grpcio-tools==1.74.0"],
+    },
+    entry_points={
+        "console_scripts": ["tb-gradflow = tb_gradflow.cli:main"],
+        "tensorboard_plugins": ["gradflow = tb_gradflow.plugin.plugin:GradflowLoader"],
+    },
+)

@@ -1,0 +1,63 @@
+"""`analyze()`: one call, one report; probes are cached so repeated calls do not retrace."""
+from __future__ import annotations
+
+import collections
+import logging
+from typing import Any, Callable, Sequence
+
+from tb_gradflow.capture.eager import eager_probe
+from tb_gradflow.capture.probe import LossTraceError, Probe, ProbeResult
+from tb_gradflow.format.records import build_report
+from tb_gradflow.report import Report
+
+logger = logging.getLogger("tb_gradflow")
+
+_CACHE_SIZE = 64
+_probes: "collections.OrderedDict[tuple, Probe]" = collections.OrderedDict()
+
+
+def _cache_key(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any) -> tuple:
+    # A bound method is a new object at each attribute access: key on the function and its owner.
+    fn = getattr(loss_fn, "__func__", loss_fn)
+    owner = id(getattr(loss_fn, "__self__", None))
+    var_ids = None if variables is None else tuple(id(v) for v in variables)
+    return (fn, owner, var_ids, id(optimizer) if optimizer is not None else None)
+
+
+def probe_for(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any) -> Probe:
+    key = _cache_key(loss_fn, variables, optimizer)
+    probe = _probes.get(key)
+    if probe is None:
+        probe = Probe(loss_fn, variables, optimizer)
+        _probes[key] = probe
+        while len(_probes) > _CACHE_SIZE:
+            _probes.popitem(last=False)
+    else:
+        _probes.move_to_end(key)
+    return probe
+
+
+def run_probe(
+    loss_fn: Callable, args: tuple, kwargs: dict, variables: Sequence[Any] | None, optimizer: Any
+) -> ProbeResult:
+    """Runs the graph probe; if the loss cannot be traced, falls back to an eager tape."""
+    probe = probe_for(loss_fn, variables, optimizer)
+    try:
+        return probe(*args, **kwargs)
+    except LossTraceError as trace_error:
+        cause = trace_error.__cause__ or trace_error
+        first_line = (str(cause).strip().splitlines() or [""])[0]
+        reason = f"the loss could not be traced into a graph ({type(cause).__name__}: {first_line})"
+        logger.info("tb_gradflow: %s; using an eager tape", reason)
+        try:
+            return eager_probe(loss_fn, args, kwargs, variables, optimizer, reason)
+        except Exception as eager_error:
+            raise eager_error from trace_error
+
+
+def analyze(
+    loss_fn: Callable[..., Any], *args: Any, variables: Sequence[Any] | None = None, **kwargs: Any
+) -> Report:
+    """Where does the gradient of `loss_fn(*args, **kwargs)` stop, and what does that starve?"""
+    result = run_probe(loss_fn, args, kwargs, variables, None)
+    return build_report(result.graph, result.step)

@@ -1,0 +1,232 @@
+"""Where the gradient stops: which ops on the loss path are cut points, why, and whom they starve.
+
+Structure comes from the registry watch over real backward passes: the top-level one that the
+probe runs anyway, and one scratch pass per function or control-flow body (built into a throwaway
+graph, as TensorFlow builds a body's backward function), so that a cached backward function of a
+shared nested `tf.function` cannot hide its ops from us.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+from tensorflow.python.framework import func_graph as func_graph_module
+from tensorflow.python.framework import ops as tf_ops
+from tensorflow.python.ops import gradients_util
+
+from tb_gradflow import vocabulary as V
+from tb_gradflow.capture.loss_path import (
+    CALL_OPS,
+    PathOp,
+    is_differentiable_dtype,
+)
+from tb_gradflow.capture.registry_hook import GradientCall, OpKey, watch_registry
+
+
+@dataclasses.dataclass
+class Cut:
+    cause: str
+    detail: str
+    blocked_inputs: list[int]
+    starved: list[int]
+
+
+@dataclasses.dataclass
+class Structure:
+    """Structural gradient facts, fixed for a traced graph."""
+
+    # Refs of the tensors that some gradient reaches.
+    has_grad: set
+    calls: dict[OpKey, GradientCall]
+    reached: list[bool]
+    cuts: dict[int, Cut]
+    variable_has_grad: list[bool]
+
+
+def scratch_pass(graph: tf.Graph, ys: list[tf.Tensor], xs: list[tf.Tensor]) -> dict[OpKey, GradientCall]:
+    """Builds the backward of `ys` w.r.t. `xs` inside `graph` into a throwaway graph."""
+    ys = [y for y in ys if is_differentiable_dtype(y.dtype) and y.dtype != tf.resource]
+    if not ys:
+        return {}
+    with watch_registry() as calls:
+        with graph.as_default():
+            scratch = func_graph_module.FuncGraph("gradflow_scratch")
+            with scratch.as_default():
+                grad_ys = [
+                    tf.compat.v1.placeholder(y.dtype, y.shape, name="grad_y") for y in ys
+                ]
+                gradients_util._GradientsHelper(  # pylint: disable=protected-access
+                    ys, xs, grad_ys=grad_ys, src_graph=graph
+                )
+    return dict(calls)
+
+
+def analyze_structure(
+    ops: list[PathOp],
+    top_calls: dict[OpKey, GradientCall],
+    loss: tf.Tensor,
+    variable_handles: list[tf.Tensor | None],
+    n_variables: int,
+) -> Structure:
+    """Which tensors a gradient really reaches, op by op from the loss back.
+
+    `tf.gradients` alone is not enough: a `While` or `If` gradient hands back zeros, not None, for
+    an input its body cuts off. So reachability is propagated here through each op's recorded
+    gradient function, and through bodies by their own scratch passes.
+    """
+    walk = _Propagation(ops, top_calls)
+    walk.level([i for i, p in enumerate(ops) if p.top_level], {loss.ref()})
+    mask = (1 << n_variables) - 1
+    variable_has_grad = [h is not None and h.ref() in walk.has_grad for h in variable_handles]
+    cuts: dict[int, Cut] = {}
+    for idx, p in enumerate(ops):
+        if not walk.reached[idx] or p.op.type in CALL_OPS:
+            continue
+        blocked = _blocked_inputs(p, walk.calls.get(p.key), mask)
+        if not blocked:
+            continue
+        deps = 0
+        for i in blocked:
+            deps |= p.input_deps[i]
+        starved = [v for v in range(n_variables) if deps >> v & 1 and not variable_has_grad[v]]
+        cause, detail = _cause(p, walk.calls.get(p.key))
+        cuts[idx] = Cut(cause, detail, blocked, starved)
+    return Structure(walk.has_grad, walk.calls, walk.reached, cuts, variable_has_grad)
+
+
+class _Propagation:
+    def __init__(self, ops: list[PathOp], top_calls: dict[OpKey, GradientCall]):
+        self.ops = ops
+        top_keys = {p.key for p in ops if p.top_level}
+        self.calls = {k: v for k, v in top_calls.items() if k in top_keys}
+        self.has_grad: set = set()
+        self.reached = [False] * len(ops)
+        self.consumers: list[list[int]] = [[] for _ in ops]
+        for i, p in enumerate(ops):
+            for src in p.input_producers:
+                if src >= 0:
+                    self.consumers[src].append(i)
+
+    def level(self, members: list[int], seeds: set) -> None:
+        """Propagates from `seeds` (tensor refs with a gradient) back through one graph's ops."""
+        self.has_grad |= seeds
+        for idx in reversed(members):
+            p = self.ops[idx]
+            op = p.op
+            if any(t.ref() in self.has_grad for t in op.outputs):
+                self.reached[idx] = True
+            elif not any(is_differentiable_dtype(t.dtype) for t in op.outputs):
+                # Integer/bool outputs carry no gradient; such an op is where a gradient would
+                # have had to pass if a reached op consumes it.
+                self.reached[idx] = any(self.reached[c] for c in self.consumers[idx])
+            if not self.reached[idx]:
+                continue
+            if op.type in CALL_OPS and p.bodies:
+                self._enter(idx)
+                continue
+            call = self.calls.get(p.key)
+            if call is None:
+                continue
+            for i, t in enumerate(op.inputs):
+                if i not in call.none_inputs and is_differentiable_dtype(t.dtype):
+                    self.has_grad.add(t.ref())
+
+    def _enter(self, idx: int) -> None:
+        call = self.ops[idx]
+        op = call.op
+        for body in call.bodies:
+            graph = body.graph
+            members = [i for i, p in enumerate(self.ops) if p.parent == idx and p.op.graph is graph]
+            outputs = list(graph.outputs[: len(op.outputs)])
+            live = {j for j, t in enumerate(op.outputs) if t.ref() in self.has_grad}
+            xs = [t for i in members for t in self.ops[i].op.outputs if is_differentiable_dtype(t.dtype)]
+            xs += [t for t in graph.inputs if is_differentiable_dtype(t.dtype)]
+            keys = {self.ops[i].key for i in members}
+            while live:
+                pass_calls = scratch_pass(graph, [outputs[j] for j in sorted(live)], xs)
+                self.calls.update({k: v for k, v in pass_calls.items() if k in keys})
+                self.level(members, {outputs[j].ref() for j in live})
+                if not body.is_loop:
+                    break
+                # A loop input with a gradient means the previous iteration's output has one.
+                grown = live | {
+                    i for i, t in enumerate(graph.inputs[: len(outputs)]) if t.ref() in self.has_grad
+                }
+                if grown == live:
+                    break
+                live = grown
+            for i, t in enumerate(graph.inputs):
+                j = body.input_offset + i
+                if t.ref() in self.has_grad and j < len(op.inputs):
+                    self.has_grad.add(op.inputs[j].ref())
+
+
+def _is_custom_gradient(p: PathOp) -> bool:
+    try:
+        return bool(p.op.get_attr("_gradient_op_type"))
+    except ValueError:
+        return False
+
+
+def _custom_gradient_result_count(op: tf.Operation) -> int:
+    """How many leading IdentityN inputs are the function's results, not its arguments.
+
+    TensorFlow keeps that count only in the registered gradient function's closure
+    (`flat_result_len` in custom_gradient._graph_mode_decorator); the fallback counts the
+    IdentityN outputs that are used, which are the results.
+    """
+    try:
+        name = op.get_attr("_gradient_op_type").decode()
+        fn = tf_ops._gradient_registry.lookup(name)  # pylint: disable=protected-access
+        for cell in fn.__closure__ or ():
+            inner = cell.cell_contents
+            code = getattr(inner, "__code__", None)
+            if code is not None and "flat_result_len" in code.co_freevars:
+                value = inner.__closure__[code.co_freevars.index("flat_result_len")].cell_contents
+                if isinstance(value, int):
+                    return value
+    except Exception:  # noqa: BLE001 - introspection of TensorFlow internals; fall back below
+        pass
+    return sum(1 for t in op.outputs if t.consumers())
+
+
+def _blocked_inputs(p: PathOp, call: GradientCall | None, mask: int) -> list[int]:
+    op = p.op
+    candidates = [
+        i for i, t in enumerate(op.inputs)
+        if is_differentiable_dtype(t.dtype) and p.input_deps[i] & mask
+    ]
+    if _is_custom_gradient(p) and op.type == "IdentityN":
+        # tf.custom_gradient passes (results..., args..., variables...) through one IdentityN;
+        # its gradient is None for the results by design. Only the args and variables count.
+        n_results = _custom_gradient_result_count(op)
+        candidates = [i for i in candidates if i >= n_results]
+    if call is not None:
+        return [i for i in candidates if i in call.none_inputs]
+    if not any(is_differentiable_dtype(t.dtype) for t in op.outputs):
+        return candidates
+    return []
+
+
+def _cause(p: PathOp, call: GradientCall | None) -> tuple[str, str]:
+    op = p.op
+    if op.type in ("PyFunc", "PyFuncStateless"):
+        return V.NUMPY_FUNCTION, "tf.numpy_function has no gradient"
+    if op.type == "StopGradient":
+        return V.STOP_GRADIENT, "tf.stop_gradient (often intended)"
+    if op.type == "Cast":
+        dst = op.get_attr("DstT")
+        if not (dst.is_floating or dst.is_complex):
+            return V.INTEGER_CAST, f"cast from {op.get_attr('SrcT').name} to {dst.name}"
+    if _is_custom_gradient(p):
+        return V.CUSTOM_GRADIENT, "its tf.custom_gradient function returns None for an input"
+    if call is not None and call.kind == "missing":
+        return V.NON_DIFFERENTIABLE, f"no gradient is registered for op type {op.type}"
+    if call is not None and call.kind == "raised":
+        return V.NON_DIFFERENTIABLE, call.message.splitlines()[0] if call.message else ""
+    if call is not None and call.kind == "not_differentiable":
+        return V.NON_DIFFERENTIABLE, f"{op.type} is registered as not differentiable"
+    if call is not None:
+        return V.NON_DIFFERENTIABLE, f"the gradient of {op.type} is None"
+    outs = ", ".join(sorted({t.dtype.name for t in op.outputs})) or "nothing"
+    return V.NON_DIFFERENTIABLE, f"{op.type} outputs {outs}, which carries no gradient"

@@ -1,0 +1,270 @@
+"""The probe: the user's loss traced once into a graph, with one backward pass to every tensor.
+
+A `Probe` wraps `loss_fn` in a `tf.function` whose trace also walks the loss path, asks
+`tf.gradients` for the gradient of every float tensor on it and of every variable at once, and
+reduces each gradient on the device to two numbers (sum of squares, max |g|). Only those vectors
+reach the host. Structure found while tracing (the path, the cut points) is kept per graph
+version, keyed by a content hash, so a retrace yields a new version and older steps keep theirs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.eager import record
+
+from tb_gradflow import vocabulary as V
+from tb_gradflow.capture.cuts import Structure, analyze_structure
+from tb_gradflow.capture.loss_path import PathOp, Walker, is_measurable_dtype
+from tb_gradflow.capture.registry_hook import op_key, watch_registry
+from tb_gradflow.capture.sources import user_source
+from tb_gradflow.format.records import encode_step
+from tb_gradflow.proto import gradflow_pb2
+
+
+class LossTraceError(RuntimeError):
+    """`loss_fn` itself failed while being traced into a graph (it calls `.numpy()`, say)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackedVariable:
+    name: str
+    tf_variable: tf.Variable
+    # What the user handed us (a Keras variable, say): what an optimizer must be given.
+    user_variable: Any
+
+
+def variable_name(v: Any) -> str:
+    """Keras' `path` when there is one, else the TensorFlow name without its `:0`."""
+    path = getattr(v, "path", None)
+    if isinstance(path, str) and path:
+        return path
+    name = getattr(v, "name", "") or ""
+    return name[:-2] if name.endswith(":0") else name
+
+
+def track(v: Any) -> TrackedVariable:
+    tf_var = v if isinstance(v, tf.Variable) else getattr(v, "value", v)
+    return TrackedVariable(variable_name(v), tf_var, v)
+
+
+@dataclasses.dataclass
+class Layout:
+    """How one graph version's device vectors fold back into per-op values."""
+
+    graph: gradflow_pb2.Graph
+    # For each op: positions into the measured-tensor vector (top-level ops only).
+    op_tensors: list[list[int]]
+    # Positions of measured tensors whose gradient exists (the rows of the stats matrix).
+    tensor_rows: dict[int, int]
+    variable_rows: dict[int, int]
+    reached: list[bool]
+    top_ancestor: list[int]
+
+
+@dataclasses.dataclass
+class ProbeResult:
+    graph: gradflow_pb2.Graph
+    step: gradflow_pb2.Step
+
+
+def _shape_text(shape: tf.TensorShape) -> str:
+    if shape.rank is None:
+        return "?"
+    return "x".join("?" if d is None else str(d) for d in shape.as_list()) or "scalar"
+
+
+def _stats(grad: Any) -> tf.Tensor:
+    """[sum of squares, max |g|] in float32: both are needed to tell zero, tiny and nonfinite apart."""
+    if isinstance(grad, tf.IndexedSlices):
+        grad = grad.values
+    g = tf.abs(grad) if grad.dtype.is_complex else grad
+    g = tf.cast(g, tf.float32)
+    return tf.stack([tf.reduce_sum(tf.square(g)), tf.maximum(tf.reduce_max(tf.abs(g)), 0.0)])
+
+
+def tensor_state(has_grad: bool, sumsq: float, maxabs: float) -> tuple[str, float | None]:
+    if not has_grad:
+        return V.NONE, None
+    if math.isnan(sumsq) or not math.isfinite(maxabs):
+        return V.NONFINITE, sumsq if math.isnan(sumsq) else math.inf
+    if maxabs == 0.0:
+        return V.ZERO, 0.0
+    # sqrt(sumsq) underflows to 0 or overflows to Inf for extreme but finite gradients.
+    norm = math.sqrt(sumsq) if 0.0 < sumsq < math.inf else maxabs
+    return V.FLOWING, norm
+
+
+def combine(values: list[tuple[str, float | None]]) -> tuple[str, float | None]:
+    state = V.combined_state([s for s, _ in values])
+    if state == V.NONE:
+        return state, None
+    if state == V.NONFINITE:
+        bad = [n for s, n in values if s == V.NONFINITE]
+        return state, bad[0]
+    return state, math.sqrt(sum(n * n for s, n in values if n is not None and s != V.NONE))
+
+
+class Probe:
+    """Traces `loss_fn` once per input signature; each call returns one step's gradient flow."""
+
+    def __init__(
+        self,
+        loss_fn: Callable[..., Any],
+        variables: Sequence[Any] | None = None,
+        optimizer: Any = None,
+    ):
+        self._loss_fn = loss_fn
+        self._explicit = [track(v) for v in variables] if variables is not None else None
+        self._optimizer = optimizer
+        self._layouts: dict[str, Layout] = {}
+        self._function = tf.function(self._trace)
+
+    @property
+    def graphs(self) -> dict[str, gradflow_pb2.Graph]:
+        return {k: v.graph for k, v in self._layouts.items()}
+
+    def __call__(self, *args, **kwargs) -> ProbeResult:
+        out = self._function(*args, **kwargs)
+        layout = self._layouts[out["graph_id"].numpy().decode()]
+        return ProbeResult(layout.graph, self._step(layout, out))
+
+    # -- trace time ------------------------------------------------------------------------
+    def _trace(self, *args, **kwargs):
+        with record.VariableWatcher() as watcher:
+            try:
+                loss = self._loss_fn(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - re-raised, marked as the user's
+                raise LossTraceError(f"{type(e).__name__}: {e}") from e
+        return self._build(tf.convert_to_tensor(loss), watcher.watched_variables())
+
+    @tf.autograph.experimental.do_not_convert
+    def _build(self, loss: tf.Tensor, watched: Sequence[tf.Variable]) -> dict[str, Any]:
+        graph = loss.graph
+        variables = self._explicit
+        if variables is None:
+            seen: set[int] = set()
+            variables = []
+            for v in watched:
+                if v.trainable and id(v) not in seen:
+                    seen.add(id(v))
+                    variables.append(track(v))
+        handles = {id(v.tf_variable.handle): i for i, v in enumerate(variables)}
+        internal_handles: list[tf.Tensor | None] = [None] * len(variables)
+        for external, internal in graph.captures:
+            if id(external) in handles:
+                internal_handles[handles[id(external)]] = internal
+        inputs = {
+            h.ref(): (-1, 1 << i, i) for i, h in enumerate(internal_handles) if h is not None
+        }
+        walker = Walker(len(variables))
+        walker.walk(graph, [loss], inputs)
+        ops = walker.ops
+
+        measured: list[tf.Tensor] = []
+        op_tensors: list[list[int]] = []
+        for p in ops:
+            positions = []
+            if p.top_level and p.op.type != "Placeholder":
+                for t in p.op.outputs:
+                    if is_measurable_dtype(t.dtype):
+                        positions.append(len(measured))
+                        measured.append(t)
+            op_tensors.append(positions)
+        xs = measured + [v.tf_variable for v in variables]
+        with watch_registry() as calls:
+            grads = tf.gradients(loss, xs)
+        t_grads, v_grads = grads[: len(measured)], grads[len(measured):]
+        structure = analyze_structure(ops, dict(calls), loss, internal_handles, len(variables))
+        # Only what really carries a gradient: While/If gradients hand back zeros, not None,
+        # for inputs their bodies cut off.
+        t_grads = [g if t.ref() in structure.has_grad else None for t, g in zip(measured, t_grads)]
+        v_grads = [g if ok else None for g, ok in zip(v_grads, structure.variable_has_grad)]
+        graph_proto = self._graph_proto(ops, op_tensors, variables, structure, walker.index.get(op_key(loss.op), -1))
+        tensor_rows = {i: r for r, i in enumerate(i for i, g in enumerate(t_grads) if g is not None)}
+        variable_rows = {i: r for r, i in enumerate(i for i, g in enumerate(v_grads) if g is not None)}
+        top = []
+        for i, p in enumerate(ops):
+            top.append(i if p.top_level else top[p.parent])
+        self._layouts[graph_proto.graph_id] = Layout(
+            graph_proto, op_tensors, tensor_rows, variable_rows, structure.reached, top
+        )
+
+        present_t = [g for g in t_grads if g is not None]
+        present_v = [g for g in v_grads if g is not None]
+        empty = tf.zeros([0, 2], tf.float32)
+        result = {
+            "graph_id": tf.constant(graph_proto.graph_id),
+            "loss": tf.cast(tf.reduce_sum(loss), tf.float32),
+            "tensor_stats": tf.stack([_stats(g) for g in present_t]) if present_t else empty,
+            "variable_stats": tf.stack([_stats(g) for g in present_v]) if present_v else empty,
+        }
+        if self._optimizer is not None:
+            pairs = [(g, v.user_variable) for g, v in zip(v_grads, variables) if g is not None]
+            if pairs:
+                self._optimizer.apply_gradients(pairs)
+        return result
+
+    @staticmethod
+    def _graph_proto(ops: list[PathOp], op_tensors, variables, structure: Structure, loss_op: int):
+        graph = gradflow_pb2.Graph(loss_op=loss_op)
+        for v in variables:
+            graph.variables.add(
+                name=v.name, shape=_shape_text(v.tf_variable.shape), dtype=v.tf_variable.dtype.name
+            )
+        for i, p in enumerate(ops):
+            cut = structure.cuts.get(i)
+            producers = list(dict.fromkeys(src for src in p.input_producers if src >= 0))
+            graph.ops.add(
+                name=p.name,
+                type=p.op.type,
+                inputs=producers,
+                variable_inputs=p.variable_inputs,
+                output_shapes=[_shape_text(t.shape) for t in p.op.outputs],
+                output_dtypes=[t.dtype.name for t in p.op.outputs],
+                source=user_source(p.op),
+                cause=V.CAUSE_CODE[cut.cause] if cut else 0,
+                cause_detail=cut.detail if cut else "",
+                starved_variables=cut.starved if cut else [],
+                parent=p.parent,
+                measured=bool(op_tensors[i]),
+            )
+        graph.graph_id = hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest()[:16]
+        return graph
+
+    # -- run time ----------------------------------------------------------------------------
+    @staticmethod
+    def _step(layout: Layout, out: dict[str, tf.Tensor]) -> gradflow_pb2.Step:
+        t_stats = np.asarray(out["tensor_stats"], dtype=np.float64)
+        v_stats = np.asarray(out["variable_stats"], dtype=np.float64)
+
+        def value(rows: dict[int, int], stats: np.ndarray, i: int) -> tuple[str, float | None]:
+            row = rows.get(i)
+            if row is None:
+                return V.NONE, None
+            return tensor_state(True, float(stats[row, 0]), float(stats[row, 1]))
+
+        op_values: list[tuple[str, float | None]] = []
+        for i, positions in enumerate(layout.op_tensors):
+            if positions:
+                op_values.append(combine([value(layout.tensor_rows, t_stats, k) for k in positions]))
+            elif layout.reached[i] and layout.top_ancestor[i] != i:
+                # Inside a body: reached, value not fetched; it shares its call op's state.
+                op_values.append((op_values[layout.top_ancestor[i]][0], None))
+            else:
+                op_values.append((V.NONE, None))
+        var_values = [
+            value(layout.variable_rows, v_stats, i) for i in range(len(layout.graph.variables))
+        ]
+        return encode_step(
+            layout.graph.graph_id,
+            [s for s, _ in op_values],
+            [n for _, n in op_values],
+            [s for s, _ in var_values],
+            [n for _, n in var_values],
+            float(out["loss"].numpy()),
+        )

@@ -1,0 +1,149 @@
+"""The report: what analyze() returns, what summaries store and what the CLI prints.
+
+Built from a graph version (structure, cut points) and one step's values; pure Python so that the
+reader can rebuild the same report from a logdir without TensorFlow.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from tb_gradflow import vocabulary as V
+
+
+@dataclasses.dataclass(frozen=True)
+class VariableRecord:
+    name: str
+    state: str
+    norm: float | None
+    shape: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class OpRecord:
+    name: str
+    type: str
+    state: str
+    norm: float | None
+    source: str
+    inputs: tuple[str, ...] = ()
+    cause: str | None = None
+    measured: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class CutPoint:
+    op_name: str
+    op_type: str
+    cause: str
+    source: str
+    starved_variables: tuple[str, ...]
+    detail: str = ""
+
+    @property
+    def hint(self) -> str:
+        return V.HINTS[self.cause]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "op_name": self.op_name,
+            "op_type": self.op_type,
+            "cause": self.cause,
+            "source": self.source,
+            "starved_variables": list(self.starved_variables),
+        }
+
+
+def _json_norm(norm: float | None) -> float | str | None:
+    """JSON has no NaN/Inf; a nonfinite norm is spelled as a string."""
+    if norm is None or math.isfinite(norm):
+        return norm
+    return str(norm)
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    variables: dict[str, VariableRecord]
+    ops: tuple[OpRecord, ...]
+    cut_points: tuple[CutPoint, ...]
+    step: int | None = None
+    loss: float | None = None
+    graph_id: str = ""
+    # Why op-level detail is missing (eager fallback); empty when the graph was traced.
+    fallback_reason: str = ""
+
+    @property
+    def starved_variables(self) -> list[str]:
+        return [n for n, v in self.variables.items() if v.state == V.NONE]
+
+    def variables_in(self, state: str) -> list[str]:
+        return [n for n, v in self.variables.items() if v.state == state]
+
+    @property
+    def starving_cut_points(self) -> list[CutPoint]:
+        return [c for c in self.cut_points if c.starved_variables]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "loss": _json_norm(self.loss),
+            "graph_id": self.graph_id,
+            "fallback_reason": self.fallback_reason or None,
+            "variables": {
+                n: {"state": v.state, "norm": _json_norm(v.norm)} for n, v in self.variables.items()
+            },
+            "starved_variables": self.starved_variables,
+            "cut_points": [c.to_dict() for c in self.cut_points],
+            "ops": [
+                {
+                    "name": o.name,
+                    "type": o.type,
+                    "state": o.state,
+                    "norm": _json_norm(o.norm),
+                    "source": o.source,
+                    "cause": o.cause,
+                }
+                for o in self.ops
+            ],
+        }
+
+    def __str__(self) -> str:
+        return format_diagnosis(self)
+
+
+def format_diagnosis(report: Report) -> str:
+    """Plain words a person can act on: each cut, where it is, what it starves, how to fix it."""
+    lines: list[str] = []
+    n_vars = len(report.variables)
+    starved = report.starved_variables
+    header = "gradflow"
+    if report.step is not None:
+        header += f" at step {report.step}"
+    lines.append(f"{header}: {len(report.ops)} ops on the loss path, {n_vars} trainable variables")
+    if report.fallback_reason:
+        lines.append(f"  op-level detail unavailable: {report.fallback_reason}")
+    if not starved and not report.cut_points:
+        lines.append("  Gradient reaches every trainable variable.")
+    elif starved:
+        lines.append(
+            f"  {len(starved)} of {n_vars} trainable variables get no gradient: {', '.join(starved)}"
+        )
+    for i, cut in enumerate(report.cut_points, 1):
+        lines.append(f"  cut {i}: {cut.op_type} '{cut.op_name}' ({cut.cause}) at {cut.source or '?'}")
+        if cut.detail:
+            lines.append(f"    {cut.detail}")
+        if cut.starved_variables:
+            lines.append(f"    starves: {', '.join(cut.starved_variables)}")
+        else:
+            lines.append("    starves nothing: another path still carries the gradient")
+        lines.append(f"    hint: {cut.hint}")
+    cut_starved = {v for c in report.cut_points for v in c.starved_variables}
+    unused = [v for v in starved if v not in cut_starved]
+    if unused and not report.fallback_reason:
+        lines.append(f"  not used by the loss at all: {', '.join(unused)}")
+    for state, words in ((V.ZERO, "an all-zero gradient"), (V.NONFINITE, "a NaN or Inf gradient")):
+        names = report.variables_in(state)
+        if names:
+            lines.append(f"  {len(names)} variables have {words}: {', '.join(names)}")
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""The fixed words of tb_gradflow: gradient states, cut causes and the fix we suggest for each.
+
+Everything that crosses a boundary (report, event files, JSON routes, CLI) speaks these strings;
+the integers are only the on-disk encoding from ``proto/gradflow.proto``.
+"""
+from __future__ import annotations
+
+FLOWING = "flowing"
+ZERO = "zero"
+NONE = "none"
+NONFINITE = "nonfinite"
+
+# Index = the proto State value.
+STATES: tuple[str, ...] = (NONE, FLOWING, ZERO, NONFINITE)
+STATE_CODE: dict[str, int] = {s: i for i, s in enumerate(STATES)}
+
+NUMPY_FUNCTION = "numpy_function"
+STOP_GRADIENT = "stop_gradient"
+INTEGER_CAST = "integer_cast"
+NON_DIFFERENTIABLE = "non_differentiable"
+CUSTOM_GRADIENT = "custom_gradient"
+
+# Index = the proto Cause value; 0 means "not a cut".
+CAUSES: tuple[str | None, ...] = (
+    None,
+    NUMPY_FUNCTION,
+    STOP_GRADIENT,
+    INTEGER_CAST,
+    NON_DIFFERENTIABLE,
+    CUSTOM_GRADIENT,
+)
+CAUSE_CODE: dict[str | None, int] = {c: i for i, c in enumerate(CAUSES)}
+
+HINTS: dict[str, str] = {
+    NUMPY_FUNCTION: "tf.numpy_function is opaque to autodiff: rewrite it with TensorFlow ops "
+    "(tf.gather, tf.where, ...), or use tf.py_function, or give it a tf.custom_gradient.",
+    STOP_GRADIENT: "tf.stop_gradient blocks the gradient on purpose; if that is intended "
+    "(a target network, a straight-through estimator's forward path), nothing to fix.",
+    INTEGER_CAST: "integer and bool tensors carry no gradient: keep the value in float, or use a "
+    "straight-through estimator (x + tf.stop_gradient(tf.round(x) - x)).",
+    NON_DIFFERENTIABLE: "this op has no gradient (argmax, round, comparisons, ...): use a soft "
+    "version (softmax, sigmoid) or a straight-through estimator.",
+    CUSTOM_GRADIENT: "the gradient function of this tf.custom_gradient returns None for an input: "
+    "return a tensor (tf.zeros_like if the input really does not matter).",
+}
+
+
+def combined_state(states: list[str]) -> str:
+    """State of an op from its outputs: a NaN anywhere wins, then any flow, then zeros."""
+    for s in (NONFINITE, FLOWING, ZERO):
+        if s in states:
+            return s
+    return NONE
