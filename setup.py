@@ -5,8 +5,6 @@ setup(
     name="tb_gradflow",
     version="0.1.0",
     description="Find the op that cuts your gradient, the line that made it, and what it starves",
-    long_description=open("README.md", encoding="utf-8").read(),
-    long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tb_gradflow", "tb_gradflow.*"]),
     package_data={
