@@ -14,9 +14,12 @@ from tb_gradflow.reading.local_logdir import LogdirError, local_provider
 from tb_gradflow.reading.reader import GradflowReader, TagSeries
 
 
-def diagnosis_json(series: TagSeries) -> dict[str, Any]:
-    """The JSON of one run and tag: what `--json` prints and the plugin's diagnosis route serves."""
-    report = series.report()
+def diagnosis_json(series: TagSeries, step: int | None = None) -> dict[str, Any]:
+    """The JSON of one run and tag: what `--json` prints and the plugin's diagnosis route serves.
+
+    At `step` (a logged step; default the last), since the plugin lets one pick the step.
+    """
+    report = series.report(step)
     full = report.to_dict()
     return {
         "steps": series.steps,

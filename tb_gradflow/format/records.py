@@ -55,7 +55,8 @@ def check_aligned(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> None:
         len(step.variable_states), len(step.variable_norms)
     ) != (n_vars, n_vars):
         raise FormatError("step values do not match the graph's ops and variables")
-    if any(s >= len(V.STATES) for s in step.op_states + step.variable_states):
+    # max() over bytes runs in C: this check is on the plugin's reload path for every step.
+    if max(step.op_states + step.variable_states, default=0) >= len(V.STATES):
         raise FormatError("unknown gradient state in step")
 
 

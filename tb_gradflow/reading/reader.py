@@ -12,8 +12,10 @@ from typing import Any, Callable
 
 import numpy as np
 from tensorboard import context as tb_context
+from tensorboard import errors
 from tensorboard.data import provider
 
+from tb_gradflow import vocabulary as V
 from tb_gradflow.format import metadata
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.format.records import build_report, check_aligned, decode_graph, decode_step
@@ -24,6 +26,10 @@ logger = logging.getLogger("tb_gradflow")
 
 # Read every sample the loader kept: our steps are small and a gap would be a lie.
 _ALL = 1 << 30
+
+# What a data provider raises when a tensor in the logdir is not what its metadata claims (the
+# Python loader converts with numpy; the Rust one answers with a gRPC error mapped to these).
+_PROVIDER_DATA_ERRORS = (ValueError, TypeError, IndexError, errors.PublicError)
 
 
 @dataclasses.dataclass
@@ -104,14 +110,24 @@ class GradflowReader:
         self._experiment_id = experiment_id
         self._warn = warn or (lambda message: logger.warning("tb_gradflow: %s", message))
 
-    def list(self, ctx: Any = None) -> dict[str, dict[str, TagInfo]]:
-        """{run: {name: TagInfo}} for every readable gradflow summary."""
+    def list(self, ctx: Any = None, run: str | None = None) -> dict[str, dict[str, TagInfo]]:
+        """{run: {tag: TagInfo}} for every readable gradflow summary (of one run, if given).
+
+        The key is the step tag, which is the summary name the user passed.
+        """
         ctx = ctx or tb_context.RequestContext()
+        run_filter = None if run is None else provider.RunTagFilter(runs=[run])
         tensors = self._provider.list_tensors(
-            ctx, experiment_id=self._experiment_id, plugin_name=metadata.PLUGIN_NAME
+            ctx,
+            experiment_id=self._experiment_id,
+            plugin_name=metadata.PLUGIN_NAME,
+            run_tag_filter=run_filter,
         )
         blobs = self._provider.list_blob_sequences(
-            ctx, experiment_id=self._experiment_id, plugin_name=metadata.PLUGIN_NAME
+            ctx,
+            experiment_id=self._experiment_id,
+            plugin_name=metadata.PLUGIN_NAME,
+            run_tag_filter=run_filter,
         )
         result: dict[str, dict[str, TagInfo]] = {}
         graph_tags: dict[tuple[str, str], dict[str, str]] = {}
@@ -125,7 +141,7 @@ class GradflowReader:
                 data = self._plugin_data(run, tag, series.plugin_content)
                 if data is None or data.kind != gradflow_pb2.PluginData.STEP:
                     continue
-                result.setdefault(run, {})[data.name or tag] = TagInfo(
+                result.setdefault(run, {})[tag] = TagInfo(
                     description=series.description or "",
                     max_step=series.max_step,
                     max_wall_time=series.max_wall_time,
@@ -137,13 +153,17 @@ class GradflowReader:
         """All steps of one run and name; None (after a warning) when nothing is readable."""
         ctx = ctx or tb_context.RequestContext()
         graphs = self._read_graphs(ctx, run, name, info)
-        tensors = self._provider.read_tensors(
-            ctx,
-            experiment_id=self._experiment_id,
-            plugin_name=metadata.PLUGIN_NAME,
-            downsample=_ALL,
-            run_tag_filter=_filter(run, name),
-        )
+        try:
+            tensors = self._provider.read_tensors(
+                ctx,
+                experiment_id=self._experiment_id,
+                plugin_name=metadata.PLUGIN_NAME,
+                downsample=_ALL,
+                run_tag_filter=_filter(run, name),
+            )
+        except _PROVIDER_DATA_ERRORS as e:  # a hostile tensor the provider cannot convert
+            self._warn(f"run {run!r}, tag {name!r}: unreadable: {type(e).__name__}: {e}")
+            return None
         data = tensors.get(run, {}).get(name, [])
         per_version: dict[str, list[tuple[int, gradflow_pb2.Step]]] = {}
         bad = 0
@@ -192,8 +212,9 @@ class GradflowReader:
                     graph = decode_graph(blob)
                     if graph.graph_id != graph_id:
                         raise FormatError("graph id does not match its tag")
+                    check_graph(graph)
                     graphs[graph_id] = graph
-                except FormatError as e:
+                except (FormatError, *_PROVIDER_DATA_ERRORS) as e:
                     self._warn(f"run {run!r}, tag {tag!r}: graph skipped: {e}")
         return graphs
 
@@ -203,6 +224,22 @@ class GradflowReader:
         except FormatError as e:
             self._warn(f"run {run!r}, tag {tag!r}: skipped: {e}")
             return None
+
+
+def check_graph(graph: gradflow_pb2.Graph) -> None:
+    """Every index in a graph points inside it, so that no later lookup can fail on it."""
+    n_ops, n_vars = len(graph.ops), len(graph.variables)
+    if not -1 <= graph.loss_op < n_ops:
+        raise FormatError("loss op index out of range")
+    for op in graph.ops:
+        if not (
+            all(0 <= i < n_ops for i in op.inputs)
+            and all(0 <= i < n_vars for i in op.variable_inputs)
+            and all(0 <= i < n_vars for i in op.starved_variables)
+            and -1 <= op.parent < n_ops
+            and 0 <= op.cause < len(V.CAUSES)
+        ):
+            raise FormatError(f"op {op.name!r} has an index or cause out of range")
 
 
 def _filter(run: str, *tags: str) -> provider.RunTagFilter:

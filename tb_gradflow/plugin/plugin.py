@@ -1,0 +1,182 @@
+"""The gradflow TensorBoard plugin: the "Gradient Flow" tab's JSON routes and static files.
+
+Reads only through `context.data_provider`, with the request's context and experiment id, so it
+works over the Python loader, the Rust data server and remote providers alike. Logdir content is
+untrusted: what cannot be read is skipped with a warning naming run and tag, and every bad
+request gets a JSON `{"error": ...}` with a 400 or 404.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+from tensorboard import errors
+from tensorboard.backend import http_util
+from tensorboard.plugins import base_plugin
+from tensorboard import plugin_util
+from werkzeug import wrappers
+
+from tb_gradflow.format import metadata
+from tb_gradflow.plugin import params, static_files, views
+from tb_gradflow.reading.cache import CachedSeries, SeriesCache
+from tb_gradflow.reading.reader import GradflowReader
+
+logger = logging.getLogger("tb_gradflow")
+
+_JSON = "application/json"
+_STATIC_ROUTE = "/static/"
+Route = Callable[[wrappers.Request], str]
+
+
+class _WarnOnce:
+    """Logs each distinct warning once: listings run at every request, a bad tag stays bad."""
+
+    _LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+
+    def __call__(self, message: str) -> None:
+        with self._lock:
+            if message in self._seen:
+                return
+            if len(self._seen) >= self._LIMIT:
+                self._seen.clear()
+            self._seen.add(message)
+        logger.warning("tb_gradflow: %s", message)
+
+
+class GradflowPlugin(base_plugin.TBPlugin):
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context: base_plugin.TBContext):
+        self._provider = context.data_provider
+        self._cache = SeriesCache()
+        self._warn = _WarnOnce()
+
+    def get_plugin_apps(self) -> dict[str, Any]:
+        return {
+            "/index.js": self._serve_index,
+            _STATIC_ROUTE + "*": self._serve_static,
+            "/runs": _json_route(self._runs),
+            "/graph": _json_route(self._graph),
+            "/history": _json_route(self._history),
+            "/diagnosis": _json_route(self._diagnosis),
+        }
+
+    def is_active(self) -> bool:
+        return False  # data_plugin_names() activates the tab when gradflow data exists
+
+    def data_plugin_names(self) -> tuple[str, ...]:
+        return (metadata.PLUGIN_NAME,)
+
+    def frontend_metadata(self) -> base_plugin.FrontendMetadata:
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Gradient Flow")
+
+    # JSON routes
+
+    def _reader(self, request: wrappers.Request) -> tuple[GradflowReader, str, Any]:
+        experiment = plugin_util.experiment_id(request.environ)
+        ctx = plugin_util.context(request.environ)
+        return GradflowReader(self._provider, experiment, warn=self._warn), experiment, ctx
+
+    def _runs(self, request: wrappers.Request) -> str:
+        reader, experiment, ctx = self._reader(request)
+        listing = reader.list(ctx)
+        self._cache.retain(experiment, listing)
+        readable: dict[str, dict[str, Any]] = {}
+        for run, tags in listing.items():
+            for tag, info in tags.items():
+                series = self._cache.get(reader, experiment, run, tag, info, ctx).series
+                if series is not None:
+                    readable.setdefault(run, {})[tag] = series
+        return views.runs_json(readable)
+
+    def _series(self, request: wrappers.Request) -> tuple[str, str, CachedSeries]:
+        """The run and tag a request names, and their series; 404 when the listing lacks them."""
+        args = request.args.to_dict(flat=False)
+        run, tag = params.required(args, "run"), params.required(args, "tag")
+        reader, experiment, ctx = self._reader(request)
+        tags = reader.list(ctx, run=run).get(run)
+        if tags is None:
+            raise params.not_found(f"no gradflow data for run {run!r}")
+        if tag not in tags:
+            raise params.not_found(f"no gradflow tag {tag!r} in run {run!r}")
+        return run, tag, self._cache.get(reader, experiment, run, tag, tags[tag], ctx)
+
+    def _graph(self, request: wrappers.Request) -> str:
+        step = params.step(request.args.to_dict(flat=False))
+        run, tag, cached = self._series(request)
+        return views.graph_json(run, tag, cached, step)
+
+    def _history(self, request: wrappers.Request) -> str:
+        kind, name = params.history_subject(request.args.to_dict(flat=False))
+        run, tag, cached = self._series(request)
+        return views.history_json(run, tag, cached, kind, name)
+
+    def _diagnosis(self, request: wrappers.Request) -> str:
+        step = params.step(request.args.to_dict(flat=False))
+        _, _, cached = self._series(request)
+        return views.diagnosis_view(cached, step)
+
+    # Static files
+
+    @wrappers.Request.application
+    def _serve_index(self, request: wrappers.Request) -> wrappers.Response:
+        return _serve_file(request, "index.js")
+
+    @wrappers.Request.application
+    def _serve_static(self, request: wrappers.Request) -> wrappers.Response:
+        _, _, relative = request.path.partition(f"/data/plugin/{metadata.PLUGIN_NAME}{_STATIC_ROUTE}")
+        return _serve_file(request, relative)
+
+
+def _error(request: wrappers.Request, code: int, message: str) -> wrappers.Response:
+    return http_util.Respond(request, {"error": message}, _JSON, code=code)
+
+
+def _json_route(route: Route) -> Callable:
+    """A WSGI app answering `route(request)` as JSON, and request errors as JSON 400/404."""
+
+    @wrappers.Request.application
+    def app(request: wrappers.Request) -> wrappers.Response:
+        try:
+            return http_util.Respond(request, route(request), _JSON)
+        except params.RequestError as e:
+            return _error(request, e.code, e.message)
+        except errors.PublicError as e:  # the data provider's own 4xx (unknown experiment, ...)
+            return _error(request, e.http_code, str(e))
+
+    return app
+
+
+def _serve_file(request: wrappers.Request, relative: str) -> wrappers.Response:
+    found = static_files.resolve(relative)
+    if found is None:
+        return _error(request, 404, "no such file")
+    path, content_type = found
+    with open(path, "rb") as f:
+        content = f.read()
+    return http_util.Respond(request, content, content_type)
+
+
+class GradflowLoader(base_plugin.TBLoader):
+    """Loads the plugin; by default keeps every logged step of ours instead of a sample.
+
+    TensorBoard keeps 10 samples per tag of a third-party plugin (Python loader) or 100 (Rust
+    loader). `--samples_per_plugin gradflow=N` from the user wins; otherwise we set 0, which both
+    loaders read as "keep all" (TensorBoard passes it to the Rust data server as `all`).
+    """
+
+    def fix_flags(self, flags: Any) -> None:
+        samples = getattr(flags, "samples_per_plugin", None)
+        if isinstance(samples, dict):
+            samples.setdefault(metadata.PLUGIN_NAME, 0)
+
+    def load(self, context: base_plugin.TBContext) -> GradflowPlugin | None:
+        if context.data_provider is None:
+            logger.warning("tb_gradflow: no data provider; the Gradient Flow tab is disabled")
+            return None
+        return GradflowPlugin(context)
