@@ -22,6 +22,11 @@ FUNCTION_CALLS = ("PartitionedCall", "StatefulPartitionedCall")
 WHILE_OPS = ("While", "StatelessWhile")
 BRANCH_OPS = ("If", "StatelessIf", "Case", "StatelessCase")
 CALL_OPS = FUNCTION_CALLS + WHILE_OPS + BRANCH_OPS
+# Ops whose outputs depend on their input's shape or dtype, never on its values: no gradient is
+# lost there, and the shape plumbing they start (Range, reduction indices) is not data.
+SHAPE_ONLY = frozenset(
+    {"Shape", "ShapeN", "Size", "Rank", "ZerosLike", "OnesLike", "VariableShape", "TensorListLength"}
+)
 
 
 def is_differentiable_dtype(dtype: tf.DType) -> bool:
@@ -121,6 +126,8 @@ class Walker:
         tensor_info: dict = dict(inputs)
         for op in _backward_topo(roots, stop=set(inputs)):
             infos = [tensor_info.get(t.ref(), _NOTHING) for t in op.inputs]
+            if op.type in SHAPE_ONLY:
+                continue
             out_deps = 0
             for _, deps, _ in infos:
                 out_deps |= deps

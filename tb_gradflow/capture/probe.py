@@ -122,6 +122,7 @@ class Probe:
         self._explicit = [track(v) for v in variables] if variables is not None else None
         self._optimizer = optimizer
         self._layouts: dict[str, Layout] = {}
+        self._loss_error: Exception | None = None
         self._function = tf.function(self._trace)
 
     @property
@@ -129,7 +130,14 @@ class Probe:
         return {k: v.graph for k, v in self._layouts.items()}
 
     def __call__(self, *args, **kwargs) -> ProbeResult:
-        out = self._function(*args, **kwargs)
+        self._loss_error = None
+        try:
+            out = self._function(*args, **kwargs)
+        except Exception as e:
+            # tf.function rewraps errors raised while tracing; tell the user's apart from ours.
+            if self._loss_error is not None:
+                raise LossTraceError(str(self._loss_error)) from self._loss_error
+            raise
         layout = self._layouts[out["graph_id"].numpy().decode()]
         return ProbeResult(layout.graph, self._step(layout, out))
 
@@ -138,8 +146,9 @@ class Probe:
         with record.VariableWatcher() as watcher:
             try:
                 loss = self._loss_fn(*args, **kwargs)
-            except Exception as e:  # noqa: BLE001 - re-raised, marked as the user's
-                raise LossTraceError(f"{type(e).__name__}: {e}") from e
+            except Exception as e:
+                self._loss_error = e
+                raise
         return self._build(tf.convert_to_tensor(loss), watcher.watched_variables())
 
     @tf.autograph.experimental.do_not_convert
@@ -204,10 +213,27 @@ class Probe:
             "variable_stats": tf.stack([_stats(g) for g in present_v]) if present_v else empty,
         }
         if self._optimizer is not None:
-            pairs = [(g, v.user_variable) for g, v in zip(v_grads, variables) if g is not None]
-            if pairs:
-                self._optimizer.apply_gradients(pairs)
+            self._apply(
+                [(g, v.user_variable) for g, v in zip(v_grads, variables) if g is not None]
+            )
         return result
+
+    def _apply(self, pairs: list[tuple[Any, Any]]) -> None:
+        if not pairs:
+            return
+        if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context():
+            # The probe ran once, outside the replicas; optimizers update distributed variables
+            # from replica context, summing over replicas: give each replica an equal share.
+            strategy = tf.distribute.get_strategy()
+            share = 1.0 / strategy.num_replicas_in_sync
+            targets = [v for _, v in pairs]
+            shares = [
+                strategy.experimental_distribute_values_from_function(lambda _, g=g: g * share)
+                for g, _ in pairs
+            ]
+            strategy.run(lambda *gs: self._optimizer.apply_gradients(zip(gs, targets)), args=tuple(shares))
+        else:
+            self._optimizer.apply_gradients(pairs)
 
     @staticmethod
     def _graph_proto(ops: list[PathOp], op_tensors, variables, structure: Structure, loss_op: int):

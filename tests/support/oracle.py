@@ -1,0 +1,47 @@
+"""The reference the capture tests check against: a plain eager `tf.GradientTape`."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tb_gradflow.capture.probe import variable_name
+
+
+def tape_states(loss_fn: Callable[..., Any], args: Sequence[Any], variables: Sequence[Any]) -> dict[str, str]:
+    """State of each variable's gradient as a plain eager GradientTape sees it."""
+    tf_vars = [v if isinstance(v, tf.Variable) else v.value for v in variables]
+    with tf.GradientTape() as tape:
+        loss = loss_fn(*args)
+    grads = tape.gradient(loss, tf_vars)
+    states = {}
+    for v, g in zip(variables, grads):
+        if g is None:
+            state = "none"
+        else:
+            values = tf.convert_to_tensor(g).numpy()
+            if not np.all(np.isfinite(values)):
+                state = "nonfinite"
+            elif not np.any(values):
+                state = "zero"
+            else:
+                state = "flowing"
+        states[variable_name(v)] = state
+    return states
+
+
+def report_states(report) -> dict[str, str]:
+    return {name: record.state for name, record in report.variables.items()}
+
+
+def line_of(path: str, marker: str) -> str:
+    """`path:LINE` of the line carrying `marker`, as the report spells sources."""
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if marker in line:
+                rel = os.path.relpath(path)
+                shown = path if rel.startswith("..") else rel
+                return f"{shown}:{number}"
+    raise AssertionError(f"marker {marker!r} not in {path}")

@@ -1,0 +1,120 @@
+"""GradFlowCallback in model.fit, read back by the reader and by `tb-gradflow report --json`."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tb_gradflow
+from tb_gradflow.reading.local_logdir import local_provider
+from tb_gradflow.reading.reader import GradflowReader
+from support.oracle import line_of
+
+
+class Quantized(keras.Model):
+    """Rounds its hidden layer through numpy: the first layer never learns."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = keras.layers.Dense(8, name="first")
+        self.second = keras.layers.Dense(1, name="second")
+
+    def call(self, x, training=False):
+        h = self.first(x)
+        q = tf.numpy_function(lambda a: np.round(a).astype(np.float32), [h], tf.float32)  # MARK quantize
+        return self.second(tf.ensure_shape(q, h.shape))
+
+
+def _data(n=64):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 4)).astype("float32"), rng.normal(size=(n, 1)).astype("float32")
+
+
+def _report_json(logdir: str, *extra: str) -> tuple[int, dict]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tb_gradflow.cli", "report", logdir, "--json", *extra],
+        capture_output=True, text=True, timeout=300,
+    )
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_fit_with_callback_on_a_healthy_model(tmp_path, jit_compile):
+    x, y = _data()
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="tanh", name="hidden"),
+         keras.layers.BatchNormalization(name="norm"), keras.layers.Dense(1, name="out")]
+    )
+    model.compile(optimizer="adam", loss="mse", jit_compile=jit_compile)
+    logdir = str(tmp_path)
+    callback = tb_gradflow.keras.GradFlowCallback(logdir, (x[:16], y[:16]), every_n_steps=3, strict=True)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0,
+              callbacks=[callback, keras.callbacks.TensorBoard(logdir)])
+    # 8 batches; logged at the 1st, 4th and 7th.
+    reader = GradflowReader(local_provider(logdir))
+    listing = reader.list()
+    assert list(listing) == ["train"]
+    series = reader.read("train", "gradflow", listing["train"]["gradflow"])
+    assert series.steps == [1, 4, 7]
+    report = series.report()
+    assert report.starved_variables == []
+    assert set(report.variables) == {v.path for v in model.trainable_variables}
+    code, data = _report_json(logdir)
+    assert code == 0
+    assert data["runs"]["train"]["tags"]["gradflow"]["last_step"] == 7
+
+
+def test_probing_does_not_change_batch_norm_statistics(tmp_path):
+    x, y = _data(16)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization(name="norm"),
+                              keras.layers.Dense(1, name="out")])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    callback = tb_gradflow.keras.GradFlowCallback(str(tmp_path), (x * 10 + 3, y), strict=True)
+    callback.set_model(model)
+    callback.on_train_begin()
+    before = [v.numpy().copy() for v in model.non_trainable_variables]
+    callback.log_now()
+    after = [v.numpy() for v in model.non_trainable_variables]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    assert callback.last_report is not None
+
+
+def test_fit_with_a_cut_is_reported_by_the_cli(tmp_path):
+    x, y = _data()
+    model = Quantized()
+    model.compile(optimizer="sgd", loss="mse")
+    logdir = str(tmp_path)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0,
+              callbacks=[tb_gradflow.keras.GradFlowCallback(logdir, (x[:8], y[:8]), every_n_steps=1, strict=True)])
+    code, data = _report_json(logdir)
+    assert code == 1
+    entry = data["runs"]["train"]["tags"]["gradflow"]
+    assert set(entry) == {"steps", "last_step", "variables", "cut_points", "starved_variables", "ops"}
+    assert entry["steps"] == [1, 2]
+    assert sorted(entry["starved_variables"]) == ["quantized/first/bias", "quantized/first/kernel"]
+    assert entry["variables"]["quantized/second/kernel"]["state"] == "flowing"
+    assert entry["variables"]["quantized/first/kernel"] == {"state": "none", "norm": None}
+    [cut] = entry["cut_points"]
+    assert set(cut) == {"op_name", "op_type", "cause", "source", "starved_variables"}
+    assert cut["cause"] == "numpy_function"
+    assert cut["source"] == line_of(__file__, "MARK quantize")
+    assert isinstance(entry["ops"], int) and entry["ops"] > 5
+
+
+def test_callback_failure_never_stops_training(tmp_path, caplog):
+    x, y = _data(32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    bad_probe = (x[:4, :3], y[:4])  # wrong feature count: the probe cannot run the model
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0,
+                        callbacks=[tb_gradflow.keras.GradFlowCallback(str(tmp_path), bad_probe, every_n_steps=1)])
+    assert len(history.history["loss"]) == 2
+    assert "GradFlowCallback failed" in caplog.text

@@ -1,0 +1,182 @@
+"""summary.gradflow: what it writes, when it writes the graph, retraces, optimizer, failures."""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.compat.proto import summary_pb2
+
+import tb_gradflow
+from tb_gradflow.capture.analyze import probe_for
+from tb_gradflow.format import metadata
+from tb_gradflow.reading.local_logdir import local_provider
+from tb_gradflow.reading.reader import GradflowReader
+
+
+def _events(logdir: str) -> list:
+    values = []
+    for path in sorted(glob.glob(os.path.join(logdir, "**", "events.out.tfevents.*"), recursive=True)):
+        for event in event_file_loader.LegacyEventFileLoader(path).Load():
+            for value in event.summary.value:
+                values.append((event.step, value))
+    return values
+
+
+def _model():
+    w = tf.Variable(tf.ones([3, 2]), name="w")
+    table = tf.Variable(tf.ones([2]), name="table")
+
+    def loss_fn(x):
+        h = tf.matmul(x, w)
+        g = tf.numpy_function(lambda a, t: (a * t).astype(np.float32), [h, table], tf.float32)
+        return tf.reduce_sum(g) + tf.reduce_sum(h)
+
+    return loss_fn, w, table
+
+
+def test_writes_graph_once_and_a_step_per_call(tmp_path):
+    loss_fn, _, _ = _model()
+    x = tf.ones([4, 3])
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        for step in range(5):
+            report = tb_gradflow.summary.gradflow("flow", loss_fn, x, step=step, description="d")
+            assert report.step == step
+    writer.flush()
+    values = _events(str(tmp_path))
+    graph_values = [(s, v) for s, v in values if v.tag.startswith("flow/_graph/")]
+    step_values = [(s, v) for s, v in values if v.tag == "flow"]
+    assert len(graph_values) == 1
+    assert [s for s, _ in step_values] == [0, 1, 2, 3, 4]
+    for _, value in graph_values + step_values:
+        assert value.metadata.plugin_data.plugin_name in ("", metadata.PLUGIN_NAME)
+    first_step_meta = step_values[0][1].metadata
+    assert first_step_meta.plugin_data.plugin_name == "gradflow"
+    assert first_step_meta.data_class == summary_pb2.DATA_CLASS_TENSOR
+    assert graph_values[0][1].metadata.data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE
+    assert first_step_meta.summary_description == "d"
+
+
+def test_no_retrace_on_repeated_calls():
+    loss_fn, _, _ = _model()
+    x = tf.ones([4, 3])
+    for _ in range(4):
+        tb_gradflow.analyze(loss_fn, x)
+    probe = probe_for(loss_fn, None, None)
+    assert probe._function.experimental_get_tracing_count() == 1  # pylint: disable=protected-access
+
+
+def test_retrace_makes_a_new_graph_version_and_old_steps_keep_theirs(tmp_path):
+    loss_fn, _, _ = _model()
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        tb_gradflow.summary.gradflow("flow", loss_fn, tf.ones([4, 3]), step=0)
+        tb_gradflow.summary.gradflow("flow", loss_fn, tf.ones([4, 3]), step=1)
+        tb_gradflow.summary.gradflow("flow", tf.function(loss_fn), tf.ones([4, 3]), step=2)
+        tb_gradflow.summary.gradflow("flow", loss_fn, tf.ones([4, 3]), step=3)
+    writer.flush()
+    reader = GradflowReader(local_provider(str(tmp_path)))
+    info = reader.list()["."]["flow"]
+    assert len(info.graph_tags) == 2
+    series = reader.read(".", "flow", info)
+    assert series.steps == [0, 1, 2, 3]
+    ids = [series.where[s][0] for s in series.steps]
+    assert ids[0] == ids[1] == ids[3] != ids[2]
+    assert series.report(2).ops[-1].name != series.report(0).ops[-1].name or len(
+        series.report(2).ops
+    ) != len(series.report(0).ops)
+
+
+def test_new_input_shape_retraces(tmp_path):
+    loss_fn, _, _ = _model()
+    tb_gradflow.analyze(loss_fn, tf.ones([4, 3]))
+    a = tb_gradflow.analyze(loss_fn, tf.ones([4, 3]))
+    b = tb_gradflow.analyze(loss_fn, tf.ones([5, 3]))
+    assert a.graph_id != b.graph_id
+
+
+def test_without_default_writer_returns_report_and_writes_nothing(tmp_path):
+    loss_fn, _, _ = _model()
+    report = tb_gradflow.summary.gradflow("flow", loss_fn, tf.ones([2, 3]), step=0)
+    assert report is not None
+    assert report.starved_variables == ["table"]
+
+
+def test_step_defaults_to_the_global_summary_step(tmp_path):
+    loss_fn, _, _ = _model()
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    tf.summary.experimental.set_step(42)
+    try:
+        with writer.as_default():
+            report = tb_gradflow.summary.gradflow("flow", loss_fn, tf.ones([2, 3]))
+    finally:
+        tf.summary.experimental.set_step(None)
+    writer.flush()
+    assert report.step == 42
+    assert [s for s, v in _events(str(tmp_path)) if v.tag == "flow"] == [42]
+
+
+def test_optimizer_applies_the_probe_gradients():
+    w = tf.Variable([1.0, 2.0], name="w")
+    frozen_by_cut = tf.Variable([3.0], name="cut_off")
+
+    def loss_fn(x):
+        blocked = tf.stop_gradient(frozen_by_cut * 2.0)
+        return tf.reduce_sum(w * x) + tf.reduce_sum(blocked)
+
+    x = tf.constant([0.5, -1.0])
+    optimizer = tf.keras.optimizers.SGD(learning_rate=0.1)
+    report = tb_gradflow.summary.gradflow(
+        "flow", loss_fn, x, step=0, optimizer=optimizer, variables=[w, frozen_by_cut], strict=True
+    )
+    assert report.variables["w"].state == "flowing"
+    np.testing.assert_allclose(w.numpy(), [1.0 - 0.05, 2.0 + 0.1], rtol=1e-6)
+    np.testing.assert_allclose(frozen_by_cut.numpy(), [3.0])
+
+
+def test_failure_warns_and_returns_none_unless_strict(caplog):
+    def broken(x):
+        raise RuntimeError("boom")
+
+    with caplog.at_level(logging.WARNING, logger="tb_gradflow"):
+        assert tb_gradflow.summary.gradflow("flow", broken, tf.ones([1]), step=0) is None
+    assert "boom" in caplog.text
+    with pytest.raises(RuntimeError, match="boom"):
+        tb_gradflow.summary.gradflow("flow", broken, tf.ones([1]), step=0, strict=True)
+
+
+def test_untraceable_loss_falls_back_to_an_eager_tape():
+    w = tf.Variable([1.0, 2.0], name="w")
+    cut = tf.Variable(1.0, name="cut")
+
+    def loss_fn(x):
+        host = (x * cut).numpy()  # cannot be traced into a graph
+        return tf.reduce_sum(w * x) + float(host.sum())
+
+    report = tb_gradflow.analyze(loss_fn, tf.constant([1.0, 3.0]))
+    assert "could not be traced" in report.fallback_reason
+    assert report.ops == ()
+    assert report.variables["w"].state == "flowing"
+    assert report.variables["cut"].state == "none"
+    assert "op-level detail unavailable" in str(report)
+
+
+def test_step_proto_of_a_resnet_sized_graph_fits_in_10kb():
+    from tb_gradflow.format.records import encode_step
+
+    rng = np.random.default_rng(0)
+    states = ["flowing", "none", "zero", "nonfinite"]
+    step = encode_step(
+        "0123456789abcdef",
+        [states[i] for i in rng.integers(0, 4, 1400)],
+        list(rng.lognormal(size=1400)),
+        [states[i] for i in rng.integers(0, 4, 214)],
+        list(rng.lognormal(size=214)),
+        1.5,
+    )
+    assert len(step.SerializeToString()) <= 10_000
