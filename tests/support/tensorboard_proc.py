@@ -66,6 +66,7 @@ class TensorBoardProcess:
         return cmd + self.extra_args
 
     def start(self) -> "TensorBoardProcess":
+        """Starts TensorBoard and waits until the plugin answers; stops it again on failure."""
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         self._proc = subprocess.Popen(
             self.command(),
@@ -75,19 +76,19 @@ class TensorBoardProcess:
             env=env,
             start_new_session=True,
         )
-        deadline = time.monotonic() + self.timeout
-        while not self.url:
-            self._check_alive()
-            match = _URL_PATTERN.search(self.log())
-            if match:
-                self.url = match.group(1) + self.path_prefix
-            elif time.monotonic() > deadline:
-                self.stop()
-                raise TensorBoardError(f"TensorBoard did not start:\n{self.log()}")
-            else:
-                time.sleep(0.2)
-        self.wait_until(lambda: self.plugin_active(), what="the gradflow plugin to answer")
+        try:
+            self.wait_until(self._find_url, what="TensorBoard to print its URL")
+            self.wait_until(self.plugin_active, what="the gradflow plugin to answer")
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def _find_url(self) -> bool:
+        match = _URL_PATTERN.search(self.log())
+        if match:
+            self.url = match.group(1) + self.path_prefix
+        return bool(match)
 
     def plugin_active(self) -> bool:
         """True once TensorBoard lists the plugin and its `runs` route answers."""
@@ -153,13 +154,17 @@ class TensorBoardProcess:
         if proc.stdin:
             proc.stdin.close()
 
+    def close(self) -> None:
+        """Stops the process and removes its log."""
+        self.stop()
+        with contextlib.suppress(OSError):
+            os.unlink(self._log_file.name)
+
     def __enter__(self) -> "TensorBoardProcess":
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
-        self.stop()
-        with contextlib.suppress(OSError):
-            os.unlink(self._log_file.name)
+        self.close()
 
 
 @contextlib.contextmanager
