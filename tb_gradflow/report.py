@@ -12,7 +12,7 @@ from typing import Any
 from tb_gradflow import vocabulary as V
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class VariableRecord:
     name: str
     state: str
@@ -20,7 +20,7 @@ class VariableRecord:
     shape: str = ""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class OpRecord:
     name: str
     type: str

@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
-from tb_gradflow.capture.probe import ProbeResult, _shape_text, _stats, tensor_state, track
+from tb_gradflow.capture.probe import ProbeResult, Reducer, _shape_text, tensor_state, track
 from tb_gradflow.format.records import encode_step
 from tb_gradflow.proto import gradflow_pb2
 
@@ -33,12 +33,12 @@ def eager_probe(
         graph.variables.add(name=v.name, shape=_shape_text(v.tf_variable.shape), dtype=v.tf_variable.dtype.name)
     graph.graph_id = hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest()[:16]
     values = []
+    reducer = Reducer()
     for g in grads:
         if g is None:
-            values.append(tensor_state(False, 0.0, 0.0))
+            values.append(tensor_state(False, 0.0))
         else:
-            sumsq, maxabs = (float(x) for x in _stats(g).numpy())
-            values.append(tensor_state(True, sumsq, maxabs))
+            values.append(tensor_state(True, float(reducer(g))))
     step = encode_step(
         graph.graph_id, [], [], [s for s, _ in values], [n for _, n in values],
         float(tf.reduce_sum(tf.cast(loss, tf.float32)).numpy()),

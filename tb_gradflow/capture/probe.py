@@ -15,7 +15,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.autograph.core import ag_ctx
 from tensorflow.python.eager import record
+from tensorflow.python.eager.polymorphic_function import autograph_util
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.capture.cuts import Structure, analyze_structure
@@ -78,25 +80,36 @@ def _shape_text(shape: tf.TensorShape) -> str:
     return "x".join("?" if d is None else str(d) for d in shape.as_list()) or "scalar"
 
 
-def _stats(grad: Any) -> tf.Tensor:
-    """[sum of squares, max |g|] in float32: both are needed to tell zero, tiny and nonfinite apart."""
-    if isinstance(grad, tf.IndexedSlices):
-        grad = grad.values
-    g = tf.abs(grad) if grad.dtype.is_complex else grad
-    g = tf.cast(g, tf.float32)
-    return tf.stack([tf.reduce_sum(tf.square(g)), tf.maximum(tf.reduce_max(tf.abs(g)), 0.0)])
+class Reducer:
+    """Reduces each gradient to its sum of squares, in float64, with two ops per tensor.
+
+    In float64 the squares of float32 values neither underflow nor overflow, so this one number
+    tells zero (0), tiny (> 0), finite and nonfinite (Inf or NaN) gradients apart.
+    """
+
+    def __call__(self, grad: Any) -> tf.Tensor:
+        if isinstance(grad, tf.IndexedSlices):
+            grad = grad.values
+        if grad.dtype.is_complex:
+            grad = tf.raw_ops.ComplexAbs(x=grad, Tout=grad.dtype.real_dtype)
+        if grad.dtype != tf.float64:
+            grad = tf.raw_ops.Cast(x=grad, DstT=tf.float64)
+        return tf.raw_ops.L2Loss(t=grad) * 2.0
+
+    def stack(self, grads: list[Any]) -> tf.Tensor:
+        if not grads:
+            return tf.zeros([0], tf.float64)
+        return tf.raw_ops.Pack(values=[self(g) for g in grads])
 
 
-def tensor_state(has_grad: bool, sumsq: float, maxabs: float) -> tuple[str, float | None]:
+def tensor_state(has_grad: bool, sumsq: float) -> tuple[str, float | None]:
     if not has_grad:
         return V.NONE, None
-    if math.isnan(sumsq) or not math.isfinite(maxabs):
-        return V.NONFINITE, sumsq if math.isnan(sumsq) else math.inf
-    if maxabs == 0.0:
+    if not math.isfinite(sumsq):
+        return V.NONFINITE, sumsq
+    if sumsq == 0.0:
         return V.ZERO, 0.0
-    # sqrt(sumsq) underflows to 0 or overflows to Inf for extreme but finite gradients.
-    norm = math.sqrt(sumsq) if 0.0 < sumsq < math.inf else maxabs
-    return V.FLOWING, norm
+    return V.FLOWING, math.sqrt(sumsq)
 
 
 def combine(values: list[tuple[str, float | None]]) -> tuple[str, float | None]:
@@ -123,7 +136,9 @@ class Probe:
         self._optimizer = optimizer
         self._layouts: dict[str, Layout] = {}
         self._loss_error: Exception | None = None
-        self._function = tf.function(self._trace)
+        # Autograph converts the user's code only; our own trace logic stays plain Python.
+        self._converted_loss = autograph_util.py_func_from_autograph(loss_fn)
+        self._function = tf.function(self._trace, autograph=False)
 
     @property
     def graphs(self) -> dict[str, gradflow_pb2.Graph]:
@@ -145,13 +160,13 @@ class Probe:
     def _trace(self, *args, **kwargs):
         with record.VariableWatcher() as watcher:
             try:
-                loss = self._loss_fn(*args, **kwargs)
+                with ag_ctx.ControlStatusCtx(status=ag_ctx.Status.ENABLED):
+                    loss = self._converted_loss(*args, **kwargs)
             except Exception as e:
                 self._loss_error = e
                 raise
         return self._build(tf.convert_to_tensor(loss), watcher.watched_variables())
 
-    @tf.autograph.experimental.do_not_convert
     def _build(self, loss: tf.Tensor, watched: Sequence[tf.Variable]) -> dict[str, Any]:
         graph = loss.graph
         variables = self._explicit
@@ -203,14 +218,12 @@ class Probe:
             graph_proto, op_tensors, tensor_rows, variable_rows, structure.reached, top
         )
 
-        present_t = [g for g in t_grads if g is not None]
-        present_v = [g for g in v_grads if g is not None]
-        empty = tf.zeros([0, 2], tf.float32)
+        reducer = Reducer()
         result = {
             "graph_id": tf.constant(graph_proto.graph_id),
             "loss": tf.cast(tf.reduce_sum(loss), tf.float32),
-            "tensor_stats": tf.stack([_stats(g) for g in present_t]) if present_t else empty,
-            "variable_stats": tf.stack([_stats(g) for g in present_v]) if present_v else empty,
+            "tensor_stats": reducer.stack([g for g in t_grads if g is not None]),
+            "variable_stats": reducer.stack([g for g in v_grads if g is not None]),
         }
         if self._optimizer is not None:
             self._apply(
@@ -272,7 +285,7 @@ class Probe:
             row = rows.get(i)
             if row is None:
                 return V.NONE, None
-            return tensor_state(True, float(stats[row, 0]), float(stats[row, 1]))
+            return tensor_state(True, float(stats[row]))
 
         op_values: list[tuple[str, float | None]] = []
         for i, positions in enumerate(layout.op_tensors):

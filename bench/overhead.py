@@ -1,0 +1,134 @@
+"""Cost of a gradflow logging call against one plain training step, in one process.
+
+For a Keras ResNet50 (batch 8, CPU) and the demo's small convolutional VAE, measures:
+- steady state: median of a logging call (`summary.gradflow(..., optimizer=)`, which is itself a
+  training step) over the median of a plain `tf.function` train step; target <= 1.3;
+- first call: trace-and-run of the logging call over that of the plain step; target <= 2.5;
+and prints the ops on the loss path and the bytes one logged step stores.
+Run: .venv/bin/python bench/overhead.py [--repeats N] [--models resnet50,vae]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo"))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tb_gradflow  # noqa: E402
+from tb_gradflow.capture.analyze import probe_for  # noqa: E402
+
+
+def _resnet50():
+    model = keras.applications.ResNet50(weights=None, input_shape=(224, 224, 3), classes=1000)
+    images = tf.random.stateless_uniform([8, 224, 224, 3], seed=[0, 1])
+    labels = tf.random.stateless_uniform([8], seed=[0, 2], maxval=1000, dtype=tf.int32)
+    loss_object = keras.losses.SparseCategoricalCrossentropy()
+
+    def loss_fn(x, y):
+        return loss_object(y, model(x, training=True))
+
+    return model, loss_fn, (images, labels)
+
+
+def _vae():
+    from vae import ColourVAE, make_images, vae_loss
+
+    model = ColourVAE(lookup="gather")
+    images = tf.constant(make_images(32))
+    model(images[:1])
+
+    def loss_fn(x):
+        return vae_loss(model, x)
+
+    return model, loss_fn, (images,)
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    out = fn()
+    if isinstance(out, tf.Tensor):
+        out.numpy()
+    return time.perf_counter() - start
+
+
+def measure(name: str, build, repeats: int) -> dict:
+    model, loss_fn, args = build()
+    variables = model.trainable_variables
+    plain_opt = keras.optimizers.SGD(1e-4)
+    log_opt = keras.optimizers.SGD(1e-4)
+    plain_opt.build(variables)
+    log_opt.build(variables)
+
+    @tf.function
+    def plain_step(*a):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(*a)
+        grads = tape.gradient(loss, variables)
+        plain_opt.apply_gradients(zip(grads, variables))
+        return loss
+
+    logdir = tempfile.mkdtemp(prefix="gradflow-bench-")
+    writer = tf.summary.create_file_writer(logdir)
+    step = [0]
+
+    def logging_call():
+        with writer.as_default():
+            tb_gradflow.summary.gradflow("gradflow", loss_fn, *args, variables=variables,
+                                         step=step[0], optimizer=log_opt, strict=True)
+        step[0] += 1
+
+    plain_first = _timed(lambda: plain_step(*args))
+    log_first = _timed(logging_call)
+    plain, logged = [], []
+    for _ in range(repeats):  # interleaved, so drift hits both alike
+        plain.append(_timed(lambda: plain_step(*args)))
+        logged.append(_timed(logging_call))
+    writer.flush()
+    probe = probe_for(loss_fn, variables, log_opt)
+    graph = next(iter(probe.graphs.values()))
+    report = tb_gradflow.analyze(loss_fn, *args, variables=variables)
+    from tb_gradflow.format.records import encode_step  # noqa: E402 - sizes of the real encoding
+
+    size = len(encode_step(graph.graph_id, [o.state for o in report.ops], [o.norm for o in report.ops],
+                           [v.state for v in report.variables.values()],
+                           [v.norm for v in report.variables.values()], report.loss).SerializeToString())
+    return {
+        "model": name,
+        "ops": len(graph.ops),
+        "variables": len(graph.variables),
+        "step_bytes": size,
+        "plain_median_s": statistics.median(plain),
+        "log_median_s": statistics.median(logged),
+        "steady_ratio": statistics.median(logged) / statistics.median(plain),
+        "plain_first_s": plain_first,
+        "log_first_s": log_first,
+        "first_ratio": log_first / plain_first,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--models", default="resnet50,vae")
+    args = parser.parse_args()
+    builders = {"resnet50": _resnet50, "vae": _vae}
+    print(f"{'model':10} {'ops':>5} {'vars':>5} {'step B':>7} {'plain s':>8} {'log s':>8} "
+          f"{'ratio':>6} {'first plain':>11} {'first log':>9} {'ratio':>6}")
+    for name in args.models.split(","):
+        r = measure(name, builders[name], args.repeats)
+        print(f"{r['model']:10} {r['ops']:5d} {r['variables']:5d} {r['step_bytes']:7d} "
+              f"{r['plain_median_s']:8.3f} {r['log_median_s']:8.3f} {r['steady_ratio']:6.2f} "
+              f"{r['plain_first_s']:11.2f} {r['log_first_s']:9.2f} {r['first_ratio']:6.2f}", flush=True)
+    print("targets: steady ratio <= 1.3, first-call ratio <= 2.5, step bytes <= 10000")
+
+
+if __name__ == "__main__":
+    main()
