@@ -1,0 +1,75 @@
+// The details panel of the selected op.
+import { renderChart } from "./chart";
+import { clear, el } from "./dom";
+import { formatNorm } from "./format";
+import type { GraphModel } from "./model";
+import { STATE_LABEL } from "./colors";
+import type { HistoryResponse } from "./types";
+
+export type HistoryState = { kind: "loading" } | { kind: "ready"; data: HistoryResponse } | { kind: "error"; message: string };
+
+const MAX_LINKS = 40;
+
+export function renderDetails(
+  container: HTMLElement,
+  model: GraphModel,
+  index: number,
+  history: HistoryState,
+  onSelect: (index: number) => void,
+  onClose: () => void,
+): void {
+  clear(container);
+  const op = model.ops[index];
+  if (!op) return;
+  container.dataset.opName = op.name;
+  const close = el("button", { class: "gf-close", type: "button", "aria-label": "close details" }, "×");
+  close.addEventListener("click", onClose);
+  const row = (label: string, field: string, value: Node | string): HTMLElement =>
+    el("div", { class: "gf-row" }, el("dt", {}, label), el("dd", { "data-field": field }, value));
+  const opLinks = (indices: number[]): HTMLElement => {
+    if (indices.length === 0) return el("span", { class: "gf-muted" }, "none");
+    const list = el("ul", { class: "gf-links" });
+    for (const i of indices.slice(0, MAX_LINKS)) {
+      const other = model.ops[i];
+      const b = el("button", { type: "button", class: "gf-op-link", "data-op-link": other.name, "data-state": other.state }, other.name);
+      b.addEventListener("click", () => onSelect(i));
+      list.append(el("li", {}, b));
+    }
+    if (indices.length > MAX_LINKS) list.append(el("li", { class: "gf-muted" }, `… ${indices.length - MAX_LINKS} more`));
+    return list;
+  };
+  const dl = el(
+    "dl",
+    {},
+    row("Type", "type", op.type),
+    row("State", "state", el("span", { class: "gf-badge", "data-state": op.state }, STATE_LABEL[op.state])),
+    row("Gradient norm", "norm", op.measured ? formatNorm(op.norm) : `${formatNorm(op.norm)} (not measured inside a body)`),
+    row("Source", "source", op.source || "unknown"),
+    row("Output", "output", op.shapes.map((s, i) => `${op.dtypes[i] ?? ""}[${s}]`).join(", ") || "—"),
+  );
+  if (op.cause) {
+    const starved = op.starved.map((i) => model.variables[i]?.name ?? String(i));
+    dl.append(
+      row("Cut point", "cause", el("span", { class: "gf-cut-text" }, `✂ ${op.cause}${op.causeDetail ? `: ${op.causeDetail}` : ""}`)),
+      row("Starves", "starved", starved.length ? starved.join(", ") : "nothing (another path carries the gradient)"),
+    );
+  }
+  if (op.variableInputs.length) {
+    dl.append(row("Reads", "variables", op.variableInputs.map((i) => model.variables[i]?.name ?? String(i)).join(", ")));
+  }
+  const chart = el("div", { class: "gf-history", "data-field": "history" });
+  if (history.kind === "loading") chart.append(el("span", { class: "gf-muted" }, "loading history…"));
+  else if (history.kind === "error") chart.append(el("span", { class: "gf-error" }, history.message));
+  else chart.append(renderChart(history.data, model.step), el("div", { class: "gf-muted" }, `${history.data.steps.length} logged steps`));
+  container.append(
+    el("header", {}, el("h2", { "data-field": "short-name" }, op.name.split("/").pop() ?? op.name), close),
+    el("div", { class: "gf-fullname", "data-field": "name" }, op.name),
+    dl,
+    el("h3", {}, "Gradient norm across steps"),
+    chart,
+    el("h3", {}, `Inputs (${op.inputs.length})`),
+    opLinks(op.inputs),
+    el("h3", {}, `Outputs (${op.outputs.length})`),
+    opLinks(op.outputs),
+  );
+}

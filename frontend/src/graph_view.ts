@@ -1,0 +1,553 @@
+// The op graph: an SVG with pan and zoom, laid out by the worker, drawn only where it is on
+// screen. Structure (graph version + open groups) decides the layout; a step's values only
+// restyle what is drawn.
+import type { MagnitudeScale } from "./colors";
+import { magnitudeColor, magnitudeFraction, magnitudeScale, magnitudeTextColor } from "./colors";
+import { clear, setText, svg } from "./dom";
+import type { Group, GroupSummary, Hierarchy } from "./hierarchy";
+import { summarizeGroups } from "./hierarchy";
+import type { LayoutClient } from "./layout_client";
+import type { Box, LayoutResult } from "./layout_protocol";
+import type { GraphModel, Op } from "./model";
+import { edgeFlow, groupNodeId, opNodeId, visibleGraph } from "./visible";
+import type { VisibleEdge, VisibleGraph, VisibleNode } from "./visible";
+import { nodeLines, nodeSize } from "./node_text";
+import type { Rect, Transform } from "./viewport";
+import { centreOn, fitTransform, intersects, visibleRect, zoomAround } from "./viewport";
+
+export interface GraphViewEvents {
+  selectOp(index: number): void;
+  toggleGroup(groupId: string): void;
+  viewChanged?(): void;
+}
+
+export interface GraphInput {
+  model: GraphModel;
+  hierarchy: Hierarchy;
+  expanded: ReadonlySet<string>;
+  selected: number;
+  matches: ReadonlySet<number>;
+  /** A group whose on-screen position should stay put across a relayout (the one clicked). */
+  anchor?: string;
+  /** Where the first view looks when the whole graph is too small to read: this op (a cut). */
+  focus?: number;
+}
+
+/** Below this zoom a fitted graph is unreadable: the first view centres on the focus op instead. */
+const READABLE_ZOOM = 0.55;
+
+interface Item {
+  id: string;
+  kind: "node" | "cluster" | "edge";
+  bounds: Rect;
+  node?: VisibleNode;
+  group?: Group;
+  edge?: VisibleEdge;
+  points?: Array<{ x: number; y: number }>;
+  box?: Box;
+}
+
+let instances = 0;
+
+export class GraphView {
+  readonly element: HTMLDivElement;
+  private readonly svgRoot: SVGSVGElement;
+  private readonly world: SVGGElement;
+  private readonly layers: { clusters: SVGGElement; edges: SVGGElement; nodes: SVGGElement };
+  private readonly markerId: string;
+  private input: GraphInput | null = null;
+  private summaries = new Map<string, GroupSummary>();
+  private scale: MagnitudeScale | null = null;
+  private visible: VisibleGraph | null = null;
+  private layout: LayoutResult | null = null;
+  private layoutKey = "";
+  private generation = 0;
+  private items: Item[] = [];
+  private itemById = new Map<string, Item>();
+  private drawn = new Map<string, SVGGElement | SVGPathElement>();
+  private transform: Transform = { x: 0, y: 0, k: 1 };
+  private fitted = false;
+  private cullQueued = false;
+  private drag: { x: number; y: number; t: Transform; moved: boolean } | null = null;
+  private suppressClick = false;
+
+  constructor(private readonly layoutClient: LayoutClient, private readonly events: GraphViewEvents, label: string) {
+    this.markerId = `gf-arrow-${++instances}`;
+    this.element = document.createElement("div");
+    this.element.className = "gf-graph";
+    this.world = svg("g", { class: "gf-world" });
+    this.layers = {
+      clusters: svg("g", { class: "gf-clusters" }),
+      edges: svg("g", { class: "gf-edges" }),
+      nodes: svg("g", { class: "gf-nodes" }),
+    };
+    this.world.append(this.layers.clusters, this.layers.edges, this.layers.nodes);
+    this.svgRoot = svg(
+      "svg",
+      { class: "gf-svg", tabindex: 0, role: "application", "aria-label": label },
+      svg(
+        "defs",
+        {},
+        svg(
+          "marker",
+          { id: this.markerId, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+          svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "gf-arrowhead" }),
+        ),
+      ),
+      this.world,
+    );
+    this.element.append(this.svgRoot);
+    this.bindEvents();
+  }
+
+  get currentTransform(): Transform {
+    return { ...this.transform };
+  }
+
+  /** Draws `input`; resolves once it is on screen. Relayouts only when the structure changed. */
+  async show(input: GraphInput): Promise<void> {
+    const previous = this.input;
+    this.input = input;
+    this.summaries = summarizeGroups(input.hierarchy, input.model.ops);
+    this.scale = magnitudeScale(input.model.ops.map((op) => (op.state === "flowing" ? op.norm : null)));
+    const key = `${input.model.graphId}|${[...input.expanded].sort().join("\u0000")}`;
+    if (key === this.layoutKey && this.layout && previous?.hierarchy === input.hierarchy) {
+      this.restyle();
+      return;
+    }
+    const generation = ++this.generation;
+    const visible = visibleGraph(input.model.ops, input.hierarchy, input.expanded);
+    const sized = visible.nodes.map((n) => {
+      const size = nodeSize(nodeLines(input.model, n, this.summaries.get(n.group?.id ?? "")));
+      return { id: n.id, width: size.width, height: size.height, cluster: n.cluster };
+    });
+    const anchorBefore = input.anchor ? this.screenBoxOfGroup(input.anchor) : null;
+    const layout = await this.layoutClient.layout({
+      nodes: sized,
+      clusters: visible.clusters.map((c) => ({ id: c.id, cluster: c.cluster })),
+      edges: visible.edges.map((e) => ({ id: e.id, from: e.from, to: e.to })),
+    });
+    if (generation !== this.generation) return; // a newer show() superseded this one
+    this.visible = visible;
+    this.layout = layout;
+    this.layoutKey = key;
+    this.buildItems();
+    this.eraseAll();
+    if (!this.fitted) {
+      this.fit();
+      this.fitted = true;
+      if (this.transform.k < READABLE_ZOOM) this.firstView(input.focus ?? -1);
+    } else if (anchorBefore && input.anchor) {
+      const after = this.graphBoxOfGroup(input.anchor);
+      if (after) {
+        // keep the clicked group's top-left corner where it was on screen
+        const k = this.transform.k;
+        this.transform = { k, x: anchorBefore.x - (after.x - after.width / 2) * k, y: anchorBefore.y - (after.y - after.height / 2) * k };
+      }
+    }
+    this.applyTransform(true);
+  }
+
+  fit(): void {
+    if (!this.layout) return;
+    const { width, height } = this.viewSize();
+    this.transform = fitTransform({ x: 0, y: 0, width: this.layout.width, height: this.layout.height }, width, height);
+    this.applyTransform(false);
+  }
+
+  /** Zooms to a readable scale around the focus op, or the top of the graph. */
+  private firstView(focus: number): void {
+    const { width, height } = this.viewSize();
+    const nodeId = focus >= 0 ? this.visible?.nodeOfOp[focus] : undefined;
+    const box = nodeId ? this.itemById.get(nodeId)?.box : undefined;
+    const k = READABLE_ZOOM + 0.15;
+    if (box) this.transform = centreOn(box.x, box.y, this.transform, width, height, k);
+    else this.transform = { k, x: width / 2 - ((this.layout?.width ?? 0) / 2) * k, y: 20 };
+  }
+
+  zoomBy(factor: number): void {
+    const { width, height } = this.viewSize();
+    this.transform = zoomAround(this.transform, factor, width / 2, height / 2);
+    this.applyTransform(false);
+  }
+
+  panBy(dx: number, dy: number): void {
+    this.transform = { ...this.transform, x: this.transform.x + dx, y: this.transform.y + dy };
+    this.applyTransform(false);
+  }
+
+  setTransform(t: Transform): void {
+    this.transform = { ...t };
+    this.applyTransform(false);
+  }
+
+  /** Centres the view on an op (or the collapsed group that shows it). */
+  centreOnOp(index: number): boolean {
+    const nodeId = this.visible?.nodeOfOp[index];
+    const item = nodeId ? this.itemById.get(nodeId) : undefined;
+    if (!item?.box) return false;
+    const { width, height } = this.viewSize();
+    this.transform = centreOn(item.box.x, item.box.y, this.transform, width, height, Math.max(this.transform.k, 0.8));
+    this.applyTransform(true);
+    return true;
+  }
+
+  /** Moves keyboard focus to the drawn node of an op, if it is drawn. */
+  focusOp(index: number): void {
+    const nodeId = this.visible?.nodeOfOp[index];
+    const node = nodeId ? this.drawn.get(nodeId) : undefined;
+    (node as SVGGElement | undefined)?.focus({ preventScroll: true });
+  }
+
+  get layoutMillis(): number {
+    return this.layout?.millis ?? 0;
+  }
+
+  get drawnCount(): number {
+    return this.drawn.size;
+  }
+
+  // ---- items and culling ---------------------------------------------------------------------
+
+  private buildItems(): void {
+    const layout = this.layout!;
+    const visible = this.visible!;
+    const items: Item[] = [];
+    const boundsOf = (b: Box): Rect => ({ x: b.x - b.width / 2, y: b.y - b.height / 2, width: b.width, height: b.height });
+    for (const c of visible.clusters) {
+      const box = layout.boxes[c.id];
+      if (box) items.push({ id: c.id, kind: "cluster", bounds: boundsOf(box), group: c.group, box });
+    }
+    for (const n of visible.nodes) {
+      const box = layout.boxes[n.id];
+      if (box) items.push({ id: n.id, kind: "node", bounds: boundsOf(box), node: n, box });
+    }
+    for (const e of visible.edges) {
+      const points = layout.edges[e.id];
+      if (!points || points.length === 0) continue;
+      let x0 = Infinity;
+      let y0 = Infinity;
+      let x1 = -Infinity;
+      let y1 = -Infinity;
+      for (const p of points) {
+        x0 = Math.min(x0, p.x);
+        y0 = Math.min(y0, p.y);
+        x1 = Math.max(x1, p.x);
+        y1 = Math.max(y1, p.y);
+      }
+      items.push({ id: `e:${e.id}`, kind: "edge", bounds: { x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1 }, edge: e, points });
+    }
+    this.items = items;
+    this.itemById = new Map(items.map((i) => [i.id, i]));
+  }
+
+  private eraseAll(): void {
+    this.drawn.clear();
+    clear(this.layers.clusters);
+    clear(this.layers.edges);
+    clear(this.layers.nodes);
+  }
+
+  private cull(): void {
+    if (!this.input) return;
+    const { width, height } = this.viewSize();
+    const area = visibleRect(this.transform, width, height, 0.5);
+    const keep = new Set<string>();
+    for (const item of this.items) {
+      if (!intersects(area, item.bounds)) continue;
+      keep.add(item.id);
+      if (!this.drawn.has(item.id)) this.drawItem(item);
+    }
+    for (const [id, node] of this.drawn) {
+      if (!keep.has(id)) {
+        node.remove();
+        this.drawn.delete(id);
+      }
+    }
+    this.element.dataset.drawn = String(this.drawn.size);
+  }
+
+  private restyle(): void {
+    for (const [id, node] of this.drawn) {
+      const item = this.itemById.get(id);
+      if (item) this.paint(item, node);
+    }
+  }
+
+  // ---- drawing ---------------------------------------------------------------------------------
+
+  private drawItem(item: Item): void {
+    let node: SVGGElement | SVGPathElement;
+    if (item.kind === "edge") {
+      node = svg("path", { class: "gf-edge", d: pathOf(item.points!), "marker-end": `url(#${this.markerId})` });
+      this.layers.edges.appendChild(node);
+    } else if (item.kind === "cluster") {
+      node = this.drawCluster(item);
+      this.layers.clusters.appendChild(node);
+    } else {
+      node = this.drawNode(item);
+      this.layers.nodes.appendChild(node);
+    }
+    this.paint(item, node);
+    this.drawn.set(item.id, node);
+  }
+
+  private drawCluster(item: Item): SVGGElement {
+    const b = item.bounds;
+    const group = item.group!;
+    const header = svg(
+      "g",
+      { class: "gf-cluster-header", "data-action": "collapse", "data-group": group.id, tabindex: 0, role: "button" },
+      svg("rect", { x: b.x, y: b.y, width: b.width, height: 20, rx: 6 }),
+      svg("text", { x: b.x + 8, y: b.y + 14 }, `▾ ${group.label}`),
+    );
+    header.setAttribute("aria-label", `collapse group ${group.id}`);
+    return svg(
+      "g",
+      { class: "gf-cluster", "data-group": group.id, "data-expanded": "true" },
+      svg("rect", { class: "gf-cluster-box", x: b.x, y: b.y, width: b.width, height: b.height, rx: 8 }),
+      header,
+    );
+  }
+
+  private drawNode(item: Item): SVGGElement {
+    const b = item.bounds;
+    const n = item.node!;
+    const input = this.input!;
+    const g = svg("g", { class: n.kind === "op" ? "gf-node gf-op" : "gf-node gf-group", "data-node-id": n.id, tabindex: 0, role: "button" });
+    if (n.kind === "op") {
+      const op = input.model.ops[n.op];
+      g.setAttribute("data-op-name", op.name);
+      g.setAttribute("data-op-type", op.type);
+      if (op.cause) {
+        g.setAttribute("data-cut", op.cause);
+        g.append(svg("polygon", { class: "gf-shape", points: octagon(b) }));
+      } else {
+        g.append(svg("rect", { class: "gf-shape", x: b.x, y: b.y, width: b.width, height: b.height, rx: 4 }));
+      }
+    } else {
+      const group = n.group!;
+      g.setAttribute("data-group", group.id);
+      g.setAttribute("data-expanded", "false");
+      g.append(
+        svg("rect", { class: "gf-shape-back", x: b.x + 4, y: b.y + 4, width: b.width, height: b.height, rx: 8 }),
+        svg("rect", { class: "gf-shape", x: b.x, y: b.y, width: b.width, height: b.height, rx: 8 }),
+      );
+    }
+    const lines = nodeLines(input.model, n, this.summaries.get(n.group?.id ?? ""));
+    lines.forEach((line, k) => {
+      g.append(svg("text", { class: `gf-line gf-line-${line.kind}`, x: b.x + b.width / 2, y: b.y + 15 + k * 14, "text-anchor": "middle" }, line.text));
+    });
+    g.append(svg("title", {}, ""));
+    return g;
+  }
+
+  /** Sets everything that depends on the step's values (and selection / search). */
+  private paint(item: Item, node: SVGGElement | SVGPathElement): void {
+    const input = this.input!;
+    const ops = input.model.ops;
+    if (item.kind === "edge") {
+      node.setAttribute("data-flow", edgeFlow(ops, item.edge!));
+      return;
+    }
+    if (item.kind === "cluster") {
+      const s = this.summaries.get(item.group!.id);
+      node.setAttribute("data-state", s?.worst ?? "none");
+      if (s?.cuts.length) node.setAttribute("data-has-cut", String(s.cuts.length));
+      else node.removeAttribute("data-has-cut");
+      return;
+    }
+    const n = item.node!;
+    const shape = node.querySelector<SVGElement>(".gf-shape");
+    const texts = node.querySelectorAll<SVGTextElement>("text");
+    const lines = nodeLines(input.model, n, this.summaries.get(n.group?.id ?? ""));
+    lines.forEach((line, k) => texts[k] && setText(texts[k], line.text));
+    const title = node.querySelector("title");
+    if (n.kind === "op") {
+      const op = ops[n.op];
+      node.setAttribute("data-state", op.state);
+      node.setAttribute("aria-label", `${op.name}, ${op.type}, ${op.state}${op.cause ? `, cut point: ${op.cause}` : ""}`);
+      if (title) setText(title, `${op.name}\n${op.type} · ${op.state}${op.source ? `\n${op.source}` : ""}`);
+      this.colourFlowing(op, shape, texts);
+      toggleAttr(node, "data-selected", n.op === input.selected);
+      toggleAttr(node, "data-match", input.matches.has(n.op));
+    } else {
+      const group = n.group!;
+      const s = this.summaries.get(group.id);
+      node.setAttribute("data-state", s?.worst ?? "none");
+      toggleAttr(node, "data-starved", !!s && s.counts.none === group.size);
+      if (s?.cuts.length) node.setAttribute("data-has-cut", String(s.cuts.length));
+      else node.removeAttribute("data-has-cut");
+      node.setAttribute("aria-label", `group ${group.id}, ${group.size} ops, worst state ${s?.worst ?? "none"}${s?.cuts.length ? `, holds ${s.cuts.length} cut point(s)` : ""}; press Enter to expand`);
+      if (title) setText(title, `${group.id}\n${group.size} ops · worst state: ${s?.worst ?? "none"}`);
+      if (s?.worst === "flowing" && s.maxNorm !== null && this.scale && shape) {
+        const t = magnitudeFraction(s.maxNorm, this.scale);
+        shape.style.fill = magnitudeColor(t);
+        texts.forEach((x) => (x.style.fill = magnitudeTextColor(t)));
+      } else {
+        if (shape) shape.style.fill = "";
+        texts.forEach((x) => (x.style.fill = ""));
+      }
+      let selectedInside = false;
+      let matchInside = false;
+      if (input.selected >= 0 && this.visible?.nodeOfOp[input.selected] === n.id) selectedInside = true;
+      for (const i of input.matches) if (this.visible?.nodeOfOp[i] === n.id) matchInside = true;
+      toggleAttr(node, "data-selected", selectedInside);
+      toggleAttr(node, "data-match", matchInside);
+    }
+  }
+
+  private colourFlowing(op: Op, shape: SVGElement | null, texts: NodeListOf<SVGTextElement>): void {
+    if (!shape) return;
+    if (op.state === "flowing" && !op.cause && op.norm !== null && this.scale) {
+      const t = magnitudeFraction(op.norm, this.scale);
+      shape.style.fill = magnitudeColor(t);
+      texts.forEach((x) => (x.style.fill = magnitudeTextColor(t)));
+    } else {
+      shape.style.fill = "";
+      texts.forEach((x) => (x.style.fill = ""));
+    }
+  }
+
+  // ---- transform and events -------------------------------------------------------------------
+
+  private viewSize(): { width: number; height: number } {
+    const r = this.svgRoot.getBoundingClientRect();
+    return { width: r.width || 800, height: r.height || 600 };
+  }
+
+  private applyTransform(immediate: boolean): void {
+    const t = this.transform;
+    this.world.setAttribute("transform", `translate(${t.x.toFixed(1)},${t.y.toFixed(1)}) scale(${t.k.toFixed(4)})`);
+    this.element.classList.toggle("gf-far", t.k < 0.3);
+    this.element.dataset.zoom = t.k.toFixed(3);
+    if (immediate) this.cull();
+    else if (!this.cullQueued) {
+      this.cullQueued = true;
+      requestAnimationFrame(() => {
+        this.cullQueued = false;
+        this.cull();
+      });
+    }
+    this.events.viewChanged?.();
+  }
+
+  private screenBoxOfGroup(groupId: string): { x: number; y: number } | null {
+    const b = this.graphBoxOfGroup(groupId);
+    if (!b) return null;
+    const t = this.transform;
+    return { x: (b.x - b.width / 2) * t.k + t.x, y: (b.y - b.height / 2) * t.k + t.y };
+  }
+
+  private graphBoxOfGroup(groupId: string): Box | null {
+    return this.itemById.get(groupNodeId(groupId))?.box ?? this.itemById.get(`c:${groupId}`)?.box ?? null;
+  }
+
+  private bindEvents(): void {
+    const s = this.svgRoot;
+    s.addEventListener(
+      "wheel",
+      (e) => {
+        e.preventDefault();
+        const r = s.getBoundingClientRect();
+        const factor = Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015));
+        this.transform = zoomAround(this.transform, factor, e.clientX - r.left, e.clientY - r.top);
+        this.applyTransform(false);
+      },
+      { passive: false },
+    );
+    s.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      this.drag = { x: e.clientX, y: e.clientY, t: { ...this.transform }, moved: false };
+    });
+    s.addEventListener("pointermove", (e) => {
+      const d = this.drag;
+      if (!d) return;
+      const dx = e.clientX - d.x;
+      const dy = e.clientY - d.y;
+      if (!d.moved && Math.hypot(dx, dy) < 4) return;
+      if (!d.moved) s.setPointerCapture(e.pointerId);
+      d.moved = true;
+      this.transform = { ...d.t, x: d.t.x + dx, y: d.t.y + dy };
+      this.applyTransform(false);
+    });
+    const endDrag = (): void => {
+      if (this.drag?.moved) this.suppressClick = true;
+      this.drag = null;
+    };
+    s.addEventListener("pointerup", endDrag);
+    s.addEventListener("pointercancel", endDrag);
+    s.addEventListener("click", (e) => {
+      if (this.suppressClick) {
+        this.suppressClick = false;
+        return;
+      }
+      this.activate(e.target as Element);
+    });
+    s.addEventListener("keydown", (e) => {
+      const target = e.target as Element;
+      if ((e.key === "Enter" || e.key === " ") && target !== s) {
+        e.preventDefault();
+        this.activate(target);
+        return;
+      }
+      const step = 60;
+      const keys: Record<string, () => void> = {
+        ArrowLeft: () => this.panBy(step, 0),
+        ArrowRight: () => this.panBy(-step, 0),
+        ArrowUp: () => this.panBy(0, step),
+        ArrowDown: () => this.panBy(0, -step),
+        "+": () => this.zoomBy(1.25),
+        "=": () => this.zoomBy(1.25),
+        "-": () => this.zoomBy(0.8),
+        "0": () => this.fit(),
+      };
+      const action = keys[e.key];
+      if (action && !e.ctrlKey && !e.metaKey && !e.altKey) {
+        e.preventDefault();
+        action();
+      }
+    });
+  }
+
+  private activate(target: Element): void {
+    const collapse = target.closest("[data-action=collapse]");
+    if (collapse) {
+      this.events.toggleGroup(collapse.getAttribute("data-group") ?? "");
+      return;
+    }
+    const node = target.closest("[data-node-id]");
+    if (!node) return;
+    const id = node.getAttribute("data-node-id") ?? "";
+    if (id.startsWith("op:")) this.events.selectOp(Number(id.slice(3)));
+    else if (id.startsWith("g:")) this.events.toggleGroup(id.slice(2));
+  }
+}
+
+function toggleAttr(node: Element, name: string, on: boolean): void {
+  if (on) node.setAttribute(name, "true");
+  else node.removeAttribute(name);
+}
+
+function pathOf(points: Array<{ x: number; y: number }>): string {
+  return points.map((p, i) => `${i ? "L" : "M"}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(" ");
+}
+
+function octagon(b: Rect): string {
+  const c = Math.min(10, b.height / 3);
+  const { x, y, width: w, height: h } = b;
+  return [
+    [x + c, y],
+    [x + w - c, y],
+    [x + w, y + c],
+    [x + w, y + h - c],
+    [x + w - c, y + h],
+    [x + c, y + h],
+    [x, y + h - c],
+    [x, y + c],
+  ]
+    .map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`)
+    .join(" ");
+}
+
+export { opNodeId };

@@ -1,0 +1,157 @@
+// The graph of one step as the tab uses it: ops and variables as records, with parsed norms and
+// the output lists the routes leave implicit.
+import type { Cause, GradState, GraphResponse, WireNorm } from "./types";
+
+export interface Op {
+  index: number;
+  name: string;
+  type: string;
+  source: string;
+  state: GradState;
+  /** L2 norm; null when there is none or it was not measured; Infinity or NaN when nonfinite. */
+  norm: number | null;
+  measured: boolean;
+  cause: Cause | null;
+  causeDetail: string;
+  inputs: number[];
+  outputs: number[];
+  variableInputs: number[];
+  parent: number;
+  shapes: string[];
+  dtypes: string[];
+  starved: number[];
+}
+
+export interface Variable {
+  index: number;
+  name: string;
+  shape: string;
+  state: GradState;
+  norm: number | null;
+  /** Ops that read this variable directly. */
+  readers: number[];
+}
+
+export interface GraphModel {
+  run: string;
+  tag: string;
+  step: number;
+  graphId: string;
+  graphVersion: number;
+  graphVersions: number;
+  loss: number | null;
+  fallbackReason: string | null;
+  ops: Op[];
+  variables: Variable[];
+  opIndex: Map<string, number>;
+  response: GraphResponse;
+}
+
+export function parseNorm(norm: WireNorm | undefined): number | null {
+  if (norm === null || norm === undefined) return null;
+  if (norm === "inf") return Infinity;
+  if (norm === "nan") return NaN;
+  return typeof norm === "number" ? norm : null;
+}
+
+export function buildModel(g: GraphResponse): GraphModel {
+  const c = g.ops;
+  const n = c.name.length;
+  const ops: Op[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    ops[i] = {
+      index: i,
+      name: c.name[i],
+      type: c.type[i] ?? "",
+      source: c.source[i] ?? "",
+      state: c.state[i] ?? "none",
+      norm: parseNorm(c.norm[i]),
+      measured: c.measured[i] ?? false,
+      cause: c.cause[i] ?? null,
+      causeDetail: c.cause_detail[i] ?? "",
+      inputs: (c.inputs[i] ?? []).filter((j) => j >= 0 && j < n),
+      outputs: [],
+      variableInputs: c.variable_inputs[i] ?? [],
+      parent: c.parent[i] ?? -1,
+      shapes: c.shape[i] ?? [],
+      dtypes: c.dtype[i] ?? [],
+      starved: c.starved[i] ?? [],
+    };
+  }
+  for (const op of ops) for (const j of op.inputs) ops[j].outputs.push(op.index);
+  const v = g.variables;
+  const variables: Variable[] = v.name.map((name, i) => ({
+    index: i,
+    name,
+    shape: v.shape[i] ?? "",
+    state: v.state[i] ?? "none",
+    norm: parseNorm(v.norm[i]),
+    readers: [],
+  }));
+  for (const op of ops) for (const j of op.variableInputs) variables[j]?.readers.push(op.index);
+  return {
+    run: g.run,
+    tag: g.tag,
+    step: g.step,
+    graphId: g.graph_id,
+    graphVersion: g.graph_version,
+    graphVersions: g.graph_versions,
+    loss: g.loss,
+    fallbackReason: g.fallback_reason,
+    ops,
+    variables,
+    opIndex: new Map(ops.map((op) => [op.name, op.index])),
+    response: g,
+  };
+}
+
+/** Depth of each op: the length of the longest input chain that leads to it (Kahn's order). */
+export function opDepths(ops: readonly Op[]): Int32Array {
+  const depth = new Int32Array(ops.length);
+  const waiting = new Int32Array(ops.length);
+  const queue: number[] = [];
+  for (const op of ops) {
+    waiting[op.index] = op.inputs.length;
+    if (op.inputs.length === 0) queue.push(op.index);
+  }
+  for (let head = 0; head < queue.length; head++) {
+    const i = queue[head];
+    for (const o of ops[i].outputs) {
+      depth[o] = Math.max(depth[o], depth[i] + 1);
+      if (--waiting[o] === 0) queue.push(o);
+    }
+  }
+  return depth; // ops on a cycle (never in a real graph) keep a partial depth
+}
+
+/** How deep in the network each variable is used: the depth, counted from the graph's data
+ * inputs, of the first ops downstream of its reads that also depend on data. Variable reads
+ * themselves (and their Reshape/Squeeze chains) have no data depth, so they do not count. */
+export function variableDepths(ops: readonly Op[], variables: readonly Variable[]): number[] {
+  const dataDepth = new Int32Array(ops.length).fill(-1);
+  const depth = opDepths(ops);
+  const order = [...ops.keys()].sort((a, b) => depth[a] - depth[b]);
+  for (const i of order) {
+    const op = ops[i];
+    if (op.inputs.length === 0) {
+      dataDepth[i] = op.variableInputs.length ? -1 : 0;
+      continue;
+    }
+    let d = -1;
+    for (const j of op.inputs) if (dataDepth[j] >= 0) d = Math.max(d, dataDepth[j] + 1);
+    dataDepth[i] = d;
+  }
+  return variables.map((v) => {
+    let best = Infinity;
+    const seen = new Set<number>();
+    const queue = [...v.readers];
+    for (let head = 0; head < queue.length; head++) {
+      const i = queue[head];
+      if (seen.has(i)) continue;
+      seen.add(i);
+      if (dataDepth[i] >= 0) best = Math.min(best, dataDepth[i]);
+      else queue.push(...ops[i].outputs);
+    }
+    return best;
+  });
+}

@@ -1,0 +1,84 @@
+// The JSON of the plugin's routes (docs/routes.md), and the states and causes they speak.
+
+export type GradState = "flowing" | "zero" | "none" | "nonfinite";
+export const STATES: readonly GradState[] = ["flowing", "zero", "none", "nonfinite"];
+
+export type Cause =
+  | "numpy_function"
+  | "stop_gradient"
+  | "integer_cast"
+  | "non_differentiable"
+  | "custom_gradient";
+
+/** A norm as the routes send it: a number, null (no gradient / not measured), or "inf" / "nan". */
+export type WireNorm = number | null | "inf" | "nan";
+
+export interface TagSummary {
+  steps: [number, number];
+  count: number;
+  graph_versions: number;
+  description: string;
+}
+
+export type RunsResponse = Record<string, Record<string, TagSummary>>;
+
+export interface CutPointJson {
+  op: number;
+  op_name: string;
+  op_type: string;
+  cause: Cause;
+  source: string;
+  detail: string;
+  starved_variables: string[];
+}
+
+export interface GraphResponse {
+  run: string;
+  tag: string;
+  step: number;
+  steps: [number, number];
+  count: number;
+  graph_id: string;
+  graph_version: number;
+  graph_versions: number;
+  loss: number | null;
+  fallback_reason: string | null;
+  ops: {
+    name: string[];
+    type: string[];
+    scope: string[];
+    inputs: number[][];
+    variable_inputs: number[][];
+    parent: number[];
+    shape: string[][];
+    dtype: string[][];
+    source: string[];
+    state: GradState[];
+    norm: WireNorm[];
+    measured: boolean[];
+    cause: (Cause | null)[];
+    cause_detail: string[];
+    starved: number[][];
+  };
+  variables: { name: string[]; shape: string[]; state: GradState[]; norm: WireNorm[] };
+  cut_points: CutPointJson[];
+  starved_variables: string[];
+  zero_variables: string[];
+  nonfinite_variables: string[];
+}
+
+export interface HistoryResponse {
+  run: string;
+  tag: string;
+  op?: string;
+  variable?: string;
+  steps: number[];
+  states: GradState[];
+  norms: WireNorm[];
+}
+
+export interface DiagnosisResponse {
+  step: number;
+  steps: number[];
+  last_step: number;
+}

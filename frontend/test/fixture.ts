@@ -1,0 +1,101 @@
+// Builds route-shaped graph responses for the unit tests.
+import type { Cause, GradState, GraphResponse, WireNorm } from "../src/types";
+
+export interface OpSpec {
+  name: string;
+  type?: string;
+  inputs?: string[];
+  state?: GradState;
+  norm?: WireNorm;
+  cause?: Cause;
+  parent?: string;
+  reads?: string[];
+  starves?: string[];
+  source?: string;
+}
+
+export interface VarSpec {
+  name: string;
+  state?: GradState;
+  norm?: WireNorm;
+}
+
+export function graph(ops: OpSpec[], variables: VarSpec[] = [], extra: Partial<GraphResponse> = {}): GraphResponse {
+  const index = new Map(ops.map((o, i) => [o.name, i]));
+  const vindex = new Map(variables.map((v, i) => [v.name, i]));
+  const vstate = variables.map((v) => v.state ?? "flowing");
+  const cuts = ops
+    .map((o, i) => ({ o, i }))
+    .filter(({ o }) => o.cause)
+    .map(({ o, i }) => ({
+      op: i,
+      op_name: o.name,
+      op_type: o.type ?? "Op",
+      cause: o.cause!,
+      source: o.source ?? "model.py:1",
+      detail: "",
+      starved_variables: o.starves ?? [],
+    }));
+  return {
+    run: "run",
+    tag: "gradflow",
+    step: 5,
+    steps: [0, 5],
+    count: 2,
+    graph_id: "g1",
+    graph_version: 1,
+    graph_versions: 1,
+    loss: 1,
+    fallback_reason: null,
+    ops: {
+      name: ops.map((o) => o.name),
+      type: ops.map((o) => o.type ?? "Op"),
+      scope: ops.map((o) => o.name.split("/").slice(0, -1).join("/")),
+      inputs: ops.map((o) => (o.inputs ?? []).map((n) => index.get(n)!)),
+      variable_inputs: ops.map((o) => (o.reads ?? []).map((n) => vindex.get(n)!)),
+      parent: ops.map((o) => (o.parent ? index.get(o.parent)! : -1)),
+      shape: ops.map(() => ["2x3"]),
+      dtype: ops.map(() => ["float32"]),
+      source: ops.map((o) => o.source ?? "model.py:1"),
+      state: ops.map((o) => o.state ?? "flowing"),
+      norm: ops.map((o) => (o.norm === undefined ? ((o.state ?? "flowing") === "none" ? null : 1) : o.norm)),
+      measured: ops.map(() => true),
+      cause: ops.map((o) => o.cause ?? null),
+      cause_detail: ops.map(() => ""),
+      starved: ops.map((o) => (o.starves ?? []).map((n) => vindex.get(n)!)),
+    },
+    variables: {
+      name: variables.map((v) => v.name),
+      shape: variables.map(() => "3"),
+      state: vstate,
+      norm: variables.map((v, i) => (v.norm === undefined ? (vstate[i] === "none" ? null : 1) : v.norm)),
+    },
+    cut_points: cuts,
+    starved_variables: variables.filter((_, i) => vstate[i] === "none").map((v) => v.name),
+    zero_variables: variables.filter((_, i) => vstate[i] === "zero").map((v) => v.name),
+    nonfinite_variables: variables.filter((_, i) => vstate[i] === "nonfinite").map((v) => v.name),
+    ...extra,
+  };
+}
+
+/** The shape of the demo's broken VAE: encoder -> sample -> decoder -> numpy_function -> loss. */
+export function brokenVae(): GraphResponse {
+  return graph(
+    [
+      { name: "x", type: "Placeholder", state: "none" },
+      { name: "vae/encoder/dense/ReadVariableOp", type: "ReadVariableOp", reads: ["vae/encoder/dense/kernel"] },
+      { name: "vae/encoder/dense/MatMul", type: "MatMul", inputs: ["x", "vae/encoder/dense/ReadVariableOp"], norm: 0.5 },
+      { name: "vae/encoder/dense/Relu", type: "Relu", inputs: ["vae/encoder/dense/MatMul"], norm: 0.25 },
+      { name: "vae/decoder/dense/ReadVariableOp", type: "ReadVariableOp", state: "none", reads: ["vae/decoder/dense/kernel"] },
+      { name: "vae/decoder/dense/MatMul", type: "MatMul", state: "none", inputs: ["vae/encoder/dense/Relu", "vae/decoder/dense/ReadVariableOp"] },
+      { name: "vae/decoder/dense/Sigmoid", type: "Sigmoid", state: "none", inputs: ["vae/decoder/dense/MatMul"] },
+      { name: "vae/PyFunc", type: "PyFunc", cause: "numpy_function", inputs: ["vae/decoder/dense/Sigmoid"], starves: ["vae/decoder/dense/kernel"], source: "vae.py:42", norm: 3 },
+      { name: "Square", type: "Square", inputs: ["vae/PyFunc"], norm: 2 },
+      { name: "loss", type: "Mean", inputs: ["Square", "vae/encoder/dense/Relu"], norm: 1 },
+    ],
+    [
+      { name: "vae/encoder/dense/kernel", norm: 0.01 },
+      { name: "vae/decoder/dense/kernel", state: "none" },
+    ],
+  );
+}

@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { chartPoints } from "../src/chart";
+import { magnitudeFraction, magnitudeScale } from "../src/colors";
+import { formatNorm, listNames } from "../src/format";
+import { barLength, barScale, layerRows } from "../src/layers_model";
+import { buildModel, parseNorm } from "../src/model";
+import { nodeLines, nodeSize } from "../src/node_text";
+import { matchingOps, search } from "../src/search";
+import { fitTransform, visibleRect, zoomAround } from "../src/viewport";
+import { brokenVae, graph } from "./fixture";
+
+test("norms: wire values, formatting and the log scale", () => {
+  assert.equal(parseNorm("inf"), Infinity);
+  assert.ok(Number.isNaN(parseNorm("nan")));
+  assert.equal(parseNorm(null), null);
+  assert.equal(formatNorm(0.000123), "1.23e-4");
+  assert.equal(formatNorm(2.5), "2.5");
+  assert.equal(formatNorm(null), "—");
+  assert.equal(formatNorm(Infinity), "Inf");
+  const s = magnitudeScale([0.001, 10, null, 0, NaN, Infinity])!;
+  assert.deepEqual(s, { lo: -3, hi: 1 });
+  assert.equal(magnitudeFraction(0.1, s), 0.5);
+  assert.equal(listNames(["a", "b", "c"], 2), "a, b, … (1 more)");
+});
+
+test("layers come in depth order with log-scale bars, none marked by a zero-length bar", () => {
+  const m = buildModel(
+    graph(
+      [
+        { name: "x" },
+        { name: "d2/r", reads: ["d2/kernel"] },
+        { name: "d1/r", reads: ["d1/kernel", "d1/bias"] },
+        { name: "d1/mm", inputs: ["x", "d1/r"] },
+        { name: "d2/mm", inputs: ["d1/mm", "d2/r"] },
+      ],
+      [
+        { name: "d2/kernel", norm: 100 },
+        { name: "d1/kernel", norm: 0.01 },
+        { name: "d1/bias", state: "none" },
+      ],
+    ),
+  );
+  const rows = layerRows(m);
+  assert.deepEqual(rows.map((r) => r.layer), ["d1", "d2"]);
+  const scale = barScale(rows);
+  const [kernel, bias] = rows[0].variables;
+  assert.equal(barLength(bias.bar!, scale), 0);
+  assert.ok(barLength(kernel.bar!, scale) < barLength(rows[1].variables[0].bar!, scale));
+  assert.equal(barLength(rows[1].variables[0].bar!, scale), 1);
+});
+
+test("compared runs are aligned by variable name", () => {
+  const a = buildModel(brokenVae());
+  const fixedResponse = brokenVae();
+  fixedResponse.variables.state = ["flowing", "flowing"];
+  fixedResponse.variables.norm = [0.02, 0.3];
+  const rows = layerRows(a, buildModel(fixedResponse));
+  const decoder = rows.find((r) => r.layer === "vae/decoder/dense")!;
+  assert.equal(decoder.variables[0].bar!.state, "none");
+  assert.equal(decoder.variables[0].other!.state, "flowing");
+});
+
+test("regex search finds ops and variables; a bad regex is reported", () => {
+  const m = buildModel(brokenVae());
+  const r = search("decoder.*kernel", m.ops, m.variables);
+  assert.deepEqual(r.hits.map((h) => [h.kind, h.name]), [["variable", "vae/decoder/dense/kernel"]]);
+  assert.equal(search("(", m.ops, m.variables).error !== null, true);
+  const hits = matchingOps("decoder/dense/kernel", m.ops, m.variables);
+  assert.deepEqual([...hits], [m.opIndex.get("vae/decoder/dense/ReadVariableOp")]);
+  assert.equal(search("PYFUNC", m.ops, m.variables).total, 1);
+});
+
+test("fit shows all of the graph, zoom keeps the point under the cursor", () => {
+  const t = fitTransform({ x: 0, y: 0, width: 2000, height: 1000 }, 1000, 500, 0);
+  assert.equal(t.k, 0.5);
+  const z = zoomAround({ x: 10, y: 20, k: 1 }, 2, 100, 100);
+  assert.deepEqual([(100 - z.x) / z.k, (100 - z.y) / z.k], [90, 80]);
+  const r = visibleRect({ x: 0, y: 0, k: 2 }, 100, 100, 0);
+  assert.deepEqual({ x: r.x + 0, y: r.y + 0, width: r.width, height: r.height }, { x: 0, y: 0, width: 50, height: 50 });
+});
+
+test("a cut point's node says so, and node size does not depend on the step's values", () => {
+  const m = buildModel(brokenVae());
+  const node = { id: "op:7", kind: "op" as const, op: 7, group: null, cluster: null };
+  const lines = nodeLines(m, node, undefined);
+  assert.equal(lines[0].text, "✂ no gradient: numpy_function");
+  const other = brokenVae();
+  other.ops.norm[7] = 1.2345e-7;
+  assert.deepEqual(nodeSize(nodeLines(buildModel(other), node, undefined)), nodeSize(lines));
+});
+
+test("history chart points: log scale, gaps for no gradient", () => {
+  const pts = chartPoints({ run: "r", tag: "t", op: "o", steps: [0, 10, 20], states: ["flowing", "none", "flowing"], norms: [0.1, null, 10] }, 100, 100, 0);
+  assert.deepEqual(pts.map((p) => p.x), [0, 50, 100]);
+  assert.equal(pts[0].y, 100);
+  assert.ok(Number.isNaN(pts[1].y));
+  assert.equal(pts[2].y, 0);
+});
