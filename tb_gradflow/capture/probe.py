@@ -81,35 +81,56 @@ def _shape_text(shape: tf.TensorShape) -> str:
 
 
 class Reducer:
-    """Reduces each gradient to its sum of squares, in float64, with two ops per tensor.
+    """Reduces each gradient to (sum of squares, max, min) with three read-only reductions.
 
-    In float64 the squares of float32 values neither underflow nor overflow, so this one number
-    tells zero (0), tiny (> 0), finite and nonfinite (Inf or NaN) gradients apart.
+    The sum of squares alone is ambiguous at the edges of float32 (tiny values square to 0, huge
+    ones to Inf); max and min settle those cases. Raw ops, one shared axes constant per rank and
+    no temporaries keep both the trace and the run of a 1,400-tensor graph cheap.
     """
 
-    def __call__(self, grad: Any) -> tf.Tensor:
+    def __init__(self) -> None:
+        self._axes: dict[int, tf.Tensor] = {}
+
+    def __call__(self, grad: Any) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         if isinstance(grad, tf.IndexedSlices):
             grad = grad.values
         if grad.dtype.is_complex:
             grad = tf.raw_ops.ComplexAbs(x=grad, Tout=grad.dtype.real_dtype)
-        if grad.dtype != tf.float64:
-            grad = tf.raw_ops.Cast(x=grad, DstT=tf.float64)
-        return tf.raw_ops.L2Loss(t=grad) * 2.0
+        if grad.dtype != tf.float32:
+            grad = tf.raw_ops.Cast(x=grad, DstT=tf.float32)
+        rank = grad.shape.rank
+        if rank is None:
+            grad = tf.raw_ops.Reshape(tensor=grad, shape=[-1])
+            rank = 1
+        axes = self._axes.get(rank)
+        if axes is None:
+            axes = self._axes[rank] = tf.constant(list(range(rank)), tf.int32)
+        return (
+            tf.raw_ops.L2Loss(t=grad),
+            tf.raw_ops.Max(input=grad, axis=axes),
+            tf.raw_ops.Min(input=grad, axis=axes),
+        )
 
     def stack(self, grads: list[Any]) -> tf.Tensor:
+        """A [N, 3] matrix: half sum of squares, max, min of each gradient."""
         if not grads:
-            return tf.zeros([0], tf.float64)
-        return tf.raw_ops.Pack(values=[self(g) for g in grads])
+            return tf.zeros([0, 3], tf.float32)
+        columns = zip(*(self(g) for g in grads))
+        return tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=list(c)) for c in columns], axis=1)
 
 
-def tensor_state(has_grad: bool, sumsq: float) -> tuple[str, float | None]:
+def tensor_state(has_grad: bool, half_sumsq: float = 0.0, high: float = 0.0, low: float = 0.0) -> tuple[str, float | None]:
+    """State and L2 norm of one gradient from its reductions (see Reducer)."""
     if not has_grad:
         return V.NONE, None
-    if not math.isfinite(sumsq):
-        return V.NONFINITE, sumsq
-    if sumsq == 0.0:
+    sumsq = 2.0 * half_sumsq
+    maxabs = max(high, -low)  # -inf for an empty gradient: max and min of nothing
+    if math.isnan(sumsq) or math.isinf(maxabs) and maxabs > 0:
+        return V.NONFINITE, sumsq if math.isnan(sumsq) else math.inf
+    if maxabs <= 0.0:
         return V.ZERO, 0.0
-    return V.FLOWING, math.sqrt(sumsq)
+    # The float32 sum of squares underflows to 0 or overflows to Inf for extreme finite values.
+    return V.FLOWING, math.sqrt(sumsq) if 0.0 < sumsq < math.inf else maxabs
 
 
 def combine(values: list[tuple[str, float | None]]) -> tuple[str, float | None]:
@@ -285,7 +306,7 @@ class Probe:
             row = rows.get(i)
             if row is None:
                 return V.NONE, None
-            return tensor_state(True, float(stats[row]))
+            return tensor_state(True, *(float(x) for x in stats[row]))
 
         op_values: list[tuple[str, float | None]] = []
         for i, positions in enumerate(layout.op_tensors):
