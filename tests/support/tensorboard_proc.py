@@ -198,3 +198,38 @@ def fetch_json(url: str, timeout: float = 60) -> tuple[int, Any]:
         return status, json.loads(body)
     except ValueError:
         return status, None
+
+
+@contextlib.contextmanager
+def running_data_server(logdir: str, samples_per_plugin: str = "gradflow=all", timeout: float = 60) -> Iterator[str]:
+    """Yields the `HOST:PORT` of a `tensorboard-data-server` (the Rust loader) serving `logdir`,
+    for `tensorboard --grpc_data_provider=HOST:PORT`: a data provider TensorBoard reaches over
+    gRPC, as a remote one. Sampling is the server's flag here, not TensorBoard's."""
+    import tensorboard_data_server
+
+    with tempfile.TemporaryDirectory(prefix="data-server-") as tmp:
+        port_file = os.path.join(tmp, "port")
+        log_path = os.path.join(tmp, "log")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [
+                    tensorboard_data_server.server_binary(), f"--logdir={logdir}", "--host=127.0.0.1",
+                    "--port=0", f"--port-file={port_file}", "--reload=1",
+                    f"--samples-per-plugin={samples_per_plugin}", "--die-after-stdin",
+                ],
+                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + timeout
+            while not (os.path.exists(port_file) and open(port_file).read().endswith("\n")):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise TensorBoardError(f"data server did not start:\n{open(log_path).read()}")
+                time.sleep(0.1)
+            yield f"127.0.0.1:{int(open(port_file).read())}"
+        finally:
+            proc.stdin.close()  # --die-after-stdin
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

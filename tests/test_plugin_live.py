@@ -1,0 +1,55 @@
+"""A logdir written while TensorBoard runs: new steps, and a graph version that appears mid-run,
+are served after the next reload, although the plugin cached the series before."""
+from __future__ import annotations
+
+import pytest
+import tensorflow as tf
+
+from support.plugin_logdirs import TAG, batch, cut_model
+from support.plugin_servers import LOADERS
+from support.tensorboard_proc import TensorBoardProcess, fetch_json
+from tb_gradflow import summary
+
+
+def get(tb: TensorBoardProcess, route: str) -> dict:
+    status, body = fetch_json(tb.plugin_url(route))
+    assert status == 200, (route, body)
+    return body
+
+
+@pytest.mark.parametrize("load_fast", LOADERS)
+def test_steps_and_graph_versions_written_while_running(load_fast, tmp_path):
+    loss_fn, _ = cut_model()
+    writer = tf.summary.create_file_writer(str(tmp_path / "live"))
+
+    def log(steps: range, batch_size: int) -> None:
+        with writer.as_default():
+            for step in steps:
+                summary.gradflow(TAG, loss_fn, batch(batch_size, step), step=step, strict=True)
+        writer.flush()
+
+    log(range(0, 3), 8)
+    try:
+        with TensorBoardProcess(str(tmp_path), load_fast=load_fast) as tb:
+            tb.wait_for_runs({"live": {TAG: 3}})
+            first = get(tb, f"graph?run=live&tag={TAG}")
+            assert (first["step"], first["count"], first["graph_versions"]) == (2, 3, 1)
+
+            log(range(3, 6), 8)
+            tb.wait_for_runs({"live": {TAG: 6}})
+            assert get(tb, f"graph?run=live&tag={TAG}")["step"] == 5
+
+            log(range(6, 9), 4)  # new input shape: the probe retraces, a second graph version
+            runs = tb.wait_for_runs({"live": {TAG: 9}})
+            assert runs["live"][TAG] == {"steps": [0, 8], "count": 9, "graph_versions": 2, "description": ""}
+            new = get(tb, f"graph?run=live&tag={TAG}")
+            old = get(tb, f"graph?run=live&tag={TAG}&step=5")
+            assert (new["step"], new["graph_version"], old["graph_version"]) == (8, 2, 1)
+            assert new["graph_id"] != first["graph_id"] == old["graph_id"]
+            placeholder = new["ops"]["type"].index("Placeholder")
+            assert new["ops"]["shape"][placeholder] == ["4x3"]
+            history = get(tb, f"history?run=live&tag={TAG}&variable=decoder%2Fkernel")
+            assert history["steps"] == list(range(9))
+            assert get(tb, f"diagnosis?run=live&tag={TAG}")["last_step"] == 8
+    finally:
+        writer.close()
