@@ -12,7 +12,7 @@ export function renderBanner(container: HTMLElement, model: GraphModel, other: G
   if (d.cuts.length) {
     const list = el("ul", { class: "gf-cuts" });
     for (const cut of d.cuts) {
-      const link = el("button", { type: "button", class: "gf-cut-link", "data-op-name": cut.opName, "data-starved": String(cut.starved.length) }, cut.opName);
+      const link = el("button", { type: "button", class: "gf-cut-link", "data-cut-op": cut.opName, "data-starved": String(cut.starved.length) }, cut.opName);
       link.addEventListener("click", () => onCut(cut.op));
       list.append(el("li", {}, "✂ ", link, el("span", {}, `: ${cut.text}`)));
     }

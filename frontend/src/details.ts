@@ -21,7 +21,7 @@ export function renderDetails(
   clear(container);
   const op = model.ops[index];
   if (!op) return;
-  container.dataset.opName = op.name;
+  container.dataset.selectedOp = op.name;
   const close = el("button", { class: "gf-close", type: "button", "aria-label": "close details" }, "×");
   close.addEventListener("click", onClose);
   const row = (label: string, field: string, value: Node | string): HTMLElement =>

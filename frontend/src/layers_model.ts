@@ -40,10 +40,44 @@ function bars(model: GraphModel): Map<string, { bar: VariableBar; depth: number;
   return out;
 }
 
+/** A name without Keras' uniquifying suffixes ("vae_1/dense_2/kernel" -> "vae/dense/kernel"). */
+export function baseName(name: string): string {
+  return name
+    .split("/")
+    .map((part) => part.replace(/_\d+$/, ""))
+    .join("/");
+}
+
+/** Pairs the names of two runs of the same model: exact matches first, then names that differ
+ * only by Keras' "_N" suffixes (a second model built in one process is "model_1"), in order. */
+export function alignNames(mine: readonly string[], theirs: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  const mineSet = new Set(mine);
+  for (const n of theirs) if (mineSet.has(n)) out.set(n, n);
+  const taken = new Set(out.values());
+  const queues = new Map<string, string[]>();
+  for (const n of mine) {
+    if (taken.has(n)) continue;
+    const key = baseName(n);
+    queues.set(key, [...(queues.get(key) ?? []), n]);
+  }
+  for (const n of theirs) {
+    if (out.has(n)) continue;
+    const match = queues.get(baseName(n))?.shift();
+    if (match !== undefined) out.set(n, match);
+  }
+  return out;
+}
+
 /** Rows of one model, or of two aligned by variable name for a comparison. */
 export function layerRows(model: GraphModel, other: GraphModel | null = null): LayerRow[] {
   const mine = bars(model);
-  const theirs = other ? bars(other) : new Map<string, { bar: VariableBar; depth: number; order: number }>();
+  const theirs = new Map<string, { bar: VariableBar; depth: number; order: number }>();
+  if (other) {
+    const theirBars = bars(other);
+    const aligned = alignNames([...mine.keys()], [...theirBars.keys()]);
+    for (const [name, b] of theirBars) theirs.set(aligned.get(name) ?? name, b);
+  }
   const names = [...mine.keys(), ...[...theirs.keys()].filter((n) => !mine.has(n))];
   const rows = new Map<string, LayerRow & { order: number }>();
   for (const name of names) {

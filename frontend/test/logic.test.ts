@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { chartPoints } from "../src/chart";
 import { magnitudeFraction, magnitudeScale } from "../src/colors";
 import { formatNorm, listNames } from "../src/format";
-import { barLength, barScale, layerRows } from "../src/layers_model";
+import { alignNames, barLength, barScale, layerRows } from "../src/layers_model";
 import { buildModel, parseNorm } from "../src/model";
 import { nodeLines, nodeSize } from "../src/node_text";
 import { matchingOps, search } from "../src/search";
@@ -96,4 +96,13 @@ test("history chart points: log scale, gaps for no gradient", () => {
   assert.equal(pts[0].y, 100);
   assert.ok(Number.isNaN(pts[1].y));
   assert.equal(pts[2].y, 0);
+});
+
+test("runs are aligned across Keras' name suffixes, exact names first, then in order", () => {
+  const m = alignNames(["vae/dense/kernel", "vae/dense_1/kernel", "vae/conv/bias"], ["vae_1/dense/kernel", "vae_1/dense_1/kernel", "vae/conv/bias", "extra/x"]);
+  assert.deepEqual([...m], [
+    ["vae/conv/bias", "vae/conv/bias"],
+    ["vae_1/dense/kernel", "vae/dense/kernel"],
+    ["vae_1/dense_1/kernel", "vae/dense_1/kernel"],
+  ]);
 });
