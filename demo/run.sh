@@ -7,7 +7,6 @@ source "$root/.ci/bootstrap" --no-browser
 logdir="${LOGDIR:-$root/demo/logs}"
 rm -rf "$logdir"
 "$root/.venv/bin/python" "$root/demo/train.py" --logdir "$logdir" "$@"
-"$root/.venv/bin/tb-gradflow" report "$logdir" || true   # exit 1: the broken run starves variables
 port="${PORT:-6006}"
 echo "TensorBoard: http://localhost:$port/#gradflow  (Ctrl-C to stop)"
 exec "$root/.venv/bin/tensorboard" --logdir "$logdir" --port "$port" --bind_all

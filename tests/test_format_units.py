@@ -21,6 +21,9 @@ from tb_gradflow.proto import gradflow_pb2
         ((True, 0.0, 0.0, 0.0), "zero", 0.0),
         ((True, 0.0, -math.inf, math.inf), "zero", 0.0),  # empty gradient
         ((True, 0.0, 1e-30, -1e-30), "flowing", 1e-30),  # squares underflowed
+        ((True, 0.0), "zero", 0.0),  # op tensors: the sum alone
+        ((True, 8.0), "flowing", 4.0),
+        ((True, math.inf), "nonfinite", math.inf),
         ((True, math.inf, 3e30, 0.0), "flowing", 3e30),  # squares overflowed, values finite
         ((True, math.inf, math.inf, 0.0), "nonfinite", math.inf),
         ((True, math.inf, 0.0, -math.inf), "nonfinite", math.inf),

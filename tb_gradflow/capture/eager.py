@@ -38,7 +38,7 @@ def eager_probe(
         if g is None:
             values.append(tensor_state(False, 0.0))
         else:
-            values.append(tensor_state(True, *(float(x) for x in reducer(g))))
+            values.append(tensor_state(True, *(float(x) for x in reducer.exact([g])[0])))
     step = encode_step(
         graph.graph_id, [], [], [s for s, _ in values], [n for _, n in values],
         float(tf.reduce_sum(tf.cast(loss, tf.float32)).numpy()),

@@ -81,23 +81,28 @@ def _shape_text(shape: tf.TensorShape) -> str:
 
 
 class Reducer:
-    """Reduces each gradient to (sum of squares, max, min) with three read-only reductions.
+    """Reduces gradients to a few numbers on the device, with raw ops and no temporaries.
 
-    The sum of squares alone is ambiguous at the edges of float32 (tiny values square to 0, huge
-    ones to Inf); max and min settle those cases. Raw ops, one shared axes constant per rank and
-    no temporaries keep both the trace and the run of a 1,400-tensor graph cheap.
+    Every gradient gets its sum of squares (one kernel). Variables' gradients also get their max
+    and min: the float32 sum of squares is ambiguous at the edges (values below ~1e-19 square to
+    0, above ~1e19 to Inf), and a variable's state must be exact. For the many op tensors that
+    would triple the kernels of a small model's step, so their state comes from the sum alone.
     """
 
     def __init__(self) -> None:
         self._axes: dict[int, tf.Tensor] = {}
 
-    def __call__(self, grad: Any) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    @staticmethod
+    def _as_float32(grad: Any) -> tf.Tensor:
         if isinstance(grad, tf.IndexedSlices):
             grad = grad.values
         if grad.dtype.is_complex:
             grad = tf.raw_ops.ComplexAbs(x=grad, Tout=grad.dtype.real_dtype)
         if grad.dtype != tf.float32:
             grad = tf.raw_ops.Cast(x=grad, DstT=tf.float32)
+        return grad
+
+    def _extremes(self, grad: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         rank = grad.shape.rank
         if rank is None:
             grad = tf.raw_ops.Reshape(tensor=grad, shape=[-1])
@@ -105,28 +110,43 @@ class Reducer:
         axes = self._axes.get(rank)
         if axes is None:
             axes = self._axes[rank] = tf.constant(list(range(rank)), tf.int32)
-        return (
-            tf.raw_ops.L2Loss(t=grad),
-            tf.raw_ops.Max(input=grad, axis=axes),
-            tf.raw_ops.Min(input=grad, axis=axes),
-        )
+        return tf.raw_ops.Max(input=grad, axis=axes), tf.raw_ops.Min(input=grad, axis=axes)
 
-    def stack(self, grads: list[Any]) -> tf.Tensor:
-        """A [N, 3] matrix: half sum of squares, max, min of each gradient."""
+    def sums(self, grads: list[Any]) -> tf.Tensor:
+        """[N]: half the sum of squares of each gradient."""
+        if not grads:
+            return tf.zeros([0], tf.float32)
+        return tf.raw_ops.Pack(values=[tf.raw_ops.L2Loss(t=self._as_float32(g)) for g in grads])
+
+    def exact(self, grads: list[Any]) -> tf.Tensor:
+        """[N, 3]: half sum of squares, max and min of each gradient."""
         if not grads:
             return tf.zeros([0, 3], tf.float32)
-        columns = zip(*(self(g) for g in grads))
-        return tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=list(c)) for c in columns], axis=1)
+        columns: list[list[tf.Tensor]] = [[], [], []]
+        for g in grads:
+            g = self._as_float32(g)
+            high, low = self._extremes(g)
+            for column, value in zip(columns, (tf.raw_ops.L2Loss(t=g), high, low)):
+                column.append(value)
+        return tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=c) for c in columns], axis=1)
 
 
-def tensor_state(has_grad: bool, half_sumsq: float = 0.0, high: float = 0.0, low: float = 0.0) -> tuple[str, float | None]:
+def tensor_state(
+    has_grad: bool, half_sumsq: float = 0.0, high: float | None = None, low: float | None = None
+) -> tuple[str, float | None]:
     """State and L2 norm of one gradient from its reductions (see Reducer)."""
     if not has_grad:
         return V.NONE, None
     sumsq = 2.0 * half_sumsq
+    if math.isnan(sumsq):
+        return V.NONFINITE, sumsq
+    if high is None or low is None:
+        if math.isinf(sumsq):
+            return V.NONFINITE, sumsq
+        return (V.ZERO, 0.0) if sumsq == 0.0 else (V.FLOWING, math.sqrt(sumsq))
     maxabs = max(high, -low)  # -inf for an empty gradient: max and min of nothing
-    if math.isnan(sumsq) or math.isinf(maxabs) and maxabs > 0:
-        return V.NONFINITE, sumsq if math.isnan(sumsq) else math.inf
+    if math.isinf(maxabs) and maxabs > 0:
+        return V.NONFINITE, math.inf
     if maxabs <= 0.0:
         return V.ZERO, 0.0
     # The float32 sum of squares underflows to 0 or overflows to Inf for extreme finite values.
@@ -243,8 +263,8 @@ class Probe:
         result = {
             "graph_id": tf.constant(graph_proto.graph_id),
             "loss": tf.cast(tf.reduce_sum(loss), tf.float32),
-            "tensor_stats": reducer.stack([g for g in t_grads if g is not None]),
-            "variable_stats": reducer.stack([g for g in v_grads if g is not None]),
+            "tensor_stats": reducer.sums([g for g in t_grads if g is not None]),
+            "variable_stats": reducer.exact([g for g in v_grads if g is not None]),
         }
         if self._optimizer is not None:
             self._apply(
@@ -306,7 +326,7 @@ class Probe:
             row = rows.get(i)
             if row is None:
                 return V.NONE, None
-            return tensor_state(True, *(float(x) for x in stats[row]))
+            return tensor_state(True, *(float(x) for x in np.atleast_1d(stats[row])))
 
         op_values: list[tuple[str, float | None]] = []
         for i, positions in enumerate(layout.op_tensors):
