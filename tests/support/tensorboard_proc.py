@@ -201,7 +201,7 @@ def fetch_json(url: str, timeout: float = 60) -> tuple[int, Any]:
 
 
 @contextlib.contextmanager
-def running_data_server(logdir: str, samples_per_plugin: str = "gradflow=all", timeout: float = 60) -> Iterator[str]:
+def running_data_server(logdir: str, samples_per_plugin: str = "gradflow=all", reload: str = "1", timeout: float = 60) -> Iterator[str]:
     """Yields the `HOST:PORT` of a `tensorboard-data-server` (the Rust loader) serving `logdir`,
     for `tensorboard --grpc_data_provider=HOST:PORT`: a data provider TensorBoard reaches over
     gRPC, as a remote one. Sampling is the server's flag here, not TensorBoard's."""
@@ -214,7 +214,7 @@ def running_data_server(logdir: str, samples_per_plugin: str = "gradflow=all", t
             proc = subprocess.Popen(
                 [
                     tensorboard_data_server.server_binary(), f"--logdir={logdir}", "--host=127.0.0.1",
-                    "--port=0", f"--port-file={port_file}", "--reload=1",
+                    "--port=0", f"--port-file={port_file}", f"--reload={reload}",
                     f"--samples-per-plugin={samples_per_plugin}", "--die-after-stdin",
                 ],
                 stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

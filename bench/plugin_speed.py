@@ -1,0 +1,146 @@
+"""How fast the plugin's routes answer, over a real TensorBoard, under both loaders.
+
+Builds in a temporary directory:
+- a logdir with one run of 10,000 logged steps of the Keras ResNet50 loss path (~1,400 ops):
+  the model is traced once with the real `tb_gradflow.summary.gradflow`, and the other steps
+  re-encode that step's protos with varied norms (running ResNet 10,000 times is out of reach);
+- a logdir of 100 such runs (20 steps each), as a sweep would write.
+Then starts `tensorboard` on each, waits until every step is loaded, and prints the first-load
+time and the medians (and 90th percentiles) of `graph`, `history` and `runs`, with their ratio to
+the targets of issue 3 (graph 50 ms, history 200 ms, runs of 100 runs 200 ms). Responses are
+requested gzip-compressed, as a browser does.
+
+Usage: python bench/plugin_speed.py [--repeats 30] [--steps 10000] [--loaders false,true]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import urllib.parse
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+from support.plugin_logdirs import write_protos  # noqa: E402  (tests/support: one writer)
+from support.tensorboard_proc import TensorBoardProcess, fetch  # noqa: E402
+
+TAG = "gradflow"
+TARGETS_MS = {"graph": 50.0, "history": 200.0, "runs (100 runs)": 200.0}
+
+
+def trace_resnet(run_dir: str):
+    """One real summary of ResNet50's loss path; returns its graph and step protos, read back."""
+    import keras
+    import tensorflow as tf
+
+    from tb_gradflow import summary
+    from tb_gradflow.capture.probe import ProbeResult
+    from tb_gradflow.reading.local_logdir import local_provider
+    from tb_gradflow.reading.reader import GradflowReader
+
+    model = keras.applications.ResNet50(weights=None)
+    loss = keras.losses.CategoricalCrossentropy()
+    x = tf.random.normal([2, 224, 224, 3])
+    y = tf.one_hot([1, 2], 1000)
+    writer = tf.summary.create_file_writer(run_dir)
+    start = time.perf_counter()
+    with writer.as_default():
+        summary.gradflow(TAG, lambda x, y: loss(y, model(x, training=True)), x, y, step=0, strict=True)
+    writer.close()
+    print(f"ResNet50 traced and logged once in {time.perf_counter() - start:.1f} s")
+    reader = GradflowReader(local_provider(os.path.dirname(run_dir)))
+    run = os.path.basename(run_dir)
+    series = reader.read(run, TAG, reader.list()[run][TAG])
+    values = next(iter(series.versions.values()))
+    return ProbeResult(values.graph, values.step_proto(0))
+
+
+def timed(url: str) -> float:
+    start = time.perf_counter()
+    status, _, _ = fetch(url, headers={"Accept-Encoding": "gzip"})
+    elapsed = (time.perf_counter() - start) * 1000
+    if status != 200:
+        raise RuntimeError(f"{url}: HTTP {status}")
+    return elapsed
+
+
+def summarize(name: str, samples: list[float]) -> str:
+    median = statistics.median(samples)
+    p90 = sorted(samples)[int(0.9 * (len(samples) - 1))]
+    target = TARGETS_MS.get(name)
+    ratio = f", {median / target:.2f} x target {target:.0f} ms" if target else ""
+    return f"  {name:<18} median {median:8.1f} ms   p90 {p90:8.1f} ms{ratio}"
+
+
+def first_response_with_step(url: str, step: int, timeout: float = 120) -> float:
+    """Polls `url` (a graph route) until it serves `step`; the time of that first request, which
+    includes rereading the series after TensorBoard loaded the new step."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        _, _, body = fetch(url)
+        elapsed = (time.perf_counter() - start) * 1000
+        if json.loads(body).get("step") == step:
+            return elapsed
+        time.sleep(0.2)
+    raise RuntimeError(f"step {step} never served")
+
+
+def bench_loader(load_fast: str, big: str, sweep: str, protos, steps: int, repeats: int) -> None:
+    print(f"--load_fast={load_fast}")
+    rng = random.Random(0)
+    op_names = [op.name for op in protos.graph.ops]
+    start = time.perf_counter()
+    with TensorBoardProcess(big, load_fast=load_fast, timeout=600) as tb:
+        runs = tb.wait_for_runs({"resnet": {TAG: steps}}, timeout=600)
+        print(f"  all {steps} steps served {time.perf_counter() - start:.1f} s after launch")
+        new_step = runs["resnet"][TAG]["steps"][1] + 1
+        graph = tb.plugin_url(f"graph?run=resnet&tag={TAG}")
+        results = {
+            "graph": [timed(f"{graph}&step={rng.randrange(steps)}") for _ in range(repeats)],
+            "graph (last step)": [timed(graph) for _ in range(repeats)],
+            "history": [
+                timed(tb.plugin_url(f"history?run=resnet&tag={TAG}&op={urllib.parse.quote(rng.choice(op_names), safe='')}"))
+                for _ in range(repeats)
+            ],
+            "diagnosis": [timed(tb.plugin_url(f"diagnosis?run=resnet&tag={TAG}")) for _ in range(repeats)],
+        }
+        for name, samples in results.items():
+            print(summarize(name, samples))
+        write_protos(os.path.join(big, "resnet"), protos, [new_step])
+        reread = first_response_with_step(graph, new_step)
+        print(f"  graph, first request after a new step: {reread:.1f} ms (rereads {new_step + 1} steps)")
+    start = time.perf_counter()
+    with TensorBoardProcess(sweep, load_fast=load_fast, timeout=600) as tb:
+        tb.wait_for_runs({f"run{i:03d}": {TAG: 20} for i in range(100)}, timeout=600)
+        print(f"  100 runs served {time.perf_counter() - start:.1f} s after launch")
+        print(summarize("runs (100 runs)", [timed(tb.plugin_url("runs")) for _ in range(repeats)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--loaders", default="false,true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gradflow-bench-") as tmp:
+        big, sweep = os.path.join(tmp, "big"), os.path.join(tmp, "sweep")
+        protos = trace_resnet(os.path.join(big, "resnet"))
+        print(f"graph: {len(protos.graph.ops)} ops, {len(protos.graph.variables)} variables; step: {protos.step.ByteSize()} bytes")
+        start = time.perf_counter()
+        write_protos(os.path.join(big, "resnet"), protos, range(1, args.steps))
+        for i in range(100):
+            write_protos(os.path.join(sweep, f"run{i:03d}"), protos, range(20))
+        print(f"wrote {args.steps - 1} + 100 x 20 re-encoded steps in {time.perf_counter() - start:.1f} s")
+        for load_fast in args.loaders.split(","):
+            bench_loader(load_fast, big, sweep, protos, args.steps, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
