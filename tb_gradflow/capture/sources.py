@@ -1,6 +1,7 @@
 """Finds the user's line that created an op, skipping TensorFlow, Keras and our own frames."""
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -20,6 +21,7 @@ _SKIP_DIRS: tuple[str, ...] | None = None
 _STDLIB = os.path.realpath(os.path.dirname(os.__file__)) + os.sep
 
 
+@functools.lru_cache(maxsize=4096)
 def is_library_file(filename: str) -> bool:
     global _SKIP_DIRS
     if _SKIP_DIRS is None:
