@@ -118,7 +118,7 @@ class CountingReader:
     def __init__(self) -> None:
         self.reads = 0
 
-    def read(self, run, tag, info, ctx):
+    def read(self, run, tag, info, ctx, previous=None):
         self.reads += 1
         return (run, tag, self.reads)
 

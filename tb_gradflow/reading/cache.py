@@ -51,7 +51,8 @@ class SeriesCache:
 
     def get(self, reader: GradflowReader, experiment_id: str, run: str, tag: str, info: TagInfo, ctx: Any) -> CachedSeries:
         """The series as the listing `info` describes it; one reader call per change, even when
-        several requests for the same series arrive together."""
+        several requests for the same series arrive together. A reread starts from the last
+        read, so that only new steps are decoded."""
         key = (experiment_id, run, tag)
         wanted = freshness(info)
         entry = self._entries.get(key)
@@ -63,7 +64,8 @@ class SeriesCache:
             entry = self._entries.get(key)
             if entry is not None and entry.freshness == wanted:
                 return entry
-            entry = CachedSeries(reader.read(run, tag, info, ctx), wanted)
+            previous = entry.series if entry is not None else None
+            entry = CachedSeries(reader.read(run, tag, info, ctx, previous=previous), wanted)
             with self._lock:
                 self._entries[key] = entry
             return entry

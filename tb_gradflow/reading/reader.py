@@ -55,6 +55,7 @@ class VersionValues:
     variable_states: np.ndarray  # uint8 [n, vars]
     variable_norms: np.ndarray  # float32 [n, vars]
     losses: np.ndarray  # float32 [n]
+    wall_times: np.ndarray  # float64 [n]: with the step, what identifies a logged datum
     _op_index: dict[str, int] | None = None
     _variable_index: dict[str, int] | None = None
 
@@ -144,10 +145,18 @@ class GradflowReader:
                 )
         return result
 
-    def read(self, run: str, name: str, info: TagInfo, ctx: Any = None) -> TagSeries | None:
-        """All steps of one run and name; None (after a warning) when nothing is readable."""
+    def read(
+        self, run: str, name: str, info: TagInfo, ctx: Any = None, previous: TagSeries | None = None
+    ) -> TagSeries | None:
+        """All steps of one run and name; None (after a warning) when nothing is readable.
+
+        With `previous` (an earlier read of the same series), steps it already holds (same step,
+        wall time and graph) are copied from it instead of decoded again: after a reload that
+        brought a few new steps, only those are decoded.
+        """
         ctx = ctx or tb_context.RequestContext()
         graphs = self._read_graphs(ctx, run, name, info)
+        known = _known_rows(previous, graphs)
         try:
             tensors = self._provider.read_tensors(
                 ctx,
@@ -160,9 +169,13 @@ class GradflowReader:
             self._warn(f"run {run!r}, tag {name!r}: unreadable: {type(e).__name__}: {e}")
             return None
         data = tensors.get(run, {}).get(name, [])
-        per_version: dict[str, list[tuple[int, gradflow_pb2.Step]]] = {}
+        per_version: dict[str, list[_Row]] = {}
         bad = 0
         for datum in data:
+            reused = known.get((datum.step, datum.wall_time))
+            if reused is not None:
+                per_version.setdefault(reused[0].graph.graph_id, []).append((datum.step, datum.wall_time, reused))
+                continue
             try:
                 raw = datum.numpy
                 payload = raw.item() if getattr(raw, "shape", None) == () else None
@@ -178,7 +191,7 @@ class GradflowReader:
                 if bad <= 3:
                     self._warn(f"run {run!r}, tag {name!r}, step {datum.step}: skipped: {e}")
                 continue
-            per_version.setdefault(step.graph_id, []).append((datum.step, step))
+            per_version.setdefault(step.graph_id, []).append((datum.step, datum.wall_time, step))
         if bad > 3:
             self._warn(f"run {run!r}, tag {name!r}: {bad} unreadable steps skipped in all")
         if not per_version:
@@ -246,12 +259,50 @@ def _filter(run: str, *tags: str) -> provider.RunTagFilter:
     return provider.RunTagFilter(runs=[run], tags=list(tags))
 
 
-def _stack(rows: list[Any], width: int) -> np.ndarray:
-    """Repeated float fields as a float32 matrix; filling rows is twice as fast as np.array."""
-    matrix = np.empty((len(rows), width), dtype=np.float32)
-    for i, row in enumerate(rows):
-        matrix[i] = row
-    return matrix
+# One logged step for `_series`: step, wall time, and its values as a decoded Step or as a row
+# of an earlier read.
+_Row = tuple[int, float, "gradflow_pb2.Step | tuple[VersionValues, int]"]
+
+
+def _known_rows(previous: TagSeries | None, graphs: dict[str, gradflow_pb2.Graph]) -> dict[tuple[int, float], tuple[VersionValues, int]]:
+    """(step, wall time) -> row of `previous`, for versions whose graph is unchanged."""
+    known: dict[tuple[int, float], tuple[VersionValues, int]] = {}
+    for graph_id, values in (previous.versions.items() if previous else ()):
+        if graphs.get(graph_id) != values.graph:
+            continue
+        for row, key in enumerate(zip(values.steps.tolist(), values.wall_times.tolist())):
+            known[key] = (values, row)
+    return known
+
+
+def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
+    """Rows (sorted by step) as matrices; decoded protos and earlier rows fill them alike."""
+    n, n_ops, n_vars = len(rows), len(graph.ops), len(graph.variables)
+    op_states, variable_states = np.empty((n, n_ops), np.uint8), np.empty((n, n_vars), np.uint8)
+    op_norms, variable_norms = np.empty((n, n_ops), np.float32), np.empty((n, n_vars), np.float32)
+    losses = np.empty(n, np.float32)
+    for i, (_, _, source) in enumerate(rows):
+        if isinstance(source, tuple):
+            old, row = source
+            op_states[i], op_norms[i] = old.op_states[row], old.op_norms[row]
+            variable_states[i], variable_norms[i] = old.variable_states[row], old.variable_norms[row]
+            losses[i] = old.losses[row]
+        else:
+            op_states[i] = np.frombuffer(source.op_states, np.uint8)
+            op_norms[i] = source.op_norms
+            variable_states[i] = np.frombuffer(source.variable_states, np.uint8)
+            variable_norms[i] = source.variable_norms
+            losses[i] = source.loss
+    return VersionValues(
+        graph=graph,
+        steps=np.array([r[0] for r in rows], dtype=np.int64),
+        op_states=op_states,
+        op_norms=op_norms,
+        variable_states=variable_states,
+        variable_norms=variable_norms,
+        losses=losses,
+        wall_times=np.array([r[1] for r in rows], dtype=np.float64),
+    )
 
 
 def _series(
@@ -259,26 +310,14 @@ def _series(
     name: str,
     description: str,
     graphs: dict[str, gradflow_pb2.Graph],
-    per_version: dict[str, list[tuple[int, gradflow_pb2.Step]]],
+    per_version: dict[str, list[_Row]],
 ) -> TagSeries:
     versions: dict[str, VersionValues] = {}
     where: dict[int, tuple[str, int]] = {}
-    order = sorted(per_version, key=lambda gid: min(s for s, _ in per_version[gid]))
+    order = sorted(per_version, key=lambda gid: min(r[0] for r in per_version[gid]))
     for graph_id in order:
-        rows = sorted(per_version[graph_id], key=lambda item: item[0])
-        n_ops, n_vars = len(graphs[graph_id].ops), len(graphs[graph_id].variables)
-        values = VersionValues(
-            graph=graphs[graph_id],
-            steps=np.array([s for s, _ in rows], dtype=np.int64),
-            op_states=np.frombuffer(b"".join(p.op_states for _, p in rows), np.uint8).reshape(len(rows), n_ops),
-            op_norms=_stack([p.op_norms for _, p in rows], n_ops),
-            variable_states=np.frombuffer(b"".join(p.variable_states for _, p in rows), np.uint8).reshape(len(rows), n_vars),
-            variable_norms=_stack([p.variable_norms for _, p in rows], n_vars),
-            losses=np.array([p.loss for _, p in rows], dtype=np.float32),
-        )
-        versions[graph_id] = values
-        for row, (step, _) in enumerate(rows):
+        rows = sorted(per_version[graph_id], key=lambda r: r[0])
+        versions[graph_id] = _values(graphs[graph_id], rows)
+        for row, (step, _, _) in enumerate(rows):
             where[step] = (graph_id, row)  # a step logged twice: the later version wins
     return TagSeries(run, name, description, versions, sorted(where), where)
-
-
