@@ -3,12 +3,10 @@ are served after the next reload, although the plugin cached the series before."
 from __future__ import annotations
 
 import pytest
-import tensorflow as tf
 
-from support.plugin_logdirs import TAG, batch, cut_model
+from support.plugin_logdirs import TAG, RunWriter
 from support.plugin_servers import LOADERS
 from support.tensorboard_proc import TensorBoardProcess, fetch_json
-from tb_gradflow import summary
 
 
 def get(tb: TensorBoardProcess, route: str) -> dict:
@@ -19,27 +17,19 @@ def get(tb: TensorBoardProcess, route: str) -> dict:
 
 @pytest.mark.parametrize("load_fast", LOADERS)
 def test_steps_and_graph_versions_written_while_running(load_fast, tmp_path):
-    loss_fn, _ = cut_model()
-    writer = tf.summary.create_file_writer(str(tmp_path / "live"))
-
-    def log(steps: range, batch_size: int) -> None:
-        with writer.as_default():
-            for step in steps:
-                summary.gradflow(TAG, loss_fn, batch(batch_size, step), step=step, strict=True)
-        writer.flush()
-
-    log(range(0, 3), 8)
+    writer = RunWriter(str(tmp_path / "live"))
+    writer.log(range(0, 3), 8)
     try:
         with TensorBoardProcess(str(tmp_path), load_fast=load_fast) as tb:
             tb.wait_for_runs({"live": {TAG: 3}})
             first = get(tb, f"graph?run=live&tag={TAG}")
             assert (first["step"], first["count"], first["graph_versions"]) == (2, 3, 1)
 
-            log(range(3, 6), 8)
+            writer.log(range(3, 6), 8)
             tb.wait_for_runs({"live": {TAG: 6}})
             assert get(tb, f"graph?run=live&tag={TAG}")["step"] == 5
 
-            log(range(6, 9), 4)  # new input shape: the probe retraces, a second graph version
+            writer.log(range(6, 9), 4)  # new input shape: the probe retraces, a second graph version
             runs = tb.wait_for_runs({"live": {TAG: 9}})
             assert runs["live"][TAG] == {"steps": [0, 8], "count": 9, "graph_versions": 2, "description": ""}
             new = get(tb, f"graph?run=live&tag={TAG}")

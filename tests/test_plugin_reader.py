@@ -3,10 +3,8 @@ starts from the previous one gives exactly what a fresh read gives."""
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
-from support.plugin_logdirs import TAG, batch, cut_model
-from tb_gradflow import summary
+from support.plugin_logdirs import TAG, RunWriter
 from tb_gradflow.format.records import decode_step
 from tb_gradflow.reading import reader as reader_module
 from tb_gradflow.reading.local_logdir import local_provider
@@ -31,19 +29,11 @@ def assert_same(a: TagSeries, b: TagSeries) -> None:
 
 
 def test_reread_from_previous_equals_a_fresh_read(tmp_path, monkeypatch):
-    loss_fn, _ = cut_model()
-    writer = tf.summary.create_file_writer(str(tmp_path / "run"))
-
-    def log(steps: range, batch_size: int) -> None:
-        with writer.as_default():
-            for step in steps:
-                summary.gradflow(TAG, loss_fn, batch(batch_size, step), step=step, strict=True)
-        writer.flush()
-
-    log(range(0, 5), 8)
+    writer = RunWriter(str(tmp_path / "run"))
+    writer.log(range(0, 5), 8)
     first = read(str(tmp_path))
-    log(range(5, 8), 4)  # a second graph version
-    log(range(8, 10), 8)  # and back to the first one
+    writer.log(range(5, 8), 4)  # a second graph version
+    writer.log(range(8, 10), 8)  # and back to the first one
     fresh = read(str(tmp_path))
     decoded: list[bytes] = []
     monkeypatch.setattr(reader_module, "decode_step", lambda data: decoded.append(data) or decode_step(data))

@@ -50,15 +50,31 @@ def batch(n: int, step: int = 0) -> tf.Tensor:
     return tf.constant(np.random.default_rng(step).normal(size=(n, 3)), tf.float32)
 
 
+class RunWriter:
+    """One run of the cut model, logged with real `summary.gradflow` calls as training would;
+    each `log` flushes, so that a TensorBoard reading the run sees its steps."""
+
+    def __init__(self, run_dir: str):
+        self.loss_fn, _ = cut_model()
+        self.writer = tf.summary.create_file_writer(run_dir)
+
+    def log(self, steps: Iterable[int], batch_size: int | Callable[[int], int] = 8, name: str = TAG, description: str | None = None) -> None:
+        """`batch_size` (or `batch_size(step)`) sets the input shape: changing it retraces the
+        probe and adds a graph version."""
+        size = batch_size if callable(batch_size) else (lambda step: batch_size)
+        with self.writer.as_default():
+            for step in steps:
+                report = summary.gradflow(name, self.loss_fn, batch(size(step), step), step=step, description=description, strict=True)
+                assert report is not None
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 def write_steps(run_dir: str, steps: Iterable[int], batch_of: Callable[[int], int] = lambda s: 8, name: str = TAG, description: str | None = None) -> None:
-    """Real `summary.gradflow` calls; `batch_of(step)` picks the batch size, so changing it over
-    the steps retraces the probe and adds a graph version."""
-    loss_fn, _ = cut_model()
-    writer = tf.summary.create_file_writer(run_dir)
-    with writer.as_default():
-        for step in steps:
-            report = summary.gradflow(name, loss_fn, batch(batch_of(step), step), step=step, description=description, strict=True)
-            assert report is not None
+    writer = RunWriter(run_dir)
+    writer.log(steps, batch_of, name, description)
     writer.close()
 
 
