@@ -61,6 +61,13 @@ def trace_resnet(run_dir: str):
     return ProbeResult(values.graph, values.step_proto(0))
 
 
+def measure(urls: list[str], warmup: int = 3) -> list[float]:
+    """Times each URL after a few untimed requests (connection set-up, lazily built indices)."""
+    for url in urls[:warmup]:
+        timed(url)
+    return [timed(url) for url in urls]
+
+
 def timed(url: str) -> float:
     start = time.perf_counter()
     status, _, _ = fetch(url, headers={"Accept-Encoding": "gzip"})
@@ -102,14 +109,12 @@ def bench_loader(load_fast: str, big: str, sweep: str, protos, steps: int, repea
         print(f"  all {steps} steps served {time.perf_counter() - start:.1f} s after launch")
         new_step = runs["resnet"][TAG]["steps"][1] + 1
         graph = tb.plugin_url(f"graph?run=resnet&tag={TAG}")
+        history = tb.plugin_url(f"history?run=resnet&tag={TAG}&op=")
         results = {
-            "graph": [timed(f"{graph}&step={rng.randrange(steps)}") for _ in range(repeats)],
-            "graph (last step)": [timed(graph) for _ in range(repeats)],
-            "history": [
-                timed(tb.plugin_url(f"history?run=resnet&tag={TAG}&op={urllib.parse.quote(rng.choice(op_names), safe='')}"))
-                for _ in range(repeats)
-            ],
-            "diagnosis": [timed(tb.plugin_url(f"diagnosis?run=resnet&tag={TAG}")) for _ in range(repeats)],
+            "graph": measure([f"{graph}&step={rng.randrange(steps)}" for _ in range(repeats)]),
+            "graph (last step)": measure([graph] * repeats),
+            "history": measure([history + urllib.parse.quote(rng.choice(op_names), safe="") for _ in range(repeats)]),
+            "diagnosis": measure([tb.plugin_url(f"diagnosis?run=resnet&tag={TAG}")] * repeats),
         }
         for name, samples in results.items():
             print(summarize(name, samples))
@@ -120,7 +125,7 @@ def bench_loader(load_fast: str, big: str, sweep: str, protos, steps: int, repea
     with TensorBoardProcess(sweep, load_fast=load_fast, timeout=600) as tb:
         tb.wait_for_runs({f"run{i:03d}": {TAG: 20} for i in range(100)}, timeout=600)
         print(f"  100 runs served {time.perf_counter() - start:.1f} s after launch")
-        print(summarize("runs (100 runs)", [timed(tb.plugin_url("runs")) for _ in range(repeats)]))
+        print(summarize("runs (100 runs)", measure([tb.plugin_url("runs")] * repeats)))
 
 
 def main() -> None:

@@ -94,7 +94,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
                     readable.setdefault(run, {})[tag] = series
         return views.runs_json(readable)
 
-    def _series(self, request: wrappers.Request) -> tuple[str, str, CachedSeries]:
+    def _lookup(self, request: wrappers.Request) -> tuple[str, str, CachedSeries]:
         """The run and tag a request names, and their series; 404 when the listing lacks them."""
         args = request.args.to_dict(flat=False)
         run, tag = params.required(args, "run"), params.required(args, "tag")
@@ -108,17 +108,17 @@ class GradflowPlugin(base_plugin.TBPlugin):
 
     def _graph(self, request: wrappers.Request) -> str:
         step = params.step(request.args.to_dict(flat=False))
-        run, tag, cached = self._series(request)
+        run, tag, cached = self._lookup(request)
         return views.graph_json(run, tag, cached, step)
 
     def _history(self, request: wrappers.Request) -> str:
         kind, name = params.history_subject(request.args.to_dict(flat=False))
-        run, tag, cached = self._series(request)
+        run, tag, cached = self._lookup(request)
         return views.history_json(run, tag, cached, kind, name)
 
     def _diagnosis(self, request: wrappers.Request) -> str:
         step = params.step(request.args.to_dict(flat=False))
-        _, _, cached = self._series(request)
+        _, _, cached = self._lookup(request)
         return views.diagnosis_view(cached, step)
 
     # Static files
