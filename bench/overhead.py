@@ -85,6 +85,10 @@ def measure(name: str, build, repeats: int) -> dict:
                                          step=step[0], optimizer=log_opt, strict=True)
         step[0] += 1
 
+    # Shared one-time costs (building layers, autograph's conversion of the user's code) are paid
+    # here, so that neither first call below is charged for them.
+    loss_fn(*args)
+    tf.function(loss_fn).get_concrete_function(*args)
     plain_first = _timed(lambda: plain_step(*args))
     log_first = _timed(logging_call)
     plain, logged = [], []
