@@ -52,6 +52,7 @@ export class App {
   private readonly main: Pane;
   private other: Pane | null = null;
   private renderSeq = 0;
+  private renderedData: { model: GraphModel | null; other: GraphModel | null; selected: string | null } = { model: null, other: null, selected: null };
   private stepTimer: number | undefined;
   private loadSeq = 0;
   private readonly ui: {
@@ -219,7 +220,7 @@ export class App {
       this.hierarchies.set(key, h);
     }
     if (pane.expandedIsDefault && pane.hierarchy !== h) {
-      pane.expanded = defaultExpansion(h, model.response.cut_points.map((c) => c.op));
+      pane.expanded = defaultExpansion(h, starvingCuts(model));
     }
     pane.model = model;
     pane.hierarchy = h;
@@ -244,7 +245,10 @@ export class App {
     this.root.dataset.status = "rendering";
     setText(this.ui.status, "");
     this.syncSlider();
-    renderBanner(this.ui.banner, model, this.other?.model ?? null, (op) => this.selectOp(op, true));
+    // the banner, legends and details depend only on the data and the selection: redraw on change
+    const dataChanged = this.renderedData.model !== model || this.renderedData.other !== (this.other?.model ?? null);
+    const selectionChanged = dataChanged || this.renderedData.selected !== this.selected;
+    if (dataChanged) renderBanner(this.ui.banner, model, this.other?.model ?? null, (op) => this.selectOp(op, true));
     this.ui.graphTab.setAttribute("aria-pressed", String(this.view === "graph"));
     this.ui.layersTab.setAttribute("aria-pressed", String(this.view === "layers"));
     this.ui.panes.hidden = this.view !== "graph";
@@ -253,27 +257,39 @@ export class App {
       renderLayers(this.ui.layers, model, this.other?.model ?? null, (name) => this.selectVariable(name));
     }
     const selectedIndex = this.selectedIndex();
-    const matches = matchingOps(this.query, model.ops, model.variables);
+    const matches = this.matchesFor(model);
     const panes = this.other ? [this.main, this.other] : [this.main];
     await Promise.all(
       panes.map((pane) => {
         setText(pane.title, this.other ? `${pane.model!.run} · step ${pane.model!.step}` : "");
-        this.renderLegend(pane);
+        if (dataChanged) this.renderLegend(pane);
         const m = pane.model!;
         const sel = pane === this.main ? selectedIndex : this.selected ? (m.opIndex.get(this.selected) ?? -1) : -1;
-        const paneMatches = pane === this.main ? matches : matchingOps(this.query, m.ops, m.variables);
-        const focus = sel >= 0 ? sel : (m.response.cut_points.find((c) => c.starved_variables.length)?.op ?? m.response.cut_points[0]?.op);
+        const paneMatches = pane === this.main ? matches : this.matchesFor(m);
+        const focus = sel >= 0 ? sel : starvingCuts(m)[0];
         return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded: pane.expanded, selected: sel, matches: paneMatches, anchor, focus });
       }),
     );
-    this.renderDetailsPanel();
+    if (selectionChanged) this.renderDetailsPanel();
+    this.renderedData = { model, other: this.other?.model ?? null, selected: this.selected };
     this.writeUrl();
     await nextPaint();
     this.root.dataset.status = "ready";
     this.root.dataset.run = model.run;
     this.root.dataset.step = String(model.step);
+    this.root.dataset.layoutMs = String(this.main.view.layoutMillis);
     this.root.dataset.renderSeq = String(++this.renderSeq);
     if (!this.root.dataset.firstPaintMs) this.root.dataset.firstPaintMs = performance.now().toFixed(0);
+  }
+
+  private matchCache: { model: GraphModel | null; query: string; matches: Set<number> } = { model: null, query: "", matches: new Set() };
+
+  /** Ops matching the search (cached: a toggle or a pan must not rescan 20,000 names). */
+  private matchesFor(model: GraphModel): Set<number> {
+    if (this.matchCache.model !== model || this.matchCache.query !== this.query) {
+      this.matchCache = { model, query: this.query, matches: matchingOps(this.query, model.ops, model.variables) };
+    }
+    return this.matchCache.matches;
   }
 
   private renderLegend(pane: Pane): void {
@@ -551,6 +567,11 @@ function nearestStep(steps: number[], step: number): number | null {
   let best = steps[0];
   for (const s of steps) if (Math.abs(s - step) < Math.abs(best - step)) best = s;
   return best;
+}
+
+/** Ops of the cut points that starve variables (the ones worth opening groups for). */
+function starvingCuts(model: GraphModel): number[] {
+  return model.response.cut_points.filter((c) => c.starved_variables.length > 0).map((c) => c.op);
 }
 
 function errorText(e: unknown): string {

@@ -8,6 +8,8 @@ export type Tone = "ok" | "cut" | "warn";
 export interface CutLine {
   op: number;
   opName: string;
+  /** The op type, e.g. "PyFunc". */
+  type: string;
   /** e.g. "tf.numpy_function at demo/vae.py:72 has no gradient" */
   text: string;
   starved: string[];
@@ -16,7 +18,10 @@ export interface CutLine {
 export interface Diagnosis {
   tone: Tone;
   headline: string;
+  /** Cut points that starve variables. */
   cuts: CutLine[];
+  /** Blocking ops that starve nothing: another path carries the gradient. */
+  harmless: CutLine[];
   notes: string[];
 }
 
@@ -46,6 +51,7 @@ export function diagnose(model: GraphModel): Diagnosis {
   const cuts: CutLine[] = g.cut_points.map((c) => ({
     op: c.op,
     opName: c.op_name,
+    type: c.op_type,
     text: describeCut(c),
     starved: c.starved_variables,
   }));
@@ -79,5 +85,5 @@ export function diagnose(model: GraphModel): Diagnosis {
     notes.push(`${plural(g.zero_variables.length, "variable")} with an all-zero gradient at this step: ${listNames(g.zero_variables)}`);
   }
   if (model.fallbackReason) notes.push(`Op-level detail is unavailable: ${model.fallbackReason}`);
-  return { tone, headline, cuts, notes };
+  return { tone, headline, cuts: starvingCuts, harmless: cuts.filter((c) => c.starved.length === 0), notes };
 }

@@ -3,7 +3,7 @@
 // restyle what is drawn.
 import type { MagnitudeScale } from "./colors";
 import { magnitudeColor, magnitudeFraction, magnitudeScale, magnitudeTextColor } from "./colors";
-import { clear, setText, svg } from "./dom";
+import { setText, svg } from "./dom";
 import type { Group, GroupSummary, Hierarchy } from "./hierarchy";
 import { summarizeGroups } from "./hierarchy";
 import type { LayoutClient } from "./layout_client";
@@ -108,8 +108,10 @@ export class GraphView {
   async show(input: GraphInput): Promise<void> {
     const previous = this.input;
     this.input = input;
-    this.summaries = summarizeGroups(input.hierarchy, input.model.ops);
-    this.scale = magnitudeScale(input.model.ops.map((op) => (op.state === "flowing" ? op.norm : null)));
+    if (previous?.model !== input.model || previous.hierarchy !== input.hierarchy) {
+      this.summaries = summarizeGroups(input.hierarchy, input.model.ops);
+      this.scale = magnitudeScale(input.model.ops.map((op) => (op.state === "flowing" ? op.norm : null)));
+    }
     const key = `${input.model.graphId}|${[...input.expanded].sort().join("\u0000")}`;
     if (key === this.layoutKey && this.layout && previous?.hierarchy === input.hierarchy) {
       this.restyle();
@@ -132,7 +134,8 @@ export class GraphView {
     this.layout = layout;
     this.layoutKey = key;
     this.buildItems();
-    this.eraseAll();
+    this.keepMovableNodes();
+    this.restyle();
     if (!this.fitted) {
       this.fit();
       this.fitted = true;
@@ -241,11 +244,22 @@ export class GraphView {
     this.itemById = new Map(items.map((i) => [i.id, i]));
   }
 
-  private eraseAll(): void {
-    this.drawn.clear();
-    clear(this.layers.clusters);
-    clear(this.layers.edges);
-    clear(this.layers.nodes);
+  /** After a relayout: nodes that still exist with the same size are moved, the rest redrawn. */
+  private keepMovableNodes(): void {
+    for (const [id, node] of this.drawn) {
+      const item = this.itemById.get(id);
+      const same = item?.kind === "node" && (node as SVGGElement).dataset.size === `${item.bounds.width}x${item.bounds.height}`;
+      if (same) {
+        node.setAttribute("transform", `translate(${item.bounds.x.toFixed(1)},${item.bounds.y.toFixed(1)})`);
+        continue;
+      }
+      if (item?.kind === "edge") {
+        node.setAttribute("d", pathOf(item.points!));
+        continue;
+      }
+      node.remove();
+      this.drawn.delete(id);
+    }
   }
 
   private cull(): void {
@@ -311,7 +325,7 @@ export class GraphView {
   }
 
   private drawNode(item: Item): SVGGElement {
-    const b = item.bounds;
+    const b = { x: 0, y: 0, width: item.bounds.width, height: item.bounds.height };
     const n = item.node!;
     const input = this.input!;
     const g = svg("g", { class: n.kind === "op" ? "gf-node gf-op" : "gf-node gf-group", "data-node-id": n.id, tabindex: 0, role: "button" });
@@ -321,6 +335,7 @@ export class GraphView {
       g.setAttribute("data-op-type", op.type);
       if (op.cause) {
         g.setAttribute("data-cut", op.cause);
+        if (op.starved.length === 0) g.setAttribute("data-harmless", "true");
         g.append(svg("polygon", { class: "gf-shape", points: octagon(b) }));
       } else {
         g.append(svg("rect", { class: "gf-shape", x: b.x, y: b.y, width: b.width, height: b.height, rx: 4 }));
@@ -339,6 +354,8 @@ export class GraphView {
       g.append(svg("text", { class: `gf-line gf-line-${line.kind}`, x: b.x + b.width / 2, y: b.y + 15 + k * 14, "text-anchor": "middle" }, line.text));
     });
     g.append(svg("title", {}, ""));
+    g.setAttribute("transform", `translate(${item.bounds.x.toFixed(1)},${item.bounds.y.toFixed(1)})`);
+    g.dataset.size = `${b.width}x${b.height}`;
     return g;
   }
 

@@ -169,19 +169,22 @@ export function worseState(a: GradState, b: GradState): GradState {
 export interface GroupSummary {
   worst: GradState;
   counts: Record<GradState, number>;
+  /** Cut points inside that starve variables. */
   cuts: number[];
+  /** Blocking ops inside that starve nothing (another path carries the gradient). */
+  blockers: number[];
   maxNorm: number | null;
 }
 
 export function summarizeGroups(h: Hierarchy, ops: readonly Op[]): Map<string, GroupSummary> {
   const out = new Map<string, GroupSummary>();
   const visit = (g: Group): GroupSummary => {
-    const s: GroupSummary = { worst: "flowing", counts: { flowing: 0, zero: 0, none: 0, nonfinite: 0 }, cuts: [], maxNorm: null };
+    const s: GroupSummary = { worst: "flowing", counts: { flowing: 0, zero: 0, none: 0, nonfinite: 0 }, cuts: [], blockers: [], maxNorm: null };
     for (const i of g.ops) {
       const op = ops[i];
       s.counts[op.state]++;
       s.worst = worseState(s.worst, op.state);
-      if (op.cause) s.cuts.push(i);
+      if (op.cause) (op.starved.length ? s.cuts : s.blockers).push(i);
       if (op.state === "flowing" && op.norm !== null && Number.isFinite(op.norm)) s.maxNorm = Math.max(s.maxNorm ?? 0, op.norm);
     }
     for (const child of g.groups) {
@@ -189,6 +192,7 @@ export function summarizeGroups(h: Hierarchy, ops: readonly Op[]): Map<string, G
       for (const k of Object.keys(c.counts) as GradState[]) s.counts[k] += c.counts[k];
       s.worst = worseState(s.worst, c.worst);
       s.cuts.push(...c.cuts);
+      s.blockers.push(...c.blockers);
       if (c.maxNorm !== null) s.maxNorm = Math.max(s.maxNorm ?? 0, c.maxNorm);
     }
     out.set(g.id, s);

@@ -20,7 +20,7 @@ export function nodeLines(model: GraphModel, node: VisibleNode, summary: GroupSu
   if (node.kind === "op") {
     const op = model.ops[node.op];
     const lines: Line[] = [];
-    if (op.cause) lines.push({ kind: "cut", text: `✂ no gradient: ${op.cause}` });
+    if (op.cause) lines.push({ kind: "cut", text: op.starved.length ? `✂ no gradient: ${op.cause}` : `✂ ${op.cause}, starves nothing` });
     lines.push({ kind: "name", text: truncate(shortName(op.name), MAX_CHARS) });
     const type = truncate(op.type, 18);
     lines.push({ kind: "meta", text: `${type} · ${op.state === "none" ? "no gradient" : op.measured ? formatNorm(op.norm) : op.state}`, reserve: type.length + 12 });
@@ -32,6 +32,7 @@ export function nodeLines(model: GraphModel, node: VisibleNode, summary: GroupSu
     { kind: "meta", text: `${group.size} ops · ${summary?.worst ?? "none"}`, reserve: String(group.size).length + 16 },
   ];
   if (summary?.cuts.length) lines.push({ kind: "cut", text: `✂ holds ${summary.cuts.length} cut point${summary.cuts.length > 1 ? "s" : ""}` });
+  else if (summary?.blockers.length) lines.push({ kind: "meta", text: `✂ ${summary.blockers.length} harmless blocker${summary.blockers.length > 1 ? "s" : ""}` });
   else if (group.callOp >= 0) lines.push({ kind: "meta", text: "function / loop body" });
   return lines;
 }

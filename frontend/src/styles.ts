@@ -37,7 +37,8 @@ export const CSS = `
 .gf-search-results button { display: block; width: 100%; text-align: left; border: 0; border-radius: 0; background: transparent; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .gf-search-results button:hover, .gf-search-results button:focus { background: var(--gf-cluster-head); }
 .gf-search-results .gf-kind { color: var(--gf-muted); margin-right: 6px; font-size: 11px; }
-#gf-banner { padding: 8px 12px; border-bottom: 1px solid var(--gf-border); }
+#gf-banner { padding: 8px 12px; border-bottom: 1px solid var(--gf-border); max-height: 30vh; overflow: auto; flex: none; }
+.gf-harmless summary { cursor: pointer; }
 #gf-banner[data-tone=ok] { background: var(--gf-ok-bg); color: var(--gf-ok-fg); }
 #gf-banner[data-tone=warn] { background: var(--gf-warn-bg); color: var(--gf-warn-fg); }
 #gf-banner[data-tone=cut] { background: var(--gf-bad-bg); color: var(--gf-bad-fg); }
@@ -82,6 +83,8 @@ export const CSS = `
 .gf-node[data-cut] .gf-shape { fill: var(--gf-cut) !important; stroke: var(--gf-cut-stroke); stroke-width: 3; stroke-opacity: 1; stroke-dasharray: none; }
 .gf-node[data-cut] text { fill: var(--gf-cut-fg) !important; }
 .gf-node[data-cut] { opacity: 1; }
+.gf-node[data-cut][data-harmless] .gf-shape { fill: var(--gf-panel) !important; stroke: var(--gf-cut); stroke-width: 2; stroke-dasharray: 5 3; }
+.gf-node[data-cut][data-harmless] text { fill: var(--gf-fg) !important; }
 .gf-node .gf-line-cut { font-weight: 700; }
 .gf-group .gf-shape-back { fill: var(--gf-panel); stroke: var(--gf-fg); stroke-opacity: .3; }
 .gf-group .gf-shape { stroke-width: 1.5; stroke-opacity: .6; }

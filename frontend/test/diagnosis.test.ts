@@ -26,5 +26,17 @@ test("all is well, or zero and nonfinite are called out", () => {
 test("a blocking op that starves nothing says so", () => {
   const d = diagnose(buildModel(graph([{ name: "c", type: "Cast", cause: "integer_cast", source: "m.py:3" }], [{ name: "w" }])));
   assert.equal(d.tone, "ok");
-  assert.equal(d.cuts[0].text, "a cast to an integer type at m.py:3 blocks the gradient but starves nothing: another path carries it");
+  assert.equal(d.cuts.length, 0);
+  assert.equal(d.harmless[0].text, "a cast to an integer type at m.py:3 blocks the gradient but starves nothing: another path carries it");
+});
+
+test("blocking ops that starve nothing are kept apart from the cut points", () => {
+  const ops = [
+    { name: "a" },
+    ...Array.from({ length: 5 }, (_, i) => ({ name: `bn${i}/StopGradient`, type: "StopGradient", cause: "stop_gradient" as const })),
+  ];
+  const d = diagnose(buildModel(graph(ops, [{ name: "w" }])));
+  assert.equal(d.cuts.length, 0);
+  assert.equal(d.harmless.length, 5);
+  assert.equal(d.headline, "Gradient reaches every trainable variable");
 });
