@@ -12,9 +12,7 @@ import urllib.parse
 import pytest
 
 pytest.importorskip("playwright")
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from support.browser import launch, open_tab, render_seq, screenshot, wait_render  # noqa: E402
+from support.browser import browser, open_tab, page, render_seq, screenshot, wait_render  # noqa: E402,F401
 from support.crafted_logdir import CraftedOp, CraftedVariable, write_run  # noqa: E402
 from support.tensorboard_proc import TensorBoardProcess  # noqa: E402
 
@@ -54,24 +52,6 @@ def tensorboard(logdir):
     with TensorBoardProcess(logdir, load_fast="false") as tb:
         tb.wait_for_runs({"hostile": {"gradflow": 2}, "live": {"gradflow": 3}})
         yield tb
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.dialogs = []
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    yield page
-    context.close()
 
 
 def _find_node(frame, name: str):

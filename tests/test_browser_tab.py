@@ -11,9 +11,7 @@ import urllib.parse
 import pytest
 
 pytest.importorskip("playwright")
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from support.browser import READY, demo_logdir, launch, open_tab, render_seq, screenshot, wait_render  # noqa: E402
+from support.browser import READY, browser, demo_logdir, open_tab, page, render_seq, screenshot, tab_frame, wait_render  # noqa: E402,F401
 from support.tensorboard_proc import fetch_json, running_tensorboard  # noqa: E402
 
 
@@ -23,24 +21,10 @@ def base_url():
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.errors = errors
-    yield page
-    context.close()
-    assert not [e for e in errors if "gradflow" in e or "index.js" in e], errors
+@pytest.fixture(autouse=True)
+def no_errors_from_the_tab(page):
+    yield
+    assert not [e for e in page.errors if "gradflow" in e or "index.js" in e], page.errors
 
 
 def route(base_url: str, name: str, **params) -> dict:
@@ -240,8 +224,6 @@ def test_view_state_lives_in_the_url(page, base_url, browser):
     # the same link in a new window shows the same view
     other = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
     other.goto(url)
-    from support.browser import tab_frame
-
     f2 = tab_frame(other)
     assert f2.locator("#gf-root").get_attribute("data-step") == str(steps[0])
     assert f2.locator("#gf-details [data-field=name]").inner_text() == cut

@@ -119,14 +119,11 @@ export class App {
     watchDarkMode((dark) => (this.root.dataset.theme = dark ? "dark" : "light"));
     const url = readViewState(readHash());
     this.applyUrlState(url);
-    listenForReloads(() => void this.reload());
-    try {
-      await this.loadRuns();
-      await this.loadSteps();
-      await this.loadGraphs();
-    } catch (e) {
-      this.showError(e);
-    }
+    listenForReloads(() => {
+      this.histories.clear();
+      void this.loadAll();
+    });
+    await this.loadAll();
   }
 
   // ---- loading ---------------------------------------------------------------------------------
@@ -226,8 +223,9 @@ export class App {
     pane.hierarchy = h;
   }
 
-  private async reload(): Promise<void> {
-    this.histories.clear();
+  /** Runs, then the steps of the chosen run and tag, then its graph(s): on start, reload and
+   * a change of run or tag. Errors are shown in the tab. */
+  private async loadAll(): Promise<void> {
     try {
       await this.loadRuns();
       await this.loadSteps();
@@ -453,20 +451,16 @@ export class App {
   private bindToolbar(): void {
     const ui = this.ui;
     const guarded = (f: () => Promise<void>) => () => void f().catch((e) => this.showError(e));
-    ui.run.addEventListener("change", guarded(async () => {
+    ui.run.addEventListener("change", () => {
       this.run = ui.run.value;
       if (!this.runs[this.run][this.tag]) this.tag = Object.keys(this.runs[this.run]).sort()[0];
       if (this.compare === this.run) this.compare = null;
-      await this.loadRuns();
-      await this.loadSteps();
-      await this.loadGraphs();
-    }));
-    ui.tag.addEventListener("change", guarded(async () => {
+      void this.loadAll();
+    });
+    ui.tag.addEventListener("change", () => {
       this.tag = ui.tag.value;
-      await this.loadRuns();
-      await this.loadSteps();
-      await this.loadGraphs();
-    }));
+      void this.loadAll();
+    });
     ui.compare.addEventListener("change", guarded(async () => {
       this.compare = ui.compare.value || null;
       await this.loadGraphs();

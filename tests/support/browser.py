@@ -79,3 +79,33 @@ def screenshot(page: Any, name: str) -> str:
     path = os.path.join(ARTIFACTS, name)
     page.screenshot(path=path)
     return path
+
+
+# ---- pytest fixtures (import them into a test module to use them) ----------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium per test module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page (own context) per test. `page.errors` collects uncaught page errors and
+    `page.dialogs` every alert/confirm/prompt (dismissed): a test asserts on them."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.errors = []
+    page.dialogs = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    yield page
+    context.close()
