@@ -59,7 +59,7 @@ def gradflow(
         writer = _current_writer()
         if step is None:
             step = tf.summary.experimental.get_step()
-        step_value = None if step is None else int(tf.get_static_value(step) if tf.is_tensor(step) else step)
+        step_value = None if step is None else int(step.numpy() if hasattr(step, "numpy") else step)
         report = build_report(result.graph, result.step, step_value)
         if writer is not None:
             if step_value is None:

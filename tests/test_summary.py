@@ -121,6 +121,13 @@ def test_step_defaults_to_the_global_summary_step(tmp_path):
     assert [s for s, v in _events(str(tmp_path)) if v.tag == "flow"] == [42]
 
 
+def test_step_may_be_a_variable_or_a_tensor():
+    loss_fn, _, _ = _model()
+    iterations = tf.Variable(5, dtype=tf.int64)
+    assert tb_gradflow.summary.gradflow("flow", loss_fn, tf.ones([2, 3]), step=iterations, strict=True).step == 5
+    assert tb_gradflow.summary.gradflow("flow", loss_fn, tf.ones([2, 3]), step=tf.constant(7), strict=True).step == 7
+
+
 def test_optimizer_applies_the_probe_gradients():
     w = tf.Variable([1.0, 2.0], name="w")
     frozen_by_cut = tf.Variable([3.0], name="cut_off")
