@@ -29,6 +29,10 @@ const CACHE_LIMIT = 2000;
 
 const cache = new Map<string, Local>();
 
+/** Where edges leave (bottom) and enter (top) a group: routing helpers, never drawn. */
+const IN_PORT = "\u0002in";
+const OUT_PORT = "\u0002out";
+
 export function clearLayoutCache(): void {
   cache.clear();
 }
@@ -39,6 +43,9 @@ function layoutMembers(members: string[], sizes: Map<string, { width: number; he
   g.setGraph({ rankdir: "TB", nodesep: 18, ranksep: 34, edgesep: 8, marginx: 0, marginy: 0, ranker: members.length > FASTEST_ABOVE ? "longest-path" : fast ? "tight-tree" : "network-simplex" });
   g.setDefaultEdgeLabel(() => ({}));
   for (const id of members) g.setNode(id, { ...sizes.get(id)! });
+  for (const port of [IN_PORT, OUT_PORT]) {
+    if ([...edges].some((key) => key.startsWith(port + "\u0000") || key.endsWith("\u0000" + port))) g.setNode(port, { width: 1, height: 1 });
+  }
   for (const key of edges) {
     const [a, b] = key.split("\u0000");
     g.setEdge(a, b);
@@ -66,13 +73,14 @@ function layoutMembers(members: string[], sizes: Map<string, { width: number; he
     centres.set(id, { x: n.x + dx, y: n.y + dy });
   }
   const routes = new Map<string, Point[]>();
+  const width = x1 - x0 + left + (root ? ROOT_MARGIN : CLUSTER_PAD.side);
+  const height = y1 - y0 + top + (root ? ROOT_MARGIN : CLUSTER_PAD.bottom);
   for (const key of edges) {
     const [a, b] = key.split("\u0000");
     const e = g.edge(a, b) as { points?: Point[] } | undefined;
-    if (e?.points) routes.set(key, e.points.map((p) => ({ x: p.x + dx, y: p.y + dy })));
+    // ports sit a rank outside the members: pull their ends onto the group's border
+    if (e?.points) routes.set(key, e.points.map((p) => ({ x: p.x + dx, y: Math.min(height, Math.max(0, p.y + dy)) })));
   }
-  const width = x1 - x0 + left + (root ? ROOT_MARGIN : CLUSTER_PAD.side);
-  const height = y1 - y0 + top + (root ? ROOT_MARGIN : CLUSTER_PAD.bottom);
   return { width, height, centres, routes };
 }
 
@@ -100,21 +108,29 @@ export function runLayout(request: LayoutRequest): LayoutResult {
     return out.reverse();
   };
 
-  // each edge belongs to the group where its ends' ancestries part; there it joins two members
+  // An edge is routed in pieces: inside each group it leaves, from its member to the group's
+  // bottom port; in the group where the two ancestries part, between the two members there; and
+  // inside each group it enters, from the group's top port to the member.
   const edgesOf = new Map<string, Set<string>>();
-  const edgeHome = new Map<string, { group: string; key: string }>();
+  const segmentsOf = new Map<string, Array<{ group: string; key: string }>>();
+  const use = (group: string, from: string, to: string): { group: string; key: string } => {
+    const key = `${from}\u0000${to}`;
+    let set = edgesOf.get(group);
+    if (!set) edgesOf.set(group, (set = new Set()));
+    set.add(key);
+    return { group, key };
+  };
   for (const e of request.edges) {
     const a = chain(e.from);
     const b = chain(e.to);
     let i = 0;
     while (i < a.length && i < b.length && a[i] === b[i]) i++;
     if (i >= a.length || i >= b.length) continue; // one end inside the other: not drawn
-    const group = i === 0 ? ROOT : a[i - 1];
-    const key = `${a[i]}\u0000${b[i]}`;
-    let set = edgesOf.get(group);
-    if (!set) edgesOf.set(group, (set = new Set()));
-    set.add(key);
-    edgeHome.set(e.id, { group, key });
+    const segments = [];
+    for (let k = a.length - 1; k > i; k--) segments.push(use(a[k - 1], a[k], OUT_PORT));
+    segments.push(use(i === 0 ? ROOT : a[i - 1], a[i], b[i]));
+    for (let k = i + 1; k < b.length; k++) segments.push(use(b[k - 1], IN_PORT, b[k]));
+    segmentsOf.set(e.id, segments);
   }
 
   const clusterIds = new Set(request.clusters.map((c) => c.id));
@@ -160,18 +176,13 @@ export function runLayout(request: LayoutRequest): LayoutResult {
 
   const edges: LayoutResult["edges"] = {};
   for (const e of request.edges) {
-    const home = edgeHome.get(e.id);
-    if (!home) continue;
-    const route = locals.get(home.group)?.routes.get(home.key);
-    const o = origin.get(home.group)!;
-    if (!route) continue;
-    const points = route.map((p) => ({ x: p.x + o.x, y: p.y + o.y }));
-    const [liftedFrom, liftedTo] = home.key.split("\u0000");
-    const from = boxes[e.from];
-    const to = boxes[e.to];
-    if (liftedFrom !== e.from && from) points.unshift({ x: from.x, y: from.y + from.height / 2 });
-    if (liftedTo !== e.to && to) points.push({ x: to.x, y: to.y - to.height / 2 });
-    edges[e.id] = points;
+    const points: Point[] = [];
+    for (const seg of segmentsOf.get(e.id) ?? []) {
+      const route = locals.get(seg.group)?.routes.get(seg.key);
+      const o = origin.get(seg.group)!;
+      if (route) for (const p of route) points.push({ x: p.x + o.x, y: p.y + o.y });
+    }
+    if (points.length >= 2) edges[e.id] = points;
   }
   return { id: request.id, boxes, edges, width: rootLocal.width, height: rootLocal.height, millis: Date.now() - started };
 }
