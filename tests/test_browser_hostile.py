@@ -37,12 +37,26 @@ LIVE_OPS = [
 ]
 LIVE_VARS = [CraftedVariable("dense/kernel", "flowing")]
 
+NUMERIC_OPS = [
+    CraftedOp("x", "Placeholder", "none", norm=None),
+    CraftedOp("a/MatMul", "MatMul", "flowing", inputs=[0], variable_inputs=[0], norm=0.5),
+    CraftedOp("b/Sign", "Sign", "zero", inputs=[1], variable_inputs=[1], norm=0.0),
+    CraftedOp("c/Log", "Log", "nonfinite", inputs=[1], variable_inputs=[2], norm=float("inf")),
+    CraftedOp("loss", "AddV2", "nonfinite", inputs=[2, 3], norm=float("nan")),
+]
+NUMERIC_VARS = [
+    CraftedVariable("a/kernel", "flowing", 0.25),
+    CraftedVariable("b/kernel", "zero", 0.0),
+    CraftedVariable("c/kernel", "nonfinite", float("nan")),
+]
+
 
 @pytest.fixture(scope="module")
 def logdir():
     root = tempfile.mkdtemp(prefix="gradflow-hostile-")
     write_run(f"{root}/hostile", HOSTILE_OPS, HOSTILE_VARS, steps=[0, 1])
     write_run(f"{root}/live", LIVE_OPS, LIVE_VARS, steps=[0, 1, 2], graph_id="live-1")
+    write_run(f"{root}/numerics", NUMERIC_OPS, NUMERIC_VARS, steps=[0], graph_id="numerics-1")
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -50,7 +64,7 @@ def logdir():
 @pytest.fixture(scope="module")
 def tensorboard(logdir):
     with TensorBoardProcess(logdir, load_fast="false") as tb:
-        tb.wait_for_runs({"hostile": {"gradflow": 2}, "live": {"gradflow": 3}})
+        tb.wait_for_runs({"hostile": {"gradflow": 2}, "live": {"gradflow": 3}, "numerics": {"gradflow": 1}})
         yield tb
 
 
@@ -126,3 +140,23 @@ def test_reload_brings_new_steps_and_keeps_the_view(page, tensorboard, logdir):
     assert frame.locator("#gf-details [data-field=name]").inner_text() == "dense/MatMul"
     assert frame.locator("#gf-details [data-field=norm]").inner_text() != before
     assert frame.locator(".gf-graph").first.get_attribute("data-zoom") == zoom
+
+
+def test_zero_and_nonfinite_gradients_are_called_out(page, tensorboard):
+    frame = open_tab(page, tensorboard.url, "gradflow&p.gradflow.run=numerics")
+    banner = frame.locator("#gf-banner")
+    assert banner.get_attribute("data-tone") == "warn"
+    text = banner.inner_text()
+    assert "Gradient reaches every trainable variable, but not all of it is usable" in text
+    assert "1 variable with a NaN or Inf gradient: c/kernel" in text
+    assert "1 variable with an all-zero gradient at this step: b/kernel" in text
+    states = frame.evaluate("Object.fromEntries([...document.querySelectorAll('[data-op-name]')].map(n => [n.getAttribute('data-op-name'), n.getAttribute('data-state')]))")
+    assert states == {"x": "none", "a/MatMul": "flowing", "b/Sign": "zero", "c/Log": "nonfinite", "loss": "nonfinite"}
+    fills = frame.evaluate("Object.fromEntries(['b/Sign', 'c/Log'].map(n => [n, getComputedStyle([...document.querySelectorAll('[data-op-name]')].find(e => e.getAttribute('data-op-name') === n).querySelector('.gf-shape')).fill]))")
+    assert fills == {"b/Sign": "rgb(242, 182, 0)", "c/Log": "rgb(123, 31, 162)"}
+    assert "Inf" in frame.locator('[data-op-name="c/Log"]').text_content()
+    seq = render_seq(frame)
+    frame.locator("#gf-view-layers").click()
+    wait_render(frame, seq)
+    rows = frame.locator(".gf-var").evaluate_all("vs => vs.map(v => [v.dataset.variable, v.dataset.state, v.querySelector('.gf-bar-value').textContent])")
+    assert rows == [["a/kernel", "flowing", "0.25"], ["b/kernel", "zero", "zero"], ["c/kernel", "nonfinite", "nonfinite (NaN)"]]

@@ -241,7 +241,8 @@ export class App {
     const model = this.main.model;
     if (!model) return;
     this.root.dataset.status = "rendering";
-    setText(this.ui.status, "");
+    // an eager fallback logs variables only: say why there is no graph
+    setText(this.ui.status, model.ops.length ? "" : `No op graph at this step. ${model.fallbackReason ?? ""}`);
     this.syncSlider();
     // the banner, legends and details depend only on the data and the selection: redraw on change
     const dataChanged = this.renderedData.model !== model || this.renderedData.other !== (this.other?.model ?? null);
