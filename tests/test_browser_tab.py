@@ -310,3 +310,15 @@ def test_dark_mode_follows_tensorboard(page, base_url):
     bg = frame.locator("#gf-root").evaluate("r => getComputedStyle(r).backgroundColor")
     assert bg == "rgb(32, 33, 36)"
     screenshot(page, "dark-mode.png")
+
+
+def test_the_tab_works_under_the_rust_loader_and_a_path_prefix(page):
+    with running_tensorboard(demo_logdir(), load_fast="true", path_prefix="/tb/gf") as url:
+        assert url.endswith("/tb/gf")
+        g = graph(url)
+        frame = open_tab(page, url)
+        assert g["cut_points"][0]["op_name"] in frame.locator("#gf-banner").inner_text()
+        assert frame.locator(".gf-graph").first.get_attribute("data-drawn") not in (None, "0")
+        cut = frame.locator(f'[data-op-name="{g["cut_points"][0]["op_name"]}"]')
+        assert cut.get_attribute("data-cut") == "numpy_function"
+        assert frame.evaluate("document.querySelector('#gf-root').dataset.layoutMs") is not None
