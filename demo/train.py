@@ -20,6 +20,7 @@ from vae import ColourVAE, make_images, vae_loss  # noqa: E402
 
 
 def train(logdir: str, lookup: str, run: str, steps: int, log_every: int, batch: int = 32) -> None:
+    keras.backend.clear_session()  # both runs name their variables colour_vae/..., not colour_vae_1/...
     keras.utils.set_random_seed(1)
     images = tf.constant(make_images(512))
     model = ColourVAE(lookup=lookup)
