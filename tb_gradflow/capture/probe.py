@@ -24,7 +24,7 @@ from tb_gradflow.capture.cuts import Structure, analyze_structure
 from tb_gradflow.capture.loss_path import PathOp, Walker, is_measurable_dtype
 from tb_gradflow.capture.registry_hook import op_key, watch_registry
 from tb_gradflow.capture.sources import user_source
-from tb_gradflow.format.records import encode_step
+from tb_gradflow.format.records import encode_step_arrays
 from tb_gradflow.proto import gradflow_pb2
 
 
@@ -54,18 +54,34 @@ def track(v: Any) -> TrackedVariable:
     return TrackedVariable(variable_name(v), tf_var, v)
 
 
-@dataclasses.dataclass
 class Layout:
-    """How one graph version's device vectors fold back into per-op values."""
+    """How one graph version's device vectors fold back into per-op values, as index arrays."""
 
-    graph: gradflow_pb2.Graph
-    # For each op: positions into the measured-tensor vector (top-level ops only).
-    op_tensors: list[list[int]]
-    # Positions of measured tensors whose gradient exists (the rows of the stats matrix).
-    tensor_rows: dict[int, int]
-    variable_rows: dict[int, int]
-    reached: list[bool]
-    top_ancestor: list[int]
+    def __init__(
+        self,
+        graph: gradflow_pb2.Graph,
+        op_tensors: list[list[int]],
+        tensor_has_grad: list[bool],
+        variable_has_grad: list[bool],
+        reached: list[bool],
+        top_ancestor: list[int],
+    ):
+        self.graph = graph
+        # Row of each measured tensor in the stats vector, or -1 where no gradient reaches it.
+        rows = np.cumsum(tensor_has_grad) - 1
+        self.tensor_row = np.where(tensor_has_grad, rows, -1).astype(np.int64)
+        self.variable_rows = {
+            i: r for r, i in enumerate(i for i, ok in enumerate(variable_has_grad) if ok)
+        }
+        single = [(i, p[0]) for i, p in enumerate(op_tensors) if len(p) == 1]
+        self.single_ops = np.array([i for i, _ in single], np.int64)
+        self.single_tensors = np.array([k for _, k in single], np.int64)
+        self.multi = [(i, p) for i, p in enumerate(op_tensors) if len(p) > 1]
+        # Ops inside bodies that a gradient reaches: their value is not fetched, so they show
+        # their top-level call op's state.
+        inherit = [(i, a) for i, a in enumerate(top_ancestor) if reached[i] and a != i]
+        self.inherit_ops = np.array([i for i, _ in inherit], np.int64)
+        self.inherit_from = np.array([a for _, a in inherit], np.int64)
 
 
 @dataclasses.dataclass
@@ -78,6 +94,9 @@ def _shape_text(shape: tf.TensorShape) -> str:
     if shape.rank is None:
         return "?"
     return "x".join("?" if d is None else str(d) for d in shape.as_list()) or "scalar"
+
+
+NONE, FLOWING, ZERO, NONFINITE = (V.STATE_CODE[s] for s in (V.NONE, V.FLOWING, V.ZERO, V.NONFINITE))
 
 
 class Reducer:
@@ -250,13 +269,16 @@ class Probe:
         t_grads = [g if t.ref() in structure.has_grad else None for t, g in zip(measured, t_grads)]
         v_grads = [g if ok else None for g, ok in zip(v_grads, structure.variable_has_grad)]
         graph_proto = self._graph_proto(ops, op_tensors, variables, structure, walker.index.get(op_key(loss.op), -1))
-        tensor_rows = {i: r for r, i in enumerate(i for i, g in enumerate(t_grads) if g is not None)}
-        variable_rows = {i: r for r, i in enumerate(i for i, g in enumerate(v_grads) if g is not None)}
-        top = []
+        top: list[int] = []
         for i, p in enumerate(ops):
             top.append(i if p.top_level else top[p.parent])
         self._layouts[graph_proto.graph_id] = Layout(
-            graph_proto, op_tensors, tensor_rows, variable_rows, structure.reached, top
+            graph_proto,
+            op_tensors,
+            [g is not None for g in t_grads],
+            [g is not None for g in v_grads],
+            structure.reached,
+            top,
         )
 
         reducer = Reducer()
@@ -319,32 +341,35 @@ class Probe:
     # -- run time ----------------------------------------------------------------------------
     @staticmethod
     def _step(layout: Layout, out: dict[str, tf.Tensor]) -> gradflow_pb2.Step:
-        t_stats = np.asarray(out["tensor_stats"], dtype=np.float64)
+        n_ops = len(layout.graph.ops)
+        sums = 2.0 * np.asarray(out["tensor_stats"], dtype=np.float64)
+        finite = np.isfinite(sums)
+        codes = np.where(~finite, NONFINITE, np.where(sums == 0.0, ZERO, FLOWING))
+        norms = np.where(finite, np.sqrt(np.where(finite, sums, 0.0)), sums)
+        rows = layout.tensor_row
+        tensor_codes = np.where(rows >= 0, codes[rows] if len(codes) else NONE, NONE)
+        tensor_norms = np.where(rows >= 0, norms[rows] if len(norms) else np.nan, np.nan)
+
+        op_codes = np.full(n_ops, NONE, np.uint8)
+        op_norms = np.full(n_ops, np.nan, np.float64)
+        op_codes[layout.single_ops] = tensor_codes[layout.single_tensors]
+        op_norms[layout.single_ops] = tensor_norms[layout.single_tensors]
+        for i, positions in layout.multi:  # ops with several float outputs: few
+            state, norm = combine([
+                (V.STATES[tensor_codes[k]], None if tensor_codes[k] == NONE else float(tensor_norms[k]))
+                for k in positions
+            ])
+            op_codes[i] = V.STATE_CODE[state]
+            op_norms[i] = np.nan if norm is None else norm
+        op_codes[layout.inherit_ops] = op_codes[layout.inherit_from]
+
         v_stats = np.asarray(out["variable_stats"], dtype=np.float64)
-
-        def value(rows: dict[int, int], stats: np.ndarray, i: int) -> tuple[str, float | None]:
-            row = rows.get(i)
-            if row is None:
-                return V.NONE, None
-            return tensor_state(True, *(float(x) for x in np.atleast_1d(stats[row])))
-
-        op_values: list[tuple[str, float | None]] = []
-        for i, positions in enumerate(layout.op_tensors):
-            if positions:
-                op_values.append(combine([value(layout.tensor_rows, t_stats, k) for k in positions]))
-            elif layout.reached[i] and layout.top_ancestor[i] != i:
-                # Inside a body: reached, value not fetched; it shares its call op's state.
-                op_values.append((op_values[layout.top_ancestor[i]][0], None))
-            else:
-                op_values.append((V.NONE, None))
-        var_values = [
-            value(layout.variable_rows, v_stats, i) for i in range(len(layout.graph.variables))
-        ]
-        return encode_step(
-            layout.graph.graph_id,
-            [s for s, _ in op_values],
-            [n for _, n in op_values],
-            [s for s, _ in var_values],
-            [n for _, n in var_values],
-            float(out["loss"].numpy()),
+        var_codes = np.full(len(layout.graph.variables), NONE, np.uint8)
+        var_norms = np.full(len(layout.graph.variables), np.nan, np.float64)
+        for i, row in layout.variable_rows.items():
+            state, norm = tensor_state(True, *(float(x) for x in v_stats[row]))
+            var_codes[i] = V.STATE_CODE[state]
+            var_norms[i] = np.nan if norm is None else norm
+        return encode_step_arrays(
+            layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(out["loss"].numpy())
         )

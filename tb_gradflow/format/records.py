@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
+
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.proto import gradflow_pb2
@@ -19,13 +21,32 @@ def encode_step(
     loss: float | None,
 ) -> gradflow_pb2.Step:
     nan = float("nan")
+    return encode_step_arrays(
+        graph_id,
+        np.array([V.STATE_CODE[s] for s in op_states], np.uint8),
+        np.array([nan if n is None else n for n in op_norms], np.float32),
+        np.array([V.STATE_CODE[s] for s in variable_states], np.uint8),
+        np.array([nan if n is None else n for n in variable_norms], np.float32),
+        loss,
+    )
+
+
+def encode_step_arrays(
+    graph_id: str,
+    op_codes: np.ndarray,
+    op_norms: np.ndarray,
+    variable_codes: np.ndarray,
+    variable_norms: np.ndarray,
+    loss: float | None,
+) -> gradflow_pb2.Step:
+    """The Step of state codes (proto State values) and norms, NaN meaning "no norm"."""
     return gradflow_pb2.Step(
         graph_id=graph_id,
-        op_states=bytes(V.STATE_CODE[s] for s in op_states),
-        op_norms=[nan if n is None else n for n in op_norms],
-        variable_states=bytes(V.STATE_CODE[s] for s in variable_states),
-        variable_norms=[nan if n is None else n for n in variable_norms],
-        loss=nan if loss is None else loss,
+        op_states=op_codes.astype(np.uint8).tobytes(),
+        op_norms=op_norms.astype(np.float32).tolist(),
+        variable_states=variable_codes.astype(np.uint8).tobytes(),
+        variable_norms=variable_norms.astype(np.float32).tolist(),
+        loss=float("nan") if loss is None else loss,
     )
 
 
