@@ -120,9 +120,11 @@ def build_report(
     for var, code, norm in zip(graph.variables, step.variable_states, step.variable_norms):
         state = decode_state(code)
         variables[var.name] = VariableRecord(var.name, state, decode_norm(state, norm), var.shape)
+    graph_ops = list(graph.ops)  # protobuf indexing is slow; one pass into a list
+    names = [op.name for op in graph_ops]
     ops = []
-    for op, code, norm in zip(graph.ops, step.op_states, step.op_norms):
-        state = decode_state(code)
+    for op, code, norm in zip(graph_ops, step.op_states, step.op_norms):
+        state = V.STATES[code]
         ops.append(
             OpRecord(
                 name=op.name,
@@ -130,7 +132,7 @@ def build_report(
                 state=state,
                 norm=decode_norm(state, norm),
                 source=op.source,
-                inputs=tuple(graph.ops[i].name for i in op.inputs),
+                inputs=tuple(names[i] for i in op.inputs),
                 cause=V.CAUSES[op.cause],
                 measured=op.measured,
             )
