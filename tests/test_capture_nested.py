@@ -128,3 +128,40 @@ def test_nested_function_shared_with_a_training_step_is_still_opened():
     report = tb_gradflow.analyze(loss_fn, X)
     assert [c.cause for c in report.cut_points] == ["numpy_function"]
     assert report.cut_points[0].starved_variables == ("w",)
+
+
+def test_keras_lstm_loop_carries_the_gradient_through_tensor_lists():
+    """Keras' RNN loop accumulates into TensorLists (variant tensors); the gradient passes."""
+    import keras
+
+    model = keras.Sequential([keras.Input((5,), dtype="int32"), keras.layers.Embedding(20, 4, name="emb"),
+                              keras.layers.LSTM(3, name="lstm"), keras.layers.Dense(1, name="out")])
+    tokens = tf.constant(np.arange(10).reshape(2, 5) % 20, tf.int32)
+
+    def loss_fn(x):
+        return tf.reduce_sum(model(x, training=True) ** 2)
+
+    report = tb_gradflow.analyze(loss_fn, tokens, variables=model.trainable_variables)
+    assert report.starved_variables == []
+    assert report_states(report) == tape_states(loss_fn, [tokens], model.trainable_variables)
+    assert any("/body/" in op.name for op in report.ops)
+
+
+def test_numpy_function_inside_a_tensor_array_loop():
+    w = tf.Variable(tf.ones([3]), name="w")
+    v = tf.Variable(2.0, name="v")
+
+    def loss_fn(x):
+        out = tf.TensorArray(tf.float32, size=3)
+        for i in tf.range(3):
+            cut = tf.ensure_shape(tf.numpy_function(_double, [x[i] * w], tf.float32), [3])  # MARK array
+            out = out.write(i, cut + v * x[i])
+        return tf.reduce_sum(out.stack())
+
+    x = tf.ones([3, 3])
+    report = tb_gradflow.analyze(loss_fn, x)
+    assert [c.cause for c in report.cut_points] == ["numpy_function"]
+    assert report.cut_points[0].source == line_of(HERE, "MARK array")
+    assert report.cut_points[0].starved_variables == ("w",)
+    assert report.variables["v"].state == "flowing"
+    assert report_states(report) == tape_states(loss_fn, [x], [w, v])

@@ -30,9 +30,13 @@ SHAPE_ONLY = frozenset(
 
 
 def is_differentiable_dtype(dtype: tf.DType) -> bool:
-    """The dtypes a gradient can flow through (backprop_util.IsTrainable, minus variant)."""
+    """The dtypes a gradient can flow through, as backprop_util.IsTrainable has them.
+
+    Variant matters: loops accumulate into TensorLists (Keras' RNNs, TensorArray), whose
+    gradients are variants too.
+    """
     base = dtype.base_dtype
-    return base.is_floating or base.is_complex or base == tf.resource
+    return base.is_floating or base.is_complex or base in (tf.resource, tf.variant)
 
 
 def is_measurable_dtype(dtype: tf.DType) -> bool:
