@@ -111,3 +111,26 @@ def test_plugin_data_versions():
     graph_meta = metadata.graph_metadata("flow", "abc")
     assert metadata.parse_plugin_data(graph_meta.plugin_data.content).graph_id == "abc"
     assert metadata.graph_tag("flow", "abc") == "flow/_graph/abc"
+
+
+def test_harmless_blockers_do_not_bury_the_cut_that_starves():
+    from tb_gradflow.report import CutPoint, Report, VariableRecord
+
+    harmless = tuple(
+        CutPoint(f"bn{i}/moments/StopGradient", "StopGradient", "stop_gradient", f"m.py:{i}", ())
+        for i in range(12)
+    )
+    real = CutPoint("PyFunc", "PyFunc", "numpy_function", "m.py:99", ("enc/kernel",))
+    report = Report(
+        variables={"enc/kernel": VariableRecord("enc/kernel", "none", None)},
+        ops=(), cut_points=harmless[:5] + (real,) + harmless[5:],
+    )
+    lines = str(report).splitlines()
+    assert lines[2].startswith("  cut 1: PyFunc 'PyFunc' (numpy_function) at m.py:99")
+    assert "  12 blocking ops starve nothing: another path still carries the gradient" in lines
+    assert sum("moments/StopGradient" in line for line in lines) == 10
+    assert "    ... and 2 more (report.cut_points)" in lines
+    assert sum(line.startswith("    hint (stop_gradient)") for line in lines) == 1
+
+    healthy = Report(variables={"w": VariableRecord("w", "flowing", 1.0)}, ops=(), cut_points=harmless[:1])
+    assert "Gradient reaches every trainable variable." in str(healthy)
