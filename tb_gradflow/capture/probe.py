@@ -199,6 +199,9 @@ class Probe:
         # Autograph converts the user's code only; our own trace logic stays plain Python.
         self._converted_loss = autograph_util.py_func_from_autograph(loss_fn)
         self._function = tf.function(self._trace, autograph=False)
+        # TensorFlow warns of "frequent retracing" when functions with one code object trace
+        # often; probes of different losses, each tracing once, are not that (Keras does the same).
+        self._function._omit_frequent_tracing_warning = True  # pylint: disable=protected-access
 
     @property
     def graphs(self) -> dict[str, gradflow_pb2.Graph]:
