@@ -211,7 +211,7 @@ class Probe:
         self._loss_error = None
         try:
             out = self._function(*args, **kwargs)
-        except Exception as e:
+        except Exception:
             # tf.function rewraps errors raised while tracing; tell the user's apart from ours.
             if self._loss_error is not None:
                 raise LossTraceError(str(self._loss_error)) from self._loss_error
