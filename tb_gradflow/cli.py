@@ -12,14 +12,16 @@ from typing import Any, Sequence
 
 from tb_gradflow.reading.local_logdir import LogdirError, local_provider
 from tb_gradflow.reading.reader import GradflowReader, TagSeries
+from tb_gradflow.report import Report
 
 
-def diagnosis_json(series: TagSeries, step: int | None = None) -> dict[str, Any]:
+def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | None = None) -> dict[str, Any]:
     """The JSON of one run and tag: what `--json` prints and the plugin's diagnosis route serves.
 
-    At `step` (a logged step; default the last), since the plugin lets one pick the step.
+    At `step` (a logged step; default the last), since the plugin lets one pick the step; pass
+    `report` when it is at hand already.
     """
-    report = series.report(step)
+    report = report or series.report(step)
     full = report.to_dict()
     return {
         "steps": series.steps,
@@ -64,9 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             series = reader.read(run, name, listing[run][name])
             if series is None:
                 continue
-            entry = diagnosis_json(series)
-            runs.setdefault(run, {"tags": {}})["tags"][name] = entry
             report = series.report()
+            runs.setdefault(run, {"tags": {}})["tags"][name] = diagnosis_json(series, report=report)
             starving = starving or bool(report.starving_cut_points)
             shown_run = run if run != "." else os.path.basename(os.path.abspath(args.logdir))
             texts.append(f"== run {shown_run}, tag {name}\n{report}")

@@ -1,14 +1,12 @@
 """Fallback when the loss cannot be traced into a graph: per-variable states from an eager tape."""
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
-from tb_gradflow.capture.probe import ProbeResult, Reducer, _shape_text, tensor_state, track
+from tb_gradflow.capture.probe import ProbeResult, Reducer, graph_skeleton, seal, tensor_state, track
 from tb_gradflow.format.records import encode_step
-from tb_gradflow.proto import gradflow_pb2
 
 
 def eager_probe(
@@ -28,17 +26,13 @@ def eager_probe(
     grads = tape.gradient(loss, [v.tf_variable for v in tracked])
     if optimizer is not None:
         optimizer.apply_gradients([(g, v.user_variable) for g, v in zip(grads, tracked) if g is not None])
-    graph = gradflow_pb2.Graph(loss_op=-1, fallback_reason=reason)
-    for v in tracked:
-        graph.variables.add(name=v.name, shape=_shape_text(v.tf_variable.shape), dtype=v.tf_variable.dtype.name)
-    graph.graph_id = hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest()[:16]
-    values = []
-    reducer = Reducer()
-    for g in grads:
-        if g is None:
-            values.append(tensor_state(False, 0.0))
-        else:
-            values.append(tensor_state(True, *(float(x) for x in reducer.exact([g])[0])))
+    graph = seal(graph_skeleton(tracked, loss_op=-1, fallback_reason=reason))
+    present = [g for g in grads if g is not None]
+    stats = iter(Reducer().exact(present).numpy()) if present else iter(())
+    values = [
+        tensor_state(False) if g is None else tensor_state(True, *(float(x) for x in next(stats)))
+        for g in grads
+    ]
     step = encode_step(
         graph.graph_id, [], [], [s for s, _ in values], [n for _, n in values],
         float(tf.reduce_sum(tf.cast(loss, tf.float32)).numpy()),

@@ -99,6 +99,22 @@ def _shape_text(shape: tf.TensorShape) -> str:
 NONE, FLOWING, ZERO, NONFINITE = (V.STATE_CODE[s] for s in (V.NONE, V.FLOWING, V.ZERO, V.NONFINITE))
 
 
+def graph_skeleton(variables: Sequence[TrackedVariable], **fields: Any) -> gradflow_pb2.Graph:
+    """A Graph with its variables; the probe adds ops, the eager fallback a reason."""
+    graph = gradflow_pb2.Graph(**fields)
+    for v in variables:
+        graph.variables.add(
+            name=v.name, shape=_shape_text(v.tf_variable.shape), dtype=v.tf_variable.dtype.name
+        )
+    return graph
+
+
+def seal(graph: gradflow_pb2.Graph) -> gradflow_pb2.Graph:
+    """Gives the graph its id: a hash of its content, so a retrace that changes nothing reuses it."""
+    graph.graph_id = hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest()[:16]
+    return graph
+
+
 class Reducer:
     """Reduces gradients to a few numbers on the device, with raw ops and no temporaries.
 
@@ -316,11 +332,7 @@ class Probe:
 
     @staticmethod
     def _graph_proto(ops: list[PathOp], op_tensors, variables, structure: Structure, loss_op: int):
-        graph = gradflow_pb2.Graph(loss_op=loss_op)
-        for v in variables:
-            graph.variables.add(
-                name=v.name, shape=_shape_text(v.tf_variable.shape), dtype=v.tf_variable.dtype.name
-            )
+        graph = graph_skeleton(variables, loss_op=loss_op)
         for i, p in enumerate(ops):
             cut = structure.cuts.get(i)
             producers = list(dict.fromkeys(src for src in p.input_producers if src >= 0))
@@ -338,8 +350,7 @@ class Probe:
                 parent=p.parent,
                 measured=bool(op_tensors[i]),
             )
-        graph.graph_id = hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest()[:16]
-        return graph
+        return seal(graph)
 
     # -- run time ----------------------------------------------------------------------------
     @staticmethod
