@@ -1,26 +1,47 @@
-"""`tb_gradflow.summary.gradflow`: analyze and write one step, following `tf.summary` conventions."""
+"""`tb_gradflow.summary.gradflow`: analyze and write one step, following `tf.summary` conventions.
+
+Called eagerly, the probe runs at once and the call returns the `Report`. Called inside a
+`tf.function` (the user's own train step), everything that cannot run in a graph is built at
+trace time (the traced probe, its graph proto and layout) and the call adds ops that, at every
+run, take the gradients, encode the `Step` on the host and write it; it then returns what
+`tf.summary.write` returns.
+"""
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import summary_ops_v2
 
-from tb_gradflow.capture.analyze import run_probe
+from tb_gradflow.capture.analyze import probe_for, run_probe
 from tb_gradflow.format import metadata
 from tb_gradflow.format.records import build_report
+from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.report import Report
 
 logger = logging.getLogger("tb_gradflow")
 
-# Graph versions already written, per writer: a graph is stored once, not at every step.
-_written: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+# Per writer, per (tag, graph id): a bool variable, true once that graph version's blob has
+# really been written (not merely attempted: `record_if` may have skipped it). A variable, not a
+# Python set, so that eager calls and calls compiled into a tf.function share one truth.
+_written: "weakref.WeakKeyDictionary[Any, dict[tuple[str, str], tf.Variable]]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _current_writer() -> Any:
     return summary_ops_v2._summary_state.writer  # pylint: disable=protected-access
+
+
+def _in_xla_context() -> bool:
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph())
 
 
 def is_chief() -> bool:
@@ -40,34 +61,36 @@ def gradflow(
     loss_fn: Callable[..., Any],
     *args: Any,
     variables: Sequence[Any] | None = None,
-    step: int | None = None,
+    step: Any = None,
     description: str | None = None,
     optimizer: Any = None,
     strict: bool = False,
     **kwargs: Any,
-) -> Report | None:
+) -> Any:
     """Analyzes `loss_fn(*args, **kwargs)` and writes the step to the default summary writer.
 
     With `optimizer`, the variable gradients are applied too, so this call can be the training
-    step. Returns the report; with no default writer it writes nothing. Any failure is logged
-    as a warning and returns None, unless `strict=True`.
+    step. The tag is `name` under the enclosing `tf.name_scope`s, as with `tf.summary.scalar`.
+
+    Eagerly, returns the report; with no default writer it writes nothing. Inside a
+    `tf.function`, the report's values do not exist yet at trace time: the call returns a bool
+    tensor, true when the step was written (false with no writer or when `record_if` says no),
+    and each run of the function writes one step. Inside an XLA-compiled function
+    (`jit_compile=True`) nothing can be logged: it warns, and with `optimizer` still takes the
+    optimizer's plain step so that training is unchanged.
+
+    Any failure is logged as a warning and returns None, unless `strict=True`.
     """
     try:
         if not is_chief():
             return None
-        result = run_probe(loss_fn, args, kwargs, variables, optimizer)
-        writer = _current_writer()
-        if step is None:
-            step = tf.summary.experimental.get_step()
-        step_value = None if step is None else int(step.numpy() if hasattr(step, "numpy") else step)
-        report = build_report(result.graph, result.step, step_value)
-        if writer is not None:
-            if step_value is None:
-                raise ValueError(
-                    "no step: pass step= or set tf.summary.experimental.set_step()"
-                )
-            _write(writer, name, result, step_value, description or "")
-        return report
+        if tf.inside_function():
+            return _gradflow_in_graph(
+                name, loss_fn, args, kwargs, variables, step, description or "", optimizer
+            )
+        return _gradflow_eager(
+            name, loss_fn, args, kwargs, variables, step, description or "", optimizer
+        )
     except Exception as e:  # noqa: BLE001 - logging must never stop training
         if strict:
             raise
@@ -75,21 +98,120 @@ def gradflow(
         return None
 
 
-def _write(writer: Any, name: str, result: Any, step: int, description: str) -> None:
-    graph_id = result.graph.graph_id
-    written = _written.setdefault(writer, set())
-    with writer.as_default():
-        if graph_id not in written:
-            tf.summary.write(
-                tag=metadata.graph_tag(name, graph_id),
-                tensor=tf.constant([result.graph.SerializeToString()]),
-                step=step,
-                metadata=metadata.graph_metadata(name, graph_id),
-            )
-            written.add(graph_id)
+def _tag(name: str) -> str:
+    """`name` under the enclosing name scopes, the way `tf.summary` ops name their tags."""
+    with tf.summary.experimental.summary_scope(name, "gradflow") as (tag, _):
+        return tag
+
+
+def _resolve_step(step: Any) -> Any:
+    return tf.summary.experimental.get_step() if step is None else step
+
+
+def _no_step() -> ValueError:
+    return ValueError("no step: pass step= or set tf.summary.experimental.set_step()")
+
+
+def _gradflow_eager(
+    name: str, loss_fn: Callable, args: tuple, kwargs: dict, variables: Any, step: Any,
+    description: str, optimizer: Any,
+) -> Report:
+    result = run_probe(loss_fn, args, kwargs, variables, optimizer)
+    step = _resolve_step(step)
+    step_value = None if step is None else int(step.numpy() if hasattr(step, "numpy") else step)
+    report = build_report(result.graph, result.step, step_value)
+    writer = _current_writer()
+    if writer is not None:
+        if step_value is None:
+            raise _no_step()
+        tag = _tag(name)
+        _write_graph_once(writer, tag, result.graph, step_value)
+        payload = result.step.SerializeToString()
         tf.summary.write(
-            tag=name,
-            tensor=tf.constant(result.step.SerializeToString()),
-            step=step,
-            metadata=metadata.step_metadata(name, description),
+            tag=tag,
+            tensor=lambda: tf.constant(payload),
+            step=step_value,
+            metadata=metadata.step_metadata(tag, description),
         )
+    return report
+
+
+def _gradflow_in_graph(
+    name: str, loss_fn: Callable, args: tuple, kwargs: dict, variables: Any, step: Any,
+    description: str, optimizer: Any,
+) -> tf.Tensor:
+    if _in_xla_context():
+        return _in_xla(name, loss_fn, args, kwargs, variables, optimizer)
+    probe = probe_for(loss_fn, variables, optimizer)
+    graph, encode_inputs, encode = probe.symbolic_call(*args, **kwargs)
+    writer = _current_writer()
+    if writer is None:
+        return tf.constant(False)
+    step = _resolve_step(step)
+    if step is None:
+        raise _no_step()
+    tag = _tag(name)
+
+    def step_tensor() -> tf.Tensor:
+        # Host-side encoding of the reduced vectors: not on the loss path, and run only when
+        # the summary is recorded.
+        serialized = tf.numpy_function(
+            functools.partial(_serialize_step, encode), encode_inputs, tf.string, stateful=False
+        )
+        return tf.reshape(serialized, [])
+
+    _write_graph_once(writer, tag, graph, step)
+    return tf.summary.write(
+        tag=tag, tensor=step_tensor, step=step, metadata=metadata.step_metadata(tag, description)
+    )
+
+
+def _serialize_step(encode: Callable[..., gradflow_pb2.Step], *values: np.ndarray) -> np.ndarray:
+    return np.array(encode(*values).SerializeToString(), dtype=object)
+
+
+def _in_xla(
+    name: str, loss_fn: Callable, args: tuple, kwargs: dict, variables: Any, optimizer: Any
+) -> None:
+    """XLA compiles neither host callbacks nor summary writes: say so, keep training the same."""
+    message = (
+        f"tb_gradflow: gradflow summary {name!r} is inside an XLA-compiled function "
+        "(jit_compile=True) and logs nothing there; call it from a function without "
+        "jit_compile (or eagerly), or use keras.GradFlowCallback, which probes outside XLA"
+    )
+    if optimizer is not None:
+        from tb_gradflow.capture.optimizer_step import plain_step
+
+        plain_step(loss_fn, args, kwargs, variables, optimizer)
+        message += "; the optimizer step is still taken"
+    logger.warning(message)
+    return None
+
+
+def _graph_mark(writer: Any, tag: str, graph_id: str) -> tf.Variable:
+    marks = _written.setdefault(writer, {})
+    mark = marks.get((tag, graph_id))
+    if mark is None:
+        with tf.init_scope():
+            mark = tf.Variable(False, trainable=False, name="gradflow_graph_written")
+        marks[(tag, graph_id)] = mark
+    return mark
+
+
+def _write_graph_once(writer: Any, tag: str, graph: gradflow_pb2.Graph, step: Any) -> None:
+    """Writes a graph version's blob at the first step that is really recorded under `tag`."""
+    mark = _graph_mark(writer, tag, graph.graph_id)
+    blob = graph.SerializeToString()
+    meta = metadata.graph_metadata(tag, graph.graph_id)
+
+    def write() -> tf.Tensor:
+        written = tf.summary.write(
+            tag=metadata.graph_tag(tag, graph.graph_id),
+            tensor=lambda: tf.constant([blob]),
+            step=step,
+            metadata=meta,
+        )
+        with tf.control_dependencies([mark.assign(written)]):
+            return tf.identity(written)
+
+    tf.cond(mark.read_value(), lambda: tf.constant(True), write)

@@ -16,6 +16,7 @@ from tb_gradflow.capture.analyze import probe_for
 from tb_gradflow.format import metadata
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
+from support.oracle import report_states, tape_states
 
 
 def _events(logdir: str) -> list:
@@ -187,3 +188,63 @@ def test_step_proto_of_a_resnet_sized_graph_fits_in_10kb():
         1.5,
     )
     assert len(step.SerializeToString()) <= 10_000
+
+
+# -- Logged steps are never lost (issue 7, section 4) ---------------------------------------------
+
+def _read(logdir: str, tag: str):
+    reader = GradflowReader(local_provider(logdir))
+    listing = reader.list()
+    return reader.read(".", tag, listing["."][tag])
+
+
+def _assert_matches_tape(series, loss_fn, x, variables):
+    expected = tape_states(loss_fn, [x], variables)
+    for step in series.steps:
+        assert report_states(series.report(step)) == expected
+
+
+def test_record_if_keeps_every_recorded_step_readable(tmp_path):
+    loss_fn, w, table = _model()
+    x = tf.ones([4, 3])
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        for step in range(1, 10):
+            with tf.summary.record_if(lambda: step % 3 == 0):
+                report = tb_gradflow.summary.gradflow("flow", loss_fn, x, step=step, strict=True)
+            assert report.step == step
+    writer.flush()
+    series = _read(str(tmp_path), "flow")
+    assert series.steps == [3, 6, 9]
+    _assert_matches_tape(series, loss_fn, x, [w, table])
+    assert len([v for _, v in _events(str(tmp_path)) if "/_graph/" in v.tag]) == 1
+
+
+def test_two_names_on_one_loss_each_get_their_graph(tmp_path):
+    loss_fn, w, table = _model()
+    x = tf.ones([4, 3])
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        for step in range(3):
+            tb_gradflow.summary.gradflow("first", loss_fn, x, step=step, strict=True)
+            tb_gradflow.summary.gradflow("second", loss_fn, x, step=step, strict=True)
+    writer.flush()
+    for tag in ("first", "second"):
+        series = _read(str(tmp_path), tag)
+        assert series.steps == [0, 1, 2]
+        _assert_matches_tape(series, loss_fn, x, [w, table])
+
+
+def test_name_scope_prefixes_the_tag_like_tf_summary(tmp_path):
+    loss_fn, w, table = _model()
+    x = tf.ones([4, 3])
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default(), tf.name_scope("train"):
+        tb_gradflow.summary.gradflow("flow", loss_fn, x, step=0, strict=True)
+        tf.summary.scalar("loss", 1.0, step=0)
+    writer.flush()
+    tags = {v.tag for _, v in _events(str(tmp_path))}
+    assert "train/loss" in tags and "train/flow" in tags
+    assert any(t.startswith("train/flow/_graph/") for t in tags)
+    assert list(GradflowReader(local_provider(str(tmp_path))).list()["."]) == ["train/flow"]
+    _assert_matches_tape(_read(str(tmp_path), "train/flow"), loss_fn, x, [w, table])
