@@ -6,9 +6,9 @@ import weakref
 from typing import Any, Callable, Sequence
 
 import tensorflow as tf
-from tensorflow.python.ops import summary_ops_v2
 
 from tb_gradflow.capture.analyze import run_probe
+from tb_gradflow.capture.tf_internals import default_summary_writer
 from tb_gradflow.format import metadata
 from tb_gradflow.format.records import build_report
 from tb_gradflow.report import Report
@@ -20,7 +20,7 @@ _written: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary
 
 
 def _current_writer() -> Any:
-    return summary_ops_v2._summary_state.writer  # pylint: disable=protected-access
+    return default_summary_writer()
 
 
 def is_chief() -> bool:
