@@ -15,9 +15,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops import summary_ops_v2
 
 from tb_gradflow.capture.analyze import probe_for, run_probe
+from tb_gradflow.capture.tf_internals import default_summary_writer, in_xla_context
 from tb_gradflow.format import metadata
 from tb_gradflow.format.records import build_report
 from tb_gradflow.proto import gradflow_pb2
@@ -34,14 +34,7 @@ _written: "weakref.WeakKeyDictionary[Any, dict[tuple[str, str], tf.Variable]]" =
 
 
 def _current_writer() -> Any:
-    return summary_ops_v2._summary_state.writer  # pylint: disable=protected-access
-
-
-def _in_xla_context() -> bool:
-    from tensorflow.python.framework import ops
-    from tensorflow.python.ops import control_flow_util
-
-    return control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph())
+    return default_summary_writer()
 
 
 def is_chief() -> bool:
@@ -140,7 +133,7 @@ def _gradflow_in_graph(
     name: str, loss_fn: Callable, args: tuple, kwargs: dict, variables: Any, step: Any,
     description: str, optimizer: Any,
 ) -> tf.Tensor:
-    if _in_xla_context():
+    if in_xla_context():
         return _in_xla(name, loss_fn, args, kwargs, variables, optimizer)
     probe = probe_for(loss_fn, variables, optimizer)
     graph, encode_inputs, encode = probe.symbolic_call(*args, **kwargs)

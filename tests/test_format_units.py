@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tb_gradflow.capture.probe import combine, tensor_state
+from tb_gradflow.capture.reductions import combine, tensor_state
 from tb_gradflow.format import metadata
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.format.records import build_report, decode_graph, decode_step, encode_step

@@ -10,11 +10,9 @@ from __future__ import annotations
 import dataclasses
 
 import tensorflow as tf
-from tensorflow.python.framework import func_graph as func_graph_module
-from tensorflow.python.framework import ops as tf_ops
-from tensorflow.python.ops import gradients_util
 
 from tb_gradflow import vocabulary as V
+from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.loss_path import (
     CALL_OPS,
     PathOp,
@@ -50,14 +48,12 @@ def scratch_pass(graph: tf.Graph, ys: list[tf.Tensor], xs: list[tf.Tensor]) -> d
         return {}
     with watch_registry() as calls:
         with graph.as_default():
-            scratch = func_graph_module.FuncGraph("gradflow_scratch")
+            scratch = tf_internals.FuncGraph("gradflow_scratch")
             with scratch.as_default():
                 grad_ys = [
                     tf.compat.v1.placeholder(y.dtype, y.shape, name="grad_y") for y in ys
                 ]
-                gradients_util._GradientsHelper(  # pylint: disable=protected-access
-                    ys, xs, grad_ys=grad_ys, src_graph=graph
-                )
+                tf_internals.build_gradients(ys, xs, grad_ys, graph)
     return dict(calls)
 
 
@@ -177,7 +173,7 @@ def _custom_gradient_result_count(op: tf.Operation) -> int:
     """
     try:
         name = op.get_attr("_gradient_op_type").decode()
-        fn = tf_ops._gradient_registry.lookup(name)  # pylint: disable=protected-access
+        fn = tf_internals.registered_gradient(name)
         for cell in fn.__closure__ or ():
             inner = cell.cell_contents
             code = getattr(inner, "__code__", None)

@@ -5,7 +5,10 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
-from tb_gradflow.capture.probe import ProbeResult, Reducer, graph_skeleton, seal, tensor_state, track
+from tb_gradflow.capture.graph_proto import graph_skeleton, seal
+from tb_gradflow.capture.probe import ProbeResult
+from tb_gradflow.capture.reductions import Reducer, tensor_state
+from tb_gradflow.capture.variables import track
 from tb_gradflow.format.records import encode_step
 
 

@@ -13,10 +13,10 @@ import dataclasses
 import re
 
 import tensorflow as tf
-from tensorflow.python.framework import ops as tf_ops
-from tensorflow.python.ops import cond_v2, while_v2
 
+from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.registry_hook import OpKey, op_key
+from tb_gradflow.capture.tf_internals import Operation
 
 FUNCTION_CALLS = ("PartitionedCall", "StatefulPartitionedCall")
 WHILE_OPS = ("While", "StatelessWhile")
@@ -45,7 +45,7 @@ def is_measurable_dtype(dtype: tf.DType) -> bool:
 
 @dataclasses.dataclass
 class PathOp:
-    op: tf_ops.Operation
+    op: Operation
     name: str
     parent: int
     # Producer index on the path for each op input, or -1 (constant, body input, variable).
@@ -77,32 +77,21 @@ class Body:
     is_loop: bool
 
 
-def _function_graph(op: tf_ops.Operation, name: str):
-    graph = op.graph
-    while graph is not None:
-        fn = graph._get_function(name)  # pylint: disable=protected-access
-        if fn is not None:
-            return getattr(fn, "graph", None)
-        graph = getattr(graph, "outer_graph", None)
-    return None
-
-
 def _short_function_name(name: str) -> str:
     match = re.match(r"^__inference_(.*?)(_\d+)?$", name)
     return match.group(1) if match else name
 
 
-def bodies_of(op: tf_ops.Operation) -> list[Body]:
+def bodies_of(op: Operation) -> list[Body]:
     """The body graphs of a call op, the ones TensorFlow's own gradient code uses."""
     if op.type in FUNCTION_CALLS:
         fname = op.get_attr("f").name
-        graph = _function_graph(op, fname)
+        graph = tf_internals.library_function_graph(op.graph, fname)
         return [Body(graph, _short_function_name(fname), 0, False)] if graph is not None else []
     if op.type in WHILE_OPS:
-        # pylint: disable=protected-access
-        return [Body(while_v2._get_graph(op, "body", "_body_graph"), "body", 0, True)]
+        return [Body(tf_internals.while_body_graph(op), "body", 0, True)]
     if op.type in BRANCH_OPS:
-        graphs = cond_v2.get_func_graphs(op)
+        graphs = tf_internals.branch_graphs(op)
         labels = ["then", "else"] if op.type in ("If", "StatelessIf") else [
             f"branch{i}" for i in range(len(graphs))
         ]
@@ -199,11 +188,11 @@ class Walker:
         return feeds
 
 
-def _backward_topo(roots: list[tf.Tensor], stop: set) -> list[tf_ops.Operation]:
+def _backward_topo(roots: list[tf.Tensor], stop: set) -> list[Operation]:
     """Ops that `roots` data-depend on, producers first, not crossing the `stop` tensors."""
-    order: list[tf_ops.Operation] = []
+    order: list[Operation] = []
     seen: set[int] = set()
-    stack: list[tuple[tf_ops.Operation, bool]] = [
+    stack: list[tuple[Operation, bool]] = [
         (t.op, False) for t in roots if t.ref() not in stop
     ]
     while stack:

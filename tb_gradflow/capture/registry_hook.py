@@ -13,7 +13,8 @@ import dataclasses
 import threading
 from typing import Callable, Iterator
 
-from tensorflow.python.framework import ops as tf_ops
+from tb_gradflow.capture import tf_internals
+from tb_gradflow.capture.tf_internals import Operation
 
 OpKey = tuple[str, str]  # (graph name, op name)
 
@@ -29,7 +30,7 @@ class GradientCall:
     message: str = ""
 
 
-def op_key(op: tf_ops.Operation) -> OpKey:
+def op_key(op: Operation) -> OpKey:
     return (getattr(op.graph, "name", ""), op.name)
 
 
@@ -40,9 +41,9 @@ _LOCK = threading.RLock()
 def watch_registry() -> Iterator[dict[OpKey, GradientCall]]:
     """Within this block, every gradient lookup is recorded into the yielded dict."""
     calls: dict[OpKey, GradientCall] = {}
-    original = tf_ops.get_gradient_function
+    original = tf_internals.gradient_function_lookup()
 
-    def lookup(op: tf_ops.Operation) -> Callable | None:
+    def lookup(op: Operation) -> Callable | None:
         key = op_key(op)
         try:
             grad_fn = original(op)
@@ -53,7 +54,7 @@ def watch_registry() -> Iterator[dict[OpKey, GradientCall]]:
             calls[key] = GradientCall("not_differentiable", tuple(range(len(op.inputs))))
             return None
 
-        def recorded(op_: tf_ops.Operation, *out_grads):
+        def recorded(op_: Operation, *out_grads):
             try:
                 result = grad_fn(op_, *out_grads)
             except LookupError as e:
@@ -67,13 +68,9 @@ def watch_registry() -> Iterator[dict[OpKey, GradientCall]]:
 
         return recorded
 
-    with _LOCK:
-        tf_ops.get_gradient_function = lookup
-        try:
-            yield calls
-        finally:
-            tf_ops.get_gradient_function = original
+    with _LOCK, tf_internals.replaced_gradient_function_lookup(lookup):
+        yield calls
 
 
-def _none_gradient(op: tf_ops.Operation, *unused_out_grads) -> list[None]:
+def _none_gradient(op: Operation, *unused_out_grads) -> list[None]:
     return [None] * len(op.inputs)

@@ -5,7 +5,7 @@ import functools
 import os
 import sys
 
-from tensorflow.python.framework import ops as tf_ops
+from tb_gradflow.capture.tf_internals import Operation
 
 
 def _package_dirs() -> tuple[str, ...]:
@@ -35,7 +35,7 @@ def is_library_file(filename: str) -> bool:
     )
 
 
-def user_source(op: tf_ops.Operation) -> str:
+def user_source(op: Operation) -> str:
     """`path/to/file.py:LINE` of the innermost user frame, relative to the cwd when below it."""
     try:
         frames = op.traceback

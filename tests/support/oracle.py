@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tb_gradflow.capture.probe import variable_name
+from tb_gradflow.capture.variables import variable_name
 
 
 def tape_states(loss_fn: Callable[..., Any], args: Sequence[Any], variables: Sequence[Any]) -> dict[str, str]:

@@ -1,0 +1,55 @@
+"""The backward pass: one `tf.gradients` call to every measured tensor and every variable."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import tensorflow as tf
+
+from tb_gradflow.capture.cuts import Structure, analyze_structure
+from tb_gradflow.capture.loss_path import PathOp, is_measurable_dtype
+from tb_gradflow.capture.registry_hook import watch_registry
+from tb_gradflow.capture.variables import TrackedVariable
+
+
+@dataclasses.dataclass
+class Backward:
+    # Per path op: positions of its measured outputs in `measured`.
+    op_tensors: list[list[int]]
+    # Gradient of each measured tensor and of each variable; None where none really reaches it.
+    tensor_grads: list[Any]
+    variable_grads: list[Any]
+    structure: Structure
+
+
+def measured_tensors(ops: list[PathOp]) -> tuple[list[tf.Tensor], list[list[int]]]:
+    """The float outputs of top-level path ops (body values are not fetched), and their positions."""
+    measured: list[tf.Tensor] = []
+    op_tensors: list[list[int]] = []
+    for p in ops:
+        positions = []
+        if p.top_level and p.op.type != "Placeholder":
+            for t in p.op.outputs:
+                if is_measurable_dtype(t.dtype):
+                    positions.append(len(measured))
+                    measured.append(t)
+        op_tensors.append(positions)
+    return measured, op_tensors
+
+
+def backward_pass(
+    loss: tf.Tensor,
+    ops: list[PathOp],
+    variables: Sequence[TrackedVariable],
+    handles: list[tf.Tensor | None],
+) -> Backward:
+    measured, op_tensors = measured_tensors(ops)
+    with watch_registry() as calls:
+        grads = tf.gradients(loss, measured + [v.tf_variable for v in variables])
+    t_grads, v_grads = grads[: len(measured)], grads[len(measured):]
+    structure = analyze_structure(ops, dict(calls), loss, handles, len(variables))
+    # Only what really carries a gradient: While/If gradients hand back zeros, not None,
+    # for inputs their bodies cut off.
+    t_grads = [g if t.ref() in structure.has_grad else None for t, g in zip(measured, t_grads)]
+    v_grads = [g if ok else None for g, ok in zip(v_grads, structure.variable_has_grad)]
+    return Backward(op_tensors, t_grads, v_grads, structure)

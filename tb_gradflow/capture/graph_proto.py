@@ -1,0 +1,65 @@
+"""One traced graph version as the stored `Graph` message: ops, variables, cut points, its id."""
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import tensorflow as tf
+
+from tb_gradflow import vocabulary as V
+from tb_gradflow.capture.cuts import Structure
+from tb_gradflow.capture.loss_path import PathOp
+from tb_gradflow.capture.sources import user_source
+from tb_gradflow.capture.variables import TrackedVariable
+from tb_gradflow.proto import gradflow_pb2
+
+
+def shape_text(shape: tf.TensorShape) -> str:
+    if shape.rank is None:
+        return "?"
+    return "x".join("?" if d is None else str(d) for d in shape.as_list()) or "scalar"
+
+
+def graph_skeleton(variables: Sequence[TrackedVariable], **fields: Any) -> gradflow_pb2.Graph:
+    """A Graph with its variables; the probe adds ops, the eager fallback a reason."""
+    graph = gradflow_pb2.Graph(**fields)
+    for v in variables:
+        graph.variables.add(
+            name=v.name, shape=shape_text(v.tf_variable.shape), dtype=v.tf_variable.dtype.name
+        )
+    return graph
+
+
+def seal(graph: gradflow_pb2.Graph) -> gradflow_pb2.Graph:
+    """Gives the graph its id: a hash of its content, so a retrace that changes nothing reuses it."""
+    graph.graph_id = hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest()[:16]
+    return graph
+
+
+def graph_proto(
+    ops: list[PathOp],
+    op_tensors: list[list[int]],
+    variables: Sequence[TrackedVariable],
+    structure: Structure,
+    loss_op: int,
+) -> gradflow_pb2.Graph:
+    """The sealed Graph of one trace: every path op with its inputs, source and cut facts."""
+    graph = graph_skeleton(variables, loss_op=loss_op)
+    for i, p in enumerate(ops):
+        cut = structure.cuts.get(i)
+        producers = list(dict.fromkeys(src for src in p.input_producers if src >= 0))
+        graph.ops.add(
+            name=p.name,
+            type=p.op.type,
+            inputs=producers,
+            variable_inputs=p.variable_inputs,
+            output_shapes=[shape_text(t.shape) for t in p.op.outputs],
+            output_dtypes=[t.dtype.name for t in p.op.outputs],
+            source=user_source(p.op),
+            cause=V.CAUSE_CODE[cut.cause] if cut else 0,
+            cause_detail=cut.detail if cut else "",
+            starved_variables=cut.starved if cut else [],
+            parent=p.parent,
+            measured=bool(op_tensors[i]),
+        )
+    return seal(graph)

@@ -1,0 +1,92 @@
+"""Gradients reduced to a few numbers on the device, and those numbers read back as states."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import tensorflow as tf
+
+from tb_gradflow import vocabulary as V
+
+
+class Reducer:
+    """Reduces gradients to a few numbers on the device, with raw ops and no temporaries.
+
+    Every gradient gets its sum of squares (one kernel). Variables' gradients also get their max
+    and min: the float32 sum of squares is ambiguous at the edges (values below ~1e-19 square to
+    0, above ~1e19 to Inf), and a variable's state must be exact. For the many op tensors that
+    would triple the kernels of a small model's step, so their state comes from the sum alone.
+    """
+
+    def __init__(self) -> None:
+        self._axes: dict[int, tf.Tensor] = {}
+
+    @staticmethod
+    def _as_float32(grad: Any) -> tf.Tensor:
+        if isinstance(grad, tf.IndexedSlices):
+            grad = grad.values
+        if grad.dtype.is_complex:
+            grad = tf.raw_ops.ComplexAbs(x=grad, Tout=grad.dtype.real_dtype)
+        if grad.dtype != tf.float32:
+            grad = tf.raw_ops.Cast(x=grad, DstT=tf.float32)
+        return grad
+
+    def _extremes(self, grad: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        rank = grad.shape.rank
+        if rank is None:
+            grad = tf.raw_ops.Reshape(tensor=grad, shape=[-1])
+            rank = 1
+        axes = self._axes.get(rank)
+        if axes is None:
+            axes = self._axes[rank] = tf.constant(list(range(rank)), tf.int32)
+        return tf.raw_ops.Max(input=grad, axis=axes), tf.raw_ops.Min(input=grad, axis=axes)
+
+    def sums(self, grads: list[Any]) -> tf.Tensor:
+        """[N]: half the sum of squares of each gradient."""
+        if not grads:
+            return tf.zeros([0], tf.float32)
+        return tf.raw_ops.Pack(values=[tf.raw_ops.L2Loss(t=self._as_float32(g)) for g in grads])
+
+    def exact(self, grads: list[Any]) -> tf.Tensor:
+        """[N, 3]: half sum of squares, max and min of each gradient."""
+        if not grads:
+            return tf.zeros([0, 3], tf.float32)
+        columns: list[list[tf.Tensor]] = [[], [], []]
+        for g in grads:
+            g = self._as_float32(g)
+            high, low = self._extremes(g)
+            for column, value in zip(columns, (tf.raw_ops.L2Loss(t=g), high, low)):
+                column.append(value)
+        return tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=c) for c in columns], axis=1)
+
+
+def tensor_state(
+    has_grad: bool, half_sumsq: float = 0.0, high: float | None = None, low: float | None = None
+) -> tuple[str, float | None]:
+    """State and L2 norm of one gradient from its reductions (see Reducer)."""
+    if not has_grad:
+        return V.NONE, None
+    sumsq = 2.0 * half_sumsq
+    if math.isnan(sumsq):
+        return V.NONFINITE, sumsq
+    if high is None or low is None:
+        if math.isinf(sumsq):
+            return V.NONFINITE, sumsq
+        return (V.ZERO, 0.0) if sumsq == 0.0 else (V.FLOWING, math.sqrt(sumsq))
+    maxabs = max(high, -low)  # -inf for an empty gradient: max and min of nothing
+    if math.isinf(maxabs) and maxabs > 0:
+        return V.NONFINITE, math.inf
+    if maxabs <= 0.0:
+        return V.ZERO, 0.0
+    # The float32 sum of squares underflows to 0 or overflows to Inf for extreme finite values.
+    return V.FLOWING, math.sqrt(sumsq) if 0.0 < sumsq < math.inf else maxabs
+
+
+def combine(values: list[tuple[str, float | None]]) -> tuple[str, float | None]:
+    state = V.combined_state([s for s, _ in values])
+    if state == V.NONE:
+        return state, None
+    if state == V.NONFINITE:
+        bad = [n for s, n in values if s == V.NONFINITE]
+        return state, bad[0]
+    return state, math.sqrt(sum(n * n for s, n in values if n is not None and s != V.NONE))

@@ -1,0 +1,78 @@
+"""Run time: one step's device vectors folded back into per-op and per-variable states."""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tb_gradflow import vocabulary as V
+from tb_gradflow.capture.reductions import combine, tensor_state
+from tb_gradflow.format.records import encode_step_arrays
+from tb_gradflow.proto import gradflow_pb2
+
+NONE, FLOWING, ZERO, NONFINITE = (V.STATE_CODE[s] for s in (V.NONE, V.FLOWING, V.ZERO, V.NONFINITE))
+
+
+class Layout:
+    """How one graph version's device vectors fold back into per-op values, as index arrays."""
+
+    def __init__(
+        self,
+        graph: gradflow_pb2.Graph,
+        op_tensors: list[list[int]],
+        tensor_has_grad: list[bool],
+        variable_has_grad: list[bool],
+        reached: list[bool],
+        top_ancestor: list[int],
+    ):
+        self.graph = graph
+        # Row of each measured tensor in the stats vector, or -1 where no gradient reaches it.
+        rows = np.cumsum(tensor_has_grad) - 1
+        self.tensor_row = np.where(tensor_has_grad, rows, -1).astype(np.int64)
+        self.variable_rows = {
+            i: r for r, i in enumerate(i for i, ok in enumerate(variable_has_grad) if ok)
+        }
+        single = [(i, p[0]) for i, p in enumerate(op_tensors) if len(p) == 1]
+        self.single_ops = np.array([i for i, _ in single], np.int64)
+        self.single_tensors = np.array([k for _, k in single], np.int64)
+        self.multi = [(i, p) for i, p in enumerate(op_tensors) if len(p) > 1]
+        # Ops inside bodies that a gradient reaches: their value is not fetched, so they show
+        # their top-level call op's state.
+        inherit = [(i, a) for i, a in enumerate(top_ancestor) if reached[i] and a != i]
+        self.inherit_ops = np.array([i for i, _ in inherit], np.int64)
+        self.inherit_from = np.array([a for _, a in inherit], np.int64)
+
+
+def decode_step(layout: Layout, out: dict[str, tf.Tensor]) -> gradflow_pb2.Step:
+    """The Step message of one probe call, from its fetched reductions."""
+    n_ops = len(layout.graph.ops)
+    sums = 2.0 * np.asarray(out["tensor_stats"], dtype=np.float64)
+    finite = np.isfinite(sums)
+    codes = np.where(~finite, NONFINITE, np.where(sums == 0.0, ZERO, FLOWING))
+    norms = np.where(finite, np.sqrt(np.where(finite, sums, 0.0)), sums)
+    rows = layout.tensor_row
+    tensor_codes = np.where(rows >= 0, codes[rows] if len(codes) else NONE, NONE)
+    tensor_norms = np.where(rows >= 0, norms[rows] if len(norms) else np.nan, np.nan)
+
+    op_codes = np.full(n_ops, NONE, np.uint8)
+    op_norms = np.full(n_ops, np.nan, np.float64)
+    op_codes[layout.single_ops] = tensor_codes[layout.single_tensors]
+    op_norms[layout.single_ops] = tensor_norms[layout.single_tensors]
+    for i, positions in layout.multi:  # ops with several float outputs: few
+        state, norm = combine([
+            (V.STATES[tensor_codes[k]], None if tensor_codes[k] == NONE else float(tensor_norms[k]))
+            for k in positions
+        ])
+        op_codes[i] = V.STATE_CODE[state]
+        op_norms[i] = np.nan if norm is None else norm
+    op_codes[layout.inherit_ops] = op_codes[layout.inherit_from]
+
+    v_stats = np.asarray(out["variable_stats"], dtype=np.float64)
+    var_codes = np.full(len(layout.graph.variables), NONE, np.uint8)
+    var_norms = np.full(len(layout.graph.variables), np.nan, np.float64)
+    for i, row in layout.variable_rows.items():
+        state, norm = tensor_state(True, *(float(x) for x in v_stats[row]))
+        var_codes[i] = V.STATE_CODE[state]
+        var_norms[i] = np.nan if norm is None else norm
+    return encode_step_arrays(
+        layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(out["loss"].numpy())
+    )

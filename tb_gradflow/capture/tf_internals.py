@@ -1,0 +1,87 @@
+"""Every private TensorFlow API tb_gradflow relies on, in one module.
+
+TensorFlow does not promise these names across releases; keeping them here means an upgrade is
+checked and fixed in one file. Each function says what we need it for, so a replacement can be
+found from the purpose when the private name moves. Checked on TensorFlow 2.21.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator
+
+import tensorflow as tf
+from tensorflow.python.autograph.core import ag_ctx
+from tensorflow.python.eager import record
+from tensorflow.python.eager.polymorphic_function import autograph_util
+from tensorflow.python.framework import func_graph as _func_graph
+from tensorflow.python.framework import ops as _ops
+from tensorflow.python.ops import cond_v2, gradients_util, summary_ops_v2, while_v2
+
+# pylint: disable=protected-access
+
+Operation = _ops.Operation
+FuncGraph = _func_graph.FuncGraph
+# Records the variables a trace reads, as GradientTape does (the default-variables case).
+VariableWatcher = record.VariableWatcher
+
+
+def autograph_converted(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` converted by autograph, so the user's code gets `tf.function`'s usual conversion
+    while our own trace logic around it stays plain Python."""
+    return autograph_util.py_func_from_autograph(fn)
+
+
+def autograph_enabled() -> contextlib.AbstractContextManager:
+    """The autograph status a converted function needs to run converted."""
+    return ag_ctx.ControlStatusCtx(status=ag_ctx.Status.ENABLED)
+
+
+def gradient_function_lookup() -> Callable[[Operation], Any]:
+    """The one function `tf.gradients` asks for each op's gradient function."""
+    return _ops.get_gradient_function
+
+
+@contextlib.contextmanager
+def replaced_gradient_function_lookup(lookup: Callable[[Operation], Any]) -> Iterator[None]:
+    """Within this block `tf.gradients` asks `lookup` instead (see registry_hook)."""
+    original = _ops.get_gradient_function
+    _ops.get_gradient_function = lookup
+    try:
+        yield
+    finally:
+        _ops.get_gradient_function = original
+
+
+def registered_gradient(op_type_name: str) -> Callable[..., Any]:
+    """The gradient function registered under `op_type_name` (a custom gradient's closure)."""
+    return _ops._gradient_registry.lookup(op_type_name)
+
+
+def build_gradients(ys: list[tf.Tensor], xs: list[tf.Tensor], grad_ys: list[tf.Tensor], src_graph: tf.Graph):
+    """`tf.gradients` of tensors of `src_graph`, built into the current (scratch) graph."""
+    return gradients_util._GradientsHelper(ys, xs, grad_ys=grad_ys, src_graph=src_graph)
+
+
+def library_function_graph(graph: tf.Graph, name: str) -> tf.Graph | None:
+    """The FuncGraph of a function a call op names, looked up through the enclosing graphs."""
+    while graph is not None:
+        fn = graph._get_function(name)
+        if fn is not None:
+            return getattr(fn, "graph", None)
+        graph = getattr(graph, "outer_graph", None)
+    return None
+
+
+def while_body_graph(op: Operation) -> tf.Graph:
+    """The body FuncGraph of a `While` op, the one its gradient uses."""
+    return while_v2._get_graph(op, "body", "_body_graph")
+
+
+def branch_graphs(op: Operation) -> list[tf.Graph]:
+    """The branch FuncGraphs of an `If`/`Case` op."""
+    return cond_v2.get_func_graphs(op)
+
+
+def default_summary_writer() -> Any:
+    """The writer `tf.summary` would write to now, or None."""
+    return summary_ops_v2._summary_state.writer
