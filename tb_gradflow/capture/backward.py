@@ -42,10 +42,12 @@ def backward_pass(
     ops: list[PathOp],
     variables: Sequence[TrackedVariable],
     handles: list[tf.Tensor | None],
+    loss_scale: tf.Tensor | None = None,
 ) -> Backward:
+    """With `loss_scale`, the gradients are those of `loss * loss_scale` (optimizer_step)."""
     measured, op_tensors = measured_tensors(ops)
     with watch_registry() as calls:
-        grads = tf.gradients(loss, measured + [v.tf_variable for v in variables])
+        grads = tf.gradients(loss, measured + [v.tf_variable for v in variables], grad_ys=loss_scale)
     t_grads, v_grads = grads[: len(measured)], grads[len(measured):]
     structure = analyze_structure(ops, dict(calls), loss, handles, len(variables))
     # Only what really carries a gradient: While/If gradients hand back zeros, not None,

@@ -6,6 +6,7 @@ from typing import Any, Callable, Sequence
 import tensorflow as tf
 
 from tb_gradflow.capture.graph_proto import graph_skeleton, seal
+from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
 from tb_gradflow.capture.probe import ProbeResult
 from tb_gradflow.capture.reductions import Reducer, tensor_state
 from tb_gradflow.capture.variables import track
@@ -26,12 +27,16 @@ def eager_probe(
         tracked = [track(v) for v in tape.watched_variables() if v.trainable]
     else:
         tracked = [track(v) for v in variables]
-    grads = tape.gradient(loss, [v.tf_variable for v in tracked])
+    with tape:  # the optimizer's documented step: gradients of its scaled loss
+        scale = loss_scale(optimizer, tf.convert_to_tensor(loss), [v.user_variable for v in tracked])
+        scaled = loss if scale is None else loss * scale
+    grads = tape.gradient(scaled, [v.tf_variable for v in tracked])
     if optimizer is not None:
-        optimizer.apply_gradients([(g, v.user_variable) for g, v in zip(grads, tracked) if g is not None])
+        apply_gradients(optimizer, [v.user_variable for v in tracked], grads)
     graph = seal(graph_skeleton(tracked, loss_op=-1, fallback_reason=reason))
     present = [g for g in grads if g is not None]
-    stats = iter(Reducer().exact(present).numpy()) if present else iter(())
+    exact = unscale_reductions(tf.zeros([0]), Reducer().exact(present), scale)[1]
+    stats = iter(exact.numpy()) if present else iter(())
     values = [
         tensor_state(False) if g is None else tensor_state(True, *(float(x) for x in next(stats)))
         for g in grads
