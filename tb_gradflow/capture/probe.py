@@ -13,6 +13,7 @@ The stages live in their own modules: `variables` (discovery), `loss_path` (walk
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import Any, Callable, Sequence
 
 import tensorflow as tf
@@ -21,7 +22,7 @@ from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.backward import backward_pass
 from tb_gradflow.capture.graph_proto import graph_proto
 from tb_gradflow.capture.loss_path import Walker
-from tb_gradflow.capture.optimizer_step import apply_gradients
+from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
 from tb_gradflow.capture.reductions import Reducer
 from tb_gradflow.capture.registry_hook import op_key
 from tb_gradflow.capture.step_layout import Layout, decode_step
@@ -52,6 +53,8 @@ class Probe:
         self._explicit = [track(v) for v in variables] if variables is not None else None
         self._optimizer = optimizer
         self._layouts: dict[str, Layout] = {}
+        # Graph version of each traced FuncGraph, for calls made inside an enclosing trace.
+        self._graph_ids: "weakref.WeakKeyDictionary[tf.Graph, str]" = weakref.WeakKeyDictionary()
         self._loss_error: Exception | None = None
         # Autograph converts the user's code only; our own trace logic stays plain Python.
         self._converted_loss = tf_internals.autograph_converted(loss_fn)
@@ -76,6 +79,27 @@ class Probe:
         layout = self._layouts[out["graph_id"].numpy().decode()]
         return ProbeResult(layout.graph, decode_step(layout, out))
 
+    def symbolic_call(self, *args, **kwargs) -> tuple[gradflow_pb2.Graph, list[tf.Tensor], Callable[..., gradflow_pb2.Step]]:
+        """Inside an enclosing `tf.function` trace: adds a call of the probe to that graph.
+
+        Returns the graph version (known at trace time), the reductions the call will produce at
+        run time, and the host function that turns their values into the Step.
+        """
+        self._loss_error = None
+        try:
+            concrete = self._function.get_concrete_function(*args, **kwargs)
+            out = self._function(*args, **kwargs)
+        except Exception:
+            if self._loss_error is not None:
+                raise LossTraceError(str(self._loss_error)) from self._loss_error
+            raise
+        layout = self._layouts[self._graph_ids[concrete.graph]]
+
+        def encode(loss, tensor_stats, variable_stats) -> gradflow_pb2.Step:
+            return decode_step(layout, {"loss": loss, "tensor_stats": tensor_stats, "variable_stats": variable_stats})
+
+        return layout.graph, [out["loss"], out["tensor_stats"], out["variable_stats"]], encode
+
     # -- trace time ------------------------------------------------------------------------
     def _trace(self, *args, **kwargs):
         with tf_internals.VariableWatcher() as watcher:
@@ -92,11 +116,13 @@ class Probe:
         handles = internal_handles(loss.graph, variables)
         walker = Walker(len(variables))
         walker.walk(loss.graph, [loss], {h.ref(): (-1, 1 << i, i) for i, h in enumerate(handles) if h is not None})
-        backward = backward_pass(loss, walker.ops, variables, handles)
+        scale = loss_scale(self._optimizer, loss, [v.user_variable for v in variables])
+        backward = backward_pass(loss, walker.ops, variables, handles, scale)
         graph = graph_proto(
             walker.ops, backward.op_tensors, variables, backward.structure,
             walker.index.get(op_key(loss.op), -1),
         )
+        self._graph_ids[loss.graph] = graph.graph_id
         self._layouts[graph.graph_id] = Layout(
             graph,
             backward.op_tensors,
@@ -106,16 +132,19 @@ class Probe:
             _top_ancestors(walker.ops),
         )
         reducer = Reducer()
+        tensor_stats, variable_stats = unscale_reductions(
+            reducer.sums([g for g in backward.tensor_grads if g is not None]),
+            reducer.exact([g for g in backward.variable_grads if g is not None]),
+            scale,
+        )
         result = {
             "graph_id": tf.constant(graph.graph_id),
             "loss": tf.cast(tf.reduce_sum(loss), tf.float32),
-            "tensor_stats": reducer.sums([g for g in backward.tensor_grads if g is not None]),
-            "variable_stats": reducer.exact([g for g in backward.variable_grads if g is not None]),
+            "tensor_stats": tensor_stats,
+            "variable_stats": variable_stats,
         }
         if self._optimizer is not None:
-            apply_gradients(self._optimizer, [
-                (g, v.user_variable) for g, v in zip(backward.variable_grads, variables) if g is not None
-            ])
+            apply_gradients(self._optimizer, [v.user_variable for v in variables], backward.variable_grads)
         return result
 
 

@@ -1,8 +1,9 @@
 """Run time: one step's device vectors folded back into per-op and per-variable states."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import tensorflow as tf
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.capture.reductions import combine, tensor_state
@@ -42,8 +43,8 @@ class Layout:
         self.inherit_from = np.array([a for _, a in inherit], np.int64)
 
 
-def decode_step(layout: Layout, out: dict[str, tf.Tensor]) -> gradflow_pb2.Step:
-    """The Step message of one probe call, from its fetched reductions."""
+def decode_step(layout: Layout, out: dict[str, Any]) -> gradflow_pb2.Step:
+    """The Step message of one probe call, from its fetched reductions (tensors or arrays)."""
     n_ops = len(layout.graph.ops)
     sums = 2.0 * np.asarray(out["tensor_stats"], dtype=np.float64)
     finite = np.isfinite(sums)
@@ -74,5 +75,5 @@ def decode_step(layout: Layout, out: dict[str, tf.Tensor]) -> gradflow_pb2.Step:
         var_codes[i] = V.STATE_CODE[state]
         var_norms[i] = np.nan if norm is None else norm
     return encode_step_arrays(
-        layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(out["loss"].numpy())
+        layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(np.asarray(out["loss"]))
     )

@@ -85,3 +85,11 @@ def branch_graphs(op: Operation) -> list[tf.Graph]:
 def default_summary_writer() -> Any:
     """The writer `tf.summary` would write to now, or None."""
     return summary_ops_v2._summary_state.writer
+
+
+def in_xla_context() -> bool:
+    """Whether ops built now will be compiled by XLA (inside a `jit_compile=True` function),
+    where host callbacks and summary writes cannot run."""
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(_ops.get_default_graph())
