@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tb_gradflow.capture.analyze import probe_for, run_probe
+from tb_gradflow.capture.optimizer_step import plain_step
 from tb_gradflow.capture.tf_internals import default_summary_writer, in_xla_context
 from tb_gradflow.format import metadata
 from tb_gradflow.format.records import build_report
@@ -84,6 +85,11 @@ def gradflow(
         return _gradflow_eager(
             name, loss_fn, args, kwargs, variables, step, description or "", optimizer
         )
+    except NotLoggable as e:
+        if strict:
+            raise
+        logger.warning("tb_gradflow: %s", e)
+        return None
     except Exception as e:  # noqa: BLE001 - logging must never stop training
         if strict:
             raise
@@ -163,22 +169,23 @@ def _serialize_step(encode: Callable[..., gradflow_pb2.Step], *values: np.ndarra
     return np.array(encode(*values).SerializeToString(), dtype=object)
 
 
+class NotLoggable(RuntimeError):
+    """The call is somewhere nothing can be logged (an XLA-compiled function)."""
+
+
 def _in_xla(
     name: str, loss_fn: Callable, args: tuple, kwargs: dict, variables: Any, optimizer: Any
 ) -> None:
     """XLA compiles neither host callbacks nor summary writes: say so, keep training the same."""
     message = (
-        f"tb_gradflow: gradflow summary {name!r} is inside an XLA-compiled function "
-        "(jit_compile=True) and logs nothing there; call it from a function without "
-        "jit_compile (or eagerly), or use keras.GradFlowCallback, which probes outside XLA"
+        f"gradflow summary {name!r} is inside an XLA-compiled function (jit_compile=True) and "
+        "logs nothing there; call it from a function without jit_compile (or eagerly), or use "
+        "keras.GradFlowCallback, which probes outside XLA"
     )
     if optimizer is not None:
-        from tb_gradflow.capture.optimizer_step import plain_step
-
         plain_step(loss_fn, args, kwargs, variables, optimizer)
         message += "; the optimizer step is still taken"
-    logger.warning(message)
-    return None
+    raise NotLoggable(message)
 
 
 def _graph_mark(writer: Any, tag: str, graph_id: str) -> tf.Variable:

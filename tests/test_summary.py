@@ -248,3 +248,109 @@ def test_name_scope_prefixes_the_tag_like_tf_summary(tmp_path):
     assert any(t.startswith("train/flow/_graph/") for t in tags)
     assert list(GradflowReader(local_provider(str(tmp_path))).list()["."]) == ["train/flow"]
     _assert_matches_tape(_read(str(tmp_path), "train/flow"), loss_fn, x, [w, table])
+
+
+# -- Inside the user's own tf.function ------------------------------------------------------------
+
+def _same_report(a, b):
+    assert a.graph_id == b.graph_id
+    assert [(o.name, o.state) for o in a.ops] == [(o.name, o.state) for o in b.ops]
+    assert report_states(a) == report_states(b)
+    for x, y in zip(a.ops, b.ops):
+        if x.norm is not None:
+            np.testing.assert_allclose(x.norm, y.norm, rtol=1e-5)
+
+
+@pytest.mark.parametrize("step_kind", ["python_int", "tensor"])
+def test_inside_a_tf_function_each_call_writes_one_step(tmp_path, step_kind):
+    loss_fn, w, table = _model()
+    x = tf.ones([4, 3])
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    returned = []
+
+    @tf.function
+    def train_step(x, step):
+        with tf.name_scope("train"), tf.summary.record_if(step % 2 == 0):
+            return tb_gradflow.summary.gradflow("flow", loss_fn, x, step=step, strict=True)
+
+    with writer.as_default():
+        for step in range(1, 7):
+            step_arg = step if step_kind == "python_int" else tf.constant(step, tf.int64)
+            returned.append(bool(train_step(x, step_arg).numpy()))
+    writer.flush()
+    assert returned == [False, True, False, True, False, True]
+    series = _read(str(tmp_path), "train/flow")
+    assert series.steps == [2, 4, 6]
+    _assert_matches_tape(series, loss_fn, x, [w, table])
+    eager = tb_gradflow.analyze(loss_fn, x)
+    for step in series.steps:
+        _same_report(series.report(step), eager)
+    graph_blobs = [v for _, v in _events(str(tmp_path)) if "/_graph/" in v.tag]
+    assert len(graph_blobs) == 1
+
+
+def test_inside_a_tf_function_with_optimizer_iterations_as_step(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu", name="a"),
+                              keras.layers.Dense(1, name="b")])
+    optimizer = keras.optimizers.Adam(0.01)
+    x, y = tf.random.normal([8, 3], seed=1), tf.random.normal([8, 1], seed=2)
+
+    def loss_fn(x, y):
+        return tf.reduce_mean(tf.square(model(x) - y))
+
+    @tf.function
+    def train_step(x, y):
+        tb_gradflow.summary.gradflow("flow", loss_fn, x, y, step=optimizer.iterations,
+                                     optimizer=optimizer, strict=True)
+        tb_gradflow.summary.gradflow("again", loss_fn, x, y, step=optimizer.iterations, strict=True)
+
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    expected = []
+    with writer.as_default():
+        for _ in range(3):
+            expected.append(tape_states(loss_fn, [x, y], model.trainable_variables))
+            train_step(x, y)
+    writer.flush()
+    assert int(optimizer.iterations.numpy()) == 3
+    for tag in ("flow", "again"):
+        series = _read(str(tmp_path), tag)
+        assert series.steps == [1, 2, 3]
+        for step, states in zip(series.steps, expected):
+            assert report_states(series.report(step)) == states
+    # The step written is the optimizer's, after its update, as when called eagerly.
+    eager = tb_gradflow.analyze(loss_fn, x, y)
+    _same_report(_read(str(tmp_path), "again").report(3), eager)
+
+
+def test_inside_jit_compile_warns_and_still_takes_the_optimizer_step(tmp_path, caplog):
+    import keras
+
+    w = tf.Variable([1.0, 2.0], name="w")
+    twin = tf.Variable([1.0, 2.0], name="twin")
+    optimizer, plain_optimizer = keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1)
+    x = tf.constant([0.5, -1.0])
+
+    @tf.function(jit_compile=True)
+    def train_step(x):
+        return tb_gradflow.summary.gradflow(
+            "flow", lambda x: tf.reduce_sum(w * w * x), x, step=0, optimizer=optimizer
+        )
+
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default(), caplog.at_level(logging.WARNING, logger="tb_gradflow"):
+        train_step(x)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(twin * twin * x)
+    plain_optimizer.apply_gradients([(tape.gradient(loss, twin), twin)])
+    np.testing.assert_allclose(w.numpy(), twin.numpy(), rtol=1e-6)
+    assert "jit_compile=True" in caplog.text and "optimizer step is still taken" in caplog.text
+
+    @tf.function(jit_compile=True)
+    def strict_step(x):
+        return tb_gradflow.summary.gradflow("flow", lambda x: tf.reduce_sum(w * x), x, step=0, strict=True)
+
+    with writer.as_default(), pytest.raises(Exception, match="XLA-compiled"):
+        strict_step(x)
