@@ -20,7 +20,8 @@ setup(
         # TensorFlow comes in two packages; pick the one you use.
         "cpu": ["tensorflow-cpu>=2.20,<3"],
         "gpu": ["tensorflow>=2.20,<3"],
-        "test": ["pytest>=8", "playwright>=1.49", "hypothesis>=6"],
+        # tf_keras (Keras 2, TF_USE_LEGACY_KERAS=1) is tested too; it pins the TensorFlow minor.
+        "test": ["pytest>=8", "playwright>=1.49", "hypothesis>=6", "tf_keras>=2.20,<3"],
         "proto": ["grpcio-tools==1.74.0"],
     },
     entry_points={

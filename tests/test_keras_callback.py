@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import tensorflow as tf
 import tb_gradflow
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
-from support.oracle import line_of
+from support.oracle import line_of, report_states
 
 
 class Quantized(keras.Model):
@@ -117,3 +118,46 @@ def test_callback_failure_never_stops_training(tmp_path, caplog):
                         callbacks=[tb_gradflow.keras.GradFlowCallback(str(tmp_path), bad_probe, every_n_steps=1)])
     assert len(history.history["loss"]) == 2
     assert "GradFlowCallback failed" in caplog.text
+
+
+# -- Keras 2 (tf_keras) ---------------------------------------------------------------------------
+
+_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "tf_keras_fit.py")
+
+
+@pytest.mark.parametrize("kind", ["quantized", "sequential"])
+def test_fit_under_tf_keras(tmp_path, kind):
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, _SCRIPT, str(tmp_path), kind], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["base"].startswith("tf_keras")
+    assert out["epochs"] == 2
+    assert "GradFlowCallback failed" not in proc.stderr
+    reader = GradflowReader(local_provider(str(tmp_path)))
+    series = reader.read("train", "gradflow", reader.list()["train"]["gradflow"])
+    assert series.steps == [1, 2, 3, 4]
+    for step in series.steps:
+        assert report_states(series.report(step)) == out["tape"]
+    report = series.report()
+    if kind == "quantized":
+        assert sorted(report.starved_variables) == ["quantized/first/bias", "quantized/first/kernel"]
+        [cut] = report.starving_cut_points
+        assert cut.cause == "numpy_function"
+        assert cut.source == line_of(_SCRIPT, "MARK legacy quantize")
+    else:
+        assert report.starved_variables == []
+
+
+def test_a_writer_that_cannot_open_never_stops_training(tmp_path, caplog):
+    x, y = _data(32)
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the logdir should be")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    callback = tb_gradflow.keras.GradFlowCallback(str(blocker), (x[:4], y[:4]), every_n_steps=1)
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[callback])
+    assert len(history.history["loss"]) == 2
+    assert "GradFlowCallback failed" in caplog.text
+    assert callback.last_report is None
