@@ -72,6 +72,8 @@ class Report:
     graph_id: str = ""
     # Why op-level detail is missing (eager fallback); empty when the graph was traced.
     fallback_reason: str = ""
+    # Some op on the loss path computes in float16: an all-zero gradient may be underflow.
+    computes_in_float16: bool = False
 
     @property
     def starved_variables(self) -> list[str]:
@@ -165,4 +167,6 @@ def format_diagnosis(report: Report) -> str:
         names = report.variables_in(state)
         if names:
             lines.append(f"  {len(names)} variables have {words}: {', '.join(names)}")
+            if state == V.ZERO and report.computes_in_float16:
+                lines.append(f"    float16 underflow? {V.FLOAT16_UNDERFLOW_HINT}")
     return "\n".join(lines)

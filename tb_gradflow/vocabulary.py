@@ -44,6 +44,13 @@ HINTS: dict[str, str] = {
     "return a tensor (tf.zeros_like if the input really does not matter).",
 }
 
+# An all-zero gradient in a model that computes in float16 may be underflow, not a real zero.
+FLOAT16_UNDERFLOW_HINT = (
+    "this model computes in float16, where gradients below about 6e-8 underflow to exactly "
+    "zero: scale the loss (keras.optimizers.LossScaleOptimizer; model.fit under the "
+    "mixed_float16 policy does it for you), or compute the loss in float32."
+)
+
 
 def combined_state(states: list[str]) -> str:
     """State of an op from its outputs: a NaN anywhere wins, then any flow, then zeros."""

@@ -122,3 +122,30 @@ def test_a_variable_whose_gradient_appears_later_keeps_training():
         _plain_step(plain, plain_opt, plain_loss, x, y, use_aux)
     for a, b in zip(logged.trainable_variables, plain.trainable_variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
+def test_float16_underflow_is_named_and_loss_scaling_reports_the_true_gradient(policy):
+    x, _ = _data()
+    model = _model()
+    kernel = model.get_layer("main").kernel
+
+    def tiny_loss(x):
+        # float16 all the way: the output's gradient (1e-8) is below float16's smallest value.
+        small = tf.constant(1e-4, tf.float16)
+        return tf.reduce_sum(model(x, training=True) * small * small)
+
+    plain = tb_gradflow.summary.gradflow("flow", tiny_loss, x, step=0, variables=model.trainable_variables,
+                                         strict=True)
+    assert plain.variables["main/kernel"].state == "zero"
+    assert "float16 underflow?" in str(plain) and "LossScaleOptimizer" in str(plain)
+
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(learning_rate=0.0))
+    scaled = tb_gradflow.summary.gradflow("flow", tiny_loss, x, step=0, optimizer=optimizer,
+                                          variables=model.trainable_variables, strict=True)
+    with tf.GradientTape() as tape:
+        loss = tf.cast(tiny_loss(x), tf.float32) * 32768.0
+    true_norm = float(tf.norm(tf.cast(tape.gradient(loss, kernel.value), tf.float32))) / 32768.0
+    assert scaled.variables["main/kernel"].state == "flowing"
+    np.testing.assert_allclose(scaled.variables["main/kernel"].norm, true_norm, rtol=1e-2)
+    assert 1e-10 < true_norm < 1e-6

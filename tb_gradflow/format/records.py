@@ -146,4 +146,5 @@ def build_report(
         loss=loss,
         graph_id=graph.graph_id,
         fallback_reason=graph.fallback_reason,
+        computes_in_float16=any("float16" in op.output_dtypes for op in graph_ops),
     )
