@@ -8,7 +8,7 @@ import tensorflow as tf
 from tb_gradflow.capture.graph_proto import graph_skeleton, seal
 from tb_gradflow.capture.probe import ProbeResult
 from tb_gradflow.capture.reductions import Reducer, tensor_state
-from tb_gradflow.capture.variables import track
+from tb_gradflow.capture.variables import Namer, discover
 from tb_gradflow.format.records import encode_step
 
 
@@ -22,10 +22,7 @@ def eager_probe(
 ) -> ProbeResult:
     with tf.GradientTape() as tape:
         loss = loss_fn(*args, **kwargs)
-    if variables is None:
-        tracked = [track(v) for v in tape.watched_variables() if v.trainable]
-    else:
-        tracked = [track(v) for v in variables]
+    tracked = discover(variables, tape.watched_variables(), Namer(loss_fn))
     grads = tape.gradient(loss, [v.tf_variable for v in tracked])
     if optimizer is not None:
         optimizer.apply_gradients([(g, v.user_variable) for g, v in zip(grads, tracked) if g is not None])
