@@ -9,7 +9,7 @@ from tb_gradflow.capture.graph_proto import graph_skeleton, seal
 from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
 from tb_gradflow.capture.probe import ProbeResult
 from tb_gradflow.capture.reductions import Reducer, tensor_state
-from tb_gradflow.capture.variables import track
+from tb_gradflow.capture.variables import Namer, discover
 from tb_gradflow.format.records import encode_step
 
 
@@ -23,10 +23,7 @@ def eager_probe(
 ) -> ProbeResult:
     with tf.GradientTape() as tape:
         loss = loss_fn(*args, **kwargs)
-    if variables is None:
-        tracked = [track(v) for v in tape.watched_variables() if v.trainable]
-    else:
-        tracked = [track(v) for v in variables]
+    tracked = discover(variables, tape.watched_variables(), Namer(loss_fn))
     with tape:  # the optimizer's documented step: gradients of its scaled loss
         scale = loss_scale(optimizer, tf.convert_to_tensor(loss), [v.user_variable for v in tracked])
         scaled = loss if scale is None else loss * scale

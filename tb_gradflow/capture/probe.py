@@ -26,7 +26,7 @@ from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unsc
 from tb_gradflow.capture.reductions import Reducer
 from tb_gradflow.capture.registry_hook import op_key
 from tb_gradflow.capture.step_layout import Layout, decode_step
-from tb_gradflow.capture.variables import discover, internal_handles, track
+from tb_gradflow.capture.variables import Namer, discover, internal_handles
 from tb_gradflow.proto import gradflow_pb2
 
 
@@ -50,7 +50,8 @@ class Probe:
         optimizer: Any = None,
     ):
         self._loss_fn = loss_fn
-        self._explicit = [track(v) for v in variables] if variables is not None else None
+        self._explicit = list(variables) if variables is not None else None
+        self._namer = Namer(loss_fn)
         self._optimizer = optimizer
         self._layouts: dict[str, Layout] = {}
         # Graph version of each traced FuncGraph, for calls made inside an enclosing trace.
@@ -112,7 +113,7 @@ class Probe:
         return self._build(tf.convert_to_tensor(loss), watcher.watched_variables())
 
     def _build(self, loss: tf.Tensor, watched: Sequence[tf.Variable]) -> dict[str, Any]:
-        variables = discover(self._explicit, watched)
+        variables = discover(self._explicit, watched, self._namer)
         handles = internal_handles(loss.graph, variables)
         walker = Walker(len(variables))
         walker.walk(loss.graph, [loss], {h.ref(): (-1, 1 << i, i) for i, h in enumerate(handles) if h is not None})

@@ -1,10 +1,21 @@
-"""Discovery: which variables a report covers, and the handles their reads have inside the trace."""
+"""Discovery: which variables a report covers, under which names, and their handles in the trace.
+
+Every variable object is its own entry. Its name is Keras' `variable.path` (else the TensorFlow
+name). Where two variables the loss reaches share a path (a `clone_model` target network, two
+functional models with equal layer names), the name is qualified, in this order, by whichever
+first tells the group apart: the owning model's name (`generator/dense/kernel`), then the Python
+name the loss reaches the model by (`target/online/dense/kernel` for `self.target`), then a
+`#2`, `#3` suffix in the order the loss's references list them. A probe remembers the names it
+gave, so one variable keeps one name from step to step and across retraces.
+"""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import tensorflow as tf
+
+from tb_gradflow.capture.owners import KerasIndex, Owner, keras_index, keras_variables_by_referrers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,22 +35,101 @@ def variable_name(v: Any) -> str:
     return name[:-2] if name.endswith(":0") else name
 
 
+def tf_variable_of(v: Any) -> tf.Variable:
+    return v if isinstance(v, tf.Variable) else getattr(v, "value", v)
+
+
 def track(v: Any) -> TrackedVariable:
-    tf_var = v if isinstance(v, tf.Variable) else getattr(v, "value", v)
-    return TrackedVariable(variable_name(v), tf_var, v)
+    return TrackedVariable(variable_name(v), tf_variable_of(v), v)
 
 
-def discover(explicit: list[TrackedVariable] | None, watched: Sequence[tf.Variable]) -> list[TrackedVariable]:
-    """The user's variables if given, else the trainable ones the trace read, each once."""
+def _qualified(path: str, qualifier: str | None) -> str | None:
+    if not qualifier:
+        return None
+    return path if path.startswith(qualifier + "/") else f"{qualifier}/{path}"
+
+
+def unique_names(entries: Sequence[tuple[str, Owner | None]]) -> list[str]:
+    """One distinct name per entry (base path, owner), by the rule in this module's docstring."""
+    names = [path for path, _ in entries]
+    groups: dict[str, list[int]] = {}
+    for i, path in enumerate(names):
+        groups.setdefault(path, []).append(i)
+    taken = {path for path, members in groups.items() if len(members) == 1}
+    for path, members in groups.items():
+        if len(members) == 1:
+            continue
+        qualifiers: list[Callable[[Owner | None], str | None]] = [
+            lambda o: o and o.model.name, lambda o: o and o.reference,
+        ]
+        for qualify in qualifiers:
+            trial = [_qualified(path, qualify(entries[i][1])) for i in members]
+            if None not in trial and len(set(trial)) == len(trial) and not taken & set(trial):
+                break
+        else:
+            trial = [path if k == 0 else f"{path}#{k + 1}" for k in range(len(members))]
+        for i, name in zip(members, trial):
+            names[i] = name
+        taken.update(trial)
+    return names
+
+
+class Namer:
+    """Names variable objects for one probe: unique within a report, stable across its traces."""
+
+    def __init__(self, loss_fn: Callable[..., Any]):
+        self._loss_fn = loss_fn
+        # id(tf.Variable) -> (the variable, kept alive so the id stays its own; its name)
+        self._given: dict[int, tuple[tf.Variable, str]] = {}
+
+    def track_all(self, users: Sequence[Any]) -> list[TrackedVariable]:
+        """TrackedVariables for `users` (Keras or TF variables), Keras ones found where possible."""
+        index = keras_index(self._loss_fn)
+        tf_vars = [tf_variable_of(v) for v in users]
+        users = [index.keras_variable.get(id(t), u) for t, u in zip(tf_vars, users)]
+        missing = [t for t, u in zip(tf_vars, users) if u is t and id(t) not in self._given]
+        by_referrers = keras_variables_by_referrers(missing)
+        users = [by_referrers.get(id(t), u) if u is t else u for t, u in zip(tf_vars, users)]
+        names = self._names(tf_vars, users, index)
+        return [TrackedVariable(n, t, u) for n, t, u in zip(names, tf_vars, users)]
+
+    def _names(self, tf_vars: list[tf.Variable], users: list[Any], index: KerasIndex) -> list[str]:
+        # The universe a name must be unique in: every Keras variable the loss reaches (stable
+        # from trace to trace), then the ones only this trace found.
+        universe: dict[int, Any] = dict(index.keras_variable)
+        for t, u in zip(tf_vars, users):
+            universe.setdefault(id(t), u)
+        keys = list(universe)
+        computed = dict(zip(keys, unique_names(
+            [(variable_name(universe[k]), index.owner.get(k)) for k in keys]
+        )))
+        used = {name for _, name in self._given.values()}
+        names = []
+        for t in tf_vars:
+            given = self._given.get(id(t))
+            if given is None:
+                name = base = computed[id(t)]
+                k = 1
+                while name in used:
+                    k += 1
+                    name = f"{base}#{k}"
+                used.add(name)
+                given = self._given[id(t)] = (t, name)
+            names.append(given[1])
+        return names
+
+
+def discover(explicit: Sequence[Any] | None, watched: Sequence[tf.Variable], namer: Namer) -> list[TrackedVariable]:
+    """The user's variables if given, else the trainable ones the trace read, each once, named."""
     if explicit is not None:
-        return explicit
+        return namer.track_all(explicit)
     seen: set[int] = set()
-    variables = []
+    found = []
     for v in watched:
         if v.trainable and id(v) not in seen:
             seen.add(id(v))
-            variables.append(track(v))
-    return variables
+            found.append(v)
+    return namer.track_all(found)
 
 
 def internal_handles(graph: tf.Graph, variables: Sequence[TrackedVariable]) -> list[tf.Tensor | None]:

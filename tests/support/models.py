@@ -75,3 +75,66 @@ def resnet50(batch: int = 8, size: int = 64, classes: int = 10, seed: int = 0):
         return xent(y, model(x, training=True))
 
     return model, loss_fn, (x, y)
+
+
+class DQNAgent:
+    """A DQN agent as users write one: an online Q-network and a `clone_model` target network.
+
+    The clone keeps the model's and layers' names, so both networks' variables share paths
+    (`online/hidden/kernel`); only the online one trains, the target sits behind stop_gradient.
+    """
+
+    def __init__(self, state_dim: int = 4, actions: int = 2, seed: int = 0):
+        keras.utils.set_random_seed(seed)
+        self.online = keras.Sequential(
+            [keras.Input((state_dim,)), keras.layers.Dense(16, activation="relu", name="hidden"),
+             keras.layers.Dense(actions, name="q")],
+            name="online",
+        )
+        self.target = keras.models.clone_model(self.online)
+        self.target.set_weights(self.online.get_weights())
+        self.gamma = 0.99
+
+    def loss(self, states, actions, rewards, next_states):
+        q = tf.gather(self.online(states), actions, batch_dims=1)
+        next_q = tf.stop_gradient(self.target(next_states))
+        return tf.reduce_mean(tf.square(rewards + self.gamma * tf.reduce_max(next_q, axis=1) - q))
+
+    def batch(self, n: int = 8, seed: int = 0):
+        states = tf.random.stateless_normal([n, 4], seed=[seed, 1])
+        actions = tf.random.stateless_uniform([n], seed=[seed, 2], maxval=2, dtype=tf.int32)
+        rewards = tf.random.stateless_normal([n], seed=[seed, 3])
+        next_states = tf.random.stateless_normal([n, 4], seed=[seed, 4])
+        return states, actions, rewards, next_states
+
+
+def _mlp(name: str, inputs: int, outputs: int) -> keras.Model:
+    """A functional MLP whose layers carry fixed names: two of them share every variable path."""
+    x = keras.Input((inputs,))
+    h = keras.layers.Dense(16, activation="relu", name="hidden")(x)
+    return keras.Model(x, keras.layers.Dense(outputs, name="out")(h), name=name)
+
+
+def gan(latent: int = 3, features: int = 5, batch: int = 8, seed: int = 0):
+    """A generator and a discriminator built by one function (equal layer paths), their losses and data.
+
+    Returns (generator, discriminator, generator_loss(z), discriminator_loss(z, real), z, real).
+    The discriminator's loss holds the generator behind stop_gradient.
+    """
+    keras.utils.set_random_seed(seed)
+    generator = _mlp("generator", latent, features)
+    discriminator = _mlp("discriminator", features, 1)
+    xent = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def generator_loss(z):
+        fake = discriminator(generator(z))
+        return xent(tf.ones_like(fake), fake)
+
+    def discriminator_loss(z, real):
+        fake = discriminator(tf.stop_gradient(generator(z)))
+        real_logits = discriminator(real)
+        return xent(tf.zeros_like(fake), fake) + xent(tf.ones_like(real_logits), real_logits)
+
+    z = tf.random.stateless_normal([batch, latent], seed=[seed, 5])
+    real = tf.random.stateless_normal([batch, features], seed=[seed, 6])
+    return generator, discriminator, generator_loss, discriminator_loss, z, real

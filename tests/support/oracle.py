@@ -10,14 +10,31 @@ import tensorflow as tf
 from tb_gradflow.capture.variables import variable_name
 
 
-def tape_states(loss_fn: Callable[..., Any], args: Sequence[Any], variables: Sequence[Any]) -> dict[str, str]:
-    """State of each variable's gradient as a plain eager GradientTape sees it."""
+def tape_states(
+    loss_fn: Callable[..., Any],
+    args: Sequence[Any],
+    variables: Sequence[Any],
+    names: Sequence[str] | None = None,
+) -> dict[str, str]:
+    """State of each variable object's gradient as a plain eager GradientTape sees it.
+
+    Keyed by `names` (one per variable, as the test expects the report to name them), else by
+    each variable's own path or name; two distinct objects under one key are an error, never
+    merged, so a test cannot pass by comparing one entry for two variables.
+    """
+    if names is None:
+        names = [variable_name(v) for v in variables]
+    assert len(names) == len(variables), "one name per variable"
+    owners: dict[str, int] = {}
+    for v, name in zip(variables, names):
+        if owners.setdefault(name, id(v)) != id(v):
+            raise AssertionError(f"two variable objects are both named {name!r}: pass names=")
     tf_vars = [v if isinstance(v, tf.Variable) else v.value for v in variables]
     with tf.GradientTape() as tape:
         loss = loss_fn(*args)
     grads = tape.gradient(loss, tf_vars)
     states = {}
-    for v, g in zip(variables, grads):
+    for name, g in zip(names, grads):
         if g is None:
             state = "none"
         else:
@@ -28,7 +45,7 @@ def tape_states(loss_fn: Callable[..., Any], args: Sequence[Any], variables: Seq
                 state = "zero"
             else:
                 state = "flowing"
-        states[variable_name(v)] = state
+        states[name] = state
     return states
 
 
