@@ -42,12 +42,13 @@ def backward_pass(
     ops: list[PathOp],
     variables: Sequence[TrackedVariable],
     handles: list[tf.Tensor | None],
+    index: dict,
 ) -> Backward:
     measured, op_tensors = measured_tensors(ops)
     with watch_registry() as calls:
         grads = tf.gradients(loss, measured + [v.tf_variable for v in variables])
     t_grads, v_grads = grads[: len(measured)], grads[len(measured):]
-    structure = analyze_structure(ops, dict(calls), loss, handles, len(variables))
+    structure = analyze_structure(ops, dict(calls), loss, handles, index)
     # Only what really carries a gradient: While/If gradients hand back zeros, not None,
     # for inputs their bodies cut off.
     t_grads = [g if t.ref() in structure.has_grad else None for t, g in zip(measured, t_grads)]

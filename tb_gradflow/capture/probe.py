@@ -93,7 +93,7 @@ class Probe:
         handles = internal_handles(loss.graph, variables)
         walker = Walker(len(variables))
         walker.walk(loss.graph, [loss], {h.ref(): (-1, 1 << i, i) for i, h in enumerate(handles) if h is not None})
-        backward = backward_pass(loss, walker.ops, variables, handles)
+        backward = backward_pass(loss, walker.ops, variables, handles, walker.index)
         graph = graph_proto(
             walker.ops, backward.op_tensors, variables, backward.structure,
             walker.index.get(op_key(loss.op), -1),
