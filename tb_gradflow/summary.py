@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tb_gradflow.capture.analyze import probe_for, run_probe
-from tb_gradflow.capture.optimizer_step import plain_step
+from tb_gradflow.capture.optimizer_step import apply_gradients, plain_step
 from tb_gradflow.capture.tf_internals import default_summary_writer, in_xla_context
 from tb_gradflow.format import metadata
 from tb_gradflow.format.records import build_report
@@ -77,6 +77,9 @@ def gradflow(
     """
     try:
         if not is_chief():
+            if optimizer is not None:
+                # Every replica must take the optimizer's step (its update is collective).
+                plain_step(loss_fn, args, kwargs, variables, optimizer)
             return None
         if tf.inside_function():
             return _gradflow_in_graph(
@@ -141,11 +144,11 @@ def _gradflow_in_graph(
 ) -> tf.Tensor:
     if in_xla_context():
         return _in_xla(name, loss_fn, args, kwargs, variables, optimizer)
-    probe = probe_for(loss_fn, variables, optimizer)
+    probe = probe_for(loss_fn, variables, optimizer, apply_inside=False)
     writer = _current_writer()
     if writer is None:
         if optimizer is not None:  # the training step still happens
-            probe.symbolic_call(*args, **kwargs)
+            _probe_and_step(probe, loss_fn, args, kwargs, variables, optimizer)
         return tf.constant(False)
     step = _resolve_step(step)
     if step is None:
@@ -153,17 +156,18 @@ def _gradflow_in_graph(
     tag = _tag(name)
 
     def probe_and_write() -> tf.Tensor:
-        graph, encode_inputs, encode = probe.symbolic_call(*args, **kwargs)
+        call = _probe_and_step(probe, loss_fn, args, kwargs, variables, optimizer)
 
         def step_tensor() -> tf.Tensor:
             # Host-side encoding of the reduced vectors: not on the loss path, and run only
             # when the summary is recorded.
             serialized = tf.numpy_function(
-                functools.partial(_serialize_step, encode), encode_inputs, tf.string, stateful=False
+                functools.partial(_serialize_step, call.encode), call.encode_inputs, tf.string,
+                stateful=False,
             )
             return tf.reshape(serialized, [])
 
-        _write_graph_once(writer, tag, graph, step)
+        _write_graph_once(writer, tag, call.graph, step)
         return tf.summary.write(
             tag=tag, tensor=step_tensor, step=step, metadata=metadata.step_metadata(tag, description)
         )
@@ -175,6 +179,27 @@ def _gradflow_in_graph(
     return tf.cond(
         tf.summary.should_record_summaries(), probe_and_write, lambda: tf.constant(False)
     )
+
+
+def _probe_and_step(
+    probe: Any, loss_fn: Callable, args: tuple, kwargs: dict, variables: Any, optimizer: Any
+) -> Any:
+    """Adds the probe to the enclosing graph and, with an optimizer, its step after it.
+
+    The step is applied here, in the enclosing graph (under tf.distribute, an optimizer's
+    update is a cross-replica synchronisation that a nested function cannot hold). If the
+    probe cannot be built, the optimizer's plain step is added instead, so that training is
+    the same whether or not logging works, and the error is raised for the caller to report.
+    """
+    try:
+        call = probe.symbolic_call(*args, **kwargs)
+    except Exception:
+        if optimizer is not None:
+            plain_step(loss_fn, args, kwargs, variables, optimizer)
+        raise
+    if optimizer is not None:
+        apply_gradients(optimizer, call.variables, call.grads)
+    return call
 
 
 def _serialize_step(encode: Callable[..., gradflow_pb2.Step], *values: np.ndarray) -> np.ndarray:

@@ -253,7 +253,6 @@ def test_name_scope_prefixes_the_tag_like_tf_summary(tmp_path):
 # -- Inside the user's own tf.function ------------------------------------------------------------
 
 def _same_report(a, b):
-    assert a.graph_id == b.graph_id
     assert [(o.name, o.state) for o in a.ops] == [(o.name, o.state) for o in b.ops]
     assert report_states(a) == report_states(b)
     for x, y in zip(a.ops, b.ops):
@@ -297,6 +296,7 @@ def test_inside_a_tf_function_each_call_writes_one_step(tmp_path, step_kind):
     eager = tb_gradflow.analyze(loss_fn, x)
     for step in series.steps:
         _same_report(series.report(step), eager)
+        assert series.report(step).graph_id == eager.graph_id  # one traced probe serves both
     graph_blobs = [v for _, v in _events(str(tmp_path)) if "/_graph/" in v.tag]
     assert len(graph_blobs) == 1
 

@@ -16,19 +16,22 @@ _CACHE_SIZE = 64
 _probes: "collections.OrderedDict[tuple, Probe]" = collections.OrderedDict()
 
 
-def _cache_key(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any) -> tuple:
+def _cache_key(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any, apply_inside: bool) -> tuple:
     # A bound method is a new object at each attribute access: key on the function and its owner.
     fn = getattr(loss_fn, "__func__", loss_fn)
     owner = id(getattr(loss_fn, "__self__", None))
     var_ids = None if variables is None else tuple(id(v) for v in variables)
-    return (fn, owner, var_ids, id(optimizer) if optimizer is not None else None)
+    return (fn, owner, var_ids, id(optimizer) if optimizer is not None else None, apply_inside)
 
 
-def probe_for(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any) -> Probe:
-    key = _cache_key(loss_fn, variables, optimizer)
+def probe_for(
+    loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any, apply_inside: bool = True
+) -> Probe:
+    apply_inside = apply_inside or optimizer is None  # without an optimizer, one probe serves both
+    key = _cache_key(loss_fn, variables, optimizer, apply_inside)
     probe = _probes.get(key)
     if probe is None:
-        probe = Probe(loss_fn, variables, optimizer)
+        probe = Probe(loss_fn, variables, optimizer, apply_inside)
         _probes[key] = probe
         while len(_probes) > _CACHE_SIZE:
             _probes.popitem(last=False)

@@ -40,6 +40,17 @@ class ProbeResult:
     step: gradflow_pb2.Step
 
 
+@dataclasses.dataclass
+class SymbolicCall:
+    """A probe call added to an enclosing graph (see Probe.symbolic_call)."""
+
+    graph: gradflow_pb2.Graph
+    encode_inputs: list[tf.Tensor]
+    encode: Callable[..., gradflow_pb2.Step]
+    grads: list[Any]
+    variables: list[Any]
+
+
 class Probe:
     """Traces `loss_fn` once per input signature; each call returns one step's gradient flow."""
 
@@ -48,8 +59,14 @@ class Probe:
         loss_fn: Callable[..., Any],
         variables: Sequence[Any] | None = None,
         optimizer: Any = None,
+        apply_inside: bool = True,
     ):
         self._loss_fn = loss_fn
+        # With apply_inside=False (calls inside an enclosing tf.function), the probe returns the
+        # gradients and the caller applies them in the enclosing graph: an optimizer's
+        # cross-replica update cannot run inside a nested function under tf.distribute.
+        self._apply_inside = apply_inside
+        self._step_variables: dict[str, list[Any]] = {}
         self._explicit = list(variables) if variables is not None else None
         self._namer = Namer(loss_fn)
         self._optimizer = optimizer
@@ -80,11 +97,12 @@ class Probe:
         layout = self._layouts[out["graph_id"].numpy().decode()]
         return ProbeResult(layout.graph, decode_step(layout, out))
 
-    def symbolic_call(self, *args, **kwargs) -> tuple[gradflow_pb2.Graph, list[tf.Tensor], Callable[..., gradflow_pb2.Step]]:
+    def symbolic_call(self, *args, **kwargs) -> "SymbolicCall":
         """Inside an enclosing `tf.function` trace: adds a call of the probe to that graph.
 
         Returns the graph version (known at trace time), the reductions the call will produce at
-        run time, and the host function that turns their values into the Step.
+        run time, the host function that turns their values into the Step, and (for a probe
+        with an optimizer and apply_inside=False) the gradients to apply and their variables.
         """
         self._loss_error = None
         try:
@@ -99,7 +117,13 @@ class Probe:
         def encode(loss, tensor_stats, variable_stats) -> gradflow_pb2.Step:
             return decode_step(layout, {"loss": loss, "tensor_stats": tensor_stats, "variable_stats": variable_stats})
 
-        return layout.graph, [out["loss"], out["tensor_stats"], out["variable_stats"]], encode
+        return SymbolicCall(
+            layout.graph,
+            [out["loss"], out["tensor_stats"], out["variable_stats"]],
+            encode,
+            list(out.get("variable_grads", ())),
+            self._step_variables.get(layout.graph.graph_id, []),
+        )
 
     # -- trace time ------------------------------------------------------------------------
     def _trace(self, *args, **kwargs):
@@ -144,8 +168,11 @@ class Probe:
             "tensor_stats": tensor_stats,
             "variable_stats": variable_stats,
         }
-        if self._optimizer is not None:
+        if self._optimizer is not None and self._apply_inside:
             apply_gradients(self._optimizer, [v.user_variable for v in variables], backward.variable_grads)
+        elif self._optimizer is not None:
+            result["variable_grads"] = list(backward.variable_grads)
+            self._step_variables[graph.graph_id] = [v.user_variable for v in variables]
         return result
 
 
