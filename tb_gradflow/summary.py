@@ -26,12 +26,10 @@ from tb_gradflow.report import Report
 
 logger = logging.getLogger("tb_gradflow")
 
-# Per writer, per (tag, graph id): a bool variable, true once that graph version's blob has
-# really been written (not merely attempted: `record_if` may have skipped it). A variable, not a
-# Python set, so that eager calls and calls compiled into a tf.function share one truth.
-_written: "weakref.WeakKeyDictionary[Any, dict[tuple[str, str], tf.Variable]]" = (
-    weakref.WeakKeyDictionary()
-)
+# Per writer: the (tag, graph id) pairs whose graph blob has really been written (not merely
+# attempted: `record_if` may have skipped it). Eager calls and calls compiled into a
+# tf.function read and update the same set.
+_written: "weakref.WeakKeyDictionary[Any, set[tuple[str, str]]]" = weakref.WeakKeyDictionary()
 
 
 def _current_writer() -> Any:
@@ -167,10 +165,11 @@ def _gradflow_in_graph(
             )
             return tf.reshape(serialized, [])
 
-        _write_graph_once(writer, tag, call.graph, step)
-        return tf.summary.write(
-            tag=tag, tensor=step_tensor, step=step, metadata=metadata.step_metadata(tag, description)
-        )
+        graph_written = _write_graph_once(writer, tag, call.graph, step)
+        with tf.control_dependencies([graph_written]):
+            return tf.summary.write(
+                tag=tag, tensor=step_tensor, step=step, metadata=metadata.step_metadata(tag, description)
+            )
 
     if optimizer is not None:  # the probe is the training step: it runs at every call
         return probe_and_write()
@@ -225,30 +224,38 @@ def _in_xla(
     raise NotLoggable(message)
 
 
-def _graph_mark(writer: Any, tag: str, graph_id: str) -> tf.Variable:
-    marks = _written.setdefault(writer, {})
-    mark = marks.get((tag, graph_id))
-    if mark is None:
-        with tf.init_scope():
-            mark = tf.Variable(False, trainable=False, name="gradflow_graph_written")
-        marks[(tag, graph_id)] = mark
-    return mark
-
-
-def _write_graph_once(writer: Any, tag: str, graph: gradflow_pb2.Graph, step: Any) -> None:
+def _write_graph_once(writer: Any, tag: str, graph: gradflow_pb2.Graph, step: Any) -> tf.Tensor | None:
     """Writes a graph version's blob at the first step that is really recorded under `tag`."""
-    mark = _graph_mark(writer, tag, graph.graph_id)
+    key = (tag, graph.graph_id)
+    written = _written.setdefault(writer, set())
     blob = graph.SerializeToString()
     meta = metadata.graph_metadata(tag, graph.graph_id)
 
     def write() -> tf.Tensor:
-        written = tf.summary.write(
+        return tf.summary.write(
             tag=metadata.graph_tag(tag, graph.graph_id),
             tensor=lambda: tf.constant([blob]),
             step=step,
             metadata=meta,
         )
-        with tf.control_dependencies([mark.assign(written)]):
-            return tf.identity(written)
 
-    tf.cond(mark.read_value(), lambda: tf.constant(True), write)
+    if tf.executing_eagerly():
+        if key not in written and bool(write()):
+            written.add(key)
+        return None
+    # In a graph, the same host-side set decides at run time, so that eager calls and every
+    # trace of every function agree (a tf.Variable could not be created in a later trace).
+
+    def needed() -> np.ndarray:
+        return np.bool_(key not in written)
+
+    def mark(ok: np.ndarray) -> np.ndarray:
+        if ok:
+            written.add(key)
+        return np.bool_(ok)
+
+    def write_and_mark() -> tf.Tensor:
+        return tf.reshape(tf.numpy_function(mark, [write()], tf.bool, stateful=True), [])
+
+    need = tf.reshape(tf.numpy_function(needed, [], tf.bool, stateful=True), [])
+    return tf.cond(need, write_and_mark, lambda: tf.constant(False))

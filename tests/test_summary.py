@@ -366,3 +366,22 @@ def test_inside_jit_compile_warns_and_still_takes_the_optimizer_step(tmp_path, c
 
     with writer.as_default(), pytest.raises(Exception, match="XLA-compiled"):
         strict_step(x)
+
+
+def test_inside_a_tf_function_a_retrace_writes_its_own_graph_version(tmp_path):
+    loss_fn, w, table = _model()
+    writer = tf.summary.create_file_writer(str(tmp_path))
+
+    @tf.function
+    def train_step(x, step):
+        return tb_gradflow.summary.gradflow("flow", loss_fn, x, step=step, strict=True)
+
+    with writer.as_default():
+        for step, rows in enumerate([4, 5, 4, 5], start=1):  # a new input shape retraces
+            assert bool(train_step(tf.ones([rows, 3]), tf.constant(step, tf.int64)).numpy())
+    writer.flush()
+    series = _read(str(tmp_path), "flow")
+    assert series.steps == [1, 2, 3, 4]
+    assert len(series.versions) == 2
+    assert len([v for _, v in _events(str(tmp_path)) if "/_graph/" in v.tag]) == 2
+    _assert_matches_tape(series, loss_fn, tf.ones([4, 3]), [w, table])
