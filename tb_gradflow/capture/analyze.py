@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 from typing import Any, Callable, Sequence
 
 from tb_gradflow.capture.eager import eager_probe
 from tb_gradflow.capture.probe import LossTraceError, Probe, ProbeResult
+from tb_gradflow.capture.sources import frame_text, is_library_file
 from tb_gradflow.format.records import build_report
 from tb_gradflow.report import Report
 
@@ -48,14 +50,32 @@ def run_probe(
     try:
         return probe(*args, **kwargs)
     except LossTraceError as trace_error:
-        cause = trace_error.__cause__ or trace_error
-        first_line = (str(cause).strip().splitlines() or [""])[0]
-        reason = f"the loss could not be traced into a graph ({type(cause).__name__}: {first_line})"
+        reason = f"the loss could not be traced into a graph ({trace_failure(trace_error.__cause__ or trace_error)})"
         logger.info("tb_gradflow: %s; using an eager tape", reason)
         try:
             return eager_probe(loss_fn, args, kwargs, variables, optimizer, reason)
         except Exception as eager_error:
             raise eager_error from trace_error
+
+
+def trace_failure(error: BaseException) -> str:
+    """The useful line of a tracing error: its last message line and the user's line it came from.
+
+    Autograph wraps the error as "in user code: File ..., line N ... ErrorType: message".
+    """
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    message = lines[-1] if lines else ""
+    if not re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Warning)\b", message):
+        message = f"{type(error).__name__}: {message}"
+    where = ""
+    for line in lines:
+        match = _FRAME.match(line)
+        if match and not is_library_file(match.group(1)):
+            where = f" at {frame_text(match.group(1), int(match.group(2)))}"
+    return message + where
+
+
+_FRAME = re.compile(r'^File "(.+)", line (\d+)')
 
 
 def analyze(

@@ -22,11 +22,12 @@ from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.backward import backward_pass
 from tb_gradflow.capture.graph_proto import graph_proto
 from tb_gradflow.capture.loss_path import Walker
+from tb_gradflow.capture.opaque import hidden_bits, opaque_reads
 from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
 from tb_gradflow.capture.reductions import Reducer
 from tb_gradflow.capture.registry_hook import op_key
 from tb_gradflow.capture.step_layout import Layout, decode_step
-from tb_gradflow.capture.variables import Namer, discover, internal_handles
+from tb_gradflow.capture.variables import Namer, discover, internal_handles, tf_variable_of
 from tb_gradflow.proto import gradflow_pb2
 
 
@@ -137,9 +138,11 @@ class Probe:
         return self._build(tf.convert_to_tensor(loss), watcher.watched_variables())
 
     def _build(self, loss: tf.Tensor, watched: Sequence[tf.Variable]) -> dict[str, Any]:
-        variables = discover(self._explicit, watched, self._namer)
+        reads = opaque_reads(loss.graph)
+        hidden_reads = [tf_variable_of(v) for vs in reads.values() for v in vs]
+        variables = discover(self._explicit, [*watched, *hidden_reads], self._namer)
         handles = internal_handles(loss.graph, variables)
-        walker = Walker(len(variables))
+        walker = Walker(len(variables), hidden_bits(reads, variables))
         walker.walk(loss.graph, [loss], {h.ref(): (-1, 1 << i, i) for i, h in enumerate(handles) if h is not None})
         scale = loss_scale(self._optimizer, loss, [v.user_variable for v in variables])
         backward = backward_pass(loss, walker.ops, variables, handles, walker.index, scale)
