@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 import numpy as np
 from tensorboard import context as tb_context
-from tensorboard import errors
 from tensorboard.data import provider
 
 from tb_gradflow import vocabulary as V
@@ -29,9 +28,45 @@ logger = logging.getLogger("tb_gradflow")
 # Read every sample the loader kept: our steps are small and a gap would be a lie.
 _ALL = 1 << 30
 
-# What a data provider raises when a tensor in the logdir is not what its metadata claims (the
-# Python loader converts with numpy; the Rust one answers with a gRPC error mapped to these).
-_PROVIDER_DATA_ERRORS = (ValueError, TypeError, IndexError, errors.PublicError)
+# A graph tag holds one blob; a declared length beyond this is hostile (a blob-sequence shape of
+# [2**40] makes the Python loader build a list of 2**40 blob references).
+_MAX_GRAPH_BLOBS = 16
+# A step tensor that declares more elements than this, beyond the values it holds, would make the
+# provider expand it (numpy.repeat of one value) into gigabytes: the tag is not read at all.
+_MAX_DECLARED_ELEMENTS = 1 << 16
+
+# Data providers that serve one logdir whatever the experiment id in the URL: the Python
+# multiplexer and the gRPC client of the Rust data server.
+_EXPERIMENT_BLIND = ("MultiplexerDataProvider", "GrpcDataProvider")
+
+
+def data_scope(data_provider: Any, experiment_id: str) -> str:
+    """The part of a request that decides what the provider reads, for cache keys: "" for a
+    provider that ignores experiment ids (a client must not grow the cache by making ids up),
+    else the experiment id. Entries are still checked against each request's own listing."""
+    if type(data_provider).__name__ in _EXPERIMENT_BLIND:
+        return ""
+    return experiment_id
+
+
+def declared_overflow(tensor_proto: Any) -> str | None:
+    """Why a TensorProto declares far more elements than it holds values, or None when sane.
+
+    Checked on the raw event before a provider converts it, so that nothing is allocated for it.
+    """
+    count = 1
+    for dim in tensor_proto.tensor_shape.dim:
+        if dim.size < 0:
+            return f"negative dimension {dim.size}"
+        count *= dim.size
+    present = max(
+        len(tensor_proto.string_val), len(tensor_proto.float_val), len(tensor_proto.double_val),
+        len(tensor_proto.int_val), len(tensor_proto.int64_val), len(tensor_proto.half_val),
+        len(tensor_proto.bool_val), len(tensor_proto.tensor_content),
+    )
+    if count > _MAX_DECLARED_ELEMENTS and count > present:
+        return f"declares {count} elements but holds {present} values"
+    return None
 
 
 @dataclasses.dataclass
@@ -108,10 +143,15 @@ Warn = Callable[[str], None]
 
 
 class GradflowReader:
-    def __init__(self, provider: Any, experiment_id: str = "", warn: Warn | None = None):
+    def __init__(self, provider: Any, experiment_id: str = "", warn: Warn | None = None, multiplexer: Any = None):
+        """`multiplexer`: TensorBoard's Python event multiplexer when there is one; used only to
+        check declared tensor sizes before the provider converts (and allocates) them."""
         self._provider = provider
         self._experiment_id = experiment_id
         self._warn = warn or (lambda message: logger.warning("tb_gradflow: %s", message))
+        if multiplexer is None and type(provider).__name__ == "MultiplexerDataProvider":
+            multiplexer = getattr(provider, "_multiplexer", None)
+        self._multiplexer = multiplexer
 
     def list(self, ctx: Any = None, run: str | None = None) -> dict[str, dict[str, TagInfo]]:
         """{run: {tag: TagInfo}} for every readable gradflow summary (of one run, if given).
@@ -130,7 +170,11 @@ class GradflowReader:
         for run, tags in blobs.items():
             for tag, series in tags.items():
                 data = self._plugin_data(run, tag, series.plugin_content)
-                if data is not None and data.kind == gradflow_pb2.PluginData.GRAPH:
+                if data is None or data.kind != gradflow_pb2.PluginData.GRAPH:
+                    continue
+                if not 0 < (series.max_length or 0) <= _MAX_GRAPH_BLOBS:
+                    self._warn(f"run {run!r}, tag {tag!r}: graph skipped: blob sequence of length {series.max_length}")
+                else:
                     graph_tags.setdefault((run, data.name), {})[data.graph_id] = tag
         for run, tags in tensors.items():
             for tag, series in tags.items():
@@ -155,6 +199,10 @@ class GradflowReader:
         brought a few new steps, only those are decoded.
         """
         ctx = ctx or tb_context.RequestContext()
+        hostile = self._declared_overflow(run, name)
+        if hostile is not None:
+            self._warn(f"run {run!r}, tag {name!r}: not read: a step tensor {hostile}")
+            return None
         graphs = self._read_graphs(ctx, run, name, info)
         known = _known_rows(previous, graphs)
         try:
@@ -165,7 +213,7 @@ class GradflowReader:
                 downsample=_ALL,
                 run_tag_filter=_filter(run, name),
             )
-        except _PROVIDER_DATA_ERRORS as e:  # a hostile tensor the provider cannot convert
+        except Exception as e:  # pylint: disable=broad-except  # a hostile tensor (MemoryError, ...)
             self._warn(f"run {run!r}, tag {name!r}: unreadable: {type(e).__name__}: {e}")
             return None
         data = tensors.get(run, {}).get(name, [])
@@ -200,6 +248,20 @@ class GradflowReader:
             return None
         return _series(run, name, info.description, graphs, per_version)
 
+    def _declared_overflow(self, run: str, tag: str) -> str | None:
+        """The first raw step event of run/tag that declares an absurd size (Python loader)."""
+        if self._multiplexer is None:
+            return None
+        try:
+            events = self._multiplexer.Tensors(run, tag)
+        except KeyError:
+            return None
+        for event in events:
+            reason = declared_overflow(event.tensor_proto)
+            if reason is not None:
+                return f"at step {event.step} {reason}"
+        return None
+
     def _read_graphs(self, ctx: Any, run: str, name: str, info: TagInfo) -> dict[str, gradflow_pb2.Graph]:
         if not info.graph_tags:
             return {}
@@ -222,8 +284,8 @@ class GradflowReader:
                         raise FormatError("graph id does not match its tag")
                     check_graph(graph)
                     graphs[graph_id] = graph
-                except (FormatError, *_PROVIDER_DATA_ERRORS) as e:
-                    self._warn(f"run {run!r}, tag {tag!r}: graph skipped: {e}")
+                except Exception as e:  # pylint: disable=broad-except  # untrusted: MemoryError too
+                    self._warn(f"run {run!r}, tag {tag!r}: graph skipped: {type(e).__name__}: {e}")
         return graphs
 
     def _plugin_data(self, run: str, tag: str, content: bytes) -> gradflow_pb2.PluginData | None:
