@@ -13,6 +13,8 @@ from support import crafted_logdir as crafted
 from support.plugin_servers import LOADERS
 from support.process_memory import tensorboard_rss_bytes
 from support.tensorboard_proc import TensorBoardProcess, fetch_json
+from tensorboard.context import RequestContext
+
 from tb_gradflow.format import metadata
 from tb_gradflow.reading.cache import SeriesCache
 from tb_gradflow.reading.local_logdir import local_provider
@@ -156,3 +158,22 @@ def test_absurd_declared_sizes_skip_their_run_once(hostile_logdir, load_fast):
         assert f"run '{run}', tag 'gradflow'" in log, log[-3000:]
     if load_fast == "false":
         assert "'graph_2_40', tag 'gradflow/_graph/hostile-graph': graph skipped: blob sequence of length" in log
+
+
+def test_reads_are_bounded_and_a_run_beyond_the_bound_is_sampled(tmp_path):
+    """Over a provider with experiment ids of its own (so no multiplexer shortcut), a budget
+    of 40 steps' bytes: 100 steps arrive as an even sample of at most that many, with a warning."""
+    crafted.write_fast_run(str(tmp_path / "run"), crafted.chain_graph("bounded", 30, 3), range(100))
+    provider = ExperimentAwareProvider(local_provider(str(tmp_path)))
+    warnings: list[str] = []
+    reader = GradflowReader(provider, "e", warn=warnings.append)
+    info = reader.list()["run"][TAG]
+    step_bytes = len(local_provider(str(tmp_path)).read_tensors(
+        RequestContext(), experiment_id="", plugin_name="gradflow", downsample=1)["run"][TAG][0].numpy.item())
+    reader.read_budget_bytes = 40 * (step_bytes + 48)
+    series = reader.read("run", TAG, info)
+    assert 2 < len(series.steps) <= 40 and series.last_step == 99
+    assert any("serving an even sample" in w for w in warnings), warnings
+    reader.read_budget_bytes = 120 * (step_bytes + 64)
+    warnings.clear()
+    assert reader.read("run", TAG, info).steps == list(range(100)) and not warnings

@@ -143,6 +143,10 @@ Warn = Callable[[str], None]
 
 
 class GradflowReader:
+    """Lists and reads gradflow series through a data provider, for one experiment id."""
+
+    read_budget_bytes = 192 << 20
+
     def __init__(self, provider: Any, experiment_id: str = "", warn: Warn | None = None, multiplexer: Any = None):
         """`multiplexer`: TensorBoard's Python event multiplexer when there is one; used only to
         check declared tensor sizes before the provider converts (and allocates) them."""
@@ -206,17 +210,10 @@ class GradflowReader:
         graphs = self._read_graphs(ctx, run, name, info)
         known = _known_rows(previous, graphs)
         try:
-            tensors = self._provider.read_tensors(
-                ctx,
-                experiment_id=self._experiment_id,
-                plugin_name=metadata.PLUGIN_NAME,
-                downsample=_ALL,
-                run_tag_filter=_filter(run, name),
-            )
+            data = self._read_step_tensors(ctx, run, name)
         except Exception as e:  # pylint: disable=broad-except  # a hostile tensor (MemoryError, ...)
             self._warn(f"run {run!r}, tag {name!r}: unreadable: {type(e).__name__}: {e}")
             return None
-        data = tensors.get(run, {}).get(name, [])
         per_version: dict[str, list[_Row]] = {}
         bad = 0
         for datum in data:
@@ -247,6 +244,46 @@ class GradflowReader:
                 self._warn(f"run {run!r}, tag {name!r}: no readable steps")
             return None
         return _series(run, name, info.description, graphs, per_version)
+
+    def _read_tensors(self, ctx: Any, run: str, name: str, downsample: int) -> list:
+        tensors = self._provider.read_tensors(
+            ctx,
+            experiment_id=self._experiment_id,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=downsample,
+            run_tag_filter=_filter(run, name),
+        )
+        return tensors.get(run, {}).get(name, [])
+
+    def _read_step_tensors(self, ctx: Any, run: str, name: str) -> list:
+        """Every kept step of run/name, asking the provider for at most about `read_budget_bytes`
+        at once (the Rust data server's replies stop at 256 MiB): the size of the last step
+        sets how many steps one read may return. A run with more steps than that is served as
+        an even sample of them, with a warning, rather than not at all. The Python loader
+        holds every step in memory already and converts them all at any `downsample`: one read."""
+        if self._multiplexer is not None:
+            return self._read_tensors(ctx, run, name, _ALL)
+        last = self._read_tensors(ctx, run, name, 1)
+        if not last:
+            return []
+        per_step = _datum_bytes(last[-1]) + _DATUM_OVERHEAD_BYTES
+        limit = max(2, self.read_budget_bytes // per_step)
+        for _ in range(4):
+            try:
+                data = self._read_tensors(ctx, run, name, min(limit, _ALL))
+                break
+            except Exception as e:  # pylint: disable=broad-except
+                if "RESOURCE_EXHAUSTED" not in str(e) and "larger than max" not in str(e) or limit <= 2:
+                    raise
+                limit //= 4  # earlier steps were larger than the last one
+        else:
+            raise RuntimeError("the data provider refused every bounded read")
+        if len(data) >= limit:
+            self._warn(
+                f"run {run!r}, tag {name!r}: more steps than one bounded read holds "
+                f"({limit} of {per_step} bytes); serving an even sample of {len(data)} steps"
+            )
+        return data
 
     def _declared_overflow(self, run: str, tag: str) -> str | None:
         """The first raw step event of run/tag that declares an absurd size (Python loader)."""
@@ -315,6 +352,15 @@ def check_graph(graph: gradflow_pb2.Graph) -> None:
             and 0 <= op.cause < len(V.CAUSES)
         ):
             raise FormatError(f"op {op.name!r} has an index or cause out of range")
+
+
+# What a TensorDatum costs in a reply beyond its string: step, wall time, TensorProto framing.
+_DATUM_OVERHEAD_BYTES = 48
+
+
+def _datum_bytes(datum: Any) -> int:
+    raw = datum.numpy
+    return int(getattr(raw, "nbytes", 0)) + sum(len(v) for v in np.ravel(raw)[:16] if isinstance(v, bytes))
 
 
 def _filter(run: str, *tags: str) -> provider.RunTagFilter:
