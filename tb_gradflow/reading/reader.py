@@ -19,7 +19,9 @@ from tensorboard.data import provider
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format import metadata
 from tb_gradflow.format.metadata import FormatError
-from tb_gradflow.format.records import build_report, check_aligned, decode_graph, decode_step
+from tb_gradflow.format.records import (
+    build_report, check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, step_arrays, unpack_states,
+)
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.report import Report
 
@@ -384,23 +386,38 @@ def _known_rows(previous: TagSeries | None, graphs: dict[str, gradflow_pb2.Graph
 
 
 def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
-    """Rows (sorted by step) as matrices; decoded protos and earlier rows fill them alike."""
+    """Rows (sorted by step) as matrices; decoded protos and earlier rows fill them alike.
+
+    Version 2 rows are decoded together: their bytes joined into one matrix per column."""
     n, n_ops, n_vars = len(rows), len(graph.ops), len(graph.variables)
     op_states, variable_states = np.empty((n, n_ops), np.uint8), np.empty((n, n_vars), np.uint8)
     op_norms, variable_norms = np.empty((n, n_ops), np.float32), np.empty((n, n_vars), np.float32)
     losses = np.empty(n, np.float32)
+    packed: list[int] = []
     for i, (_, _, source) in enumerate(rows):
         if isinstance(source, tuple):
             old, row = source
             op_states[i], op_norms[i] = old.op_states[row], old.op_norms[row]
             variable_states[i], variable_norms[i] = old.variable_states[row], old.variable_norms[row]
             losses[i] = old.losses[row]
+        elif is_packed(source):
+            packed.append(i)
         else:
-            op_states[i] = np.frombuffer(source.op_states, np.uint8)
-            op_norms[i] = source.op_norms
-            variable_states[i] = np.frombuffer(source.variable_states, np.uint8)
-            variable_norms[i] = source.variable_norms
+            op_states[i], op_norms[i], variable_states[i], variable_norms[i] = step_arrays(source, n_ops, n_vars)
             losses[i] = source.loss
+    if packed:
+        steps = [rows[i][2] for i in packed]
+        index = np.array(packed, np.int64)
+
+        def matrix(field: str, width: int) -> np.ndarray:
+            return np.frombuffer(b"".join(getattr(s, field) for s in steps), np.uint8).reshape(len(steps), width)
+
+        op_states[index] = unpack_states(matrix("op_states_packed", -(-n_ops // 4)), n_ops)
+        variable_states[index] = unpack_states(matrix("variable_states_packed", -(-n_vars // 4)), n_vars)
+        tops = np.array([s.op_norm_top for s in steps], np.int64)
+        op_norms[index] = dequantize_norms(matrix("op_norm_codes", n_ops), tops)
+        variable_norms[index] = np.array([list(s.variable_norms) for s in steps], np.float32).reshape(len(steps), n_vars)
+        losses[index] = [s.loss for s in steps]
     return VersionValues(
         graph=graph,
         steps=np.array([r[0] for r in rows], dtype=np.int64),
