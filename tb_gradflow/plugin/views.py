@@ -34,9 +34,35 @@ def _fields(pairs: dict[str, str]) -> str:
     return ",".join(f"{encode(k)}:{v}" for k, v in pairs.items())
 
 
+# Significant digits of norms in JSON: float32 holds about 7, a stored op norm about 2 (4.4 %).
+NORM_DIGITS = 6
+
+
+def _rounded(norms: np.ndarray) -> np.ndarray:
+    """Finite nonzero norms rounded to NORM_DIGITS significant digits, as float64 values whose
+    shortest repr is that short: a third of the JSON that float32-to-float64 repr gives."""
+    x = norms.astype(np.float64)
+    ok = np.isfinite(x) & (x != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = (NORM_DIGITS - 1) - np.floor(np.log10(np.abs(np.where(ok, x, 1.0)))).astype(np.int64)
+    exact = ok & (shift >= 0) & (shift <= 22)  # powers of ten exact in float64: one rounding
+    out = x.copy()
+    scale = np.power(10.0, shift[exact])
+    out[exact] = np.round(x[exact] * scale) / scale
+    for i in np.flatnonzero(ok & ~exact).tolist():  # norms above 1e5 or below 1e-17: rare
+        out[i] = float(f"{x[i]:.{NORM_DIGITS}g}")
+    return out
+
+
 def _norms(codes: np.ndarray, norms: np.ndarray) -> list[Any]:
-    states = _STATE_NAMES[codes].tolist()
-    return [json_norm(decode_norm(s, n)) for s, n in zip(states, norms.tolist())]
+    """JSON norms: null for no norm (NaN unless the state is nonfinite), "inf"/"nan" spelled."""
+    values = _rounded(norms).astype(object)
+    finite = np.isfinite(norms)
+    nonfinite_state = codes == V.STATE_CODE[V.NONFINITE]
+    values[~finite & ~nonfinite_state & np.isnan(norms)] = None
+    for i in np.flatnonzero(~finite & (nonfinite_state | ~np.isnan(norms))).tolist():
+        values[i] = json_norm(decode_norm(V.STATES[codes[i]], float(norms[i])))
+    return values.tolist()
 
 
 def runs_json(series_by_run: dict[str, dict[str, TagSeries]]) -> str:
