@@ -65,6 +65,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
             "/graph": _json_route(self._graph),
             "/history": _json_route(self._history),
             "/diagnosis": _json_route(self._diagnosis),
+            "/graph_groups": _json_route(self._graph_groups),
         }
 
     def is_active(self) -> bool:
@@ -113,6 +114,12 @@ class GradflowPlugin(base_plugin.TBPlugin):
         step = params.step(request.args.to_dict(flat=False))
         run, tag, cached = self._lookup(request)
         return views.graph_json(run, tag, cached, step)
+
+    def _graph_groups(self, request: wrappers.Request) -> str:
+        args = request.args.to_dict(flat=False)
+        step, group = params.step(args), params.group(args)
+        run, tag, cached = self._lookup(request)
+        return views.graph_groups_json(run, tag, cached, step, group)
 
     def _history(self, request: wrappers.Request) -> str:
         kind, name = params.history_subject(request.args.to_dict(flat=False))

@@ -131,14 +131,16 @@ def write_events(run_dir: str, events: Iterable[Any], suffix: str = "crafted") -
     return path
 
 
-def chain_graph(graph_id: str, n_ops: int, n_variables: int) -> gradflow_pb2.Graph:
+def chain_graph(graph_id: str, n_ops: int, n_variables: int, cuts: Sequence[int] = ()) -> gradflow_pb2.Graph:
     """A graph of `n_ops` ops in a chain, grouped in scopes of 10 under blocks of 100, each
-    tenth op reading a variable: a stand-in for a real model's loss path of that size."""
+    tenth op reading a variable: a stand-in for a real model's loss path of that size. Ops at
+    `cuts` are numpy_function cut points."""
     ops = [
         CraftedOp(
             name=f"block_{i // 100}/layer_{i // 10 % 10}/op_{i}", type="MatMul" if i % 10 == 0 else "Relu",
             state=V.FLOWING, inputs=[i - 1] if i else [],
             variable_inputs=[i // 10 % n_variables] if i % 10 == 0 and n_variables else [],
+            cause="numpy_function" if i in cuts else None,
         )
         for i in range(n_ops)
     ]
