@@ -182,3 +182,39 @@ def write_fast_run(run_dir: str, graph: gradflow_pb2.Graph, steps: Iterable[int]
                                wall + k * 1e-3)
 
     return write_events(run_dir, events())
+
+
+def framed(body: bytes) -> bytes:
+    """One event-file record around `body`, framed with TensorBoard's own (pure-Python) masked
+    CRC-32C, independently of tb_gradflow.logcheck."""
+    import struct
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    header = struct.pack("<Q", len(body))
+    return header + struct.pack("<I", masked_crc32c(header)) + body + struct.pack("<I", masked_crc32c(body))
+
+
+def absurd_header(length: int = 1 << 62) -> bytes:
+    """A record header declaring `length` bytes, with a valid checksum, and nothing after it."""
+    import struct
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    header = struct.pack("<Q", length)
+    return header + struct.pack("<I", masked_crc32c(header))
+
+
+def step_records(graph: gradflow_pb2.Graph, steps: Iterable[int], name: str = "gradflow") -> list[bytes]:
+    """Framed records of a run written by `write_fast_run`: file version, graph, then one per step."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_fast_run(tmp, graph, steps, name)
+        data = open(path, "rb").read()
+    records, offset = [], 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset : offset + 8], "little")
+        records.append(data[offset : offset + 16 + length])
+        offset += 16 + length
+    return records
