@@ -6,14 +6,16 @@ Builds in a temporary directory:
   re-encode that step's protos with varied norms (running ResNet 10,000 times is out of reach);
 - a logdir of 100 such runs (20 steps each), as a sweep would write;
 - a long run: 100,000 crafted steps of a 1,400-op graph (written directly, not by training),
-  which one unbounded read of the Rust data server could not return.
+  which one unbounded read of the Rust data server could not return;
+- a huge graph: 230,000 crafted ops in scopes block/layer (3 steps), where `graph_groups` must
+  answer the top level within a few seconds and `diagnosis` be cached.
 Then starts `tensorboard` on each, waits until every step is loaded, and prints the first-load
 time and the medians (and 90th percentiles) of `graph`, `history` and `runs`, with their ratio to
 the targets of issue 3 (graph 50 ms, history 200 ms, runs of 100 runs 200 ms). Responses are
 requested gzip-compressed, as a browser does.
 
 Usage: python bench/plugin_speed.py [--repeats 30] [--steps 10000] [--loaders false,true]
-                                    [--long-steps 100000] [--parts resnet,long]
+                                    [--long-steps 100000] [--parts resnet,long,huge]
 """
 from __future__ import annotations
 
@@ -154,6 +156,34 @@ def bench_long_run(load_fast: str, logdir: str, steps: int, ops: int, repeats: i
         print(f"  resident memory (TensorBoard and data server): {tensorboard_rss_bytes(tb) / 2**20:.0f} MB")
 
 
+def first_and_median(url: str, repeats: int) -> tuple[float, float, int]:
+    """(first request ms, median of the next `repeats` ms, gzip-compressed bytes)."""
+    start = time.perf_counter()
+    status, _, body = fetch(url, headers={"Accept-Encoding": "gzip"}, timeout=600)
+    first = (time.perf_counter() - start) * 1000
+    if status != 200:
+        raise RuntimeError(f"{url}: HTTP {status}")
+    return first, statistics.median(timed(url) for _ in range(repeats)), len(body)
+
+
+def bench_huge_graph(load_fast: str, logdir: str, ops: int, repeats: int) -> None:
+    print(f"--load_fast={load_fast}: one graph of {ops:,} ops")
+    start = time.perf_counter()
+    with TensorBoardProcess(logdir, load_fast=load_fast, timeout=900) as tb:
+        tb.wait_until(lambda: fetch(tb.plugin_url("runs"))[2] != b"{}", what="the huge run", timeout=900)
+        print(f"  runs lists it {time.perf_counter() - start:.1f} s after launch (its first read included)")
+        query = f"run=huge&tag={TAG}"
+        for name, url in [
+            ("graph_groups (top)", tb.plugin_url(f"graph_groups?{query}")),
+            ("graph_groups (block_1000)", tb.plugin_url(f"graph_groups?{query}&group=block_1000")),
+            ("diagnosis", tb.plugin_url(f"diagnosis?{query}")),
+            ("graph (every op)", tb.plugin_url(f"graph?{query}")),
+        ]:
+            first, median, size = first_and_median(url, repeats if "every" not in name else 3)
+            print(f"  {name:<26} first {first:8.0f} ms   then median {median:8.1f} ms   {size / 2**20:6.2f} MB gzip")
+        print(f"  resident memory (TensorBoard and data server): {tensorboard_rss_bytes(tb) / 2**20:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
@@ -170,6 +200,13 @@ def main() -> None:
             print(f"wrote {args.long_steps:,} crafted steps in {time.perf_counter() - start:.1f} s")
             for load_fast in args.loaders.split(","):
                 bench_long_run(load_fast, tmp, args.long_steps, 1_400, args.repeats)
+    if "huge" in parts:
+        with tempfile.TemporaryDirectory(prefix="gradflow-bench-huge-") as tmp:
+            graph = crafted.chain_graph("huge-1", 230_000, 2_000, cuts=(1234, 150_000))
+            crafted.write_fast_run(os.path.join(tmp, "huge"), graph, range(3))
+            print(f"huge graph: {len(graph.ops):,} ops, {graph.ByteSize() / 2**20:.1f} MB serialized")
+            for load_fast in args.loaders.split(","):
+                bench_huge_graph(load_fast, tmp, len(graph.ops), args.repeats)
     if "resnet" not in parts:
         return
     with tempfile.TemporaryDirectory(prefix="gradflow-bench-") as tmp:
