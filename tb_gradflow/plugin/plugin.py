@@ -32,19 +32,22 @@ Route = Callable[[wrappers.Request], str]
 class _WarnOnce:
     """Logs each distinct warning once: listings run at every request, a bad tag stays bad."""
 
-    _LIMIT = 10_000
+    _LIMIT_CHARS = 4 << 20  # run and tag names come from the logdir: bound by size, not count
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: set[str] = set()
+        self._chars = 0
 
     def __call__(self, message: str) -> None:
         with self._lock:
             if message in self._seen:
                 return
-            if len(self._seen) >= self._LIMIT:
+            if self._chars + len(message) > self._LIMIT_CHARS:
                 self._seen.clear()
+                self._chars = 0
             self._seen.add(message)
+            self._chars += len(message)
         logger.warning("tb_gradflow: %s", message)
 
 
