@@ -120,12 +120,11 @@ def string_tensor(values: Sequence[bytes], shape: Sequence[int] | None = None) -
 def write_events(run_dir: str, events: Iterable[Any], suffix: str = "crafted") -> str:
     """Writes `events` after the file-version event into a new event file of `run_dir`."""
     import tensorflow as tf
-    from tensorboard.compat.proto import event_pb2
 
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, f"events.out.tfevents.{time.time():.6f}.{suffix}")
     with tf.io.TFRecordWriter(path) as writer:
-        writer.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+        writer.write(file_version_event().SerializeToString())
         for event in events:
             writer.write(event.SerializeToString())
     return path
@@ -153,21 +152,32 @@ def step_norm(step: int, op: int) -> float:
     return float(1 + op % 7) * (1.0 + step % 16)
 
 
-def write_fast_run(run_dir: str, graph: gradflow_pb2.Graph, steps: Iterable[int], name: str = "gradflow",
-                   with_graph: bool = True) -> str:
-    """Every step of `steps` for `graph`, all ops and variables flowing with `step_norm` norms,
-    at about 20 µs a step: sixteen encoded variants, reused by step modulo 16."""
+def step_payloads(graph: gradflow_pb2.Graph) -> list[bytes]:
+    """Sixteen encoded steps of `graph`, all flowing; payload k has op norms `step_norm(k, op)`."""
     import numpy as np
 
     n_ops, n_vars = len(graph.ops), len(graph.variables)
     op_codes = np.full(n_ops, V.STATE_CODE[V.FLOWING], np.uint8)
     var_codes = np.full(n_vars, V.STATE_CODE[V.FLOWING], np.uint8)
     base = 1.0 + np.arange(n_ops) % 7
-    variants = [
+    return [
         records.encode_step_arrays(graph.graph_id, op_codes, base * (1.0 + k), var_codes,
                                    np.full(n_vars, 1.0 + k, np.float32), 1.0).SerializeToString()
         for k in range(16)
     ]
+
+
+def file_version_event() -> Any:
+    from tensorboard.compat.proto import event_pb2
+
+    return event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")
+
+
+def write_fast_run(run_dir: str, graph: gradflow_pb2.Graph, steps: Iterable[int], name: str = "gradflow",
+                   with_graph: bool = True) -> str:
+    """Every step of `steps` for `graph`, all ops and variables flowing with `step_norm` norms,
+    at about 20 µs a step: sixteen encoded variants, reused by step modulo 16."""
+    variants = step_payloads(graph)
     step_md = metadata.step_metadata(name, "crafted fast")
     wall = time.time()
 
