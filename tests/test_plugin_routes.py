@@ -17,6 +17,8 @@ from support.plugin_logdirs import CUT_STEPS, PRISTINE_STEPS, RETRACE_STEPS, TAG
 from support.plugin_servers import LOADERS, plugin_logdir, plugin_tensorboard
 from support.tensorboard_proc import fetch, fetch_json
 from tb_gradflow import cli
+from tb_gradflow.format import metadata
+from tb_gradflow.plugin.views import NORM_DIGITS
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
 from tb_gradflow.report import _json_norm
@@ -68,11 +70,6 @@ def ok(tb, route: str, **params) -> dict:
     return body
 
 
-def norm_of(value):
-    """A JSON norm back to a float or None, to compare with the reader's values."""
-    return None if value is None else float(value)
-
-
 def test_tab_is_listed_as_dynamic_plugin(tb):
     status, listing = fetch_json(tb.url + "/data/plugins_listing")
     entry = listing["gradflow"]
@@ -104,7 +101,7 @@ def test_hostile_runs_are_skipped_with_a_warning_and_the_rest_served(tb):
     assert set(runs["hostile/malformed"]) == {TAG}  # "all_bad" holds only malformed tensors
     log = tb.log().splitlines()
     for needle, what in [
-        ("run 'hostile/unknown_version', tag 'gradflow'", "format version 99"),
+        ("run 'hostile/unknown_version', tag 'gradflow'", f"format version {metadata.FORMAT_VERSION + 98}"),
         ("run 'hostile/corrupt_graph', tag 'gradflow/_graph/", "malformed gradflow graph"),
         ("run 'hostile/corrupt_graph', tag 'gradflow', step 0", "is missing"),
         ("run 'hostile/malformed', tag 'all_bad'", "not a scalar string"),
@@ -186,8 +183,8 @@ def test_graph_values_match_the_reader_at_each_step(tb, local, step):
     assert graph["step"] == step
     assert graph["ops"]["name"] == [o.name for o in report.ops]
     assert graph["ops"]["state"] == [o.state for o in report.ops]
-    assert graph["ops"]["norm"] == [_json_norm(o.norm) for o in report.ops]
-    assert graph["variables"]["norm"] == [_json_norm(v.norm) for v in report.variables.values()]
+    assert graph["ops"]["norm"] == norms_json([o.norm for o in report.ops])
+    assert graph["variables"]["norm"] == norms_json([v.norm for v in report.variables.values()])
     assert graph["loss"] == pytest.approx(report.loss)
 
 
@@ -211,7 +208,7 @@ def test_history_of_an_op_and_of_a_variable(tb, local):
     assert history["steps"] == list(range(CUT_STEPS))
     assert set(history["states"]) == {"flowing"}
     for step in (0, 333, CUT_STEPS - 1):
-        assert norm_of(history["norms"][step]) == series.report(step).variables["decoder/kernel"].norm
+        assert history["norms"][step] == norms_json([series.report(step).variables["decoder/kernel"].norm])[0]
     starved = ok(tb, "history", run="cut", tag=TAG, variable="encoder/kernel")
     assert set(starved["states"]) == {"none"} and set(starved["norms"]) == {None}
     op = ok(tb, "history", run="cut", tag=TAG, op="PyFunc")
@@ -223,7 +220,12 @@ def test_history_merges_interleaved_graph_versions(tb, local):
     history = ok(tb, "history", run="retrace", tag=TAG, variable="decoder/kernel")
     assert history["steps"] == list(range(RETRACE_STEPS))
     series = local[("retrace", TAG)]
-    assert [norm_of(n) for n in history["norms"]] == [series.report(s).variables["decoder/kernel"].norm for s in range(RETRACE_STEPS)]
+    assert history["norms"] == norms_json([series.report(s).variables["decoder/kernel"].norm for s in range(RETRACE_STEPS)])
+
+
+def norms_json(norms: list) -> list:
+    """Norms as the routes spell them: NORM_DIGITS significant digits, null, "inf", "nan"."""
+    return [n if isinstance(n, str) or n is None else float(f"{n:.{NORM_DIGITS}g}") for n in map(_json_norm, norms)]
 
 
 def cli_json(logdir: str, run: str) -> dict:

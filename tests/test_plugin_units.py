@@ -140,3 +140,46 @@ def test_cache_rereads_only_when_the_listing_changes():
     cache.retain("", {})
     assert cache.get(reader, "", "run", "t", _info(6), None).series == ("run", "t", 5)
     assert cache.get(reader, "other", "run", "t", _info(6, {"g": "t/_graph/g", "h": "t/_graph/h"}), None).series == ("run", "t", 4)
+
+
+def test_derived_values_stay_within_their_limit():
+    cache, reader = SeriesCache(budget_bytes=1 << 30), CountingReader()
+    entry = cache.get(reader, "", "run", "t", _info(5), None)
+    entry.derived_limit = 10_000
+    base = entry.nbytes
+    for step in range(100):
+        assert entry.derived(("diagnosis", step), lambda: "x" * 1000) == "x" * 1000
+    assert entry.nbytes - base <= 10_000 and cache.nbytes == entry.nbytes
+    assert ("diagnosis", 99) in entry._derived and ("diagnosis", 0) not in entry._derived
+
+
+def test_cache_budget_from_the_environment(monkeypatch, caplog):
+    from tb_gradflow.plugin.plugin import CACHE_ENV, cache_budget_bytes
+    from tb_gradflow.reading.cache import DEFAULT_BUDGET_BYTES
+
+    monkeypatch.setenv(CACHE_ENV, "64")
+    assert cache_budget_bytes() == 64 << 20
+    for bad in ("0", "-5", "1e3", "lots"):
+        monkeypatch.setenv(CACHE_ENV, bad)
+        assert cache_budget_bytes() == DEFAULT_BUDGET_BYTES
+    assert CACHE_ENV in caplog.text
+
+
+def test_listing_is_reused_briefly_and_only_where_experiment_ids_do_not_matter():
+    import time
+
+    from tb_gradflow.reading.cache import ListingCache
+
+    class Lister:
+        calls = 0
+
+        def list(self, ctx=None):
+            Lister.calls += 1
+            return {"run": {"t": _info(Lister.calls)}}
+
+    listings, reader = ListingCache(ttl=0.3), Lister()
+    first = listings.get(reader, "", None)
+    assert listings.get(reader, "", None) is first and Lister.calls == 1
+    assert listings.get(reader, "e1", None) is not first and Lister.calls == 2
+    time.sleep(0.35)
+    assert listings.get(reader, "", None)["run"]["t"].max_step == 3

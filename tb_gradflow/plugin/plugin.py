@@ -8,6 +8,7 @@ request gets a JSON `{"error": ...}` with a 400 or 404.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, Callable
 
@@ -19,8 +20,8 @@ from werkzeug import wrappers
 
 from tb_gradflow.format import metadata
 from tb_gradflow.plugin import params, static_files, views
-from tb_gradflow.reading.cache import CachedSeries, SeriesCache
-from tb_gradflow.reading.reader import GradflowReader
+from tb_gradflow.reading.cache import DEFAULT_BUDGET_BYTES, CachedSeries, ListingCache, SeriesCache
+from tb_gradflow.reading.reader import GradflowReader, data_scope
 
 logger = logging.getLogger("tb_gradflow")
 
@@ -32,20 +33,36 @@ Route = Callable[[wrappers.Request], str]
 class _WarnOnce:
     """Logs each distinct warning once: listings run at every request, a bad tag stays bad."""
 
-    _LIMIT = 10_000
+    _LIMIT_CHARS = 4 << 20  # run and tag names come from the logdir: bound by size, not count
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: set[str] = set()
+        self._chars = 0
 
     def __call__(self, message: str) -> None:
         with self._lock:
             if message in self._seen:
                 return
-            if len(self._seen) >= self._LIMIT:
+            if self._chars + len(message) > self._LIMIT_CHARS:
                 self._seen.clear()
+                self._chars = 0
             self._seen.add(message)
+            self._chars += len(message)
         logger.warning("tb_gradflow: %s", message)
+
+
+CACHE_ENV = "TB_GRADFLOW_CACHE_MB"
+
+
+def cache_budget_bytes() -> int:
+    """The decoded-series budget: `TB_GRADFLOW_CACHE_MB` when set to a positive integer."""
+    value = os.environ.get(CACHE_ENV, "")
+    if value.isdigit() and int(value) > 0:
+        return int(value) << 20
+    if value:
+        logger.warning("tb_gradflow: %s=%r is not a positive number of MB; using the default", CACHE_ENV, value)
+    return DEFAULT_BUDGET_BYTES
 
 
 class GradflowPlugin(base_plugin.TBPlugin):
@@ -53,7 +70,9 @@ class GradflowPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context: base_plugin.TBContext):
         self._provider = context.data_provider
-        self._cache = SeriesCache()
+        self._multiplexer = getattr(context, "multiplexer", None)  # Python loader only
+        self._cache = SeriesCache(cache_budget_bytes())
+        self._listings = ListingCache()
         self._warn = _WarnOnce()
 
     def get_plugin_apps(self) -> dict[str, Any]:
@@ -64,6 +83,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
             "/graph": _json_route(self._graph),
             "/history": _json_route(self._history),
             "/diagnosis": _json_route(self._diagnosis),
+            "/graph_groups": _json_route(self._graph_groups),
         }
 
     def is_active(self) -> bool:
@@ -78,18 +98,20 @@ class GradflowPlugin(base_plugin.TBPlugin):
     # JSON routes
 
     def _reader(self, request: wrappers.Request) -> tuple[GradflowReader, str, Any]:
+        """A reader for the request's experiment, and the cache scope of what it reads."""
         experiment = plugin_util.experiment_id(request.environ)
         ctx = plugin_util.context(request.environ)
-        return GradflowReader(self._provider, experiment, warn=self._warn), experiment, ctx
+        reader = GradflowReader(self._provider, experiment, warn=self._warn, multiplexer=self._multiplexer)
+        return reader, data_scope(self._provider, experiment), ctx
 
     def _runs(self, request: wrappers.Request) -> str:
-        reader, experiment, ctx = self._reader(request)
-        listing = reader.list(ctx)
-        self._cache.retain(experiment, listing)
+        reader, scope, ctx = self._reader(request)
+        listing = self._listings.get(reader, scope, ctx)
+        self._cache.retain(scope, listing)
         readable: dict[str, dict[str, Any]] = {}
         for run, tags in listing.items():
             for tag, info in tags.items():
-                series = self._cache.get(reader, experiment, run, tag, info, ctx).series
+                series = self._cache.get(reader, scope, run, tag, info, ctx).series
                 if series is not None:
                     readable.setdefault(run, {})[tag] = series
         return views.runs_json(readable)
@@ -98,18 +120,27 @@ class GradflowPlugin(base_plugin.TBPlugin):
         """The run and tag a request names, and their series; 404 when the listing lacks them."""
         args = request.args.to_dict(flat=False)
         run, tag = params.required(args, "run"), params.required(args, "tag")
-        reader, experiment, ctx = self._reader(request)
-        tags = reader.list(ctx, run=run).get(run)
+        reader, scope, ctx = self._reader(request)
+        if scope == "":
+            tags = self._listings.get(reader, scope, ctx).get(run)
+        else:
+            tags = reader.list(ctx, run=run).get(run)
         if tags is None:
             raise params.not_found(f"no gradflow data for run {run!r}")
         if tag not in tags:
             raise params.not_found(f"no gradflow tag {tag!r} in run {run!r}")
-        return run, tag, self._cache.get(reader, experiment, run, tag, tags[tag], ctx)
+        return run, tag, self._cache.get(reader, scope, run, tag, tags[tag], ctx)
 
     def _graph(self, request: wrappers.Request) -> str:
         step = params.step(request.args.to_dict(flat=False))
         run, tag, cached = self._lookup(request)
         return views.graph_json(run, tag, cached, step)
+
+    def _graph_groups(self, request: wrappers.Request) -> str:
+        args = request.args.to_dict(flat=False)
+        step, group = params.step(args), params.group(args)
+        run, tag, cached = self._lookup(request)
+        return views.graph_groups_json(run, tag, cached, step, group)
 
     def _history(self, request: wrappers.Request) -> str:
         kind, name = params.history_subject(request.args.to_dict(flat=False))
