@@ -2,7 +2,10 @@
 // state and mirrors it into the URL.
 import { api, RouteError } from "./api";
 import { renderBanner } from "./banner_view";
-import { magnitudeColor, magnitudeScale } from "./colors";
+import { cutNamed, tieToGraph } from "./diagnosis";
+import { unionRange } from "./log_axis";
+import type { MagnitudeScale } from "./colors";
+import { magnitudeColor, magnitudeScale, scaleOfRange } from "./colors";
 import type { HistoryState } from "./details";
 import { renderDetails } from "./details";
 import { clear, el, setText } from "./dom";
@@ -17,7 +20,7 @@ import type { GraphModel } from "./model";
 import { buildModel } from "./model";
 import { matchingOps, search } from "./search";
 import { CSS } from "./styles";
-import type { RunsResponse } from "./types";
+import type { DiagnosisResponse, GraphResponse, RunsResponse } from "./types";
 import type { ViewState } from "./url_state";
 import { readViewState, writeViewState } from "./url_state";
 
@@ -25,8 +28,10 @@ interface Pane {
   view: GraphView;
   element: HTMLElement;
   title: HTMLElement;
-  legend: HTMLElement;
+  legend: HTMLDetailsElement;
   model: GraphModel | null;
+  /** the diagnosis route at the pane's step: the story and the all-steps range */
+  diagnosis: DiagnosisResponse | null;
   hierarchy: Hierarchy | null;
   expanded: Set<string>;
   expandedIsDefault: boolean;
@@ -46,13 +51,15 @@ export class App {
   private compare: string | null = null;
   private view: "graph" | "layers" = "graph";
   private query = "";
+  /** "all": one colour scale over every logged step of both runs (the default); "step": this step's range */
+  private scaleMode: "all" | "step" = "all";
   private readonly hierarchies = new Map<string, Hierarchy>();
   private readonly histories = new Map<string, HistoryState>();
   private readonly layoutClient: LayoutClient;
   private readonly main: Pane;
   private other: Pane | null = null;
   private renderSeq = 0;
-  private renderedData: { model: GraphModel | null; other: GraphModel | null; selected: string | null } = { model: null, other: null, selected: null };
+  private renderedData: { model: GraphModel | null; other: GraphModel | null; selected: string | null; scale: MagnitudeScale | null } = { model: null, other: null, selected: null, scale: null };
   private stepTimer: number | undefined;
   private loadSeq = 0;
   private readonly ui: {
@@ -61,6 +68,7 @@ export class App {
     slider: HTMLInputElement;
     stepLabel: HTMLOutputElement;
     compare: HTMLSelectElement;
+    scaleStep: HTMLInputElement;
     graphTab: HTMLButtonElement;
     layersTab: HTMLButtonElement;
     search: HTMLInputElement;
@@ -83,6 +91,7 @@ export class App {
       slider: el("input", { id: "gf-step", type: "range", min: 0, max: 0, step: 1, value: 0, "aria-label": "step" }),
       stepLabel: el("output", { id: "gf-step-label", for: "gf-step" }),
       compare: el("select", { id: "gf-compare", "aria-label": "compare with run" }),
+      scaleStep: el("input", { id: "gf-scale-step", type: "checkbox", title: "colour by this step's range instead of the range over all logged steps" }),
       graphTab: el("button", { type: "button", id: "gf-view-graph", "aria-pressed": "true" }, "Graph"),
       layersTab: el("button", { type: "button", id: "gf-view-layers", "aria-pressed": "false" }, "Layers"),
       search: el("input", { id: "gf-search", type: "search", placeholder: "Search ops or variables (regex)  /", "aria-label": "search ops or variables by regular expression", autocomplete: "off" }),
@@ -103,6 +112,7 @@ export class App {
         el("label", {}, "Tag", this.ui.tag),
         el("label", {}, "Step", this.ui.slider, this.ui.stepLabel),
         el("label", {}, "Compare with", this.ui.compare),
+        el("label", {}, this.ui.scaleStep, "this step only"),
         el("div", { class: "gf-tabs", role: "group", "aria-label": "view" }, this.ui.graphTab, " ", this.ui.layersTab),
         el("div", { class: "gf-search" }, this.ui.search, this.ui.results),
       ),
@@ -136,6 +146,8 @@ export class App {
     this.compare = url.compare ?? null;
     this.view = url.view ?? "graph";
     this.query = url.q ?? "";
+    this.scaleMode = url.scale === "step" ? "step" : "all";
+    this.ui.scaleStep.checked = this.scaleMode === "step";
     this.ui.search.value = this.query;
     if (url.expanded) {
       this.main.expanded = new Set([ROOT_ID, ...url.expanded]);
@@ -181,18 +193,19 @@ export class App {
   private async loadGraphs(anchor?: string): Promise<void> {
     const seq = ++this.loadSeq;
     const step = this.currentStep();
-    const [mine, theirs] = await Promise.all([
+    const [mine, mineTold, theirs] = await Promise.all([
       api.graph(this.run, this.tag, step),
+      api.diagnosis(this.run, this.tag, step),
       this.compare ? this.fetchCompared(this.compare, step) : Promise.resolve(null),
     ]);
     if (seq !== this.loadSeq) return; // a newer request is in flight
-    this.setPaneModel(this.main, buildModel(mine));
+    this.setPaneModel(this.main, buildModel(mine), mineTold);
     if (theirs) {
       if (!this.other) {
         this.other = this.makePane(`op graph of ${this.compare}`);
         this.ui.panes.append(this.other.element);
       }
-      this.setPaneModel(this.other, buildModel(theirs));
+      this.setPaneModel(this.other, buildModel(theirs[0]), theirs[1]);
     } else if (this.other) {
       this.other.element.remove();
       this.other = null;
@@ -200,16 +213,18 @@ export class App {
     await this.render(anchor);
   }
 
-  private async fetchCompared(run: string, step: number) {
+  private async fetchCompared(run: string, step: number): Promise<[GraphResponse, DiagnosisResponse]> {
+    let g: GraphResponse;
     try {
-      return await api.graph(run, this.tag, step);
+      g = await api.graph(run, this.tag, step);
     } catch (e) {
-      if (e instanceof RouteError && e.status === 404) return api.graph(run, this.tag); // no such step there: its last
-      throw e;
+      if (!(e instanceof RouteError && e.status === 404)) throw e;
+      g = await api.graph(run, this.tag); // no such step there: its last
     }
+    return [g, await api.diagnosis(run, this.tag, g.step)];
   }
 
-  private setPaneModel(pane: Pane, model: GraphModel): void {
+  private setPaneModel(pane: Pane, model: GraphModel, diagnosis: DiagnosisResponse): void {
     const key = `${model.run}\u0000${model.tag}\u0000${model.graphId}`;
     let h = this.hierarchies.get(key);
     if (!h) {
@@ -220,6 +235,7 @@ export class App {
       pane.expanded = defaultExpansion(h, starvingCuts(model));
     }
     pane.model = model;
+    pane.diagnosis = diagnosis;
     pane.hierarchy = h;
   }
 
@@ -247,30 +263,35 @@ export class App {
     // the banner, legends and details depend only on the data and the selection: redraw on change
     const dataChanged = this.renderedData.model !== model || this.renderedData.other !== (this.other?.model ?? null);
     const selectionChanged = dataChanged || this.renderedData.selected !== this.selected;
-    if (dataChanged) renderBanner(this.ui.banner, model, this.other?.model ?? null, (op) => this.selectOp(op, true));
+    const told = tieToGraph(this.main.diagnosis!, model);
+    const otherTold = this.other?.model && this.other.diagnosis ? { run: this.other.model.run, told: tieToGraph(this.other.diagnosis, this.other.model) } : null;
+    if (dataChanged) renderBanner(this.ui.banner, told, otherTold, model.run, (op) => this.selectOp(op, true), this.main.diagnosis!.first_nonfinite_step);
     this.ui.graphTab.setAttribute("aria-pressed", String(this.view === "graph"));
     this.ui.layersTab.setAttribute("aria-pressed", String(this.view === "layers"));
     this.ui.panes.hidden = this.view !== "graph";
     this.ui.layers.hidden = this.view !== "layers";
     if (this.view === "layers") {
-      renderLayers(this.ui.layers, model, this.other?.model ?? null, (name) => this.selectVariable(name));
+      const range = unionRange(this.main.diagnosis!.norm_range.variables, this.other?.diagnosis?.norm_range.variables);
+      renderLayers(this.ui.layers, model, this.other?.model ?? null, range, (name) => this.selectVariable(name));
     }
     const selectedIndex = this.selectedIndex();
     const matches = this.matchesFor(model);
     const panes = this.other ? [this.main, this.other] : [this.main];
+    const scale = this.colourScale(panes);
+    const scaleChanged = this.renderedData.scale?.lo !== scale?.lo || this.renderedData.scale?.hi !== scale?.hi;
     await Promise.all(
       panes.map((pane) => {
         setText(pane.title, this.other ? `${pane.model!.run} · step ${pane.model!.step}` : "");
-        if (dataChanged) this.renderLegend(pane);
+        if (dataChanged || scaleChanged) this.renderLegend(pane, scale);
         const m = pane.model!;
         const sel = pane === this.main ? selectedIndex : this.selected ? (m.opIndex.get(this.selected) ?? -1) : -1;
         const paneMatches = pane === this.main ? matches : this.matchesFor(m);
         const focus = sel >= 0 ? sel : starvingCuts(m)[0];
-        return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded: pane.expanded, selected: sel, matches: paneMatches, anchor, focus });
+        return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded: pane.expanded, selected: sel, matches: paneMatches, anchor, focus, scale });
       }),
     );
     if (selectionChanged) this.renderDetailsPanel();
-    this.renderedData = { model, other: this.other?.model ?? null, selected: this.selected };
+    this.renderedData = { model, other: this.other?.model ?? null, selected: this.selected, scale };
     this.writeUrl();
     await nextPaint();
     this.root.dataset.status = "ready";
@@ -291,23 +312,34 @@ export class App {
     return this.matchCache.matches;
   }
 
-  private renderLegend(pane: Pane): void {
-    const m = pane.model!;
-    const scale = magnitudeScale(m.ops.map((op) => (op.state === "flowing" ? op.norm : null)));
+  /** One colour scale for every pane: the runs' range over all logged steps, or (toggle) this step's. */
+  private colourScale(panes: Pane[]): MagnitudeScale | null {
+    if (this.scaleMode === "all") return scaleOfRange(unionRange(...panes.map((p) => p.diagnosis?.norm_range.ops)));
+    return magnitudeScale(panes.flatMap((p) => p.model!.ops.map((op) => (op.state === "flowing" ? op.norm : null))));
+  }
+
+  private renderLegend(pane: Pane, scale: MagnitudeScale | null): void {
     const ramp = el("span", { class: "gf-swatch", "data-kind": "ramp" });
     ramp.style.background = `linear-gradient(to right, ${magnitudeColor(0)}, ${magnitudeColor(0.5)}, ${magnitudeColor(1)})`;
+    const open = pane.legend.open;
     clear(pane.legend);
     const item = (kind: string, text: string): Node[] => [el("span", { class: "gf-swatch", "data-kind": kind }), el("span", {}, text)];
+    const range = scale ? `${formatNorm(10 ** scale.lo)} … ${formatNorm(10 ** scale.hi)}` : "";
+    const over = this.scaleMode === "all" ? (this.other ? "all steps, both runs" : "all steps") : "this step only";
     pane.legend.append(
-      ramp,
-      el("span", {}, scale ? `flowing, |grad| ${formatNorm(10 ** scale.lo)} … ${formatNorm(10 ** scale.hi)} (log)` : "flowing"),
-      ...item("zero", "zero gradient"),
-      ...item("none", "no gradient (starved, dimmed)"),
-      ...item("nonfinite", "NaN / Inf gradient"),
-      ...item("cut", "cut point (✂ cause)"),
-      ...item("live", "edge carries gradient"),
-      ...item("dead", "edge carries none"),
+      el("summary", { title: "legend" }, ramp, " ", el("span", { "data-field": "range", "data-scale": this.scaleMode }, scale ? `|grad| ${range}` : "flowing"), el("span", { class: "gf-muted" }, ` (log, ${over})`)),
+      el(
+        "div",
+        { class: "gf-legend-items" },
+        ...item("zero", "zero gradient"),
+        ...item("none", "no gradient (starved, dimmed)"),
+        ...item("nonfinite", "NaN / Inf gradient"),
+        ...item("cut", "cut point (✂ cause)"),
+        ...item("live", "edge carries gradient"),
+        ...item("dead", "edge carries none"),
+      ),
     );
+    pane.legend.open = open;
   }
 
   private selectedIndex(): number {
@@ -335,7 +367,8 @@ export class App {
         (e: unknown) => this.historyArrived(key, { kind: "error", message: errorText(e) }),
       );
     }
-    renderDetails(this.ui.details, m, index, history, (i) => this.selectOp(i, true), () => this.clearSelection());
+    const cut = this.main.diagnosis ? cutNamed(this.main.diagnosis.story, m.ops[index].name) : undefined;
+    renderDetails(this.ui.details, m, index, history, (i) => this.selectOp(i, true), () => this.clearSelection(), cut);
   }
 
   private historyArrived(key: string, state: HistoryState): void {
@@ -353,6 +386,7 @@ export class App {
     if (this.compare) state.compare = this.compare;
     if (this.view !== "graph") state.view = this.view;
     if (this.query) state.q = this.query;
+    if (this.scaleMode === "step") state.scale = "step";
     try {
       writeHash(writeViewState(readHash(), state));
     } catch {
@@ -375,8 +409,9 @@ export class App {
       }, label),
       element: el("div", { class: "gf-pane" }),
       title: el("div", { class: "gf-pane-title" }),
-      legend: el("div", { class: "gf-legend", "aria-label": "legend" }),
+      legend: el("details", { class: "gf-legend", "aria-label": "legend" }),
       model: null,
+      diagnosis: null,
       hierarchy: null,
       expanded: new Set([ROOT_ID]),
       expandedIsDefault: true,
@@ -474,6 +509,10 @@ export class App {
       setText(ui.stepLabel, `${step} · ${this.steps.length} logged`);
       window.clearTimeout(this.stepTimer);
       this.stepTimer = window.setTimeout(guarded(() => this.loadGraphs()), STEP_DEBOUNCE_MS);
+    });
+    ui.scaleStep.addEventListener("change", () => {
+      this.scaleMode = ui.scaleStep.checked ? "step" : "all";
+      void this.render();
     });
     ui.graphTab.addEventListener("click", () => this.setView("graph"));
     ui.layersTab.addEventListener("click", () => this.setView("layers"));

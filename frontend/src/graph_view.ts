@@ -2,7 +2,7 @@
 // screen. Structure (graph version + open groups) decides the layout; a step's values only
 // restyle what is drawn.
 import type { MagnitudeScale } from "./colors";
-import { magnitudeColor, magnitudeFraction, magnitudeScale, magnitudeTextColor } from "./colors";
+import { magnitudeColor, magnitudeFraction, magnitudeTextColor } from "./colors";
 import { setText, svg } from "./dom";
 import type { Group, GroupSummary, Hierarchy } from "./hierarchy";
 import { summarizeGroups } from "./hierarchy";
@@ -31,6 +31,8 @@ export interface GraphInput {
   anchor?: string;
   /** Where the first view looks when the whole graph is too small to read: this op (a cut). */
   focus?: number;
+  /** The colour scale of flowing norms, shared by the panes (log10 of the range's ends). */
+  scale: MagnitudeScale | null;
 }
 
 /** Below this zoom a fitted graph is unreadable: the first view centres on the focus op instead. */
@@ -110,8 +112,8 @@ export class GraphView {
     this.input = input;
     if (previous?.model !== input.model || previous.hierarchy !== input.hierarchy) {
       this.summaries = summarizeGroups(input.hierarchy, input.model.ops);
-      this.scale = magnitudeScale(input.model.ops.map((op) => (op.state === "flowing" ? op.norm : null)));
     }
+    this.scale = input.scale;
     const key = `${input.model.graphId}|${[...input.expanded].sort().join("\u0000")}`;
     if (key === this.layoutKey && this.layout && previous?.hierarchy === input.hierarchy) {
       this.restyle();
@@ -385,7 +387,7 @@ export class GraphView {
       node.setAttribute("data-state", op.state);
       node.setAttribute("aria-label", `${op.name}, ${op.type}, ${op.state}${op.cause ? `, cut point: ${op.cause}` : ""}`);
       if (title) setText(title, `${op.name}\n${op.type} · ${op.state}${op.source ? `\n${op.source}` : ""}`);
-      this.colourFlowing(op, shape, texts);
+      this.colourFlowing(op, node, shape, texts);
       toggleAttr(node, "data-selected", n.op === input.selected);
       toggleAttr(node, "data-match", input.matches.has(n.op));
     } else {
@@ -414,13 +416,15 @@ export class GraphView {
     }
   }
 
-  private colourFlowing(op: Op, shape: SVGElement | null, texts: NodeListOf<SVGTextElement>): void {
+  private colourFlowing(op: Op, node: Element, shape: SVGElement | null, texts: NodeListOf<SVGTextElement>): void {
     if (!shape) return;
     if (op.state === "flowing" && !op.cause && op.norm !== null && this.scale) {
       const t = magnitudeFraction(op.norm, this.scale);
       shape.style.fill = magnitudeColor(t);
+      node.setAttribute("data-shade", t.toFixed(4)); // test hook: the position on the colour scale
       texts.forEach((x) => (x.style.fill = magnitudeTextColor(t)));
     } else {
+      node.removeAttribute("data-shade");
       shape.style.fill = "";
       texts.forEach((x) => (x.style.fill = ""));
     }

@@ -15,6 +15,8 @@ export interface ViewState {
   compare?: string;
   view?: "graph" | "layers";
   q?: string;
+  /** "step": colour by this step's range (default: over all logged steps) */
+  scale?: "step";
 }
 
 /** TensorBoard's hash format: the first bare word is the tab, the rest key=value pairs. */
@@ -76,6 +78,7 @@ export function readViewState(hash: string): ViewState {
   if (view === "graph" || view === "layers") state.view = view;
   const q = get("q");
   if (q) state.q = q;
+  if (get("scale") === "step") state.scale = "step";
   return state;
 }
 
@@ -94,5 +97,6 @@ export function writeViewState(hash: string, state: ViewState): string {
   set("compare", state.compare);
   set("view", state.view);
   set("q", state.q);
+  set("scale", state.scale);
   return formatHash(e);
 }
