@@ -147,3 +147,18 @@ def test_compare_shares_one_colour_scale_and_one_layers_axis(page, base_url):
             length = float(row.get_attribute("data-length"))
             expected = 0 if state != "flowing" else max(0.01, (math.log10(norm) - vlo) / (vhi - vlo))
             assert length == pytest.approx(expected, abs=1e-3), (run, name)
+
+
+def test_a_pasted_link_applies_to_the_open_tab(page, base_url):
+    steps = diagnosis(base_url)["steps"]
+    cut = diagnosis(base_url)["story"]["cuts"][0]["op_name"]
+    frame = open_tab(page, base_url)
+    assert frame.locator("#gf-root").get_attribute("data-step") == str(steps[-1])
+    seq = render_seq(frame)
+    op = urllib.parse.quote(cut, safe="")
+    page.evaluate(f"location.hash = '#gradflow&p.gradflow.run=broken&p.gradflow.tag=gradflow&p.gradflow.step={steps[0]}&p.gradflow.op={op}&p.gradflow.view=layers'")
+    wait_render(frame, seq)
+    frame.wait_for_function(f"document.querySelector('#gf-root').dataset.step === '{steps[0]}'")
+    assert frame.locator("#gf-details [data-field=name]").inner_text() == cut
+    assert frame.locator("#gf-layers").is_visible()
+    assert frame.locator("#gf-step-label").inner_text().startswith(f"{steps[0]} ")

@@ -61,6 +61,14 @@ export const CSS = `
 .gf-legend { position: absolute; left: 6px; bottom: 6px; z-index: 2; background: var(--gf-bg); border: 1px solid var(--gf-border); border-radius: 6px; padding: 2px 6px; font-size: 11px; max-width: calc(100% - 12px); }
 .gf-legend summary { cursor: pointer; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .gf-legend-items { display: grid; grid-template-columns: auto auto; gap: 2px 8px; align-items: center; padding: 4px 0 2px; }
+.gf-slider { position: relative; display: inline-block; }
+.gf-step-marks { position: absolute; left: 8px; right: 8px; bottom: -3px; height: 6px; pointer-events: none; }
+.gf-mark { position: absolute; width: 3px; height: 6px; margin-left: -1px; background: var(--gf-muted); }
+.gf-mark[data-kind=nonfinite] { background: var(--gf-nonfinite); width: 4px; }
+#gf-step-label { display: inline-block; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.gf-empty { pointer-events: auto; max-width: 720px; margin: 0 auto; text-align: left; color: var(--gf-fg); }
+.gf-empty h2 { font-size: 18px; }
+.gf-code { background: var(--gf-panel); border: 1px solid var(--gf-border); border-radius: 4px; padding: 8px; overflow: auto; font-size: 12px; }
 .gf-hint { margin: 1px 0 3px 18px; font-size: 12px; }
 .gf-more { border: 0 !important; background: transparent !important; padding: 0 !important; color: inherit; text-decoration: underline; }
 .gf-name-groups { margin: 2px 0 2px 12px; font-weight: 400; font-size: 12px; max-height: 12em; overflow: auto; }
@@ -80,7 +88,7 @@ export const CSS = `
 .gf-swatch[data-kind=cut] { background: var(--gf-cut); border: 2px solid var(--gf-cut-stroke); clip-path: polygon(25% 0,75% 0,100% 30%,100% 70%,75% 100%,25% 100%,0 70%,0 30%); }
 .gf-swatch[data-kind=live], .gf-swatch[data-kind=dead] { height: 0; border: 0; border-top: 2px solid var(--gf-flow-edge); border-radius: 0; }
 .gf-swatch[data-kind=dead] { border-top: 2px dashed var(--gf-dead-edge); }
-.gf-status { position: absolute; top: 40%; left: 0; right: 0; text-align: center; color: var(--gf-muted); pointer-events: none; }
+.gf-status { position: absolute; top: 30%; left: 0; right: 0; text-align: center; color: var(--gf-muted); pointer-events: none; }
 /* graph */
 .gf-node { cursor: pointer; }
 .gf-node .gf-shape { fill: var(--gf-panel); stroke: var(--gf-fg); stroke-opacity: .35; stroke-width: 1; }

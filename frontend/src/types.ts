@@ -113,6 +113,9 @@ export interface DiagnosisResponse {
   steps: number[];
   last_step: number;
   ops: number;
+  variables: Record<string, { state: GradState; norm: WireNorm }>;
+  cut_points: Omit<CutPointJson, "op" | "detail">[];
+  starved_variables: string[];
   story: Story;
   /** [smallest, largest] flowing norm over every logged step; null when none */
   norm_range: { ops: [number, number] | null; variables: [number, number] | null };

@@ -17,6 +17,8 @@ export interface ViewState {
   q?: string;
   /** "step": colour by this step's range (default: over all logged steps) */
   scale?: "step";
+  /** Compare's panes move independently */
+  unlinked?: boolean;
 }
 
 /** TensorBoard's hash format: the first bare word is the tab, the rest key=value pairs. */
@@ -79,6 +81,7 @@ export function readViewState(hash: string): ViewState {
   const q = get("q");
   if (q) state.q = q;
   if (get("scale") === "step") state.scale = "step";
+  if (get("linked") === "false") state.unlinked = true;
   return state;
 }
 
@@ -98,5 +101,6 @@ export function writeViewState(hash: string, state: ViewState): string {
   set("view", state.view);
   set("q", state.q);
   set("scale", state.scale);
+  set("linked", state.unlinked ? "false" : undefined);
   return formatHash(e);
 }

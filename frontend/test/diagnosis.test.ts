@@ -2,30 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { cutNamed, groupByLayer, tieToGraph } from "../src/diagnosis";
 import { buildModel } from "../src/model";
-import type { DiagnosisResponse, StoryCut } from "../src/types";
-import { brokenVae } from "./fixture";
-
-const cut = (op_name: string, starved: string[]): StoryCut => ({
-  op_name,
-  op_type: "PyFunc",
-  cause: "numpy_function",
-  source: "vae.py:42",
-  detail: "",
-  starved_variables: starved,
-  text: "tf.numpy_function at vae.py:42 has no gradient",
-  hint: "rewrite it",
-  arriving: "the gradient from the loss reaches it",
-  blocked: "nothing passes back through it to its inputs",
-  blocked_inputs: [],
-});
-
-function served(cuts: StoryCut[], harmless: StoryCut[] = []): DiagnosisResponse {
-  return {
-    step: 1, steps: [1], last_step: 1, ops: 3,
-    story: { tone: "cut", headline: { text: "1 cut point starves 1 trainable variable", names: ["vae/decoder/dense/kernel"] }, cuts, harmless, harmless_summary: null, harmless_hints: [], notes: [] },
-    norm_range: { ops: null, variables: null }, first_nonfinite_step: null, version_changes: [],
-  };
-}
+import { brokenVae, storyCut as cut, served } from "./fixture";
 
 test("the served story is tied to the ops of the graph by name", () => {
   const model = buildModel(brokenVae());
