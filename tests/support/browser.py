@@ -47,6 +47,24 @@ def demo_logdir() -> str:
     return logdir
 
 
+@functools.cache
+def large_logdir() -> str:
+    """LOGDIR with runs `resnet50` and `transformer64` (64 blocks, a numpy_function cut in block
+    32), written once per session by tests/scripts/write_large_logdirs.py (about 2-3 minutes), or
+    the one that $GRADFLOW_LARGE_LOGDIR names (written by that script before)."""
+    if os.environ.get("GRADFLOW_LARGE_LOGDIR"):
+        return os.environ["GRADFLOW_LARGE_LOGDIR"]
+    root = tempfile.mkdtemp(prefix="gradflow-large-")
+    atexit.register(shutil.rmtree, root, True)
+    logdir = os.path.join(root, "logs")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "scripts", "write_large_logdirs.py"), logdir, "--steps", "2"],
+        check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=1200,
+    )
+    return logdir
+
+
 def tab_frame(page: Any, timeout: float = 30000) -> Any:
     """The tab's iframe (TensorBoard's plugin_entry.html), once the tab has rendered."""
     page.frame_locator("iframe").locator(READY).wait_for(timeout=timeout)
