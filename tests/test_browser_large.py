@@ -10,7 +10,7 @@ import re
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import ROOT, browser, large_logdir, no_errors_from_the_tab, open_tab, page, render_seq, route, screenshot, wait_render  # noqa: E402,F401
+from support.browser import ROOT, browser, edge_crossings, large_logdir, no_errors_from_the_tab, open_tab, page, render_seq, route, screenshot, wait_render  # noqa: E402,F401
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 
 DOCS = os.path.join(ROOT, "docs")
@@ -79,3 +79,12 @@ def test_resnet50_overview_is_readable(page, base_url):
     cards.nth(3).click()
     wait_render(frame, seq)
     assert frame.locator(f'#gf-panes .gf-cluster[data-group="{group}"]').count() == 1
+
+
+@pytest.mark.parametrize("run", ["resnet50", "transformer64"])
+def test_edges_go_around_nodes_on_large_models(page, base_url, run):
+    frame = open_tab(page, base_url, f"gradflow&p.gradflow.run={run}")
+    frame.locator("#gf-panes .gf-pane:first-child button[aria-label^='fit the graph']").click()
+    frame.wait_for_timeout(200)
+    found = edge_crossings(frame)
+    assert found["edges"] > 100 and found["crossings"] == 0, found

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import base_url, browser, diagnosis, no_errors_from_the_tab, open_tab, page, render_seq, screenshot, wait_render  # noqa: E402,F401
+from support.browser import base_url, browser, diagnosis, edge_crossings, no_errors_from_the_tab, open_tab, page, render_seq, screenshot, wait_render  # noqa: E402,F401
 
 
 def pane(frame, n: int):
@@ -151,3 +151,12 @@ def test_minimap_and_overview_show_the_cut(page, base_url):
     card.click()
     wait_render(frame, seq)
     assert frame.locator("#gf-details [data-field=name]").inner_text() == cut
+
+
+@pytest.mark.parametrize("run", ["broken", "fixed"])
+def test_edges_go_around_nodes(page, base_url, run):
+    frame = open_tab(page, base_url, f"gradflow&p.gradflow.run={run}")
+    pane(frame, 1).get_by_role("button", name="fit the graph to the view (0)").click()
+    frame.wait_for_timeout(150)
+    found = edge_crossings(frame)
+    assert found["edges"] > 30 and found["crossings"] == 0, found
