@@ -450,6 +450,9 @@ export class App {
       if (reveal) {
         this.main.view.centreOnOp(index);
         this.main.view.focusOp(index);
+        // linked Compare: the other pane shows the op of the same name, if it has one
+        const there = this.other?.model?.opIndex.get(m.ops[index].name);
+        if (this.state.linked && there !== undefined) this.other!.view.centreOnOp(there);
       }
     });
   }
