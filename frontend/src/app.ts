@@ -25,7 +25,7 @@ import { matchingOps, search } from "./search";
 import { renderEmpty, renderSlider } from "./toolbar_view";
 import { CSS } from "./styles";
 import type { DiagnosisResponse, GraphResponse, RunsResponse } from "./types";
-import { readViewState, writeViewState } from "./url_state";
+import { PREFIX, readViewState, writeViewState } from "./url_state";
 import * as S from "./view_state";
 import type { TabState } from "./view_state";
 
@@ -139,7 +139,10 @@ export class App {
 
   /** A new link pasted into the address bar of an open tab: apply it. */
   private urlPasted(): void {
-    const next = S.fromUrl(readViewState(readHash()));
+    const hash = readHash();
+    // TensorBoard's own hash changes (another tab, its keys only) carry none of ours: keep the view
+    if (!hash.includes(`&${PREFIX}`)) return;
+    const next = S.fromUrl(readViewState(hash));
     if (S.sameView(next, this.state)) return;
     void this.update(next).then(() => {
       const i = this.selectedIndex();
