@@ -43,6 +43,7 @@ export class App {
   private readonly layoutClient: LayoutClient;
   private readonly main: Pane;
   private other: Pane | null = null;
+  private otherIsNew = false;
   private renderSeq = 0;
   private renderedData: { model: GraphModel | null; other: GraphModel | null; selected: string | null; scale: MagnitudeScale | null } = { model: null, other: null, selected: null, scale: null };
   private stepTimer: number | undefined;
@@ -212,6 +213,7 @@ export class App {
       if (!this.other) {
         this.other = this.newPane(1, `op graph of ${compare}`);
         this.ui.panes.append(this.other.element);
+        this.otherIsNew = true;
       }
       this.setPaneModel(this.other, buildModel(theirs[0]), theirs[1]);
     } else if (this.other) {
@@ -311,6 +313,11 @@ export class App {
         return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded, selected: sel, matches: this.matchesFor(m), anchor, focus, scale, path: byName(why.path), region: byName(why.region) });
       }),
     );
+    if (this.otherIsNew && this.other) {
+      // a new linked pane starts where the run's pane looks
+      this.otherIsNew = false;
+      if (s.linked) this.other.view.setTransform(this.main.view.currentTransform);
+    }
     if (selectionChanged) this.renderDetailsPanel();
     if (dataChanged) for (const pane of panes) if (pane.overview.hidden !== true) showOverview(pane, true);
     this.renderedData = { model, other: this.other?.model ?? null, selected: s.selected, scale };
