@@ -1,30 +1,75 @@
-"""tb_gradflow: where gradients stop flowing, in TensorFlow/Keras, with a TensorBoard tab."""
+"""tb_gradflow: where gradients stop flowing, in TensorFlow/Keras, with a TensorBoard tab.
+
+The build backend is declared in pyproject.toml; the metadata lives here.
+"""
+import pathlib
+import re
+
 from setuptools import find_packages, setup
+
+_HERE = pathlib.Path(__file__).parent
+_VERSION = re.search(r'^__version__ = "([^"]+)"', (_HERE / "tb_gradflow" / "__init__.py").read_text(), re.M)[1]
+
+# What training-side code (analyze, summary, the Keras callback) needs on top of the viewer.
+_KERAS = "keras>=3.8,<4"
 
 setup(
     name="tb_gradflow",
-    version="0.1.0",
+    version=_VERSION,
     description="Find the op that cuts your gradient, the line that made it, and what it starves",
+    long_description=(_HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    license_files=["LICENSE"],
     python_requires=">=3.10",
     packages=find_packages(include=["tb_gradflow", "tb_gradflow.*"]),
     package_data={
-        "tb_gradflow": ["proto/*.proto", "plugin/static/*"],
+        "tb_gradflow": ["py.typed", "proto/*.proto", "plugin/static/*"],
     },
+    # The viewer (TensorBoard tab, CLI, export) reads event files without TensorFlow.
     install_requires=[
         "tensorboard>=2.20,<3",
         "protobuf>=6.31.1,<8",
         "numpy>=1.26",
-        "keras>=3.8,<4",
     ],
     extras_require={
         # TensorFlow comes in two packages; pick the one you use.
-        "cpu": ["tensorflow-cpu>=2.20,<3"],
-        "gpu": ["tensorflow>=2.20,<3"],
-        "test": ["pytest>=8", "playwright>=1.49", "hypothesis>=6"],
+        "cpu": ["tensorflow-cpu>=2.20,<3", _KERAS],
+        "gpu": ["tensorflow>=2.20,<3", _KERAS],
+        "test": [
+            "pytest>=8",
+            "playwright>=1.49",
+            "hypothesis>=6",
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "ipykernel>=6.29",
+            "build>=1.2",
+            "twine>=6",
+        ],
         "proto": ["grpcio-tools==1.74.0"],
     },
     entry_points={
         "console_scripts": ["tb-gradflow = tb_gradflow.cli:main"],
         "tensorboard_plugins": ["gradflow = tb_gradflow.plugin.plugin:GradflowLoader"],
     },
+    classifiers=[
+        "Development Status :: 4 - Beta",
+        "Intended Audience :: Developers",
+        "Intended Audience :: Science/Research",
+        "Operating System :: OS Independent",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Topic :: Software Development :: Debuggers",
+        "Framework :: Jupyter",
+        "Typing :: Typed",
+    ],
+    project_urls={
+        "Package index": "https://pypi.org/project/tb_gradflow/",
+    },
+    keywords=["tensorflow", "keras", "tensorboard", "gradient", "debugging"],
 )
