@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -138,7 +139,7 @@ def build_report(
             )
         )
     loss = None if math.isnan(step.loss) else step.loss
-    return Report(
+    report = Report(
         variables=variables,
         ops=tuple(ops),
         cut_points=tuple(cut_points(graph)),
@@ -147,3 +148,15 @@ def build_report(
         graph_id=graph.graph_id,
         fallback_reason=graph.fallback_reason,
     )
+    _graphs[id(report)] = graph
+    weakref.finalize(report, _graphs.pop, id(report), None)
+    return report
+
+
+# The graph each live report was built from, for Report.to_html (call structure, shapes).
+_graphs: dict[int, gradflow_pb2.Graph] = {}
+
+
+def graph_of(report: Report) -> gradflow_pb2.Graph | None:
+    """The Graph proto `report` was built from, while the report lives; None if built otherwise."""
+    return _graphs.get(id(report))

@@ -34,8 +34,10 @@ def step_values(graph: gradflow_pb2.Graph, step: int, rng: np.random.Generator,
     scale = np.exp(-step / 500.0)
     op_norms = (rng.lognormal(0.0, 0.3, len(graph.ops)) * scale).astype(np.float32)
     var_norms = (rng.lognormal(-2.0, 0.3, len(graph.variables)) * scale).astype(np.float32)
-    op_norms[op_codes == V.STATE_CODE[V.NONE]] = np.nan
-    var_norms[var_codes == V.STATE_CODE[V.NONE]] = np.nan
+    for codes, norms in ((op_codes, op_norms), (var_codes, var_norms)):
+        norms[codes == V.STATE_CODE[V.NONE]] = np.nan
+        norms[codes == V.STATE_CODE[V.ZERO]] = 0.0
+        norms[codes == V.STATE_CODE[V.NONFINITE]] = np.inf
     return records.encode_step_arrays(graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(scale))
 
 
