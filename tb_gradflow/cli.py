@@ -213,14 +213,26 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from tb_gradflow.export.html import export_logdir  # the bundle is read only when exporting
 
+    from tb_gradflow.export.bundle import thin
+
     runs = args.run or None
     loaded = load(args.logdir, runs, args.tag)
     _print_warnings(loaded.warnings)
     if not loaded.series:
         raise _no_data(args.logdir, runs, args.tag)
-    size = export_logdir(loaded.series, args.output, step=args.step, title=os.path.basename(os.path.abspath(args.logdir)))
+    series = loaded.series
+    if args.max_steps is not None:
+        series = {key: thin(s, args.max_steps, args.step) for key, s in series.items()}
+    size = export_logdir(series, args.output, step=args.step, title=os.path.basename(os.path.abspath(args.logdir)))
     print(f"wrote {args.output} ({size / 1024:.0f} KiB)")
     return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -265,6 +277,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--run", action="append", metavar="RUN",
                         help="only this run; repeat to include several (compare them in the file)")
     export.add_argument("--step", type=int, help="the step the file opens at (default: the last)")
+    export.add_argument("--max-steps", type=_positive, metavar="N",
+                        help="keep at most N logged steps per run, evenly spaced (default: all)")
     export.add_argument("-o", "--output", default="gradflow.html", help="the file to write (default: %(default)s)")
     export.set_defaults(func=cmd_export)
     return parser

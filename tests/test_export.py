@@ -111,6 +111,22 @@ def test_step_option_sets_the_step_the_file_opens_at(tmp_path, logdir, page):
     assert page.inner_text("#gf-step-label").startswith("3")
 
 
+def test_max_steps_keeps_exact_values_of_evenly_spaced_steps(tmp_path, logdir, page):
+    _open(page, _export(tmp_path, logdir, "--run", "versions", "--max-steps", "4", "--step", "6"))
+    assert "5 logged" in page.inner_text("#gf-step-label")  # 4 evenly spaced, and the --step
+    series = cli.load(logdir, ["versions"]).series[("versions", "gradflow")]
+    cached = CachedSeries(series, ())
+    kept = page.evaluate("() => window.gradflowSource.get('diagnosis', {run: 'versions', tag: 'gradflow'})")["steps"]
+    assert kept == [0, 4, 6, 7, 11]
+    for step in kept:
+        mine = page.evaluate("s => window.gradflowSource.get('graph', {run: 'versions', tag: 'gradflow', step: s})", step)
+        full = json.loads(graph_json("versions", "gradflow", cached, step))
+        assert {k: v for k, v in mine.items() if k != "count"} == {k: v for k, v in full.items() if k != "count"}
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["export", logdir, "--max-steps", "0"])
+    assert usage.value.code == 2
+
+
 def test_inlined_answers_equal_the_plugin_routes(tmp_path, logdir, page):
     """Every step of a series with two graph versions, and op and variable histories across them."""
     _open(page, _export(tmp_path, logdir, "--run", "versions"))

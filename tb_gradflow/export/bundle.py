@@ -11,6 +11,7 @@ planes compress to almost nothing. The whole payload is JSON, gzip-compressed, b
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import json
 from typing import Any
@@ -69,6 +70,30 @@ def _a_step_of(series: TagSeries, values: VersionValues) -> int:
     """A logged step whose values live in this version (the route needs one to answer)."""
     gid = values.graph.graph_id
     return next(s for s in series.steps if series.where[s][0] == gid)
+
+
+def thin(series: TagSeries, max_steps: int, keep: int | None = None) -> TagSeries:
+    """At most `max_steps` of the logged steps, evenly spaced, the first and last (and `keep`)
+    among them: the values of the steps kept are exact, the others are left out."""
+    steps = series.steps
+    if len(steps) <= max_steps:
+        return series
+    picks = {steps[round(i * (len(steps) - 1) / max(1, max_steps - 1))] for i in range(max_steps)}
+    if keep in series.where:
+        picks.add(keep)
+    versions: dict[str, VersionValues] = {}
+    where: dict[int, tuple[str, int]] = {}
+    for gid, values in series.versions.items():
+        rows = [r for r, step in enumerate(values.steps.tolist()) if step in picks and series.where[step] == (gid, r)]
+        if not rows:
+            continue
+        versions[gid] = dataclasses.replace(
+            values, steps=values.steps[rows], op_states=values.op_states[rows], op_norms=values.op_norms[rows],
+            variable_states=values.variable_states[rows], variable_norms=values.variable_norms[rows],
+            losses=values.losses[rows], wall_times=values.wall_times[rows], _op_index=None, _variable_index=None,
+        )
+        where.update({int(step): (gid, i) for i, step in enumerate(versions[gid].steps.tolist())})
+    return dataclasses.replace(series, versions=versions, steps=sorted(where), where=where)
 
 
 def series_payload(series: TagSeries) -> dict[str, Any]:
