@@ -28,14 +28,14 @@ setup(
     },
     # The viewer (TensorBoard tab, CLI, export) reads event files without TensorFlow.
     install_requires=[
-        "tensorboard>=2.20,<3",
-        "protobuf>=6.31.1,<8",
+        "tensorboard>=2.16,<3",
+        "protobuf>=3.20.3,<8",
         "numpy>=1.26",
     ],
     extras_require={
         # TensorFlow comes in two packages; pick the one you use.
-        "cpu": ["tensorflow-cpu>=2.20,<3", _KERAS],
-        "gpu": ["tensorflow>=2.20,<3", _KERAS],
+        "cpu": ["tensorflow-cpu>=2.16,<3", _KERAS],
+        "gpu": ["tensorflow>=2.16,<3", _KERAS],
         "test": [
             "pytest>=8",
             "playwright>=1.49",
@@ -46,7 +46,7 @@ setup(
             "build>=1.2",
             "twine>=6",
         ],
-        "proto": ["grpcio-tools==1.74.0"],
+        "proto": ["grpcio-tools>=1.62,<1.63"],
     },
     entry_points={
         "console_scripts": ["tb-gradflow = tb_gradflow.cli:main"],
