@@ -50,10 +50,10 @@ def resnet_logdir(root: str, steps: int) -> str:
     return logdir
 
 
-def export(logdir: str, out: str) -> tuple[float, int, int]:
+def export(logdir: str, out: str, *extra: str) -> tuple[float, int, int]:
     """Seconds to export, total bytes, bytes of the inlined data."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tb_gradflow", "export", logdir, "-o", out], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "tb_gradflow", "export", logdir, "-o", out, *extra], check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     text = open(out, encoding="utf-8").read()
     data = re.search(r'id="gradflow-data">([^<]*)<', text).group(1)
@@ -86,13 +86,16 @@ def main() -> None:
         if not args.skip_demo:
             cases.append(("demo, 31 logged steps per run, 2 runs", demo_logdir(root, 300, 10)))
             cases.append(("demo, 1,000 logged steps per run, 2 runs", demo_logdir(root, 1000, 1)))
+            cases.append(("the same, --max-steps 100", cases[-1][1], "--max-steps", "100"))
         if not args.skip_resnet:
-            cases.append((f"ResNet50, {args.resnet_steps:,} logged steps (+1 traced run)", resnet_logdir(root, args.resnet_steps)))
+            resnet = resnet_logdir(root, args.resnet_steps)
+            cases.append((f"ResNet50, {args.resnet_steps:,} logged steps (+1 traced run)", resnet))
+            cases.append(("the same, --max-steps 100", resnet, "--max-steps", "100"))
         print("| logdir | file | of which data | export | ready in Chromium |")
         print("|---|---|---|---|---|")
-        for name, logdir in cases:
+        for name, logdir, *extra in cases:
             out = os.path.join(root, "out.html")
-            seconds, total, data = export(logdir, out)
+            seconds, total, data = export(logdir, out, *extra)
             print(f"| {name} | {total / 1024:,.0f} KiB | {data / 1024:,.0f} KiB | {seconds:.1f} s | {ready_ms(out):,.0f} ms |", flush=True)
 
 
