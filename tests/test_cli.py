@@ -177,3 +177,17 @@ def test_text_is_wrapped_to_the_width():
 
 def test_control_characters_in_names_never_reach_the_terminal():
     assert T.safe("op\x1b[2Jname\n") == "op\\x1b[2Jname\\x0a"
+
+
+def test_every_step_of_a_custom_tag_is_read_beside_other_summaries(tmp_path, capsys):
+    """Only a tag's first value names the plugin; later steps are found by their tag."""
+    logdir = str(tmp_path)
+    writer = tf.summary.create_file_writer(os.path.join(logdir, "run"))
+    with writer.as_default():
+        for step in range(3):
+            tf.summary.scalar("loss", 1.0 / (step + 1), step=step)
+    writer.close()
+    _write_run(logdir, "run", True, steps=(0, 5, 10), tag="probe")
+    assert cli.main(["report", logdir, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["runs"]["run"]["tags"]["probe"]["steps"] == [0, 5, 10]

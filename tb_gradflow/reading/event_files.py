@@ -119,9 +119,14 @@ def _first_string(tensor: Any) -> bytes | None:
 def read_run(files: list[str], warn: Warn, run: str) -> dict[str, _Series]:
     """Every gradflow tag of one run. Summary metadata comes with a tag's first value in a file."""
     series: dict[str, _Series] = {}
+    # Only events that can hold our data are decoded (a Keras logdir also holds large images and
+    # histograms): a tag's first value carries the plugin name, later ones only the tag.
+    needles = [metadata.PLUGIN_NAME.encode()]
     for path in files:
         try:
             for payload in read_records(path):
+                if not any(n in payload for n in needles):
+                    continue
                 event = event_pb2.Event.FromString(payload)
                 if not event.HasField("summary"):
                     continue
@@ -133,6 +138,7 @@ def read_run(files: list[str], warn: Warn, run: str) -> dict[str, _Series]:
                             value.metadata.summary_description,
                             value.metadata.data_class,
                         )
+                        needles.append(value.tag.encode())
                     if entry is None or not value.HasField("tensor"):
                         continue
                     blob = _first_string(value.tensor)
