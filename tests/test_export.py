@@ -18,7 +18,7 @@ from support.event_writer import write_steps  # noqa: E402
 
 from tb_gradflow import cli  # noqa: E402
 from tb_gradflow import vocabulary as V  # noqa: E402
-from tb_gradflow.plugin.views import graph_json, history_json  # noqa: E402
+from tb_gradflow.plugin.views import diagnosis_view, graph_json, history_json  # noqa: E402
 from tb_gradflow.reading.cache import CachedSeries  # noqa: E402
 
 HOSTILE_OP = "<img src=x onerror=\"window.__pwned=1;alert(1)\">"
@@ -136,6 +136,8 @@ def test_inlined_answers_equal_the_plugin_routes(tmp_path, logdir, page):
     for step in series.steps:
         mine = page.evaluate(ask, ["graph", {"run": "versions", "tag": "gradflow", "step": step}])
         assert mine == json.loads(graph_json("versions", "gradflow", cached, step)), step
+    mine = page.evaluate(ask, ["diagnosis", {"run": "versions", "tag": "gradflow"}])
+    assert mine == json.loads(diagnosis_view(cached, None))
     for kind, name in (("op", "enc/MatMul"), ("op", "lookup/PyFunc"), ("op", "extra/Relu"), ("variable", "head/kernel")):
         mine = page.evaluate(ask, ["history", {"run": "versions", "tag": "gradflow", kind: name}])
         assert mine == json.loads(history_json("versions", "gradflow", cached, kind, name)), name

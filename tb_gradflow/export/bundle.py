@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from tb_gradflow import vocabulary as V
-from tb_gradflow.cli import diagnosis_json
-from tb_gradflow.plugin.views import graph_json, runs_json
+from tb_gradflow.plugin.views import diagnosis_view, graph_json, runs_json
 from tb_gradflow.reading.cache import CachedSeries
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 from tb_gradflow.report import _json_norm as json_norm
@@ -104,7 +103,7 @@ def series_payload(series: TagSeries) -> dict[str, Any]:
         "versions": [_version(series.run, series.name, cached, series.versions[g]) for g in order],
         "steps": series.steps,
         "where": [[order.index(series.where[s][0]), series.where[s][1]] for s in series.steps],
-        "diagnosis": {"step": series.last_step, **diagnosis_json(series)},
+        "diagnosis": json.loads(diagnosis_view(cached, None)),
     }
 
 
