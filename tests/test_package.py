@@ -126,3 +126,22 @@ def test_sdist_runs_its_own_tests(dist, tmp_path):
                 cwd=unpacked, env=env)
     assert done.returncode == 0, done.stdout[-3000:]
     assert " passed" in done.stdout and "failed" not in done.stdout
+
+
+@pytest.mark.parametrize("implementation", ["upb-or-cpp", "python"])
+def test_generated_proto_loads_on_the_oldest_protobuf_allowed(tmp_path, implementation):
+    """setup.py allows protobuf 3.20.3 (TensorFlow 2.16-2.19 need protobuf < 5 or < 6)."""
+    target = tmp_path / "pb"
+    done = _run([sys.executable, "-m", "pip", "install", "-q", "--target", str(target), "protobuf==3.20.3"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    env = dict(os.environ, PYTHONPATH=f"{target}{os.pathsep}{ROOT}")
+    if implementation == "python":
+        env["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = "python"
+    probe = (
+        "import google.protobuf as pb; assert pb.__version__ == '3.20.3', pb.__version__\n"
+        "from tb_gradflow.proto import gradflow_pb2 as p\n"
+        "g = p.Graph(graph_id='a'); g.ops.add(name='x', inputs=[1, 2], cause=p.NUMPY_FUNCTION)\n"
+        "assert p.Graph.FromString(g.SerializeToString()) == g\n"
+    )
+    done = _run([sys.executable, "-W", "error", "-c", probe], env=env, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
