@@ -16,7 +16,7 @@ from tb_gradflow import __version__
 from tb_gradflow import terminal_text as T
 from tb_gradflow.reading.event_files import EventFileProvider, LogdirError
 from tb_gradflow.reading.reader import GradflowReader, TagSeries
-from tb_gradflow.report import Report
+from tb_gradflow.report import CutPoint, Report
 
 EXIT_OK = 0
 EXIT_STARVING = 1  # report: a cut starves a variable; diff: the second run has cuts the first lacks
@@ -131,7 +131,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 class RunFindings:
     """What one run's last step says: its cuts (by op name and cause) and starved variables."""
 
-    cuts: dict[tuple[str, str], Any]
+    cuts: dict[tuple[str, str], CutPoint]
     starved: list[str]
 
 
@@ -142,11 +142,12 @@ def _findings(report: Report) -> RunFindings:
 def diff_json(a: Report, b: Report) -> dict[str, Any]:
     """Cuts and starved variables that one run has and the other lacks."""
     fa, fb = _findings(a), _findings(b)
+    starved_a, starved_b = set(fa.starved), set(fb.starved)
     return {
         "cuts_only_in_a": [fa.cuts[k].to_dict() for k in fa.cuts if k not in fb.cuts],
         "cuts_only_in_b": [fb.cuts[k].to_dict() for k in fb.cuts if k not in fa.cuts],
-        "starved_only_in_a": [v for v in fa.starved if v not in set(fb.starved)],
-        "starved_only_in_b": [v for v in fb.starved if v not in set(fa.starved)],
+        "starved_only_in_a": [v for v in fa.starved if v not in starved_b],
+        "starved_only_in_b": [v for v in fb.starved if v not in starved_a],
     }
 
 
@@ -168,13 +169,16 @@ def _diff_lines(run_a: str, run_b: str, d: dict[str, Any], style: T.Style) -> li
         if not items:
             continue
         lines.append(colour(f"  {title}"))
-        lines.extend(each(c) for c in items) if each else lines.append(f"    {T.name_list(items)}")
+        if each is None:
+            lines.append(f"    {T.name_list(items)}")
+        else:
+            lines.extend(each(c) for c in items)
     if d["cuts_only_in_b"] or d["starved_only_in_b"]:
         lines.append(style.bad(f"  verdict: {b} is worse than {a}"))
     elif d["cuts_only_in_a"] or d["starved_only_in_a"]:
         lines.append(style.good(f"  verdict: {b} fixes what {a} had, and adds nothing"))
     else:
-        lines.append(f"  verdict: same cuts and starved variables in both")
+        lines.append("  verdict: same cuts and starved variables in both")
     return lines
 
 

@@ -6,7 +6,6 @@ text. Logdirs are written without TensorFlow (tests/support/event_writer.py), ex
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -141,7 +140,7 @@ def test_inlined_answers_equal_the_plugin_routes(tmp_path, logdir, page):
     for kind, name in (("op", "enc/MatMul"), ("op", "lookup/PyFunc"), ("op", "extra/Relu"), ("variable", "head/kernel")):
         mine = page.evaluate(ask, ["history", {"run": "versions", "tag": "gradflow", kind: name}])
         assert mine == json.loads(history_json("versions", "gradflow", cached, kind, name)), name
-    missing = page.evaluate(f"() => window.gradflowSource.get('graph', {{run: 'versions', tag: 'gradflow', step: 99}}).catch(e => e.status)")
+    missing = page.evaluate("() => window.gradflowSource.get('graph', {{run: 'versions', tag: 'gradflow', step: 99}}).catch(e => e.status)")
     assert missing == 404
 
 

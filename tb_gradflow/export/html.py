@@ -59,7 +59,7 @@ def page(data: dict[str, Any], title: str) -> str:
 
 def initial_view(series: dict[tuple[str, str], TagSeries], step: int | None) -> dict[str, Any]:
     """Opens at the first series; a second run with the same tag is shown beside it."""
-    (run, tag), first = next(iter(series.items()))
+    run, tag = next(iter(series))
     others = [r for (r, t) in series if t == tag and r != run]
     return {"run": run, "tag": tag, "step": step, "compare": others[0] if others else None}
 
