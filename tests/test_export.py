@@ -140,7 +140,7 @@ def test_inlined_answers_equal_the_plugin_routes(tmp_path, logdir, page):
     for kind, name in (("op", "enc/MatMul"), ("op", "lookup/PyFunc"), ("op", "extra/Relu"), ("variable", "head/kernel")):
         mine = page.evaluate(ask, ["history", {"run": "versions", "tag": "gradflow", kind: name}])
         assert mine == json.loads(history_json("versions", "gradflow", cached, kind, name)), name
-    missing = page.evaluate("() => window.gradflowSource.get('graph', {{run: 'versions', tag: 'gradflow', step: 99}}).catch(e => e.status)")
+    missing = page.evaluate("() => window.gradflowSource.get('graph', {run: 'versions', tag: 'gradflow', step: 99}).catch(e => e.status)")
     assert missing == 404
 
 
