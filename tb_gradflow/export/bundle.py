@@ -124,4 +124,4 @@ def payload(all_series: dict[tuple[str, str], TagSeries], initial: dict[str, Any
 def encode(data: dict[str, Any]) -> str:
     """gzip + base64 of the compact JSON: what the page's DecompressionStream reads back."""
     text = json.dumps(data, allow_nan=False, separators=(",", ":"))
-    return _b64(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0))
+    return _b64(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0))

@@ -17,7 +17,7 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from tb_gradflow.format import metadata
-from tb_gradflow.reading.crc32c import masked_crc32c
+from tb_gradflow.reading.crc32c import crc32c_many, mask, masked_crc32c
 
 Warn = Callable[[str], None]
 
@@ -34,26 +34,30 @@ def read_records(path: str) -> Iterator[bytes]:
     """The payloads of a TFRecord file, in order; raises RecordError at the first damage.
 
     A record cut short at the end is a file still being written: reading stops there quietly.
+    The payload checksums of the whole file are computed together (crc32c_many).
     """
     with open(path, "rb") as f:
         data = f.read()
+    payloads, stored, damage = [], [], None
     pos, end = 0, len(data)
-    while pos < end:
-        if end - pos < 12:
-            return
+    while end - pos >= 12:
         header = data[pos : pos + 8]
         (length,) = struct.unpack("<Q", header)
         (header_crc,) = struct.unpack("<I", data[pos + 8 : pos + 12])
         if masked_crc32c(header) != header_crc:
-            raise RecordError(f"bad record header at byte {pos}")
+            damage = f"bad record header at byte {pos}"
+            break
         if end - pos < 16 + length:
-            return
-        payload = data[pos + 12 : pos + 12 + length]
-        (payload_crc,) = struct.unpack("<I", data[pos + 12 + length : pos + 16 + length])
-        if masked_crc32c(payload) != payload_crc:
-            raise RecordError(f"bad record checksum at byte {pos}")
-        yield payload
+            break
+        payloads.append(data[pos + 12 : pos + 12 + length])
+        stored.append(struct.unpack("<I", data[pos + 12 + length : pos + 16 + length])[0])
         pos += 16 + length
+    for payload, crc, expected in zip(payloads, crc32c_many(payloads), stored):
+        if mask(crc) != expected:
+            raise RecordError("bad record checksum")
+        yield payload
+    if damage:
+        raise RecordError(damage)
 
 
 @dataclasses.dataclass
