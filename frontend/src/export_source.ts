@@ -10,14 +10,18 @@ type Structure = Omit<GraphResponse, "step" | "loss" | "ops" | "variables" | "st
   cut_points: CutPointJson[];
 };
 
+interface BlobRef {
+  blob: number;
+}
+
 interface VersionData {
   structure: Structure;
   rows: number;
   losses: (number | string | null)[];
-  op_states: string;
-  op_norms: string;
-  variable_states: string;
-  variable_norms: string;
+  op_states: BlobRef;
+  op_norms: BlobRef;
+  variable_states: BlobRef;
+  variable_norms: BlobRef;
 }
 
 interface SeriesData {
@@ -33,6 +37,9 @@ export interface ExportPayload {
   runs: RunsResponse;
   series: Record<string, Record<string, SeriesData>>;
   initial: { run: string; tag: string; step: number | null; compare: string | null };
+  blob_sizes: number[];
+  /** Filled by readPayload from the bytes after the JSON. */
+  blobs: Uint8Array<ArrayBuffer>[];
 }
 
 function bytes(b64: string): Uint8Array<ArrayBuffer> {
@@ -43,8 +50,7 @@ function bytes(b64: string): Uint8Array<ArrayBuffer> {
 }
 
 /** Items-major byte planes (bundle.byte_planes) back to one array per item, over the steps. */
-function unplane(b64: string, width: number): Uint8Array<ArrayBuffer> {
-  const planes = bytes(b64);
+function unplane(planes: Uint8Array<ArrayBuffer>, width: number): Uint8Array<ArrayBuffer> {
   const n = planes.length / width;
   const out = new Uint8Array(planes.length);
   for (let p = 0; p < width; p++) {
@@ -63,11 +69,11 @@ class Values {
   private opIndex: Map<string, number> | null = null;
   private varIndex: Map<string, number> | null = null;
 
-  constructor(readonly data: VersionData) {
-    this.opStates = unplane(data.op_states, 1);
-    this.opNorms = new Float32Array(unplane(data.op_norms, 4).buffer);
-    this.varStates = unplane(data.variable_states, 1);
-    this.varNorms = new Float32Array(unplane(data.variable_norms, 4).buffer);
+  constructor(readonly data: VersionData, blobs: Uint8Array<ArrayBuffer>[]) {
+    this.opStates = unplane(blobs[data.op_states.blob], 1);
+    this.opNorms = new Float32Array(unplane(blobs[data.op_norms.blob], 4).buffer);
+    this.varStates = unplane(blobs[data.variable_states.blob], 1);
+    this.varNorms = new Float32Array(unplane(blobs[data.variable_norms.blob], 4).buffer);
   }
 
   index(kind: "op" | "variable", name: string): number | undefined {
@@ -110,7 +116,7 @@ export class InlineSource implements DataSource {
   private values(v: VersionData): Values {
     let d = this.decoded.get(v);
     if (!d) {
-      d = new Values(v);
+      d = new Values(v, this.payload.blobs);
       this.decoded.set(v, d);
     }
     return d;
@@ -173,9 +179,19 @@ export class InlineSource implements DataSource {
   }
 }
 
-/** The payload of the page: base64 of gzip of JSON, in <script id="gradflow-data">. */
+/** The payload of the page, in <script id="gradflow-data">: base64 of gzip of a 4-byte JSON
+ * length, the JSON, then the blobs it lists (bundle.encode). */
 export async function readPayload(doc: Document): Promise<ExportPayload> {
   const text = doc.getElementById("gradflow-data")?.textContent?.trim() ?? "";
   const stream = new Blob([bytes(text)]).stream().pipeThrough(new DecompressionStream("gzip"));
-  return (await new Response(stream).json()) as ExportPayload;
+  const body = new Uint8Array(await new Response(stream).arrayBuffer());
+  const length = new DataView(body.buffer).getUint32(0, true);
+  const payload = JSON.parse(new TextDecoder().decode(body.subarray(4, 4 + length))) as ExportPayload;
+  payload.blobs = [];
+  let at = 4 + length;
+  for (const size of payload.blob_sizes) {
+    payload.blobs.push(body.slice(at, at + size));
+    at += size;
+  }
+  return payload;
 }

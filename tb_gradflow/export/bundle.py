@@ -6,7 +6,9 @@ the page shows exactly what the tab shows), and the per-step values are matrices
 (uint8) and norms (float32, exact) of every op and variable at every logged step. Each matrix is
 stored one op (or variable) after another, and its float bytes split into four planes (all
 first bytes, then all second bytes ...): a norm changes little from step to step, so the exponent
-planes compress to almost nothing. The whole payload is JSON, gzip-compressed, base64-encoded.
+planes compress to almost nothing. Those matrices are binary blobs after the JSON: the page
+reads a 4-byte length, that much JSON (where `{"blob": i}` stands for blob i; `blob_sizes` lists
+their lengths), then the blobs. The whole is gzip-compressed and base64-encoded.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import base64
 import dataclasses
 import gzip
 import json
+import struct
 from typing import Any
 
 import numpy as np
@@ -32,12 +35,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def byte_planes(matrix: np.ndarray, dtype: str) -> str:
-    """[steps, items] as items-major, then split into the bytes of each value (base64)."""
+def byte_planes(matrix: np.ndarray, dtype: str) -> bytes:
+    """[steps, items] as items-major, then split into the bytes of each value."""
     columns = np.ascontiguousarray(matrix.T, dtype=dtype)
     width = columns.dtype.itemsize
     planes = columns.view(np.uint8).reshape(-1, width).T
-    return _b64(np.ascontiguousarray(planes).tobytes())
+    return np.ascontiguousarray(planes).tobytes()
 
 
 def _structure(run: str, tag: str, cached: CachedSeries, step: int) -> dict[str, Any]:
@@ -122,6 +125,21 @@ def payload(all_series: dict[tuple[str, str], TagSeries], initial: dict[str, Any
 
 
 def encode(data: dict[str, Any]) -> str:
-    """gzip + base64 of the compact JSON: what the page's DecompressionStream reads back."""
-    text = json.dumps(data, allow_nan=False, separators=(",", ":"))
-    return _b64(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0))
+    """base64 of gzip of (JSON length, JSON, blobs): what the page's DecompressionStream reads."""
+    blobs: list[bytes] = []
+
+    def pull(value: Any) -> Any:
+        if isinstance(value, bytes):
+            blobs.append(value)
+            return {"blob": len(blobs) - 1}
+        if isinstance(value, dict):
+            return {k: pull(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [pull(v) for v in value]
+        return value
+
+    head = pull(data)
+    head["blob_sizes"] = [len(b) for b in blobs]
+    text = json.dumps(head, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    body = b"".join([struct.pack("<I", len(text)), text, *blobs])
+    return _b64(gzip.compress(body, compresslevel=6, mtime=0))
