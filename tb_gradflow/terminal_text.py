@@ -123,9 +123,15 @@ def report_lines(report: Report, style: Style) -> list[str]:
     harmless = [c for c in report.cut_points if not c.starved_variables]
     if harmless:
         lines.append(style.note(f"  {len(harmless)} blocking op(s) starve nothing: another path carries the gradient"))
-        lines.extend(f"    {_where(c)}" for c in harmless[:_HARMLESS_SHOWN])
-        if len(harmless) > _HARMLESS_SHOWN:
-            lines.append(f"    … and {len(harmless) - _HARMLESS_SHOWN} more (--full lists them)")
+        groups: dict[tuple[str, str], list[CutPoint]] = {}
+        for cut in harmless:
+            groups.setdefault((cut.op_type, cut.cause), []).append(cut)
+        for (op_type, cause), cuts in groups.items():
+            if len(cuts) <= _HARMLESS_SHOWN:
+                lines.extend(f"    {_where(c)}" for c in cuts)
+            else:
+                names = name_list([c.op_name for c in cuts], noun="ops")
+                lines.append(f"    {safe(op_type)} ({cause}): {names}")
     cut_starved = {v for c in report.cut_points for v in c.starved_variables}
     unused = [v for v in starved if v not in cut_starved]
     if unused and not report.fallback_reason:

@@ -191,3 +191,16 @@ def test_every_step_of_a_custom_tag_is_read_beside_other_summaries(tmp_path, cap
     assert cli.main(["report", logdir, "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["runs"]["run"]["tags"]["probe"]["steps"] == [0, 5, 10]
+
+
+def test_many_harmless_blockers_are_one_line_by_type():
+    from tb_gradflow.report import CutPoint, Report, VariableRecord
+
+    cuts = tuple(CutPoint(f"net/block_{i:02d}_bn/moments/StopGradient", "StopGradient", "stop_gradient", "m.py:1", ())
+                 for i in range(53))
+    report = Report({"net/k": VariableRecord("net/k", "flowing", 1.0)}, (), cuts, step=3)
+    lines = T.report_lines(report, T.Style(False))
+    assert "53 blocking op(s) starve nothing" in lines[2]
+    assert lines[3] == ("    StopGradient (stop_gradient): 53 ops in 53 layers: "
+                        "net/block_00_bn/moments … net/block_52_bn/moments")
+    assert len(lines) == 4
