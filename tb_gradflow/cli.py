@@ -17,6 +17,8 @@ from tb_gradflow import terminal_text as T
 from tb_gradflow.reading.event_files import EventFileProvider, LogdirError
 from tb_gradflow.reading.reader import GradflowReader, TagSeries
 from tb_gradflow.report import CutPoint, Report
+from tb_gradflow.story import story
+from tb_gradflow.timeline import timeline
 
 EXIT_OK = 0
 EXIT_STARVING = 1  # report: a cut starves a variable; diff: the second run has cuts the first lacks
@@ -42,7 +44,8 @@ def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | 
     """The JSON of one run and tag: what `--json` prints and the plugin's diagnosis route serves.
 
     At `step` (a logged step; default the last), since the plugin lets one pick the step; pass
-    `report` when it is at hand already.
+    `report` when it is at hand already. `story` is the diagnosis in the words the text report
+    prints; `norm_range`, `first_nonfinite_step` and `version_changes` hold over all steps.
     """
     report = report or series.report(step)
     full = report.to_dict()
@@ -53,6 +56,8 @@ def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | 
         "cut_points": full["cut_points"],
         "starved_variables": full["starved_variables"],
         "ops": len(report.ops),
+        "story": story(report),
+        **timeline(series),
     }
 
 

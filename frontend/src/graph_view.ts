@@ -2,7 +2,7 @@
 // screen. Structure (graph version + open groups) decides the layout; a step's values only
 // restyle what is drawn.
 import type { MagnitudeScale } from "./colors";
-import { magnitudeColor, magnitudeFraction, magnitudeScale, magnitudeTextColor } from "./colors";
+import { magnitudeColor, magnitudeFraction, magnitudeTextColor } from "./colors";
 import { setText, svg } from "./dom";
 import type { Group, GroupSummary, Hierarchy } from "./hierarchy";
 import { summarizeGroups } from "./hierarchy";
@@ -11,14 +11,17 @@ import type { Box, LayoutResult } from "./layout_protocol";
 import type { GraphModel, Op } from "./model";
 import { edgeFlow, groupNodeId, opNodeId, visibleGraph } from "./visible";
 import type { VisibleEdge, VisibleGraph, VisibleNode } from "./visible";
-import { nodeLines, nodeSize } from "./node_text";
+import { LABEL_PX, nodeLines, nodeSize } from "./node_text";
+import type { MiniItem } from "./minimap";
+import { Minimap } from "./minimap";
 import type { Rect, Transform } from "./viewport";
-import { centreOn, fitTransform, intersects, visibleRect, zoomAround } from "./viewport";
+import { intersects, Viewport, visibleRect } from "./viewport";
 
 export interface GraphViewEvents {
   selectOp(index: number): void;
   toggleGroup(groupId: string): void;
-  viewChanged?(): void;
+  /** the user panned or zoomed (linked panes follow) */
+  viewChanged?(t: Transform): void;
 }
 
 export interface GraphInput {
@@ -31,10 +34,17 @@ export interface GraphInput {
   anchor?: string;
   /** Where the first view looks when the whole graph is too small to read: this op (a cut). */
   focus?: number;
+  /** The colour scale of flowing norms, shared by the panes (log10 of the range's ends). */
+  scale: MagnitudeScale | null;
+  /** Ops to mark: the path from a starved op through its cut to the loss, a cut's starved region. */
+  path?: ReadonlySet<number>;
+  region?: ReadonlySet<number>;
 }
 
 /** Below this zoom a fitted graph is unreadable: the first view centres on the focus op instead. */
 const READABLE_ZOOM = 0.55;
+/** Labels are drawn only where they are at least this tall on screen (level of detail). */
+const MIN_LABEL_PX = 7;
 
 interface Item {
   id: string;
@@ -65,11 +75,11 @@ export class GraphView {
   private items: Item[] = [];
   private itemById = new Map<string, Item>();
   private drawn = new Map<string, SVGGElement | SVGPathElement>();
-  private transform: Transform = { x: 0, y: 0, k: 1 };
+  /** pan and zoom; this class only draws what it shows */
+  readonly viewport: Viewport;
+  readonly minimap: Minimap;
   private fitted = false;
   private cullQueued = false;
-  private drag: { x: number; y: number; t: Transform; moved: boolean } | null = null;
-  private suppressClick = false;
 
   constructor(private readonly layoutClient: LayoutClient, private readonly events: GraphViewEvents, label: string) {
     this.markerId = `gf-arrow-${++instances}`;
@@ -97,11 +107,27 @@ export class GraphView {
       this.world,
     );
     this.element.append(this.svgRoot);
+    this.viewport = new Viewport(this.svgRoot, (immediate, byUser) => this.applyTransform(immediate, byUser));
+    this.viewport.keep = () => this.selectedPoint();
+    this.minimap = new Minimap((x, y) => this.viewport.centreOn(x, y, this.transform.k, false, true));
+    this.element.append(this.minimap.element);
     this.bindEvents();
   }
 
   get currentTransform(): Transform {
-    return { ...this.transform };
+    return this.viewport.transform;
+  }
+
+  private get transform(): Transform {
+    return this.viewport.transform;
+  }
+
+  /** Where the selected op is drawn (graph coordinates), if it is. */
+  private selectedPoint(): { x: number; y: number } | null {
+    const i = this.input?.selected ?? -1;
+    const nodeId = i >= 0 ? this.visible?.nodeOfOp[i] : undefined;
+    const box = nodeId ? this.itemById.get(nodeId)?.box : undefined;
+    return box ? { x: box.x, y: box.y } : null;
   }
 
   /** Draws `input`; resolves once it is on screen. Relayouts only when the structure changed. */
@@ -110,11 +136,12 @@ export class GraphView {
     this.input = input;
     if (previous?.model !== input.model || previous.hierarchy !== input.hierarchy) {
       this.summaries = summarizeGroups(input.hierarchy, input.model.ops);
-      this.scale = magnitudeScale(input.model.ops.map((op) => (op.state === "flowing" ? op.norm : null)));
     }
+    this.scale = input.scale;
     const key = `${input.model.graphId}|${[...input.expanded].sort().join("\u0000")}`;
     if (key === this.layoutKey && this.layout && previous?.hierarchy === input.hierarchy) {
       this.restyle();
+      if (previous?.model !== input.model) this.drawMinimap();
       return;
     }
     const generation = ++this.generation;
@@ -136,52 +163,54 @@ export class GraphView {
     this.buildItems();
     this.keepMovableNodes();
     this.restyle();
+    this.drawMinimap();
+    const vp = this.viewport;
+    vp.content = { x: 0, y: 0, width: layout.width, height: layout.height };
     if (!this.fitted) {
-      this.fit();
       this.fitted = true;
-      if (this.transform.k < READABLE_ZOOM) this.firstView(input.focus ?? -1);
+      vp.noteSize();
+      vp.fit();
+      if (vp.transform.k < READABLE_ZOOM) this.firstView(input.focus ?? -1);
     } else if (anchorBefore && input.anchor) {
       const after = this.graphBoxOfGroup(input.anchor);
       if (after) {
         // keep the clicked group's top-left corner where it was on screen
-        const k = this.transform.k;
-        this.transform = { k, x: anchorBefore.x - (after.x - after.width / 2) * k, y: anchorBefore.y - (after.y - after.height / 2) * k };
+        const k = vp.transform.k;
+        vp.set({ k, x: anchorBefore.x - (after.x - after.width / 2) * k, y: anchorBefore.y - (after.y - after.height / 2) * k }, true);
+        // a big open box's corner may lie off screen: then show the collapsed node itself
+        const { width, height } = vp.size();
+        const t = vp.transform;
+        const onScreen = intersects({ x: -t.x / t.k, y: -t.y / t.k, width: width / t.k, height: height / t.k }, { x: after.x - after.width / 2, y: after.y - after.height / 2, width: after.width, height: after.height });
+        if (!onScreen) vp.centreOn(after.x, after.y, k);
       }
     }
-    this.applyTransform(true);
+    this.applyTransform(true, false);
   }
 
   fit(): void {
-    if (!this.layout) return;
-    const { width, height } = this.viewSize();
-    this.transform = fitTransform({ x: 0, y: 0, width: this.layout.width, height: this.layout.height }, width, height);
-    this.applyTransform(false);
+    this.viewport.fit(true);
   }
 
   /** Zooms to a readable scale around the focus op, or the top of the graph. */
   private firstView(focus: number): void {
-    const { width, height } = this.viewSize();
     const nodeId = focus >= 0 ? this.visible?.nodeOfOp[focus] : undefined;
     const box = nodeId ? this.itemById.get(nodeId)?.box : undefined;
     const k = READABLE_ZOOM + 0.15;
-    if (box) this.transform = centreOn(box.x, box.y, this.transform, width, height, k);
-    else this.transform = { k, x: width / 2 - ((this.layout?.width ?? 0) / 2) * k, y: 20 };
+    if (box) this.viewport.centreOn(box.x, box.y, k, false);
+    else this.viewport.set({ k, x: this.viewport.size().width / 2 - ((this.layout?.width ?? 0) / 2) * k, y: 20 });
   }
 
   zoomBy(factor: number): void {
-    const { width, height } = this.viewSize();
-    this.transform = zoomAround(this.transform, factor, width / 2, height / 2);
-    this.applyTransform(false);
+    this.viewport.zoomBy(factor, true);
   }
 
   panBy(dx: number, dy: number): void {
-    this.transform = { ...this.transform, x: this.transform.x + dx, y: this.transform.y + dy };
-    this.applyTransform(false);
+    this.viewport.panBy(dx, dy, true);
   }
 
+  /** Follows another pane (linked Compare): no viewChanged back. */
   setTransform(t: Transform): void {
-    this.transform = { ...t };
-    this.applyTransform(false);
+    this.viewport.set(t, false, false);
   }
 
   /** Centres the view on an op (or the collapsed group that shows it). */
@@ -189,9 +218,18 @@ export class GraphView {
     const nodeId = this.visible?.nodeOfOp[index];
     const item = nodeId ? this.itemById.get(nodeId) : undefined;
     if (!item?.box) return false;
-    const { width, height } = this.viewSize();
-    this.transform = centreOn(item.box.x, item.box.y, this.transform, width, height, Math.max(this.transform.k, 0.8));
-    this.applyTransform(true);
+    this.viewport.centreOn(item.box.x, item.box.y, Math.max(this.transform.k, 0.8));
+    return true;
+  }
+
+  /** Shows a group: its node, or the top of its open box. */
+  centreOnGroup(id: string): boolean {
+    const box = this.graphBoxOfGroup(id);
+    if (!box) return false;
+    const k = Math.max(this.transform.k, 0.8);
+    const { height } = this.viewport.size();
+    const top = box.y - box.height / 2;
+    this.viewport.centreOn(box.x, box.height * k > height ? top + height / 2 / k - 20 / k : box.y, k, true, true);
     return true;
   }
 
@@ -200,6 +238,44 @@ export class GraphView {
     const nodeId = this.visible?.nodeOfOp[index];
     const node = nodeId ? this.drawn.get(nodeId) : undefined;
     (node as SVGGElement | undefined)?.focus({ preventScroll: true });
+  }
+
+  /** Group summaries of the shown step (for the overview). */
+  get groupSummaries(): ReadonlyMap<string, GroupSummary> {
+    return this.summaries;
+  }
+
+  private drawMinimap(): void {
+    const input = this.input;
+    if (!input || !this.layout) return;
+    const kinds: MiniItem[] = [];
+    for (const item of this.items) {
+      if (item.kind === "edge") continue;
+      if (item.kind === "cluster") {
+        kinds.push({ bounds: item.bounds, kind: "cluster" });
+        continue;
+      }
+      const n = item.node!;
+      if (n.kind === "op") {
+        const op = input.model.ops[n.op];
+        kinds.push({ bounds: item.bounds, kind: op.cause && op.starved.length ? "cut" : op.state });
+      } else {
+        const sum = this.summaries.get(n.group!.id);
+        kinds.push({ bounds: item.bounds, kind: sum?.cuts.length ? "cut" : sum && sum.counts.none === n.group!.size ? "none" : (sum?.worst ?? "none") });
+      }
+    }
+    const css = getComputedStyle(this.element);
+    const v = (name: string): string => css.getPropertyValue(name).trim() || "#888";
+    const colours: Record<MiniItem["kind"], string> = {
+      flowing: v("--gf-flow-edge"),
+      zero: v("--gf-zero"),
+      none: v("--gf-none-stroke"),
+      nonfinite: v("--gf-nonfinite"),
+      cut: v("--gf-cut"),
+      cluster: v("--gf-border"),
+    };
+    this.minimap.draw(kinds, { x: 0, y: 0, width: this.layout.width, height: this.layout.height }, (k) => colours[k]);
+    this.minimap.showView(this.transform, this.viewport.size());
   }
 
   get layoutMillis(): number {
@@ -264,7 +340,7 @@ export class GraphView {
 
   private cull(): void {
     if (!this.input) return;
-    const { width, height } = this.viewSize();
+    const { width, height } = this.viewport.size();
     const area = visibleRect(this.transform, width, height, 0.5);
     const keep = new Set<string>();
     for (const item of this.items) {
@@ -365,6 +441,8 @@ export class GraphView {
     const ops = input.model.ops;
     if (item.kind === "edge") {
       node.setAttribute("data-flow", edgeFlow(ops, item.edge!));
+      const path = input.path;
+      toggleAttr(node, "data-path", !!path && path.size > 0 && item.edge!.pairs.some(([a, b]) => path.has(a) && path.has(b)));
       return;
     }
     if (item.kind === "cluster") {
@@ -385,9 +463,11 @@ export class GraphView {
       node.setAttribute("data-state", op.state);
       node.setAttribute("aria-label", `${op.name}, ${op.type}, ${op.state}${op.cause ? `, cut point: ${op.cause}` : ""}`);
       if (title) setText(title, `${op.name}\n${op.type} · ${op.state}${op.source ? `\n${op.source}` : ""}`);
-      this.colourFlowing(op, shape, texts);
+      this.colourFlowing(op, node, shape, texts);
       toggleAttr(node, "data-selected", n.op === input.selected);
       toggleAttr(node, "data-match", input.matches.has(n.op));
+      toggleAttr(node, "data-path", !!input.path?.has(n.op));
+      toggleAttr(node, "data-region", !!input.region?.has(n.op));
     } else {
       const group = n.group!;
       const s = this.summaries.get(group.id);
@@ -411,16 +491,24 @@ export class GraphView {
       for (const i of input.matches) if (this.visible?.nodeOfOp[i] === n.id) matchInside = true;
       toggleAttr(node, "data-selected", selectedInside);
       toggleAttr(node, "data-match", matchInside);
+      let pathInside = false;
+      let regionInside = false;
+      for (const i of input.path ?? []) if (this.visible?.nodeOfOp[i] === n.id) pathInside = true;
+      for (const i of input.region ?? []) if (this.visible?.nodeOfOp[i] === n.id) regionInside = true;
+      toggleAttr(node, "data-path", pathInside);
+      toggleAttr(node, "data-region", regionInside);
     }
   }
 
-  private colourFlowing(op: Op, shape: SVGElement | null, texts: NodeListOf<SVGTextElement>): void {
+  private colourFlowing(op: Op, node: Element, shape: SVGElement | null, texts: NodeListOf<SVGTextElement>): void {
     if (!shape) return;
     if (op.state === "flowing" && !op.cause && op.norm !== null && this.scale) {
       const t = magnitudeFraction(op.norm, this.scale);
       shape.style.fill = magnitudeColor(t);
+      node.setAttribute("data-shade", t.toFixed(4)); // test hook: the position on the colour scale
       texts.forEach((x) => (x.style.fill = magnitudeTextColor(t)));
     } else {
+      node.removeAttribute("data-shade");
       shape.style.fill = "";
       texts.forEach((x) => (x.style.fill = ""));
     }
@@ -428,15 +516,11 @@ export class GraphView {
 
   // ---- transform and events -------------------------------------------------------------------
 
-  private viewSize(): { width: number; height: number } {
-    const r = this.svgRoot.getBoundingClientRect();
-    return { width: r.width || 800, height: r.height || 600 };
-  }
-
-  private applyTransform(immediate: boolean): void {
+  private applyTransform(immediate: boolean, byUser: boolean): void {
     const t = this.transform;
     this.world.setAttribute("transform", `translate(${t.x.toFixed(1)},${t.y.toFixed(1)}) scale(${t.k.toFixed(4)})`);
-    this.element.classList.toggle("gf-far", t.k < 0.3);
+    this.element.dataset.lod = t.k * LABEL_PX >= MIN_LABEL_PX ? "full" : "none";
+    this.minimap.showView(t, this.viewport.size());
     this.element.dataset.zoom = t.k.toFixed(3);
     if (immediate) this.cull();
     else if (!this.cullQueued) {
@@ -446,7 +530,7 @@ export class GraphView {
         this.cull();
       });
     }
-    this.events.viewChanged?.();
+    if (byUser) this.events.viewChanged?.(t);
   }
 
   private screenBoxOfGroup(groupId: string): { x: number; y: number } | null {
@@ -460,43 +544,12 @@ export class GraphView {
     return this.itemById.get(groupNodeId(groupId))?.box ?? this.itemById.get(`c:${groupId}`)?.box ?? null;
   }
 
+  /** Clicks and Enter on nodes and group headers; pan and zoom are the viewport's. */
   private bindEvents(): void {
     const s = this.svgRoot;
-    s.addEventListener(
-      "wheel",
-      (e) => {
-        e.preventDefault();
-        const r = s.getBoundingClientRect();
-        const factor = Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015));
-        this.transform = zoomAround(this.transform, factor, e.clientX - r.left, e.clientY - r.top);
-        this.applyTransform(false);
-      },
-      { passive: false },
-    );
-    s.addEventListener("pointerdown", (e) => {
-      if (e.button !== 0) return;
-      this.drag = { x: e.clientX, y: e.clientY, t: { ...this.transform }, moved: false };
-    });
-    s.addEventListener("pointermove", (e) => {
-      const d = this.drag;
-      if (!d) return;
-      const dx = e.clientX - d.x;
-      const dy = e.clientY - d.y;
-      if (!d.moved && Math.hypot(dx, dy) < 4) return;
-      if (!d.moved) s.setPointerCapture(e.pointerId);
-      d.moved = true;
-      this.transform = { ...d.t, x: d.t.x + dx, y: d.t.y + dy };
-      this.applyTransform(false);
-    });
-    const endDrag = (): void => {
-      if (this.drag?.moved) this.suppressClick = true;
-      this.drag = null;
-    };
-    s.addEventListener("pointerup", endDrag);
-    s.addEventListener("pointercancel", endDrag);
     s.addEventListener("click", (e) => {
-      if (this.suppressClick) {
-        this.suppressClick = false;
+      if (this.viewport.suppressClick) {
+        this.viewport.suppressClick = false;
         return;
       }
       this.activate(e.target as Element);
@@ -506,23 +559,6 @@ export class GraphView {
       if ((e.key === "Enter" || e.key === " ") && target !== s) {
         e.preventDefault();
         this.activate(target);
-        return;
-      }
-      const step = 60;
-      const keys: Record<string, () => void> = {
-        ArrowLeft: () => this.panBy(step, 0),
-        ArrowRight: () => this.panBy(-step, 0),
-        ArrowUp: () => this.panBy(0, step),
-        ArrowDown: () => this.panBy(0, -step),
-        "+": () => this.zoomBy(1.25),
-        "=": () => this.zoomBy(1.25),
-        "-": () => this.zoomBy(0.8),
-        "0": () => this.fit(),
-      };
-      const action = keys[e.key];
-      if (action && !e.ctrlKey && !e.metaKey && !e.altKey) {
-        e.preventDefault();
-        action();
       }
     });
   }
