@@ -1,5 +1,5 @@
-"""The diagnosis as a terminal shows it: wrapped to its width, long name lists cut to a count and
-grouped by layer, coloured when it is a terminal.
+"""The diagnosis as a terminal shows it: the sentences of `tb_gradflow.story`, wrapped to the
+terminal's width, long name lists cut to a count and grouped by layer, coloured on a terminal.
 
 `str(report)` stays the complete text (every name); this is the short form the CLI prints.
 Names come from a logdir, so control characters (an ANSI escape in an op name) are shown
@@ -12,10 +12,10 @@ import os
 import re
 import shutil
 import textwrap
-from typing import IO, Sequence
+from typing import IO, Any, Sequence
 
-from tb_gradflow import vocabulary as V
-from tb_gradflow.report import CutPoint, Report
+from tb_gradflow.report import Report
+from tb_gradflow.story import story
 
 # A list longer than this is cut to a count and its first and last layer.
 _LIST_SHOWN = 6
@@ -98,46 +98,43 @@ def wrap(lines: Sequence[str], width: int) -> str:
     return "\n".join(out)
 
 
-def _where(cut: CutPoint) -> str:
-    return f"{safe(cut.op_type)} '{safe(cut.op_name)}' ({cut.cause}) at {safe(cut.source) or '?'}"
+def _where(cut: dict[str, Any]) -> str:
+    return f"{safe(cut['op_type'])} '{safe(cut['op_name'])}' ({cut['cause']}) at {safe(cut['source']) or '?'}"
+
+
+def _sentence(sentence: dict[str, Any], noun: str = "variables") -> str:
+    text = safe(sentence["text"])
+    return f"{text}: {name_list(sentence['names'], noun)}" if sentence["names"] else f"{text}."
 
 
 def report_lines(report: Report, style: Style) -> list[str]:
-    """The short diagnosis: verdict, each starving cut with its fix, harmless blockers counted."""
-    n_vars = len(report.variables)
-    starved = report.starved_variables
+    """`tb_gradflow.story`'s sentences, shortened for a terminal: name lists cut to a count by
+    layer, harmless blockers grouped by type, colour by what each line says."""
+    told = story(report)
     head = "gradflow" + (f" at step {report.step}" if report.step is not None else "")
-    lines = [style.bold(f"{head}: {len(report.ops)} ops on the loss path, {n_vars} trainable variables")]
-    if report.fallback_reason:
-        lines.append(style.note(f"  op-level detail unavailable: {safe(report.fallback_reason)}"))
-    if starved:
-        lines.append(style.bad(f"  {len(starved)} of {n_vars} trainable variables get no gradient: ") + name_list(starved))
-    else:
-        lines.append(style.good("  Gradient reaches every trainable variable."))
-    for i, cut in enumerate(report.starving_cut_points, 1):
+    lines = [style.bold(f"{head}: {len(report.ops)} ops on the loss path, {len(report.variables)} trainable variables")]
+    notes = told["notes"]
+    lines += [style.note(f"  {_sentence(n)}") for n in notes if n["kind"] == "fallback"]
+    tone = {"cut": style.bad, "warn": style.note}.get(told["tone"], style.good)
+    lines.append(tone(f"  {_sentence(told['headline'])}"))
+    for i, cut in enumerate(told["cuts"], 1):
         lines.append(style.bad(f"  cut {i}: ") + _where(cut))
-        if cut.detail:
-            lines.append(f"    {safe(cut.detail)}")
-        lines.append(f"    starves: {name_list(cut.starved_variables)}")
-        lines.append(style.dim(f"    hint: {cut.hint}"))
-    harmless = [c for c in report.cut_points if not c.starved_variables]
-    if harmless:
-        lines.append(style.note(f"  {len(harmless)} blocking op(s) starve nothing: another path carries the gradient"))
-        groups: dict[tuple[str, str], list[CutPoint]] = {}
-        for cut in harmless:
-            groups.setdefault((cut.op_type, cut.cause), []).append(cut)
+        if cut["detail"]:
+            lines.append(f"    {safe(cut['detail'])}")
+        inputs = f": {name_list(cut['blocked_inputs'], 'ops')}" if cut["blocked_inputs"] else ""
+        lines.append(f"    {cut['arriving']}; {cut['blocked']}{inputs}")
+        lines.append(f"    starves: {name_list(cut['starved_variables'])}")
+        lines.append(style.dim(f"    hint: {cut['hint']}"))
+    if told["harmless_summary"]:
+        lines.append(style.note(f"  {told['harmless_summary']}"))
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for cut in told["harmless"]:
+            groups.setdefault((cut["op_type"], cut["cause"]), []).append(cut)
         for (op_type, cause), cuts in groups.items():
             if len(cuts) <= _HARMLESS_SHOWN:
                 lines.extend(f"    {_where(c)}" for c in cuts)
             else:
-                names = name_list([c.op_name for c in cuts], noun="ops")
-                lines.append(f"    {safe(op_type)} ({cause}): {names}")
-    cut_starved = {v for c in report.cut_points for v in c.starved_variables}
-    unused = [v for v in starved if v not in cut_starved]
-    if unused and not report.fallback_reason:
-        lines.append(f"  not used by the loss at all: {name_list(unused)}")
-    for state, words in ((V.ZERO, "an all-zero gradient"), (V.NONFINITE, "a NaN or Inf gradient")):
-        names = report.variables_in(state)
-        if names:
-            lines.append(style.note(f"  {len(names)} variables have {words}: ") + name_list(names))
+                lines.append(f"    {safe(op_type)} ({cause}): {name_list([c['op_name'] for c in cuts], 'ops')}")
+        lines += [style.dim(f"    hint ({h['cause']}): {h['hint']}") for h in told["harmless_hints"]]
+    lines += [style.note(f"  {_sentence(n)}") for n in notes if n["kind"] != "fallback"]
     return lines

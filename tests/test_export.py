@@ -210,8 +210,20 @@ def test_report_html_for_a_notebook_is_diagnosis_then_graph(tmp_path, analyzed, 
     path = tmp_path / "cell.html"
     path.write_text(f"<html><body>{html}</body></html>", encoding="utf-8")
     page.goto(f"file://{path}")
-    assert "get no gradient" in page.inner_text(".gradflow-diagnosis")
+    assert "1 cut point starves 1 trainable variable: w" in page.inner_text(".gradflow-diagnosis")
     frame = page.frame_locator("iframe.gradflow-graph")
     frame.locator(READY).wait_for(timeout=30000)
     assert frame.locator("[data-cut]").count() >= 1
     assert page.errors == []
+
+
+def test_notebook_diagnosis_escapes_hostile_names():
+    from tb_gradflow.export.report_html import diagnosis_html
+    from tb_gradflow.report import CutPoint, Report, VariableRecord
+
+    cut = CutPoint(HOSTILE_OP, "<b>PyFunc</b>", V.NUMPY_FUNCTION, "<i>evil.py</i>:1", (HOSTILE_VAR,), detail="<u>d</u>")
+    report = Report({HOSTILE_VAR: VariableRecord(HOSTILE_VAR, V.NONE, None)}, (), (cut,), step=1)
+    html = diagnosis_html(report)
+    for tag in ("<img", "<script", "<b>PyFunc", "<i>evil", "<u>d"):
+        assert tag not in html
+    assert "&lt;img src=x onerror=" in html and "&lt;script&gt;window.__pwned=2" in html

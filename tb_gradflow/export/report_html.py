@@ -13,12 +13,13 @@ import math
 import numpy as np
 
 from tb_gradflow import vocabulary as V
-from tb_gradflow.export.html import page
 from tb_gradflow.export import bundle
+from tb_gradflow.export.html import page
 from tb_gradflow.format.records import graph_of
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 from tb_gradflow.report import Report
+from tb_gradflow.story import story
 
 RUN = "analyze"
 TAG = "gradflow"
@@ -73,40 +74,41 @@ def report_page(report: Report, title: str = "analyze") -> str:
     return page(bundle.payload(series, {"run": RUN, "tag": TAG, "step": None, "compare": None}), title)
 
 
-def _names(names: tuple[str, ...] | list[str]) -> str:
+def _names(names: list[str]) -> str:
     shown = ", ".join(f"<code>{html.escape(n)}</code>" for n in names[:_LIST_SHOWN])
     more = len(names) - _LIST_SHOWN
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+def _sentence(sentence: dict, style: str = "") -> str:
+    names = f": {_names(sentence['names'])}" if sentence["names"] else ""
+    return f"<p{style}>{html.escape(sentence['text'])}{names}</p>"
+
+
+_TONE = {"cut": " style=\"color:#b00020;font-weight:bold\"", "warn": " style=\"color:#8a5a00;font-weight:bold\"",
+         "ok": " style=\"color:#1b7f3b;font-weight:bold\""}
+
+
 def diagnosis_html(report: Report) -> str:
-    """The diagnosis in plain HTML: verdict, each cut (cause, line, what it starves, the fix)."""
+    """`tb_gradflow.story`'s sentences as HTML: verdict, each cut (what, where, what it starves,
+    the fix), harmless blockers, notes. Escaped throughout."""
     e = html.escape
-    starved = report.starved_variables
-    n_vars = len(report.variables)
-    parts = [f"<p><b>gradflow{'' if report.step is None else f' at step {report.step}'}</b>: "
-             f"{len(report.ops)} ops on the loss path, {n_vars} trainable variables</p>"]
-    if report.fallback_reason:
-        parts.append(f"<p>Op-level detail unavailable: {e(report.fallback_reason)}</p>")
-    if starved:
-        parts.append(f"<p style=\"color:#b00020\"><b>{len(starved)} of {n_vars} trainable variables get no "
-                     f"gradient</b>: {_names(starved)}</p>")
-    else:
-        parts.append("<p style=\"color:#1b7f3b\"><b>Gradient reaches every trainable variable.</b></p>")
+    told = story(report)
+    head = "gradflow" + ("" if report.step is None else f" at step {report.step}")
+    parts = [f"<p><b>{head}</b>: {len(report.ops)} ops on the loss path, {len(report.variables)} trainable variables</p>",
+             _sentence(told["headline"], _TONE[told["tone"]])]
     items = []
-    for cut in report.starving_cut_points:
-        detail = f"<br>{e(cut.detail)}" if cut.detail else ""
+    for cut in told["cuts"]:
+        detail = f"<br>{e(cut['detail'])}" if cut["detail"] else ""
         items.append(
-            f"<li><b>{e(cut.op_type)}</b> <code>{e(cut.op_name)}</code> ({e(cut.cause)}) at "
-            f"<code>{e(cut.source or '?')}</code>{detail}<br>starves: {_names(cut.starved_variables)}"
-            f"<br><i>hint: {e(cut.hint)}</i></li>"
+            f"<li><b>{e(cut['op_type'])}</b> <code>{e(cut['op_name'])}</code>: {e(cut['text'])}{detail}"
+            f"<br>starves: {_names(cut['starved_variables'])}<br><i>hint: {e(cut['hint'])}</i></li>"
         )
     if items:
         parts.append(f"<ol class=\"gradflow-cuts\">{''.join(items)}</ol>")
-    harmless = [c for c in report.cut_points if not c.starved_variables]
-    if harmless:
-        parts.append(f"<p>{len(harmless)} blocking op(s) starve nothing (another path carries the gradient): "
-                     f"{_names([c.op_name for c in harmless])}</p>")
+    if told["harmless_summary"]:
+        parts.append(f"<p>{e(told['harmless_summary'])}: {_names([c['op_name'] for c in told['harmless']])}</p>")
+    parts += [_sentence(n) for n in told["notes"]]
     return f"<div class=\"gradflow-diagnosis\">{''.join(parts)}</div>"
 
 
