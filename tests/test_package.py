@@ -97,6 +97,10 @@ def test_viewer_only_install_imports_and_runs_the_cli(viewer_venv, tmp_path):
     assert report.returncode == 1, report.stderr
     assert "lookup/PyFunc" in report.stdout and "enc/kernel, enc/bias" in report.stdout
     assert report.stderr == ""
+    out = tmp_path / "gradflow.html"
+    export = _run([f"{viewer_venv}/bin/tb-gradflow", "export", logdir, "-o", str(out)])
+    assert export.returncode == 0, export.stderr
+    assert 'id="gradflow-data"' in out.read_text(encoding="utf-8")
 
 
 class _VenvTensorBoard(TensorBoardProcess):
