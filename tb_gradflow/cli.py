@@ -25,11 +25,20 @@ EXIT_STARVING = 1  # report: a cut starves a variable; diff: the second run has 
 EXIT_USAGE = 2  # argparse's own status for a bad command line
 EXIT_NO_DATA = 3  # the logdir is missing, or holds no gradflow data for the runs/tags asked for
 
-EXIT_CODES_HELP = f"""exit status:
-  {EXIT_OK}  no cut point starves a variable (diff: the second run adds no cut or starved variable)
-  {EXIT_STARVING}  a cut point starves a variable (diff: the second run has one the first lacks)
-  {EXIT_USAGE}  usage error (unknown option, missing argument)
-  {EXIT_NO_DATA}  bad logdir: missing, not a directory, or no gradflow data for --run/--tag"""
+_BAD_LOGDIR = "bad logdir: missing, not a directory, or no gradflow data for --run/--tag"
+
+
+def _exit_help(*lines: tuple[int, str]) -> str:
+    rows = [*lines, (EXIT_USAGE, "usage error (unknown option, missing argument)"), (EXIT_NO_DATA, _BAD_LOGDIR)]
+    return "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in rows)
+
+
+REPORT_EXITS = _exit_help((EXIT_OK, "no cut point starves a variable"), (EXIT_STARVING, "a cut point starves a variable"))
+DIFF_EXITS = _exit_help((EXIT_OK, "run B has no cut or starved variable that run A lacks"),
+                        (EXIT_STARVING, "run B has a cut or a starved variable that run A lacks"))
+EXPORT_EXITS = _exit_help((EXIT_OK, "the file is written"))
+EXIT_CODES_HELP = "\n\n".join(f"{name}: {text}" for name, text in
+                                (("report", REPORT_EXITS), ("diff", DIFF_EXITS), ("export", EXPORT_EXITS)))
 
 
 class CliError(Exception):
@@ -257,13 +266,13 @@ def _add_style(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(prog="tb-gradflow", description=__doc__.splitlines()[0],
-                                     epilog=EXIT_CODES_HELP, formatter_class=fmt)
+    parser = argparse.ArgumentParser(prog="tb-gradflow", formatter_class=fmt, epilog=EXIT_CODES_HELP,
+                                     description="Where gradients stop flowing, from a TensorBoard logdir.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     report = sub.add_parser("report", help="the diagnosis of each run's last logged step",
-                            epilog=EXIT_CODES_HELP, formatter_class=fmt)
+                            epilog=REPORT_EXITS, formatter_class=fmt)
     _add_common(report)
     report.add_argument("--run", help="only this run (path relative to LOGDIR)")
     _add_style(report)
@@ -273,7 +282,7 @@ def _parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="cuts and starved variables one run has and the other lacks",
                           description="Compares the last logged step of run A with run B's; exit 1 "
                           "when B has a cut or a starved variable that A lacks.",
-                          epilog=EXIT_CODES_HELP, formatter_class=fmt)
+                          epilog=DIFF_EXITS, formatter_class=fmt)
     _add_common(diff)
     diff.add_argument("--run", action="append", required=True, metavar="RUN",
                       help="give it twice: --run A --run B (A the baseline)")
@@ -281,7 +290,7 @@ def _parser() -> argparse.ArgumentParser:
     diff.set_defaults(func=cmd_diff)
 
     export = sub.add_parser("export", help="one self-contained HTML file with the tab and its data",
-                            epilog=EXIT_CODES_HELP, formatter_class=fmt)
+                            epilog=EXPORT_EXITS, formatter_class=fmt)
     _add_common(export)
     export.add_argument("--run", action="append", metavar="RUN",
                         help="only this run; repeat to include several (compare them in the file)")

@@ -121,7 +121,7 @@ def test_usage_error_is_2_and_bad_logdir_is_3(tmp_path):
 def test_version_and_exit_codes_in_help():
     version = _run_cli("--version")
     assert version.returncode == 0 and version.stdout.strip() == f"tb-gradflow {tb_gradflow.__version__}"
-    for args in (["--help"], ["report", "--help"], ["diff", "--help"]):
+    for args in (["--help"], ["report", "--help"], ["diff", "--help"], ["export", "--help"]):
         text = _run_cli(*args).stdout
         assert "exit status:" in text and "3  bad logdir" in text, args
 
