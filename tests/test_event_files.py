@@ -57,3 +57,26 @@ def test_a_record_cut_short_is_a_file_still_being_written(tmp_path):
     path = tmp_path / "events.out.tfevents.1"
     path.write_bytes(data[:-10])
     assert list(read_records(str(path))) == payloads[:-1]
+
+
+def test_only_gradflow_records_are_checked_and_read(tmp_path):
+    """Other plugins' records (even damaged ones) are skipped; a custom tag's later values,
+    which carry no metadata, are found by the tag learnt from its first value."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+
+    from tb_gradflow.format import metadata
+    from tb_gradflow.reading.event_files import GradflowRecords
+
+    def event(tag: str, step: int, with_metadata: bool = False) -> bytes:
+        value = summary_pb2.Summary.Value(tag=tag)
+        value.tensor.string_val.append(b"x")
+        if with_metadata:
+            value.metadata.CopyFrom(metadata.step_metadata(tag))
+        return event_pb2.Event(step=step, summary=summary_pb2.Summary(value=[value])).SerializeToString()
+
+    other, first, later, last = event("loss", 0), event("probe", 0, True), event("probe", 1), event("loss", 1)
+    data = bytearray(b"".join(_framed(p) for p in (other, first, later, last)))
+    data[12 + len(other) // 2] ^= 0x01  # damage the first, unwanted record
+    path = tmp_path / "events.out.tfevents.1"
+    path.write_bytes(bytes(data))
+    assert list(read_records(str(path), GradflowRecords())) == [first, later]

@@ -57,6 +57,8 @@ def _zeros_operator() -> tuple[tuple[int, ...], ...]:
 
 def crc32c(data: bytes) -> int:
     """The standard CRC-32C of `data` (initial value and final XOR 0xFFFFFFFF)."""
+    if len(data) < _SMALL:
+        return _update(0xFFFFFFFF, data) ^ 0xFFFFFFFF
     return crc32c_many([data])[0]
 
 

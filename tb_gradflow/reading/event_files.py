@@ -9,6 +9,7 @@ the summary values whose plugin is "gradflow", and answers the few data-provider
 from __future__ import annotations
 
 import dataclasses
+import mmap
 import os
 import struct
 from typing import Any, Callable, Iterator
@@ -30,34 +31,83 @@ class RecordError(ValueError):
     """A TFRecord whose framing or checksum is wrong: the rest of the file is not trusted."""
 
 
-def read_records(path: str) -> Iterator[bytes]:
+# Payloads are checksummed together in batches of about this many bytes.
+_BATCH_BYTES = 8 << 20
+_PLUGIN = metadata.PLUGIN_NAME.encode()
+
+Wanted = Callable[[mmap.mmap, int, int], bool]
+
+
+def read_records(path: str, wanted: Wanted | None = None) -> Iterator[bytes]:
     """The payloads of a TFRecord file, in order; raises RecordError at the first damage.
 
-    A record cut short at the end is a file still being written: reading stops there quietly.
-    The payload checksums of the whole file are computed together (crc32c_many).
+    With `wanted(buffer, start, end)`, only the payloads it accepts are checksummed and yielded
+    (every header is checked). A record cut short at the end is a file still being written:
+    reading stops there quietly. The file is memory-mapped, never read whole.
     """
     with open(path, "rb") as f:
-        data = f.read()
-    payloads, stored, damage = [], [], None
-    pos, end = 0, len(data)
-    while end - pos >= 12:
-        header = data[pos : pos + 8]
-        (length,) = struct.unpack("<Q", header)
-        (header_crc,) = struct.unpack("<I", data[pos + 8 : pos + 12])
-        if masked_crc32c(header) != header_crc:
-            damage = f"bad record header at byte {pos}"
-            break
-        if end - pos < 16 + length:
-            break
-        payloads.append(data[pos + 12 : pos + 12 + length])
-        stored.append(struct.unpack("<I", data[pos + 12 + length : pos + 16 + length])[0])
-        pos += 16 + length
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            batch: list[bytes] = []
+            stored: list[int] = []
+            pending = 0
+            damage = None
+            pos = 0
+            while size - pos >= 12:
+                header = buf[pos : pos + 8]
+                (length,) = struct.unpack("<Q", header)
+                (header_crc,) = struct.unpack("<I", buf[pos + 8 : pos + 12])
+                if masked_crc32c(header) != header_crc:
+                    damage = f"bad record header at byte {pos}"
+                    break
+                start, stop = pos + 12, pos + 12 + length
+                if size - pos < 16 + length:
+                    break
+                if wanted is None or wanted(buf, start, stop):
+                    batch.append(buf[start:stop])
+                    stored.append(struct.unpack("<I", buf[stop : stop + 4])[0])
+                    pending += length
+                    if pending >= _BATCH_BYTES:
+                        yield from _checked(batch, stored)
+                        batch, stored, pending = [], [], 0
+                pos = stop + 4
+            yield from _checked(batch, stored)
+    if damage:
+        raise RecordError(damage)
+
+
+def _checked(payloads: list[bytes], stored: list[int]) -> Iterator[bytes]:
     for payload, crc, expected in zip(payloads, crc32c_many(payloads), stored):
         if mask(crc) != expected:
             raise RecordError("bad record checksum")
         yield payload
-    if damage:
-        raise RecordError(damage)
+
+
+class GradflowRecords:
+    """`wanted` for read_records: the records that can hold gradflow data. A Keras logdir also
+    holds large images and histograms, which are neither checksummed nor decoded. A tag's first
+    value names the plugin; later values only carry the tag, so tags are learnt on the way."""
+
+    def __init__(self) -> None:
+        self.tags: list[bytes] = []
+
+    def __call__(self, buf: mmap.mmap, start: int, end: int) -> bool:
+        if buf.find(_PLUGIN, start, end) != -1:
+            self._learn(buf[start:end])
+            return True
+        return any(buf.find(tag, start, end) != -1 for tag in self.tags)
+
+    def _learn(self, payload: bytes) -> None:
+        try:
+            event = event_pb2.Event.FromString(payload)
+        except Exception:  # damaged: its checksum will say so
+            return
+        for value in event.summary.value:
+            tag = value.tag.encode()
+            if value.metadata.plugin_data.plugin_name == metadata.PLUGIN_NAME and tag not in self.tags:
+                self.tags.append(tag)
 
 
 @dataclasses.dataclass
@@ -123,14 +173,10 @@ def _first_string(tensor: Any) -> bytes | None:
 def read_run(files: list[str], warn: Warn, run: str) -> dict[str, _Series]:
     """Every gradflow tag of one run. Summary metadata comes with a tag's first value in a file."""
     series: dict[str, _Series] = {}
-    # Only events that can hold our data are decoded (a Keras logdir also holds large images and
-    # histograms): a tag's first value carries the plugin name, later ones only the tag.
-    needles = [metadata.PLUGIN_NAME.encode()]
+    wanted = GradflowRecords()
     for path in files:
         try:
-            for payload in read_records(path):
-                if not any(n in payload for n in needles):
-                    continue
+            for payload in read_records(path, wanted):
                 event = event_pb2.Event.FromString(payload)
                 if not event.HasField("summary"):
                     continue
@@ -142,7 +188,6 @@ def read_run(files: list[str], warn: Warn, run: str) -> dict[str, _Series]:
                             value.metadata.summary_description,
                             value.metadata.data_class,
                         )
-                        needles.append(value.tag.encode())
                     if entry is None or not value.HasField("tensor"):
                         continue
                     blob = _first_string(value.tensor)
