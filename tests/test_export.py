@@ -227,3 +227,25 @@ def test_notebook_diagnosis_escapes_hostile_names():
     for tag in ("<img", "<script", "<b>PyFunc", "<i>evil", "<u>d"):
         assert tag not in html
     assert "&lt;img src=x onerror=" in html and "&lt;script&gt;window.__pwned=2" in html
+
+
+def test_a_report_made_by_hand_still_exports(tmp_path, page):
+    """A Report not built from a traced graph (made by hand, unpickled) is drawn from its own
+    ops and inputs: no call structure or shapes, the same states and cut."""
+    from tb_gradflow.report import CutPoint, OpRecord, Report, VariableRecord
+
+    ops = (
+        OpRecord("x", "Placeholder", V.NONE, None, ""),
+        OpRecord("enc/MatMul", "MatMul", V.NONE, None, "m.py:3", inputs=("x",)),
+        OpRecord("lookup/PyFunc", "PyFunc", V.FLOWING, 2.0, "m.py:4", inputs=("enc/MatMul",), cause=V.NUMPY_FUNCTION),
+        OpRecord("loss", "Mean", V.FLOWING, 1.0, "m.py:5", inputs=("lookup/PyFunc",)),
+    )
+    cut = CutPoint("lookup/PyFunc", "PyFunc", V.NUMPY_FUNCTION, "m.py:4", ("enc/kernel",))
+    report = Report({"enc/kernel": VariableRecord("enc/kernel", V.NONE, None, "3x2")}, ops, (cut,), step=7)
+    path = str(tmp_path / "hand.html")
+    report.save_html(path)
+    _open(page, path)
+    assert page.locator("[data-cut]").first.get_attribute("data-op-name") == "lookup/PyFunc"
+    assert page.evaluate("() => window.gradflowSource.get('graph', {run: 'analyze', tag: 'gradflow'})"
+                         ".then(g => [g.step, g.ops.state, g.starved_variables])") == [
+        7, [V.NONE, V.NONE, V.FLOWING, V.FLOWING], ["enc/kernel"]]
