@@ -99,6 +99,8 @@ def test_export_opens_from_file_with_its_graph_and_compare_pane(tmp_path, logdir
     # History and layers come from the inlined data too.
     page.locator("[data-op-name='enc/MatMul']").first.click()
     page.wait_for_selector("#gf-details:not([hidden])")
+    page.wait_for_function("() => /10 logged steps/.test(document.querySelector('[data-field=history]')?.textContent || '')")
+    assert page.locator("[data-field=history] .gf-error").count() == 0
     page.click("#gf-view-layers")
     page.wait_for_selector("#gf-layers:not([hidden])")
     assert "enc" in page.inner_text("#gf-layers")
