@@ -93,7 +93,7 @@ def render_seq(frame: Any) -> int:
     return int(frame.evaluate("Number(document.querySelector('#gf-root').dataset.renderSeq || 0)"))
 
 
-_EDGE_CROSSINGS = """
+_EDGE_CROSSINGS = r"""
 () => {
   const svg = document.querySelector('#gf-panes .gf-pane:first-child .gf-world');
   const nodes = [...svg.querySelectorAll('.gf-node')].map(n => {
@@ -131,6 +131,15 @@ def edge_crossings(frame: Any) -> dict:
     """How many drawn edges pass through a drawn node other than their own two ends (in the
     first pane): {"edges", "nodes", "crossings", "bad": [node ids]}."""
     return frame.evaluate(_EDGE_CROSSINGS)
+
+
+def doc_screenshot(page: Any, name: str) -> str:
+    """A screenshot for docs/: into artifacts/ always, and into docs/ too when
+    $GRADFLOW_DOCS_SCREENSHOTS is set (so that an ordinary test run leaves the tree clean)."""
+    path = screenshot(page, name)
+    if os.environ.get("GRADFLOW_DOCS_SCREENSHOTS"):
+        shutil.copyfile(path, os.path.join(ROOT, "docs", name))
+    return path
 
 
 def screenshot(page: Any, name: str) -> str:
