@@ -23,6 +23,8 @@ if (process.argv.includes("--tests")) {
   const browser = { ...common, minify: true, target: ["chrome110", "firefox110", "safari16"] };
   // The tab: an ES module whose render() TensorBoard's plugin_entry.html calls.
   await build({ ...browser, entryPoints: [`${here}src/index.ts`], outfile: `${staticDir}/index.js`, format: "esm" });
+  // An exported HTML file's script, inlined into it by tb_gradflow/export/html.py.
+  await build({ ...browser, entryPoints: [`${here}src/export_entry.ts`], outfile: `${here}../tb_gradflow/export/static/export.js`, format: "iife" });
   // The layout worker: a classic same-origin script (the CSP forbids blob: workers).
   await build({ ...browser, entryPoints: [`${here}src/layout_worker.ts`], outfile: `${staticDir}/layout_worker.js`, format: "iife" });
 }

@@ -14,9 +14,22 @@ __all__ = ["analyze", "summary", "keras", "Report", "CutPoint", "OpRecord", "Var
 __version__ = "0.1.0"
 
 
+# The modules that need TensorFlow (and Keras), which a viewer-only install does not have.
+_NEEDS_TENSORFLOW = {"analyze": "tb_gradflow.capture.analyze", "summary": "tb_gradflow.summary", "keras": "tb_gradflow.keras"}
+
+
 def __getattr__(name: str) -> Any:
-    if name == "analyze":
-        return importlib.import_module("tb_gradflow.capture.analyze").analyze
-    if name in ("summary", "keras"):
-        return importlib.import_module(f"tb_gradflow.{name}")
-    raise AttributeError(f"module 'tb_gradflow' has no attribute {name!r}")
+    if name not in _NEEDS_TENSORFLOW:
+        raise AttributeError(f"module 'tb_gradflow' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(_NEEDS_TENSORFLOW[name])
+    except ModuleNotFoundError as e:
+        if e.name is None or e.name.split(".")[0] not in ("tensorflow", "keras"):
+            raise
+        raise ModuleNotFoundError(
+            f"tb_gradflow.{name} needs TensorFlow and Keras ({e.name} is not installed): "
+            'pip install "tb_gradflow[cpu]" (or "tb_gradflow[gpu]" for the CUDA build). '
+            "The TensorBoard tab, the tb-gradflow command and the HTML export work without them.",
+            name=e.name,
+        ) from e
+    return module.analyze if name == "analyze" else module

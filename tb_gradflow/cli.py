@@ -1,22 +1,53 @@
-"""`tb-gradflow report LOGDIR`: the diagnosis of the last logged step, for people and for CI.
+"""`tb-gradflow`: the diagnosis of a logdir from the command line, for people and for CI jobs.
 
-Exit status: 0 when every trainable variable gets a gradient, 1 when one starves (cut point
-named or not), 2 on a bad logdir.
+Reads event files directly (no TensorFlow import), so it starts in a fraction of a second.
+One function per subcommand (`cmd_*`), each returning its exit status.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from tb_gradflow import logcheck
-from tb_gradflow.reading.local_logdir import LogdirError, local_provider
+from tb_gradflow import __version__, logcheck
+from tb_gradflow import terminal_text as T
+from tb_gradflow.reading.event_files import EventFileProvider, LogdirError
 from tb_gradflow.reading.reader import GradflowReader, TagSeries
-from tb_gradflow.report import Report
+from tb_gradflow.report import CutPoint, Report
 from tb_gradflow.story import story
 from tb_gradflow.timeline import timeline
+
+EXIT_OK = 0
+EXIT_STARVING = 1  # report: a trainable variable starves; diff: the second run has cuts the first lacks
+EXIT_USAGE = 2  # argparse's own status for a bad command line
+EXIT_NO_DATA = 3  # the logdir is missing, or holds no gradflow data for the runs/tags asked for
+
+_BAD_LOGDIR = "bad logdir: missing, not a directory, or no gradflow data for --run/--tag"
+
+
+def _exit_help(*lines: tuple[int, str]) -> str:
+    rows = [*lines, (EXIT_USAGE, "usage error (unknown option, missing argument)"), (EXIT_NO_DATA, _BAD_LOGDIR)]
+    return "exit status:\n" + "\n".join(f"  {code}  {text}" for code, text in rows)
+
+
+REPORT_EXITS = _exit_help((EXIT_OK, "every trainable variable gets a gradient"),
+                          (EXIT_STARVING, "a trainable variable starves (cut point named or not)"))
+DIFF_EXITS = _exit_help((EXIT_OK, "run B has no cut or starved variable that run A lacks"),
+                        (EXIT_STARVING, "run B has a cut or a starved variable that run A lacks"))
+EXPORT_EXITS = _exit_help((EXIT_OK, "the file is written"))
+EXIT_CODES_HELP = "\n\n".join(f"{name}: {text}" for name, text in
+                                (("report", REPORT_EXITS), ("diff", DIFF_EXITS), ("export", EXPORT_EXITS)))
+
+
+class CliError(Exception):
+    """A failure to report on stderr with its exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_NO_DATA):
+        super().__init__(message)
+        self.status = status
 
 
 def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | None = None) -> dict[str, Any]:
@@ -40,60 +71,249 @@ def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | 
     }
 
 
+@dataclasses.dataclass
+class Loaded:
+    """The series read from a logdir, keyed by (run, tag), and the warnings on the way."""
+
+    series: dict[tuple[str, str], TagSeries]
+    warnings: list[str]
+
+
+def load(logdir: str, runs: Sequence[str] | None = None, tag: str | None = None) -> Loaded:
+    """Every readable gradflow series of `logdir` (only `runs` / `tag` if given), sorted by run."""
+    warnings: list[str] = []
+    try:
+        provider = EventFileProvider(logdir, warn=warnings.append)
+    except LogdirError as e:
+        raise CliError(str(e)) from e
+    reader = GradflowReader(provider, warn=warnings.append)
+    listing = reader.list()
+    found: dict[tuple[str, str], TagSeries] = {}
+    for run in sorted(listing):
+        if runs and run not in runs:
+            continue
+        for name in sorted(listing[run]):
+            if tag is not None and name != tag:
+                continue
+            series = reader.read(run, name, listing[run][name])
+            if series is not None:
+                found[(run, name)] = series
+    return Loaded(found, warnings)
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for message in warnings:
+        print(f"tb-gradflow: warning: {T.safe(message)}", file=sys.stderr)
+
+
+def _no_data(logdir: str, runs: Sequence[str] | None, tag: str | None) -> CliError:
+    what = "no gradflow data"
+    if runs or tag is not None:
+        what += " for the given --run/--tag"
+    return CliError(f"{what} in {logdir!r}")
+
+
+def _shown_run(run: str, logdir: str) -> str:
+    return run if run != "." else os.path.basename(os.path.abspath(logdir))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    runs = [args.run] if args.run is not None else None
+    loaded = load(args.logdir, runs, args.tag)
+    _print_warnings(loaded.warnings)
+    if not loaded.series:
+        raise _no_data(args.logdir, runs, args.tag)
+    reports = {key: series.report() for key, series in loaded.series.items()}
+    # A starved variable fails a CI job whether or not a cut point was named for it.
+    starving = any(r.starved_variables for r in reports.values())
+    if args.json:
+        out: dict[str, Any] = {}
+        for (run, name), series in loaded.series.items():
+            out.setdefault(run, {"tags": {}})["tags"][name] = diagnosis_json(series, report=reports[(run, name)])
+        print(json.dumps({"runs": out}, indent=1, sort_keys=True))
+        return EXIT_STARVING if starving else EXIT_OK
+    style = T.Style(T.use_color(sys.stdout, args.color))
+    width = T.terminal_width(sys.stdout)
+    blocks = []
+    for (run, name), report in reports.items():
+        title = style.bold(f"== run {T.safe(_shown_run(run, args.logdir))}, tag {T.safe(name)}")
+        body = str(report).splitlines() if args.full else T.report_lines(report, style)
+        blocks.append(T.wrap([title, *body], width))
+    print("\n\n".join(blocks))
+    return EXIT_STARVING if starving else EXIT_OK
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFindings:
+    """What one run's last step says: its cuts (by op name and cause) and starved variables."""
+
+    cuts: dict[tuple[str, str], CutPoint]
+    starved: list[str]
+
+
+def _findings(report: Report) -> RunFindings:
+    return RunFindings({(c.op_name, c.cause): c for c in report.cut_points}, report.starved_variables)
+
+
+def diff_json(a: Report, b: Report) -> dict[str, Any]:
+    """Cuts and starved variables that one run has and the other lacks."""
+    fa, fb = _findings(a), _findings(b)
+    starved_a, starved_b = set(fa.starved), set(fb.starved)
+    return {
+        "cuts_only_in_a": [fa.cuts[k].to_dict() for k in fa.cuts if k not in fb.cuts],
+        "cuts_only_in_b": [fb.cuts[k].to_dict() for k in fb.cuts if k not in fa.cuts],
+        "starved_only_in_a": [v for v in fa.starved if v not in starved_b],
+        "starved_only_in_b": [v for v in fb.starved if v not in starved_a],
+    }
+
+
+def _diff_lines(run_a: str, run_b: str, d: dict[str, Any], style: T.Style) -> list[str]:
+    def cut_text(c: dict[str, Any]) -> str:
+        starves = f", starved {T.name_list(c['starved_variables'])}" if c["starved_variables"] else ""
+        return f"    {T.safe(c['op_type'])} '{T.safe(c['op_name'])}' ({c['cause']}) at {T.safe(c['source']) or '?'}{starves}"
+
+    a, b = T.safe(run_a), T.safe(run_b)
+    lines: list[str] = []
+    sections = (
+        ("cuts_only_in_a", f"cuts in {a} that {b} no longer has:", style.good, cut_text),
+        ("cuts_only_in_b", f"cuts in {b} that {a} does not have:", style.bad, cut_text),
+        ("starved_only_in_a", f"starved in {a}, getting a gradient in {b}:", style.good, None),
+        ("starved_only_in_b", f"starved in {b}, getting a gradient in {a}:", style.bad, None),
+    )
+    for key, title, colour, each in sections:
+        items = d[key]
+        if not items:
+            continue
+        lines.append(colour(f"  {title}"))
+        if each is None:
+            lines.append(f"    {T.name_list(items)}")
+        else:
+            lines.extend(each(c) for c in items)
+    if d["cuts_only_in_b"] or d["starved_only_in_b"]:
+        lines.append(style.bad(f"  verdict: {b} is worse than {a}"))
+    elif d["cuts_only_in_a"] or d["starved_only_in_a"]:
+        lines.append(style.good(f"  verdict: {b} fixes what {a} had, and adds nothing"))
+    else:
+        lines.append("  verdict: same cuts and starved variables in both")
+    return lines
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    if len(args.run) != 2:
+        raise CliError("diff needs exactly two runs: --run A --run B", EXIT_USAGE)
+    run_a, run_b = args.run
+    loaded = load(args.logdir, args.run, args.tag)
+    _print_warnings(loaded.warnings)
+    tags = {run: {t for (r, t) in loaded.series if r == run} for run in args.run}
+    for run in args.run:
+        if not tags[run]:
+            raise CliError(f"no gradflow data for run {run!r}" + (f", tag {args.tag!r}" if args.tag else "") + f" in {args.logdir!r}")
+    common = sorted(tags[run_a] & tags[run_b])
+    if not common:
+        raise CliError(f"runs {run_a!r} and {run_b!r} share no gradflow tag; pass --tag")
+    worse = False
+    results: dict[str, Any] = {}
+    style = T.Style(T.use_color(sys.stdout, args.color))
+    blocks = []
+    for tag in common:
+        sa, sb = loaded.series[(run_a, tag)], loaded.series[(run_b, tag)]
+        d = diff_json(sa.report(), sb.report())
+        d.update(a={"run": run_a, "step": sa.last_step}, b={"run": run_b, "step": sb.last_step})
+        results[tag] = d
+        worse = worse or bool(d["cuts_only_in_b"] or d["starved_only_in_b"])
+        title = style.bold(f"== tag {T.safe(tag)}: {T.safe(run_a)} (step {sa.last_step}) -> {T.safe(run_b)} (step {sb.last_step})")
+        blocks.append(T.wrap([title, *_diff_lines(run_a, run_b, d, style)], T.terminal_width(sys.stdout)))
+    if args.json:
+        print(json.dumps({"tags": results}, indent=1, sort_keys=True))
+    else:
+        print("\n\n".join(blocks))
+    return EXIT_STARVING if worse else EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tb_gradflow.export.html import export_logdir  # the bundle is read only when exporting
+
+    from tb_gradflow.export.bundle import thin
+
+    runs = args.run or None
+    loaded = load(args.logdir, runs, args.tag)
+    _print_warnings(loaded.warnings)
+    if not loaded.series:
+        raise _no_data(args.logdir, runs, args.tag)
+    series = loaded.series
+    if args.max_steps is not None:
+        series = {key: thin(s, args.max_steps, args.step) for key, s in series.items()}
+    size = export_logdir(series, args.output, step=args.step, title=os.path.basename(os.path.abspath(args.logdir)))
+    print(f"wrote {args.output} ({size / 1024:.0f} KiB)")
+    return EXIT_OK
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("logdir", help="a TensorBoard logdir (searched recursively for runs)")
+    p.add_argument("--tag", help="only this summary name")
+
+
+def _add_style(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour the text (auto: when stdout is a terminal and NO_COLOR is unset)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tb-gradflow", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    report = sub.add_parser("report", help="print the diagnosis of the last logged step")
-    report.add_argument("logdir")
-    report.add_argument("--json", action="store_true", help="machine-readable output")
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="tb-gradflow", formatter_class=fmt, epilog=EXIT_CODES_HELP,
+                                     description="Where gradients stop flowing, from a TensorBoard logdir.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    report = sub.add_parser("report", help="the diagnosis of each run's last logged step",
+                            epilog=REPORT_EXITS, formatter_class=fmt)
+    _add_common(report)
     report.add_argument("--run", help="only this run (path relative to LOGDIR)")
-    report.add_argument("--tag", help="only this summary name")
+    _add_style(report)
+    report.add_argument("--full", action="store_true", help="every name, not counts (the text of str(report))")
+    report.set_defaults(func=cmd_report)
+
+    diff = sub.add_parser("diff", help="cuts and starved variables one run has and the other lacks",
+                          description="Compares the last logged step of run A with run B's; exit 1 "
+                          "when B has a cut or a starved variable that A lacks.",
+                          epilog=DIFF_EXITS, formatter_class=fmt)
+    _add_common(diff)
+    diff.add_argument("--run", action="append", required=True, metavar="RUN",
+                      help="give it twice: --run A --run B (A the baseline)")
+    _add_style(diff)
+    diff.set_defaults(func=cmd_diff)
+
+    export = sub.add_parser("export", help="one self-contained HTML file with the tab and its data",
+                            epilog=EXPORT_EXITS, formatter_class=fmt)
+    _add_common(export)
+    export.add_argument("--run", action="append", metavar="RUN",
+                        help="only this run; repeat to include several (compare them in the file)")
+    export.add_argument("--step", type=int, help="the step the file opens at (default: the last)")
+    export.add_argument("--max-steps", type=_positive, metavar="N",
+                        help="keep at most N logged steps per run, evenly spaced (default: all)")
+    export.add_argument("-o", "--output", default="gradflow.html", help="the file to write (default: %(default)s)")
+    export.set_defaults(func=cmd_export)
+
     logcheck.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "check":
-        return logcheck.run(args)
-    warnings: list[str] = []
+    command: Callable[[argparse.Namespace], int] = args.func
     try:
-        provider = local_provider(args.logdir)
-    except LogdirError as e:
-        print(f"tb-gradflow: {e}", file=sys.stderr)
-        return 2
-    reader = GradflowReader(provider, warn=warnings.append)
-    listing = reader.list()
-    runs: dict[str, Any] = {}
-    starving = False
-    texts: list[str] = []
-    for run in sorted(listing):
-        if args.run is not None and run != args.run:
-            continue
-        for name in sorted(listing[run]):
-            if args.tag is not None and name != args.tag:
-                continue
-            series = reader.read(run, name, listing[run][name])
-            if series is None:
-                continue
-            report = series.report()
-            runs.setdefault(run, {"tags": {}})["tags"][name] = diagnosis_json(series, report=report)
-            starving = starving or bool(report.starved_variables)
-            shown_run = run if run != "." else os.path.basename(os.path.abspath(args.logdir))
-            texts.append(f"== run {shown_run}, tag {name}\n{report}")
-    for message in warnings:
-        print(f"tb-gradflow: warning: {message}", file=sys.stderr)
-    if not runs:
-        what = "no gradflow data"
-        if args.run is not None or args.tag is not None:
-            what += " for the given --run/--tag"
-        print(f"tb-gradflow: {what} in {args.logdir!r}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps({"runs": runs}, indent=1, sort_keys=True))
-    else:
-        print("\n\n".join(texts))
-    return 1 if starving else 0
+        return command(args)
+    except CliError as e:
+        print(f"tb-gradflow: {T.safe(str(e))}", file=sys.stderr)
+        return e.status
 
 
 if __name__ == "__main__":

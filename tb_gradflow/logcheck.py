@@ -22,14 +22,7 @@ from typing import Iterator
 
 from tensorboard.compat.proto import event_pb2
 
-try:
-    import google_crc32c
-
-    def _crc32c(data: bytes) -> int:
-        return google_crc32c.value(data)
-
-except ImportError:  # pragma: no cover - the pure-Python one is slow but right
-    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c as _crc32c
+from tb_gradflow.reading.crc32c import masked_crc32c as masked_crc
 
 _HEADER = 12  # length (8) + its CRC (4)
 _FOOTER = 4
@@ -38,11 +31,6 @@ _FOOTER = 4
 MAX_RECORD_BYTES = 1 << 31
 EVENT_FILE_MARK = "tfevents"  # TensorBoard reads every file whose name contains this
 DAMAGED_MARK = "damaged-events"
-
-
-def masked_crc(data: bytes) -> int:
-    crc = _crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,17 +167,20 @@ def repair(check: FileCheck) -> str:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Registers `check` on the CLI's subcommands."""
-    check = sub.add_parser("check", help="find event files that TensorBoard's readers cannot survive")
+    check = sub.add_parser("check", help="find event files that TensorBoard's readers cannot survive",
+                           epilog="exit status: 0 every file sound (or repaired), 1 damage found, "
+                           "3 no such logdir")
     check.add_argument("logdir")
     check.add_argument("--repair", action="store_true",
                        help="rewrite each damaged file with its valid records; keep the original beside it, renamed")
+    check.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit status: 0 all files sound (or repaired), 1 damage found, 2 no such logdir."""
+    """Exit status: 0 all files sound (or repaired), 1 damage found, 3 no such logdir."""
     if not os.path.isdir(args.logdir):
         print(f"tb-gradflow: logdir {args.logdir!r} is not a directory", file=sys.stderr)
-        return 2
+        return 3
     damaged = 0
     files = 0
     for path in event_files(args.logdir):

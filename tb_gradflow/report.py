@@ -119,6 +119,29 @@ class Report:
     def __str__(self) -> str:
         return format_diagnosis(self)
 
+    # ---- sharing: HTML and notebooks (tb_gradflow/export/report_html.py) ----
+
+    def to_html(self) -> str:
+        """A self-contained page with this diagnosis in the interactive graph: no server, no network."""
+        from tb_gradflow.export.report_html import report_page
+
+        return report_page(self)
+
+    def save_html(self, path: str) -> None:
+        """Writes `to_html()` to `path`, to attach to an issue or open from disk."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_html())
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the diagnosis, then the interactive graph."""
+        from tb_gradflow.export.report_html import notebook_html
+
+        return notebook_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text display: the report's words, not the dataclass fields."""
+        printer.text("Report(...)" if cycle else str(self))
+
 
 def format_diagnosis(report: Report) -> str:
     """Plain words a person can act on: each cut, where it is, what it starves, how to fix it.

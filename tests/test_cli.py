@@ -1,8 +1,11 @@
-"""`tb-gradflow report`: readable and JSON output, filters, exit status."""
+"""`tb-gradflow`: report (readable and JSON output, filters), diff, exit statuses, start-up
+without TensorFlow, terminal text."""
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ import tensorflow as tf
 
 import tb_gradflow
 from tb_gradflow import cli
+from tb_gradflow import terminal_text as T
 
 
 def _write_run(logdir: str, run: str, broken: bool, steps=(0, 5, 10), tag="gradflow") -> None:
@@ -65,18 +69,18 @@ def test_readable_output_names_the_cut(logdir, capsys):
 
 
 def test_tag_filter(logdir, capsys):
-    assert cli.main(["report", logdir, "--tag", "nope"]) == 2
+    assert cli.main(["report", logdir, "--tag", "nope"]) == cli.EXIT_NO_DATA
     assert "no gradflow data" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("make", ["missing", "file", "empty"])
-def test_bad_logdir_exits_2_with_a_message(tmp_path, capsys, make):
+def test_bad_logdir_exits_3_with_a_message(tmp_path, capsys, make):
     target = tmp_path / "logs"
     if make == "file":
         target.write_text("not a logdir")
     elif make == "empty":
         target.mkdir()
-    assert cli.main(["report", str(target)]) == 2
+    assert cli.main(["report", str(target)]) == cli.EXIT_NO_DATA == 3
     err = capsys.readouterr().err
     assert "tb-gradflow:" in err and str(target) in err
 
@@ -90,3 +94,113 @@ def test_corrupt_event_file_is_skipped_with_a_warning(tmp_path, capsys):
     assert cli.main(["report", logdir, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert list(data["runs"]) == ["good"]
+
+
+def _run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tb_gradflow", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_python_m_runs_without_importing_tensorflow_and_stays_quiet(logdir):
+    probe = ("import sys, runpy; sys.argv = ['tb-gradflow', 'report', %r];"
+             "\ntry: runpy.run_module('tb_gradflow', run_name='__main__')"
+             "\nexcept SystemExit as e: print('STATUS', e.code, 'tensorflow' in sys.modules, 'keras' in sys.modules)") % logdir
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "STATUS 1 False False"
+    assert done.stderr == ""  # no TensorFlow start-up lines, no warnings
+    assert "numpy_function" in done.stdout
+
+
+def test_usage_error_is_2_and_bad_logdir_is_3(tmp_path):
+    usage = _run_cli("report")
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    assert _run_cli("report", logdir_missing := str(tmp_path / "missing")).returncode == 3
+    assert _run_cli("frobnicate", logdir_missing).returncode == 2
+
+
+def test_version_and_exit_codes_in_help():
+    version = _run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"tb-gradflow {tb_gradflow.__version__}"
+    for args in (["--help"], ["report", "--help"], ["diff", "--help"], ["export", "--help"]):
+        text = _run_cli(*args).stdout
+        assert "exit status:" in text and "3  bad logdir" in text, args
+
+
+def test_diff_says_what_the_fix_removed_and_exits_for_ci(logdir, capsys):
+    assert cli.main(["diff", logdir, "--run", "broken", "--run", "nested/fixed", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)["tags"]["gradflow"]
+    assert [c["cause"] for c in d["cuts_only_in_a"]] == ["numpy_function"]
+    assert d["starved_only_in_a"] == ["w"] and d["cuts_only_in_b"] == [] and d["starved_only_in_b"] == []
+    assert cli.main(["diff", logdir, "--run", "nested/fixed", "--run", "broken"]) == 1
+    out = capsys.readouterr().out
+    assert "cuts in broken that nested/fixed does not have" in out and "worse" in out
+    assert cli.main(["diff", logdir, "--run", "broken", "--run", "broken"]) == 0
+    assert "same cuts" in capsys.readouterr().out
+
+
+def test_diff_errors(logdir, capsys):
+    assert cli.main(["diff", logdir, "--run", "broken"]) == 2
+    assert cli.main(["diff", logdir, "--run", "broken", "--run", "nope"]) == 3
+    assert "no gradflow data for run 'nope'" in capsys.readouterr().err
+
+
+def test_colour_only_on_request_or_a_terminal(logdir, capsys):
+    assert cli.main(["report", logdir, "--run", "broken"]) == 1
+    assert "\x1b[" not in capsys.readouterr().out  # captured stdout is not a terminal
+    assert cli.main(["report", logdir, "--run", "broken", "--color", "always"]) == 1
+    assert "\x1b[1;31m" in capsys.readouterr().out
+
+
+def test_no_color_is_respected_on_a_terminal(monkeypatch):
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert T.use_color(Tty())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not T.use_color(Tty())
+
+
+def test_long_name_lists_are_cut_to_a_count_by_layer():
+    names = [f"backbone_block_{i:02d}/{w}" for i in range(30) for w in ("kernel", "bias")]
+    assert T.name_list(names) == "60 variables in 30 layers: backbone_block_00 … backbone_block_29"
+    assert T.name_list(["a/kernel", "a/bias"]) == "a/kernel, a/bias"
+
+
+def test_text_is_wrapped_to_the_width():
+    text = T.wrap(["  hint: " + "word " * 60], 50)
+    assert all(len(line) <= 50 for line in text.splitlines()) and len(text.splitlines()) > 3
+    assert all(line.startswith("    ") for line in text.splitlines()[1:])
+
+
+def test_control_characters_in_names_never_reach_the_terminal():
+    assert T.safe("op\x1b[2Jname\n") == "op\\x1b[2Jname\\x0a"
+
+
+def test_every_step_of_a_custom_tag_is_read_beside_other_summaries(tmp_path, capsys):
+    """Only a tag's first value names the plugin; later steps are found by their tag."""
+    logdir = str(tmp_path)
+    writer = tf.summary.create_file_writer(os.path.join(logdir, "run"))
+    with writer.as_default():
+        for step in range(3):
+            tf.summary.scalar("loss", 1.0 / (step + 1), step=step)
+    writer.close()
+    _write_run(logdir, "run", True, steps=(0, 5, 10), tag="probe")
+    assert cli.main(["report", logdir, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["runs"]["run"]["tags"]["probe"]["steps"] == [0, 5, 10]
+
+
+def test_many_harmless_blockers_are_one_line_by_type():
+    from tb_gradflow.report import CutPoint, Report, VariableRecord
+
+    cuts = tuple(CutPoint(f"net/block_{i:02d}_bn/moments/StopGradient", "StopGradient", "stop_gradient", "m.py:1", ())
+                 for i in range(53))
+    report = Report({"net/k": VariableRecord("net/k", "flowing", 1.0)}, (), cuts, step=3)
+    lines = T.report_lines(report, T.Style(False))
+    assert "53 blocking ops starve nothing" in lines[2]
+    assert lines[3] == ("    StopGradient (stop_gradient): 53 ops in 53 layers: "
+                        "net/block_00_bn/moments … net/block_52_bn/moments")
+    assert len(lines) == 5 and lines[4].startswith("    hint (stop_gradient):")

@@ -92,8 +92,8 @@ def test_repair_keeps_every_valid_record_and_the_original(logdir, tmp_path):
             tb.wait_for_runs({run: {TAG: STEPS} for run in [*originals, "sound"]}, timeout=90)
 
 
-def test_a_missing_logdir_is_exit_status_2(tmp_path):
-    assert check(str(tmp_path / "nowhere")).returncode == 2
+def test_a_missing_logdir_is_exit_status_3(tmp_path):
+    assert check(str(tmp_path / "nowhere")).returncode == 3
 
 
 @pytest.mark.parametrize("load_fast", LOADERS, ids=[f"load_fast={v}" for v in LOADERS])

@@ -1,5 +1,7 @@
 // Fetches the plugin's JSON routes. URLs are relative: the tab's document has
 // <base href="plugin/gradflow/">, so "runs" reaches /data/plugin/gradflow/runs under any prefix.
+// An exported HTML file has no server: it installs a DataSource that answers the same routes
+// from the data inlined in the page (export_source.ts).
 import type { DiagnosisResponse, GraphResponse, HistoryResponse, RunsResponse } from "./types";
 
 export class RouteError extends Error {
@@ -8,7 +10,22 @@ export class RouteError extends Error {
   }
 }
 
-async function getJson<T>(route: string, params: Record<string, string | number | undefined>): Promise<T> {
+export type RouteParams = Record<string, string | number | undefined>;
+
+/** Answers a route with its JSON body, or throws RouteError as the HTTP route would. */
+export interface DataSource {
+  get(route: string, params: RouteParams): Promise<unknown>;
+}
+
+let source: DataSource | null = null;
+
+/** Serves every later request from `s` instead of HTTP. */
+export function useDataSource(s: DataSource): void {
+  source = s;
+}
+
+async function getJson<T>(route: string, params: RouteParams): Promise<T> {
+  if (source) return (await source.get(route, params)) as T;
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
     if (value !== undefined) query.set(key, String(value));

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -243,7 +244,7 @@ def build_report(
             )
         )
     loss = None if math.isnan(step.loss) else step.loss
-    return Report(
+    report = Report(
         variables=variables,
         ops=tuple(ops),
         cut_points=tuple(cut_points(graph)),
@@ -253,3 +254,15 @@ def build_report(
         fallback_reason=graph.fallback_reason,
         computes_in_float16=any("float16" in op.output_dtypes for op in graph_ops),
     )
+    _graphs[id(report)] = graph
+    weakref.finalize(report, _graphs.pop, id(report), None)
+    return report
+
+
+# The graph each live report was built from, for Report.to_html (call structure, shapes).
+_graphs: dict[int, gradflow_pb2.Graph] = {}
+
+
+def graph_of(report: Report) -> gradflow_pb2.Graph | None:
+    """The Graph proto `report` was built from, while the report lives; None if built otherwise."""
+    return _graphs.get(id(report))

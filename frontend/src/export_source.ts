@@ -1,0 +1,197 @@
+// The plugin's routes answered from the data inlined in an exported HTML file
+// (tb_gradflow/export/bundle.py writes it): the same JSON bodies the HTTP routes send.
+import type { DataSource, RouteParams } from "./api";
+import { RouteError } from "./api";
+import type { CutPointJson, GradState, GraphResponse, HistoryResponse, RunsResponse, WireNorm } from "./types";
+
+type Structure = Omit<GraphResponse, "step" | "loss" | "ops" | "variables" | "starved_variables" | "zero_variables" | "nonfinite_variables"> & {
+  ops: Omit<GraphResponse["ops"], "state" | "norm">;
+  variables: { name: string[]; shape: string[] };
+  cut_points: CutPointJson[];
+};
+
+interface BlobRef {
+  blob: number;
+}
+
+interface VersionData {
+  structure: Structure;
+  rows: number;
+  losses: (number | string | null)[];
+  op_states: BlobRef;
+  op_norms: BlobRef;
+  variable_states: BlobRef;
+  variable_norms: BlobRef;
+}
+
+interface SeriesData {
+  versions: VersionData[];
+  steps: number[];
+  where: [number, number][];
+  diagnosis: unknown;
+}
+
+export interface ExportPayload {
+  format: number;
+  state_names: GradState[];
+  runs: RunsResponse;
+  series: Record<string, Record<string, SeriesData>>;
+  initial: { run: string; tag: string; step: number | null; compare: string | null };
+  blob_sizes: number[];
+  /** Filled by readPayload from the bytes after the JSON. */
+  blobs: Uint8Array<ArrayBuffer>[];
+}
+
+function bytes(b64: string): Uint8Array<ArrayBuffer> {
+  const text = atob(b64);
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}
+
+/** Items-major byte planes (bundle.byte_planes) back to one array per item, over the steps. */
+function unplane(planes: Uint8Array<ArrayBuffer>, width: number): Uint8Array<ArrayBuffer> {
+  const n = planes.length / width;
+  const out = new Uint8Array(planes.length);
+  for (let p = 0; p < width; p++) {
+    const base = p * n;
+    for (let i = 0; i < n; i++) out[i * width + p] = planes[base + i];
+  }
+  return out;
+}
+
+/** A decoded version: value (step row r, item i) at [i * rows + r]. */
+class Values {
+  readonly opStates: Uint8Array;
+  readonly opNorms: Float32Array;
+  readonly varStates: Uint8Array;
+  readonly varNorms: Float32Array;
+  private opIndex: Map<string, number> | null = null;
+  private varIndex: Map<string, number> | null = null;
+
+  constructor(readonly data: VersionData, blobs: Uint8Array<ArrayBuffer>[]) {
+    this.opStates = unplane(blobs[data.op_states.blob], 1);
+    this.opNorms = new Float32Array(unplane(blobs[data.op_norms.blob], 4).buffer);
+    this.varStates = unplane(blobs[data.variable_states.blob], 1);
+    this.varNorms = new Float32Array(unplane(blobs[data.variable_norms.blob], 4).buffer);
+  }
+
+  index(kind: "op" | "variable", name: string): number | undefined {
+    if (kind === "op") {
+      this.opIndex ??= new Map(this.data.structure.ops.name.map((n, i) => [n, i]));
+      return this.opIndex.get(name);
+    }
+    this.varIndex ??= new Map(this.data.structure.variables.name.map((n, i) => [n, i]));
+    return this.varIndex.get(name);
+  }
+}
+
+/** A norm as the routes spell it: null for "no norm", "inf"/"nan" for a nonfinite gradient. */
+function wireNorm(state: GradState, norm: number): WireNorm {
+  if (Number.isNaN(norm)) return state === "nonfinite" ? "nan" : null;
+  if (!Number.isFinite(norm)) return (norm > 0 ? "inf" : "-inf") as WireNorm;
+  return norm;
+}
+
+export class InlineSource implements DataSource {
+  private readonly decoded = new Map<VersionData, Values>();
+
+  constructor(private readonly payload: ExportPayload) {}
+
+  async get(route: string, params: RouteParams): Promise<unknown> {
+    if (route === "runs") return this.payload.runs;
+    const run = String(params.run ?? "");
+    const tag = String(params.tag ?? "");
+    const series = this.payload.series[run]?.[tag];
+    if (!series) throw new RouteError(404, `no run ${JSON.stringify(run)} with tag ${JSON.stringify(tag)} in this file`);
+    if (route === "diagnosis") return series.diagnosis;
+    if (route === "graph") return this.graph(run, tag, series, params.step);
+    if (route === "history") {
+      const kind = params.op !== undefined ? "op" : "variable";
+      return this.history(run, tag, series, kind, String(params[kind] ?? ""));
+    }
+    throw new RouteError(404, `no route ${route} in an exported file`);
+  }
+
+  private values(v: VersionData): Values {
+    let d = this.decoded.get(v);
+    if (!d) {
+      d = new Values(v, this.payload.blobs);
+      this.decoded.set(v, d);
+    }
+    return d;
+  }
+
+  private graph(run: string, tag: string, series: SeriesData, stepParam: string | number | undefined): GraphResponse {
+    const step = stepParam === undefined ? series.steps[series.steps.length - 1] : Number(stepParam);
+    const k = series.steps.indexOf(step);
+    if (k < 0) throw new RouteError(404, `step ${step} is not logged (steps ${series.steps[0]} to ${series.steps[series.steps.length - 1]})`);
+    const [vi, row] = series.where[k];
+    const data = series.versions[vi];
+    const v = this.values(data);
+    const names = this.payload.state_names;
+    const column = (states: Uint8Array, norms: Float32Array, count: number) => {
+      const state: GradState[] = [];
+      const norm: WireNorm[] = [];
+      for (let i = 0; i < count; i++) {
+        const s = names[states[i * data.rows + row]];
+        state.push(s);
+        norm.push(wireNorm(s, norms[i * data.rows + row]));
+      }
+      return { state, norm };
+    };
+    const s = data.structure;
+    const ops = column(v.opStates, v.opNorms, s.ops.name.length);
+    const vars = column(v.varStates, v.varNorms, s.variables.name.length);
+    const namesIn = (state: GradState) => s.variables.name.filter((_, i) => vars.state[i] === state);
+    return {
+      ...s,
+      run,
+      tag,
+      step,
+      loss: data.losses[row] as number | null,
+      ops: { ...s.ops, ...ops },
+      variables: { ...s.variables, ...vars },
+      starved_variables: namesIn("none"),
+      zero_variables: namesIn("zero"),
+      nonfinite_variables: namesIn("nonfinite"),
+    };
+  }
+
+  private history(run: string, tag: string, series: SeriesData, kind: "op" | "variable", name: string): HistoryResponse {
+    const steps: number[] = [];
+    const states: GradState[] = [];
+    const norms: WireNorm[] = [];
+    series.steps.forEach((step, k) => {
+      const [vi, row] = series.where[k];
+      const data = series.versions[vi];
+      const v = this.values(data);
+      const i = v.index(kind, name);
+      if (i === undefined) return;
+      const at = i * data.rows + row;
+      const s = this.payload.state_names[kind === "op" ? v.opStates[at] : v.varStates[at]];
+      steps.push(step);
+      states.push(s);
+      norms.push(wireNorm(s, kind === "op" ? v.opNorms[at] : v.varNorms[at]));
+    });
+    if (steps.length === 0) throw new RouteError(404, `no ${kind} named ${JSON.stringify(name)} in run ${JSON.stringify(run)}, tag ${JSON.stringify(tag)}`);
+    return { run, tag, [kind]: name, steps, states, norms };
+  }
+}
+
+/** The payload of the page, in <script id="gradflow-data">: base64 of gzip of a 4-byte JSON
+ * length, the JSON, then the blobs it lists (bundle.encode). */
+export async function readPayload(doc: Document): Promise<ExportPayload> {
+  const text = doc.getElementById("gradflow-data")?.textContent?.trim() ?? "";
+  const stream = new Blob([bytes(text)]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const body = new Uint8Array(await new Response(stream).arrayBuffer());
+  const length = new DataView(body.buffer).getUint32(0, true);
+  const payload = JSON.parse(new TextDecoder().decode(body.subarray(4, 4 + length))) as ExportPayload;
+  payload.blobs = [];
+  let at = 4 + length;
+  for (const size of payload.blob_sizes) {
+    payload.blobs.push(body.slice(at, at + size));
+    at += size;
+  }
+  return payload;
+}

@@ -1,0 +1,140 @@
+"""The diagnosis as a terminal shows it: the sentences of `tb_gradflow.story`, wrapped to the
+terminal's width, long name lists cut to a count and grouped by layer, coloured on a terminal.
+
+`str(report)` stays the complete text (every name); this is the short form the CLI prints.
+Names come from a logdir, so control characters (an ANSI escape in an op name) are shown
+escaped, never sent to the terminal.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import textwrap
+from typing import IO, Any, Sequence
+
+from tb_gradflow.report import Report
+from tb_gradflow.story import story
+
+# A list longer than this is cut to a count and its first and last layer.
+_LIST_SHOWN = 6
+_HARMLESS_SHOWN = 5
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    """Untrusted text with control characters escaped, so that it cannot drive the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def layer_of(name: str) -> str:
+    """The layer path of a variable or op name: all but its last component."""
+    head, sep, _ = name.rpartition("/")
+    return head if sep else name
+
+
+def name_list(names: Sequence[str], noun: str = "variables") -> str:
+    """All names when few; else "60 variables in 30 layers: block_00 … block_29"."""
+    names = [safe(n) for n in names]
+    if len(names) <= _LIST_SHOWN:
+        return ", ".join(names)
+    layers = list(dict.fromkeys(layer_of(n) for n in names))
+    if len(layers) == 1:
+        return f"{len(names)} {noun} in {layers[0]}: {names[0]} … {names[-1]}"
+    return f"{len(names)} {noun} in {len(layers)} layers: {layers[0]} … {layers[-1]}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Style:
+    """ANSI colours, or none."""
+
+    color: bool
+
+    def _sgr(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def bad(self, text: str) -> str:
+        return self._sgr("1;31", text)
+
+    def good(self, text: str) -> str:
+        return self._sgr("32", text)
+
+    def note(self, text: str) -> str:
+        return self._sgr("33", text)
+
+    def dim(self, text: str) -> str:
+        return self._sgr("2", text)
+
+    def bold(self, text: str) -> str:
+        return self._sgr("1", text)
+
+
+def use_color(stream: IO[str], choice: str = "auto") -> bool:
+    """`always`/`never`, or (auto) a terminal and no NO_COLOR (https://no-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def terminal_width(stream: IO[str]) -> int:
+    """The terminal's width (COLUMNS first), kept between 40 and 120 so text stays readable."""
+    width = shutil.get_terminal_size((100, 24)).columns if stream.isatty() or "COLUMNS" in os.environ else 100
+    return max(40, min(width, 120))
+
+
+def wrap(lines: Sequence[str], width: int) -> str:
+    """Each line wrapped to `width`, continuation lines indented two more than the line itself.
+
+    ANSI codes count towards the width here, so coloured lines wrap a little early; never late.
+    """
+    out: list[str] = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip(" ")))
+        out.extend(
+            textwrap.wrap(line, width, initial_indent="", subsequent_indent=indent + "  ",
+                          break_long_words=True, break_on_hyphens=False) or [""]
+        )
+    return "\n".join(out)
+
+
+def _where(cut: dict[str, Any]) -> str:
+    return f"{safe(cut['op_type'])} '{safe(cut['op_name'])}' ({cut['cause']}) at {safe(cut['source']) or '?'}"
+
+
+def _sentence(sentence: dict[str, Any], noun: str = "variables") -> str:
+    text = safe(sentence["text"])
+    return f"{text}: {name_list(sentence['names'], noun)}" if sentence["names"] else f"{text}."
+
+
+def report_lines(report: Report, style: Style) -> list[str]:
+    """`tb_gradflow.story`'s sentences, shortened for a terminal: name lists cut to a count by
+    layer, harmless blockers grouped by type, colour by what each line says."""
+    told = story(report)
+    head = "gradflow" + (f" at step {report.step}" if report.step is not None else "")
+    lines = [style.bold(f"{head}: {len(report.ops)} ops on the loss path, {len(report.variables)} trainable variables")]
+    notes = told["notes"]
+    lines += [style.note(f"  {_sentence(n)}") for n in notes if n["kind"] == "fallback"]
+    tone = {"cut": style.bad, "warn": style.note}.get(told["tone"], style.good)
+    lines.append(tone(f"  {_sentence(told['headline'])}"))
+    for i, cut in enumerate(told["cuts"], 1):
+        lines.append(style.bad(f"  cut {i}: ") + _where(cut))
+        if cut["detail"]:
+            lines.append(f"    {safe(cut['detail'])}")
+        inputs = f": {name_list(cut['blocked_inputs'], 'ops')}" if cut["blocked_inputs"] else ""
+        lines.append(f"    {cut['arriving']}; {cut['blocked']}{inputs}")
+        lines.append(f"    starves: {name_list(cut['starved_variables'])}")
+        lines.append(style.dim(f"    hint: {cut['hint']}"))
+    if told["harmless_summary"]:
+        lines.append(style.note(f"  {told['harmless_summary']}"))
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for cut in told["harmless"]:
+            groups.setdefault((cut["op_type"], cut["cause"]), []).append(cut)
+        for (op_type, cause), cuts in groups.items():
+            if len(cuts) <= _HARMLESS_SHOWN:
+                lines.extend(f"    {_where(c)}" for c in cuts)
+            else:
+                lines.append(f"    {safe(op_type)} ({cause}): {name_list([c['op_name'] for c in cuts], 'ops')}")
+        lines += [style.dim(f"    hint ({h['cause']}): {h['hint']}") for h in told["harmless_hints"]]
+    lines += [style.note(f"  {_sentence(n)}") for n in notes if n["kind"] != "fallback"]
+    return lines
