@@ -27,11 +27,12 @@ def eager_probe(
     variables: Sequence[Any] | None,
     optimizer: Any,
     reason: str,
+    namer: Namer | None = None,
 ) -> ProbeResult:
     # Persistent: after the step's gradients, the same tape tells which logged op passes none.
     with OpLog() as log, tf.GradientTape(persistent=True) as tape:
         loss = loss_fn(*args, **kwargs)
-    tracked = discover(variables, tape.watched_variables(), Namer(loss_fn))
+    tracked = discover(variables, tape.watched_variables(), namer or Namer(loss_fn))
     grads = tape.gradient(loss, [v.tf_variable for v in tracked])
     if optimizer is not None:
         optimizer.apply_gradients([(g, v.user_variable) for g, v in zip(grads, tracked) if g is not None])
