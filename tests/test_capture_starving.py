@@ -110,3 +110,9 @@ def test_two_cuts_in_a_chain_name_the_one_nearest_the_loss():
     assert report_states(report) == tape_states(loss_fn, [X], [w]) == {"w": "none"}
     [cut] = report.starving_cut_points
     assert cut.op_type == "PyFunc" and cut.starved_variables == ("w",) and cut.parallel_cuts == ()
+
+
+def test_parallel_cuts_are_those_sharing_a_starved_variable():
+    from tb_gradflow.capture.starving import parallel_cuts
+
+    assert parallel_cuts({1: [0], 2: [0, 1], 3: [], 4: [1]}) == {1: [2], 2: [1, 4], 3: [], 4: [2]}
