@@ -1,11 +1,14 @@
 """Cost of a gradflow logging call against one plain training step, in one process.
 
-For a Keras ResNet50 (batch 8, CPU) and the demo's small convolutional VAE, measures:
+For a Keras ResNet50 (batch 8, CPU), the demo's small convolutional VAE and a subclassed
+64-block Transformer language model (about 5,000 ops on the loss path), measures:
 - steady state: median of a logging call (`summary.gradflow(..., optimizer=)`, which is itself a
   training step) over the median of a plain `tf.function` train step; target <= 1.3;
 - first call: trace-and-run of the logging call over that of the plain step; target <= 2.5;
-and prints the ops on the loss path and the bytes one logged step stores.
-Run: .venv/bin/python bench/overhead.py [--repeats N] [--models resnet50,vae]
+and prints the ops on the loss path and the bytes one logged step stores. The probe column is the
+capture alone (the probe's own training step, without building the report or writing it), to
+tell the capture's cost from the summary's.
+Run: .venv/bin/python bench/overhead.py [--repeats N] [--models resnet50,vae,transformer64]
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -48,6 +52,13 @@ def _vae():
         return vae_loss(model, x)
 
     return model, loss_fn, (images,)
+
+
+def _transformer64():
+    from support.models import transformer_lm
+
+    model, loss_fn, tokens = transformer_lm(n_blocks=64)
+    return model, loss_fn, (tokens,)
 
 
 def _timed(fn) -> float:
@@ -90,12 +101,13 @@ def measure(name: str, build, repeats: int) -> dict:
     tf.function(loss_fn).get_concrete_function(*args)
     plain_first = _timed(lambda: plain_step(*args))
     log_first = _timed(logging_call)
-    plain, logged = [], []
-    for _ in range(repeats):  # interleaved, so drift hits both alike
+    probe = probe_for(loss_fn, variables, log_opt)
+    plain, logged, probed = [], [], []
+    for _ in range(repeats):  # interleaved, so drift hits all alike
         plain.append(_timed(lambda: plain_step(*args)))
         logged.append(_timed(logging_call))
+        probed.append(_timed(lambda: probe(*args)))
     writer.flush()
-    probe = probe_for(loss_fn, variables, log_opt)
     graph = next(iter(probe.graphs.values()))
     report = tb_gradflow.analyze(loss_fn, *args, variables=variables)
     from tb_gradflow.format.records import encode_step  # noqa: E402 - sizes of the real encoding
@@ -111,6 +123,7 @@ def measure(name: str, build, repeats: int) -> dict:
         "plain_median_s": statistics.median(plain),
         "log_median_s": statistics.median(logged),
         "steady_ratio": statistics.median(logged) / statistics.median(plain),
+        "probe_ratio": statistics.median(probed) / statistics.median(plain),
         "plain_first_s": plain_first,
         "log_first_s": log_first,
         "first_ratio": log_first / plain_first,
@@ -120,15 +133,15 @@ def measure(name: str, build, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--models", default="resnet50,vae")
+    parser.add_argument("--models", default="resnet50,vae,transformer64")
     args = parser.parse_args()
-    builders = {"resnet50": _resnet50, "vae": _vae}
-    print(f"{'model':10} {'ops':>5} {'vars':>5} {'step B':>7} {'plain s':>8} {'log s':>8} "
-          f"{'ratio':>6} {'first plain':>11} {'first log':>9} {'ratio':>6}")
+    builders = {"resnet50": _resnet50, "vae": _vae, "transformer64": _transformer64}
+    print(f"{'model':13} {'ops':>5} {'vars':>5} {'step B':>7} {'plain s':>8} {'log s':>8} "
+          f"{'ratio':>6} {'probe':>6} {'first plain':>11} {'first log':>9} {'ratio':>6}")
     for name in args.models.split(","):
         r = measure(name, builders[name], args.repeats)
-        print(f"{r['model']:10} {r['ops']:5d} {r['variables']:5d} {r['step_bytes']:7d} "
-              f"{r['plain_median_s']:8.3f} {r['log_median_s']:8.3f} {r['steady_ratio']:6.2f} "
+        print(f"{r['model']:13} {r['ops']:5d} {r['variables']:5d} {r['step_bytes']:7d} "
+              f"{r['plain_median_s']:8.3f} {r['log_median_s']:8.3f} {r['steady_ratio']:6.2f} {r['probe_ratio']:6.2f} "
               f"{r['plain_first_s']:11.2f} {r['log_first_s']:9.2f} {r['first_ratio']:6.2f}", flush=True)
     print("targets: steady ratio <= 1.3, first-call ratio <= 2.5, step bytes <= 10000")
 

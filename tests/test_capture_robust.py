@@ -105,3 +105,25 @@ def test_report_exits_1_when_a_variable_starves_without_a_named_cut(tmp_path, ca
 
     assert cli.main(["report", str(tmp_path)]) == 1
     assert "unused" in capsys.readouterr().out
+
+
+def test_eager_fallback_blames_the_cut_not_the_layer_norms_behind_it():
+    from support.models import transformer_lm
+
+    model, lm_loss, tokens = transformer_lm(n_blocks=2)
+
+    def loss_fn(t):
+        if float(lm_loss(t).numpy()) < 0:  # untraceable: the loss reads a value on the host
+            return lm_loss(t)
+        logits = tf.reshape(model(t[:, :-1]), [-1])
+        return tf.cast(tf.argmax(logits), tf.float32)  # MARK eager argmax
+
+    report = tb_gradflow.analyze(loss_fn, tokens)
+
+    variables = model.trainable_variables
+    assert report.fallback_reason
+    assert report_states(report) == tape_states(loss_fn, [tokens], variables)
+    assert set(report_states(report).values()) == {"none"}
+    [cut] = report.cut_points
+    assert (cut.op_type, cut.source) == ("ArgMax", line_of(HERE, "MARK eager argmax"))
+    assert cut.starved_variables == tuple(v.path for v in variables)

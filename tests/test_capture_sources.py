@@ -42,7 +42,6 @@ def test_tensorflow_probability_sample_is_blamed_on_the_users_line():
     assert cut.source == line_of(HERE, "MARK sample")
     assert re.search(r"tensorflow_probability/.*/categorical\.py:\d+$", cut.library_source)
     assert cut.to_dict()["library_source"] == cut.library_source
-    assert f"made inside a library at {cut.library_source}" in str(report)
 
 
 @pytest.mark.skipif(not _installed("keras_hub"), reason="test-libs extra absent")

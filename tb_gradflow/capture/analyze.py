@@ -53,7 +53,7 @@ def run_probe(
         reason = f"the loss could not be traced into a graph ({trace_failure(trace_error.__cause__ or trace_error)})"
         logger.info("tb_gradflow: %s; using an eager tape", reason)
         try:
-            return eager_probe(loss_fn, args, kwargs, variables, optimizer, reason)
+            return eager_probe(loss_fn, args, kwargs, variables, optimizer, reason, probe.namer)
         except Exception as eager_error:
             raise eager_error from trace_error
 

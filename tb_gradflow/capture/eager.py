@@ -1,16 +1,14 @@
 """Fallback when the loss cannot be traced into a graph: per-variable states from an eager tape."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
-
 import logging
+from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
 from tb_gradflow import vocabulary as V
-from tb_gradflow.capture.op_log import OpLog, eager_cuts
-
 from tb_gradflow.capture.graph_proto import graph_skeleton, seal
+from tb_gradflow.capture.op_log import OpLog, eager_cuts
 from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
 from tb_gradflow.capture.probe import ProbeResult
 from tb_gradflow.capture.reductions import Reducer, tensor_state
@@ -28,11 +26,12 @@ def eager_probe(
     variables: Sequence[Any] | None,
     optimizer: Any,
     reason: str,
+    namer: Namer | None = None,
 ) -> ProbeResult:
     # Persistent: after the step's gradients, the same tape tells which logged op passes none.
     with OpLog() as log, tf.GradientTape(persistent=True) as tape:
         loss = loss_fn(*args, **kwargs)
-    tracked = discover(variables, tape.watched_variables(), Namer(loss_fn))
+    tracked = discover(variables, tape.watched_variables(), namer or Namer(loss_fn))
     with tape:  # the optimizer's documented step: gradients of its scaled loss
         scale = loss_scale(optimizer, tf.convert_to_tensor(loss), [v.user_variable for v in tracked])
         scaled = loss if scale is None else loss * scale

@@ -147,7 +147,7 @@ class Walker:
                 input_variables=[var for _, _, var in infos],
                 input_deps=[deps for _, deps, _ in infos],
                 output_deps=out_deps,
-                hidden_variables=_bits(hidden),
+                hidden_variables=bit_indices(hidden),
             )
             idx = len(self.ops)
             self.ops.append(path_op)
@@ -199,7 +199,7 @@ class Walker:
         return feeds
 
 
-def _bits(bitset: int) -> list[int]:
+def bit_indices(bitset: int) -> list[int]:
     """The indices of the set bits."""
     return [i for i in range(bitset.bit_length()) if bitset >> i & 1]
 

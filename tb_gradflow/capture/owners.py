@@ -126,6 +126,8 @@ def _walk(root: Any, keras: Any) -> tuple[list[Owner], list[Any]]:
         if depth >= _MAX_DEPTH:
             continue
         for child_name, child in _children(obj):
+            if len(queue) >= _MAX_OBJECTS:  # a huge container (a dataset in a list): stop there
+                break
             queue.append((child_name or name, child, depth + 1))
     return layers, variables
 

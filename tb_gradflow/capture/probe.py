@@ -83,6 +83,11 @@ class Probe:
         self._function._omit_frequent_tracing_warning = True  # pylint: disable=protected-access
 
     @property
+    def namer(self) -> Namer:
+        """How this probe names variables; the eager fallback of its loss names them alike."""
+        return self._namer
+
+    @property
     def graphs(self) -> dict[str, gradflow_pb2.Graph]:
         return {k: v.graph for k, v in self._layouts.items()}
 
