@@ -17,6 +17,7 @@ from support.plugin_logdirs import CUT_STEPS, PRISTINE_STEPS, RETRACE_STEPS, TAG
 from support.plugin_servers import LOADERS, plugin_logdir, plugin_tensorboard
 from support.tensorboard_proc import fetch, fetch_json
 from tb_gradflow import cli
+from tb_gradflow.format import metadata
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
 from tb_gradflow.report import _json_norm
@@ -104,7 +105,7 @@ def test_hostile_runs_are_skipped_with_a_warning_and_the_rest_served(tb):
     assert set(runs["hostile/malformed"]) == {TAG}  # "all_bad" holds only malformed tensors
     log = tb.log().splitlines()
     for needle, what in [
-        ("run 'hostile/unknown_version', tag 'gradflow'", "format version 99"),
+        ("run 'hostile/unknown_version', tag 'gradflow'", f"format version {metadata.FORMAT_VERSION + 98}"),
         ("run 'hostile/corrupt_graph', tag 'gradflow/_graph/", "malformed gradflow graph"),
         ("run 'hostile/corrupt_graph', tag 'gradflow', step 0", "is missing"),
         ("run 'hostile/malformed', tag 'all_bad'", "not a scalar string"),

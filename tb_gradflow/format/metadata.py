@@ -13,7 +13,10 @@ from tensorboard.compat.proto import summary_pb2
 from tb_gradflow.proto import gradflow_pb2
 
 PLUGIN_NAME = "gradflow"
-FORMAT_VERSION = 1
+# 2: states packed in 2 bits and op norms log-quantized in the Step (a third of version 1's size).
+FORMAT_VERSION = 2
+# Versions this reader understands: the Graph is the same, the Step is told apart by its fields.
+READABLE_VERSIONS = (1, 2)
 GRAPH_TAG_INFIX = "/_graph/"
 
 
@@ -54,9 +57,10 @@ def parse_plugin_data(content: bytes) -> gradflow_pb2.PluginData:
         data.ParseFromString(content)
     except Exception as e:  # protobuf raises DecodeError, or others from the C++ backend
         raise FormatError(f"unreadable gradflow metadata: {e}") from e
-    if data.version != FORMAT_VERSION:
+    if data.version not in READABLE_VERSIONS:
         raise FormatError(
-            f"gradflow format version {data.version}; this tb_gradflow reads {FORMAT_VERSION}"
+            f"gradflow format version {data.version}; this tb_gradflow reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (a newer tb_gradflow wrote it?)"
         )
     if data.kind not in (gradflow_pb2.PluginData.STEP, gradflow_pb2.PluginData.GRAPH):
         raise FormatError(f"unknown gradflow record kind {data.kind}")

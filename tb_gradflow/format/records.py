@@ -39,14 +39,100 @@ def encode_step_arrays(
     variable_norms: np.ndarray,
     loss: float | None,
 ) -> gradflow_pb2.Step:
-    """The Step of state codes (proto State values) and norms, NaN meaning "no norm"."""
+    """The Step of state codes (proto State values) and norms, NaN meaning "no norm".
+
+    Format version 2: states packed in 2 bits, op norms log-quantized to a byte (within 4.4%),
+    variable norms and the loss exact float32. A ResNet50 step (1,405 ops, 214 variables) takes
+    about 2.8 KB, against 8.1 KB in version 1.
+    """
+    codes, top = quantize_norms(np.asarray(op_norms))
     return gradflow_pb2.Step(
         graph_id=graph_id,
-        op_states=op_codes.astype(np.uint8).tobytes(),
-        op_norms=op_norms.astype(np.float32).tolist(),
-        variable_states=variable_codes.astype(np.uint8).tobytes(),
-        variable_norms=variable_norms.astype(np.float32).tolist(),
+        op_states_packed=pack_states(np.asarray(op_codes)),
+        op_norm_codes=codes.tobytes(),
+        op_norm_top=top,
+        variable_states_packed=pack_states(np.asarray(variable_codes)),
+        variable_norms=np.asarray(variable_norms, np.float32).tolist(),
         loss=float("nan") if loss is None else loss,
+    )
+
+
+# Op norms in one byte: special codes, then 253 levels, 8 to an octave, below the step's top.
+NORM_LEVELS_PER_OCTAVE = 8
+_NAN, _ZERO, _INF, _FIRST_LEVEL = 0, 1, 2, 3
+_TOP_LEVEL = 255
+NORM_SPAN_OCTAVES = (_TOP_LEVEL - _FIRST_LEVEL) / NORM_LEVELS_PER_OCTAVE  # 31.5: 9.5 decades
+
+
+def quantize_norms(norms: np.ndarray) -> tuple[np.ndarray, int]:
+    """(one code byte per norm, the scale's top exponent): see the Step message.
+
+    The top is the exponent just above the largest finite norm, so the largest norms of a
+    step keep full precision and norms more than 9.5 decades below it share the lowest level.
+    """
+    x = np.asarray(norms, np.float64)
+    codes = np.full(x.shape, _NAN, np.uint8)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        positive = np.isfinite(x) & (x > 0)
+        codes[x == 0] = _ZERO
+        codes[np.isposinf(x)] = _INF
+        if not positive.any():
+            return codes, 0
+        logs = np.log2(x[positive])
+    top = int(np.ceil(logs.max()))
+    levels = np.rint((logs - top) * NORM_LEVELS_PER_OCTAVE) + _TOP_LEVEL
+    codes[positive] = np.clip(levels, _FIRST_LEVEL, _TOP_LEVEL).astype(np.uint8)
+    return codes, top
+
+
+def dequantize_norms(codes: np.ndarray, top: np.ndarray | int) -> np.ndarray:
+    """Float32 norms of `codes` (any shape) under `top` (broadcast against the codes' rows)."""
+    codes = np.asarray(codes)
+    top = np.asarray(top, np.float64)
+    if top.ndim and codes.ndim > 1:
+        top = top.reshape(top.shape + (1,) * (codes.ndim - top.ndim))
+    values = np.exp2(top + (codes.astype(np.float64) - _TOP_LEVEL) / NORM_LEVELS_PER_OCTAVE)
+    values = np.where(codes == _NAN, np.nan, values)
+    values = np.where(codes == _ZERO, 0.0, values)
+    values = np.where(codes == _INF, np.inf, values)
+    return values.astype(np.float32)
+
+
+_SHIFTS = np.array([0, 2, 4, 6], np.uint8)
+
+
+def pack_states(codes: np.ndarray) -> bytes:
+    """State codes (0..3), four to a byte, the first in the low bits."""
+    codes = np.asarray(codes, np.uint8)
+    padded = np.zeros(-(-codes.size // 4) * 4, np.uint8)
+    padded[: codes.size] = codes & 3
+    return np.bitwise_or.reduce(padded.reshape(-1, 4) << _SHIFTS, axis=1).astype(np.uint8).tobytes()
+
+
+def unpack_states(data: bytes | np.ndarray, n: int) -> np.ndarray:
+    """The first `n` state codes of packed bytes (a row, or rows as a 2-D uint8 array)."""
+    packed = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else np.asarray(data, np.uint8)
+    unpacked = (packed[..., None] >> _SHIFTS) & 3
+    return unpacked.reshape(packed.shape[:-1] + (-1,))[..., :n]
+
+
+def is_packed(step: gradflow_pb2.Step) -> bool:
+    """Version 2 encoding (no version 1 op or variable state bytes)."""
+    return not step.op_states and not step.variable_states and not step.op_norms
+
+
+def step_arrays(step: gradflow_pb2.Step, n_ops: int, n_vars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(op codes uint8, op norms float32, variable codes uint8, variable norms float32) of a
+    Step of either format version; `check_aligned` must have passed."""
+    variable_norms = np.array(step.variable_norms, np.float32)
+    if not is_packed(step):
+        return (np.frombuffer(step.op_states, np.uint8), np.array(step.op_norms, np.float32),
+                np.frombuffer(step.variable_states, np.uint8), variable_norms)
+    return (
+        unpack_states(step.op_states_packed, n_ops),
+        dequantize_norms(np.frombuffer(step.op_norm_codes, np.uint8), step.op_norm_top),
+        unpack_states(step.variable_states_packed, n_vars),
+        variable_norms,
     )
 
 
@@ -75,9 +161,17 @@ def check_aligned(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> None:
     if step.graph_id != graph.graph_id:
         raise FormatError(f"step refers to graph {step.graph_id!r}, not {graph.graph_id!r}")
     n_ops, n_vars = len(graph.ops), len(graph.variables)
-    if (len(step.op_states), len(step.op_norms)) != (n_ops, n_ops) or (
-        len(step.variable_states), len(step.variable_norms)
-    ) != (n_vars, n_vars):
+    if len(step.variable_norms) != n_vars:
+        raise FormatError("step values do not match the graph's ops and variables")
+    if is_packed(step):
+        if (len(step.op_states_packed), len(step.op_norm_codes), len(step.variable_states_packed)) != (
+            -(-n_ops // 4), n_ops, -(-n_vars // 4)
+        ):
+            raise FormatError("step values do not match the graph's ops and variables")
+        if not -200 <= step.op_norm_top <= 200:
+            raise FormatError("op norm scale out of range")
+        return  # every 2-bit code is a state
+    if (len(step.op_states), len(step.op_norms), len(step.variable_states)) != (n_ops, n_ops, n_vars):
         raise FormatError("step values do not match the graph's ops and variables")
     # bytes.translate runs in C: this check is on the plugin's reload path for every step.
     if (step.op_states + step.variable_states).translate(None, _STATE_BYTES):
@@ -116,14 +210,15 @@ def build_report(
 ) -> Report:
     """The report for one logged step: analyze() and every reader go through this."""
     check_aligned(graph, step)
+    op_codes, op_norms, var_codes, var_norms = step_arrays(step, len(graph.ops), len(graph.variables))
     variables = {}
-    for var, code, norm in zip(graph.variables, step.variable_states, step.variable_norms):
+    for var, code, norm in zip(graph.variables, var_codes.tolist(), var_norms.tolist()):
         state = decode_state(code)
         variables[var.name] = VariableRecord(var.name, state, decode_norm(state, norm), var.shape)
     graph_ops = list(graph.ops)  # protobuf indexing is slow; one pass into a list
     names = [op.name for op in graph_ops]
     ops = []
-    for op, code, norm in zip(graph_ops, step.op_states, step.op_norms):
+    for op, code, norm in zip(graph_ops, op_codes.tolist(), op_norms.tolist()):
         state = V.STATES[code]
         ops.append(
             OpRecord(

@@ -20,7 +20,7 @@ from werkzeug import wrappers
 from tb_gradflow.format import metadata
 from tb_gradflow.plugin import params, static_files, views
 from tb_gradflow.reading.cache import CachedSeries, SeriesCache
-from tb_gradflow.reading.reader import GradflowReader
+from tb_gradflow.reading.reader import GradflowReader, data_scope
 
 logger = logging.getLogger("tb_gradflow")
 
@@ -53,6 +53,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context: base_plugin.TBContext):
         self._provider = context.data_provider
+        self._multiplexer = getattr(context, "multiplexer", None)  # Python loader only
         self._cache = SeriesCache()
         self._warn = _WarnOnce()
 
@@ -78,18 +79,20 @@ class GradflowPlugin(base_plugin.TBPlugin):
     # JSON routes
 
     def _reader(self, request: wrappers.Request) -> tuple[GradflowReader, str, Any]:
+        """A reader for the request's experiment, and the cache scope of what it reads."""
         experiment = plugin_util.experiment_id(request.environ)
         ctx = plugin_util.context(request.environ)
-        return GradflowReader(self._provider, experiment, warn=self._warn), experiment, ctx
+        reader = GradflowReader(self._provider, experiment, warn=self._warn, multiplexer=self._multiplexer)
+        return reader, data_scope(self._provider, experiment), ctx
 
     def _runs(self, request: wrappers.Request) -> str:
-        reader, experiment, ctx = self._reader(request)
+        reader, scope, ctx = self._reader(request)
         listing = reader.list(ctx)
-        self._cache.retain(experiment, listing)
+        self._cache.retain(scope, listing)
         readable: dict[str, dict[str, Any]] = {}
         for run, tags in listing.items():
             for tag, info in tags.items():
-                series = self._cache.get(reader, experiment, run, tag, info, ctx).series
+                series = self._cache.get(reader, scope, run, tag, info, ctx).series
                 if series is not None:
                     readable.setdefault(run, {})[tag] = series
         return views.runs_json(readable)
@@ -98,13 +101,13 @@ class GradflowPlugin(base_plugin.TBPlugin):
         """The run and tag a request names, and their series; 404 when the listing lacks them."""
         args = request.args.to_dict(flat=False)
         run, tag = params.required(args, "run"), params.required(args, "tag")
-        reader, experiment, ctx = self._reader(request)
+        reader, scope, ctx = self._reader(request)
         tags = reader.list(ctx, run=run).get(run)
         if tags is None:
             raise params.not_found(f"no gradflow data for run {run!r}")
         if tag not in tags:
             raise params.not_found(f"no gradflow tag {tag!r} in run {run!r}")
-        return run, tag, self._cache.get(reader, experiment, run, tag, tags[tag], ctx)
+        return run, tag, self._cache.get(reader, scope, run, tag, tags[tag], ctx)
 
     def _graph(self, request: wrappers.Request) -> str:
         step = params.step(request.args.to_dict(flat=False))

@@ -1,18 +1,36 @@
-"""Decoded series kept between requests, reread only when TensorBoard has loaded new data.
+"""Decoded series kept between requests, within a memory budget, reread only when TensorBoard has
+loaded new data.
 
 A route must not decode 10,000 steps at every request, and must not serve stale steps after a
 reload either. The listing that every request makes anyway says what the data provider holds
 (its last step and wall time, and the graph tags); an entry is reused while that is unchanged.
+
+TensorBoard is often left running for weeks on a shared machine, and any client can make up
+experiment ids in the URL: entries are keyed by what the data provider reads (a `scope` that the
+plugin derives from the provider, not from the URL when the provider ignores the id), and all of
+them together stay within a byte budget, least recently used first out.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import logging
+import sys
 import threading
+import zlib
 from typing import Any, Hashable
+
+import numpy as np
 
 from tb_gradflow.reading.reader import GradflowReader, TagInfo, TagSeries
 
-Key = tuple[str, str, str]  # experiment id, run, tag
+logger = logging.getLogger("tb_gradflow")
+
+Key = tuple[str, str, str]  # data scope, run, tag
+
+# What all entries may hold together: a ResNet50 run of 10,000 steps takes about 75 MB.
+DEFAULT_BUDGET_BYTES = 1 << 30
+_LOCK_STRIPES = 64
 
 
 def freshness(info: TagInfo) -> tuple:
@@ -20,13 +38,51 @@ def freshness(info: TagInfo) -> tuple:
     return (info.max_step, info.max_wall_time, tuple(sorted(info.graph_tags.items())))
 
 
+def approximate_size(value: Any, _depth: int = 0) -> int:
+    """Bytes a cached value holds, roughly (within a factor of two): enough to keep a budget."""
+    if isinstance(value, (str, bytes)):
+        return len(value) + 50
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return value.nbytes + sum(approximate_size(v, _depth + 1) for v in value.ravel().tolist())
+        return value.nbytes + 100
+    if hasattr(value, "ByteSize"):  # a protobuf message: its Python form is a few times larger
+        return 4 * value.ByteSize() + 100
+    if _depth > 3:
+        return sys.getsizeof(value)
+    if isinstance(value, dict):
+        return sum(64 + approximate_size(k, _depth + 1) + approximate_size(v, _depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        if value and all(type(v) is int for v in value[:8]):  # step lists: boxed ints
+            return 40 * len(value)
+        return sum(16 + approximate_size(v, _depth + 1) for v in value)
+    if dataclasses.is_dataclass(value):
+        return sum(approximate_size(getattr(value, f.name), _depth + 1) for f in dataclasses.fields(value))
+    return sys.getsizeof(value)
+
+
+def series_size(series: TagSeries | None) -> int:
+    """Bytes of one read series: its matrices, graphs and step index."""
+    if not isinstance(series, TagSeries):  # None: a remembered failure
+        return approximate_size(series)
+    total = 150 * len(series.steps)  # `steps` and `where`: boxed ints, tuples, dict slots
+    for values in series.versions.values():
+        total += approximate_size(values.graph) + 120 * len(values.graph.ops)  # + name indices
+        for column in (values.steps, values.op_states, values.op_norms, values.variable_states,
+                       values.variable_norms, values.losses, values.wall_times):
+            total += column.nbytes
+    return total
+
+
 @dataclasses.dataclass
 class CachedSeries:
     """One read of a run and tag, with values derived from it that live exactly as long."""
 
-    series: TagSeries | None  # None: nothing readable (the reader has warned)
+    series: TagSeries | None  # None: nothing readable (the reader has warned); not retried
     freshness: tuple
+    nbytes: int = 0
     _derived: dict[Hashable, Any] = dataclasses.field(default_factory=dict)
+    _on_grow: Any = None
 
     def derived(self, key: Hashable, compute: Any) -> Any:
         """`compute()` once per key: JSON parts that depend only on this read of the series.
@@ -38,42 +94,101 @@ class CachedSeries:
         except KeyError:
             value = compute()
             self._derived[key] = value
+            grown = approximate_size(value)
+            self.nbytes += grown
+            if self._on_grow is not None:
+                self._on_grow(grown)
             return value
 
 
 class SeriesCache:
-    """Thread-safe map from (experiment, run, tag) to its latest CachedSeries."""
+    """Thread-safe LRU map from (scope, run, tag) to its latest CachedSeries, within a budget.
 
-    def __init__(self) -> None:
+    The entry being served is never evicted by its own insertion: a series larger than the whole
+    budget is kept alone rather than reread at every request.
+    """
+
+    def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        self.budget_bytes = budget_bytes
         self._lock = threading.Lock()
-        self._entries: dict[Key, CachedSeries] = {}
-        self._loading: dict[Key, threading.Lock] = {}
+        self._entries: collections.OrderedDict[Key, CachedSeries] = collections.OrderedDict()
+        self._bytes = 0
+        # Striped locks, so that concurrent requests for one series read it once, and the
+        # number of locks does not grow with the number of keys clients make up.
+        self._loading = [threading.Lock() for _ in range(_LOCK_STRIPES)]
 
-    def get(self, reader: GradflowReader, experiment_id: str, run: str, tag: str, info: TagInfo, ctx: Any) -> CachedSeries:
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, reader: GradflowReader, scope: str, run: str, tag: str, info: TagInfo, ctx: Any) -> CachedSeries:
         """The series as the listing `info` describes it; one reader call per change, even when
         several requests for the same series arrive together. A reread starts from the last
-        read, so that only new steps are decoded."""
-        key = (experiment_id, run, tag)
+        read, so that only new steps are decoded. Any failure to read (a MemoryError from a
+        hostile tensor included) is remembered as "nothing readable" until the listing changes."""
+        key = (scope, run, tag)
         wanted = freshness(info)
-        entry = self._entries.get(key)
-        if entry is not None and entry.freshness == wanted:
+        entry = self._touch(key, wanted)
+        if entry is not None:
             return entry
-        with self._lock:
-            key_lock = self._loading.setdefault(key, threading.Lock())
-        with key_lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry.freshness == wanted:
+        with self._loading[zlib.crc32(repr(key).encode()) % _LOCK_STRIPES]:
+            entry = self._touch(key, wanted)
+            if entry is not None:
                 return entry
-            previous = entry.series if entry is not None else None
-            entry = CachedSeries(reader.read(run, tag, info, ctx, previous=previous), wanted)
-            with self._lock:
-                self._entries[key] = entry
+            old = self._entries.get(key)
+            previous = old.series if old is not None else None
+            try:
+                series = reader.read(run, tag, info, ctx, previous=previous)
+            except Exception as e:  # pylint: disable=broad-except  # MemoryError is one
+                logger.warning("tb_gradflow: run %r, tag %r: skipped: %s: %s", run, tag, type(e).__name__, e)
+                series = None
+            entry = CachedSeries(series, wanted, series_size(series))
+            self._insert(key, entry)
             return entry
 
-    def retain(self, experiment_id: str, listing: dict[str, dict[str, TagInfo]]) -> None:
-        """Forgets the series of this experiment that the full listing no longer has."""
+    def _touch(self, key: Key, wanted: tuple) -> CachedSeries | None:
         with self._lock:
-            for key in [k for k in self._entries if k[0] == experiment_id]:
+            entry = self._entries.get(key)
+            if entry is None or entry.freshness != wanted:
+                return None
+            self._entries.move_to_end(key)
+            return entry
+
+    def _insert(self, key: Key, entry: CachedSeries) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                old._on_grow = None
+                self._bytes -= old.nbytes
+            self._entries[key] = entry
+            self._bytes += entry.nbytes
+            entry._on_grow = self._grown
+            self._evict(keep=key)
+
+    def _grown(self, nbytes: int) -> None:
+        with self._lock:
+            self._bytes += nbytes
+            self._evict(keep=next(reversed(self._entries), None))
+
+    def _evict(self, keep: Key | None) -> None:
+        """Drops least recently used entries until within budget (lock held)."""
+        while self._bytes > self.budget_bytes and len(self._entries) > 1:
+            key = next(iter(self._entries))
+            if key == keep:
+                self._entries.move_to_end(key)
+                key = next(iter(self._entries))
+            gone = self._entries.pop(key)
+            gone._on_grow = None
+            self._bytes -= gone.nbytes
+
+    def retain(self, scope: str, listing: dict[str, dict[str, TagInfo]]) -> None:
+        """Forgets the series of this scope that the full listing no longer has."""
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == scope]:
                 if key[2] not in listing.get(key[1], {}):
-                    del self._entries[key]
-                    self._loading.pop(key, None)
+                    gone = self._entries.pop(key)
+                    gone._on_grow = None
+                    self._bytes -= gone.nbytes

@@ -14,13 +14,14 @@ from typing import Any, Callable
 
 import numpy as np
 from tensorboard import context as tb_context
-from tensorboard import errors
 from tensorboard.data import provider
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format import metadata
 from tb_gradflow.format.metadata import FormatError
-from tb_gradflow.format.records import build_report, check_aligned, decode_graph, decode_step
+from tb_gradflow.format.records import (
+    build_report, check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, step_arrays, unpack_states,
+)
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.report import Report
 
@@ -29,9 +30,45 @@ logger = logging.getLogger("tb_gradflow")
 # Read every sample the loader kept: our steps are small and a gap would be a lie.
 _ALL = 1 << 30
 
-# What a data provider raises when a tensor in the logdir is not what its metadata claims (the
-# Python loader converts with numpy; the Rust one answers with a gRPC error mapped to these).
-_PROVIDER_DATA_ERRORS = (ValueError, TypeError, IndexError, errors.PublicError)
+# A graph tag holds one blob; a declared length beyond this is hostile (a blob-sequence shape of
+# [2**40] makes the Python loader build a list of 2**40 blob references).
+_MAX_GRAPH_BLOBS = 16
+# A step tensor that declares more elements than this, beyond the values it holds, would make the
+# provider expand it (numpy.repeat of one value) into gigabytes: the tag is not read at all.
+_MAX_DECLARED_ELEMENTS = 1 << 16
+
+# Data providers that serve one logdir whatever the experiment id in the URL: the Python
+# multiplexer and the gRPC client of the Rust data server.
+_EXPERIMENT_BLIND = ("MultiplexerDataProvider", "GrpcDataProvider")
+
+
+def data_scope(data_provider: Any, experiment_id: str) -> str:
+    """The part of a request that decides what the provider reads, for cache keys: "" for a
+    provider that ignores experiment ids (a client must not grow the cache by making ids up),
+    else the experiment id. Entries are still checked against each request's own listing."""
+    if type(data_provider).__name__ in _EXPERIMENT_BLIND:
+        return ""
+    return experiment_id
+
+
+def declared_overflow(tensor_proto: Any) -> str | None:
+    """Why a TensorProto declares far more elements than it holds values, or None when sane.
+
+    Checked on the raw event before a provider converts it, so that nothing is allocated for it.
+    """
+    count = 1
+    for dim in tensor_proto.tensor_shape.dim:
+        if dim.size < 0:
+            return f"negative dimension {dim.size}"
+        count *= dim.size
+    present = max(
+        len(tensor_proto.string_val), len(tensor_proto.float_val), len(tensor_proto.double_val),
+        len(tensor_proto.int_val), len(tensor_proto.int64_val), len(tensor_proto.half_val),
+        len(tensor_proto.bool_val), len(tensor_proto.tensor_content),
+    )
+    if count > _MAX_DECLARED_ELEMENTS and count > present:
+        return f"declares {count} elements but holds {present} values"
+    return None
 
 
 @dataclasses.dataclass
@@ -108,10 +145,19 @@ Warn = Callable[[str], None]
 
 
 class GradflowReader:
-    def __init__(self, provider: Any, experiment_id: str = "", warn: Warn | None = None):
+    """Lists and reads gradflow series through a data provider, for one experiment id."""
+
+    read_budget_bytes = 192 << 20
+
+    def __init__(self, provider: Any, experiment_id: str = "", warn: Warn | None = None, multiplexer: Any = None):
+        """`multiplexer`: TensorBoard's Python event multiplexer when there is one; used only to
+        check declared tensor sizes before the provider converts (and allocates) them."""
         self._provider = provider
         self._experiment_id = experiment_id
         self._warn = warn or (lambda message: logger.warning("tb_gradflow: %s", message))
+        if multiplexer is None and type(provider).__name__ == "MultiplexerDataProvider":
+            multiplexer = getattr(provider, "_multiplexer", None)
+        self._multiplexer = multiplexer
 
     def list(self, ctx: Any = None, run: str | None = None) -> dict[str, dict[str, TagInfo]]:
         """{run: {tag: TagInfo}} for every readable gradflow summary (of one run, if given).
@@ -130,7 +176,11 @@ class GradflowReader:
         for run, tags in blobs.items():
             for tag, series in tags.items():
                 data = self._plugin_data(run, tag, series.plugin_content)
-                if data is not None and data.kind == gradflow_pb2.PluginData.GRAPH:
+                if data is None or data.kind != gradflow_pb2.PluginData.GRAPH:
+                    continue
+                if not 0 < (series.max_length or 0) <= _MAX_GRAPH_BLOBS:
+                    self._warn(f"run {run!r}, tag {tag!r}: graph skipped: blob sequence of length {series.max_length}")
+                else:
                     graph_tags.setdefault((run, data.name), {})[data.graph_id] = tag
         for run, tags in tensors.items():
             for tag, series in tags.items():
@@ -155,20 +205,17 @@ class GradflowReader:
         brought a few new steps, only those are decoded.
         """
         ctx = ctx or tb_context.RequestContext()
+        hostile = self._declared_overflow(run, name)
+        if hostile is not None:
+            self._warn(f"run {run!r}, tag {name!r}: not read: a step tensor {hostile}")
+            return None
         graphs = self._read_graphs(ctx, run, name, info)
         known = _known_rows(previous, graphs)
         try:
-            tensors = self._provider.read_tensors(
-                ctx,
-                experiment_id=self._experiment_id,
-                plugin_name=metadata.PLUGIN_NAME,
-                downsample=_ALL,
-                run_tag_filter=_filter(run, name),
-            )
-        except _PROVIDER_DATA_ERRORS as e:  # a hostile tensor the provider cannot convert
+            data = self._read_step_tensors(ctx, run, name)
+        except Exception as e:  # pylint: disable=broad-except  # a hostile tensor (MemoryError, ...)
             self._warn(f"run {run!r}, tag {name!r}: unreadable: {type(e).__name__}: {e}")
             return None
-        data = tensors.get(run, {}).get(name, [])
         per_version: dict[str, list[_Row]] = {}
         bad = 0
         for datum in data:
@@ -200,6 +247,60 @@ class GradflowReader:
             return None
         return _series(run, name, info.description, graphs, per_version)
 
+    def _read_tensors(self, ctx: Any, run: str, name: str, downsample: int) -> list:
+        tensors = self._provider.read_tensors(
+            ctx,
+            experiment_id=self._experiment_id,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=downsample,
+            run_tag_filter=_filter(run, name),
+        )
+        return tensors.get(run, {}).get(name, [])
+
+    def _read_step_tensors(self, ctx: Any, run: str, name: str) -> list:
+        """Every kept step of run/name, asking the provider for at most about `read_budget_bytes`
+        at once (the Rust data server's replies stop at 256 MiB): the size of the last step
+        sets how many steps one read may return. A run with more steps than that is served as
+        an even sample of them, with a warning, rather than not at all. The Python loader
+        holds every step in memory already and converts them all at any `downsample`: one read."""
+        if self._multiplexer is not None:
+            return self._read_tensors(ctx, run, name, _ALL)
+        last = self._read_tensors(ctx, run, name, 1)
+        if not last:
+            return []
+        per_step = _datum_bytes(last[-1]) + _DATUM_OVERHEAD_BYTES
+        limit = max(2, self.read_budget_bytes // per_step)
+        for _ in range(4):
+            try:
+                data = self._read_tensors(ctx, run, name, min(limit, _ALL))
+                break
+            except Exception as e:  # pylint: disable=broad-except
+                if "RESOURCE_EXHAUSTED" not in str(e) and "larger than max" not in str(e) or limit <= 2:
+                    raise
+                limit //= 4  # earlier steps were larger than the last one
+        else:
+            raise RuntimeError("the data provider refused every bounded read")
+        if len(data) >= limit:
+            self._warn(
+                f"run {run!r}, tag {name!r}: more steps than one bounded read holds "
+                f"({limit} of {per_step} bytes); serving an even sample of {len(data)} steps"
+            )
+        return data
+
+    def _declared_overflow(self, run: str, tag: str) -> str | None:
+        """The first raw step event of run/tag that declares an absurd size (Python loader)."""
+        if self._multiplexer is None:
+            return None
+        try:
+            events = self._multiplexer.Tensors(run, tag)
+        except KeyError:
+            return None
+        for event in events:
+            reason = declared_overflow(event.tensor_proto)
+            if reason is not None:
+                return f"at step {event.step} {reason}"
+        return None
+
     def _read_graphs(self, ctx: Any, run: str, name: str, info: TagInfo) -> dict[str, gradflow_pb2.Graph]:
         if not info.graph_tags:
             return {}
@@ -222,8 +323,8 @@ class GradflowReader:
                         raise FormatError("graph id does not match its tag")
                     check_graph(graph)
                     graphs[graph_id] = graph
-                except (FormatError, *_PROVIDER_DATA_ERRORS) as e:
-                    self._warn(f"run {run!r}, tag {tag!r}: graph skipped: {e}")
+                except Exception as e:  # pylint: disable=broad-except  # untrusted: MemoryError too
+                    self._warn(f"run {run!r}, tag {tag!r}: graph skipped: {type(e).__name__}: {e}")
         return graphs
 
     def _plugin_data(self, run: str, tag: str, content: bytes) -> gradflow_pb2.PluginData | None:
@@ -255,6 +356,15 @@ def check_graph(graph: gradflow_pb2.Graph) -> None:
             raise FormatError(f"op {op.name!r} has an index or cause out of range")
 
 
+# What a TensorDatum costs in a reply beyond its string: step, wall time, TensorProto framing.
+_DATUM_OVERHEAD_BYTES = 48
+
+
+def _datum_bytes(datum: Any) -> int:
+    raw = datum.numpy
+    return int(getattr(raw, "nbytes", 0)) + sum(len(v) for v in np.ravel(raw)[:16] if isinstance(v, bytes))
+
+
 def _filter(run: str, *tags: str) -> provider.RunTagFilter:
     return provider.RunTagFilter(runs=[run], tags=list(tags))
 
@@ -276,23 +386,38 @@ def _known_rows(previous: TagSeries | None, graphs: dict[str, gradflow_pb2.Graph
 
 
 def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
-    """Rows (sorted by step) as matrices; decoded protos and earlier rows fill them alike."""
+    """Rows (sorted by step) as matrices; decoded protos and earlier rows fill them alike.
+
+    Version 2 rows are decoded together: their bytes joined into one matrix per column."""
     n, n_ops, n_vars = len(rows), len(graph.ops), len(graph.variables)
     op_states, variable_states = np.empty((n, n_ops), np.uint8), np.empty((n, n_vars), np.uint8)
     op_norms, variable_norms = np.empty((n, n_ops), np.float32), np.empty((n, n_vars), np.float32)
     losses = np.empty(n, np.float32)
+    packed: list[int] = []
     for i, (_, _, source) in enumerate(rows):
         if isinstance(source, tuple):
             old, row = source
             op_states[i], op_norms[i] = old.op_states[row], old.op_norms[row]
             variable_states[i], variable_norms[i] = old.variable_states[row], old.variable_norms[row]
             losses[i] = old.losses[row]
+        elif is_packed(source):
+            packed.append(i)
         else:
-            op_states[i] = np.frombuffer(source.op_states, np.uint8)
-            op_norms[i] = source.op_norms
-            variable_states[i] = np.frombuffer(source.variable_states, np.uint8)
-            variable_norms[i] = source.variable_norms
+            op_states[i], op_norms[i], variable_states[i], variable_norms[i] = step_arrays(source, n_ops, n_vars)
             losses[i] = source.loss
+    if packed:
+        steps = [rows[i][2] for i in packed]
+        index = np.array(packed, np.int64)
+
+        def matrix(field: str, width: int) -> np.ndarray:
+            return np.frombuffer(b"".join(getattr(s, field) for s in steps), np.uint8).reshape(len(steps), width)
+
+        op_states[index] = unpack_states(matrix("op_states_packed", -(-n_ops // 4)), n_ops)
+        variable_states[index] = unpack_states(matrix("variable_states_packed", -(-n_vars // 4)), n_vars)
+        tops = np.array([s.op_norm_top for s in steps], np.int64)
+        op_norms[index] = dequantize_norms(matrix("op_norm_codes", n_ops), tops)
+        variable_norms[index] = np.array([list(s.variable_norms) for s in steps], np.float32).reshape(len(steps), n_vars)
+        losses[index] = [s.loss for s in steps]
     return VersionValues(
         graph=graph,
         steps=np.array([r[0] for r in rows], dtype=np.int64),

@@ -18,7 +18,7 @@ from tb_gradflow import vocabulary as V
 from tb_gradflow.capture.analyze import run_probe
 from tb_gradflow.capture.probe import ProbeResult
 from tb_gradflow.format import metadata
-from tb_gradflow.format.records import encode_step
+from tb_gradflow.format.records import encode_step, step_arrays
 from tb_gradflow.proto import gradflow_pb2
 
 TAG = "gradflow"
@@ -89,8 +89,9 @@ def write_protos(run_dir: str, result: ProbeResult, steps: Iterable[int], name: 
     path of `tb_gradflow.summary`, with norms varied per step (re-encoded with
     `records.encode_step`), so that long series need no probe call per step."""
     graph, base = result.graph, result.step
-    op_states = [V.STATES[c] for c in base.op_states]
-    var_states = [V.STATES[c] for c in base.variable_states]
+    op_codes, op_norms, var_codes, var_norms = step_arrays(base, len(graph.ops), len(graph.variables))
+    op_states = [V.STATES[c] for c in op_codes]
+    var_states = [V.STATES[c] for c in var_codes]
     writer = tf.summary.create_file_writer(run_dir)
     rng = np.random.default_rng(0)
     for step in steps:
@@ -98,9 +99,9 @@ def write_protos(run_dir: str, result: ProbeResult, steps: Iterable[int], name: 
         proto = encode_step(
             graph.graph_id,
             op_states,
-            [None if np.isnan(n) else n * scale for n in base.op_norms],
+            [None if np.isnan(n) else n * scale for n in op_norms.tolist()],
             var_states,
-            [None if np.isnan(n) else n * scale for n in base.variable_norms],
+            [None if np.isnan(n) else n * scale for n in var_norms.tolist()],
             base.loss,
         )
         summary._write(writer, name, ProbeResult(graph, proto), step, "")  # pylint: disable=protected-access
