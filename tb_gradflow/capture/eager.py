@@ -30,10 +30,12 @@ def eager_probe(
     grads = tape.gradient(scaled, [v.tf_variable for v in tracked])
     if optimizer is not None:
         apply_gradients(optimizer, [v.user_variable for v in tracked], grads)
-    graph = seal(graph_skeleton(tracked, loss_op=-1, fallback_reason=reason))
+    sparse = [isinstance(g, tf.IndexedSlices) for g in grads]
+    graph = seal(graph_skeleton(tracked, sparse, loss_op=-1, fallback_reason=reason))
     present = [g for g in grads if g is not None]
     exact = unscale_reductions(tf.zeros([0]), Reducer().exact(present), scale)[1]
     stats = iter(exact.numpy()) if present else iter(())
+    counts = iter(Reducer().presence(present).numpy().tolist())
     values = [
         tensor_state(False) if g is None else tensor_state(True, *(float(x) for x in next(stats)))
         for g in grads
@@ -41,5 +43,11 @@ def eager_probe(
     step = encode_step(
         graph.graph_id, [], [], [s for s, _ in values], [n for _, n in values],
         float(tf.reduce_sum(tf.cast(loss, tf.float32)).numpy()),
+        op_presence=[],
+        variable_presence=[None if g is None else _fraction(*next(counts)) for g in grads],
     )
     return ProbeResult(graph, step)
+
+
+def _fraction(present: float, size: float) -> float | None:
+    return present / size if size > 0 else None

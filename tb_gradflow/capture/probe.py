@@ -96,10 +96,12 @@ class Probe:
             raise
         layout = self._layouts[self._graph_ids[concrete.graph]]
 
-        def encode(loss, tensor_stats, variable_stats) -> gradflow_pb2.Step:
-            return decode_step(layout, {"loss": loss, "tensor_stats": tensor_stats, "variable_stats": variable_stats})
+        keys = ("loss", "tensor_stats", "variable_stats", "presence", "variable_presence")
 
-        return layout.graph, [out["loss"], out["tensor_stats"], out["variable_stats"]], encode
+        def encode(*values) -> gradflow_pb2.Step:
+            return decode_step(layout, dict(zip(keys, values)))
+
+        return layout.graph, [out[k] for k in keys], encode
 
     # -- trace time ------------------------------------------------------------------------
     def _trace(self, *args, **kwargs):
@@ -119,9 +121,12 @@ class Probe:
         walker.walk(loss.graph, [loss], {h.ref(): (-1, 1 << i, i) for i, h in enumerate(handles) if h is not None})
         scale = loss_scale(self._optimizer, loss, [v.user_variable for v in variables])
         backward = backward_pass(loss, walker.ops, variables, handles, scale)
+        presence_grads, presence_owners = backward.presence_sources()
         graph = graph_proto(
             walker.ops, backward.op_tensors, variables, backward.structure,
             walker.index.get(op_key(loss.op), -1),
+            gates={i for i, g in enumerate(backward.passed_back) if g},
+            sparse=[isinstance(g, tf.IndexedSlices) for g in backward.variable_grads],
         )
         self._graph_ids[loss.graph] = graph.graph_id
         self._layouts[graph.graph_id] = Layout(
@@ -131,6 +136,7 @@ class Probe:
             [g is not None for g in backward.variable_grads],
             backward.structure.reached,
             _top_ancestors(walker.ops),
+            presence_owners,
         )
         reducer = Reducer()
         tensor_stats, variable_stats = unscale_reductions(
@@ -143,6 +149,8 @@ class Probe:
             "loss": tf.cast(tf.reduce_sum(loss), tf.float32),
             "tensor_stats": tensor_stats,
             "variable_stats": variable_stats,
+            "presence": reducer.presence(presence_grads),
+            "variable_presence": reducer.presence([g for g in backward.variable_grads if g is not None]),
         }
         if self._optimizer is not None:
             apply_gradients(self._optimizer, [v.user_variable for v in variables], backward.variable_grads)

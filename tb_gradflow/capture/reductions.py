@@ -60,6 +60,41 @@ class Reducer:
         return tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=c) for c in columns], axis=1)
 
 
+    def presence(self, grads: list[Any]) -> tf.Tensor:
+        """[N, 2]: elements nonzero and finite, and all elements, of each gradient.
+
+        One mask and one sum per gradient, on the device. An IndexedSlices gradient (an
+        embedding's) is summed per distinct row first, as its dense form would be, and counted
+        against the dense shape: rows the batch does not touch get no gradient.
+        """
+        if not grads:
+            return tf.zeros([0, 2], tf.float32)
+        rows = [self._present_and_size(g) for g in grads]
+        return tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=list(r)) for r in rows])
+
+    def _present_and_size(self, grad: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        if isinstance(grad, tf.IndexedSlices):
+            rows, row_of = tf.raw_ops.Unique(x=grad.indices, out_idx=tf.int32)
+            values = tf.raw_ops.UnsortedSegmentSum(
+                data=grad.values, segment_ids=row_of, num_segments=tf.raw_ops.Size(input=rows)
+            )
+            return self._count_present(values), _as_count(tf.raw_ops.Prod(input=grad.dense_shape, axis=0))
+        return self._count_present(grad), _as_count(tf.raw_ops.Size(input=grad))
+
+    def _count_present(self, grad: tf.Tensor) -> tf.Tensor:
+        if grad.dtype.is_complex:
+            grad = tf.raw_ops.ComplexAbs(x=grad, Tout=grad.dtype.real_dtype)
+        flat = tf.raw_ops.Reshape(tensor=grad, shape=[-1])
+        present = tf.raw_ops.LogicalAnd(
+            x=tf.raw_ops.IsFinite(x=flat), y=tf.raw_ops.NotEqual(x=flat, y=tf.zeros([], flat.dtype))
+        )
+        return tf.raw_ops.Sum(input=tf.raw_ops.Cast(x=present, DstT=tf.float32), axis=0)
+
+
+def _as_count(n: tf.Tensor) -> tf.Tensor:
+    return tf.raw_ops.Cast(x=n, DstT=tf.float32)
+
+
 def tensor_state(
     has_grad: bool, half_sumsq: float = 0.0, high: float | None = None, low: float | None = None
 ) -> tuple[str, float | None]:

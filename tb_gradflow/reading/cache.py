@@ -69,7 +69,8 @@ def series_size(series: TagSeries | None) -> int:
     for values in series.versions.values():
         total += approximate_size(values.graph) + 120 * len(values.graph.ops)  # + name indices
         for column in (values.steps, values.op_states, values.op_norms, values.variable_states,
-                       values.variable_norms, values.losses, values.wall_times):
+                       values.variable_norms, values.losses, values.wall_times,
+                       values.op_presence, values.variable_presence):
             total += column.nbytes
     return total
 

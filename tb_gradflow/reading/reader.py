@@ -18,9 +18,11 @@ from tensorboard.data import provider
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format import metadata
+from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.format.records import (
-    build_report, check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, step_arrays, unpack_states,
+    build_report, check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, presence_arrays, step_arrays,
+    unpack_states,
 )
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.report import Report
@@ -93,6 +95,9 @@ class VersionValues:
     variable_norms: np.ndarray  # float32 [n, vars]
     losses: np.ndarray  # float32 [n]
     wall_times: np.ndarray  # float64 [n]: with the step, what identifies a logged datum
+    # Fractions of gradient elements nonzero and finite, NaN unknown (format/presence.py).
+    op_presence: np.ndarray | None = None  # float32 [n, ops]
+    variable_presence: np.ndarray | None = None  # float32 [n, vars]
     _op_index: dict[str, int] | None = None
     _variable_index: dict[str, int] | None = None
 
@@ -107,7 +112,7 @@ class VersionValues:
         return self._variable_index
 
     def step_proto(self, row: int) -> gradflow_pb2.Step:
-        return gradflow_pb2.Step(
+        step = gradflow_pb2.Step(
             graph_id=self.graph.graph_id,
             op_states=self.op_states[row].tobytes(),
             op_norms=self.op_norms[row].tolist(),
@@ -115,6 +120,12 @@ class VersionValues:
             variable_norms=self.variable_norms[row].tolist(),
             loss=float(self.losses[row]),
         )
+        op_p, var_p = self.op_presence[row], self.variable_presence[row]
+        if not (np.isnan(op_p).all() and np.isnan(var_p).all()):
+            step.has_presence = True
+            step.op_presence_stored, step.op_presence_codes = P.encode(self.op_states[row], op_p)
+            step.variable_presence_stored, step.variable_presence_codes = P.encode(self.variable_states[row], var_p)
+        return step
 
 
 @dataclasses.dataclass
@@ -393,6 +404,8 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
     op_states, variable_states = np.empty((n, n_ops), np.uint8), np.empty((n, n_vars), np.uint8)
     op_norms, variable_norms = np.empty((n, n_ops), np.float32), np.empty((n, n_vars), np.float32)
     losses = np.empty(n, np.float32)
+    op_presence = np.full((n, n_ops), np.nan, np.float32)
+    variable_presence = np.full((n, n_vars), np.nan, np.float32)
     packed: list[int] = []
     for i, (_, _, source) in enumerate(rows):
         if isinstance(source, tuple):
@@ -400,11 +413,13 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
             op_states[i], op_norms[i] = old.op_states[row], old.op_norms[row]
             variable_states[i], variable_norms[i] = old.variable_states[row], old.variable_norms[row]
             losses[i] = old.losses[row]
+            op_presence[i], variable_presence[i] = old.op_presence[row], old.variable_presence[row]
         elif is_packed(source):
             packed.append(i)
         else:
             op_states[i], op_norms[i], variable_states[i], variable_norms[i] = step_arrays(source, n_ops, n_vars)
             losses[i] = source.loss
+            op_presence[i], variable_presence[i] = presence_arrays(source, op_states[i], variable_states[i])
     if packed:
         steps = [rows[i][2] for i in packed]
         index = np.array(packed, np.int64)
@@ -418,6 +433,7 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
         op_norms[index] = dequantize_norms(matrix("op_norm_codes", n_ops), tops)
         variable_norms[index] = np.array([list(s.variable_norms) for s in steps], np.float32).reshape(len(steps), n_vars)
         losses[index] = [s.loss for s in steps]
+        _fill_presence(steps, index, op_states, variable_states, op_presence, variable_presence)
     return VersionValues(
         graph=graph,
         steps=np.array([r[0] for r in rows], dtype=np.int64),
@@ -427,7 +443,29 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
         variable_norms=variable_norms,
         losses=losses,
         wall_times=np.array([r[1] for r in rows], dtype=np.float64),
+        op_presence=op_presence,
+        variable_presence=variable_presence,
     )
+
+
+def _fill_presence(
+    steps: list[gradflow_pb2.Step], index: np.ndarray, op_states: np.ndarray, variable_states: np.ndarray,
+    op_presence: np.ndarray, variable_presence: np.ndarray,
+) -> None:
+    """Presence of version 2 rows, decoded together; rows without presence stay unknown."""
+    having = [k for k, s in enumerate(steps) if s.has_presence]
+    if not having:
+        return
+    rows = index[having]
+    chosen = [steps[k] for k in having]
+    for states, out, stored, codes in (
+        (op_states, op_presence, "op_presence_stored", "op_presence_codes"),
+        (variable_states, variable_presence, "variable_presence_stored", "variable_presence_codes"),
+    ):
+        width = -(-states.shape[1] // 8)
+        bitmaps = np.frombuffer(b"".join(getattr(s, stored) for s in chosen), np.uint8).reshape(len(chosen), width)
+        all_codes = np.frombuffer(b"".join(getattr(s, codes) for s in chosen), np.uint8)
+        out[rows] = P.decode(states[rows], bitmaps, all_codes)
 
 
 def _series(
