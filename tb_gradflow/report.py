@@ -53,6 +53,10 @@ class CutPoint:
     source: str
     starved_variables: tuple[str, ...]
     detail: str = ""
+    # Other cut points starving some of the same variables: each alone would feed them.
+    parallel_cuts: tuple[str, ...] = ()
+    # The library frame that made the op, when `source` is the user's line calling into it.
+    library_source: str = ""
 
     @property
     def hint(self) -> str:
@@ -65,6 +69,8 @@ class CutPoint:
             "cause": self.cause,
             "source": self.source,
             "starved_variables": list(self.starved_variables),
+            "parallel_cuts": list(self.parallel_cuts),
+            "library_source": self.library_source or None,
         }
 
 
@@ -160,9 +166,16 @@ def format_diagnosis(report: Report) -> str:
     starving = report.starving_cut_points
     for i, cut in enumerate(starving, 1):
         lines.append(f"  cut {i}: {cut.op_type} '{cut.op_name}' ({cut.cause}) at {cut.source or '?'}")
+        if cut.library_source:
+            lines.append(f"    made inside a library at {cut.library_source}")
         if cut.detail:
             lines.append(f"    {cut.detail}")
         lines.append(f"    starves: {', '.join(cut.starved_variables)}")
+        if cut.parallel_cuts:
+            lines.append(
+                f"    only together with {', '.join(repr(n) for n in cut.parallel_cuts)}: "
+                "each alone would feed what they both starve"
+            )
         lines.append(f"    hint: {cut.hint}")
     harmless = [c for c in report.cut_points if not c.starved_variables]
     if harmless:

@@ -142,26 +142,38 @@ def _gradflow_in_graph(
     if in_xla_context():
         return _in_xla(name, loss_fn, args, kwargs, variables, optimizer)
     probe = probe_for(loss_fn, variables, optimizer)
-    graph, encode_inputs, encode = probe.symbolic_call(*args, **kwargs)
     writer = _current_writer()
     if writer is None:
+        if optimizer is not None:  # the training step still happens
+            probe.symbolic_call(*args, **kwargs)
         return tf.constant(False)
     step = _resolve_step(step)
     if step is None:
         raise _no_step()
     tag = _tag(name)
 
-    def step_tensor() -> tf.Tensor:
-        # Host-side encoding of the reduced vectors: not on the loss path, and run only when
-        # the summary is recorded.
-        serialized = tf.numpy_function(
-            functools.partial(_serialize_step, encode), encode_inputs, tf.string, stateful=False
-        )
-        return tf.reshape(serialized, [])
+    def probe_and_write() -> tf.Tensor:
+        graph, encode_inputs, encode = probe.symbolic_call(*args, **kwargs)
 
-    _write_graph_once(writer, tag, graph, step)
-    return tf.summary.write(
-        tag=tag, tensor=step_tensor, step=step, metadata=metadata.step_metadata(tag, description)
+        def step_tensor() -> tf.Tensor:
+            # Host-side encoding of the reduced vectors: not on the loss path, and run only
+            # when the summary is recorded.
+            serialized = tf.numpy_function(
+                functools.partial(_serialize_step, encode), encode_inputs, tf.string, stateful=False
+            )
+            return tf.reshape(serialized, [])
+
+        _write_graph_once(writer, tag, graph, step)
+        return tf.summary.write(
+            tag=tag, tensor=step_tensor, step=step, metadata=metadata.step_metadata(tag, description)
+        )
+
+    if optimizer is not None:  # the probe is the training step: it runs at every call
+        return probe_and_write()
+    # Without an optimizer, steps that record_if skips cost nothing: the probe runs only when
+    # the summary is recorded.
+    return tf.cond(
+        tf.summary.should_record_summaries(), probe_and_write, lambda: tf.constant(False)
     )
 
 

@@ -103,7 +103,7 @@ def test_fit_with_a_cut_is_reported_by_the_cli(tmp_path):
     assert entry["variables"]["quantized/second/kernel"]["state"] == "flowing"
     assert entry["variables"]["quantized/first/kernel"] == {"state": "none", "norm": None}
     [cut] = entry["cut_points"]
-    assert set(cut) == {"op_name", "op_type", "cause", "source", "starved_variables"}
+    assert set(cut) == {"op_name", "op_type", "cause", "source", "starved_variables", "parallel_cuts", "library_source"}
     assert cut["cause"] == "numpy_function"
     assert cut["source"] == line_of(__file__, "MARK quantize")
     assert isinstance(entry["ops"], int) and entry["ops"] > 5

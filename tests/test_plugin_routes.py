@@ -155,7 +155,8 @@ def check_graph_shape(graph: dict) -> None:
         if ops["state"][i] == "none" or not ops["measured"][i]:
             assert ops["norm"][i] is None
     for cut in graph["cut_points"]:
-        assert set(cut) == {"op", "op_name", "op_type", "cause", "source", "detail", "starved_variables"}
+        assert set(cut) == {"op", "op_name", "op_type", "cause", "source", "detail", "starved_variables",
+                            "parallel_cuts", "library_source"}
         assert ops["name"][cut["op"]] == cut["op_name"] and ops["cause"][cut["op"]] == cut["cause"]
         assert cut["starved_variables"] == [variables["name"][j] for j in ops["starved"][cut["op"]]]
     for key, state in (("starved_variables", "none"), ("zero_variables", "zero"), ("nonfinite_variables", "nonfinite")):

@@ -263,7 +263,18 @@ def _same_report(a, b):
 
 @pytest.mark.parametrize("step_kind", ["python_int", "tensor"])
 def test_inside_a_tf_function_each_call_writes_one_step(tmp_path, step_kind):
-    loss_fn, w, table = _model()
+    w = tf.Variable(tf.ones([3, 2]), name="w")
+    table = tf.Variable(tf.ones([2]), name="table")
+    host_calls = []
+
+    def lookup(a, t):
+        host_calls.append(1)
+        return (a * t).astype(np.float32)
+
+    def loss_fn(x):
+        h = tf.matmul(x, w)
+        return tf.reduce_sum(tf.numpy_function(lookup, [h, table], tf.float32)) + tf.reduce_sum(h)
+
     x = tf.ones([4, 3])
     writer = tf.summary.create_file_writer(str(tmp_path))
     returned = []
@@ -279,6 +290,7 @@ def test_inside_a_tf_function_each_call_writes_one_step(tmp_path, step_kind):
             returned.append(bool(train_step(x, step_arg).numpy()))
     writer.flush()
     assert returned == [False, True, False, True, False, True]
+    assert len(host_calls) == 3  # steps that record_if skips do not even run the probe
     series = _read(str(tmp_path), "train/flow")
     assert series.steps == [2, 4, 6]
     _assert_matches_tape(series, loss_fn, x, [w, table])

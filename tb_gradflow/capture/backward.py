@@ -58,6 +58,7 @@ def backward_pass(
     ops: list[PathOp],
     variables: Sequence[TrackedVariable],
     handles: list[tf.Tensor | None],
+    index: dict,
     loss_scale: tf.Tensor | None = None,
 ) -> Backward:
     """With `loss_scale`, the gradients are those of `loss * loss_scale` (optimizer_step)."""
@@ -66,7 +67,7 @@ def backward_pass(
     with watch_registry() as calls, record_passed_back({k: g for k, g in gates.items() if g}) as passed:
         grads = tf.gradients(loss, measured + [v.tf_variable for v in variables], grad_ys=loss_scale)
     t_grads, v_grads = grads[: len(measured)], grads[len(measured):]
-    structure = analyze_structure(ops, dict(calls), loss, handles, len(variables))
+    structure = analyze_structure(ops, dict(calls), loss, handles, index)
     # Only what really carries a gradient: While/If gradients hand back zeros, not None,
     # for inputs their bodies cut off.
     t_grads = [g if t.ref() in structure.has_grad else None for t, g in zip(measured, t_grads)]

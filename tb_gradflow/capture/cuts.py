@@ -19,6 +19,7 @@ from tb_gradflow.capture.loss_path import (
     is_differentiable_dtype,
 )
 from tb_gradflow.capture.registry_hook import GradientCall, OpKey, watch_registry
+from tb_gradflow.capture.starving import body_roots, parallel_cuts, starved_by
 
 
 @dataclasses.dataclass
@@ -26,7 +27,9 @@ class Cut:
     cause: str
     detail: str
     blocked_inputs: list[int]
+    # Variables this op alone starves, and the other cut points starving some of them too.
     starved: list[int]
+    parallel: list[int]
 
 
 @dataclasses.dataclass
@@ -62,31 +65,34 @@ def analyze_structure(
     top_calls: dict[OpKey, GradientCall],
     loss: tf.Tensor,
     variable_handles: list[tf.Tensor | None],
-    n_variables: int,
+    index: dict[OpKey, int],
 ) -> Structure:
-    """Which tensors a gradient really reaches, op by op from the loss back.
+    """Which tensors a gradient really reaches, op by op from the loss back, and the cut points.
 
     `tf.gradients` alone is not enough: a `While` or `If` gradient hands back zeros, not None, for
     an input its body cuts off. So reachability is propagated here through each op's recorded
-    gradient function, and through bodies by their own scratch passes.
+    gradient function, and through bodies by their own scratch passes. What each cut point
+    starves is a counterfactual over that reachability (see starving.py).
     """
     walk = _Propagation(ops, top_calls)
     walk.level([i for i, p in enumerate(ops) if p.top_level], {loss.ref()})
+    n_variables = len(variable_handles)
     mask = (1 << n_variables) - 1
     variable_has_grad = [h is not None and h.ref() in walk.has_grad for h in variable_handles]
-    cuts: dict[int, Cut] = {}
+    blocked: dict[int, list[int]] = {}
     for idx, p in enumerate(ops):
-        if not walk.reached[idx] or p.op.type in CALL_OPS:
-            continue
-        blocked = _blocked_inputs(p, walk.calls.get(p.key), mask)
-        if not blocked:
-            continue
-        deps = 0
-        for i in blocked:
-            deps |= p.input_deps[i]
-        starved = [v for v in range(n_variables) if deps >> v & 1 and not variable_has_grad[v]]
-        cause, detail = _cause(p, walk.calls.get(p.key))
-        cuts[idx] = Cut(cause, detail, blocked, starved)
+        if walk.reached[idx] and p.op.type not in CALL_OPS:
+            inputs = _blocked_inputs(p, walk.calls.get(p.key), mask)
+            if inputs:
+                blocked[idx] = inputs
+    starved = starved_by(
+        ops, walk.reached, blocked, [not ok for ok in variable_has_grad], body_roots(ops, index)
+    )
+    parallel = parallel_cuts(starved)
+    cuts: dict[int, Cut] = {}
+    for idx, inputs in blocked.items():
+        cause, detail = _cause(ops[idx], walk.calls.get(ops[idx].key))
+        cuts[idx] = Cut(cause, detail, inputs, starved[idx], parallel[idx])
     return Structure(walk.has_grad, walk.calls, walk.reached, cuts, variable_has_grad)
 
 

@@ -67,6 +67,7 @@ def graph_proto(
             cause=V.CAUSE_CODE[cut.cause] if cut else 0,
             cause_detail=cut.detail if cut else "",
             starved_variables=cut.starved if cut else [],
+            parallel_cuts=cut.parallel if cut else [],
             parent=p.parent,
             measured=bool(op_tensors[i]),
             presence_at_input=i in gates,

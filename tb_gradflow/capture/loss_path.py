@@ -51,6 +51,8 @@ class PathOp:
     # Producer index on the path for each op input, or -1 (constant, body input, variable).
     input_producers: list[int]
     variable_inputs: list[int]
+    # Variable index each input reads (a handle), or -1.
+    input_variables: list[int]
     # Bitset of variable indices each input depends on.
     input_deps: list[int]
     output_deps: int
@@ -135,6 +137,7 @@ class Walker:
                 parent=parent,
                 input_producers=[src for src, _, _ in infos],
                 variable_inputs=sorted({var for _, _, var in infos if var >= 0}),
+                input_variables=[var for _, _, var in infos],
                 input_deps=[deps for _, deps, _ in infos],
                 output_deps=out_deps,
             )

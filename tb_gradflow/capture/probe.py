@@ -120,7 +120,7 @@ class Probe:
         walker = Walker(len(variables))
         walker.walk(loss.graph, [loss], {h.ref(): (-1, 1 << i, i) for i, h in enumerate(handles) if h is not None})
         scale = loss_scale(self._optimizer, loss, [v.user_variable for v in variables])
-        backward = backward_pass(loss, walker.ops, variables, handles, scale)
+        backward = backward_pass(loss, walker.ops, variables, handles, walker.index, scale)
         presence_grads, presence_owners = backward.presence_sources()
         graph = graph_proto(
             walker.ops, backward.op_tensors, variables, backward.structure,

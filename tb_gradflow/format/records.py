@@ -230,6 +230,7 @@ def _fraction(value: float) -> float | None:
 
 def cut_points(graph: gradflow_pb2.Graph) -> list[CutPoint]:
     names = [v.name for v in graph.variables]
+    op_names = [op.name for op in graph.ops]
     return [
         CutPoint(
             op_name=op.name,
@@ -238,6 +239,8 @@ def cut_points(graph: gradflow_pb2.Graph) -> list[CutPoint]:
             source=op.source,
             starved_variables=tuple(names[i] for i in op.starved_variables),
             detail=op.cause_detail,
+            parallel_cuts=tuple(op_names[i] for i in op.parallel_cuts if 0 <= i < len(op_names)),
+            library_source=op.library_source,
         )
         for op in graph.ops
         if op.cause

@@ -1,0 +1,113 @@
+"""A cut point starves a variable only if letting that one op pass would feed the variable."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tb_gradflow
+from support.oracle import report_states, tape_states
+
+X = tf.constant(np.linspace(-1.0, 1.0, 30, dtype=np.float32).reshape(5, 6))
+
+
+def _identity(a):
+    return a
+
+
+def _paths(layer) -> tuple[str, ...]:
+    return tuple(v.path for v in layer.trainable_variables)
+
+
+def test_one_argmax_before_63_layer_norms_is_the_only_cut_that_starves():
+    keras.utils.set_random_seed(0)
+    router = keras.layers.Dense(4, name="router")
+    table = keras.layers.Embedding(4, 8, name="table")
+    norms = [keras.layers.LayerNormalization(name=f"norm_{i}") for i in range(63)]
+    head = keras.layers.Dense(1, name="head")
+
+    def loss_fn(x):
+        h = table(tf.argmax(router(x), axis=-1))
+        for norm in norms:
+            h = norm(h)
+        return tf.reduce_mean(head(h) ** 2)
+
+    report = tb_gradflow.analyze(loss_fn, X)
+
+    variables = [v for layer in [router, table, *norms, head] for v in layer.trainable_variables]
+    assert report_states(report) == tape_states(loss_fn, [X], variables)
+    [cut] = report.starving_cut_points
+    assert cut.op_type == "ArgMax"
+    assert cut.starved_variables == _paths(router) == tuple(report.starved_variables)
+    harmless = [c for c in report.cut_points if not c.starved_variables]
+    assert len(harmless) == 63 and {c.op_type for c in harmless} == {"StopGradient"}
+
+
+def test_round_before_batch_norm_blames_the_round_only():
+    keras.utils.set_random_seed(0)
+    pre, norm, post = keras.layers.Dense(8, name="pre"), keras.layers.BatchNormalization(), keras.layers.Dense(1)
+
+    def loss_fn(x):
+        return tf.reduce_mean(post(norm(tf.round(pre(x)), training=True)) ** 2)
+
+    report = tb_gradflow.analyze(loss_fn, X)
+
+    variables = pre.trainable_variables + norm.trainable_variables + post.trainable_variables
+    assert report_states(report) == tape_states(loss_fn, [X], variables)
+    assert [(c.op_type, c.starved_variables) for c in report.starving_cut_points] == [("Round", _paths(pre))]
+    assert "StopGradient" in {c.op_type for c in report.cut_points if not c.starved_variables}
+
+
+def test_sigmoid_with_binary_cross_entropy_does_not_blame_the_loss_internals():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((6,)), keras.layers.Dense(4, name="first"), keras.layers.Lambda(tf.round),
+        keras.layers.Dense(1, activation="sigmoid", name="second"),
+    ], name="clf")
+    bce = keras.losses.BinaryCrossentropy()
+    y = tf.ones([5, 1])
+
+    def loss_fn(x):
+        return bce(y, model(x))
+
+    report = tb_gradflow.analyze(loss_fn, X)
+
+    assert report_states(report) == tape_states(loss_fn, [X], model.trainable_variables)
+    assert [(c.op_type, c.starved_variables) for c in report.starving_cut_points] == [
+        ("Round", ("clf/first/kernel", "clf/first/bias"))
+    ]
+    assert "GreaterEqual" in {c.op_type for c in report.cut_points if not c.starved_variables}
+
+
+def test_cuts_in_parallel_starve_only_together_and_name_each_other():
+    w = tf.Variable(tf.ones([6, 3]), name="w")
+    b = tf.Variable(tf.ones([3]), name="b")
+
+    def loss_fn(x):
+        h = tf.matmul(x, w)
+        left = tf.numpy_function(_identity, [h], tf.float32)
+        right = tf.numpy_function(_identity, [h * 2.0], tf.float32)
+        return tf.reduce_sum(left) + tf.reduce_sum(right) + tf.reduce_sum(b)
+
+    report = tb_gradflow.analyze(loss_fn, X)
+
+    assert report_states(report) == tape_states(loss_fn, [X], [w, b]) == {"w": "none", "b": "flowing"}
+    left, right = report.starving_cut_points
+    assert left.starved_variables == right.starved_variables == ("w",)
+    assert left.parallel_cuts == (right.op_name,) and right.parallel_cuts == (left.op_name,)
+    assert "only together with" in str(report)
+
+
+def test_two_cuts_in_a_chain_name_the_one_nearest_the_loss():
+    w = tf.Variable(tf.ones([6, 3]), name="w")
+
+    def loss_fn(x):
+        index = tf.argmax(tf.matmul(x, w), axis=-1)  # behind the numpy_function: reached by nothing
+        h = tf.numpy_function(_identity, [tf.cast(index, tf.float32)], tf.float32)
+        return tf.reduce_sum(h)
+
+    report = tb_gradflow.analyze(loss_fn, X)
+
+    assert report_states(report) == tape_states(loss_fn, [X], [w]) == {"w": "none"}
+    [cut] = report.starving_cut_points
+    assert cut.op_type == "PyFunc" and cut.starved_variables == ("w",) and cut.parallel_cuts == ()
