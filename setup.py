@@ -15,6 +15,7 @@ setup(
         "protobuf>=6.31.1,<8",
         "numpy>=1.26",
         "keras>=3.8,<4",
+        "google-crc32c>=1.5,<2",  # tb-gradflow check: event file checksums at C speed
     ],
     extras_require={
         # TensorFlow comes in two packages; pick the one you use.

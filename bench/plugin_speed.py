@@ -4,13 +4,18 @@ Builds in a temporary directory:
 - a logdir with one run of 10,000 logged steps of the Keras ResNet50 loss path (~1,400 ops):
   the model is traced once with the real `tb_gradflow.summary.gradflow`, and the other steps
   re-encode that step's protos with varied norms (running ResNet 10,000 times is out of reach);
-- a logdir of 100 such runs (20 steps each), as a sweep would write.
+- a logdir of 100 such runs (20 steps each), as a sweep would write;
+- a long run: 100,000 crafted steps of a 1,400-op graph (written directly, not by training),
+  which one unbounded read of the Rust data server could not return;
+- a huge graph: 230,000 crafted ops in scopes block/layer (3 steps), where `graph_groups` must
+  answer the top level within a few seconds and `diagnosis` be cached.
 Then starts `tensorboard` on each, waits until every step is loaded, and prints the first-load
 time and the medians (and 90th percentiles) of `graph`, `history` and `runs`, with their ratio to
 the targets of issue 3 (graph 50 ms, history 200 ms, runs of 100 runs 200 ms). Responses are
 requested gzip-compressed, as a browser does.
 
 Usage: python bench/plugin_speed.py [--repeats 30] [--steps 10000] [--loaders false,true]
+                                    [--long-steps 100000] [--parts resnet,long,huge]
 """
 from __future__ import annotations
 
@@ -27,7 +32,9 @@ import urllib.parse
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
+from support import crafted_logdir as crafted  # noqa: E402
 from support.plugin_logdirs import write_protos  # noqa: E402  (tests/support: one writer)
+from support.process_memory import tensorboard_rss_bytes  # noqa: E402
 from support.tensorboard_proc import TensorBoardProcess, fetch  # noqa: E402
 
 TAG = "gradflow"
@@ -128,12 +135,80 @@ def bench_loader(load_fast: str, big: str, sweep: str, protos, steps: int, repea
         print(summarize("runs (100 runs)", measure([tb.plugin_url("runs")] * repeats)))
 
 
+def bench_long_run(load_fast: str, logdir: str, steps: int, ops: int, repeats: int) -> None:
+    """Load time, route latencies and resident memory for one long run."""
+    print(f"--load_fast={load_fast}: one run of {steps:,} steps of a {ops:,}-op graph")
+    rng = random.Random(1)
+    start = time.perf_counter()
+    with TensorBoardProcess(logdir, load_fast=load_fast, timeout=900) as tb:
+        tb.wait_for_runs({"long": {TAG: steps}}, timeout=900)
+        print(f"  all {steps:,} steps served {time.perf_counter() - start:.1f} s after launch")
+        graph = tb.plugin_url(f"graph?run=long&tag={TAG}")
+        history = tb.plugin_url(f"history?run=long&tag={TAG}&op=")
+        names = [f"block_{i // 100}/layer_{i // 10 % 10}/op_{i}" for i in range(ops)]
+        results = {
+            "graph": measure([f"{graph}&step={rng.randrange(steps)}" for _ in range(repeats)]),
+            "history": measure([history + urllib.parse.quote(rng.choice(names), safe="") for _ in range(repeats)]),
+            "runs (1 run)": measure([tb.plugin_url("runs")] * repeats),
+        }
+        for name, samples in results.items():
+            print(summarize(name, samples))
+        print(f"  resident memory (TensorBoard and data server): {tensorboard_rss_bytes(tb) / 2**20:.0f} MB")
+
+
+def first_and_median(url: str, repeats: int) -> tuple[float, float, int]:
+    """(first request ms, median of the next `repeats` ms, gzip-compressed bytes)."""
+    start = time.perf_counter()
+    status, _, body = fetch(url, headers={"Accept-Encoding": "gzip"}, timeout=600)
+    first = (time.perf_counter() - start) * 1000
+    if status != 200:
+        raise RuntimeError(f"{url}: HTTP {status}")
+    return first, statistics.median(timed(url) for _ in range(repeats)), len(body)
+
+
+def bench_huge_graph(load_fast: str, logdir: str, ops: int, repeats: int) -> None:
+    print(f"--load_fast={load_fast}: one graph of {ops:,} ops")
+    start = time.perf_counter()
+    with TensorBoardProcess(logdir, load_fast=load_fast, timeout=900) as tb:
+        tb.wait_until(lambda: fetch(tb.plugin_url("runs"))[2] != b"{}", what="the huge run", timeout=900)
+        print(f"  runs lists it {time.perf_counter() - start:.1f} s after launch (its first read included)")
+        query = f"run=huge&tag={TAG}"
+        for name, url in [
+            ("graph_groups (top)", tb.plugin_url(f"graph_groups?{query}")),
+            ("graph_groups (block_1000)", tb.plugin_url(f"graph_groups?{query}&group=block_1000")),
+            ("diagnosis", tb.plugin_url(f"diagnosis?{query}")),
+            ("graph (every op)", tb.plugin_url(f"graph?{query}")),
+        ]:
+            first, median, size = first_and_median(url, repeats if "every" not in name else 3)
+            print(f"  {name:<26} first {first:8.0f} ms   then median {median:8.1f} ms   {size / 2**20:6.2f} MB gzip")
+        print(f"  resident memory (TensorBoard and data server): {tensorboard_rss_bytes(tb) / 2**20:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--loaders", default="false,true")
+    parser.add_argument("--long-steps", type=int, default=100_000)
+    parser.add_argument("--parts", default="resnet,long")
     args = parser.parse_args()
+    parts = args.parts.split(",")
+    if "long" in parts:
+        with tempfile.TemporaryDirectory(prefix="gradflow-bench-long-") as tmp:
+            start = time.perf_counter()
+            crafted.write_fast_run(os.path.join(tmp, "long"), crafted.chain_graph("long-1", 1_400, 50), range(args.long_steps))
+            print(f"wrote {args.long_steps:,} crafted steps in {time.perf_counter() - start:.1f} s")
+            for load_fast in args.loaders.split(","):
+                bench_long_run(load_fast, tmp, args.long_steps, 1_400, args.repeats)
+    if "huge" in parts:
+        with tempfile.TemporaryDirectory(prefix="gradflow-bench-huge-") as tmp:
+            graph = crafted.chain_graph("huge-1", 230_000, 2_000, cuts=(1234, 150_000))
+            crafted.write_fast_run(os.path.join(tmp, "huge"), graph, range(3))
+            print(f"huge graph: {len(graph.ops):,} ops, {graph.ByteSize() / 2**20:.1f} MB serialized")
+            for load_fast in args.loaders.split(","):
+                bench_huge_graph(load_fast, tmp, len(graph.ops), args.repeats)
+    if "resnet" not in parts:
+        return
     with tempfile.TemporaryDirectory(prefix="gradflow-bench-") as tmp:
         big, sweep = os.path.join(tmp, "big"), os.path.join(tmp, "sweep")
         protos = trace_resnet(os.path.join(big, "resnet"))

@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any, Sequence
 
+from tb_gradflow import logcheck
 from tb_gradflow.reading.local_logdir import LogdirError, local_provider
 from tb_gradflow.reading.reader import GradflowReader, TagSeries
 from tb_gradflow.report import Report
@@ -41,11 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="machine-readable output")
     report.add_argument("--run", help="only this run (path relative to LOGDIR)")
     report.add_argument("--tag", help="only this summary name")
+    logcheck.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "check":
+        return logcheck.run(args)
     warnings: list[str] = []
     try:
         provider = local_provider(args.logdir)

@@ -52,7 +52,7 @@ def test_made_up_experiment_ids_do_not_grow_memory(big_logdir, load_fast):
         for i in range(100):
             status, body = fetch_json(graph_url(tb, f"e{i}", run="big", tag=TAG, step=str(i)))
             assert status == 200 and body["step"] == i, body
-            assert body["ops"]["norm"][3] == pytest.approx(crafted.step_norm(i, 3))
+            assert body["ops"]["norm"][3] == pytest.approx(crafted.step_norm(i, 3), rel=0.045)  # one byte per op norm
         grown = tensorboard_rss_bytes(tb) - before
     # One decoded copy of the series is ~5 MB: 100 copies would be 500 MB.
     assert grown < 60 * MB, f"resident memory grew by {grown / MB:.0f} MB over 100 experiment ids"

@@ -18,6 +18,7 @@ from support.plugin_servers import LOADERS, plugin_logdir, plugin_tensorboard
 from support.tensorboard_proc import fetch, fetch_json
 from tb_gradflow import cli
 from tb_gradflow.format import metadata
+from tb_gradflow.plugin.views import NORM_DIGITS
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
 from tb_gradflow.report import _json_norm
@@ -67,11 +68,6 @@ def ok(tb, route: str, **params) -> dict:
     status, body = get(tb, route, **params)
     assert status == 200, (route, params, body)
     return body
-
-
-def norm_of(value):
-    """A JSON norm back to a float or None, to compare with the reader's values."""
-    return None if value is None else float(value)
 
 
 def test_tab_is_listed_as_dynamic_plugin(tb):
@@ -187,8 +183,8 @@ def test_graph_values_match_the_reader_at_each_step(tb, local, step):
     assert graph["step"] == step
     assert graph["ops"]["name"] == [o.name for o in report.ops]
     assert graph["ops"]["state"] == [o.state for o in report.ops]
-    assert graph["ops"]["norm"] == [_json_norm(o.norm) for o in report.ops]
-    assert graph["variables"]["norm"] == [_json_norm(v.norm) for v in report.variables.values()]
+    assert graph["ops"]["norm"] == norms_json([o.norm for o in report.ops])
+    assert graph["variables"]["norm"] == norms_json([v.norm for v in report.variables.values()])
     assert graph["loss"] == pytest.approx(report.loss)
 
 
@@ -212,7 +208,7 @@ def test_history_of_an_op_and_of_a_variable(tb, local):
     assert history["steps"] == list(range(CUT_STEPS))
     assert set(history["states"]) == {"flowing"}
     for step in (0, 333, CUT_STEPS - 1):
-        assert norm_of(history["norms"][step]) == series.report(step).variables["decoder/kernel"].norm
+        assert history["norms"][step] == norms_json([series.report(step).variables["decoder/kernel"].norm])[0]
     starved = ok(tb, "history", run="cut", tag=TAG, variable="encoder/kernel")
     assert set(starved["states"]) == {"none"} and set(starved["norms"]) == {None}
     op = ok(tb, "history", run="cut", tag=TAG, op="PyFunc")
@@ -224,7 +220,12 @@ def test_history_merges_interleaved_graph_versions(tb, local):
     history = ok(tb, "history", run="retrace", tag=TAG, variable="decoder/kernel")
     assert history["steps"] == list(range(RETRACE_STEPS))
     series = local[("retrace", TAG)]
-    assert [norm_of(n) for n in history["norms"]] == [series.report(s).variables["decoder/kernel"].norm for s in range(RETRACE_STEPS)]
+    assert history["norms"] == norms_json([series.report(s).variables["decoder/kernel"].norm for s in range(RETRACE_STEPS)])
+
+
+def norms_json(norms: list) -> list:
+    """Norms as the routes spell them: NORM_DIGITS significant digits, null, "inf", "nan"."""
+    return [n if isinstance(n, str) or n is None else float(f"{n:.{NORM_DIGITS}g}") for n in map(_json_norm, norms)]
 
 
 def cli_json(logdir: str, run: str) -> dict:

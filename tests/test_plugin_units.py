@@ -140,3 +140,14 @@ def test_cache_rereads_only_when_the_listing_changes():
     cache.retain("", {})
     assert cache.get(reader, "", "run", "t", _info(6), None).series == ("run", "t", 5)
     assert cache.get(reader, "other", "run", "t", _info(6, {"g": "t/_graph/g", "h": "t/_graph/h"}), None).series == ("run", "t", 4)
+
+
+def test_derived_values_stay_within_their_limit():
+    cache, reader = SeriesCache(budget_bytes=1 << 30), CountingReader()
+    entry = cache.get(reader, "", "run", "t", _info(5), None)
+    entry.derived_limit = 10_000
+    base = entry.nbytes
+    for step in range(100):
+        assert entry.derived(("diagnosis", step), lambda: "x" * 1000) == "x" * 1000
+    assert entry.nbytes - base <= 10_000 and cache.nbytes == entry.nbytes
+    assert ("diagnosis", 99) in entry._derived and ("diagnosis", 0) not in entry._derived

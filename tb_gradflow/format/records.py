@@ -115,17 +115,24 @@ def quantize_norms(norms: np.ndarray) -> tuple[np.ndarray, int]:
     return codes, top
 
 
+def _level_table() -> np.ndarray:
+    """Each code's norm under a top exponent of 0 (float32; NaN, 0 and Inf for the special codes)."""
+    codes = np.arange(256)
+    table = np.exp2((codes - _TOP_LEVEL) / NORM_LEVELS_PER_OCTAVE).astype(np.float32)
+    table[[_NAN, _ZERO, _INF]] = [np.nan, 0.0, np.inf]
+    return table
+
+
+_LEVELS = _level_table()
+
+
 def dequantize_norms(codes: np.ndarray, top: np.ndarray | int) -> np.ndarray:
-    """Float32 norms of `codes` (any shape) under `top` (broadcast against the codes' rows)."""
+    """Float32 norms of `codes` (any shape) under `top` (one per row of the codes, or one)."""
     codes = np.asarray(codes)
-    top = np.asarray(top, np.float64)
+    top = np.asarray(top, np.int32)
     if top.ndim and codes.ndim > 1:
         top = top.reshape(top.shape + (1,) * (codes.ndim - top.ndim))
-    values = np.exp2(top + (codes.astype(np.float64) - _TOP_LEVEL) / NORM_LEVELS_PER_OCTAVE)
-    values = np.where(codes == _NAN, np.nan, values)
-    values = np.where(codes == _ZERO, 0.0, values)
-    values = np.where(codes == _INF, np.inf, values)
-    return values.astype(np.float32)
+    return np.ldexp(_LEVELS[codes], top)
 
 
 _SHIFTS = np.array([0, 2, 4, 6], np.uint8)

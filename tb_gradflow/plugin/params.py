@@ -62,3 +62,11 @@ def history_subject(args: Args) -> tuple[str, str]:
     if op is not None:
         return "op", op
     return "variable", variable  # type: ignore[return-value]
+
+
+def group(args: Args) -> str:
+    """The `group` parameter: a name scope without a trailing "/", "" (the default) for the top."""
+    value = optional(args, "group") or ""
+    if value.endswith("/") or value.startswith("/") or "//" in value:
+        raise bad_request("parameter 'group' must be a name scope such as 'model/block_1'")
+    return value

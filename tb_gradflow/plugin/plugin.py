@@ -32,19 +32,22 @@ Route = Callable[[wrappers.Request], str]
 class _WarnOnce:
     """Logs each distinct warning once: listings run at every request, a bad tag stays bad."""
 
-    _LIMIT = 10_000
+    _LIMIT_CHARS = 4 << 20  # run and tag names come from the logdir: bound by size, not count
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: set[str] = set()
+        self._chars = 0
 
     def __call__(self, message: str) -> None:
         with self._lock:
             if message in self._seen:
                 return
-            if len(self._seen) >= self._LIMIT:
+            if self._chars + len(message) > self._LIMIT_CHARS:
                 self._seen.clear()
+                self._chars = 0
             self._seen.add(message)
+            self._chars += len(message)
         logger.warning("tb_gradflow: %s", message)
 
 
@@ -65,6 +68,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
             "/graph": _json_route(self._graph),
             "/history": _json_route(self._history),
             "/diagnosis": _json_route(self._diagnosis),
+            "/graph_groups": _json_route(self._graph_groups),
         }
 
     def is_active(self) -> bool:
@@ -113,6 +117,12 @@ class GradflowPlugin(base_plugin.TBPlugin):
         step = params.step(request.args.to_dict(flat=False))
         run, tag, cached = self._lookup(request)
         return views.graph_json(run, tag, cached, step)
+
+    def _graph_groups(self, request: wrappers.Request) -> str:
+        args = request.args.to_dict(flat=False)
+        step, group = params.step(args), params.group(args)
+        run, tag, cached = self._lookup(request)
+        return views.graph_groups_json(run, tag, cached, step, group)
 
     def _history(self, request: wrappers.Request) -> str:
         kind, name = params.history_subject(request.args.to_dict(flat=False))

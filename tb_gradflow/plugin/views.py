@@ -15,6 +15,7 @@ import numpy as np
 from tb_gradflow import vocabulary as V
 from tb_gradflow.cli import diagnosis_json
 from tb_gradflow.format.records import cut_points, decode_norm
+from tb_gradflow.plugin import groups
 from tb_gradflow.plugin.params import not_found
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.cache import CachedSeries
@@ -34,9 +35,35 @@ def _fields(pairs: dict[str, str]) -> str:
     return ",".join(f"{encode(k)}:{v}" for k, v in pairs.items())
 
 
+# Significant digits of norms in JSON: float32 holds about 7, a stored op norm about 2 (4.4 %).
+NORM_DIGITS = 6
+
+
+def _rounded(norms: np.ndarray) -> np.ndarray:
+    """Finite nonzero norms rounded to NORM_DIGITS significant digits, as float64 values whose
+    shortest repr is that short: a third of the JSON that float32-to-float64 repr gives."""
+    x = norms.astype(np.float64)
+    ok = np.isfinite(x) & (x != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = (NORM_DIGITS - 1) - np.floor(np.log10(np.abs(np.where(ok, x, 1.0)))).astype(np.int64)
+    exact = ok & (shift >= 0) & (shift <= 22)  # powers of ten exact in float64: one rounding
+    out = x.copy()
+    scale = np.power(10.0, shift[exact])
+    out[exact] = np.round(x[exact] * scale) / scale
+    for i in np.flatnonzero(ok & ~exact).tolist():  # norms above 1e5 or below 1e-17: rare
+        out[i] = float(f"{x[i]:.{NORM_DIGITS}g}")
+    return out
+
+
 def _norms(codes: np.ndarray, norms: np.ndarray) -> list[Any]:
-    states = _STATE_NAMES[codes].tolist()
-    return [json_norm(decode_norm(s, n)) for s, n in zip(states, norms.tolist())]
+    """JSON norms: null for no norm (NaN unless the state is nonfinite), "inf"/"nan" spelled."""
+    values = _rounded(norms).astype(object)
+    finite = np.isfinite(norms)
+    nonfinite_state = codes == V.STATE_CODE[V.NONFINITE]
+    values[~finite & ~nonfinite_state & np.isnan(norms)] = None
+    for i in np.flatnonzero(~finite & (nonfinite_state | ~np.isnan(norms))).tolist():
+        values[i] = json_norm(decode_norm(V.STATES[codes[i]], float(norms[i])))
+    return values.tolist()
 
 
 def runs_json(series_by_run: dict[str, dict[str, TagSeries]]) -> str:
@@ -68,21 +95,7 @@ class _VersionParts:
 
 def _version_parts(graph: gradflow_pb2.Graph) -> _VersionParts:
     ops = graph.ops
-    op_columns = {
-        "name": [op.name for op in ops],
-        "type": [op.type for op in ops],
-        "scope": [op.name.rpartition("/")[0] for op in ops],
-        "inputs": [list(op.inputs) for op in ops],
-        "variable_inputs": [list(op.variable_inputs) for op in ops],
-        "parent": [op.parent for op in ops],
-        "shape": [list(op.output_shapes) for op in ops],
-        "dtype": [list(op.output_dtypes) for op in ops],
-        "source": [op.source for op in ops],
-        "measured": [op.measured for op in ops],
-        "cause": [V.CAUSES[op.cause] for op in ops],
-        "cause_detail": [op.cause_detail for op in ops],
-        "starved": [list(op.starved_variables) for op in ops],
-    }
+    op_columns = groups.op_columns(graph, list(range(len(ops))))
     cut_indices = [i for i, op in enumerate(ops) if op.cause]
     cuts = [
         {"op": i, **cut.to_dict(), "detail": cut.detail}
@@ -206,10 +219,45 @@ def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str)
 
 
 def diagnosis_view(cached: CachedSeries, step: int | None) -> str:
-    """`tb-gradflow report --json` for one run and tag, at `step`: the CLI's own function."""
+    """`tb-gradflow report --json` for one run and tag, at `step`: the CLI's own function,
+    computed once per step and read of the series (seconds on a 230,000-op graph)."""
     series = _readable(cached)
     step, _, _ = _lookup_step(series, step)
-    return encode({"step": step, **diagnosis_json(series, step)})
+    return cached.derived(("diagnosis", step), lambda: encode({"step": step, **diagnosis_json(series, step)}))
+
+
+def graph_groups_json(run: str, tag: str, cached: CachedSeries, step: int | None, group: str) -> str:
+    """One name-scope group of the graph at `step`: its child groups (counts), its own ops and
+    the edges between children (docs/routes.md, `graph_groups`)."""
+    series = _readable(cached)
+    step, values, row = _lookup_step(series, step)
+    graph = values.graph
+    index = cached.derived(("group_index", graph.graph_id), lambda: groups.GroupIndex.of(graph))
+    layout = cached.derived(("group", graph.graph_id, group), lambda: groups.group_layout(index, graph, group))
+    op_codes = values.op_states[row]
+    direct = np.array(layout.direct_ops, np.int64)
+    numbers = cached.derived("version_numbers", lambda: {gid: i + 1 for i, gid in enumerate(series.versions)})
+    body = {
+        "run": run, "tag": tag, "step": step, "steps": [series.steps[0], series.last_step],
+        "count": len(series.steps), "graph_id": graph.graph_id, "graph_version": numbers[graph.graph_id],
+        "graph_versions": len(series.versions), "group": group, "ops_total": len(graph.ops),
+        "ops_in_group": len(layout.subtree),
+        "groups": {
+            "name": layout.group_names,
+            "ops": np.bincount(layout.child_of_op, minlength=len(layout.group_names))[: len(layout.group_names)].tolist(),
+            "states": groups.group_state_counts(layout, op_codes),
+            "cut_points": layout.cut_counts,
+            "inputs": layout.group_inputs,
+        },
+        "ops": {
+            "index": layout.direct_ops,
+            **layout.op_fields,
+            "input_children": layout.op_input_children,
+            "state": _STATE_NAMES[op_codes[direct]].tolist(),
+            "norm": _norms(op_codes[direct], values.op_norms[row][direct]),
+        },
+    }
+    return encode(body)
 
 
 def _readable(cached: CachedSeries) -> TagSeries:

@@ -31,6 +31,9 @@ Key = tuple[str, str, str]  # data scope, run, tag
 # What all entries may hold together: a ResNet50 run of 10,000 steps takes about 75 MB.
 DEFAULT_BUDGET_BYTES = 1 << 30
 _LOCK_STRIPES = 64
+# What the values derived from one series may hold together (JSON parts, diagnoses per step,
+# layouts per group): clients choose their keys.
+DERIVED_LIMIT_BYTES = 128 << 20
 
 
 def freshness(info: TagInfo) -> tuple:
@@ -82,24 +85,39 @@ class CachedSeries:
     series: TagSeries | None  # None: nothing readable (the reader has warned); not retried
     freshness: tuple
     nbytes: int = 0
-    _derived: dict[Hashable, Any] = dataclasses.field(default_factory=dict)
+    derived_limit: int = DERIVED_LIMIT_BYTES
+    _derived: collections.OrderedDict = dataclasses.field(default_factory=collections.OrderedDict)
+    _derived_sizes: dict[Hashable, int] = dataclasses.field(default_factory=dict)
     _on_grow: Any = None
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def derived(self, key: Hashable, compute: Any) -> Any:
         """`compute()` once per key: JSON parts that depend only on this read of the series.
 
-        Two threads may both compute a missing value; both results are equal, either one wins.
+        Kept least recently used first out within `derived_limit` bytes, since clients choose the
+        keys (a step's diagnosis, a group of the graph). Two threads may both compute a missing
+        value; both results are equal, either one wins.
         """
-        try:
-            return self._derived[key]
-        except KeyError:
-            value = compute()
+        with self._lock:
+            if key in self._derived:
+                self._derived.move_to_end(key)
+                return self._derived[key]
+        value = compute()
+        size = approximate_size(value)
+        with self._lock:
+            if key in self._derived:
+                return self._derived[key]
             self._derived[key] = value
-            grown = approximate_size(value)
+            self._derived_sizes[key] = size
+            grown = size
+            while sum(self._derived_sizes.values()) > self.derived_limit and len(self._derived) > 1:
+                old, _ = self._derived.popitem(last=False)
+                grown -= self._derived_sizes.pop(old)
             self.nbytes += grown
-            if self._on_grow is not None:
-                self._on_grow(grown)
-            return value
+            on_grow = self._on_grow
+        if on_grow is not None:
+            on_grow(grown)
+        return value
 
 
 class SeriesCache:

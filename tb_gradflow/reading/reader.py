@@ -158,7 +158,7 @@ Warn = Callable[[str], None]
 class GradflowReader:
     """Lists and reads gradflow series through a data provider, for one experiment id."""
 
-    read_budget_bytes = 192 << 20
+    read_budget_bytes = 224 << 20  # under the 256 MiB gRPC reply limit, with room for framing
 
     def __init__(self, provider: Any, experiment_id: str = "", warn: Warn | None = None, multiplexer: Any = None):
         """`multiplexer`: TensorBoard's Python event multiplexer when there is one; used only to
@@ -223,7 +223,7 @@ class GradflowReader:
         graphs = self._read_graphs(ctx, run, name, info)
         known = _known_rows(previous, graphs)
         try:
-            data = self._read_step_tensors(ctx, run, name)
+            data = self._read_step_tensors(ctx, run, name, max(map(_version_1_step_bytes, graphs.values()), default=64))
         except Exception as e:  # pylint: disable=broad-except  # a hostile tensor (MemoryError, ...)
             self._warn(f"run {run!r}, tag {name!r}: unreadable: {type(e).__name__}: {e}")
             return None
@@ -268,7 +268,7 @@ class GradflowReader:
         )
         return tensors.get(run, {}).get(name, [])
 
-    def _read_step_tensors(self, ctx: Any, run: str, name: str) -> list:
+    def _read_step_tensors(self, ctx: Any, run: str, name: str, max_step_bytes: int) -> list:
         """Every kept step of run/name, asking the provider for at most about `read_budget_bytes`
         at once (the Rust data server's replies stop at 256 MiB): the size of the last step
         sets how many steps one read may return. A run with more steps than that is served as
@@ -279,7 +279,7 @@ class GradflowReader:
         last = self._read_tensors(ctx, run, name, 1)
         if not last:
             return []
-        per_step = _datum_bytes(last[-1]) + _DATUM_OVERHEAD_BYTES
+        per_step = _datum_bytes(last[-1], fallback=max_step_bytes) + _DATUM_OVERHEAD_BYTES
         limit = max(2, self.read_budget_bytes // per_step)
         for _ in range(4):
             try:
@@ -371,9 +371,17 @@ def check_graph(graph: gradflow_pb2.Graph) -> None:
 _DATUM_OVERHEAD_BYTES = 48
 
 
-def _datum_bytes(datum: Any) -> int:
+def _datum_bytes(datum: Any, fallback: int) -> int:
+    """The size of a step's string; `fallback` when the datum is not one (a hostile tensor)."""
     raw = datum.numpy
-    return int(getattr(raw, "nbytes", 0)) + sum(len(v) for v in np.ravel(raw)[:16] if isinstance(v, bytes))
+    if getattr(raw, "shape", None) != () or not isinstance(raw.item(), bytes):
+        return fallback
+    return len(raw.item())
+
+
+def _version_1_step_bytes(graph: gradflow_pb2.Graph) -> int:
+    """The most a step of `graph` takes (format version 1, the larger)."""
+    return 5 * (len(graph.ops) + len(graph.variables)) + len(graph.graph_id) + 32
 
 
 def _filter(run: str, *tags: str) -> provider.RunTagFilter:
@@ -394,6 +402,9 @@ def _known_rows(previous: TagSeries | None, graphs: dict[str, gradflow_pb2.Graph
         for row, key in enumerate(zip(values.steps.tolist(), values.wall_times.tolist())):
             known[key] = (values, row)
     return known
+
+
+_DECODE_ROWS = 4096
 
 
 def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
@@ -429,8 +440,11 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
 
         op_states[index] = unpack_states(matrix("op_states_packed", -(-n_ops // 4)), n_ops)
         variable_states[index] = unpack_states(matrix("variable_states_packed", -(-n_vars // 4)), n_vars)
-        tops = np.array([s.op_norm_top for s in steps], np.int64)
-        op_norms[index] = dequantize_norms(matrix("op_norm_codes", n_ops), tops)
+        tops = np.array([s.op_norm_top for s in steps], np.int32)
+        codes = matrix("op_norm_codes", n_ops)
+        for start in range(0, len(steps), _DECODE_ROWS):  # float32 at once: no wide temporaries
+            part = slice(start, start + _DECODE_ROWS)
+            op_norms[index[part]] = dequantize_norms(codes[part], tops[part])
         variable_norms[index] = np.array([list(s.variable_norms) for s in steps], np.float32).reshape(len(steps), n_vars)
         losses[index] = [s.loss for s in steps]
         _fill_presence(steps, index, op_states, variable_states, op_presence, variable_presence)

@@ -120,25 +120,26 @@ def string_tensor(values: Sequence[bytes], shape: Sequence[int] | None = None) -
 def write_events(run_dir: str, events: Iterable[Any], suffix: str = "crafted") -> str:
     """Writes `events` after the file-version event into a new event file of `run_dir`."""
     import tensorflow as tf
-    from tensorboard.compat.proto import event_pb2
 
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, f"events.out.tfevents.{time.time():.6f}.{suffix}")
     with tf.io.TFRecordWriter(path) as writer:
-        writer.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+        writer.write(file_version_event().SerializeToString())
         for event in events:
             writer.write(event.SerializeToString())
     return path
 
 
-def chain_graph(graph_id: str, n_ops: int, n_variables: int) -> gradflow_pb2.Graph:
+def chain_graph(graph_id: str, n_ops: int, n_variables: int, cuts: Sequence[int] = ()) -> gradflow_pb2.Graph:
     """A graph of `n_ops` ops in a chain, grouped in scopes of 10 under blocks of 100, each
-    tenth op reading a variable: a stand-in for a real model's loss path of that size."""
+    tenth op reading a variable: a stand-in for a real model's loss path of that size. Ops at
+    `cuts` are numpy_function cut points."""
     ops = [
         CraftedOp(
             name=f"block_{i // 100}/layer_{i // 10 % 10}/op_{i}", type="MatMul" if i % 10 == 0 else "Relu",
             state=V.FLOWING, inputs=[i - 1] if i else [],
             variable_inputs=[i // 10 % n_variables] if i % 10 == 0 and n_variables else [],
+            cause="numpy_function" if i in cuts else None,
         )
         for i in range(n_ops)
     ]
@@ -151,21 +152,32 @@ def step_norm(step: int, op: int) -> float:
     return float(1 + op % 7) * (1.0 + step % 16)
 
 
-def write_fast_run(run_dir: str, graph: gradflow_pb2.Graph, steps: Iterable[int], name: str = "gradflow",
-                   with_graph: bool = True) -> str:
-    """Every step of `steps` for `graph`, all ops and variables flowing with `step_norm` norms,
-    at about 20 µs a step: sixteen encoded variants, reused by step modulo 16."""
+def step_payloads(graph: gradflow_pb2.Graph) -> list[bytes]:
+    """Sixteen encoded steps of `graph`, all flowing; payload k has op norms `step_norm(k, op)`."""
     import numpy as np
 
     n_ops, n_vars = len(graph.ops), len(graph.variables)
     op_codes = np.full(n_ops, V.STATE_CODE[V.FLOWING], np.uint8)
     var_codes = np.full(n_vars, V.STATE_CODE[V.FLOWING], np.uint8)
     base = 1.0 + np.arange(n_ops) % 7
-    variants = [
+    return [
         records.encode_step_arrays(graph.graph_id, op_codes, base * (1.0 + k), var_codes,
                                    np.full(n_vars, 1.0 + k, np.float32), 1.0).SerializeToString()
         for k in range(16)
     ]
+
+
+def file_version_event() -> Any:
+    from tensorboard.compat.proto import event_pb2
+
+    return event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")
+
+
+def write_fast_run(run_dir: str, graph: gradflow_pb2.Graph, steps: Iterable[int], name: str = "gradflow",
+                   with_graph: bool = True) -> str:
+    """Every step of `steps` for `graph`, all ops and variables flowing with `step_norm` norms,
+    at about 20 µs a step: sixteen encoded variants, reused by step modulo 16."""
+    variants = step_payloads(graph)
     step_md = metadata.step_metadata(name, "crafted fast")
     wall = time.time()
 
@@ -180,3 +192,39 @@ def write_fast_run(run_dir: str, graph: gradflow_pb2.Graph, steps: Iterable[int]
                                wall + k * 1e-3)
 
     return write_events(run_dir, events())
+
+
+def framed(body: bytes) -> bytes:
+    """One event-file record around `body`, framed with TensorBoard's own (pure-Python) masked
+    CRC-32C, independently of tb_gradflow.logcheck."""
+    import struct
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    header = struct.pack("<Q", len(body))
+    return header + struct.pack("<I", masked_crc32c(header)) + body + struct.pack("<I", masked_crc32c(body))
+
+
+def absurd_header(length: int = 1 << 62) -> bytes:
+    """A record header declaring `length` bytes, with a valid checksum, and nothing after it."""
+    import struct
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    header = struct.pack("<Q", length)
+    return header + struct.pack("<I", masked_crc32c(header))
+
+
+def step_records(graph: gradflow_pb2.Graph, steps: Iterable[int], name: str = "gradflow") -> list[bytes]:
+    """Framed records of a run written by `write_fast_run`: file version, graph, then one per step."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_fast_run(tmp, graph, steps, name)
+        data = open(path, "rb").read()
+    records, offset = [], 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset : offset + 8], "little")
+        records.append(data[offset : offset + 16 + length])
+        offset += 16 + length
+    return records
