@@ -14,13 +14,16 @@ from tb_gradflow import logcheck
 from tb_gradflow.reading.local_logdir import LogdirError, local_provider
 from tb_gradflow.reading.reader import GradflowReader, TagSeries
 from tb_gradflow.report import Report
+from tb_gradflow.story import story
+from tb_gradflow.timeline import timeline
 
 
 def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | None = None) -> dict[str, Any]:
     """The JSON of one run and tag: what `--json` prints and the plugin's diagnosis route serves.
 
     At `step` (a logged step; default the last), since the plugin lets one pick the step; pass
-    `report` when it is at hand already.
+    `report` when it is at hand already. `story` is the diagnosis in the words the text report
+    prints; `norm_range`, `first_nonfinite_step` and `version_changes` hold over all steps.
     """
     report = report or series.report(step)
     full = report.to_dict()
@@ -31,6 +34,8 @@ def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | 
         "cut_points": full["cut_points"],
         "starved_variables": full["starved_variables"],
         "ops": len(report.ops),
+        "story": story(report),
+        **timeline(series),
     }
 
 

@@ -138,66 +138,11 @@ class Report:
         return format_diagnosis(self)
 
 
-# Blocking ops that starve nothing (batch norm's StopGradients, masks) listed one line each, up to:
-_HARMLESS_SHOWN = 10
-
-
 def format_diagnosis(report: Report) -> str:
     """Plain words a person can act on: each cut, where it is, what it starves, how to fix it.
 
-    Cuts that starve variables come first, in full. Blocking ops that starve nothing get a line
-    each (the first ten), so that fifty batch-norm StopGradients do not bury the one real cut.
+    The sentences are `tb_gradflow.story`'s, which the plugin serves to the tab too.
     """
-    lines: list[str] = []
-    n_vars = len(report.variables)
-    starved = report.starved_variables
-    header = "gradflow"
-    if report.step is not None:
-        header += f" at step {report.step}"
-    lines.append(f"{header}: {len(report.ops)} ops on the loss path, {n_vars} trainable variables")
-    if report.fallback_reason:
-        lines.append(f"  op-level detail unavailable: {report.fallback_reason}")
-    if not starved:
-        lines.append("  Gradient reaches every trainable variable.")
-    else:
-        lines.append(
-            f"  {len(starved)} of {n_vars} trainable variables get no gradient: {', '.join(starved)}"
-        )
-    starving = report.starving_cut_points
-    for i, cut in enumerate(starving, 1):
-        lines.append(f"  cut {i}: {cut.op_type} '{cut.op_name}' ({cut.cause}) at {cut.source or '?'}")
-        if cut.library_source:
-            lines.append(f"    made inside a library at {cut.library_source}")
-        if cut.detail:
-            lines.append(f"    {cut.detail}")
-        lines.append(f"    starves: {', '.join(cut.starved_variables)}")
-        if cut.parallel_cuts:
-            lines.append(
-                f"    only together with {', '.join(repr(n) for n in cut.parallel_cuts)}: "
-                "each alone would feed what they both starve"
-            )
-        lines.append(f"    hint: {cut.hint}")
-    harmless = [c for c in report.cut_points if not c.starved_variables]
-    if harmless:
-        many = len(harmless) != 1
-        lines.append(
-            f"  {len(harmless)} blocking op{'s' if many else ''} starve{'' if many else 's'} "
-            "nothing: another path still carries the gradient"
-        )
-        for cut in harmless[:_HARMLESS_SHOWN]:
-            lines.append(f"    {cut.op_type} '{cut.op_name}' ({cut.cause}) at {cut.source or '?'}")
-        if len(harmless) > _HARMLESS_SHOWN:
-            lines.append(f"    ... and {len(harmless) - _HARMLESS_SHOWN} more (report.cut_points)")
-        for cause in dict.fromkeys(c.cause for c in harmless):
-            lines.append(f"    hint ({cause}): {V.HINTS[cause]}")
-    cut_starved = {v for c in report.cut_points for v in c.starved_variables}
-    unused = [v for v in starved if v not in cut_starved]
-    if unused and not report.fallback_reason:
-        lines.append(f"  not used by the loss at all: {', '.join(unused)}")
-    for state, words in ((V.ZERO, "an all-zero gradient"), (V.NONFINITE, "a NaN or Inf gradient")):
-        names = report.variables_in(state)
-        if names:
-            lines.append(f"  {len(names)} variables have {words}: {', '.join(names)}")
-            if state == V.ZERO and report.computes_in_float16:
-                lines.append(f"    float16 underflow? {V.FLOAT16_UNDERFLOW_HINT}")
-    return "\n".join(lines)
+    from tb_gradflow.story import story_lines  # story builds on this module's Report
+
+    return "\n".join(story_lines(report))

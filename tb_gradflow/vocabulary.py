@@ -51,6 +51,23 @@ FLOAT16_UNDERFLOW_HINT = (
     "mixed_float16 policy does it for you), or compute the loss in float32."
 )
 
+# How a sentence names the thing that cut the gradient ("tf.numpy_function at m.py:4 ...").
+CAUSE_WORDS: dict[str, str] = {
+    NUMPY_FUNCTION: "tf.numpy_function",
+    STOP_GRADIENT: "tf.stop_gradient",
+    INTEGER_CAST: "a cast to an integer type",
+    NON_DIFFERENTIABLE: "a non-differentiable op",
+    CUSTOM_GRADIENT: "a tf.custom_gradient",
+}
+
+# What reaches a cut point from the loss, by the cut op's own state.
+ARRIVING: dict[str, str] = {
+    FLOWING: "the gradient from the loss reaches it",
+    ZERO: "an all-zero gradient reaches it from the loss",
+    NONFINITE: "a NaN or Inf gradient reaches it from the loss",
+    NONE: "no gradient reaches it (something closer to the loss cuts it first)",
+}
+
 
 def combined_state(states: list[str]) -> str:
     """State of an op from its outputs: a NaN anywhere wins, then any flow, then zeros."""

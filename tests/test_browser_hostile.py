@@ -148,8 +148,10 @@ def test_zero_and_nonfinite_gradients_are_called_out(page, tensorboard):
     assert banner.get_attribute("data-tone") == "warn"
     text = banner.inner_text()
     assert "Gradient reaches every trainable variable, but not all of it is usable" in text
-    assert "1 variable with a NaN or Inf gradient: c/kernel" in text
-    assert "1 variable with an all-zero gradient at this step: b/kernel" in text
+    # the served sentences (tb_gradflow/story.py), the CLI's words
+    assert "1 variable has a NaN or Inf gradient: c/kernel" in text
+    assert "1 variable has an all-zero gradient: b/kernel" in text
+    assert "NaN or Inf gradients first appear at step 0" in text
     states = frame.evaluate("Object.fromEntries([...document.querySelectorAll('[data-op-name]')].map(n => [n.getAttribute('data-op-name'), n.getAttribute('data-state')]))")
     assert states == {"x": "none", "a/MatMul": "flowing", "b/Sign": "zero", "c/Log": "nonfinite", "loss": "nonfinite"}
     fills = frame.evaluate("Object.fromEntries(['b/Sign', 'c/Log'].map(n => [n, getComputedStyle([...document.querySelectorAll('[data-op-name]')].find(e => e.getAttribute('data-op-name') === n).querySelector('.gf-shape')).fill]))")

@@ -11,30 +11,9 @@ import urllib.parse
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import READY, browser, demo_logdir, open_tab, page, render_seq, screenshot, tab_frame, wait_render  # noqa: E402,F401
-from support.tensorboard_proc import fetch_json, running_tensorboard  # noqa: E402
+from support.browser import READY, base_url, no_errors_from_the_tab, browser, demo_logdir, graph, open_tab, page, render_seq, route, screenshot, tab_frame, wait_render  # noqa: E402,F401
+from support.tensorboard_proc import running_tensorboard  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def base_url():
-    with running_tensorboard(demo_logdir(), load_fast="false") as url:
-        yield url
-
-
-@pytest.fixture(autouse=True)
-def no_errors_from_the_tab(page):
-    yield
-    assert not [e for e in page.errors if "gradflow" in e or "index.js" in e], page.errors
-
-
-def route(base_url: str, name: str, **params) -> dict:
-    status, body = fetch_json(f"{base_url}/data/plugin/gradflow/{name}?{urllib.parse.urlencode(params)}")
-    assert status == 200, body
-    return body
-
-
-def graph(base_url: str, run: str = "broken", **params) -> dict:
-    return route(base_url, "graph", run=run, tag="gradflow", **params)
 
 
 def fit(frame) -> None:

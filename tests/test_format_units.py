@@ -70,7 +70,7 @@ def test_report_from_protos_text_and_json():
     assert "gradflow at step 7" in text
     assert "cut 1: PyFunc 'PyFunc' (numpy_function) at m.py:4" in text
     assert "starves: enc/kernel" in text
-    assert "1 variables have a NaN or Inf gradient: head" in text
+    assert "1 variable has a NaN or Inf gradient: head" in text
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     unknown = {"presence": None, "sparse_gradient": False}  # this step stores no presence
     assert data["variables"]["head"] == {"state": "nonfinite", "norm": "inf", **unknown}

@@ -31,7 +31,7 @@ async function getJson<T>(route: string, params: Record<string, string | number 
 export const api = {
   runs: () => getJson<RunsResponse>("runs", {}),
   graph: (run: string, tag: string, step?: number) => getJson<GraphResponse>("graph", { run, tag, step }),
-  diagnosis: (run: string, tag: string) => getJson<DiagnosisResponse>("diagnosis", { run, tag }),
+  diagnosis: (run: string, tag: string, step?: number) => getJson<DiagnosisResponse>("diagnosis", { run, tag, step }),
   opHistory: (run: string, tag: string, op: string) => getJson<HistoryResponse>("history", { run, tag, op }),
   variableHistory: (run: string, tag: string, variable: string) =>
     getJson<HistoryResponse>("history", { run, tag, variable }),

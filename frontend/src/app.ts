@@ -1,66 +1,61 @@
-// The tab: toolbar, banner, graph (or layers) view, details panel; loads data, keeps the view
-// state and mirrors it into the URL.
+// The tab: toolbar, banner, graph panes (or layers), details panel. The view is one serializable
+// TabState (view_state.ts) changed only by its pure transitions through `update`, which then loads
+// or renders what the change needs and mirrors the state into the URL. Every load is numbered so
+// that a late response never overwrites a newer one.
 import { api, RouteError } from "./api";
 import { renderBanner } from "./banner_view";
-import { magnitudeColor, magnitudeScale } from "./colors";
+import type { MagnitudeScale } from "./colors";
+import { magnitudeScale, scaleOfRange } from "./colors";
+import { cutNamed, tieToGraph } from "./diagnosis";
 import type { HistoryState } from "./details";
 import { renderDetails } from "./details";
 import { clear, el, setText } from "./dom";
-import { formatNorm } from "./format";
-import { GraphView } from "./graph_view";
 import type { Hierarchy } from "./hierarchy";
 import { ancestors, buildHierarchy, defaultExpansion, ROOT_ID } from "./hierarchy";
-import { listenForReloads, readHash, watchDarkMode, writeHash } from "./host";
+import { listenForReloads, readHash, watchDarkMode, watchHash, writeHash } from "./host";
 import { LayoutClient } from "./layout_client";
 import { renderLayers } from "./layers_view";
+import { unionRange } from "./log_axis";
 import type { GraphModel } from "./model";
 import { buildModel } from "./model";
+import type { Pane } from "./pane";
+import { makePane, renderLegend } from "./pane";
 import { matchingOps, search } from "./search";
+import { renderEmpty, renderSlider } from "./toolbar_view";
 import { CSS } from "./styles";
-import type { RunsResponse } from "./types";
-import type { ViewState } from "./url_state";
+import type { DiagnosisResponse, GraphResponse, RunsResponse } from "./types";
 import { readViewState, writeViewState } from "./url_state";
-
-interface Pane {
-  view: GraphView;
-  element: HTMLElement;
-  title: HTMLElement;
-  legend: HTMLElement;
-  model: GraphModel | null;
-  hierarchy: Hierarchy | null;
-  expanded: Set<string>;
-  expandedIsDefault: boolean;
-}
+import * as S from "./view_state";
+import type { TabState } from "./view_state";
 
 const STEP_DEBOUNCE_MS = 90;
 
 export class App {
   readonly root: HTMLElement;
+  private state: TabState = S.INITIAL;
   private runs: RunsResponse = {};
-  private run = "";
-  private tag = "";
   private steps: number[] = [];
-  /** null: follow the latest step. */
-  private step: number | null = null;
-  private selected: string | null = null;
-  private compare: string | null = null;
-  private view: "graph" | "layers" = "graph";
-  private query = "";
+  /** the diagnosis at the last step: the all-steps facts (first NaN step, version changes) */
+  private timeline: DiagnosisResponse | null = null;
   private readonly hierarchies = new Map<string, Hierarchy>();
   private readonly histories = new Map<string, HistoryState>();
   private readonly layoutClient: LayoutClient;
   private readonly main: Pane;
   private other: Pane | null = null;
   private renderSeq = 0;
-  private renderedData: { model: GraphModel | null; other: GraphModel | null; selected: string | null } = { model: null, other: null, selected: null };
+  private renderedData: { model: GraphModel | null; other: GraphModel | null; selected: string | null; scale: MagnitudeScale | null } = { model: null, other: null, selected: null, scale: null };
   private stepTimer: number | undefined;
   private loadSeq = 0;
+  private allSeq = 0;
   private readonly ui: {
     run: HTMLSelectElement;
     tag: HTMLSelectElement;
     slider: HTMLInputElement;
+    marks: HTMLElement;
     stepLabel: HTMLOutputElement;
     compare: HTMLSelectElement;
+    linked: HTMLInputElement;
+    scaleStep: HTMLInputElement;
     graphTab: HTMLButtonElement;
     layersTab: HTMLButtonElement;
     search: HTMLInputElement;
@@ -81,8 +76,11 @@ export class App {
       run: el("select", { id: "gf-run", "aria-label": "run" }),
       tag: el("select", { id: "gf-tag", "aria-label": "tag" }),
       slider: el("input", { id: "gf-step", type: "range", min: 0, max: 0, step: 1, value: 0, "aria-label": "step" }),
+      marks: el("div", { id: "gf-step-marks", class: "gf-step-marks", "aria-hidden": "true" }),
       stepLabel: el("output", { id: "gf-step-label", for: "gf-step" }),
       compare: el("select", { id: "gf-compare", "aria-label": "compare with run" }),
+      linked: el("input", { id: "gf-linked", type: "checkbox", checked: true, title: "pan, zoom and open groups in both panes together" }),
+      scaleStep: el("input", { id: "gf-scale-step", type: "checkbox", title: "colour by this step's range instead of the range over all logged steps" }),
       graphTab: el("button", { type: "button", id: "gf-view-graph", "aria-pressed": "true" }, "Graph"),
       layersTab: el("button", { type: "button", id: "gf-view-layers", "aria-pressed": "false" }, "Layers"),
       search: el("input", { id: "gf-search", type: "search", placeholder: "Search ops or variables (regex)  /", "aria-label": "search ops or variables by regular expression", autocomplete: "off" }),
@@ -101,8 +99,10 @@ export class App {
         { class: "gf-toolbar", role: "toolbar" },
         el("label", {}, "Run", this.ui.run),
         el("label", {}, "Tag", this.ui.tag),
-        el("label", {}, "Step", this.ui.slider, this.ui.stepLabel),
+        el("label", { class: "gf-step-control" }, "Step", el("span", { class: "gf-slider" }, this.ui.slider, this.ui.marks), this.ui.stepLabel),
         el("label", {}, "Compare with", this.ui.compare),
+        el("label", { class: "gf-linked", hidden: true }, this.ui.linked, "linked"),
+        el("label", {}, this.ui.scaleStep, "this step only"),
         el("div", { class: "gf-tabs", role: "group", "aria-label": "view" }, this.ui.graphTab, " ", this.ui.layersTab),
         el("div", { class: "gf-search" }, this.ui.search, this.ui.results),
       ),
@@ -110,89 +110,106 @@ export class App {
       el("div", { class: "gf-body" }, el("div", { class: "gf-main" }, this.ui.panes, this.ui.layers, this.ui.status), this.ui.details),
     );
     host.appendChild(this.root);
-    this.main = this.makePane("op graph");
+    this.main = this.newPane(0, "op graph");
     this.ui.panes.append(this.main.element);
     this.bindToolbar();
   }
 
   async start(): Promise<void> {
     watchDarkMode((dark) => (this.root.dataset.theme = dark ? "dark" : "light"));
-    const url = readViewState(readHash());
-    this.applyUrlState(url);
+    this.state = S.fromUrl(readViewState(readHash()));
+    this.syncControls();
     listenForReloads(() => {
       this.histories.clear();
       void this.loadAll();
     });
+    watchHash(() => this.urlPasted());
     await this.loadAll();
+  }
+
+  /** The one way the view changes: a transition's result, then what it needs loaded or drawn. */
+  private update(next: TabState, anchor?: string): Promise<void> {
+    const need = S.needs(this.state, next);
+    this.state = next;
+    this.syncControls();
+    const work = need === "all" ? this.loadAll() : need === "graphs" ? this.loadGraphs(anchor) : this.render(anchor);
+    return work.catch((e) => this.showError(e));
+  }
+
+  /** A new link pasted into the address bar of an open tab: apply it. */
+  private urlPasted(): void {
+    const next = S.fromUrl(readViewState(readHash()));
+    if (S.sameView(next, this.state)) return;
+    void this.update(next).then(() => {
+      const i = this.selectedIndex();
+      if (i >= 0) this.main.view.centreOnOp(i);
+    });
+  }
+
+  private syncControls(): void {
+    const s = this.state;
+    this.ui.search.value = s.query;
+    this.ui.scaleStep.checked = s.scale === "step";
+    this.ui.linked.checked = s.linked;
+    (this.ui.linked.parentElement as HTMLElement).hidden = !s.compare;
   }
 
   // ---- loading ---------------------------------------------------------------------------------
 
-  private applyUrlState(url: ViewState): void {
-    this.run = url.run ?? "";
-    this.tag = url.tag ?? "";
-    this.step = url.step ?? null;
-    this.selected = url.op ?? null;
-    this.compare = url.compare ?? null;
-    this.view = url.view ?? "graph";
-    this.query = url.q ?? "";
-    this.ui.search.value = this.query;
-    if (url.expanded) {
-      this.main.expanded = new Set([ROOT_ID, ...url.expanded]);
-      this.main.expandedIsDefault = false;
-    }
-  }
-
-  private async loadRuns(): Promise<void> {
+  private async loadRuns(): Promise<boolean> {
     this.runs = await api.runs();
     const runs = Object.keys(this.runs).sort();
-    if (runs.length === 0) throw new Error("No gradflow data in this logdir. Log some with tb_gradflow.summary.gradflow(...).");
-    if (!this.runs[this.run]) this.run = runs.find((r) => Object.keys(this.runs[r]).length) ?? runs[0];
-    const tags = Object.keys(this.runs[this.run]).sort();
-    if (!this.runs[this.run][this.tag]) this.tag = tags[0];
-    if (this.compare && !this.runs[this.compare]?.[this.tag]) this.compare = null;
-    fillSelect(this.ui.run, runs, this.run);
-    fillSelect(this.ui.tag, tags, this.tag);
-    const others = runs.filter((r) => r !== this.run && this.runs[r][this.tag]);
-    fillSelect(this.ui.compare, ["", ...others], this.compare ?? "", (r) => (r ? r : "— none —"));
+    if (runs.length === 0) return false;
+    let s = this.state;
+    if (!this.runs[s.run]) s = { ...s, run: runs.find((r) => Object.keys(this.runs[r]).length) ?? runs[0] };
+    const tags = Object.keys(this.runs[s.run]).sort();
+    if (!this.runs[s.run][s.tag]) s = { ...s, tag: tags[0] };
+    if (s.compare && !this.runs[s.compare]?.[s.tag]) s = { ...s, compare: null };
+    this.state = s;
+    fillSelect(this.ui.run, runs, s.run);
+    fillSelect(this.ui.tag, tags, s.tag);
+    const others = runs.filter((r) => r !== s.run && this.runs[r][s.tag]);
+    fillSelect(this.ui.compare, ["", ...others], s.compare ?? "", (r) => (r ? r : "— none —"));
+    this.syncControls();
+    return true;
   }
 
   private async loadSteps(): Promise<void> {
-    const d = await api.diagnosis(this.run, this.tag);
+    const d = await api.diagnosis(this.state.run, this.state.tag);
     this.steps = d.steps;
-    if (this.step !== null && !this.steps.includes(this.step)) this.step = nearestStep(this.steps, this.step);
+    this.timeline = d;
+    const step = this.state.step;
+    if (step !== null && !this.steps.includes(step)) this.state = { ...this.state, step: nearestStep(this.steps, step) };
     this.syncSlider();
   }
 
   private syncSlider(): void {
-    const s = this.ui.slider;
-    s.max = String(Math.max(0, this.steps.length - 1));
     const step = this.currentStep();
-    s.value = String(Math.max(0, this.steps.indexOf(step)));
-    setText(this.ui.stepLabel, `${step}${this.step === null ? " (latest)" : ""} · ${this.steps.length} logged`);
-    s.setAttribute("aria-valuetext", `step ${step}`);
+    renderSlider(this.ui.slider, this.ui.marks, this.ui.stepLabel, this.steps, step, this.state.step === null, this.timeline);
   }
 
   private currentStep(): number {
-    return this.step ?? this.steps[this.steps.length - 1] ?? 0;
+    return this.state.step ?? this.steps[this.steps.length - 1] ?? 0;
   }
 
-  /** Fetches the graph(s) of the current run, tag and step and renders them. */
+  /** Fetches the graph(s) and diagnoses of the current run, tag and step and renders them. */
   private async loadGraphs(anchor?: string): Promise<void> {
     const seq = ++this.loadSeq;
     const step = this.currentStep();
-    const [mine, theirs] = await Promise.all([
-      api.graph(this.run, this.tag, step),
-      this.compare ? this.fetchCompared(this.compare, step) : Promise.resolve(null),
+    const { run, tag, compare } = this.state;
+    const [mine, mineTold, theirs] = await Promise.all([
+      api.graph(run, tag, step),
+      api.diagnosis(run, tag, step),
+      compare ? this.fetchCompared(compare, step) : Promise.resolve(null),
     ]);
     if (seq !== this.loadSeq) return; // a newer request is in flight
-    this.setPaneModel(this.main, buildModel(mine));
+    this.setPaneModel(this.main, buildModel(mine), mineTold);
     if (theirs) {
       if (!this.other) {
-        this.other = this.makePane(`op graph of ${this.compare}`);
+        this.other = this.newPane(1, `op graph of ${compare}`);
         this.ui.panes.append(this.other.element);
       }
-      this.setPaneModel(this.other, buildModel(theirs));
+      this.setPaneModel(this.other, buildModel(theirs[0]), theirs[1]);
     } else if (this.other) {
       this.other.element.remove();
       this.other = null;
@@ -200,77 +217,96 @@ export class App {
     await this.render(anchor);
   }
 
-  private async fetchCompared(run: string, step: number) {
+  private async fetchCompared(run: string, step: number): Promise<[GraphResponse, DiagnosisResponse]> {
+    let g: GraphResponse;
     try {
-      return await api.graph(run, this.tag, step);
+      g = await api.graph(run, this.state.tag, step);
     } catch (e) {
-      if (e instanceof RouteError && e.status === 404) return api.graph(run, this.tag); // no such step there: its last
-      throw e;
+      if (!(e instanceof RouteError && e.status === 404)) throw e;
+      g = await api.graph(run, this.state.tag); // no such step there: its last
     }
+    return [g, await api.diagnosis(run, this.state.tag, g.step)];
   }
 
-  private setPaneModel(pane: Pane, model: GraphModel): void {
+  private setPaneModel(pane: Pane, model: GraphModel, diagnosis: DiagnosisResponse): void {
     const key = `${model.run}\u0000${model.tag}\u0000${model.graphId}`;
     let h = this.hierarchies.get(key);
     if (!h) {
       h = buildHierarchy(model.ops);
       this.hierarchies.set(key, h);
     }
-    if (pane.expandedIsDefault && pane.hierarchy !== h) {
-      pane.expanded = defaultExpansion(h, starvingCuts(model));
-    }
+    if (pane.hierarchy !== h) pane.defaultExpanded = [...defaultExpansion(h, starvingCuts(model))];
     pane.model = model;
+    pane.diagnosis = diagnosis;
     pane.hierarchy = h;
   }
 
-  /** Runs, then the steps of the chosen run and tag, then its graph(s): on start, reload and
-   * a change of run or tag. Errors are shown in the tab. */
+  /** Runs, then the steps of the chosen run and tag, then its graph(s): on start, reload, a
+   * change of run or tag and a pasted link. A newer call supersedes an older one. */
   private async loadAll(): Promise<void> {
+    const seq = ++this.allSeq;
     try {
-      await this.loadRuns();
+      if (!(await this.loadRuns())) {
+        this.showEmpty();
+        return;
+      }
+      if (seq !== this.allSeq) return;
       await this.loadSteps();
+      if (seq !== this.allSeq) return;
       await this.loadGraphs();
     } catch (e) {
-      this.showError(e);
+      if (seq === this.allSeq) this.showError(e);
     }
   }
 
   // ---- rendering ---------------------------------------------------------------------------------
 
+  /** Each pane's open groups: its own list, or its graph's default. */
+  private openGroups(): [string[], string[]] {
+    const of = (pane: Pane | null, i: 0 | 1): string[] => this.state.panes[i].expanded ?? pane?.defaultExpanded.filter((g) => g !== ROOT_ID) ?? [];
+    return [of(this.main, 0), of(this.other, 1)];
+  }
+
   private async render(anchor?: string): Promise<void> {
     const model = this.main.model;
     if (!model) return;
+    const s = this.state;
     this.root.dataset.status = "rendering";
     // an eager fallback logs variables only: say why there is no graph
     setText(this.ui.status, model.ops.length ? "" : `No op graph at this step. ${model.fallbackReason ?? ""}`);
     this.syncSlider();
     // the banner, legends and details depend only on the data and the selection: redraw on change
     const dataChanged = this.renderedData.model !== model || this.renderedData.other !== (this.other?.model ?? null);
-    const selectionChanged = dataChanged || this.renderedData.selected !== this.selected;
-    if (dataChanged) renderBanner(this.ui.banner, model, this.other?.model ?? null, (op) => this.selectOp(op, true));
-    this.ui.graphTab.setAttribute("aria-pressed", String(this.view === "graph"));
-    this.ui.layersTab.setAttribute("aria-pressed", String(this.view === "layers"));
-    this.ui.panes.hidden = this.view !== "graph";
-    this.ui.layers.hidden = this.view !== "layers";
-    if (this.view === "layers") {
-      renderLayers(this.ui.layers, model, this.other?.model ?? null, (name) => this.selectVariable(name));
+    const selectionChanged = dataChanged || this.renderedData.selected !== s.selected;
+    const told = tieToGraph(this.main.diagnosis!, model);
+    const otherTold = this.other?.model && this.other.diagnosis ? { run: this.other.model.run, told: tieToGraph(this.other.diagnosis, this.other.model) } : null;
+    if (dataChanged) renderBanner(this.ui.banner, told, otherTold, model.run, (op) => this.selectOp(op, true), this.timeline?.first_nonfinite_step ?? null);
+    this.ui.graphTab.setAttribute("aria-pressed", String(s.view === "graph"));
+    this.ui.layersTab.setAttribute("aria-pressed", String(s.view === "layers"));
+    this.ui.panes.hidden = s.view !== "graph";
+    this.ui.layers.hidden = s.view !== "layers";
+    if (s.view === "layers") {
+      const range = unionRange(this.main.diagnosis!.norm_range.variables, this.other?.diagnosis?.norm_range.variables);
+      renderLayers(this.ui.layers, model, this.other?.model ?? null, range, (name) => this.selectVariable(name));
     }
-    const selectedIndex = this.selectedIndex();
-    const matches = this.matchesFor(model);
     const panes = this.other ? [this.main, this.other] : [this.main];
+    const scale = this.colourScale(panes);
+    const scaleChanged = this.renderedData.scale?.lo !== scale?.lo || this.renderedData.scale?.hi !== scale?.hi;
+    const open = this.openGroups();
+    const over = s.scale === "all" ? (this.other ? "all steps, both runs" : "all steps") : "this step only";
     await Promise.all(
-      panes.map((pane) => {
+      panes.map((pane, i) => {
         setText(pane.title, this.other ? `${pane.model!.run} · step ${pane.model!.step}` : "");
-        if (dataChanged) this.renderLegend(pane);
+        if (dataChanged || scaleChanged) renderLegend(pane, scale, over, s.scale);
         const m = pane.model!;
-        const sel = pane === this.main ? selectedIndex : this.selected ? (m.opIndex.get(this.selected) ?? -1) : -1;
-        const paneMatches = pane === this.main ? matches : this.matchesFor(m);
+        const sel = s.selected ? (m.opIndex.get(s.selected) ?? -1) : -1;
         const focus = sel >= 0 ? sel : starvingCuts(m)[0];
-        return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded: pane.expanded, selected: sel, matches: paneMatches, anchor, focus });
+        const expanded = new Set([ROOT_ID, ...open[i]]);
+        return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded, selected: sel, matches: this.matchesFor(m), anchor, focus, scale });
       }),
     );
     if (selectionChanged) this.renderDetailsPanel();
-    this.renderedData = { model, other: this.other?.model ?? null, selected: this.selected };
+    this.renderedData = { model, other: this.other?.model ?? null, selected: s.selected, scale };
     this.writeUrl();
     await nextPaint();
     this.root.dataset.status = "ready";
@@ -281,39 +317,28 @@ export class App {
     if (!this.root.dataset.firstPaintMs) this.root.dataset.firstPaintMs = performance.now().toFixed(0);
   }
 
-  private matchCache: { model: GraphModel | null; query: string; matches: Set<number> } = { model: null, query: "", matches: new Set() };
+  private matchCache = new Map<GraphModel, { query: string; matches: Set<number> }>();
 
   /** Ops matching the search (cached: a toggle or a pan must not rescan 20,000 names). */
   private matchesFor(model: GraphModel): Set<number> {
-    if (this.matchCache.model !== model || this.matchCache.query !== this.query) {
-      this.matchCache = { model, query: this.query, matches: matchingOps(this.query, model.ops, model.variables) };
-    }
-    return this.matchCache.matches;
+    const hit = this.matchCache.get(model);
+    if (hit && hit.query === this.state.query) return hit.matches;
+    if (this.matchCache.size > 4) this.matchCache.clear();
+    const matches = matchingOps(this.state.query, model.ops, model.variables);
+    this.matchCache.set(model, { query: this.state.query, matches });
+    return matches;
   }
 
-  private renderLegend(pane: Pane): void {
-    const m = pane.model!;
-    const scale = magnitudeScale(m.ops.map((op) => (op.state === "flowing" ? op.norm : null)));
-    const ramp = el("span", { class: "gf-swatch", "data-kind": "ramp" });
-    ramp.style.background = `linear-gradient(to right, ${magnitudeColor(0)}, ${magnitudeColor(0.5)}, ${magnitudeColor(1)})`;
-    clear(pane.legend);
-    const item = (kind: string, text: string): Node[] => [el("span", { class: "gf-swatch", "data-kind": kind }), el("span", {}, text)];
-    pane.legend.append(
-      ramp,
-      el("span", {}, scale ? `flowing, |grad| ${formatNorm(10 ** scale.lo)} … ${formatNorm(10 ** scale.hi)} (log)` : "flowing"),
-      ...item("zero", "zero gradient"),
-      ...item("none", "no gradient (starved, dimmed)"),
-      ...item("nonfinite", "NaN / Inf gradient"),
-      ...item("cut", "cut point (✂ cause)"),
-      ...item("live", "edge carries gradient"),
-      ...item("dead", "edge carries none"),
-    );
+  /** One colour scale for every pane: the runs' range over all logged steps, or (toggle) this step's. */
+  private colourScale(panes: Pane[]): MagnitudeScale | null {
+    if (this.state.scale === "all") return scaleOfRange(unionRange(...panes.map((p) => p.diagnosis?.norm_range.ops)));
+    return magnitudeScale(panes.flatMap((p) => p.model!.ops.map((op) => (op.state === "flowing" ? op.norm : null))));
   }
 
   private selectedIndex(): number {
     const m = this.main.model;
-    if (!m || !this.selected) return -1;
-    return m.opIndex.get(this.selected) ?? -1;
+    if (!m || !this.state.selected) return -1;
+    return m.opIndex.get(this.state.selected) ?? -1;
   }
 
   private renderDetailsPanel(): void {
@@ -335,7 +360,8 @@ export class App {
         (e: unknown) => this.historyArrived(key, { kind: "error", message: errorText(e) }),
       );
     }
-    renderDetails(this.ui.details, m, index, history, (i) => this.selectOp(i, true), () => this.clearSelection());
+    const cut = this.main.diagnosis ? cutNamed(this.main.diagnosis.story, m.ops[index].name) : undefined;
+    renderDetails(this.ui.details, m, index, history, (i) => this.selectOp(i, true), () => this.clearSelection(), cut);
   }
 
   private historyArrived(key: string, state: HistoryState): void {
@@ -346,15 +372,8 @@ export class App {
   }
 
   private writeUrl(): void {
-    const state: ViewState = { run: this.run, tag: this.tag };
-    if (this.step !== null) state.step = this.step;
-    if (this.selected) state.op = this.selected;
-    if (!this.main.expandedIsDefault) state.expanded = [...this.main.expanded].filter((g) => g !== ROOT_ID).sort();
-    if (this.compare) state.compare = this.compare;
-    if (this.view !== "graph") state.view = this.view;
-    if (this.query) state.q = this.query;
     try {
-      writeHash(writeViewState(readHash(), state));
+      writeHash(writeViewState(readHash(), S.toUrl(this.state)));
     } catch {
       // the URL is a convenience; never let it break the tab
     }
@@ -365,52 +384,35 @@ export class App {
     setText(this.ui.status, errorText(e));
   }
 
+  /** A logdir without gradflow data: how to log some, instead of dead controls. */
+  private showEmpty(): void {
+    this.root.dataset.status = "empty";
+    this.root.dataset.empty = "true";
+    clear(this.ui.status);
+    this.ui.status.append(renderEmpty());
+  }
+
   // ---- interaction -------------------------------------------------------------------------------
 
-  private makePane(label: string): Pane {
-    const pane: Pane = {
-      view: new GraphView(this.layoutClient, {
-        selectOp: (i) => (pane === this.main ? this.selectOp(i, false) : this.selectByName(pane.model?.ops[i]?.name ?? "")),
-        toggleGroup: (id) => this.toggleGroup(pane, id),
-      }, label),
-      element: el("div", { class: "gf-pane" }),
-      title: el("div", { class: "gf-pane-title" }),
-      legend: el("div", { class: "gf-legend", "aria-label": "legend" }),
-      model: null,
-      hierarchy: null,
-      expanded: new Set([ROOT_ID]),
-      expandedIsDefault: true,
-    };
-    const button = (text: string, label: string, action: () => void): HTMLButtonElement => {
-      const b = el("button", { type: "button", "aria-label": label, title: label }, text);
-      b.addEventListener("click", action);
-      return b;
-    };
-    const controls = el(
-      "div",
-      { class: "gf-controls" },
-      button("Fit", "fit the graph to the view (0)", () => pane.view.fit()),
-      button("+", "zoom in (+)", () => pane.view.zoomBy(1.25)),
-      button("−", "zoom out (-)", () => pane.view.zoomBy(0.8)),
-      button("Collapse all", "collapse every group", () => this.collapseAll(pane)),
-    );
-    pane.view.element.append(controls, pane.legend);
-    pane.element.append(pane.title, pane.view.element);
+  private newPane(index: 0 | 1, label: string): Pane {
+    const pane: Pane = makePane(this.layoutClient, label, {
+      selectOp: (i) => (index === 0 ? this.selectOp(i, false) : this.selectByName(pane.model?.ops[i]?.name ?? "")),
+      toggleGroup: (id) => this.toggleGroup(index, id),
+      viewChanged: (t) => {
+        // linked Compare: the other pane follows the user's pan and zoom
+        const other = index === 0 ? this.other : this.main;
+        if (this.state.linked && this.other && other) other.view.setTransform(t);
+      },
+      collapseAll: () => void this.update(S.collapseAll(this.state, index)),
+    });
     return pane;
   }
 
   private selectOp(index: number, reveal: boolean): void {
     const m = this.main.model;
     if (!m || !m.ops[index]) return;
-    this.selected = m.ops[index].name;
-    if (this.view !== "graph" && reveal) this.view = "graph";
-    if (reveal) {
-      const h = this.main.hierarchy!;
-      const before = this.main.expanded.size;
-      for (const g of ancestors(h.opGroup[index])) this.main.expanded.add(g.id);
-      if (this.main.expanded.size !== before) this.main.expandedIsDefault = false;
-    }
-    void this.render().then(() => {
+    const groups = reveal ? ancestors(this.main.hierarchy!.opGroup[index]).map((g) => g.id) : null;
+    void this.update(S.selectOp(this.state, m.ops[index].name, groups, this.openGroups())).then(() => {
       if (reveal) {
         this.main.view.centreOnOp(index);
         this.main.view.focusOp(index);
@@ -424,59 +426,37 @@ export class App {
   }
 
   private selectVariable(name: string): void {
-    const m = this.main.model;
-    const v = m?.variables.find((x) => x.name === name);
+    const v = this.main.model?.variables.find((x) => x.name === name);
     if (v && v.readers.length) this.selectOp(v.readers[0], true);
   }
 
   private clearSelection(): void {
-    this.selected = null;
-    void this.render();
+    void this.update(S.clearSelection(this.state));
   }
 
-  private toggleGroup(pane: Pane, id: string): void {
+  private toggleGroup(pane: 0 | 1, id: string): void {
     if (id === ROOT_ID) return;
-    if (pane.expanded.has(id)) {
-      for (const g of [...pane.expanded]) if (g === id || g.startsWith(`${id}/`)) pane.expanded.delete(g);
-    } else pane.expanded.add(id);
-    pane.expandedIsDefault = false;
-    void this.render(id);
-  }
-
-  private collapseAll(pane: Pane): void {
-    pane.expanded = new Set([ROOT_ID]);
-    pane.expandedIsDefault = false;
-    void this.render();
+    void this.update(S.toggleGroup(this.state, pane, id, this.openGroups()), id);
   }
 
   private bindToolbar(): void {
     const ui = this.ui;
-    const guarded = (f: () => Promise<void>) => () => void f().catch((e) => this.showError(e));
-    ui.run.addEventListener("change", () => {
-      this.run = ui.run.value;
-      if (!this.runs[this.run][this.tag]) this.tag = Object.keys(this.runs[this.run]).sort()[0];
-      if (this.compare === this.run) this.compare = null;
-      void this.loadAll();
-    });
-    ui.tag.addEventListener("change", () => {
-      this.tag = ui.tag.value;
-      void this.loadAll();
-    });
-    ui.compare.addEventListener("change", guarded(async () => {
-      this.compare = ui.compare.value || null;
-      await this.loadGraphs();
-    }));
+    ui.run.addEventListener("change", () => void this.update(S.setRun(this.state, ui.run.value, Object.keys(this.runs[ui.run.value] ?? {}))));
+    ui.tag.addEventListener("change", () => void this.update(S.setTag(this.state, ui.tag.value)));
+    ui.compare.addEventListener("change", () => void this.update(S.setCompare(this.state, ui.compare.value || null)));
+    ui.linked.addEventListener("change", () => void this.update(S.setLinked(this.state, ui.linked.checked)));
     ui.slider.addEventListener("input", () => {
-      const i = Number(ui.slider.value);
-      const step = this.steps[i];
-      if (step === undefined) return;
-      this.step = i === this.steps.length - 1 ? null : step;
-      setText(ui.stepLabel, `${step} · ${this.steps.length} logged`);
+      const next = S.setStep(this.state, this.steps, Number(ui.slider.value));
+      if (next === this.state) return;
+      // the label follows at once; the load waits until the slider rests
+      this.state = next;
+      renderSlider(ui.slider, ui.marks, ui.stepLabel, this.steps, this.currentStep(), next.step === null, this.timeline);
       window.clearTimeout(this.stepTimer);
-      this.stepTimer = window.setTimeout(guarded(() => this.loadGraphs()), STEP_DEBOUNCE_MS);
+      this.stepTimer = window.setTimeout(() => void this.loadGraphs().catch((e) => this.showError(e)), STEP_DEBOUNCE_MS);
     });
-    ui.graphTab.addEventListener("click", () => this.setView("graph"));
-    ui.layersTab.addEventListener("click", () => this.setView("layers"));
+    ui.scaleStep.addEventListener("change", () => void this.update(S.setScale(this.state, ui.scaleStep.checked ? "step" : "all")));
+    ui.graphTab.addEventListener("click", () => void this.update(S.setView(this.state, "graph")));
+    ui.layersTab.addEventListener("click", () => void this.update(S.setView(this.state, "layers")));
     let searchTimer: number | undefined;
     ui.search.addEventListener("input", () => {
       window.clearTimeout(searchTimer);
@@ -509,28 +489,23 @@ export class App {
       if (e.key === "/" && !typing) {
         e.preventDefault();
         ui.search.focus();
-      } else if (e.key === "Escape" && !typing && this.selected) {
+      } else if (e.key === "Escape" && !typing && this.state.selected) {
         this.clearSelection();
       }
     });
   }
 
-  private setView(view: "graph" | "layers"): void {
-    this.view = view;
-    void this.render();
-  }
-
   private runSearch(): void {
     const ui = this.ui;
-    this.query = ui.search.value;
+    const query = ui.search.value;
     const m = this.main.model;
     clear(ui.results);
-    if (!m || !this.query) {
+    if (!m || !query) {
       ui.results.hidden = true;
-      void this.render();
+      void this.update(S.setQuery(this.state, query));
       return;
     }
-    const result = search(this.query, m.ops, m.variables, 50);
+    const result = search(query, m.ops, m.variables, 50);
     ui.results.hidden = false;
     if (result.error) ui.results.append(el("div", { class: "gf-error", role: "alert" }, `Invalid regex: ${result.error}`));
     else if (result.total === 0) ui.results.append(el("div", { class: "gf-muted" }, "No match"));
@@ -544,7 +519,7 @@ export class App {
       ui.results.append(b);
     }
     if (result.total > result.hits.length) ui.results.append(el("div", { class: "gf-muted" }, `… ${result.total - result.hits.length} more`));
-    void this.render();
+    void this.update(S.setQuery(this.state, query));
   }
 }
 

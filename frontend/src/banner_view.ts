@@ -1,43 +1,78 @@
-// The diagnosis banner: plain words, cut points as links that centre the graph on them.
+// The diagnosis banner: the route's sentences, cut points as links that centre the graph on them,
+// each cut's fix hint, and long name lists that open on click, grouped by layer.
 import { clear, el } from "./dom";
-import { diagnose } from "./diagnosis";
-import type { CutLine } from "./diagnosis";
-import type { GraphModel } from "./model";
+import { groupByLayer } from "./diagnosis";
+import type { Told } from "./diagnosis";
+import type { Sentence, StoryCut } from "./types";
 
-export function renderBanner(container: HTMLElement, model: GraphModel, other: GraphModel | null, onCut: (op: number) => void): void {
-  clear(container);
-  const d = diagnose(model);
-  container.dataset.tone = d.tone;
-  const head = el("div", { class: "gf-banner-head", "data-field": "headline" }, other ? `${model.run}: ` : "", d.headline);
-  container.append(head);
-  const list = (cuts: CutLine[]): HTMLElement => {
-    const ul = el("ul", { class: "gf-cuts" });
-    for (const cut of cuts) {
-      const link = el("button", { type: "button", class: "gf-cut-link", "data-cut-op": cut.opName, "data-starved": String(cut.starved.length) }, cut.opName);
-      link.addEventListener("click", () => onCut(cut.op));
-      ul.append(el("li", {}, "✂ ", link, el("span", {}, `: ${cut.text}`)));
+const SHOWN = 4;
+
+/** "a, b, c, d, … (3 more)": the rest opens on click, as lists grouped by layer. */
+export function nameList(names: readonly string[]): HTMLElement {
+  const span = el("span", { class: "gf-names", "data-count": names.length });
+  if (names.length <= SHOWN) {
+    span.append(names.join(", "));
+    return span;
+  }
+  const more = el("button", { type: "button", class: "gf-more", "aria-expanded": "false" }, `… (${names.length - SHOWN} more)`);
+  span.append(`${names.slice(0, SHOWN).join(", ")}, `, more);
+  more.addEventListener("click", () => {
+    clear(span);
+    const groups = el("div", { class: "gf-name-groups" });
+    for (const [layer, members] of groupByLayer(names)) {
+      groups.append(
+        el(
+          "div",
+          { class: "gf-name-group", "data-layer": layer },
+          el("span", { class: "gf-name-layer" }, layer ? `${layer}/` : "(top level)"),
+          " ",
+          members.map((n) => n.slice(layer ? layer.length + 1 : 0)).join(", "),
+        ),
+      );
     }
+    span.append(groups);
+    span.dataset.open = "true";
+  });
+  return span;
+}
+
+function sentence(s: Sentence, field: string): HTMLElement {
+  return el("span", { "data-field": field }, s.text, s.names.length ? ": " : "", s.names.length ? nameList(s.names) : null);
+}
+
+export function renderBanner(container: HTMLElement, told: Told, other: { run: string; told: Told } | null, run: string, onCut: (op: number) => void, firstBad: number | null): void {
+  clear(container);
+  const story = told.story;
+  container.dataset.tone = story.tone;
+  container.append(el("div", { class: "gf-banner-head", "data-field": "headline" }, other ? `${run}: ` : "", sentence(story.headline, "headline-text")));
+  const list = (cuts: StoryCut[], ops: number[], withHint: boolean): HTMLElement => {
+    const ul = el("ul", { class: "gf-cuts" });
+    cuts.forEach((cut, i) => {
+      const link = el("button", { type: "button", class: "gf-cut-link", "data-cut-op": cut.op_name, "data-starved": String(cut.starved_variables.length) }, cut.op_name);
+      if (ops[i] >= 0) link.addEventListener("click", () => onCut(ops[i]));
+      else link.disabled = true;
+      const li = el("li", { "data-cut-item": cut.op_name }, "✂ ", link, el("span", {}, `: ${cut.text}`));
+      if (withHint) li.append(el("div", { class: "gf-hint", "data-field": "hint" }, el("strong", {}, "Fix: "), cut.hint));
+      ul.append(li);
+    });
     return ul;
   };
-  if (d.cuts.length) container.append(list(d.cuts));
-  if (d.harmless.length > 0 && d.harmless.length <= 3) container.append(list(d.harmless));
-  else if (d.harmless.length > 3) {
+  if (story.cuts.length) container.append(list(story.cuts, told.cutOps, true));
+  if (story.harmless.length && story.harmless_summary) {
     // many harmless blockers (BatchNorm's moments hold a StopGradient each): one line, opened on demand
     const types = new Map<string, number>();
-    for (const c of d.harmless) types.set(c.type, (types.get(c.type) ?? 0) + 1);
+    for (const c of story.harmless) types.set(c.op_type, (types.get(c.op_type) ?? 0) + 1);
     const summary = [...types].map(([t, n]) => `${t} ×${n}`).join(", ");
-    container.append(
-      el(
-        "details",
-        { class: "gf-harmless" },
-        el("summary", {}, `${d.harmless.length} blocking ops starve nothing (another path carries the gradient): ${summary}`),
-        list(d.harmless),
-      ),
-    );
+    const hints = story.harmless_hints.map((h) => el("div", { class: "gf-hint", "data-field": "hint" }, el("strong", {}, `Fix (${h.cause}): `), h.hint));
+    const details = el("details", { class: "gf-harmless" }, el("summary", {}, `${story.harmless_summary}: ${summary}`), list(story.harmless, told.harmlessOps, false), ...hints);
+    if (story.harmless.length <= 3) details.open = true;
+    container.append(details);
   }
-  for (const note of d.notes) container.append(el("div", { class: "gf-note" }, note));
+  if (firstBad !== null) {
+    container.append(el("div", { class: "gf-note", "data-field": "first-nonfinite" }, `NaN or Inf gradients first appear at step ${firstBad}`));
+  }
+  for (const note of story.notes) container.append(el("div", { class: "gf-note", "data-note": note.kind }, sentence(note, "note")));
   if (other) {
-    const o = diagnose(other);
-    container.append(el("div", { class: "gf-banner-other", "data-tone": o.tone }, `${other.run}: ${o.headline}`));
+    container.append(el("div", { class: "gf-banner-other", "data-tone": other.told.story.tone }, `${other.run}: `, sentence(other.told.story.headline, "other-headline")));
   }
 }

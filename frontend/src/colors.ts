@@ -45,3 +45,9 @@ export const STATE_LABEL: Record<GradState, string> = {
   none: "no gradient",
   nonfinite: "NaN / Inf",
 };
+
+/** The scale of a served [smallest, largest] norm range (the same at every step). */
+export function scaleOfRange(range: readonly [number, number] | null): MagnitudeScale | null {
+  if (!range || !(range[0] > 0) || !(range[1] > 0)) return null;
+  return { lo: Math.log10(range[0]), hi: Math.log10(range[1]) };
+}

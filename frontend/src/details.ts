@@ -4,7 +4,7 @@ import { clear, el } from "./dom";
 import { formatNorm } from "./format";
 import type { GraphModel } from "./model";
 import { STATE_LABEL } from "./colors";
-import type { HistoryResponse } from "./types";
+import type { HistoryResponse, StoryCut } from "./types";
 
 export type HistoryState = { kind: "loading" } | { kind: "ready"; data: HistoryResponse } | { kind: "error"; message: string };
 
@@ -17,6 +17,7 @@ export function renderDetails(
   history: HistoryState,
   onSelect: (index: number) => void,
   onClose: () => void,
+  cut?: StoryCut,
 ): void {
   clear(container);
   const op = model.ops[index];
@@ -24,8 +25,8 @@ export function renderDetails(
   container.dataset.selectedOp = op.name;
   const close = el("button", { class: "gf-close", type: "button", "aria-label": "close details" }, "×");
   close.addEventListener("click", onClose);
-  const row = (label: string, field: string, value: Node | string): HTMLElement =>
-    el("div", { class: "gf-row" }, el("dt", {}, label), el("dd", { "data-field": field }, value));
+  const row = (label: string, field: string, ...value: (Node | string | null)[]): HTMLElement =>
+    el("div", { class: "gf-row" }, el("dt", {}, label), el("dd", { "data-field": field }, ...value));
   const opLinks = (indices: number[]): HTMLElement => {
     if (indices.length === 0) return el("span", { class: "gf-muted" }, "none");
     const list = el("ul", { class: "gf-links" });
@@ -42,17 +43,25 @@ export function renderDetails(
     "dl",
     {},
     row("Type", "type", op.type),
-    row("State", "state", el("span", { class: "gf-badge", "data-state": op.state }, STATE_LABEL[op.state])),
+    // a cut point's own gradient is what arrives from the loss; what it is, is the cut
+    row("State", "state", cut ? el("span", { class: "gf-badge", "data-state": "cut" }, "✂ cut point") : el("span", { class: "gf-badge", "data-state": op.state }, STATE_LABEL[op.state])),
     row("Gradient norm", "norm", op.measured ? formatNorm(op.norm) : `${formatNorm(op.norm)} (not measured inside a body)`),
     row("Source", "source", op.source || "unknown"),
     row("Output", "output", op.shapes.map((s, i) => `${op.dtypes[i] ?? ""}[${s}]`).join(", ") || "—"),
   );
   if (op.cause) {
     const starved = op.starved.map((i) => model.variables[i]?.name ?? String(i));
-    dl.append(
-      row("Cut point", "cause", el("span", { class: "gf-cut-text" }, `✂ ${op.cause}${op.causeDetail ? `: ${op.causeDetail}` : ""}`)),
-      row("Starves", "starved", starved.length ? starved.join(", ") : "nothing (another path carries the gradient)"),
-    );
+    dl.append(row("Cut point", "cause", el("span", { class: "gf-cut-text" }, `✂ ${op.cause}${op.causeDetail ? `: ${op.causeDetail}` : ""}`)));
+    if (cut) {
+      const arriving = op.state === "flowing" || op.state === "nonfinite" ? `${cut.arriving} (norm ${formatNorm(op.norm)})` : cut.arriving;
+      const inputs = cut.blocked_inputs.map((name) => model.opIndex.get(name)).filter((i): i is number => i !== undefined);
+      dl.append(
+        row("Reaching it", "arriving", arriving),
+        row("Passes back", "blocked", el("span", {}, cut.blocked, inputs.length ? ":" : ""), inputs.length ? opLinks(inputs) : null),
+      );
+    }
+    dl.append(row("Starves", "starved", starved.length ? starved.join(", ") : "nothing (another path carries the gradient)"));
+    if (cut) dl.append(row("Fix", "hint", cut.hint));
   }
   if (op.variableInputs.length) {
     dl.append(row("Reads", "variables", op.variableInputs.map((i) => model.variables[i]?.name ?? String(i)).join(", ")));

@@ -1,89 +1,34 @@
-// The plain-words diagnosis of one step, as structured text for the banner.
-import { listNames, plural } from "./format";
+// The diagnosis as the tab uses it: the sentences come whole from the `diagnosis` route (written
+// once, in tb_gradflow/story.py); here they are only tied to the ops of the graph on screen.
 import type { GraphModel } from "./model";
-import type { Cause, CutPointJson } from "./types";
+import type { DiagnosisResponse, Story, StoryCut } from "./types";
 
-export type Tone = "ok" | "cut" | "warn";
-
-export interface CutLine {
-  op: number;
-  opName: string;
-  /** The op type, e.g. "PyFunc". */
-  type: string;
-  /** e.g. "tf.numpy_function at demo/vae.py:72 has no gradient" */
-  text: string;
-  starved: string[];
+export interface Told {
+  story: Story;
+  /** op index of each starving cut (story.cuts order), -1 when the graph has no such op */
+  cutOps: number[];
+  harmlessOps: number[];
 }
 
-export interface Diagnosis {
-  tone: Tone;
-  headline: string;
-  /** Cut points that starve variables. */
-  cuts: CutLine[];
-  /** Blocking ops that starve nothing: another path carries the gradient. */
-  harmless: CutLine[];
-  notes: string[];
+export function tieToGraph(d: DiagnosisResponse, model: GraphModel): Told {
+  const index = (c: StoryCut): number => model.opIndex.get(c.op_name) ?? -1;
+  return { story: d.story, cutOps: d.story.cuts.map(index), harmlessOps: d.story.harmless.map(index) };
 }
 
-const WHAT: Record<Cause, string> = {
-  numpy_function: "tf.numpy_function",
-  stop_gradient: "tf.stop_gradient",
-  integer_cast: "a cast to an integer type",
-  non_differentiable: "a non-differentiable op",
-  custom_gradient: "a tf.custom_gradient",
-};
-
-export function describeCut(cut: Pick<CutPointJson, "cause" | "op_type" | "source" | "starved_variables">): string {
-  const what = cut.cause === "non_differentiable" ? `${cut.op_type} (non-differentiable)` : (WHAT[cut.cause] ?? cut.op_type);
-  const where = cut.source ? ` at ${cut.source}` : "";
-  const effect =
-    cut.starved_variables.length === 0
-      ? " blocks the gradient but starves nothing: another path carries it"
-      : cut.cause === "stop_gradient"
-        ? " stops the gradient (often on purpose)"
-        : " has no gradient";
-  return `${what}${where}${effect}`;
+/** The story's entry for the cut op named `name` (starving or harmless), if it is one. */
+export function cutNamed(story: Story, name: string): StoryCut | undefined {
+  return story.cuts.find((c) => c.op_name === name) ?? story.harmless.find((c) => c.op_name === name);
 }
 
-export function diagnose(model: GraphModel): Diagnosis {
-  const g = model.response;
-  const starved = g.starved_variables;
-  const cuts: CutLine[] = g.cut_points.map((c) => ({
-    op: c.op,
-    opName: c.op_name,
-    type: c.op_type,
-    text: describeCut(c),
-    starved: c.starved_variables,
-  }));
-  const notes: string[] = [];
-  const starvingCuts = cuts.filter((c) => c.starved.length > 0);
-  const byCut = new Set(starvingCuts.flatMap((c) => c.starved));
-  const unreached = starved.filter((v) => !byCut.has(v));
-  let headline: string;
-  let tone: Tone = "ok";
-  if (starvingCuts.length > 0) {
-    tone = "cut";
-    headline = `${plural(starvingCuts.length, "cut point")} ${starvingCuts.length === 1 ? "starves" : "starve"} ${plural(byCut.size, "trainable variable")}: ${listNames([...byCut])}`;
-  } else if (starved.length > 0) {
-    tone = "cut";
-    headline = `${plural(starved.length, "trainable variable")} ${starved.length === 1 ? "gets" : "get"} no gradient: ${listNames(starved)}`;
-  } else if (g.nonfinite_variables.length > 0 || g.zero_variables.length > 0) {
-    tone = "warn";
-    headline = "Gradient reaches every trainable variable, but not all of it is usable";
-  } else {
-    headline = "Gradient reaches every trainable variable";
+/** Names grouped by layer (the name up to its last "/"), groups in first-seen order. */
+export function groupByLayer(names: readonly string[]): [string, string[]][] {
+  const groups = new Map<string, string[]>();
+  for (const n of names) {
+    const cut = n.lastIndexOf("/");
+    const layer = cut > 0 ? n.slice(0, cut) : "";
+    let g = groups.get(layer);
+    if (!g) groups.set(layer, (g = []));
+    g.push(n);
   }
-  if (starvingCuts.length > 0 && unreached.length > 0) {
-    notes.push(`${plural(unreached.length, "variable")} ${unreached.length === 1 ? "does" : "do"} not reach the loss at all: ${listNames(unreached)}`);
-  }
-  if (g.nonfinite_variables.length > 0) {
-    if (tone === "ok") tone = "warn";
-    notes.push(`${plural(g.nonfinite_variables.length, "variable")} with a NaN or Inf gradient: ${listNames(g.nonfinite_variables)}`);
-  }
-  if (g.zero_variables.length > 0) {
-    if (tone === "ok") tone = "warn";
-    notes.push(`${plural(g.zero_variables.length, "variable")} with an all-zero gradient at this step: ${listNames(g.zero_variables)}`);
-  }
-  if (model.fallbackReason) notes.push(`Op-level detail is unavailable: ${model.fallbackReason}`);
-  return { tone, headline, cuts: starvingCuts, harmless: cuts.filter((c) => c.starved.length === 0), notes };
+  return [...groups];
 }

@@ -2,7 +2,7 @@
 // screen. Structure (graph version + open groups) decides the layout; a step's values only
 // restyle what is drawn.
 import type { MagnitudeScale } from "./colors";
-import { magnitudeColor, magnitudeFraction, magnitudeScale, magnitudeTextColor } from "./colors";
+import { magnitudeColor, magnitudeFraction, magnitudeTextColor } from "./colors";
 import { setText, svg } from "./dom";
 import type { Group, GroupSummary, Hierarchy } from "./hierarchy";
 import { summarizeGroups } from "./hierarchy";
@@ -13,12 +13,13 @@ import { edgeFlow, groupNodeId, opNodeId, visibleGraph } from "./visible";
 import type { VisibleEdge, VisibleGraph, VisibleNode } from "./visible";
 import { nodeLines, nodeSize } from "./node_text";
 import type { Rect, Transform } from "./viewport";
-import { centreOn, fitTransform, intersects, visibleRect, zoomAround } from "./viewport";
+import { intersects, Viewport, visibleRect } from "./viewport";
 
 export interface GraphViewEvents {
   selectOp(index: number): void;
   toggleGroup(groupId: string): void;
-  viewChanged?(): void;
+  /** the user panned or zoomed (linked panes follow) */
+  viewChanged?(t: Transform): void;
 }
 
 export interface GraphInput {
@@ -31,6 +32,8 @@ export interface GraphInput {
   anchor?: string;
   /** Where the first view looks when the whole graph is too small to read: this op (a cut). */
   focus?: number;
+  /** The colour scale of flowing norms, shared by the panes (log10 of the range's ends). */
+  scale: MagnitudeScale | null;
 }
 
 /** Below this zoom a fitted graph is unreadable: the first view centres on the focus op instead. */
@@ -65,11 +68,10 @@ export class GraphView {
   private items: Item[] = [];
   private itemById = new Map<string, Item>();
   private drawn = new Map<string, SVGGElement | SVGPathElement>();
-  private transform: Transform = { x: 0, y: 0, k: 1 };
+  /** pan and zoom; this class only draws what it shows */
+  readonly viewport: Viewport;
   private fitted = false;
   private cullQueued = false;
-  private drag: { x: number; y: number; t: Transform; moved: boolean } | null = null;
-  private suppressClick = false;
 
   constructor(private readonly layoutClient: LayoutClient, private readonly events: GraphViewEvents, label: string) {
     this.markerId = `gf-arrow-${++instances}`;
@@ -97,11 +99,25 @@ export class GraphView {
       this.world,
     );
     this.element.append(this.svgRoot);
+    this.viewport = new Viewport(this.svgRoot, (immediate, byUser) => this.applyTransform(immediate, byUser));
+    this.viewport.keep = () => this.selectedPoint();
     this.bindEvents();
   }
 
   get currentTransform(): Transform {
-    return { ...this.transform };
+    return this.viewport.transform;
+  }
+
+  private get transform(): Transform {
+    return this.viewport.transform;
+  }
+
+  /** Where the selected op is drawn (graph coordinates), if it is. */
+  private selectedPoint(): { x: number; y: number } | null {
+    const i = this.input?.selected ?? -1;
+    const nodeId = i >= 0 ? this.visible?.nodeOfOp[i] : undefined;
+    const box = nodeId ? this.itemById.get(nodeId)?.box : undefined;
+    return box ? { x: box.x, y: box.y } : null;
   }
 
   /** Draws `input`; resolves once it is on screen. Relayouts only when the structure changed. */
@@ -110,8 +126,8 @@ export class GraphView {
     this.input = input;
     if (previous?.model !== input.model || previous.hierarchy !== input.hierarchy) {
       this.summaries = summarizeGroups(input.hierarchy, input.model.ops);
-      this.scale = magnitudeScale(input.model.ops.map((op) => (op.state === "flowing" ? op.norm : null)));
     }
+    this.scale = input.scale;
     const key = `${input.model.graphId}|${[...input.expanded].sort().join("\u0000")}`;
     if (key === this.layoutKey && this.layout && previous?.hierarchy === input.hierarchy) {
       this.restyle();
@@ -136,52 +152,48 @@ export class GraphView {
     this.buildItems();
     this.keepMovableNodes();
     this.restyle();
+    const vp = this.viewport;
+    vp.content = { x: 0, y: 0, width: layout.width, height: layout.height };
     if (!this.fitted) {
-      this.fit();
       this.fitted = true;
-      if (this.transform.k < READABLE_ZOOM) this.firstView(input.focus ?? -1);
+      vp.noteSize();
+      vp.fit();
+      if (vp.transform.k < READABLE_ZOOM) this.firstView(input.focus ?? -1);
     } else if (anchorBefore && input.anchor) {
       const after = this.graphBoxOfGroup(input.anchor);
       if (after) {
         // keep the clicked group's top-left corner where it was on screen
-        const k = this.transform.k;
-        this.transform = { k, x: anchorBefore.x - (after.x - after.width / 2) * k, y: anchorBefore.y - (after.y - after.height / 2) * k };
+        const k = vp.transform.k;
+        vp.set({ k, x: anchorBefore.x - (after.x - after.width / 2) * k, y: anchorBefore.y - (after.y - after.height / 2) * k }, true);
       }
     }
-    this.applyTransform(true);
+    this.applyTransform(true, false);
   }
 
   fit(): void {
-    if (!this.layout) return;
-    const { width, height } = this.viewSize();
-    this.transform = fitTransform({ x: 0, y: 0, width: this.layout.width, height: this.layout.height }, width, height);
-    this.applyTransform(false);
+    this.viewport.fit(true);
   }
 
   /** Zooms to a readable scale around the focus op, or the top of the graph. */
   private firstView(focus: number): void {
-    const { width, height } = this.viewSize();
     const nodeId = focus >= 0 ? this.visible?.nodeOfOp[focus] : undefined;
     const box = nodeId ? this.itemById.get(nodeId)?.box : undefined;
     const k = READABLE_ZOOM + 0.15;
-    if (box) this.transform = centreOn(box.x, box.y, this.transform, width, height, k);
-    else this.transform = { k, x: width / 2 - ((this.layout?.width ?? 0) / 2) * k, y: 20 };
+    if (box) this.viewport.centreOn(box.x, box.y, k, false);
+    else this.viewport.set({ k, x: this.viewport.size().width / 2 - ((this.layout?.width ?? 0) / 2) * k, y: 20 });
   }
 
   zoomBy(factor: number): void {
-    const { width, height } = this.viewSize();
-    this.transform = zoomAround(this.transform, factor, width / 2, height / 2);
-    this.applyTransform(false);
+    this.viewport.zoomBy(factor, true);
   }
 
   panBy(dx: number, dy: number): void {
-    this.transform = { ...this.transform, x: this.transform.x + dx, y: this.transform.y + dy };
-    this.applyTransform(false);
+    this.viewport.panBy(dx, dy, true);
   }
 
+  /** Follows another pane (linked Compare): no viewChanged back. */
   setTransform(t: Transform): void {
-    this.transform = { ...t };
-    this.applyTransform(false);
+    this.viewport.set(t, false, false);
   }
 
   /** Centres the view on an op (or the collapsed group that shows it). */
@@ -189,9 +201,7 @@ export class GraphView {
     const nodeId = this.visible?.nodeOfOp[index];
     const item = nodeId ? this.itemById.get(nodeId) : undefined;
     if (!item?.box) return false;
-    const { width, height } = this.viewSize();
-    this.transform = centreOn(item.box.x, item.box.y, this.transform, width, height, Math.max(this.transform.k, 0.8));
-    this.applyTransform(true);
+    this.viewport.centreOn(item.box.x, item.box.y, Math.max(this.transform.k, 0.8));
     return true;
   }
 
@@ -264,7 +274,7 @@ export class GraphView {
 
   private cull(): void {
     if (!this.input) return;
-    const { width, height } = this.viewSize();
+    const { width, height } = this.viewport.size();
     const area = visibleRect(this.transform, width, height, 0.5);
     const keep = new Set<string>();
     for (const item of this.items) {
@@ -385,7 +395,7 @@ export class GraphView {
       node.setAttribute("data-state", op.state);
       node.setAttribute("aria-label", `${op.name}, ${op.type}, ${op.state}${op.cause ? `, cut point: ${op.cause}` : ""}`);
       if (title) setText(title, `${op.name}\n${op.type} · ${op.state}${op.source ? `\n${op.source}` : ""}`);
-      this.colourFlowing(op, shape, texts);
+      this.colourFlowing(op, node, shape, texts);
       toggleAttr(node, "data-selected", n.op === input.selected);
       toggleAttr(node, "data-match", input.matches.has(n.op));
     } else {
@@ -414,13 +424,15 @@ export class GraphView {
     }
   }
 
-  private colourFlowing(op: Op, shape: SVGElement | null, texts: NodeListOf<SVGTextElement>): void {
+  private colourFlowing(op: Op, node: Element, shape: SVGElement | null, texts: NodeListOf<SVGTextElement>): void {
     if (!shape) return;
     if (op.state === "flowing" && !op.cause && op.norm !== null && this.scale) {
       const t = magnitudeFraction(op.norm, this.scale);
       shape.style.fill = magnitudeColor(t);
+      node.setAttribute("data-shade", t.toFixed(4)); // test hook: the position on the colour scale
       texts.forEach((x) => (x.style.fill = magnitudeTextColor(t)));
     } else {
+      node.removeAttribute("data-shade");
       shape.style.fill = "";
       texts.forEach((x) => (x.style.fill = ""));
     }
@@ -428,12 +440,7 @@ export class GraphView {
 
   // ---- transform and events -------------------------------------------------------------------
 
-  private viewSize(): { width: number; height: number } {
-    const r = this.svgRoot.getBoundingClientRect();
-    return { width: r.width || 800, height: r.height || 600 };
-  }
-
-  private applyTransform(immediate: boolean): void {
+  private applyTransform(immediate: boolean, byUser: boolean): void {
     const t = this.transform;
     this.world.setAttribute("transform", `translate(${t.x.toFixed(1)},${t.y.toFixed(1)}) scale(${t.k.toFixed(4)})`);
     this.element.classList.toggle("gf-far", t.k < 0.3);
@@ -446,7 +453,7 @@ export class GraphView {
         this.cull();
       });
     }
-    this.events.viewChanged?.();
+    if (byUser) this.events.viewChanged?.(t);
   }
 
   private screenBoxOfGroup(groupId: string): { x: number; y: number } | null {
@@ -460,43 +467,12 @@ export class GraphView {
     return this.itemById.get(groupNodeId(groupId))?.box ?? this.itemById.get(`c:${groupId}`)?.box ?? null;
   }
 
+  /** Clicks and Enter on nodes and group headers; pan and zoom are the viewport's. */
   private bindEvents(): void {
     const s = this.svgRoot;
-    s.addEventListener(
-      "wheel",
-      (e) => {
-        e.preventDefault();
-        const r = s.getBoundingClientRect();
-        const factor = Math.exp(-e.deltaY * (e.deltaMode === 1 ? 0.05 : 0.0015));
-        this.transform = zoomAround(this.transform, factor, e.clientX - r.left, e.clientY - r.top);
-        this.applyTransform(false);
-      },
-      { passive: false },
-    );
-    s.addEventListener("pointerdown", (e) => {
-      if (e.button !== 0) return;
-      this.drag = { x: e.clientX, y: e.clientY, t: { ...this.transform }, moved: false };
-    });
-    s.addEventListener("pointermove", (e) => {
-      const d = this.drag;
-      if (!d) return;
-      const dx = e.clientX - d.x;
-      const dy = e.clientY - d.y;
-      if (!d.moved && Math.hypot(dx, dy) < 4) return;
-      if (!d.moved) s.setPointerCapture(e.pointerId);
-      d.moved = true;
-      this.transform = { ...d.t, x: d.t.x + dx, y: d.t.y + dy };
-      this.applyTransform(false);
-    });
-    const endDrag = (): void => {
-      if (this.drag?.moved) this.suppressClick = true;
-      this.drag = null;
-    };
-    s.addEventListener("pointerup", endDrag);
-    s.addEventListener("pointercancel", endDrag);
     s.addEventListener("click", (e) => {
-      if (this.suppressClick) {
-        this.suppressClick = false;
+      if (this.viewport.suppressClick) {
+        this.viewport.suppressClick = false;
         return;
       }
       this.activate(e.target as Element);
@@ -506,23 +482,6 @@ export class GraphView {
       if ((e.key === "Enter" || e.key === " ") && target !== s) {
         e.preventDefault();
         this.activate(target);
-        return;
-      }
-      const step = 60;
-      const keys: Record<string, () => void> = {
-        ArrowLeft: () => this.panBy(step, 0),
-        ArrowRight: () => this.panBy(-step, 0),
-        ArrowUp: () => this.panBy(0, step),
-        ArrowDown: () => this.panBy(0, -step),
-        "+": () => this.zoomBy(1.25),
-        "=": () => this.zoomBy(1.25),
-        "-": () => this.zoomBy(0.8),
-        "0": () => this.fit(),
-      };
-      const action = keys[e.key];
-      if (action && !e.ctrlKey && !e.metaKey && !e.altKey) {
-        e.preventDefault();
-        action();
       }
     });
   }

@@ -22,6 +22,12 @@ export function writeHash(hash: string): void {
   if (url.href !== w.location.href) w.history.replaceState(w.history.state, "", url.href);
 }
 
+/** Calls `onChange` when the shareable URL's hash changes from outside (a pasted link);
+ * our own `writeHash` uses replaceState, which fires no hashchange. */
+export function watchHash(onChange: () => void): void {
+  topWindow().addEventListener("hashchange", onChange);
+}
+
 interface IpcMessage {
   type: string;
   id: number;

@@ -1,7 +1,7 @@
 // The layers view's data: variables grouped by Keras layer (or name scope), in depth order, with
 // a log-scale bar length per gradient norm.
-import type { MagnitudeScale } from "./colors";
-import { magnitudeFraction, magnitudeScale } from "./colors";
+import type { LogAxis } from "./log_axis";
+import { axisFraction } from "./log_axis";
 import type { GraphModel } from "./model";
 import { variableDepths } from "./model";
 import type { GradState } from "./types";
@@ -100,14 +100,50 @@ export function layerRows(model: GraphModel, other: GraphModel | null = null): L
     .map(({ layer, depth, variables }) => ({ layer, depth, variables }));
 }
 
-export function barScale(rows: readonly LayerRow[]): MagnitudeScale | null {
-  const norms: Array<number | null> = [];
-  for (const r of rows) for (const v of r.variables) norms.push(v.bar?.norm ?? null, v.other?.norm ?? null);
-  return magnitudeScale(norms);
+/** Bar length as a fraction of the full width, on an absolute log axis (the same at every step
+ * and for both runs); 0 for no gradient, a sliver at least for the smallest norms. */
+export function barLength(bar: VariableBar, axis: LogAxis | null): number {
+  if (bar.state !== "flowing" || bar.norm === null || !axis) return 0;
+  return Math.max(0.01, axisFraction(bar.norm, axis));
 }
 
-/** Bar length as a fraction of the full width: log scale, a visible minimum for tiny norms. */
-export function barLength(bar: VariableBar, scale: MagnitudeScale | null): number {
-  if (bar.state !== "flowing" || bar.norm === null || !scale) return 0;
-  return 0.06 + 0.94 * magnitudeFraction(bar.norm, scale);
+/** A layer this many decades below (or above) its neighbours is called out. */
+export const OUTLIER_DECADES = 2;
+
+export interface LayerFlag {
+  flag: "vanishing" | "exploding";
+  /** log10 of the layer's typical norm minus its neighbours' */
+  decades: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Layers whose gradient is orders of magnitude off their neighbours': below (vanishing) or
+ * above (exploding) the nearest layer with a gradient on each side, both of them (at the first
+ * or last layer, the two nearest). A steady decay
+ * through depth is not called out; a step of OUTLIER_DECADES against both neighbours is. `pick`
+ * chooses the run's bar of a variable. */
+export function layerFlags(rows: readonly LayerRow[], pick: (v: LayerRow["variables"][number]) => VariableBar | null): Map<string, LayerFlag> {
+  const level = rows.map((r) => {
+    const logs = r.variables.map(pick).filter((b): b is VariableBar => !!b && b.state === "flowing" && b.norm !== null && b.norm > 0 && Number.isFinite(b.norm)).map((b) => Math.log10(b.norm!));
+    return logs.length ? median(logs) : null;
+  });
+  const out = new Map<string, LayerFlag>();
+  level.forEach((mine, i) => {
+    if (mine === null) return;
+    const before = level.slice(0, i).reverse().filter((x): x is number => x !== null);
+    const after = level.slice(i + 1).filter((x): x is number => x !== null);
+    // the nearest on each side; at an end, the two nearest on the one side
+    const near = before.length && after.length ? [before[0], after[0]] : [...before, ...after].slice(0, 2);
+    if (near.length < 2) return;
+    const diffs = near.map((x) => mine - x);
+    const decades = diffs.reduce((a, b) => (Math.abs(a) < Math.abs(b) ? a : b)); // the smaller step
+    if (diffs.every((d) => d <= -OUTLIER_DECADES)) out.set(rows[i].layer, { flag: "vanishing", decades });
+    else if (diffs.every((d) => d >= OUTLIER_DECADES)) out.set(rows[i].layer, { flag: "exploding", decades });
+  });
+  return out;
 }

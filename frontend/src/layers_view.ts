@@ -1,39 +1,70 @@
-// The layers view: the "gradient flow" plot, one row per layer in depth order.
+// The layers view: the "gradient flow" plot, one row per layer in depth order, bars on an
+// absolute log axis (the run's range over all logged steps, one axis for both runs in Compare),
+// layers orders of magnitude off their neighbours called out.
 import { clear, el } from "./dom";
 import { formatNorm } from "./format";
-import { barLength, barScale, layerRows } from "./layers_model";
-import type { VariableBar } from "./layers_model";
+import { barLength, layerFlags, layerRows } from "./layers_model";
+import type { LayerFlag, VariableBar } from "./layers_model";
+import { decadeLabel, decadeTicks, logAxis } from "./log_axis";
+import type { LogAxis } from "./log_axis";
 import type { GraphModel } from "./model";
+
+function axisRow(axis: LogAxis): HTMLElement {
+  const track = el("div", { class: "gf-axis-track", "data-field": "axis" });
+  for (const d of decadeTicks(axis)) {
+    const tick = el("span", { class: "gf-tick", "data-decade": d }, decadeLabel(d));
+    tick.style.left = `${(((d - axis.lo) / (axis.hi - axis.lo)) * 100).toFixed(2)}%`;
+    track.append(tick);
+  }
+  return el(
+    "div",
+    { class: "gf-axis-row", "aria-hidden": "true" },
+    el("div", { class: "gf-muted" }, "layer"),
+    el("div", { class: "gf-axis-var" }, el("span", {}), el("div", { class: "gf-axis-bar" }, track, el("span", { class: "gf-muted" }, "|grad| (log)"))),
+  );
+}
+
+function flagText(f: LayerFlag, run: string): string {
+  const times = `10^${Math.round(Math.abs(f.decades))}×`;
+  return `⚠ ${run}: ${f.flag}, about ${times} ${f.flag === "vanishing" ? "below" : "above"} its neighbours`;
+}
 
 export function renderLayers(
   container: HTMLElement,
   model: GraphModel,
   other: GraphModel | null,
+  range: [number, number] | null,
   onVariable: (name: string) => void,
 ): void {
   clear(container);
   const rows = layerRows(model, other);
-  const scale = barScale(rows);
-  const axis = scale ? `log scale, ${formatNorm(10 ** scale.lo)} … ${formatNorm(10 ** scale.hi)}` : "no finite gradient";
+  const axis = logAxis(range);
+  const what = axis ? `log axis ${formatNorm(10 ** axis.lo)} … ${formatNorm(10 ** axis.hi)}, the same at every step${other ? " and for both runs" : ""}` : "no finite gradient";
   container.append(
     el(
       "div",
       { class: "gf-layers-head" },
       el("strong", {}, `Gradient norm of each layer's variables at step ${model.step}`),
-      el("span", { class: "gf-muted" }, ` (${axis}; inputs first)`),
+      el("span", { class: "gf-muted", "data-field": "axis-range" }, ` (${what}; inputs first)`),
       other ? el("span", { class: "gf-muted" }, ` · upper bar: ${model.run} (step ${model.step}), lower bar: ${other.run} (step ${other.step})`) : null,
     ),
   );
   if (rows.length === 0) container.append(el("p", { class: "gf-muted" }, "No trainable variables."));
   const table = el("div", { class: "gf-layers-table", role: "list" });
+  if (axis) {
+    table.append(axisRow(axis));
+    table.style.setProperty("--gf-decades", String(axis.hi - axis.lo));
+  }
   const bar = (b: VariableBar | null, run: string): HTMLElement => {
     if (!b) return el("div", { class: "gf-bar-row gf-muted", "data-run": run }, `not in ${run}`);
-    const width = barLength(b, scale);
+    const width = barLength(b, axis);
     const fill = el("span", { class: "gf-bar", "data-state": b.state });
     fill.style.width = `${(width * 100).toFixed(1)}%`;
     const value = b.state === "flowing" ? formatNorm(b.norm) : b.state === "none" ? "no gradient" : b.state === "zero" ? "zero" : `nonfinite (${formatNorm(b.norm)})`;
-    return el("div", { class: "gf-bar-row", "data-run": run, "data-state": b.state }, el("span", { class: "gf-bar-track" }, fill), el("span", { class: "gf-bar-value" }, value));
+    return el("div", { class: "gf-bar-row", "data-run": run, "data-state": b.state, "data-length": width.toFixed(4) }, el("span", { class: "gf-bar-track" }, fill), el("span", { class: "gf-bar-value" }, value));
   };
+  const mine = layerFlags(rows, (v) => v.bar);
+  const theirs = other ? layerFlags(rows, (v) => v.other) : new Map<string, LayerFlag>();
   for (const row of rows) {
     const vars = el("div", { class: "gf-layer-vars" });
     for (const v of row.variables) {
@@ -50,7 +81,16 @@ export function renderLayers(
         ),
       );
     }
-    table.append(el("div", { class: "gf-layer", role: "listitem", "data-layer": row.layer }, el("div", { class: "gf-layer-name", title: row.layer }, row.layer), vars));
+    const flags = [mine.get(row.layer) && flagText(mine.get(row.layer)!, model.run), other && theirs.get(row.layer) && flagText(theirs.get(row.layer)!, other.run)].filter(Boolean) as string[];
+    const flag = mine.get(row.layer)?.flag ?? theirs.get(row.layer)?.flag;
+    table.append(
+      el(
+        "div",
+        { class: "gf-layer", role: "listitem", "data-layer": row.layer, "data-flag": flag },
+        el("div", { class: "gf-layer-name", title: row.layer }, row.layer, ...flags.map((t) => el("div", { class: "gf-layer-flag" }, t))),
+        vars,
+      ),
+    );
   }
   container.append(table);
 }

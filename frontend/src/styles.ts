@@ -58,7 +58,28 @@ export const CSS = `
 .gf-svg { position: absolute; inset: 0; width: 100%; height: 100%; cursor: grab; user-select: none; touch-action: none; }
 .gf-svg:active { cursor: grabbing; }
 .gf-controls { position: absolute; top: 8px; right: 8px; display: flex; gap: 4px; z-index: 2; }
-.gf-legend { position: absolute; left: 8px; bottom: 8px; z-index: 2; background: var(--gf-bg); border: 1px solid var(--gf-border); border-radius: 6px; padding: 6px 8px; font-size: 11px; opacity: .95; display: grid; grid-template-columns: auto auto; gap: 2px 8px; align-items: center; }
+.gf-legend { position: absolute; left: 6px; bottom: 6px; z-index: 2; background: var(--gf-bg); border: 1px solid var(--gf-border); border-radius: 6px; padding: 2px 6px; font-size: 11px; max-width: calc(100% - 12px); }
+.gf-legend summary { cursor: pointer; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.gf-legend-items { display: grid; grid-template-columns: auto auto; gap: 2px 8px; align-items: center; padding: 4px 0 2px; }
+.gf-slider { position: relative; display: inline-block; }
+.gf-step-marks { position: absolute; left: 8px; right: 8px; bottom: -3px; height: 6px; pointer-events: none; }
+.gf-mark { position: absolute; width: 3px; height: 6px; margin-left: -1px; background: var(--gf-muted); }
+.gf-mark[data-kind=nonfinite] { background: var(--gf-nonfinite); width: 4px; }
+#gf-step-label { display: inline-block; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.gf-empty { pointer-events: auto; max-width: 720px; margin: 0 auto; text-align: left; color: var(--gf-fg); }
+.gf-empty h2 { font-size: 18px; }
+.gf-code { background: var(--gf-panel); border: 1px solid var(--gf-border); border-radius: 4px; padding: 8px; overflow: auto; font-size: 12px; }
+.gf-hint { margin: 1px 0 3px 18px; font-size: 12px; }
+.gf-more { border: 0 !important; background: transparent !important; padding: 0 !important; color: inherit; text-decoration: underline; }
+.gf-name-groups { margin: 2px 0 2px 12px; font-weight: 400; font-size: 12px; max-height: 12em; overflow: auto; }
+.gf-name-layer { font-family: monospace; opacity: .8; }
+.gf-axis-row { position: sticky; top: 0; background: var(--gf-bg); z-index: 1; border-bottom: 1px solid var(--gf-border); }
+.gf-axis-track { position: relative; height: 16px; font-size: 10px; color: var(--gf-muted); }
+.gf-tick { position: absolute; top: 0; transform: translateX(-50%); border-left: 1px solid var(--gf-border); padding-left: 2px; white-space: nowrap; }
+.gf-bar-row[data-state=flowing] .gf-bar-track { background-image: repeating-linear-gradient(to right, var(--gf-border) 0 1px, transparent 1px calc(100% / var(--gf-decades, 1))); }
+.gf-layer[data-flag] { background: var(--gf-warn-bg); }
+.gf-layer-flag { color: var(--gf-warn-fg); font-family: inherit; font-weight: 600; font-size: 11px; }
+.gf-badge[data-state=cut] { background: var(--gf-cut); color: var(--gf-cut-fg); font-weight: 600; }
 .gf-swatch { display: inline-block; width: 26px; height: 12px; border-radius: 3px; border: 1px solid var(--gf-border); vertical-align: middle; }
 .gf-swatch[data-kind=ramp] { width: 90px; }
 .gf-swatch[data-kind=zero] { background: var(--gf-zero); }
@@ -67,7 +88,7 @@ export const CSS = `
 .gf-swatch[data-kind=cut] { background: var(--gf-cut); border: 2px solid var(--gf-cut-stroke); clip-path: polygon(25% 0,75% 0,100% 30%,100% 70%,75% 100%,25% 100%,0 70%,0 30%); }
 .gf-swatch[data-kind=live], .gf-swatch[data-kind=dead] { height: 0; border: 0; border-top: 2px solid var(--gf-flow-edge); border-radius: 0; }
 .gf-swatch[data-kind=dead] { border-top: 2px dashed var(--gf-dead-edge); }
-.gf-status { position: absolute; top: 40%; left: 0; right: 0; text-align: center; color: var(--gf-muted); pointer-events: none; }
+.gf-status { position: absolute; top: 30%; left: 0; right: 0; text-align: center; color: var(--gf-muted); pointer-events: none; }
 /* graph */
 .gf-node { cursor: pointer; }
 .gf-node .gf-shape { fill: var(--gf-panel); stroke: var(--gf-fg); stroke-opacity: .35; stroke-width: 1; }
@@ -135,11 +156,11 @@ export const CSS = `
 /* layers */
 .gf-layers { flex: 1; overflow: auto; padding: 8px 12px; }
 .gf-layers-head { margin-bottom: 8px; }
-.gf-layer { display: grid; grid-template-columns: minmax(160px, 30%) 1fr; gap: 8px; padding: 4px 0; border-bottom: 1px solid var(--gf-border); }
+.gf-layer, .gf-axis-row { display: grid; grid-template-columns: minmax(160px, 30%) 1fr; gap: 8px; padding: 4px 0; border-bottom: 1px solid var(--gf-border); }
 .gf-layer-name { font-family: monospace; font-size: 12px; word-break: break-all; }
-.gf-var { display: grid; grid-template-columns: 110px 1fr; gap: 6px; align-items: center; }
+.gf-var, .gf-axis-var { display: grid; grid-template-columns: 110px 1fr; gap: 6px; align-items: center; }
 .gf-var-name { border: 0 !important; background: transparent !important; text-align: left; padding: 0 !important; color: var(--gf-accent); overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.gf-bar-row { display: grid; grid-template-columns: 1fr 130px; gap: 6px; align-items: center; }
+.gf-bar-row, .gf-axis-bar { display: grid; grid-template-columns: 1fr 130px; gap: 6px; align-items: center; }
 .gf-bar-track { height: 12px; background: var(--gf-cluster); border-radius: 2px; position: relative; }
 .gf-bar { position: absolute; left: 0; top: 0; bottom: 0; border-radius: 2px; background: var(--gf-flow-edge); }
 .gf-bar-row[data-run]:nth-child(2) .gf-bar { opacity: .6; }

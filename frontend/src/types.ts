@@ -77,8 +77,48 @@ export interface HistoryResponse {
   norms: WireNorm[];
 }
 
+/** A sentence of the diagnosis and the names it is about (served whole; the tab may shorten the list). */
+export interface Sentence {
+  text: string;
+  names: string[];
+}
+
+/** One cut point as the diagnosis tells it (tb_gradflow/story.py). */
+export interface StoryCut extends Omit<CutPointJson, "op"> {
+  /** "tf.numpy_function at vae.py:42 has no gradient" */
+  text: string;
+  /** how to fix it */
+  hint: string;
+  /** what reaches it from the loss */
+  arriving: string;
+  /** "nothing passes back through it to its inputs" */
+  blocked: string;
+  blocked_inputs: string[];
+}
+
+export type Tone = "ok" | "cut" | "warn";
+
+export interface Story {
+  tone: Tone;
+  headline: Sentence;
+  cuts: StoryCut[];
+  harmless: StoryCut[];
+  harmless_summary: string | null;
+  harmless_hints: { cause: Cause; hint: string }[];
+  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" })[];
+}
+
 export interface DiagnosisResponse {
   step: number;
   steps: number[];
   last_step: number;
+  ops: number;
+  variables: Record<string, { state: GradState; norm: WireNorm }>;
+  cut_points: Omit<CutPointJson, "op" | "detail">[];
+  starved_variables: string[];
+  story: Story;
+  /** [smallest, largest] flowing norm over every logged step; null when none */
+  norm_range: { ops: [number, number] | null; variables: [number, number] | null };
+  first_nonfinite_step: number | null;
+  version_changes: { step: number; graph_version: number }[];
 }

@@ -15,6 +15,10 @@ export interface ViewState {
   compare?: string;
   view?: "graph" | "layers";
   q?: string;
+  /** "step": colour by this step's range (default: over all logged steps) */
+  scale?: "step";
+  /** Compare's panes move independently */
+  unlinked?: boolean;
 }
 
 /** TensorBoard's hash format: the first bare word is the tab, the rest key=value pairs. */
@@ -76,6 +80,8 @@ export function readViewState(hash: string): ViewState {
   if (view === "graph" || view === "layers") state.view = view;
   const q = get("q");
   if (q) state.q = q;
+  if (get("scale") === "step") state.scale = "step";
+  if (get("linked") === "false") state.unlinked = true;
   return state;
 }
 
@@ -94,5 +100,7 @@ export function writeViewState(hash: string, state: ViewState): string {
   set("compare", state.compare);
   set("view", state.view);
   set("q", state.q);
+  set("scale", state.scale);
+  set("linked", state.unlinked ? "false" : undefined);
   return formatHash(e);
 }

@@ -1,5 +1,5 @@
 // Builds route-shaped graph responses for the unit tests.
-import type { Cause, GradState, GraphResponse, WireNorm } from "../src/types";
+import type { Cause, DiagnosisResponse, GradState, GraphResponse, StoryCut, WireNorm } from "../src/types";
 
 export interface OpSpec {
   name: string;
@@ -99,3 +99,27 @@ export function brokenVae(): GraphResponse {
     ],
   );
 }
+
+/** A diagnosis route body with these cuts (the sentences are placeholders). */
+export const storyCut = (op_name: string, starved: string[]): StoryCut => ({
+  op_name,
+  op_type: "PyFunc",
+  cause: "numpy_function",
+  source: "vae.py:42",
+  detail: "",
+  starved_variables: starved,
+  text: "tf.numpy_function at vae.py:42 has no gradient",
+  hint: "rewrite it",
+  arriving: "the gradient from the loss reaches it",
+  blocked: "nothing passes back through it to its inputs",
+  blocked_inputs: [],
+});
+
+export function served(cuts: StoryCut[], harmless: StoryCut[] = []): DiagnosisResponse {
+  return {
+    step: 1, steps: [1], last_step: 1, ops: 3, variables: {}, cut_points: [], starved_variables: [],
+    story: { tone: "cut", headline: { text: "1 cut point starves 1 trainable variable", names: ["vae/decoder/dense/kernel"] }, cuts, harmless, harmless_summary: null, harmless_hints: [], notes: [] },
+    norm_range: { ops: null, variables: null }, first_nonfinite_step: null, version_changes: [],
+  };
+}
+

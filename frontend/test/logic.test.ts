@@ -3,7 +3,8 @@ import { test } from "node:test";
 import { chartPoints } from "../src/chart";
 import { magnitudeFraction, magnitudeScale } from "../src/colors";
 import { formatNorm, listNames } from "../src/format";
-import { alignNames, barLength, barScale, layerRows } from "../src/layers_model";
+import { alignNames, barLength, layerFlags, layerRows } from "../src/layers_model";
+import { axisFraction, decadeTicks, logAxis, unionRange } from "../src/log_axis";
 import { buildModel, parseNorm } from "../src/model";
 import { nodeLines, nodeSize } from "../src/node_text";
 import { matchingOps, search } from "../src/search";
@@ -43,11 +44,35 @@ test("layers come in depth order with log-scale bars, none marked by a zero-leng
   );
   const rows = layerRows(m);
   assert.deepEqual(rows.map((r) => r.layer), ["d1", "d2"]);
-  const scale = barScale(rows);
+  // an absolute axis over a served range: the same bar length whatever the step's own range
+  const axis = logAxis([0.001, 100]);
+  assert.deepEqual(axis, { lo: -3, hi: 2 });
   const [kernel, bias] = rows[0].variables;
-  assert.equal(barLength(bias.bar!, scale), 0);
-  assert.ok(barLength(kernel.bar!, scale) < barLength(rows[1].variables[0].bar!, scale));
-  assert.equal(barLength(rows[1].variables[0].bar!, scale), 1);
+  assert.equal(barLength(bias.bar!, axis), 0);
+  assert.equal(barLength(kernel.bar!, axis), 0.2); // 0.01 is one decade of five above 1e-3
+  assert.equal(barLength(rows[1].variables[0].bar!, axis), 1);
+});
+
+test("log axes: whole decades, ticks, ranges of two runs", () => {
+  assert.deepEqual(unionRange([1.6e-6, 9.8], null, [0.088, 14.7]), [1.6e-6, 14.7]);
+  const axis = logAxis([1.6e-6, 14.7])!;
+  assert.deepEqual(axis, { lo: -6, hi: 2 });
+  assert.deepEqual(decadeTicks(axis), [-6, -4, -2, 0, 2]);
+  assert.deepEqual(decadeTicks({ lo: 0, hi: 1 }), [0, 1]);
+  assert.equal(axisFraction(1, axis), 0.75);
+  assert.equal(logAxis(null), null);
+});
+
+test("a layer orders of magnitude below or above its neighbours is called out", () => {
+  const bar = (norm: number) => ({ name: "x", label: "x", state: "flowing" as const, norm });
+  const rows = [1, 0.8, 1e-5, 0.5, 0.7, 900, 0.6].map((n, i) => ({ layer: `l${i}`, depth: i, variables: [{ bar: bar(n), other: null }] }));
+  const flags = layerFlags(rows, (v) => v.bar);
+  assert.deepEqual([...flags.keys()], ["l2", "l5"]);
+  assert.equal(flags.get("l2")!.flag, "vanishing");
+  assert.equal(flags.get("l5")!.flag, "exploding");
+  // a steady decay of one decade per layer is not an outlier
+  const decay = [1, 0.1, 0.01, 0.001].map((n, i) => ({ layer: `d${i}`, depth: i, variables: [{ bar: bar(n), other: null }] }));
+  assert.equal(layerFlags(decay, (v) => v.bar).size, 0);
 });
 
 test("compared runs are aligned by variable name", () => {

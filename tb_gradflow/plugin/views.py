@@ -20,7 +20,8 @@ from tb_gradflow.plugin.params import not_found
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.cache import CachedSeries
 from tb_gradflow.reading.reader import TagSeries, VersionValues
-from tb_gradflow.report import _json_norm as json_norm  # the one spelling of NaN/Inf in our JSON
+from tb_gradflow.report import _json_norm as json_norm
+from tb_gradflow.timeline import live_rows as _live_rows  # the one spelling of NaN/Inf in our JSON
 
 _STATE_NAMES = np.array(V.STATES, dtype=object)
 
@@ -175,15 +176,6 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
             "nonfinite_variables": names_in(V.NONFINITE),
         }
     )
-
-
-def _live_rows(series: TagSeries) -> dict[str, np.ndarray]:
-    """Per version, the rows that `where` still points at (a step logged twice keeps one row)."""
-    rows: dict[str, list[int]] = {gid: [] for gid in series.versions}
-    for step in series.steps:
-        gid, row = series.where[step]
-        rows[gid].append(row)
-    return {gid: np.array(r, dtype=np.int64) for gid, r in rows.items()}
 
 
 def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str) -> str:

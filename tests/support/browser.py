@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -109,3 +110,36 @@ def page(browser):
     page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
     yield page
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def no_errors_from_the_tab(page):
+    """Imported into a test module, fails each of its tests on an uncaught error from the tab."""
+    yield
+    assert not [e for e in page.errors if "gradflow" in e or "index.js" in e], page.errors
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    """A real TensorBoard (Python loader) on the demo logdir, per test module."""
+    from support.tensorboard_proc import running_tensorboard
+
+    with running_tensorboard(demo_logdir(), load_fast="false") as url:
+        yield url
+
+
+def route(base_url: str, name: str, **params) -> dict:
+    """The plugin's JSON route `name` over HTTP; asserts a 200."""
+    from support.tensorboard_proc import fetch_json
+
+    status, body = fetch_json(f"{base_url}/data/plugin/gradflow/{name}?{urllib.parse.urlencode(params)}")
+    assert status == 200, body
+    return body
+
+
+def graph(base_url: str, run: str = "broken", **params) -> dict:
+    return route(base_url, "graph", run=run, tag="gradflow", **params)
+
+
+def diagnosis(base_url: str, run: str = "broken", **params) -> dict:
+    return route(base_url, "diagnosis", run=run, tag="gradflow", **params)

@@ -1,0 +1,83 @@
+// One graph pane: its view, title, controls and legend, and what it shows (model, diagnosis,
+// hierarchy). The run's pane and Compare's pane are the same kind of thing.
+import { magnitudeColor } from "./colors";
+import type { MagnitudeScale } from "./colors";
+import { clear, el } from "./dom";
+import { formatNorm } from "./format";
+import { GraphView } from "./graph_view";
+import type { GraphViewEvents } from "./graph_view";
+import type { Hierarchy } from "./hierarchy";
+import type { LayoutClient } from "./layout_client";
+import type { GraphModel } from "./model";
+import type { DiagnosisResponse } from "./types";
+
+export interface Pane {
+  view: GraphView;
+  element: HTMLElement;
+  title: HTMLElement;
+  legend: HTMLDetailsElement;
+  model: GraphModel | null;
+  /** the diagnosis route at the pane's step: the story and the all-steps range */
+  diagnosis: DiagnosisResponse | null;
+  hierarchy: Hierarchy | null;
+  /** the groups open by default for this hierarchy (root included) */
+  defaultExpanded: string[];
+}
+
+export interface PaneActions extends GraphViewEvents {
+  collapseAll(): void;
+}
+
+export function makePane(layoutClient: LayoutClient, label: string, actions: PaneActions): Pane {
+  const view = new GraphView(layoutClient, actions, label);
+  const pane: Pane = {
+    view,
+    element: el("div", { class: "gf-pane" }),
+    title: el("div", { class: "gf-pane-title" }),
+    legend: el("details", { class: "gf-legend", "aria-label": "legend" }),
+    model: null,
+    diagnosis: null,
+    hierarchy: null,
+    defaultExpanded: [],
+  };
+  const button = (text: string, title: string, action: () => void): HTMLButtonElement => {
+    const b = el("button", { type: "button", "aria-label": title, title }, text);
+    b.addEventListener("click", action);
+    return b;
+  };
+  const controls = el(
+    "div",
+    { class: "gf-controls" },
+    button("Fit", "fit the graph to the view (0)", () => view.fit()),
+    button("+", "zoom in (+)", () => view.zoomBy(1.25)),
+    button("−", "zoom out (-)", () => view.zoomBy(0.8)),
+    button("Collapse all", "collapse every group", () => actions.collapseAll()),
+  );
+  view.element.append(controls, pane.legend);
+  pane.element.append(pane.title, view.element);
+  return pane;
+}
+
+/** The legend: one line (the colour ramp and its range), the rest opens on click. */
+export function renderLegend(pane: Pane, scale: MagnitudeScale | null, over: string, mode: "all" | "step"): void {
+  const ramp = el("span", { class: "gf-swatch", "data-kind": "ramp" });
+  ramp.style.background = `linear-gradient(to right, ${magnitudeColor(0)}, ${magnitudeColor(0.5)}, ${magnitudeColor(1)})`;
+  const open = pane.legend.open;
+  clear(pane.legend);
+  const item = (kind: string, text: string): Node[] => [el("span", { class: "gf-swatch", "data-kind": kind }), el("span", {}, text)];
+  const range = scale ? `|grad| ${formatNorm(10 ** scale.lo)} … ${formatNorm(10 ** scale.hi)}` : "flowing";
+  pane.legend.append(
+    el("summary", { title: "legend" }, ramp, " ", el("span", { "data-field": "range", "data-scale": mode }, range), el("span", { class: "gf-muted" }, ` (log, ${over})`)),
+    el(
+      "div",
+      { class: "gf-legend-items" },
+      ...item("zero", "zero gradient"),
+      ...item("none", "no gradient (starved, dimmed)"),
+      ...item("nonfinite", "NaN / Inf gradient"),
+      ...item("cut", "cut point (✂ cause)"),
+      ...item("live", "edge carries gradient"),
+      ...item("dead", "edge carries none"),
+    ),
+  );
+  pane.legend.open = open;
+}

@@ -1,0 +1,73 @@
+// types.ts against the one route schema (tb_gradflow/plugin/route_schema.json), which the Python
+// tests check the served bodies against: bodies typed by types.ts must conform to it, and carry
+// exactly its keys.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import type { DiagnosisResponse, HistoryResponse, RunsResponse } from "../src/types";
+import { brokenVae, served, storyCut } from "./fixture";
+
+type Schema = { [key: string]: any };
+const SCHEMA: Schema = JSON.parse(readFileSync(new URL("../../../tb_gradflow/plugin/route_schema.json", import.meta.url), "utf8"));
+
+const TYPES: Record<string, (v: unknown) => boolean> = {
+  object: (v) => typeof v === "object" && v !== null && !Array.isArray(v),
+  array: Array.isArray,
+  string: (v) => typeof v === "string",
+  integer: Number.isInteger,
+  number: (v) => typeof v === "number",
+  boolean: (v) => typeof v === "boolean",
+  null: (v) => v === null,
+};
+
+/** Where `value` breaks `schema` (the JSON Schema keywords the route schema uses). */
+function errors(value: any, schema: Schema, path = "$"): string[] {
+  if (schema.$ref) return errors(value, SCHEMA.$defs[schema.$ref.split("/").pop()], path);
+  if (schema.anyOf) return schema.anyOf.some((s: Schema) => errors(value, s, path).length === 0) ? [] : [`${path}: no anyOf branch`];
+  if (schema.enum && !schema.enum.includes(value)) return [`${path}: ${JSON.stringify(value)} not in enum`];
+  if (schema.type) {
+    const types: string[] = Array.isArray(schema.type) ? schema.type : [schema.type];
+    if (!types.some((t) => TYPES[t](value))) return [`${path}: not ${types.join("|")}`];
+  }
+  const out: string[] = [];
+  if (Array.isArray(value)) {
+    if (value.length < (schema.minItems ?? 0) || value.length > (schema.maxItems ?? Infinity)) out.push(`${path}: ${value.length} items`);
+    if (schema.items) value.forEach((v, i) => out.push(...errors(v, schema.items, `${path}[${i}]`)));
+  } else if (TYPES.object(value)) {
+    const props: Schema = schema.properties ?? {};
+    for (const k of schema.required ?? []) if (!(k in value)) out.push(`${path}: missing ${k}`);
+    for (const [k, v] of Object.entries(value)) {
+      if (k in props) out.push(...errors(v, props[k], `${path}.${k}`));
+      else if (schema.additionalProperties === false) out.push(`${path}: unexpected ${k}`);
+      else if (TYPES.object(schema.additionalProperties)) out.push(...errors(v, schema.additionalProperties, `${path}.${k}`));
+    }
+  }
+  return out;
+}
+
+test("a graph typed by types.ts is what the schema describes, key for key", () => {
+  const g = brokenVae();
+  assert.deepEqual(errors(g, SCHEMA.routes.graph), []);
+  assert.deepEqual(Object.keys(g).sort(), [...SCHEMA.routes.graph.required].sort());
+  assert.deepEqual(Object.keys(g.ops).sort(), [...SCHEMA.routes.graph.properties.ops.required].sort());
+  assert.deepEqual(Object.keys(g.cut_points[0]).sort(), [...SCHEMA.$defs.cut_point.required].sort());
+});
+
+test("diagnosis, history and runs typed by types.ts conform too", () => {
+  const d: DiagnosisResponse = {
+    ...served([storyCut("vae/PyFunc", ["w"])]),
+    variables: { w: { state: "none", norm: null } },
+    cut_points: [{ op_name: "vae/PyFunc", op_type: "PyFunc", cause: "numpy_function", source: "vae.py:42", starved_variables: ["w"] }],
+    starved_variables: ["w"],
+  };
+  d.norm_range.ops = [0.1, 2];
+  d.story.notes.push({ kind: "unused", text: "1 variable is not used by the loss at all", names: ["u"] });
+  assert.deepEqual(errors(d, SCHEMA.routes.diagnosis), []);
+  assert.deepEqual(Object.keys(d).sort(), [...SCHEMA.routes.diagnosis.required].sort());
+  assert.deepEqual(Object.keys(d.story.cuts[0]).sort(), [...SCHEMA.$defs.story_cut.required].sort());
+  const h: HistoryResponse = { run: "r", tag: "t", op: "a", steps: [1, 2], states: ["flowing", "nonfinite"], norms: [0.5, "nan"] };
+  assert.deepEqual(errors(h, SCHEMA.routes.history), []);
+  const runs: RunsResponse = { r: { t: { steps: [0, 5], count: 2, graph_versions: 1, description: "" } } };
+  assert.deepEqual(errors(runs, SCHEMA.routes.runs), []);
+  assert.notDeepEqual(errors({ ...h, states: ["sideways"] }, SCHEMA.routes.history), []);
+});

@@ -1,0 +1,163 @@
+"""The diagnosis in sentences: the one wording that the CLI prints and the tab shows.
+
+`story(report)` is JSON (the plugin's `diagnosis` route and `tb-gradflow report --json` carry it);
+`story_lines(report)` is the CLI's text of the same sentences. Names stay in lists beside the
+sentences, so a reader can shorten, group or link them without rewording anything.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tb_gradflow import vocabulary as V
+from tb_gradflow.report import CutPoint, Report
+
+# Blocking ops that starve nothing (batch norm's StopGradients, masks) listed one line each, up to:
+HARMLESS_SHOWN = 10
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _verb(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
+
+
+def describe_cut(cut: CutPoint) -> str:
+    """What the cut is, where, and its effect: "tf.numpy_function at m.py:4 has no gradient"."""
+    if cut.cause == V.NON_DIFFERENTIABLE:
+        what = f"{cut.op_type} (non-differentiable)"
+    else:
+        what = V.CAUSE_WORDS.get(cut.cause, cut.op_type)
+    where = f" at {cut.source}" if cut.source else ""
+    if not cut.starved_variables:
+        effect = " blocks the gradient but starves nothing: another path carries it"
+    elif cut.cause == V.STOP_GRADIENT:
+        effect = " stops the gradient (often on purpose)"
+    else:
+        effect = " has no gradient"
+    return f"{what}{where}{effect}"
+
+
+def _sentence(text: str, names: list[str] | None = None) -> dict[str, Any]:
+    return {"text": text, "names": names or []}
+
+
+def _cut_json(cut: CutPoint, ops_by_name: dict[str, Any]) -> dict[str, Any]:
+    op = ops_by_name.get(cut.op_name)
+    state = op.state if op is not None else V.NONE
+    inputs = list(op.inputs) if op is not None else []
+    return {
+        **cut.to_dict(),
+        "detail": cut.detail,
+        "text": describe_cut(cut),
+        "hint": cut.hint,
+        # what the cut point is: what arrives from the loss, and where nothing goes on to
+        "arriving": V.ARRIVING[state],
+        "blocked": "nothing passes back through it to its inputs" if inputs else "it has no inputs",
+        "blocked_inputs": inputs,
+    }
+
+
+def _headline(report: Report, starving: list[CutPoint]) -> tuple[str, dict[str, Any]]:
+    starved = report.starved_variables
+    if starving:
+        by_cut = list(dict.fromkeys(v for c in starving for v in c.starved_variables))
+        text = (
+            f"{plural(len(starving), 'cut point')} {_verb(len(starving), 'starves', 'starve')} "
+            f"{plural(len(by_cut), 'trainable variable')}"
+        )
+        return "cut", _sentence(text, by_cut)
+    if starved:
+        text = f"{plural(len(starved), 'trainable variable')} {_verb(len(starved), 'gets', 'get')} no gradient"
+        return "cut", _sentence(text, starved)
+    if report.variables_in(V.NONFINITE) or report.variables_in(V.ZERO):
+        return "warn", _sentence("Gradient reaches every trainable variable, but not all of it is usable")
+    return "ok", _sentence("Gradient reaches every trainable variable")
+
+
+def _notes(report: Report) -> list[dict[str, Any]]:
+    notes = []
+    if report.fallback_reason:
+        notes.append({"kind": "fallback", **_sentence(f"op-level detail unavailable: {report.fallback_reason}")})
+    cut_starved = {v for c in report.cut_points for v in c.starved_variables}
+    unused = [v for v in report.starved_variables if v not in cut_starved]
+    if unused and not report.fallback_reason:
+        text = f"{plural(len(unused), 'variable')} {_verb(len(unused), 'is', 'are')} not used by the loss at all"
+        notes.append({"kind": "unused", **_sentence(text, unused)})
+    for state, words in ((V.NONFINITE, "a NaN or Inf gradient"), (V.ZERO, "an all-zero gradient")):
+        names = report.variables_in(state)
+        if names:
+            text = f"{plural(len(names), 'variable')} {_verb(len(names), 'has', 'have')} {words}"
+            notes.append({"kind": state, **_sentence(text, names)})
+    return notes
+
+
+def story(report: Report) -> dict[str, Any]:
+    """The diagnosis of one step as sentences plus the names they are about.
+
+    `tone` is "cut" (something is starved), "warn" (zero or NaN/Inf gradients) or "ok". Cuts that
+    starve variables come first, each with its fix hint; blocking ops that starve nothing are
+    kept apart (`harmless`), so fifty batch-norm StopGradients do not bury the one real cut.
+    """
+    starving = report.starving_cut_points
+    tone, headline = _headline(report, starving)
+    ops_by_name = {op.name: op for op in report.ops}
+    harmless = [c for c in report.cut_points if not c.starved_variables]
+    many = len(harmless) != 1
+    return {
+        "tone": tone,
+        "headline": headline,
+        "cuts": [_cut_json(c, ops_by_name) for c in starving],
+        "harmless": [_cut_json(c, ops_by_name) for c in harmless],
+        "harmless_summary": (
+            f"{plural(len(harmless), 'blocking op')} starve{'' if many else 's'} nothing: "
+            "another path still carries the gradient"
+            if harmless
+            else None
+        ),
+        "harmless_hints": [{"cause": c, "hint": V.HINTS[c]} for c in dict.fromkeys(c.cause for c in harmless)],
+        "notes": _notes(report),
+    }
+
+
+def _with_names(sentence: dict[str, Any]) -> str:
+    return f"{sentence['text']}: {', '.join(sentence['names'])}" if sentence["names"] else f"{sentence['text']}."
+
+
+def story_lines(report: Report) -> list[str]:
+    """The CLI's text: the same sentences as `story`, every name written out."""
+    told = story(report)
+    header = "gradflow" if report.step is None else f"gradflow at step {report.step}"
+    lines = [f"{header}: {len(report.ops)} ops on the loss path, {len(report.variables)} trainable variables"]
+    notes = told["notes"]
+    lines += [f"  {_with_names(n)}" for n in notes if n["kind"] == "fallback"]
+    lines.append(f"  {_with_names(told['headline'])}")
+    for i, cut in enumerate(told["cuts"], 1):
+        lines.append(f"  cut {i}: {cut['op_type']} '{cut['op_name']}' ({cut['cause']}) at {cut['source'] or '?'}")
+        if cut.get("library_source"):
+            lines.append(f"    made inside a library at {cut['library_source']}")
+        if cut["detail"]:
+            lines.append(f"    {cut['detail']}")
+        inputs = f": {', '.join(cut['blocked_inputs'])}" if cut["blocked_inputs"] else ""
+        lines.append(f"    {cut['arriving']}; {cut['blocked']}{inputs}")
+        lines.append(f"    starves: {', '.join(cut['starved_variables'])}")
+        if cut.get("parallel_cuts"):
+            lines.append(
+                f"    only together with {', '.join(repr(n) for n in cut['parallel_cuts'])}: "
+                "each alone would feed what they both starve"
+            )
+        lines.append(f"    hint: {cut['hint']}")
+    if told["harmless_summary"]:
+        lines.append(f"  {told['harmless_summary']}")
+        for cut in told["harmless"][:HARMLESS_SHOWN]:
+            lines.append(f"    {cut['op_type']} '{cut['op_name']}' ({cut['cause']}) at {cut['source'] or '?'}")
+        if len(told["harmless"]) > HARMLESS_SHOWN:
+            lines.append(f"    ... and {len(told['harmless']) - HARMLESS_SHOWN} more (report.cut_points)")
+        lines += [f"    hint ({h['cause']}): {h['hint']}" for h in told["harmless_hints"]]
+    for n in notes:
+        if n["kind"] != "fallback":
+            lines.append(f"  {_with_names(n)}")
+            if n["kind"] == V.ZERO and report.computes_in_float16:
+                lines.append(f"    float16 underflow? {V.FLOAT16_UNDERFLOW_HINT}")
+    return lines

@@ -1,0 +1,50 @@
+"""Every route's body, as a real TensorBoard serves it, conforms to the one route schema
+(tb_gradflow/plugin/route_schema.json), which frontend/test/schema.test.ts checks types.ts against."""
+from __future__ import annotations
+
+import urllib.parse
+
+import pytest
+
+from support.plugin_logdirs import TAG
+from support.plugin_servers import plugin_tensorboard
+from support.route_schema import errors, load_schema
+from support.tensorboard_proc import fetch_json
+
+SCHEMA = load_schema()
+
+
+@pytest.fixture(scope="module")
+def tb():
+    return plugin_tensorboard("false")
+
+
+def body(tb, route: str, **params) -> dict:
+    status, data = fetch_json(f"{tb.url}/data/plugin/gradflow/{route}?{urllib.parse.urlencode(params)}")
+    assert status == 200, data
+    return data
+
+
+def conforms(value, route: str) -> None:
+    problems = errors(value, SCHEMA["routes"][route], SCHEMA)
+    assert not problems, problems[:10]
+
+
+@pytest.mark.parametrize("run", ["cut", "retrace", "keras/train"])
+def test_graph_diagnosis_and_history_bodies_conform(tb, run):
+    graph = body(tb, "graph", run=run, tag=TAG)
+    conforms(graph, "graph")
+    conforms(body(tb, "diagnosis", run=run, tag=TAG), "diagnosis")
+    conforms(body(tb, "diagnosis", run=run, tag=TAG, step=graph["steps"][0]), "diagnosis")
+    conforms(body(tb, "history", run=run, tag=TAG, op=graph["ops"]["name"][-1]), "history")
+    conforms(body(tb, "history", run=run, tag=TAG, variable=graph["variables"]["name"][0]), "history")
+
+
+def test_runs_conform_and_the_schema_catches_drift(tb):
+    conforms(body(tb, "runs"), "runs")
+    graph = body(tb, "graph", run="cut", tag=TAG)
+    # every served key is in the schema and every schema key is served
+    assert set(graph) == set(SCHEMA["routes"]["graph"]["required"])
+    assert errors({**graph, "surprise": 1}, SCHEMA["routes"]["graph"], SCHEMA) == ["$: unexpected 'surprise'"]
+    broken = {**graph, "ops": {**graph["ops"], "state": ["sideways"] * len(graph["ops"]["state"])}}
+    assert errors(broken, SCHEMA["routes"]["graph"], SCHEMA)
