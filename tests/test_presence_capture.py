@@ -178,3 +178,17 @@ def _passed(fn, t):
         tape.watch(t)
         y = tf.reduce_sum(fn(t))
     return tape.gradient(y, t)
+
+
+def test_presence_is_unknown_for_a_nan_or_inf_gradient():
+    w = tf.Variable([0.0, 1.0, 4.0], name="w")  # d sqrt(w)/dw is Inf at 0
+    ok = tf.Variable([1.0, 0.0], name="ok")
+
+    def loss_fn(x):
+        return tf.reduce_sum(tf.sqrt(w)) + tf.reduce_sum(ok * x)
+
+    report = tb_gradflow.analyze(loss_fn, tf.constant([2.0, 0.0]))
+    assert report.variables["w"].state == "nonfinite" and report.variables["w"].presence is None
+    assert report.variables["ok"].presence == 0.5  # the x of 0 gives ok[1] none
+    sqrt = op_of(report, "Sqrt")
+    assert sqrt.state == "flowing" and sqrt.presence == 1.0

@@ -5,6 +5,7 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
+from tb_gradflow import vocabulary as V
 from tb_gradflow.capture.graph_proto import graph_skeleton, seal
 from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
 from tb_gradflow.capture.probe import ProbeResult
@@ -44,10 +45,14 @@ def eager_probe(
         graph.graph_id, [], [], [s for s, _ in values], [n for _, n in values],
         float(tf.reduce_sum(tf.cast(loss, tf.float32)).numpy()),
         op_presence=[],
-        variable_presence=[None if g is None else _fraction(*next(counts)) for g in grads],
+        variable_presence=[
+            None if g is None else _fraction(*next(counts), state)
+            for g, (state, _) in zip(grads, values)
+        ],
     )
     return ProbeResult(graph, step)
 
 
-def _fraction(present: float, size: float) -> float | None:
-    return present / size if size > 0 else None
+def _fraction(present: float, size: float, state: str) -> float | None:
+    """Presence from Reducer.presence's counts: unknown for a NaN or Inf gradient."""
+    return present / size if size > 0 and state != V.NONFINITE else None

@@ -61,11 +61,14 @@ class Reducer:
 
 
     def presence(self, grads: list[Any]) -> tf.Tensor:
-        """[N, 2]: elements nonzero and finite, and all elements, of each gradient.
+        """[N, 2]: elements nonzero, and all elements, of each gradient.
 
-        One mask and one sum per gradient, on the device. An IndexedSlices gradient (an
-        embedding's) is summed per distinct row first, as its dense form would be, and counted
-        against the dense shape: rows the batch does not touch get no gradient.
+        Counted as the sum of squares of the gradient's sign: two passes that vectorize (about a
+        third of the cost of a finite-and-nonzero mask). An Inf counts as present and a NaN makes
+        the count NaN, so presence is only read for gradients whose state is not `nonfinite`
+        (step_layout). An IndexedSlices gradient (an embedding's) is summed per distinct row
+        first, as its dense form would be, and counted against the dense shape: rows the batch
+        does not touch get no gradient.
         """
         if not grads:
             return tf.zeros([0, 2], tf.float32)
@@ -78,17 +81,17 @@ class Reducer:
             values = tf.raw_ops.UnsortedSegmentSum(
                 data=grad.values, segment_ids=row_of, num_segments=tf.raw_ops.Size(input=rows)
             )
-            return self._count_present(values), _as_count(tf.raw_ops.Prod(input=grad.dense_shape, axis=0))
-        return self._count_present(grad), _as_count(tf.raw_ops.Size(input=grad))
+            return self._count_nonzero(values), _as_count(tf.raw_ops.Prod(input=grad.dense_shape, axis=0))
+        return self._count_nonzero(grad), _as_count(tf.raw_ops.Size(input=grad))
 
-    def _count_present(self, grad: tf.Tensor) -> tf.Tensor:
+    @staticmethod
+    def _count_nonzero(grad: tf.Tensor) -> tf.Tensor:
         if grad.dtype.is_complex:
             grad = tf.raw_ops.ComplexAbs(x=grad, Tout=grad.dtype.real_dtype)
-        flat = tf.raw_ops.Reshape(tensor=grad, shape=[-1])
-        present = tf.raw_ops.LogicalAnd(
-            x=tf.raw_ops.IsFinite(x=flat), y=tf.raw_ops.NotEqual(x=flat, y=tf.zeros([], flat.dtype))
-        )
-        return tf.raw_ops.Sum(input=tf.raw_ops.Cast(x=present, DstT=tf.float32), axis=0)
+        sign = tf.raw_ops.Sign(x=grad)  # in the gradient's own dtype: no value rounds to 0 first
+        if sign.dtype != tf.float32:
+            sign = tf.raw_ops.Cast(x=sign, DstT=tf.float32)
+        return 2.0 * tf.raw_ops.L2Loss(t=sign)
 
 
 def _as_count(n: tf.Tensor) -> tf.Tensor:

@@ -91,8 +91,12 @@ def decode_step(layout: Layout, out: dict[str, Any]) -> gradflow_pb2.Step:
     var_presence = np.full(len(layout.graph.variables), np.nan)
     var_rows = sorted(layout.variable_rows.items(), key=lambda item: item[1])
     var_presence[[i for i, _ in var_rows]] = _fractions(out["variable_presence"], None, len(var_rows))
+    op_presence = _fractions(out["presence"], layout.presence_owner, n_ops)
+    # Counted from signs (Reducer.presence): exact unless the gradient holds a NaN or an Inf.
+    op_presence[op_codes == NONFINITE] = np.nan
+    var_presence[var_codes == NONFINITE] = np.nan
     return encode_step_arrays(
         layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(np.asarray(out["loss"])),
-        op_presence=_fractions(out["presence"], layout.presence_owner, n_ops),
+        op_presence=op_presence,
         variable_presence=var_presence,
     )
