@@ -24,6 +24,13 @@ setup(
         # tf_keras (Keras 2, TF_USE_LEGACY_KERAS=1) is tested too; it pins the TensorFlow minor.
         "test": ["pytest>=8", "playwright>=1.49", "hypothesis>=6", "tf_keras>=2.20,<3"],
         "proto": ["grpcio-tools==1.74.0"],
+        # Libraries users combine with Keras; their tests skip without them. Not installed by
+        # .ci/bootstrap: keras-hub (through tensorflow-text) and tf_keras pull the full
+        # tensorflow package next to tensorflow-cpu.
+        "test-libs": [
+            "tensorflow-probability>=0.24,<1", "tf_keras>=2.20,<3", "keras-hub>=0.22,<1",
+            "ipykernel>=6.20,<8",
+        ],
     },
     entry_points={
         "console_scripts": ["tb-gradflow = tb_gradflow.cli:main"],

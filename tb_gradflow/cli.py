@@ -1,6 +1,7 @@
 """`tb-gradflow report LOGDIR`: the diagnosis of the last logged step, for people and for CI.
 
-Exit status: 0 when no cut point starves a variable, 1 when one does, 2 on a bad logdir.
+Exit status: 0 when every trainable variable gets a gradient, 1 when one starves (cut point
+named or not), 2 on a bad logdir.
 """
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             report = series.report()
             runs.setdefault(run, {"tags": {}})["tags"][name] = diagnosis_json(series, report=report)
-            starving = starving or bool(report.starving_cut_points)
+            starving = starving or bool(report.starved_variables)
             shown_run = run if run != "." else os.path.basename(os.path.abspath(args.logdir))
             texts.append(f"== run {shown_run}, tag {name}\n{report}")
     for message in warnings:

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tb_gradflow.capture.analyze import probe_for, run_probe
-from tb_gradflow.capture.optimizer_step import plain_step
+from tb_gradflow.capture.optimizer_step import apply_gradients, plain_step
 from tb_gradflow.capture.tf_internals import default_summary_writer, in_xla_context
 from tb_gradflow.format import metadata
 from tb_gradflow.format.records import build_report
@@ -26,12 +26,10 @@ from tb_gradflow.report import Report
 
 logger = logging.getLogger("tb_gradflow")
 
-# Per writer, per (tag, graph id): a bool variable, true once that graph version's blob has
-# really been written (not merely attempted: `record_if` may have skipped it). A variable, not a
-# Python set, so that eager calls and calls compiled into a tf.function share one truth.
-_written: "weakref.WeakKeyDictionary[Any, dict[tuple[str, str], tf.Variable]]" = (
-    weakref.WeakKeyDictionary()
-)
+# Per writer: the (tag, graph id) pairs whose graph blob has really been written (not merely
+# attempted: `record_if` may have skipped it). Eager calls and calls compiled into a
+# tf.function read and update the same set.
+_written: "weakref.WeakKeyDictionary[Any, set[tuple[str, str]]]" = weakref.WeakKeyDictionary()
 
 
 def _current_writer() -> Any:
@@ -77,6 +75,9 @@ def gradflow(
     """
     try:
         if not is_chief():
+            if optimizer is not None:
+                # Every replica must take the optimizer's step (its update is collective).
+                plain_step(loss_fn, args, kwargs, variables, optimizer)
             return None
         if tf.inside_function():
             return _gradflow_in_graph(
@@ -141,11 +142,11 @@ def _gradflow_in_graph(
 ) -> tf.Tensor:
     if in_xla_context():
         return _in_xla(name, loss_fn, args, kwargs, variables, optimizer)
-    probe = probe_for(loss_fn, variables, optimizer)
+    probe = probe_for(loss_fn, variables, optimizer, apply_inside=False)
     writer = _current_writer()
     if writer is None:
         if optimizer is not None:  # the training step still happens
-            probe.symbolic_call(*args, **kwargs)
+            _probe_and_step(probe, loss_fn, args, kwargs, variables, optimizer)
         return tf.constant(False)
     step = _resolve_step(step)
     if step is None:
@@ -153,20 +154,22 @@ def _gradflow_in_graph(
     tag = _tag(name)
 
     def probe_and_write() -> tf.Tensor:
-        graph, encode_inputs, encode = probe.symbolic_call(*args, **kwargs)
+        call = _probe_and_step(probe, loss_fn, args, kwargs, variables, optimizer)
 
         def step_tensor() -> tf.Tensor:
             # Host-side encoding of the reduced vectors: not on the loss path, and run only
             # when the summary is recorded.
             serialized = tf.numpy_function(
-                functools.partial(_serialize_step, encode), encode_inputs, tf.string, stateful=False
+                functools.partial(_serialize_step, call.encode), call.encode_inputs, tf.string,
+                stateful=False,
             )
             return tf.reshape(serialized, [])
 
-        _write_graph_once(writer, tag, graph, step)
-        return tf.summary.write(
-            tag=tag, tensor=step_tensor, step=step, metadata=metadata.step_metadata(tag, description)
-        )
+        graph_written = _write_graph_once(writer, tag, call.graph, step)
+        with tf.control_dependencies([graph_written]):
+            return tf.summary.write(
+                tag=tag, tensor=step_tensor, step=step, metadata=metadata.step_metadata(tag, description)
+            )
 
     if optimizer is not None:  # the probe is the training step: it runs at every call
         return probe_and_write()
@@ -175,6 +178,27 @@ def _gradflow_in_graph(
     return tf.cond(
         tf.summary.should_record_summaries(), probe_and_write, lambda: tf.constant(False)
     )
+
+
+def _probe_and_step(
+    probe: Any, loss_fn: Callable, args: tuple, kwargs: dict, variables: Any, optimizer: Any
+) -> Any:
+    """Adds the probe to the enclosing graph and, with an optimizer, its step after it.
+
+    The step is applied here, in the enclosing graph (under tf.distribute, an optimizer's
+    update is a cross-replica synchronisation that a nested function cannot hold). If the
+    probe cannot be built, the optimizer's plain step is added instead, so that training is
+    the same whether or not logging works, and the error is raised for the caller to report.
+    """
+    try:
+        call = probe.symbolic_call(*args, **kwargs)
+    except Exception:
+        if optimizer is not None:
+            plain_step(loss_fn, args, kwargs, variables, optimizer)
+        raise
+    if optimizer is not None:
+        apply_gradients(optimizer, call.variables, call.grads)
+    return call
 
 
 def _serialize_step(encode: Callable[..., gradflow_pb2.Step], *values: np.ndarray) -> np.ndarray:
@@ -200,30 +224,38 @@ def _in_xla(
     raise NotLoggable(message)
 
 
-def _graph_mark(writer: Any, tag: str, graph_id: str) -> tf.Variable:
-    marks = _written.setdefault(writer, {})
-    mark = marks.get((tag, graph_id))
-    if mark is None:
-        with tf.init_scope():
-            mark = tf.Variable(False, trainable=False, name="gradflow_graph_written")
-        marks[(tag, graph_id)] = mark
-    return mark
-
-
-def _write_graph_once(writer: Any, tag: str, graph: gradflow_pb2.Graph, step: Any) -> None:
+def _write_graph_once(writer: Any, tag: str, graph: gradflow_pb2.Graph, step: Any) -> tf.Tensor | None:
     """Writes a graph version's blob at the first step that is really recorded under `tag`."""
-    mark = _graph_mark(writer, tag, graph.graph_id)
+    key = (tag, graph.graph_id)
+    written = _written.setdefault(writer, set())
     blob = graph.SerializeToString()
     meta = metadata.graph_metadata(tag, graph.graph_id)
 
     def write() -> tf.Tensor:
-        written = tf.summary.write(
+        return tf.summary.write(
             tag=metadata.graph_tag(tag, graph.graph_id),
             tensor=lambda: tf.constant([blob]),
             step=step,
             metadata=meta,
         )
-        with tf.control_dependencies([mark.assign(written)]):
-            return tf.identity(written)
 
-    tf.cond(mark.read_value(), lambda: tf.constant(True), write)
+    if tf.executing_eagerly():
+        if key not in written and bool(write()):
+            written.add(key)
+        return None
+    # In a graph, the same host-side set decides at run time, so that eager calls and every
+    # trace of every function agree (a tf.Variable could not be created in a later trace).
+
+    def needed() -> np.ndarray:
+        return np.bool_(key not in written)
+
+    def mark(ok: np.ndarray) -> np.ndarray:
+        if ok:
+            written.add(key)
+        return np.bool_(ok)
+
+    def write_and_mark() -> tf.Tensor:
+        return tf.reshape(tf.numpy_function(mark, [write()], tf.bool, stateful=True), [])
+
+    need = tf.reshape(tf.numpy_function(needed, [], tf.bool, stateful=True), [])
+    return tf.cond(need, write_and_mark, lambda: tf.constant(False))

@@ -16,7 +16,7 @@ def test_mirrored_strategy_writes_once_per_step(tmp_path):
     assert proc.stdout.strip().endswith("OK")
     reader = GradflowReader(local_provider(str(tmp_path)))
     listing = reader.list()
-    assert set(listing) == {"train", "loop"}
+    assert set(listing) == {"train", "loop", "replicas"}
     fit = reader.read("train", "gradflow", listing["train"]["gradflow"])
     assert fit.steps == [1, 2, 3, 4]
     # One event per step, not one per replica.
@@ -25,3 +25,8 @@ def test_mirrored_strategy_writes_once_per_step(tmp_path):
     loop = reader.read("loop", "gradflow", listing["loop"]["gradflow"])
     assert loop.steps == [0, 1, 2]
     assert "scale" in loop.report().variables
+    # From replica context inside a tf.function: the chief writes each step once.
+    replicas = reader.read("replicas", "gradflow", listing["replicas"]["gradflow"])
+    assert replicas.steps == [1, 2]
+    assert sum(len(v.steps) for v in replicas.versions.values()) == 2
+    assert replicas.report().starved_variables == []

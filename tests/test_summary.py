@@ -253,7 +253,6 @@ def test_name_scope_prefixes_the_tag_like_tf_summary(tmp_path):
 # -- Inside the user's own tf.function ------------------------------------------------------------
 
 def _same_report(a, b):
-    assert a.graph_id == b.graph_id
     assert [(o.name, o.state) for o in a.ops] == [(o.name, o.state) for o in b.ops]
     assert report_states(a) == report_states(b)
     for x, y in zip(a.ops, b.ops):
@@ -297,6 +296,7 @@ def test_inside_a_tf_function_each_call_writes_one_step(tmp_path, step_kind):
     eager = tb_gradflow.analyze(loss_fn, x)
     for step in series.steps:
         _same_report(series.report(step), eager)
+        assert series.report(step).graph_id == eager.graph_id  # one traced probe serves both
     graph_blobs = [v for _, v in _events(str(tmp_path)) if "/_graph/" in v.tag]
     assert len(graph_blobs) == 1
 
@@ -366,3 +366,22 @@ def test_inside_jit_compile_warns_and_still_takes_the_optimizer_step(tmp_path, c
 
     with writer.as_default(), pytest.raises(Exception, match="XLA-compiled"):
         strict_step(x)
+
+
+def test_inside_a_tf_function_a_retrace_writes_its_own_graph_version(tmp_path):
+    loss_fn, w, table = _model()
+    writer = tf.summary.create_file_writer(str(tmp_path))
+
+    @tf.function
+    def train_step(x, step):
+        return tb_gradflow.summary.gradflow("flow", loss_fn, x, step=step, strict=True)
+
+    with writer.as_default():
+        for step, rows in enumerate([4, 5, 4, 5], start=1):  # a new input shape retraces
+            assert bool(train_step(tf.ones([rows, 3]), tf.constant(step, tf.int64)).numpy())
+    writer.flush()
+    series = _read(str(tmp_path), "flow")
+    assert series.steps == [1, 2, 3, 4]
+    assert len(series.versions) == 2
+    assert len([v for _, v in _events(str(tmp_path)) if "/_graph/" in v.tag]) == 2
+    _assert_matches_tape(series, loss_fn, tf.ones([4, 3]), [w, table])

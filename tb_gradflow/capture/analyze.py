@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 from typing import Any, Callable, Sequence
 
 from tb_gradflow.capture.eager import eager_probe
 from tb_gradflow.capture.probe import LossTraceError, Probe, ProbeResult
+from tb_gradflow.capture.sources import frame_text, is_library_file
 from tb_gradflow.format.records import build_report
 from tb_gradflow.report import Report
 
@@ -16,19 +18,22 @@ _CACHE_SIZE = 64
 _probes: "collections.OrderedDict[tuple, Probe]" = collections.OrderedDict()
 
 
-def _cache_key(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any) -> tuple:
+def _cache_key(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any, apply_inside: bool) -> tuple:
     # A bound method is a new object at each attribute access: key on the function and its owner.
     fn = getattr(loss_fn, "__func__", loss_fn)
     owner = id(getattr(loss_fn, "__self__", None))
     var_ids = None if variables is None else tuple(id(v) for v in variables)
-    return (fn, owner, var_ids, id(optimizer) if optimizer is not None else None)
+    return (fn, owner, var_ids, id(optimizer) if optimizer is not None else None, apply_inside)
 
 
-def probe_for(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any) -> Probe:
-    key = _cache_key(loss_fn, variables, optimizer)
+def probe_for(
+    loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any, apply_inside: bool = True
+) -> Probe:
+    apply_inside = apply_inside or optimizer is None  # without an optimizer, one probe serves both
+    key = _cache_key(loss_fn, variables, optimizer, apply_inside)
     probe = _probes.get(key)
     if probe is None:
-        probe = Probe(loss_fn, variables, optimizer)
+        probe = Probe(loss_fn, variables, optimizer, apply_inside)
         _probes[key] = probe
         while len(_probes) > _CACHE_SIZE:
             _probes.popitem(last=False)
@@ -45,14 +50,32 @@ def run_probe(
     try:
         return probe(*args, **kwargs)
     except LossTraceError as trace_error:
-        cause = trace_error.__cause__ or trace_error
-        first_line = (str(cause).strip().splitlines() or [""])[0]
-        reason = f"the loss could not be traced into a graph ({type(cause).__name__}: {first_line})"
+        reason = f"the loss could not be traced into a graph ({trace_failure(trace_error.__cause__ or trace_error)})"
         logger.info("tb_gradflow: %s; using an eager tape", reason)
         try:
             return eager_probe(loss_fn, args, kwargs, variables, optimizer, reason)
         except Exception as eager_error:
             raise eager_error from trace_error
+
+
+def trace_failure(error: BaseException) -> str:
+    """The useful line of a tracing error: its last message line and the user's line it came from.
+
+    Autograph wraps the error as "in user code: File ..., line N ... ErrorType: message".
+    """
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    message = lines[-1] if lines else ""
+    if not re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Warning)\b", message):
+        message = f"{type(error).__name__}: {message}"
+    where = ""
+    for line in lines:
+        match = _FRAME.match(line)
+        if match and not is_library_file(match.group(1)):
+            where = f" at {frame_text(match.group(1), int(match.group(2)))}"
+    return message + where
+
+
+_FRAME = re.compile(r'^File "(.+)", line (\d+)')
 
 
 def analyze(

@@ -83,7 +83,7 @@ def analyze_structure(
     for idx, p in enumerate(ops):
         if walk.reached[idx] and p.op.type not in CALL_OPS:
             inputs = _blocked_inputs(p, walk.calls.get(p.key), mask)
-            if inputs:
+            if inputs or p.hidden_variables:
                 blocked[idx] = inputs
     starved = starved_by(
         ops, walk.reached, blocked, [not ok for ok in variable_has_grad], body_roots(ops, index)

@@ -3,15 +3,22 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import logging
+
 import tensorflow as tf
 
 from tb_gradflow import vocabulary as V
+from tb_gradflow.capture.op_log import OpLog, eager_cuts
+
 from tb_gradflow.capture.graph_proto import graph_skeleton, seal
 from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
 from tb_gradflow.capture.probe import ProbeResult
 from tb_gradflow.capture.reductions import Reducer, tensor_state
 from tb_gradflow.capture.variables import Namer, discover
 from tb_gradflow.format.records import encode_step
+from tb_gradflow.proto import gradflow_pb2
+
+logger = logging.getLogger("tb_gradflow")
 
 
 def eager_probe(
@@ -22,7 +29,8 @@ def eager_probe(
     optimizer: Any,
     reason: str,
 ) -> ProbeResult:
-    with tf.GradientTape() as tape:
+    # Persistent: after the step's gradients, the same tape tells which logged op passes none.
+    with OpLog() as log, tf.GradientTape(persistent=True) as tape:
         loss = loss_fn(*args, **kwargs)
     tracked = discover(variables, tape.watched_variables(), Namer(loss_fn))
     with tape:  # the optimizer's documented step: gradients of its scaled loss
@@ -32,7 +40,10 @@ def eager_probe(
     if optimizer is not None:
         apply_gradients(optimizer, [v.user_variable for v in tracked], grads)
     sparse = [isinstance(g, tf.IndexedSlices) for g in grads]
-    graph = seal(graph_skeleton(tracked, sparse, loss_op=-1, fallback_reason=reason))
+    graph = graph_skeleton(tracked, sparse, loss_op=-1, fallback_reason=reason)
+    _add_cuts(graph, log, tape, loss, [(i, v.tf_variable) for i, (v, g) in enumerate(zip(tracked, grads)) if g is None])
+    del tape
+    graph = seal(graph)
     present = [g for g in grads if g is not None]
     exact = unscale_reductions(tf.zeros([0]), Reducer().exact(present), scale)[1]
     stats = iter(exact.numpy()) if present else iter(())
@@ -41,10 +52,11 @@ def eager_probe(
         tensor_state(False) if g is None else tensor_state(True, *(float(x) for x in next(stats)))
         for g in grads
     ]
+    n_ops = len(graph.ops)
     step = encode_step(
-        graph.graph_id, [], [], [s for s, _ in values], [n for _, n in values],
+        graph.graph_id, [V.NONE] * n_ops, [None] * n_ops, [s for s, _ in values], [n for _, n in values],
         float(tf.reduce_sum(tf.cast(loss, tf.float32)).numpy()),
-        op_presence=[],
+        op_presence=[None] * n_ops,
         variable_presence=[
             None if g is None else _fraction(*next(counts), state)
             for g, (state, _) in zip(grads, values)
@@ -56,3 +68,20 @@ def eager_probe(
 def _fraction(present: float, size: float, state: str) -> float | None:
     """Presence from Reducer.presence's counts: unknown for a NaN or Inf gradient."""
     return present / size if size > 0 and state != V.NONFINITE else None
+
+
+def _add_cuts(graph: gradflow_pb2.Graph, log: OpLog, tape: tf.GradientTape, loss: Any, starved) -> None:
+    """The ops of the eager run that starve variables, as the graph's only ops (see op_log)."""
+    if not starved:
+        return
+    try:
+        cuts = eager_cuts(log, tape, loss, starved)
+    except Exception as e:  # noqa: BLE001 - naming the op is a bonus; the states stand without it
+        logger.info("tb_gradflow: could not name the op in the eager run: %s", e)
+        return
+    for k, cut in enumerate(cuts):
+        graph.ops.add(
+            name=f"eager/{k}/{cut.op.type}", type=cut.op.type, source=cut.op.source,
+            cause=V.CAUSE_CODE[cut.cause], cause_detail=cut.detail,
+            starved_variables=cut.starved, parent=-1, measured=False,
+        )

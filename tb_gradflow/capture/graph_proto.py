@@ -9,7 +9,7 @@ import tensorflow as tf
 from tb_gradflow import vocabulary as V
 from tb_gradflow.capture.cuts import Structure
 from tb_gradflow.capture.loss_path import PathOp
-from tb_gradflow.capture.sources import user_source
+from tb_gradflow.capture.sources import op_sources
 from tb_gradflow.capture.variables import TrackedVariable
 from tb_gradflow.proto import gradflow_pb2
 
@@ -56,6 +56,7 @@ def graph_proto(
     for i, p in enumerate(ops):
         cut = structure.cuts.get(i)
         producers = list(dict.fromkeys(src for src in p.input_producers if src >= 0))
+        source, library_source = op_sources(p.op)
         graph.ops.add(
             name=p.name,
             type=p.op.type,
@@ -63,7 +64,8 @@ def graph_proto(
             variable_inputs=p.variable_inputs,
             output_shapes=[shape_text(t.shape) for t in p.op.outputs],
             output_dtypes=[t.dtype.name for t in p.op.outputs],
-            source=user_source(p.op),
+            source=source,
+            library_source=library_source,
             cause=V.CAUSE_CODE[cut.cause] if cut else 0,
             cause_detail=cut.detail if cut else "",
             starved_variables=cut.starved if cut else [],

@@ -56,6 +56,8 @@ class PathOp:
     # Bitset of variable indices each input depends on.
     input_deps: list[int]
     output_deps: int
+    # Variables its Python callable may read out of the graph's sight (numpy functions).
+    hidden_variables: list[int] = dataclasses.field(default_factory=list)
     # Body graphs, for call ops.
     bodies: list["Body"] = dataclasses.field(default_factory=list)
 
@@ -107,10 +109,12 @@ _NOTHING: TensorInfo = (-1, 0, -1)
 
 
 class Walker:
-    def __init__(self, n_variables: int):
+    def __init__(self, n_variables: int, hidden: dict[OpKey, int] | None = None):
         self.ops: list[PathOp] = []
         self.index: dict[OpKey, int] = {}
         self.data_bit = 1 << n_variables
+        # Bitsets of the variables numpy-function ops read out of the graph's sight (opaque.py).
+        self.hidden = hidden or {}
 
     def walk(self, graph: tf.Graph, roots: list[tf.Tensor], inputs: dict, prefix: str = "",
              strip: str = "", parent: int = -1) -> dict:
@@ -128,6 +132,9 @@ class Walker:
                 out_deps |= deps
             if op.type == "Placeholder" and parent < 0:
                 out_deps |= self.data_bit
+            hidden = self.hidden.get(op_key(op), 0)
+            if hidden:
+                out_deps |= hidden | self.data_bit
             if not out_deps:
                 continue  # constant arithmetic: not data on the loss path
             local = op.name[len(strip):] if strip and op.name.startswith(strip) else op.name
@@ -140,6 +147,7 @@ class Walker:
                 input_variables=[var for _, _, var in infos],
                 input_deps=[deps for _, deps, _ in infos],
                 output_deps=out_deps,
+                hidden_variables=_bits(hidden),
             )
             idx = len(self.ops)
             self.ops.append(path_op)
@@ -175,7 +183,7 @@ class Walker:
         """A loop body feeds itself: widen each loop input's dependencies until they settle."""
         feeds = list(feeds)
         for _ in range(len(feeds) + 1):
-            trial = Walker(0)
+            trial = Walker(0, self.hidden)
             trial.data_bit = self.data_bit
             inputs = {t.ref(): info for t, info in zip(graph.inputs, feeds)}
             info = trial.walk(graph, roots, inputs, prefix, strip, 0)
@@ -189,6 +197,11 @@ class Walker:
             if not changed:
                 break
         return feeds
+
+
+def _bits(bitset: int) -> list[int]:
+    """The indices of the set bits."""
+    return [i for i in range(bitset.bit_length()) if bitset >> i & 1]
 
 
 def _backward_topo(roots: list[tf.Tensor], stop: set) -> list[Operation]:

@@ -22,11 +22,12 @@ from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.backward import backward_pass
 from tb_gradflow.capture.graph_proto import graph_proto
 from tb_gradflow.capture.loss_path import Walker
+from tb_gradflow.capture.opaque import hidden_bits, opaque_reads
 from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
 from tb_gradflow.capture.reductions import Reducer
 from tb_gradflow.capture.registry_hook import op_key
 from tb_gradflow.capture.step_layout import Layout, decode_step
-from tb_gradflow.capture.variables import Namer, discover, internal_handles
+from tb_gradflow.capture.variables import Namer, discover, internal_handles, tf_variable_of
 from tb_gradflow.proto import gradflow_pb2
 
 
@@ -40,6 +41,17 @@ class ProbeResult:
     step: gradflow_pb2.Step
 
 
+@dataclasses.dataclass
+class SymbolicCall:
+    """A probe call added to an enclosing graph (see Probe.symbolic_call)."""
+
+    graph: gradflow_pb2.Graph
+    encode_inputs: list[tf.Tensor]
+    encode: Callable[..., gradflow_pb2.Step]
+    grads: list[Any]
+    variables: list[Any]
+
+
 class Probe:
     """Traces `loss_fn` once per input signature; each call returns one step's gradient flow."""
 
@@ -48,8 +60,14 @@ class Probe:
         loss_fn: Callable[..., Any],
         variables: Sequence[Any] | None = None,
         optimizer: Any = None,
+        apply_inside: bool = True,
     ):
         self._loss_fn = loss_fn
+        # With apply_inside=False (calls inside an enclosing tf.function), the probe returns the
+        # gradients and the caller applies them in the enclosing graph: an optimizer's
+        # cross-replica update cannot run inside a nested function under tf.distribute.
+        self._apply_inside = apply_inside
+        self._step_variables: dict[str, list[Any]] = {}
         self._explicit = list(variables) if variables is not None else None
         self._namer = Namer(loss_fn)
         self._optimizer = optimizer
@@ -80,11 +98,12 @@ class Probe:
         layout = self._layouts[out["graph_id"].numpy().decode()]
         return ProbeResult(layout.graph, decode_step(layout, out))
 
-    def symbolic_call(self, *args, **kwargs) -> tuple[gradflow_pb2.Graph, list[tf.Tensor], Callable[..., gradflow_pb2.Step]]:
+    def symbolic_call(self, *args, **kwargs) -> "SymbolicCall":
         """Inside an enclosing `tf.function` trace: adds a call of the probe to that graph.
 
         Returns the graph version (known at trace time), the reductions the call will produce at
-        run time, and the host function that turns their values into the Step.
+        run time, the host function that turns their values into the Step, and (for a probe
+        with an optimizer and apply_inside=False) the gradients to apply and their variables.
         """
         self._loss_error = None
         try:
@@ -101,7 +120,13 @@ class Probe:
         def encode(*values) -> gradflow_pb2.Step:
             return decode_step(layout, dict(zip(keys, values)))
 
-        return layout.graph, [out[k] for k in keys], encode
+        return SymbolicCall(
+            layout.graph,
+            [out[k] for k in keys],
+            encode,
+            list(out.get("variable_grads", ())),
+            self._step_variables.get(layout.graph.graph_id, []),
+        )
 
     # -- trace time ------------------------------------------------------------------------
     def _trace(self, *args, **kwargs):
@@ -115,9 +140,11 @@ class Probe:
         return self._build(tf.convert_to_tensor(loss), watcher.watched_variables())
 
     def _build(self, loss: tf.Tensor, watched: Sequence[tf.Variable]) -> dict[str, Any]:
-        variables = discover(self._explicit, watched, self._namer)
+        reads = opaque_reads(loss.graph)
+        hidden_reads = [tf_variable_of(v) for vs in reads.values() for v in vs]
+        variables = discover(self._explicit, [*watched, *hidden_reads], self._namer)
         handles = internal_handles(loss.graph, variables)
-        walker = Walker(len(variables))
+        walker = Walker(len(variables), hidden_bits(reads, variables))
         walker.walk(loss.graph, [loss], {h.ref(): (-1, 1 << i, i) for i, h in enumerate(handles) if h is not None})
         scale = loss_scale(self._optimizer, loss, [v.user_variable for v in variables])
         backward = backward_pass(loss, walker.ops, variables, handles, walker.index, scale)
@@ -152,8 +179,11 @@ class Probe:
             "presence": reducer.presence(presence_grads),
             "variable_presence": reducer.presence([g for g in backward.variable_grads if g is not None]),
         }
-        if self._optimizer is not None:
+        if self._optimizer is not None and self._apply_inside:
             apply_gradients(self._optimizer, [v.user_variable for v in variables], backward.variable_grads)
+        elif self._optimizer is not None:
+            result["variable_grads"] = list(backward.variable_grads)
+            self._step_variables[graph.graph_id] = [v.user_variable for v in variables]
         return result
 
 

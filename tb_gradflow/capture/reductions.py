@@ -19,7 +19,8 @@ class Reducer:
     """
 
     def __init__(self) -> None:
-        self._axes: dict[int, tf.Tensor] = {}
+        self._flat_shape: tf.Tensor | None = None
+        self._axis: tf.Tensor | None = None
 
     @staticmethod
     def _as_float32(grad: Any) -> tf.Tensor:
@@ -32,14 +33,13 @@ class Reducer:
         return grad
 
     def _extremes(self, grad: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        rank = grad.shape.rank
-        if rank is None:
-            grad = tf.raw_ops.Reshape(tensor=grad, shape=[-1])
-            rank = 1
-        axes = self._axes.get(rank)
-        if axes is None:
-            axes = self._axes[rank] = tf.constant(list(range(rank)), tf.int32)
-        return tf.raw_ops.Max(input=grad, axis=axes), tf.raw_ops.Min(input=grad, axis=axes)
+        # Flattened first: a gradient's static shape can promise a rank its value lacks
+        # (tf.py_function hands back a rank-0 zero for a matrix input).
+        if self._flat_shape is None:
+            self._flat_shape = tf.constant([-1], tf.int32)
+            self._axis = tf.constant([0], tf.int32)
+        flat = tf.raw_ops.Reshape(tensor=grad, shape=self._flat_shape)
+        return tf.raw_ops.Max(input=flat, axis=self._axis), tf.raw_ops.Min(input=flat, axis=self._axis)
 
     def sums(self, grads: list[Any]) -> tf.Tensor:
         """[N]: half the sum of squares of each gradient."""

@@ -65,7 +65,7 @@ def starved_by(
     result: dict[int, list[int]] = {}
     for c, inputs in blocked.items():
         p = ops[c]
-        found: set[int] = set()
+        found: set[int] = set(p.hidden_variables)
         stack: list[Source] = [(p.input_producers[i], p.input_variables[i]) for i in inputs]
         seen: set[int] = set()
         while stack:
@@ -75,6 +75,7 @@ def starved_by(
             if producer < 0 or producer in seen or reached[producer]:
                 continue
             seen.add(producer)
+            found.update(ops[producer].hidden_variables)
             stack.extend(_upstream(ops[producer], producer, roots))
         result[c] = sorted(v for v in found if starving_candidates[v])
     return result

@@ -14,8 +14,9 @@ from tensorflow.python.autograph.core import ag_ctx
 from tensorflow.python.eager import record
 from tensorflow.python.eager.polymorphic_function import autograph_util
 from tensorflow.python.framework import func_graph as _func_graph
+from tensorflow.python.framework import op_callbacks
 from tensorflow.python.framework import ops as _ops
-from tensorflow.python.ops import cond_v2, gradients_util, summary_ops_v2, while_v2
+from tensorflow.python.ops import cond_v2, gradients_util, script_ops, summary_ops_v2, while_v2
 
 # pylint: disable=protected-access
 
@@ -80,6 +81,35 @@ def while_body_graph(op: Operation) -> tf.Graph:
 def branch_graphs(op: Operation) -> list[tf.Graph]:
     """The branch FuncGraphs of an `If`/`Case` op."""
     return cond_v2.get_func_graphs(op)
+
+
+@contextlib.contextmanager
+def op_callback(callback: Callable[..., Any]) -> Iterator[None]:
+    """Within this block `callback(op_type, inputs, attrs, outputs, op_name, graph)` sees every
+    op TensorFlow runs eagerly or builds into a graph (tfdbg's hook)."""
+    op_callbacks.add_op_callback(callback)
+    try:
+        yield
+    finally:
+        op_callbacks.remove_op_callback(callback)
+
+
+PY_FUNCTION_OPS = ("PyFunc", "PyFuncStateless", "EagerPyFunc")
+
+
+def py_function_callable(op: Operation) -> Callable[..., Any] | None:
+    """The Python callable a `tf.numpy_function` / `tf.py_function` op runs, if still alive."""
+    try:
+        token = op.get_attr("token")
+    except (ValueError, TypeError):
+        return None
+    fn = script_ops._py_funcs.get(token.decode() if isinstance(token, bytes) else token)
+    fn = getattr(fn, "_func", fn)  # tf.py_function wraps it in an EagerFunc
+    for _ in range(8):  # and autograph.do_not_convert in a decorator keeping __wrapped__
+        if not hasattr(fn, "__wrapped__"):
+            break
+        fn = fn.__wrapped__
+    return fn
 
 
 def default_summary_writer() -> Any:

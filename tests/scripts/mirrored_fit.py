@@ -47,4 +47,52 @@ with writer.as_default(), strategy.scope():
         # Applied once, not once per replica.
         assert np.isclose(scale.numpy(), expected, rtol=1e-5), (scale.numpy(), expected)
 writer.flush()
+
+# Inside strategy.run (replica context) in a tf.function, as a custom distributed step is written:
+# the chief replica probes and writes, the other takes the plain step; the update is the same.
+with strategy.scope():
+    twin = keras.models.clone_model(model)
+    twin.set_weights(model.get_weights())
+    logged_optimizer, plain_optimizer = keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1)
+replica_writer = tf.summary.create_file_writer(os.path.join(logdir, "replicas"))
+batches = strategy.experimental_distribute_values_from_function(
+    lambda ctx: tf.constant(x[8 * ctx.replica_id_in_sync_group: 8 * ctx.replica_id_in_sync_group + 8]))
+
+
+def logged_loss(batch):
+    return tf.reduce_mean(tf.square(model(batch)))
+
+
+def plain_loss(batch):
+    return tf.reduce_mean(tf.square(twin(batch)))
+
+
+@tf.function
+def logged_step(batches):
+    def step(batch):
+        tb_gradflow.summary.gradflow("gradflow", logged_loss, batch, step=logged_optimizer.iterations,
+                                     optimizer=logged_optimizer, strict=True)
+
+    strategy.run(step, args=(batches,))
+
+
+@tf.function
+def plain_step(batches):
+    def step(batch):
+        with tf.GradientTape() as tape:
+            loss = plain_loss(batch)
+        grads = tape.gradient(loss, twin.trainable_variables)
+        plain_optimizer.apply_gradients(zip(grads, twin.trainable_variables))
+
+    strategy.run(step, args=(batches,))
+
+
+with replica_writer.as_default():
+    for _ in range(2):
+        logged_step(batches)
+        plain_step(batches)
+replica_writer.flush()
+for a, b in zip(model.trainable_variables, twin.trainable_variables):
+    assert np.allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6), (a.path, a.numpy(), b.numpy())
+assert int(logged_optimizer.iterations.numpy()) == 2
 print("OK")
