@@ -3,6 +3,7 @@ crafted byte by byte; after `--repair`, a real TensorBoard serves every step und
 from __future__ import annotations
 
 import functools
+import time
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 from support import crafted_logdir as crafted
 from support.plugin_servers import LOADERS
-from support.tensorboard_proc import TensorBoardProcess
+from support.tensorboard_proc import TensorBoardProcess, fetch_json
 from tb_gradflow import logcheck
 
 TAG = "gradflow"
@@ -93,3 +94,18 @@ def test_repair_keeps_every_valid_record_and_the_original(logdir, tmp_path):
 
 def test_a_missing_logdir_is_exit_status_2(tmp_path):
     assert check(str(tmp_path / "nowhere")).returncode == 2
+
+
+@pytest.mark.parametrize("load_fast", LOADERS, ids=[f"load_fast={v}" for v in LOADERS])
+def test_before_repair_a_torn_record_hides_the_steps_after_it(tmp_path, load_fast):
+    """What the repair is for: TensorBoard stops at the torn record (the other damages crash or
+    stall TensorBoard itself, so they are not started here)."""
+    root = tmp_path / "logs"
+    crafted.write_fast_run(str(root / "sound"), crafted.chain_graph("sound-1", 20, 2), range(STEPS))
+    os.makedirs(root / "torn_middle")
+    (root / "torn_middle" / "events.out.tfevents.1.torn").write_bytes(damaged_runs()["torn_middle"][0])
+    with TensorBoardProcess(str(root), load_fast=load_fast) as tb:
+        runs = tb.wait_for_runs({"sound": {TAG: STEPS}, "torn_middle": {TAG: 1}}, timeout=90)
+        time.sleep(3)  # a few more reloads: nothing after the torn record ever arrives
+        status, runs = fetch_json(tb.plugin_url("runs"))
+    assert status == 200 and runs["torn_middle"][TAG]["count"] == 6, runs

@@ -21,7 +21,7 @@ from tb_gradflow.plugin.static_files import STATIC_DIR
 
 REQUESTS_PER_LOADER = 600
 PREFIX = "/data/plugin/gradflow/"
-JSON_ROUTES = ("runs", "graph", "history", "diagnosis")
+JSON_ROUTES = ("runs", "graph", "history", "diagnosis", "graph_groups")
 
 GOOD = {
     "run": ["cut", "retrace", "keras/train", "hostile/malformed", "hostile/truncated", "hostile/unknown_version"],
@@ -29,6 +29,7 @@ GOOD = {
     "step": ["0", "1", "7", "999", "1000", "-1", "11"],
     "op": ["PyFunc", "encoder_1/MatMul", "args_0", "Mean"],
     "variable": ["encoder/kernel", "decoder/kernel", "gate/bias"],
+    "group": ["encoder_1", "decoder_1", "StatefulPartitionedCall", ""],
 }
 HOSTILE_VALUES = [
     "", " ", "../../etc/passwd", "..\\..\\setup.py", "\x00", "%00", "%", "%zz", "%ff%fe",

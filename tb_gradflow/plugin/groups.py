@@ -16,7 +16,6 @@ import numpy as np
 from tb_gradflow import vocabulary as V
 from tb_gradflow.plugin.params import not_found
 from tb_gradflow.proto import gradflow_pb2
-from tb_gradflow.reading.cache import CachedSeries
 
 
 def op_columns(graph: gradflow_pb2.Graph, indices: list[int]) -> dict[str, list]:

@@ -307,6 +307,8 @@ class GradflowReader:
         except KeyError:
             return None
         for event in events:
+            if not event.tensor_proto.tensor_shape.dim:
+                continue  # a scalar, as every step we write: nothing to expand
             reason = declared_overflow(event.tensor_proto)
             if reason is not None:
                 return f"at step {event.step} {reason}"
