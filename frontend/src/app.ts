@@ -19,7 +19,8 @@ import { unionRange } from "./log_axis";
 import type { GraphModel } from "./model";
 import { buildModel } from "./model";
 import type { Pane } from "./pane";
-import { makePane, renderLegend } from "./pane";
+import { makePane, renderLegend, showOverview } from "./pane";
+import { cutsStarving, pathThroughCut, starvedRegion } from "./paths";
 import { matchingOps, search } from "./search";
 import { renderEmpty, renderSlider } from "./toolbar_view";
 import { CSS } from "./styles";
@@ -293,6 +294,7 @@ export class App {
     const scale = this.colourScale(panes);
     const scaleChanged = this.renderedData.scale?.lo !== scale?.lo || this.renderedData.scale?.hi !== scale?.hi;
     const open = this.openGroups();
+    const why = this.why();
     const over = s.scale === "all" ? (this.other ? "all steps, both runs" : "all steps") : "this step only";
     await Promise.all(
       panes.map((pane, i) => {
@@ -302,10 +304,12 @@ export class App {
         const sel = s.selected ? (m.opIndex.get(s.selected) ?? -1) : -1;
         const focus = sel >= 0 ? sel : starvingCuts(m)[0];
         const expanded = new Set([ROOT_ID, ...open[i]]);
-        return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded, selected: sel, matches: this.matchesFor(m), anchor, focus, scale });
+        const byName = (ops: number[]): Set<number> => (pane === this.main ? new Set(ops) : new Set(ops.map((j) => m.opIndex.get(model.ops[j].name) ?? -1)));
+        return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded, selected: sel, matches: this.matchesFor(m), anchor, focus, scale, path: byName(why.path), region: byName(why.region) });
       }),
     );
     if (selectionChanged) this.renderDetailsPanel();
+    if (dataChanged) for (const pane of panes) if (pane.overview.hidden !== true) showOverview(pane, true);
     this.renderedData = { model, other: this.other?.model ?? null, selected: s.selected, scale };
     this.writeUrl();
     await nextPaint();
@@ -315,6 +319,28 @@ export class App {
     this.root.dataset.layoutMs = String(this.main.view.layoutMillis);
     this.root.dataset.renderSeq = String(++this.renderSeq);
     if (!this.root.dataset.firstPaintMs) this.root.dataset.firstPaintMs = performance.now().toFixed(0);
+  }
+
+  private whyCache: { model: GraphModel | null; selected: string | null; why: { starvedBy: number[]; path: number[]; region: number[] } } = { model: null, selected: null, why: { starvedBy: [], path: [], region: [] } };
+
+  /** For the selected op: the cuts that starve it and its path through the first to the loss;
+   * for a selected cut, its starved region. */
+  private why(): { starvedBy: number[]; path: number[]; region: number[] } {
+    const m = this.main.model;
+    const c = this.whyCache;
+    if (c.model === m && c.selected === this.state.selected) return c.why;
+    const i = this.selectedIndex();
+    let why = { starvedBy: [] as number[], path: [] as number[], region: [] as number[] };
+    if (m && i >= 0) {
+      const op = m.ops[i];
+      if (op.cause) why = { starvedBy: [], path: [], region: starvedRegion(m, i) };
+      else if (op.state === "none") {
+        const cuts = cutsStarving(m, i);
+        why = { starvedBy: cuts, path: cuts.length ? pathThroughCut(m, i, cuts[0]) : [], region: [] };
+      }
+    }
+    this.whyCache = { model: m, selected: this.state.selected, why };
+    return why;
   }
 
   private matchCache = new Map<GraphModel, { query: string; matches: Set<number> }>();
@@ -361,7 +387,8 @@ export class App {
       );
     }
     const cut = this.main.diagnosis ? cutNamed(this.main.diagnosis.story, m.ops[index].name) : undefined;
-    renderDetails(this.ui.details, m, index, history, (i) => this.selectOp(i, true), () => this.clearSelection(), cut);
+    const why = this.why();
+    renderDetails(this.ui.details, m, index, history, (i) => this.selectOp(i, true), () => this.clearSelection(), cut, { starvedBy: why.starvedBy, region: why.region.length }, this.timeline?.version_changes ?? []);
   }
 
   private historyArrived(key: string, state: HistoryState): void {
@@ -404,6 +431,13 @@ export class App {
         if (this.state.linked && this.other && other) other.view.setTransform(t);
       },
       collapseAll: () => void this.update(S.collapseAll(this.state, index)),
+      revealOp: (i) => this.selectByName(pane.model?.ops[i]?.name ?? ""),
+      openGroup: (id) => {
+        const g = pane.hierarchy?.groups.get(id);
+        if (!g) return;
+        const ids = [...ancestors(g).map((a) => a.id)];
+        void this.update(S.openGroups(this.state, index, ids, this.openGroups())).then(() => pane.view.centreOnGroup(id));
+      },
     });
     return pane;
   }

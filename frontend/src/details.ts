@@ -1,4 +1,5 @@
 // The details panel of the selected op.
+import { nameList } from "./banner_view";
 import { renderChart } from "./chart";
 import { clear, el } from "./dom";
 import { formatNorm } from "./format";
@@ -18,6 +19,8 @@ export function renderDetails(
   onSelect: (index: number) => void,
   onClose: () => void,
   cut?: StoryCut,
+  why?: { starvedBy: number[]; region: number },
+  versionChanges: readonly { step: number; graph_version: number }[] = [],
 ): void {
   clear(container);
   const op = model.ops[index];
@@ -60,16 +63,24 @@ export function renderDetails(
         row("Passes back", "blocked", el("span", {}, cut.blocked, inputs.length ? ":" : ""), inputs.length ? opLinks(inputs) : null),
       );
     }
-    dl.append(row("Starves", "starved", starved.length ? starved.join(", ") : "nothing (another path carries the gradient)"));
+    dl.append(row("Starves", "starved", starved.length ? nameList(starved) : "nothing (another path carries the gradient)"));
     if (cut) dl.append(row("Fix", "hint", cut.hint));
   }
+  if (why && op.state === "none" && !op.cause) {
+    dl.append(
+      why.starvedBy.length
+        ? row("Starved by", "starved-by", opLinks(why.starvedBy), el("div", { class: "gf-muted" }, "its path through the cut to the loss is highlighted"))
+        : row("Starved by", "starved-by", "no cut point: it does not reach the loss"),
+    );
+  }
+  if (why && op.cause) dl.append(row("Starved region", "region", `${why.region} op${why.region === 1 ? "" : "s"} upstream get no gradient through it (outlined in red)`));
   if (op.variableInputs.length) {
     dl.append(row("Reads", "variables", op.variableInputs.map((i) => model.variables[i]?.name ?? String(i)).join(", ")));
   }
   const chart = el("div", { class: "gf-history", "data-field": "history" });
   if (history.kind === "loading") chart.append(el("span", { class: "gf-muted" }, "loading history…"));
   else if (history.kind === "error") chart.append(el("span", { class: "gf-error" }, history.message));
-  else chart.append(renderChart(history.data, model.step), el("div", { class: "gf-muted" }, `${history.data.steps.length} logged steps`));
+  else chart.append(renderChart(history.data, model.step, versionChanges), el("div", { class: "gf-muted" }, `${history.data.steps.length} logged steps`));
   container.append(
     el("header", {}, el("h2", { "data-field": "short-name" }, op.name.split("/").pop() ?? op.name), close),
     el("div", { class: "gf-fullname", "data-field": "name" }, op.name),

@@ -11,7 +11,9 @@ import type { Box, LayoutResult } from "./layout_protocol";
 import type { GraphModel, Op } from "./model";
 import { edgeFlow, groupNodeId, opNodeId, visibleGraph } from "./visible";
 import type { VisibleEdge, VisibleGraph, VisibleNode } from "./visible";
-import { nodeLines, nodeSize } from "./node_text";
+import { LABEL_PX, nodeLines, nodeSize } from "./node_text";
+import type { MiniItem } from "./minimap";
+import { Minimap } from "./minimap";
 import type { Rect, Transform } from "./viewport";
 import { intersects, Viewport, visibleRect } from "./viewport";
 
@@ -34,10 +36,15 @@ export interface GraphInput {
   focus?: number;
   /** The colour scale of flowing norms, shared by the panes (log10 of the range's ends). */
   scale: MagnitudeScale | null;
+  /** Ops to mark: the path from a starved op through its cut to the loss, a cut's starved region. */
+  path?: ReadonlySet<number>;
+  region?: ReadonlySet<number>;
 }
 
 /** Below this zoom a fitted graph is unreadable: the first view centres on the focus op instead. */
 const READABLE_ZOOM = 0.55;
+/** Labels are drawn only where they are at least this tall on screen (level of detail). */
+const MIN_LABEL_PX = 7;
 
 interface Item {
   id: string;
@@ -70,6 +77,7 @@ export class GraphView {
   private drawn = new Map<string, SVGGElement | SVGPathElement>();
   /** pan and zoom; this class only draws what it shows */
   readonly viewport: Viewport;
+  readonly minimap: Minimap;
   private fitted = false;
   private cullQueued = false;
 
@@ -101,6 +109,8 @@ export class GraphView {
     this.element.append(this.svgRoot);
     this.viewport = new Viewport(this.svgRoot, (immediate, byUser) => this.applyTransform(immediate, byUser));
     this.viewport.keep = () => this.selectedPoint();
+    this.minimap = new Minimap((x, y) => this.viewport.centreOn(x, y, this.transform.k, false, true));
+    this.element.append(this.minimap.element);
     this.bindEvents();
   }
 
@@ -131,6 +141,7 @@ export class GraphView {
     const key = `${input.model.graphId}|${[...input.expanded].sort().join("\u0000")}`;
     if (key === this.layoutKey && this.layout && previous?.hierarchy === input.hierarchy) {
       this.restyle();
+      if (previous?.model !== input.model) this.drawMinimap();
       return;
     }
     const generation = ++this.generation;
@@ -152,6 +163,7 @@ export class GraphView {
     this.buildItems();
     this.keepMovableNodes();
     this.restyle();
+    this.drawMinimap();
     const vp = this.viewport;
     vp.content = { x: 0, y: 0, width: layout.width, height: layout.height };
     if (!this.fitted) {
@@ -165,6 +177,11 @@ export class GraphView {
         // keep the clicked group's top-left corner where it was on screen
         const k = vp.transform.k;
         vp.set({ k, x: anchorBefore.x - (after.x - after.width / 2) * k, y: anchorBefore.y - (after.y - after.height / 2) * k }, true);
+        // a big open box's corner may lie off screen: then show the collapsed node itself
+        const { width, height } = vp.size();
+        const t = vp.transform;
+        const onScreen = intersects({ x: -t.x / t.k, y: -t.y / t.k, width: width / t.k, height: height / t.k }, { x: after.x - after.width / 2, y: after.y - after.height / 2, width: after.width, height: after.height });
+        if (!onScreen) vp.centreOn(after.x, after.y, k);
       }
     }
     this.applyTransform(true, false);
@@ -205,11 +222,60 @@ export class GraphView {
     return true;
   }
 
+  /** Shows a group: its node, or the top of its open box. */
+  centreOnGroup(id: string): boolean {
+    const box = this.graphBoxOfGroup(id);
+    if (!box) return false;
+    const k = Math.max(this.transform.k, 0.8);
+    const { height } = this.viewport.size();
+    const top = box.y - box.height / 2;
+    this.viewport.centreOn(box.x, box.height * k > height ? top + height / 2 / k - 20 / k : box.y, k, true, true);
+    return true;
+  }
+
   /** Moves keyboard focus to the drawn node of an op, if it is drawn. */
   focusOp(index: number): void {
     const nodeId = this.visible?.nodeOfOp[index];
     const node = nodeId ? this.drawn.get(nodeId) : undefined;
     (node as SVGGElement | undefined)?.focus({ preventScroll: true });
+  }
+
+  /** Group summaries of the shown step (for the overview). */
+  get groupSummaries(): ReadonlyMap<string, GroupSummary> {
+    return this.summaries;
+  }
+
+  private drawMinimap(): void {
+    const input = this.input;
+    if (!input || !this.layout) return;
+    const kinds: MiniItem[] = [];
+    for (const item of this.items) {
+      if (item.kind === "edge") continue;
+      if (item.kind === "cluster") {
+        kinds.push({ bounds: item.bounds, kind: "cluster" });
+        continue;
+      }
+      const n = item.node!;
+      if (n.kind === "op") {
+        const op = input.model.ops[n.op];
+        kinds.push({ bounds: item.bounds, kind: op.cause && op.starved.length ? "cut" : op.state });
+      } else {
+        const sum = this.summaries.get(n.group!.id);
+        kinds.push({ bounds: item.bounds, kind: sum?.cuts.length ? "cut" : sum && sum.counts.none === n.group!.size ? "none" : (sum?.worst ?? "none") });
+      }
+    }
+    const css = getComputedStyle(this.element);
+    const v = (name: string): string => css.getPropertyValue(name).trim() || "#888";
+    const colours: Record<MiniItem["kind"], string> = {
+      flowing: v("--gf-flow-edge"),
+      zero: v("--gf-zero"),
+      none: v("--gf-none-stroke"),
+      nonfinite: v("--gf-nonfinite"),
+      cut: v("--gf-cut"),
+      cluster: v("--gf-border"),
+    };
+    this.minimap.draw(kinds, { x: 0, y: 0, width: this.layout.width, height: this.layout.height }, (k) => colours[k]);
+    this.minimap.showView(this.transform, this.viewport.size());
   }
 
   get layoutMillis(): number {
@@ -375,6 +441,8 @@ export class GraphView {
     const ops = input.model.ops;
     if (item.kind === "edge") {
       node.setAttribute("data-flow", edgeFlow(ops, item.edge!));
+      const path = input.path;
+      toggleAttr(node, "data-path", !!path && path.size > 0 && item.edge!.pairs.some(([a, b]) => path.has(a) && path.has(b)));
       return;
     }
     if (item.kind === "cluster") {
@@ -398,6 +466,8 @@ export class GraphView {
       this.colourFlowing(op, node, shape, texts);
       toggleAttr(node, "data-selected", n.op === input.selected);
       toggleAttr(node, "data-match", input.matches.has(n.op));
+      toggleAttr(node, "data-path", !!input.path?.has(n.op));
+      toggleAttr(node, "data-region", !!input.region?.has(n.op));
     } else {
       const group = n.group!;
       const s = this.summaries.get(group.id);
@@ -421,6 +491,12 @@ export class GraphView {
       for (const i of input.matches) if (this.visible?.nodeOfOp[i] === n.id) matchInside = true;
       toggleAttr(node, "data-selected", selectedInside);
       toggleAttr(node, "data-match", matchInside);
+      let pathInside = false;
+      let regionInside = false;
+      for (const i of input.path ?? []) if (this.visible?.nodeOfOp[i] === n.id) pathInside = true;
+      for (const i of input.region ?? []) if (this.visible?.nodeOfOp[i] === n.id) regionInside = true;
+      toggleAttr(node, "data-path", pathInside);
+      toggleAttr(node, "data-region", regionInside);
     }
   }
 
@@ -443,7 +519,8 @@ export class GraphView {
   private applyTransform(immediate: boolean, byUser: boolean): void {
     const t = this.transform;
     this.world.setAttribute("transform", `translate(${t.x.toFixed(1)},${t.y.toFixed(1)}) scale(${t.k.toFixed(4)})`);
-    this.element.classList.toggle("gf-far", t.k < 0.3);
+    this.element.dataset.lod = t.k * LABEL_PX >= MIN_LABEL_PX ? "full" : "none";
+    this.minimap.showView(t, this.viewport.size());
     this.element.dataset.zoom = t.k.toFixed(3);
     if (immediate) this.cull();
     else if (!this.cullQueued) {

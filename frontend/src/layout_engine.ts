@@ -4,6 +4,7 @@
 // times faster than dagre's compound mode, and each group's layout is cached by its content, so
 // expanding a group re-lays out only that group and the groups around it.
 import dagre from "@dagrejs/dagre";
+import { ObstacleGrid, routeAround } from "./edge_routing";
 import type { Box, LayoutRequest, LayoutResult } from "./layout_protocol";
 
 interface Point {
@@ -175,6 +176,8 @@ export function runLayout(request: LayoutRequest): LayoutResult {
   place(ROOT);
 
   const edges: LayoutResult["edges"] = {};
+  // pieces joined across groups may cut through a node: route those around it
+  const grid = new ObstacleGrid(request.nodes.map((n) => ({ id: n.id, ...boxes[n.id] })).filter((o) => o.width !== undefined));
   for (const e of request.edges) {
     const points: Point[] = [];
     for (const seg of segmentsOf.get(e.id) ?? []) {
@@ -182,7 +185,7 @@ export function runLayout(request: LayoutRequest): LayoutResult {
       const o = origin.get(seg.group)!;
       if (route) for (const p of route) points.push({ x: p.x + o.x, y: p.y + o.y });
     }
-    if (points.length >= 2) edges[e.id] = points;
+    if (points.length >= 2) edges[e.id] = routeAround(points, grid, new Set([e.from, e.to]));
   }
   return { id: request.id, boxes, edges, width: rootLocal.width, height: rootLocal.height, millis: Date.now() - started };
 }

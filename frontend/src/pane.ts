@@ -9,6 +9,7 @@ import type { GraphViewEvents } from "./graph_view";
 import type { Hierarchy } from "./hierarchy";
 import type { LayoutClient } from "./layout_client";
 import type { GraphModel } from "./model";
+import { renderOverview } from "./overview";
 import type { DiagnosisResponse } from "./types";
 
 export interface Pane {
@@ -16,6 +17,10 @@ export interface Pane {
   element: HTMLElement;
   title: HTMLElement;
   legend: HTMLDetailsElement;
+  /** the overview level: top groups as readable cards (hidden unless asked for) */
+  overview: HTMLElement;
+  overviewButton: HTMLButtonElement;
+  actions: PaneActions;
   model: GraphModel | null;
   /** the diagnosis route at the pane's step: the story and the all-steps range */
   diagnosis: DiagnosisResponse | null;
@@ -26,6 +31,10 @@ export interface Pane {
 
 export interface PaneActions extends GraphViewEvents {
   collapseAll(): void;
+  /** open this group (and those above it) in the graph and show it */
+  openGroup(id: string): void;
+  /** select this op and show it */
+  revealOp(op: number): void;
 }
 
 export function makePane(layoutClient: LayoutClient, label: string, actions: PaneActions): Pane {
@@ -35,6 +44,9 @@ export function makePane(layoutClient: LayoutClient, label: string, actions: Pan
     element: el("div", { class: "gf-pane" }),
     title: el("div", { class: "gf-pane-title" }),
     legend: el("details", { class: "gf-legend", "aria-label": "legend" }),
+    overview: el("div", { class: "gf-overview", hidden: true }),
+    actions,
+    overviewButton: el("button", { type: "button", class: "gf-overview-toggle", "aria-pressed": "false", title: "overview: the model's top groups, readable at any size (o)" }, "Overview"),
     model: null,
     diagnosis: null,
     hierarchy: null,
@@ -45,15 +57,17 @@ export function makePane(layoutClient: LayoutClient, label: string, actions: Pan
     b.addEventListener("click", action);
     return b;
   };
+  pane.overviewButton.addEventListener("click", () => showOverview(pane, pane.overview.hidden === true));
   const controls = el(
     "div",
     { class: "gf-controls" },
+    pane.overviewButton,
     button("Fit", "fit the graph to the view (0)", () => view.fit()),
     button("+", "zoom in (+)", () => view.zoomBy(1.25)),
     button("−", "zoom out (-)", () => view.zoomBy(0.8)),
     button("Collapse all", "collapse every group", () => actions.collapseAll()),
   );
-  view.element.append(controls, pane.legend);
+  view.element.append(pane.overview, controls, pane.legend);
   pane.element.append(pane.title, view.element);
   return pane;
 }
@@ -80,4 +94,20 @@ export function renderLegend(pane: Pane, scale: MagnitudeScale | null, over: str
     ),
   );
   pane.legend.open = open;
+}
+
+/** Shows (or hides) the overview of the pane's graph at its current step. */
+export function showOverview(pane: Pane, open: boolean): void {
+  pane.overview.hidden = !open;
+  pane.overviewButton.setAttribute("aria-pressed", String(open));
+  if (!open || !pane.model || !pane.hierarchy) return;
+  const close = (): void => showOverview(pane, false);
+  renderOverview(
+    pane.overview,
+    pane.hierarchy,
+    pane.model.ops,
+    pane.view.groupSummaries,
+    (id) => (close(), pane.actions.openGroup(id)),
+    (op) => (close(), pane.actions.revealOp(op)),
+  );
 }

@@ -28,6 +28,7 @@ export const CSS = `
 .gf-error { color: var(--gf-bad-fg); }
 .gf-toolbar { display: flex; flex-wrap: wrap; gap: 6px 14px; align-items: center; padding: 6px 10px; border-bottom: 1px solid var(--gf-border); background: var(--gf-panel); }
 .gf-toolbar label { display: inline-flex; gap: 4px; align-items: center; }
+.gf-toolbar label[hidden] { display: none; }
 .gf-toolbar input[type=range] { width: 200px; }
 .gf-tabs button[aria-pressed=true] { background: var(--gf-accent); color: var(--gf-bg); border-color: var(--gf-accent); }
 .gf-search { position: relative; }
@@ -57,7 +58,7 @@ export const CSS = `
 .gf-graph { flex: 1; position: relative; min-height: 0; }
 .gf-svg { position: absolute; inset: 0; width: 100%; height: 100%; cursor: grab; user-select: none; touch-action: none; }
 .gf-svg:active { cursor: grabbing; }
-.gf-controls { position: absolute; top: 8px; right: 8px; display: flex; gap: 4px; z-index: 2; }
+.gf-controls { position: absolute; top: 8px; right: 8px; display: flex; gap: 4px; z-index: 4; }
 .gf-legend { position: absolute; left: 6px; bottom: 6px; z-index: 2; background: var(--gf-bg); border: 1px solid var(--gf-border); border-radius: 6px; padding: 2px 6px; font-size: 11px; max-width: calc(100% - 12px); }
 .gf-legend summary { cursor: pointer; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .gf-legend-items { display: grid; grid-template-columns: auto auto; gap: 2px 8px; align-items: center; padding: 4px 0 2px; }
@@ -112,6 +113,11 @@ export const CSS = `
 .gf-group[data-has-cut] .gf-shape, .gf-group[data-has-cut] .gf-shape-back { stroke: var(--gf-cut); stroke-width: 3; stroke-opacity: 1; stroke-dasharray: none; }
 .gf-group[data-has-cut] .gf-line-cut { fill: var(--gf-cut) !important; }
 .gf-node[data-selected] .gf-shape { stroke: var(--gf-select) !important; stroke-width: 4 !important; stroke-opacity: 1; stroke-dasharray: none; }
+.gf-node[data-path] .gf-shape { stroke: var(--gf-select); stroke-width: 3; stroke-opacity: 1; stroke-dasharray: none; }
+.gf-op[data-path] { opacity: 1; }
+.gf-node[data-region] .gf-shape { stroke: var(--gf-cut); stroke-width: 2.5; stroke-opacity: 1; }
+.gf-op[data-region] { opacity: .85; }
+.gf-edge[data-path] { stroke: var(--gf-select) !important; stroke-width: 3; stroke-dasharray: none; }
 .gf-node[data-match] .gf-shape { stroke: var(--gf-match); stroke-width: 3; stroke-opacity: 1; }
 .gf-node:focus { outline: none; }
 .gf-node:focus-visible .gf-shape { stroke: var(--gf-accent); stroke-width: 3; stroke-opacity: 1; }
@@ -126,7 +132,22 @@ export const CSS = `
 .gf-edge[data-flow=nonfinite] { stroke: var(--gf-nonfinite); stroke-width: 2.4; }
 .gf-edge[data-flow=dead] { stroke: var(--gf-dead-edge); stroke-dasharray: 5 4; stroke-width: 1; }
 .gf-arrowhead { fill: var(--gf-muted); }
-.gf-far text { display: none; }
+.gf-graph[data-lod=none] .gf-node text, .gf-graph[data-lod=none] .gf-cluster-header text { display: none; }
+.gf-minimap { position: absolute; right: 6px; bottom: 6px; z-index: 2; width: 150px; height: 110px; background: var(--gf-bg); border: 1px solid var(--gf-border); border-radius: 4px; cursor: crosshair; opacity: .92; }
+.gf-overview { position: absolute; inset: 0; z-index: 3; background: var(--gf-bg); overflow: auto; padding: 8px 12px; }
+.gf-overview[hidden] { display: none; }
+.gf-ov-head { margin: 0 120px 8px 0; }
+.gf-ov-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 6px; }
+.gf-ov-group { display: flex; flex-direction: column; align-items: flex-start; gap: 1px; text-align: left; padding: 4px 6px !important; min-width: 0; position: relative; border-width: 2px !important; }
+.gf-ov-group[data-state=flowing] { border-color: var(--gf-flow-edge) !important; }
+.gf-ov-group[data-state=zero] { border-color: var(--gf-zero) !important; }
+.gf-ov-group[data-state=nonfinite] { border-color: var(--gf-nonfinite) !important; }
+.gf-ov-group[data-starved=true] { background: var(--gf-none) !important; border-style: dashed !important; border-color: var(--gf-none-stroke) !important; }
+.gf-ov-group[data-has-cut] { border-color: var(--gf-cut) !important; border-style: solid !important; }
+.gf-ov-name { font-weight: 600; font-size: 13px; max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.gf-ov-meta { font-size: 11px; color: var(--gf-muted); }
+.gf-ov-cut { font-size: 11px; font-weight: 700; color: var(--gf-cut); }
+.gf-ov-bar { position: absolute; left: 0; bottom: 0; height: 3px; width: var(--starved); background: var(--gf-none-stroke); }
 /* details */
 #gf-details { width: 340px; flex: none; overflow: auto; border-left: 1px solid var(--gf-border); padding: 8px 12px; background: var(--gf-panel); }
 #gf-details header { display: flex; justify-content: space-between; align-items: center; }
@@ -152,6 +173,10 @@ export const CSS = `
 .gf-chart-dot[data-state=none] { fill: var(--gf-none-stroke); }
 .gf-chart-dot[data-state=zero] { fill: var(--gf-zero); }
 .gf-chart-dot[data-state=nonfinite] { fill: var(--gf-nonfinite); }
+.gf-chart-tick, .gf-axis-label { font-size: 10px; fill: var(--gf-muted); }
+.gf-chart .gf-grid { stroke: var(--gf-border); stroke-width: .6; }
+.gf-chart-version line { stroke: var(--gf-nonfinite); stroke-dasharray: 4 3; }
+.gf-chart-version text { font-size: 9px; fill: var(--gf-nonfinite); }
 .gf-chart-now { stroke: var(--gf-select); stroke-dasharray: 3 2; }
 /* layers */
 .gf-layers { flex: 1; overflow: auto; padding: 8px 12px; }

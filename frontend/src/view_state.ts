@@ -112,6 +112,16 @@ export function selectOp(s: TabState, name: string, reveal: readonly string[] | 
   return next;
 }
 
+/** Opens groups (a group and those above it) in every linked pane. */
+export function openGroups(s: TabState, pane: 0 | 1, ids: readonly string[], current: readonly [readonly string[], readonly string[]]): TabState {
+  let next = s;
+  for (const p of targets(s, pane)) {
+    const missing = ids.filter((g) => !current[p].includes(g));
+    if (missing.length) next = { ...next, panes: withPane(next, p, { expanded: [...current[p], ...missing] }) };
+  }
+  return next.view === "graph" ? next : { ...next, view: "graph" };
+}
+
 export function clearSelection(s: TabState): TabState {
   return { ...s, selected: null };
 }

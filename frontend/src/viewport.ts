@@ -101,9 +101,9 @@ export class Viewport {
     this.set({ ...this.t, x: this.t.x + dx, y: this.t.y + dy }, false, byUser);
   }
 
-  centreOn(x: number, y: number, k = this.t.k, immediate = true): void {
+  centreOn(x: number, y: number, k = this.t.k, immediate = true, byUser = false): void {
     const { width, height } = this.size();
-    this.set(centreOn(x, y, this.t, width, height, k), immediate);
+    this.set(centreOn(x, y, this.t, width, height, k), immediate, byUser);
   }
 
   /** On every resize, what the user was looking at stays in view: the selection, else the centre. */

@@ -6,7 +6,7 @@ import { formatNorm, listNames } from "../src/format";
 import { alignNames, barLength, layerFlags, layerRows } from "../src/layers_model";
 import { axisFraction, decadeTicks, logAxis, unionRange } from "../src/log_axis";
 import { buildModel, parseNorm } from "../src/model";
-import { nodeLines, nodeSize } from "../src/node_text";
+import { fitText, nodeLines, nodeSize } from "../src/node_text";
 import { matchingOps, search } from "../src/search";
 import { fitTransform, visibleRect, zoomAround } from "../src/viewport";
 import { brokenVae, graph } from "./fixture";
@@ -113,6 +113,19 @@ test("a cut point's node says so, and node size does not depend on the step's va
   const other = brokenVae();
   other.ops.norm[7] = 1.2345e-7;
   assert.deepEqual(nodeSize(nodeLines(buildModel(other), node, undefined)), nodeSize(lines));
+  // a name that is the type is not repeated: "ReadVariableOp · ReadVariableOp" said nothing twice
+  const read = nodeLines(m, { id: "op:1", kind: "op" as const, op: 1, group: null, cluster: null }, undefined);
+  assert.deepEqual(read.map((l) => l.text), ["ReadVariableOp", "1"]);
+  assert.equal(lines[2].text, "3");
+  const x = nodeLines(m, { id: "op:0", kind: "op" as const, op: 0, group: null, cluster: null }, undefined);
+  assert.deepEqual(x.map((l) => l.text), ["x", "Placeholder · no gradient"]);
+});
+
+test("long names are cut with an ellipsis to the widest node", () => {
+  const long = "a".repeat(200);
+  const fitted = fitText(long, 100);
+  assert.ok(fitted.endsWith("…") && fitted.length < 30 && fitted.length > 5);
+  assert.equal(fitText("short", 100), "short");
 });
 
 test("history chart points: log scale, gaps for no gradient", () => {

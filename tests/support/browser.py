@@ -47,6 +47,24 @@ def demo_logdir() -> str:
     return logdir
 
 
+@functools.cache
+def large_logdir() -> str:
+    """LOGDIR with runs `resnet50` and `transformer64` (64 blocks, a numpy_function cut in block
+    32), written once per session by tests/scripts/write_large_logdirs.py (about 2-3 minutes), or
+    the one that $GRADFLOW_LARGE_LOGDIR names (written by that script before)."""
+    if os.environ.get("GRADFLOW_LARGE_LOGDIR"):
+        return os.environ["GRADFLOW_LARGE_LOGDIR"]
+    root = tempfile.mkdtemp(prefix="gradflow-large-")
+    atexit.register(shutil.rmtree, root, True)
+    logdir = os.path.join(root, "logs")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "scripts", "write_large_logdirs.py"), logdir, "--steps", "2"],
+        check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=1200,
+    )
+    return logdir
+
+
 def tab_frame(page: Any, timeout: float = 30000) -> Any:
     """The tab's iframe (TensorBoard's plugin_entry.html), once the tab has rendered."""
     page.frame_locator("iframe").locator(READY).wait_for(timeout=timeout)
@@ -73,6 +91,46 @@ def wait_render(frame: Any, after: int, timeout: float = 15000) -> int:
 
 def render_seq(frame: Any) -> int:
     return int(frame.evaluate("Number(document.querySelector('#gf-root').dataset.renderSeq || 0)"))
+
+
+_EDGE_CROSSINGS = """
+() => {
+  const svg = document.querySelector('#gf-panes .gf-pane:first-child .gf-world');
+  const nodes = [...svg.querySelectorAll('.gf-node')].map(n => {
+    const t = n.getAttribute('transform').match(/translate\(([-\d.]+),([-\d.]+)\)/);
+    const [w, h] = n.dataset.size.split('x').map(Number);
+    return { id: n.dataset.nodeId, x: +t[1], y: +t[2], w, h };
+  });
+  const edges = [...svg.querySelectorAll('.gf-edge')].map(e => e.getAttribute('d').split(/[ML]/).filter(s => s.trim()).map(p => p.split(',').map(Number)));
+  const hit = (a, b, r) => {
+    // Liang-Barsky clip of segment a-b against rect r shrunk by 3
+    const x0 = r.x + 3, y0 = r.y + 3, x1 = r.x + r.w - 3, y1 = r.y + r.h - 3;
+    let t0 = 0, t1 = 1; const dx = b[0] - a[0], dy = b[1] - a[1];
+    for (const [p, q] of [[-dx, a[0] - x0], [dx, x1 - a[0]], [-dy, a[1] - y0], [dy, y1 - a[1]]]) {
+      if (p === 0) { if (q < 0) return false; continue; }
+      const t = q / p;
+      if (p < 0) { if (t > t1) return false; if (t > t0) t0 = t; } else { if (t < t0) return false; if (t < t1) t1 = t; }
+    }
+    return t0 < t1;
+  };
+  let crossings = 0; const bad = [];
+  for (const pts of edges) {
+    const first = pts[0], last = pts[pts.length - 1];
+    for (const r of nodes) {
+      const inside = (p) => p[0] >= r.x - 1 && p[0] <= r.x + r.w + 1 && p[1] >= r.y - 1 && p[1] <= r.y + r.h + 1;
+      if (inside(first) || inside(last)) continue;
+      for (let i = 1; i < pts.length; i++) if (hit(pts[i - 1], pts[i], r)) { crossings++; bad.push(r.id); break; }
+    }
+  }
+  return { edges: edges.length, nodes: nodes.length, crossings, bad: bad.slice(0, 10) };
+}
+"""
+
+
+def edge_crossings(frame: Any) -> dict:
+    """How many drawn edges pass through a drawn node other than their own two ends (in the
+    first pane): {"edges", "nodes", "crossings", "bad": [node ids]}."""
+    return frame.evaluate(_EDGE_CROSSINGS)
 
 
 def screenshot(page: Any, name: str) -> str:

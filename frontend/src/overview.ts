@@ -1,0 +1,131 @@
+// The overview level: the model's top groups as cards large enough to read at any model size,
+// each with its worst state, its starved share and its cut points; a click opens the group in
+// the graph. The level is the first one below the root with enough groups to say something.
+import { clear, el } from "./dom";
+import type { Group, GroupSummary, Hierarchy } from "./hierarchy";
+import type { Op } from "./model";
+
+export type OverviewEntry = { kind: "group"; group: Group } | { kind: "op"; op: number };
+
+/** What the overview shows: descend from the root through levels with fewer than `minGroups`
+ * groups (a model's single top scope), at most `max` cards, inputs first. Cut points that sit
+ * directly in a group the descent passed through become cards of their own, so none is lost. */
+export function overviewEntries(h: Hierarchy, ops: readonly Op[], minGroups = 6, max = 300): OverviewEntry[] {
+  const isCut = (i: number): boolean => !!ops[i]?.cause && ops[i].starved.length > 0;
+  let level: Group[] = h.root.groups;
+  const cutOps: number[] = h.root.ops.filter(isCut);
+  while (level.length > 0 && level.length < minGroups) {
+    const next: Group[] = [];
+    for (const g of level) {
+      if (g.groups.length) {
+        next.push(...g.groups);
+        cutOps.push(...g.ops.filter(isCut));
+      } else next.push(g);
+    }
+    if (next.length === level.length) break;
+    level = next;
+  }
+  // inputs first: by the median data-flow depth of a group's ops (op indices follow no order)
+  const depth = opDepths(ops);
+  const key = new Map<Group, number>();
+  const members = (g: Group): number[] => [...g.ops, ...g.groups.flatMap(members)];
+  const keyOf = (g: Group): number => {
+    let m = key.get(g);
+    if (m === undefined) {
+      const ds = members(g).map((i) => depth[i]).sort((x, y) => x - y);
+      m = ds.length ? ds[ds.length >> 1] : 0;
+      key.set(g, m);
+    }
+    return m;
+  };
+  const entries: Array<[number, OverviewEntry]> = [
+    ...level.map((group): [number, OverviewEntry] => [keyOf(group), { kind: "group", group }]),
+    ...cutOps.map((op): [number, OverviewEntry] => [depth[op], { kind: "op", op }]),
+  ];
+  return entries.sort((a, b) => a[0] - b[0]).slice(0, max).map(([, e]) => e);
+}
+
+/** Each op's longest path from a graph input (0 for inputs); an op on a cycle counts once. */
+export function opDepths(ops: readonly Op[]): number[] {
+  const depth = new Array<number>(ops.length).fill(-1);
+  const state = new Uint8Array(ops.length); // 0 new, 1 on the stack, 2 done
+  for (let start = 0; start < ops.length; start++) {
+    if (state[start]) continue;
+    const stack: Array<[number, number]> = [[start, 0]];
+    state[start] = 1;
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const op = ops[top[0]];
+      if (top[1] < op.inputs.length) {
+        const j = op.inputs[top[1]++];
+        if (state[j] === 0) {
+          state[j] = 1;
+          stack.push([j, 0]);
+        }
+        continue;
+      }
+      let d = 0;
+      for (const j of op.inputs) if (state[j] === 2) d = Math.max(d, depth[j] + 1);
+      depth[top[0]] = d;
+      state[top[0]] = 2;
+      stack.pop();
+    }
+  }
+  return depth;
+}
+
+export function renderOverview(
+  container: HTMLElement,
+  h: Hierarchy,
+  ops: readonly Op[],
+  summaries: ReadonlyMap<string, GroupSummary>,
+  onOpen: (group: string) => void,
+  onOp: (op: number) => void,
+): void {
+  clear(container);
+  const entries = overviewEntries(h, ops);
+  const grid = el("div", { class: "gf-ov-grid", role: "list" });
+  for (const entry of entries) {
+    if (entry.kind === "op") {
+      const op = ops[entry.op];
+      const card = el(
+        "button",
+        { type: "button", class: "gf-ov-group", role: "listitem", title: op.name, "data-op": op.name, "data-cut": op.cause, "data-state": op.state, "data-has-cut": "1" },
+        el("span", { class: "gf-ov-name" }, `✂ ${op.name.split("/").pop()}`),
+        el("span", { class: "gf-ov-meta" }, op.type),
+        el("span", { class: "gf-ov-cut" }, `cut point: ${op.cause}, starves ${op.starved.length}`),
+      );
+      card.addEventListener("click", () => onOp(entry.op));
+      grid.append(card);
+      continue;
+    }
+    const g = entry.group;
+    const s = summaries.get(g.id);
+    const starved = s ? s.counts.none / Math.max(1, g.size) : 0;
+    const card = el(
+      "button",
+      {
+        type: "button",
+        class: "gf-ov-group",
+        role: "listitem",
+        title: `${g.id}\n${g.size} ops · worst state ${s?.worst ?? "none"}`,
+        "data-group": g.id,
+        "data-state": s?.worst ?? "none",
+        "data-has-cut": s?.cuts.length ? String(s.cuts.length) : null,
+        "data-starved": starved >= 1 ? "true" : starved > 0 ? "part" : null,
+      },
+      el("span", { class: "gf-ov-name" }, g.id.split("/").slice(-2).join("/")),
+      el("span", { class: "gf-ov-meta" }, `${g.size} ops${starved > 0 ? ` · ${Math.round(starved * 100)}% no gradient` : ""}`),
+      s?.cuts.length ? el("span", { class: "gf-ov-cut" }, `✂ ${s.cuts.map((i) => ops[i]?.type ?? "").join(", ")}`) : null,
+    );
+    const bar = el("span", { class: "gf-ov-bar" });
+    bar.style.setProperty("--starved", `${(starved * 100).toFixed(1)}%`);
+    card.append(bar);
+    card.addEventListener("click", () => onOpen(g.id));
+    grid.append(card);
+  }
+  container.append(
+    el("div", { class: "gf-ov-head" }, el("strong", {}, "Overview"), el("span", { class: "gf-muted" }, ` · ${entries.length} groups and cut points, inputs first; click one to open it in the graph`)),
+    grid,
+  );
+}

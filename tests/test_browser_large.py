@@ -1,0 +1,90 @@
+"""The tab on large real models: Keras' ResNet50 (~1,400 ops) and a 64-block Transformer LM
+(~5,000 ops) with a tf.numpy_function in block 32, written by tests/scripts/write_large_logdirs.py.
+From the overview and the minimap the whole model is readable, with the cut and the starved
+region visible."""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+pytest.importorskip("playwright")
+from support.browser import ROOT, browser, edge_crossings, large_logdir, no_errors_from_the_tab, open_tab, page, render_seq, route, screenshot, wait_render  # noqa: E402,F401
+from support.tensorboard_proc import running_tensorboard  # noqa: E402
+
+DOCS = os.path.join(ROOT, "docs")
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    with running_tensorboard(large_logdir(), load_fast="false") as url:
+        yield url
+
+
+def overview(frame):
+    frame.locator("#gf-panes .gf-pane:first-child .gf-overview-toggle").click()
+    o = frame.locator("#gf-panes .gf-pane:first-child .gf-overview")
+    o.wait_for()
+    return o
+
+
+def readable(cards) -> None:
+    """Every card's name is at least 12 px and drawn whole or cut with an ellipsis, never clipped to nothing."""
+    sizes = cards.evaluate_all("cs => cs.map(c => { const n = c.querySelector('.gf-ov-name'); const r = n.getBoundingClientRect(); return [parseFloat(getComputedStyle(n).fontSize), r.width, r.height]; })")
+    assert all(size >= 12 and width > 30 and height >= 12 for size, width, height in sizes), sizes[:5]
+
+
+def test_transformer_overview_shows_every_block_the_cut_and_the_starved_region(page, base_url):
+    d = route(base_url, "diagnosis", run="transformer64", tag="gradflow")
+    [cut] = [c for c in d["story"]["cuts"] if c["cause"] == "numpy_function"]
+    assert d["ops"] > 4000
+    page.set_viewport_size({"width": 1400, "height": 900})
+    frame = open_tab(page, base_url, "gradflow&p.gradflow.run=transformer64")
+    first_paint = float(frame.locator("#gf-root").get_attribute("data-first-paint-ms"))
+    assert first_paint > 0
+    o = overview(frame)
+    cards = o.locator(".gf-ov-group")
+    blocks = {}
+    for group, starved in cards.evaluate_all("cs => cs.map(c => [c.dataset.group || '', c.dataset.starved || ''])"):
+        m = re.search(r"block_(\d+)(?:_\d+)?$", group)
+        if m:
+            blocks[int(m.group(1))] = starved
+    assert sorted(blocks) == list(range(64))
+    assert all(blocks[b] == "true" for b in range(32)), blocks
+    assert all(blocks[b] == "" for b in range(33, 64)), blocks
+    holder = o.locator(f'.gf-ov-group[data-group="{cut["op_name"].rpartition("/")[0]}"]')
+    assert holder.get_attribute("data-has-cut")
+    assert "PyFunc" in holder.locator(".gf-ov-cut").inner_text()
+    assert holder.evaluate("c => getComputedStyle(c).borderTopColor") == "rgb(213, 0, 0)"
+    readable(cards)
+    screenshot(page, "overview-transformer.png")
+    page.screenshot(path=os.path.join(DOCS, "overview.png"))
+    # the minimap of the fitted graph shows the cut
+    o.page.keyboard.press("Escape")
+    frame.locator("#gf-panes .gf-pane:first-child .gf-overview-toggle").click()
+    assert int(frame.locator(".gf-minimap").first.get_attribute("data-cuts")) >= 1
+
+
+def test_resnet50_overview_is_readable(page, base_url):
+    d = route(base_url, "diagnosis", run="resnet50", tag="gradflow")
+    assert d["story"]["tone"] == "ok" and d["story"]["harmless"]  # BatchNorm's StopGradients
+    frame = open_tab(page, base_url, "gradflow&p.gradflow.run=resnet50")
+    o = overview(frame)
+    cards = o.locator(".gf-ov-group")
+    assert cards.count() >= 16
+    readable(cards)
+    seq = render_seq(frame)
+    group = cards.nth(3).get_attribute("data-group")
+    cards.nth(3).click()
+    wait_render(frame, seq)
+    assert frame.locator(f'#gf-panes .gf-cluster[data-group="{group}"]').count() == 1
+
+
+@pytest.mark.parametrize("run", ["resnet50", "transformer64"])
+def test_edges_go_around_nodes_on_large_models(page, base_url, run):
+    frame = open_tab(page, base_url, f"gradflow&p.gradflow.run={run}")
+    frame.locator("#gf-panes .gf-pane:first-child button[aria-label^='fit the graph']").click()
+    frame.wait_for_timeout(200)
+    found = edge_crossings(frame)
+    assert found["edges"] > 100 and found["crossings"] == 0, found
