@@ -30,6 +30,8 @@ export interface CutPointJson {
   source: string;
   detail: string;
   starved_variables: string[];
+  parallel_cuts: string[];
+  library_source: string | null;
 }
 
 export interface GraphResponse {
@@ -59,8 +61,20 @@ export interface GraphResponse {
     cause: (Cause | null)[];
     cause_detail: string[];
     starved: number[][];
+    /** fraction of the gradient's elements nonzero and finite (within 1/254); null unknown */
+    presence: (number | null)[];
+    /** a gating op (ReLU, clip, tf.where): its presence is what it passes back to its input */
+    presence_at_input: boolean[];
   };
-  variables: { name: string[]; shape: string[]; state: GradState[]; norm: WireNorm[] };
+  variables: {
+    name: string[];
+    shape: string[];
+    state: GradState[];
+    norm: WireNorm[];
+    presence: (number | null)[];
+    /** its gradient is IndexedSlices (embedding, gather): untouched rows get none, normally */
+    sparse_gradient: boolean[];
+  };
   cut_points: CutPointJson[];
   starved_variables: string[];
   zero_variables: string[];
@@ -75,6 +89,7 @@ export interface HistoryResponse {
   steps: number[];
   states: GradState[];
   norms: WireNorm[];
+  presences: (number | null)[];
 }
 
 /** A sentence of the diagnosis and the names it is about (served whole; the tab may shorten the list). */
@@ -105,7 +120,7 @@ export interface Story {
   harmless: StoryCut[];
   harmless_summary: string | null;
   harmless_hints: { cause: Cause; hint: string }[];
-  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" })[];
+  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" | "dead_gate" | "sparse_variable" | "few_rows"; hint?: string })[];
 }
 
 export interface DiagnosisResponse {
@@ -113,8 +128,10 @@ export interface DiagnosisResponse {
   steps: number[];
   last_step: number;
   ops: number;
-  variables: Record<string, { state: GradState; norm: WireNorm }>;
+  variables: Record<string, { state: GradState; norm: WireNorm; presence: number | null; sparse_gradient: boolean }>;
   cut_points: Omit<CutPointJson, "op" | "detail">[];
+  /** presence of each op where known, and whether it is at the op's input (a gate) or output */
+  op_presence: Record<string, { presence: number; presence_of: "input" | "output" }>;
   starved_variables: string[];
   story: Story;
   /** [smallest, largest] flowing norm over every logged step; null when none */
