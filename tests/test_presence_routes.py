@@ -7,50 +7,20 @@ import subprocess
 import sys
 import urllib.parse
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
-import tb_gradflow
 from support.plugin_servers import LOADERS
+from support.presence_logdir import STEPS, write_dead_relu_run
 from support.route_schema import errors, load_schema
 from support.tensorboard_proc import TensorBoardProcess, fetch_json
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format.presence import PRECISION
 
-STEPS = (0, 100, 1200)
-
-
-def _write_dead_relu_run(logdir: str):
-    """A ReLU layer with 15 of 16 units dead, logged at STEPS; returns the analyze() report."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    layer = keras.layers.Dense(16, activation="relu", name="dense_3")
-    head = keras.layers.Dense(1, name="head")
-    embedding = keras.layers.Embedding(500, 4, name="embed")
-    x = tf.random.normal([32, 5], seed=1)
-    ids = tf.constant([[1, 2, 3, 2]])
-    head(layer(x)), embedding(ids)
-    bias = np.full(16, -1e3, np.float32)
-    bias[0] = 0.0
-    layer.bias.assign(bias)
-
-    def loss_fn(x, ids):
-        return tf.reduce_sum(head(layer(x)) ** 2) + tf.reduce_sum(embedding(ids))
-
-    writer = tf.summary.create_file_writer(f"{logdir}/dead")
-    with writer.as_default():
-        for step in STEPS:
-            tb_gradflow.summary.gradflow("gradflow", loss_fn, x, ids, step=step, strict=True)
-    writer.close()
-    return tb_gradflow.analyze(loss_fn, x, ids)
-
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     logdir = str(tmp_path_factory.mktemp("presence"))
-    return logdir, _write_dead_relu_run(logdir)
+    return logdir, write_dead_relu_run(logdir)
 
 
 def test_cli_text_and_json_carry_presence(logged):
