@@ -192,3 +192,19 @@ def test_presence_is_unknown_for_a_nan_or_inf_gradient():
     assert report.variables["ok"].presence == 0.5  # the x of 0 gives ok[1] none
     sqrt = op_of(report, "Sqrt")
     assert sqrt.state == "flowing" and sqrt.presence == 1.0
+
+
+def test_eager_fallback_measures_variable_presence():
+    table = tf.Variable(tf.ones([20, 3]), name="table")
+    dense = tf.Variable(tf.ones([3]), name="dense")
+
+    def loss_fn(ids):
+        scale = float(tf.reduce_sum(tf.cast(ids, tf.float32)).numpy())  # untraceable: eager tape
+        return tf.reduce_sum(tf.gather(table, ids)) * scale + tf.reduce_sum(dense * [1.0, 0.0, 2.0])
+
+    report = tb_gradflow.analyze(loss_fn, tf.constant([0, 5, 5, 9]))
+    assert report.fallback_reason
+    table_grad, dense_grad = tape_grads(loss_fn, [tf.constant([0, 5, 5, 9])], {}, [table, dense])
+    assert report.variables["table"].presence == pytest.approx(fraction(table_grad), abs=PRECISION)
+    assert fraction(table_grad) == pytest.approx(3 / 20) and report.variables["table"].sparse_gradient
+    assert report.variables["dense"].presence == pytest.approx(2 / 3, abs=PRECISION)

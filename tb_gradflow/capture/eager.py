@@ -65,9 +65,9 @@ def eager_probe(
     return ProbeResult(graph, step)
 
 
-def _fraction(present: float, size: float, state: str) -> float | None:
+def _fraction(half_present: float, size: float, state: str) -> float | None:
     """Presence from Reducer.presence's counts: unknown for a NaN or Inf gradient."""
-    return present / size if size > 0 and state != V.NONFINITE else None
+    return 2.0 * half_present / size if size > 0 and state != V.NONFINITE else None  # halves: Reducer.presence
 
 
 def _add_cuts(graph: gradflow_pb2.Graph, log: OpLog, tape: tf.GradientTape, loss: Any, starved) -> None:

@@ -47,11 +47,12 @@ class Layout:
 
 
 def _fractions(counts: Any, owner: np.ndarray | None, n: int) -> np.ndarray:
-    """Presence per owner from rows of (present, size); NaN where an owner has no rows."""
+    """Presence per owner from rows of (half the present count, size); NaN where an owner has
+    no rows."""
     counts = np.asarray(counts, np.float64).reshape(-1, 2)
     if owner is None:
         owner = np.arange(len(counts))
-    present = np.bincount(owner, weights=counts[:, 0], minlength=n)[:n]
+    present = np.bincount(owner, weights=2.0 * counts[:, 0], minlength=n)[:n]  # halves: Reducer.presence
     size = np.bincount(owner, weights=counts[:, 1], minlength=n)[:n]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(size > 0, present / size, np.nan)
