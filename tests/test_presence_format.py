@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from support.presence_logdir import relu_graph
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.format.records import build_report, check_aligned, decode_step, encode_step, encode_step_arrays
-from tb_gradflow.proto import gradflow_pb2
 
 NONE, FLOWING, ZERO, NONFINITE = 0, 1, 2, 3
 
@@ -45,18 +45,10 @@ def test_unknown_where_the_state_would_imply_a_value_is_stored():
     assert np.isnan(back).all()
 
 
-def _graph() -> gradflow_pb2.Graph:
-    graph = gradflow_pb2.Graph(graph_id="g", loss_op=1)
-    graph.variables.add(name="w", shape="3", dtype="float32")
-    graph.ops.add(name="Relu", type="Relu", parent=-1, measured=True, presence_at_input=True)
-    graph.ops.add(name="Sum", type="Sum", inputs=[0], parent=-1, measured=True)
-    return graph
-
-
 def test_report_reads_presence_and_unknown_without_it():
     with_presence = encode_step("g", ["flowing", "flowing"], [1.0, 1.0], ["flowing"], [2.0], 0.1,
                                 op_presence=[0.08, 1.0], variable_presence=[1 / 3])
-    report = build_report(_graph(), decode_step(with_presence.SerializeToString()))
+    report = build_report(relu_graph("Relu"), decode_step(with_presence.SerializeToString()))
     relu = report.ops[0]
     assert relu.presence == pytest.approx(0.08, abs=P.PRECISION) and relu.presence_of == "input"
     assert report.ops[1].presence == 1.0 and report.ops[1].presence_of == "output"
@@ -65,7 +57,7 @@ def test_report_reads_presence_and_unknown_without_it():
 
     without = encode_step("g", ["flowing", "zero"], [1.0, 0.0], ["zero"], [0.0], 0.1)
     assert not without.has_presence
-    old = build_report(_graph(), decode_step(without.SerializeToString()))
+    old = build_report(relu_graph("Relu"), decode_step(without.SerializeToString()))
     assert [op.presence for op in old.ops] == [None, None]  # unknown, not 0
     assert old.variables["w"].presence is None
 
@@ -80,7 +72,7 @@ def test_corrupt_presence_is_a_format_error(field, value):
     step = encode_step_arrays("g", np.array([FLOWING, FLOWING], np.uint8), np.array([1.0, 1.0]),
                               np.array([FLOWING], np.uint8), np.array([1.0]), 0.0,
                               op_presence=np.array([0.5, 1.0]), variable_presence=np.array([1.0]))
-    check_aligned(_graph(), step)
+    check_aligned(relu_graph("Relu"), step)
     setattr(step, field, value)
     with pytest.raises(FormatError):
-        check_aligned(_graph(), step)
+        check_aligned(relu_graph("Relu"), step)

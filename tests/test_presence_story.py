@@ -9,9 +9,9 @@ import numpy as np
 import tensorflow as tf
 
 import tb_gradflow
+from support.presence_logdir import relu_graph
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format.records import build_report, decode_step, encode_step
-from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.story import story, story_lines
 
 
@@ -76,21 +76,13 @@ def test_embedding_touching_few_rows_is_told_as_normal():
     assert "under 1 % of its rows" in note["text"] and V.FEW_ROWS_NORMAL in note["text"]
 
 
-def _graph() -> gradflow_pb2.Graph:
-    graph = gradflow_pb2.Graph(graph_id="g", loss_op=1)
-    graph.variables.add(name="w", shape="3", dtype="float32")
-    graph.ops.add(name="dense_3/Relu", type="Relu", parent=-1, measured=True, presence_at_input=True)
-    graph.ops.add(name="Sum", type="Sum", inputs=[0], parent=-1, measured=True)
-    return graph
-
-
 def test_step_number_and_unknown_presence():
     step = encode_step("g", ["flowing", "flowing"], [1.0, 1.0], ["flowing"], [1.0], 0.0,
                        op_presence=[0.08, 1.0], variable_presence=[1.0])
-    report = build_report(_graph(), decode_step(step.SerializeToString()), 1200)
+    report = build_report(relu_graph(), decode_step(step.SerializeToString()), 1200)
     (note,) = story(report)["notes"]
     assert note["text"] == "dense_3/Relu: 92 % of units pass no gradient at step 1,200 (dead ReLUs)"
     old = encode_step("g", ["flowing", "flowing"], [1.0, 1.0], ["flowing"], [1.0], 0.0)
-    unknown = build_report(_graph(), decode_step(old.SerializeToString()), 3)
+    unknown = build_report(relu_graph(), decode_step(old.SerializeToString()), 3)
     assert story(unknown)["notes"] == [] and story(unknown)["tone"] == "ok"  # unknown is not 0
     json.dumps(story(report), allow_nan=False)

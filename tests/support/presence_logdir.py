@@ -6,8 +6,19 @@ import numpy as np
 import tensorflow as tf
 
 import tb_gradflow
+from tb_gradflow.proto import gradflow_pb2
 
 STEPS = (0, 100, 1200)
+
+
+def relu_graph(relu_name: str = "dense_3/Relu") -> gradflow_pb2.Graph:
+    """A two-op Graph (a ReLU measured at its input, then a Sum) and one variable `w`, for
+    steps encoded by hand."""
+    graph = gradflow_pb2.Graph(graph_id="g", loss_op=1)
+    graph.variables.add(name="w", shape="3", dtype="float32")
+    graph.ops.add(name=relu_name, type="Relu", parent=-1, measured=True, presence_at_input=True)
+    graph.ops.add(name="Sum", type="Sum", inputs=[0], parent=-1, measured=True)
+    return graph
 
 
 def write_dead_relu_run(logdir: str, run: str = "dead") -> tb_gradflow.report.Report:
