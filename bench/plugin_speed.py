@@ -203,6 +203,10 @@ def main() -> None:
     if "huge" in parts:
         with tempfile.TemporaryDirectory(prefix="gradflow-bench-huge-") as tmp:
             graph = crafted.chain_graph("huge-1", 230_000, 2_000, cuts=(1234, 150_000))
+            for i, op in enumerate(graph.ops):  # what real ops carry: shapes, dtypes, source lines
+                op.output_shapes[:] = ["8x56x56x256", "256"]
+                op.output_dtypes[:] = ["float32", "float32"]
+                op.source = f"/home/user/project/models/backbone/stage_{i // 10_000}/blocks.py:{100 + i % 900}"
             crafted.write_fast_run(os.path.join(tmp, "huge"), graph, range(3))
             print(f"huge graph: {len(graph.ops):,} ops, {graph.ByteSize() / 2**20:.1f} MB serialized")
             for load_fast in args.loaders.split(","):

@@ -151,3 +151,15 @@ def test_derived_values_stay_within_their_limit():
         assert entry.derived(("diagnosis", step), lambda: "x" * 1000) == "x" * 1000
     assert entry.nbytes - base <= 10_000 and cache.nbytes == entry.nbytes
     assert ("diagnosis", 99) in entry._derived and ("diagnosis", 0) not in entry._derived
+
+
+def test_cache_budget_from_the_environment(monkeypatch, caplog):
+    from tb_gradflow.plugin.plugin import CACHE_ENV, cache_budget_bytes
+    from tb_gradflow.reading.cache import DEFAULT_BUDGET_BYTES
+
+    monkeypatch.setenv(CACHE_ENV, "64")
+    assert cache_budget_bytes() == 64 << 20
+    for bad in ("0", "-5", "1e3", "lots"):
+        monkeypatch.setenv(CACHE_ENV, bad)
+        assert cache_budget_bytes() == DEFAULT_BUDGET_BYTES
+    assert CACHE_ENV in caplog.text

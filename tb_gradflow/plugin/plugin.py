@@ -8,6 +8,7 @@ request gets a JSON `{"error": ...}` with a 400 or 404.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, Callable
 
@@ -19,7 +20,7 @@ from werkzeug import wrappers
 
 from tb_gradflow.format import metadata
 from tb_gradflow.plugin import params, static_files, views
-from tb_gradflow.reading.cache import CachedSeries, SeriesCache
+from tb_gradflow.reading.cache import DEFAULT_BUDGET_BYTES, CachedSeries, SeriesCache
 from tb_gradflow.reading.reader import GradflowReader, data_scope
 
 logger = logging.getLogger("tb_gradflow")
@@ -51,13 +52,26 @@ class _WarnOnce:
         logger.warning("tb_gradflow: %s", message)
 
 
+CACHE_ENV = "TB_GRADFLOW_CACHE_MB"
+
+
+def cache_budget_bytes() -> int:
+    """The decoded-series budget: `TB_GRADFLOW_CACHE_MB` when set to a positive integer."""
+    value = os.environ.get(CACHE_ENV, "")
+    if value.isdigit() and int(value) > 0:
+        return int(value) << 20
+    if value:
+        logger.warning("tb_gradflow: %s=%r is not a positive number of MB; using the default", CACHE_ENV, value)
+    return DEFAULT_BUDGET_BYTES
+
+
 class GradflowPlugin(base_plugin.TBPlugin):
     plugin_name = metadata.PLUGIN_NAME
 
     def __init__(self, context: base_plugin.TBContext):
         self._provider = context.data_provider
         self._multiplexer = getattr(context, "multiplexer", None)  # Python loader only
-        self._cache = SeriesCache()
+        self._cache = SeriesCache(cache_budget_bytes())
         self._warn = _WarnOnce()
 
     def get_plugin_apps(self) -> dict[str, Any]:

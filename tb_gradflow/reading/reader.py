@@ -272,7 +272,7 @@ class GradflowReader:
         """Every kept step of run/name, asking the provider for at most about `read_budget_bytes`
         at once (the Rust data server's replies stop at 256 MiB): the size of the last step
         sets how many steps one read may return. A run with more steps than that is served as
-        an even sample of them, with a warning, rather than not at all. The Python loader
+        a sample of them (the provider picks; the last step is in it), with a warning, rather than not at all. The Python loader
         holds every step in memory already and converts them all at any `downsample`: one read."""
         if self._multiplexer is not None:
             return self._read_tensors(ctx, run, name, _ALL)
@@ -294,7 +294,7 @@ class GradflowReader:
         if len(data) >= limit:
             self._warn(
                 f"run {run!r}, tag {name!r}: more steps than one bounded read holds "
-                f"({limit} of {per_step} bytes); serving an even sample of {len(data)} steps"
+                f"({limit} of {per_step} bytes); serving a sample (the last step included) of {len(data)} steps"
             )
         return data
 
