@@ -3,10 +3,12 @@
 overview. On the demo logdir in Debian's Chromium."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import base_url, browser, diagnosis, edge_crossings, no_errors_from_the_tab, open_tab, page, render_seq, screenshot, wait_render  # noqa: E402,F401
+from support.browser import ROOT, base_url, browser, diagnosis, edge_crossings, no_errors_from_the_tab, open_tab, page, render_seq, screenshot, wait_render  # noqa: E402,F401
 
 
 def pane(frame, n: int):
@@ -32,6 +34,7 @@ def test_the_selection_stays_in_view_on_every_resize(page, base_url):
     seq = wait_render(frame, seq)
     frame.wait_for_timeout(150)
     assert max(map(abs, centre_offset(frame, cut))) < 5
+    page.screenshot(path=os.path.join(ROOT, "docs", "compare.png"))
     # a narrower window, then closing Compare: still centred
     page.set_viewport_size({"width": 1000, "height": 700})
     frame.wait_for_timeout(200)
@@ -45,13 +48,15 @@ def test_the_selection_stays_in_view_on_every_resize(page, base_url):
 def test_compare_panes_move_together_until_unlinked(page, base_url):
     frame = open_tab(page, base_url, "gradflow&p.gradflow.compare=fixed")
     zoom = lambda n: pane(frame, n).locator(".gf-graph").get_attribute("data-zoom")  # noqa: E731
+    world = lambda n: pane(frame, n).locator(".gf-world").get_attribute("transform")  # noqa: E731
+    assert world(1) == world(2)  # a new linked pane starts where the run's pane looks
     pane(frame, 1).get_by_role("button", name="zoom in (+)").click()
     frame.wait_for_timeout(100)
     assert zoom(1) == zoom(2)
     pane(frame, 2).locator(".gf-svg").hover()
     page.mouse.wheel(0, 300)
     frame.wait_for_timeout(150)
-    assert zoom(1) == zoom(2)
+    assert zoom(1) == zoom(2) and world(1) == world(2)
     # opening (closing) a group in one pane does it in the other
     header = pane(frame, 1).locator(".gf-cluster-header").first
     group = header.get_attribute("data-group")

@@ -11,7 +11,7 @@ import urllib.parse
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import READY, ROOT, base_url, browser, diagnosis, graph, no_errors_from_the_tab, open_tab, page, route, screenshot  # noqa: E402,F401
+from support.browser import ROOT, base_url, browser, diagnosis, graph, no_errors_from_the_tab, open_tab, page, route, screenshot  # noqa: E402,F401
 from support.crafted_logdir import CraftedOp, CraftedVariable, write_run  # noqa: E402
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 

@@ -25,7 +25,7 @@ import { matchingOps, search } from "./search";
 import { renderEmpty, renderSlider } from "./toolbar_view";
 import { CSS } from "./styles";
 import type { DiagnosisResponse, GraphResponse, RunsResponse } from "./types";
-import { readViewState, writeViewState } from "./url_state";
+import { PREFIX, readViewState, writeViewState } from "./url_state";
 import * as S from "./view_state";
 import type { TabState } from "./view_state";
 
@@ -43,6 +43,7 @@ export class App {
   private readonly layoutClient: LayoutClient;
   private readonly main: Pane;
   private other: Pane | null = null;
+  private otherIsNew = false;
   private renderSeq = 0;
   private renderedData: { model: GraphModel | null; other: GraphModel | null; selected: string | null; scale: MagnitudeScale | null } = { model: null, other: null, selected: null, scale: null };
   private stepTimer: number | undefined;
@@ -139,7 +140,10 @@ export class App {
 
   /** A new link pasted into the address bar of an open tab: apply it. */
   private urlPasted(): void {
-    const next = S.fromUrl(readViewState(readHash()));
+    const hash = readHash();
+    // TensorBoard's own hash changes (another tab, its keys only) carry none of ours: keep the view
+    if (!hash.includes(`&${PREFIX}`)) return;
+    const next = S.fromUrl(readViewState(hash));
     if (S.sameView(next, this.state)) return;
     void this.update(next).then(() => {
       const i = this.selectedIndex();
@@ -209,6 +213,7 @@ export class App {
       if (!this.other) {
         this.other = this.newPane(1, `op graph of ${compare}`);
         this.ui.panes.append(this.other.element);
+        this.otherIsNew = true;
       }
       this.setPaneModel(this.other, buildModel(theirs[0]), theirs[1]);
     } else if (this.other) {
@@ -308,6 +313,11 @@ export class App {
         return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded, selected: sel, matches: this.matchesFor(m), anchor, focus, scale, path: byName(why.path), region: byName(why.region) });
       }),
     );
+    if (this.otherIsNew && this.other) {
+      // a new linked pane starts where the run's pane looks
+      this.otherIsNew = false;
+      if (s.linked) this.other.view.setTransform(this.main.view.currentTransform);
+    }
     if (selectionChanged) this.renderDetailsPanel();
     if (dataChanged) for (const pane of panes) if (pane.overview.hidden !== true) showOverview(pane, true);
     this.renderedData = { model, other: this.other?.model ?? null, selected: s.selected, scale };
@@ -450,6 +460,9 @@ export class App {
       if (reveal) {
         this.main.view.centreOnOp(index);
         this.main.view.focusOp(index);
+        // linked Compare: the other pane shows the op of the same name, if it has one
+        const there = this.other?.model?.opIndex.get(m.ops[index].name);
+        if (this.state.linked && there !== undefined) this.other!.view.centreOnOp(there);
       }
     });
   }

@@ -93,7 +93,7 @@ def render_seq(frame: Any) -> int:
     return int(frame.evaluate("Number(document.querySelector('#gf-root').dataset.renderSeq || 0)"))
 
 
-_EDGE_CROSSINGS = """
+_EDGE_CROSSINGS = r"""
 () => {
   const svg = document.querySelector('#gf-panes .gf-pane:first-child .gf-world');
   const nodes = [...svg.querySelectorAll('.gf-node')].map(n => {
