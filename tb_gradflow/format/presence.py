@@ -62,14 +62,18 @@ def stored_mask(bitmaps: np.ndarray, n: int) -> np.ndarray:
     return np.unpackbits(np.asarray(bitmaps, np.uint8), axis=-1, bitorder="little")[..., :n].astype(bool)
 
 
-def decode(state_codes: np.ndarray, bitmaps: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Fractions (NaN unknown) of rows of state codes [rows, n], their bitmaps and all their codes
-    in row-major order; `check` must have passed for every row."""
+def decode_codes(state_codes: np.ndarray, bitmaps: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Code bytes [rows, n] (what a reader keeps: a byte per value) of rows of state codes, their
+    bitmaps and all their stored codes in row-major order; `check` must have passed for every row."""
     state_codes = np.asarray(state_codes)
-    values = default_presence(state_codes)
-    mask = stored_mask(bitmaps, state_codes.shape[-1])
-    values[mask] = from_codes(codes)
-    return values
+    out = to_codes(default_presence(state_codes))
+    out[stored_mask(bitmaps, state_codes.shape[-1])] = np.asarray(codes, np.uint8)
+    return out
+
+
+def decode(state_codes: np.ndarray, bitmaps: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Fractions (NaN unknown) of the same; see `decode_codes`."""
+    return from_codes(decode_codes(state_codes, bitmaps, codes))
 
 
 def check(bitmap: bytes, codes: bytes, n: int) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.cli import diagnosis_json
+from tb_gradflow.format import presence as P
 from tb_gradflow.format.records import cut_points, decode_norm
 from tb_gradflow.plugin import groups
 from tb_gradflow.plugin.params import not_found
@@ -67,10 +68,11 @@ def _norms(codes: np.ndarray, norms: np.ndarray) -> list[Any]:
     return values.tolist()
 
 
-def _presence(values: np.ndarray) -> list[float | None]:
-    """Presence fractions for JSON: null where unknown, else the stored code's value rounded
-    to 4 decimals (it is within 1/254 of the measured fraction anyway)."""
-    return [None if np.isnan(p) else round(p, 4) for p in np.asarray(values, np.float64).tolist()]
+def _presence(codes: np.ndarray) -> list[float | None]:
+    """Presence codes (format/presence.py) for JSON: null where unknown, else the fraction
+    rounded to 4 decimals (it is within 1/254 of the measured one anyway)."""
+    values = P.from_codes(codes).astype(np.float64)
+    return [None if np.isnan(p) else round(p, 4) for p in values.tolist()]
 
 
 def runs_json(series_by_run: dict[str, dict[str, TagSeries]]) -> str:
@@ -156,7 +158,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
             {
                 "state": encode(_STATE_NAMES[op_codes].tolist()),
                 "norm": encode(_norms(op_codes, values.op_norms[row])),
-                "presence": encode(_presence(values.op_presence[row])),
+                "presence": encode(_presence(values.presence_codes("op", row))),
             }
         ),
     )
@@ -166,7 +168,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
             {
                 "state": encode(_STATE_NAMES[var_codes].tolist()),
                 "norm": encode(_norms(var_codes, values.variable_norms[row])),
-                "presence": encode(_presence(values.variable_presence[row])),
+                "presence": encode(_presence(values.presence_codes("variable", row))),
             }
         ),
     )
@@ -202,7 +204,7 @@ def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str)
         steps.append(values.steps[rows])
         codes.append(states[rows, index])
         norms.append(all_norms[rows, index])
-        presences.append((values.op_presence if kind == "op" else values.variable_presence)[rows, index])
+        presences.append(values.presence_codes(kind, rows, index))
     if not steps:
         raise not_found(f"no {kind} named {name!r} in run {run!r}, tag {tag!r}")
     order = np.argsort(np.concatenate(steps), kind="stable")
@@ -258,7 +260,7 @@ def graph_groups_json(run: str, tag: str, cached: CachedSeries, step: int | None
             "input_children": layout.op_input_children,
             "state": _STATE_NAMES[op_codes[direct]].tolist(),
             "norm": _norms(op_codes[direct], values.op_norms[row][direct]),
-            "presence": _presence(values.op_presence[row][direct]),
+            "presence": _presence(values.presence_codes("op", row, direct)),
         },
     }
     return encode(body)

@@ -74,7 +74,7 @@ def series_size(series: TagSeries | None) -> int:
         for column in (values.steps, values.op_states, values.op_norms, values.variable_states,
                        values.variable_norms, values.losses, values.wall_times,
                        values.op_presence, values.variable_presence):
-            total += column.nbytes
+            total += 0 if column is None else column.nbytes
     return total
 
 

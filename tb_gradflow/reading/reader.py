@@ -95,9 +95,10 @@ class VersionValues:
     variable_norms: np.ndarray  # float32 [n, vars]
     losses: np.ndarray  # float32 [n]
     wall_times: np.ndarray  # float64 [n]: with the step, what identifies a logged datum
-    # Fractions of gradient elements nonzero and finite, NaN unknown (format/presence.py).
-    op_presence: np.ndarray | None = None  # float32 [n, ops]
-    variable_presence: np.ndarray | None = None  # float32 [n, vars]
+    # Presence codes, a byte per value (format/presence.py: 0 unknown, c the fraction (c-1)/254);
+    # None when no step of the version stores presence (older logdirs cost nothing more).
+    op_presence: np.ndarray | None = None  # uint8 [n, ops]
+    variable_presence: np.ndarray | None = None  # uint8 [n, vars]
     _op_index: dict[str, int] | None = None
     _variable_index: dict[str, int] | None = None
 
@@ -111,6 +112,15 @@ class VersionValues:
             self._variable_index = {v.name: i for i, v in enumerate(self.graph.variables)}
         return self._variable_index
 
+    def presence_codes(self, kind: str, rows: Any, cols: Any = slice(None)) -> np.ndarray:
+        """Presence codes of ops (kind "op") or variables at `rows` (an int or an array) and
+        `cols`; all 0 (unknown) for a version without presence."""
+        matrix = self.op_presence if kind == "op" else self.variable_presence
+        if matrix is None:
+            width = len(self.graph.ops) if kind == "op" else len(self.graph.variables)
+            matrix, rows = np.zeros((1, width), np.uint8), np.zeros_like(np.asarray(rows))
+        return matrix[rows, cols]
+
     def step_proto(self, row: int) -> gradflow_pb2.Step:
         step = gradflow_pb2.Step(
             graph_id=self.graph.graph_id,
@@ -120,11 +130,12 @@ class VersionValues:
             variable_norms=self.variable_norms[row].tolist(),
             loss=float(self.losses[row]),
         )
-        op_p, var_p = self.op_presence[row], self.variable_presence[row]
-        if not (np.isnan(op_p).all() and np.isnan(var_p).all()):
+        op_p, var_p = self.presence_codes("op", row), self.presence_codes("variable", row)
+        if op_p.any() or var_p.any():
             step.has_presence = True
-            step.op_presence_stored, step.op_presence_codes = P.encode(self.op_states[row], op_p)
-            step.variable_presence_stored, step.variable_presence_codes = P.encode(self.variable_states[row], var_p)
+            step.op_presence_stored, step.op_presence_codes = P.encode(self.op_states[row], P.from_codes(op_p))
+            step.variable_presence_stored, step.variable_presence_codes = P.encode(
+                self.variable_states[row], P.from_codes(var_p))
         return step
 
 
@@ -417,8 +428,8 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
     op_states, variable_states = np.empty((n, n_ops), np.uint8), np.empty((n, n_vars), np.uint8)
     op_norms, variable_norms = np.empty((n, n_ops), np.float32), np.empty((n, n_vars), np.float32)
     losses = np.empty(n, np.float32)
-    op_presence = np.full((n, n_ops), np.nan, np.float32)
-    variable_presence = np.full((n, n_vars), np.nan, np.float32)
+    op_presence = np.zeros((n, n_ops), np.uint8)  # code 0: unknown
+    variable_presence = np.zeros((n, n_vars), np.uint8)
     packed: list[int] = []
     for i, (_, _, source) in enumerate(rows):
         if isinstance(source, tuple):
@@ -426,13 +437,13 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
             op_states[i], op_norms[i] = old.op_states[row], old.op_norms[row]
             variable_states[i], variable_norms[i] = old.variable_states[row], old.variable_norms[row]
             losses[i] = old.losses[row]
-            op_presence[i], variable_presence[i] = old.op_presence[row], old.variable_presence[row]
+            op_presence[i], variable_presence[i] = old.presence_codes("op", row), old.presence_codes("variable", row)
         elif is_packed(source):
             packed.append(i)
         else:
             op_states[i], op_norms[i], variable_states[i], variable_norms[i] = step_arrays(source, n_ops, n_vars)
             losses[i] = source.loss
-            op_presence[i], variable_presence[i] = presence_arrays(source, op_states[i], variable_states[i])
+            op_presence[i], variable_presence[i] = map(P.to_codes, presence_arrays(source, op_states[i], variable_states[i]))
     if packed:
         steps = [rows[i][2] for i in packed]
         index = np.array(packed, np.int64)
@@ -459,8 +470,8 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
         variable_norms=variable_norms,
         losses=losses,
         wall_times=np.array([r[1] for r in rows], dtype=np.float64),
-        op_presence=op_presence,
-        variable_presence=variable_presence,
+        op_presence=op_presence if op_presence.any() else None,
+        variable_presence=variable_presence if variable_presence.any() else None,
     )
 
 
@@ -481,7 +492,7 @@ def _fill_presence(
         width = -(-states.shape[1] // 8)
         bitmaps = np.frombuffer(b"".join(getattr(s, stored) for s in chosen), np.uint8).reshape(len(chosen), width)
         all_codes = np.frombuffer(b"".join(getattr(s, codes) for s in chosen), np.uint8)
-        out[rows] = P.decode(states[rows], bitmaps, all_codes)
+        out[rows] = P.decode_codes(states[rows], bitmaps, all_codes)
 
 
 def _series(
