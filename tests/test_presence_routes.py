@@ -76,3 +76,18 @@ def test_routes_serve_presence(logged, load_fast):
         (dead,) = [n for n in diagnosis["story"]["notes"] if n["kind"] == V.DEAD_GATE]
         assert dead["names"] == [relu.name] and "at step 100 (dead ReLUs)" in dead["text"]
         assert diagnosis["story"]["tone"] == "warn"
+
+
+def test_a_reread_keeps_presence_of_the_steps_it_reuses(logged):
+    from tb_gradflow.reading.local_logdir import local_provider
+    from tb_gradflow.reading.reader import GradflowReader
+
+    logdir, report = logged
+    reader = GradflowReader(local_provider(logdir))
+    info = reader.list()["dead"]["gradflow"]
+    first = reader.read("dead", "gradflow", info)
+    again = reader.read("dead", "gradflow", info, previous=first)
+    for series in (first, again):
+        last = series.report()
+        assert [op.presence for op in last.ops] == [op.presence for op in report.ops]
+        assert {n: v.presence for n, v in last.variables.items()} == {n: v.presence for n, v in report.variables.items()}
