@@ -33,6 +33,8 @@ def test_dead_relu_called_out_in_the_banner_and_marked_on_the_graph(page, served
     assert banner.get_attribute("data-tone") == "warn"
     shown = banner.locator("[data-note=dead_gate]")
     assert note["text"] in shown.inner_text() and "(dead ReLUs)" in shown.inner_text()
+    assert shown.locator("[data-field=note]").inner_text() == note["text"]  # the op's name is not listed twice
+    assert shown.locator("[data-field=hint]").inner_text() == f"Fix: {note['hint']}"
     # At the overview the layer's group carries the mark; its members are not drawn yet.
     marked = frame.locator("#gf-panes .gf-pane:first-child .gf-node[data-dead-gate]")
     marked.first.wait_for()
