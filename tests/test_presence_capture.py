@@ -208,3 +208,51 @@ def test_eager_fallback_measures_variable_presence():
     assert report.variables["table"].presence == pytest.approx(fraction(table_grad), abs=PRECISION)
     assert fraction(table_grad) == pytest.approx(3 / 20) and report.variables["table"].sparse_gradient
     assert report.variables["dense"].presence == pytest.approx(2 / 3, abs=PRECISION)
+
+
+def test_relu6_counts_what_it_passes_back():
+    w = tf.Variable(tf.random.normal([4, 32], seed=11) * 8.0, name="w")
+    x = tf.random.normal([8, 4], seed=12)
+    seen: dict = {}
+
+    def loss_fn(x):
+        seen["z"] = z = tf.matmul(x, w)
+        return tf.reduce_sum(tf.nn.relu6(z) ** 2)
+
+    report = tb_gradflow.analyze(loss_fn, x)
+    (z_grad,) = tape_grads(loss_fn, [x], seen, ["z"])
+    relu6 = op_of(report, "Relu6")
+    assert relu6.presence_at_input and 0.05 < fraction(z_grad) < 0.5  # negatives and saturated both pass none
+    assert abs(relu6.presence - fraction(z_grad)) <= PRECISION
+
+
+def test_presence_logged_from_inside_a_tf_function_train_step(tmp_path):
+    from tb_gradflow.reading.local_logdir import local_provider
+    from tb_gradflow.reading.reader import GradflowReader
+
+    keras.utils.set_random_seed(4)
+    layer = keras.layers.Dense(8, activation="relu", name="hidden")
+    x = tf.random.normal([16, 5], seed=13)
+    layer(x)
+    layer.bias.assign(np.array([0, 0, -1e4, -1e4, -1e4, -1e4, -1e4, -1e4], np.float32))
+    optimizer = keras.optimizers.SGD(0.0)  # a real optimizer step that changes nothing
+
+    def loss_fn(x):
+        return tf.reduce_sum(layer(x) ** 2)
+
+    writer = tf.summary.create_file_writer(str(tmp_path / "run"))
+
+    @tf.function
+    def train_step(x, step):
+        with writer.as_default():
+            return tb_gradflow.summary.gradflow("gradflow", loss_fn, x, step=step, optimizer=optimizer)
+
+    for step in range(2):
+        train_step(x, tf.constant(step, tf.int64))
+    writer.close()
+    reader = GradflowReader(local_provider(str(tmp_path)))
+    logged = reader.read("run", "gradflow", reader.list()["run"]["gradflow"]).report()
+    expected = tb_gradflow.analyze(loss_fn, x)
+    assert [op.presence for op in logged.ops] == [op.presence for op in expected.ops]
+    assert op_of(logged, "Relu").presence <= 0.25
+    assert logged.variables[layer.kernel.path].presence == expected.variables[layer.kernel.path].presence
