@@ -256,3 +256,23 @@ def test_presence_logged_from_inside_a_tf_function_train_step(tmp_path):
     assert [op.presence for op in logged.ops] == [op.presence for op in expected.ops]
     assert op_of(logged, "Relu").presence <= 0.25
     assert logged.variables[layer.kernel.path].presence == expected.variables[layer.kernel.path].presence
+
+
+def test_ops_inside_a_nested_function_are_not_measured_and_have_no_presence():
+    w = tf.Variable(tf.random.normal([3, 4], seed=14), name="w")
+
+    @tf.function
+    def inner(h):
+        return tf.nn.relu(h)
+
+    def loss_fn(x):
+        return tf.reduce_sum(inner(tf.matmul(x, w)))
+
+    report = tb_gradflow.analyze(loss_fn, tf.random.normal([5, 3], seed=15))
+    body_relu = next(op for op in report.ops if op.type == "Relu")
+    assert "/" in body_relu.name and not body_relu.measured
+    assert body_relu.presence is None
+    assert report.to_dict()["ops"][report.ops.index(body_relu)]["measured"] is False
+    call = next(op for op in report.ops if op.type in ("PartitionedCall", "StatefulPartitionedCall"))
+    assert call.measured and call.presence is not None  # the call's output is fetched
+    assert report.variables["w"].presence is not None
