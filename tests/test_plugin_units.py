@@ -163,3 +163,23 @@ def test_cache_budget_from_the_environment(monkeypatch, caplog):
         monkeypatch.setenv(CACHE_ENV, bad)
         assert cache_budget_bytes() == DEFAULT_BUDGET_BYTES
     assert CACHE_ENV in caplog.text
+
+
+def test_listing_is_reused_briefly_and_only_where_experiment_ids_do_not_matter():
+    import time
+
+    from tb_gradflow.reading.cache import ListingCache
+
+    class Lister:
+        calls = 0
+
+        def list(self, ctx=None):
+            Lister.calls += 1
+            return {"run": {"t": _info(Lister.calls)}}
+
+    listings, reader = ListingCache(ttl=0.3), Lister()
+    first = listings.get(reader, "", None)
+    assert listings.get(reader, "", None) is first and Lister.calls == 1
+    assert listings.get(reader, "e1", None) is not first and Lister.calls == 2
+    time.sleep(0.35)
+    assert listings.get(reader, "", None)["run"]["t"].max_step == 3

@@ -20,7 +20,7 @@ from werkzeug import wrappers
 
 from tb_gradflow.format import metadata
 from tb_gradflow.plugin import params, static_files, views
-from tb_gradflow.reading.cache import DEFAULT_BUDGET_BYTES, CachedSeries, SeriesCache
+from tb_gradflow.reading.cache import DEFAULT_BUDGET_BYTES, CachedSeries, ListingCache, SeriesCache
 from tb_gradflow.reading.reader import GradflowReader, data_scope
 
 logger = logging.getLogger("tb_gradflow")
@@ -72,6 +72,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
         self._provider = context.data_provider
         self._multiplexer = getattr(context, "multiplexer", None)  # Python loader only
         self._cache = SeriesCache(cache_budget_bytes())
+        self._listings = ListingCache()
         self._warn = _WarnOnce()
 
     def get_plugin_apps(self) -> dict[str, Any]:
@@ -105,7 +106,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
 
     def _runs(self, request: wrappers.Request) -> str:
         reader, scope, ctx = self._reader(request)
-        listing = reader.list(ctx)
+        listing = self._listings.get(reader, scope, ctx)
         self._cache.retain(scope, listing)
         readable: dict[str, dict[str, Any]] = {}
         for run, tags in listing.items():
@@ -120,7 +121,10 @@ class GradflowPlugin(base_plugin.TBPlugin):
         args = request.args.to_dict(flat=False)
         run, tag = params.required(args, "run"), params.required(args, "tag")
         reader, scope, ctx = self._reader(request)
-        tags = reader.list(ctx, run=run).get(run)
+        if scope == "":
+            tags = self._listings.get(reader, scope, ctx).get(run)
+        else:
+            tags = reader.list(ctx, run=run).get(run)
         if tags is None:
             raise params.not_found(f"no gradflow data for run {run!r}")
         if tag not in tags:

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import sys
 import threading
+import time
 import zlib
 from typing import Any, Hashable
 
@@ -211,3 +212,31 @@ class SeriesCache:
                     gone = self._entries.pop(key)
                     gone._on_grow = None
                     self._bytes -= gone.nbytes
+
+
+class ListingCache:
+    """The full listing of a provider that ignores experiment ids, reused for `ttl` seconds.
+
+    Every route lists before it reads; over the Rust data server a listing of a long run takes
+    ~40 ms, most of a `graph` request. New steps then show up to `ttl` later, well within
+    TensorBoard's own reload interval. Only the experiment-blind scope "" is cached, so that no
+    listing made with one request's context is served to another experiment.
+    """
+
+    def __init__(self, ttl: float = 0.5) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._listing: dict[str, dict[str, TagInfo]] | None = None
+        self._at = 0.0
+
+    def get(self, reader: GradflowReader, scope: str, ctx: Any) -> dict[str, dict[str, TagInfo]]:
+        if scope != "":
+            return reader.list(ctx)
+        now = time.monotonic()
+        with self._lock:
+            if self._listing is not None and now - self._at < self.ttl:
+                return self._listing
+        listing = reader.list(ctx)
+        with self._lock:
+            self._listing, self._at = listing, now
+        return listing
