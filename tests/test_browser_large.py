@@ -4,17 +4,13 @@ From the overview and the minimap the whole model is readable, with the cut and 
 region visible."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import ROOT, browser, edge_crossings, large_logdir, no_errors_from_the_tab, open_tab, page, render_seq, route, screenshot, wait_render  # noqa: E402,F401
+from support.browser import doc_screenshot, browser, edge_crossings, large_logdir, no_errors_from_the_tab, open_tab, page, render_seq, route, screenshot, wait_render  # noqa: E402,F401
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
-
-DOCS = os.path.join(ROOT, "docs")
-
 
 @pytest.fixture(scope="module")
 def base_url():
@@ -58,8 +54,7 @@ def test_transformer_overview_shows_every_block_the_cut_and_the_starved_region(p
     assert "PyFunc" in holder.locator(".gf-ov-cut").inner_text()
     assert holder.evaluate("c => getComputedStyle(c).borderTopColor") == "rgb(213, 0, 0)"
     readable(cards)
-    screenshot(page, "overview-transformer.png")
-    page.screenshot(path=os.path.join(DOCS, "overview.png"))
+    doc_screenshot(page, "overview.png")
     # the minimap of the fitted graph shows the cut
     o.page.keyboard.press("Escape")
     frame.locator("#gf-panes .gf-pane:first-child .gf-overview-toggle").click()

@@ -3,12 +3,11 @@
 overview. On the demo logdir in Debian's Chromium."""
 from __future__ import annotations
 
-import os
 
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import ROOT, base_url, browser, diagnosis, edge_crossings, no_errors_from_the_tab, open_tab, page, render_seq, screenshot, wait_render  # noqa: E402,F401
+from support.browser import doc_screenshot, base_url, browser, diagnosis, edge_crossings, no_errors_from_the_tab, open_tab, page, render_seq, screenshot, wait_render  # noqa: E402,F401
 
 
 def pane(frame, n: int):
@@ -34,7 +33,9 @@ def test_the_selection_stays_in_view_on_every_resize(page, base_url):
     seq = wait_render(frame, seq)
     frame.wait_for_timeout(150)
     assert max(map(abs, centre_offset(frame, cut))) < 5
-    page.screenshot(path=os.path.join(ROOT, "docs", "compare.png"))
+    assert pane(frame, 1).locator("[data-region]").count() > 0
+    assert pane(frame, 2).locator("[data-region], [data-path]").count() == 0  # the cut's region is the run's
+    doc_screenshot(page, "compare.png")
     # a narrower window, then closing Compare: still centred
     page.set_viewport_size({"width": 1000, "height": 700})
     frame.wait_for_timeout(200)

@@ -3,7 +3,6 @@ a cut's starved region, the history chart's axes and version marks, the first Na
 far off their neighbours, and an empty logdir. The demo logdir plus runs written by hand."""
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import urllib.parse
@@ -11,7 +10,7 @@ import urllib.parse
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import ROOT, base_url, browser, diagnosis, graph, no_errors_from_the_tab, open_tab, page, route, screenshot  # noqa: E402,F401
+from support.browser import doc_screenshot, base_url, browser, diagnosis, graph, no_errors_from_the_tab, open_tab, page, route, screenshot  # noqa: E402,F401
 from support.crafted_logdir import CraftedOp, CraftedVariable, write_run  # noqa: E402
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 
@@ -40,7 +39,7 @@ def test_a_starved_op_names_its_cut_and_the_path_to_the_loss(page, base_url):
     frame = select(page, base_url, starved)
     details = frame.locator("#gf-details")
     details.locator(".gf-chart").wait_for()
-    page.screenshot(path=os.path.join(ROOT, "docs", "path.png"))
+    doc_screenshot(page, "path.png")
     assert details.locator("[data-field=starved-by] [data-op-link]").evaluate_all("ls => ls.map(l => l.dataset.opLink)") == [cut["op_name"]]
     frame.get_by_role("button", name="fit the graph to the view (0)").first.click()
     frame.wait_for_timeout(150)

@@ -309,8 +309,9 @@ export class App {
         const sel = s.selected ? (m.opIndex.get(s.selected) ?? -1) : -1;
         const focus = sel >= 0 ? sel : starvingCuts(m)[0];
         const expanded = new Set([ROOT_ID, ...open[i]]);
-        const byName = (ops: number[]): Set<number> => (pane === this.main ? new Set(ops) : new Set(ops.map((j) => m.opIndex.get(model.ops[j].name) ?? -1)));
-        return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded, selected: sel, matches: this.matchesFor(m), anchor, focus, scale, path: byName(why.path), region: byName(why.region) });
+        // the path and the region are the run's: the compared run's ops of the same names may flow
+        const mine = pane === this.main;
+        return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded, selected: sel, matches: this.matchesFor(m), anchor, focus, scale, path: new Set(mine ? why.path : []), region: new Set(mine ? why.region : []) });
       }),
     );
     if (this.otherIsNew && this.other) {

@@ -133,6 +133,15 @@ def edge_crossings(frame: Any) -> dict:
     return frame.evaluate(_EDGE_CROSSINGS)
 
 
+def doc_screenshot(page: Any, name: str) -> str:
+    """A screenshot for docs/: into artifacts/ always, and into docs/ too when
+    $GRADFLOW_DOCS_SCREENSHOTS is set (so that an ordinary test run leaves the tree clean)."""
+    path = screenshot(page, name)
+    if os.environ.get("GRADFLOW_DOCS_SCREENSHOTS"):
+        shutil.copyfile(path, os.path.join(ROOT, "docs", name))
+    return path
+
+
 def screenshot(page: Any, name: str) -> str:
     os.makedirs(ARTIFACTS, exist_ok=True)
     path = os.path.join(ARTIFACTS, name)
