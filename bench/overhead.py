@@ -114,7 +114,9 @@ def measure(name: str, build, repeats: int) -> dict:
 
     size = len(encode_step(graph.graph_id, [o.state for o in report.ops], [o.norm for o in report.ops],
                            [v.state for v in report.variables.values()],
-                           [v.norm for v in report.variables.values()], report.loss).SerializeToString())
+                           [v.norm for v in report.variables.values()], report.loss,
+                           op_presence=[o.presence for o in report.ops],
+                           variable_presence=[v.presence for v in report.variables.values()]).SerializeToString())
     return {
         "model": name,
         "ops": len(graph.ops),

@@ -32,6 +32,10 @@ def main() -> None:
     print(f"ResNet50: {n_ops} ops on the loss path, {n_vars} variables")
     print(f"bytes per step, format version {metadata.FORMAT_VERSION}: {size} (target <= {TARGET_BYTES}: "
           f"{'met' if size <= TARGET_BYTES else 'MISSED'})")
+    presence = sum(len(getattr(step, f)) for f in (
+        "op_presence_stored", "op_presence_codes", "variable_presence_stored", "variable_presence_codes"))
+    print(f"  of which presence: {presence} ({len(step.op_presence_codes)} ops and "
+          f"{len(step.variable_presence_codes)} variables whose state does not imply it)")
     print(f"bytes per step, format version 1 layout of the same values: {version_1.ByteSize()}")
     print(f"ratio: {size / version_1.ByteSize():.2f}")
     print(f"steps in 256 MiB (the Rust data server's reply limit): {(256 << 20) // (size + 48):,}")

@@ -66,6 +66,12 @@ def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | 
         "cut_points": full["cut_points"],
         "starved_variables": full["starved_variables"],
         "ops": len(report.ops),
+        # Presence of each op where known (measured ops a gradient reaches): of the gradient at
+        # its output, or for a gating op of what it passes back to its input.
+        "op_presence": {
+            o["name"]: {"presence": o["presence"], "presence_of": o["presence_of"]}
+            for o in full["ops"] if o["presence"] is not None
+        },
         "story": story(report),
         **timeline(series),
     }

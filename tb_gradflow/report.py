@@ -18,6 +18,10 @@ class VariableRecord:
     state: str
     norm: float | None
     shape: str = ""
+    # Fraction of the gradient's elements that are nonzero and finite; None when unknown.
+    presence: float | None = None
+    # The gradient arrives as IndexedSlices (embedding, gather): untouched rows get none.
+    sparse_gradient: bool = False
 
 
 @dataclasses.dataclass(slots=True)
@@ -30,6 +34,15 @@ class OpRecord:
     inputs: tuple[str, ...] = ()
     cause: str | None = None
     measured: bool = True
+    # Fraction of elements nonzero and finite; None when unknown (not measured, no gradient).
+    presence: float | None = None
+    # A gating op (ReLU, clip, tf.where): `presence` is that of the gradient it passes back to
+    # its input, not of the one arriving at its output (which a dead ReLU still gets in full).
+    presence_at_input: bool = False
+
+    @property
+    def presence_of(self) -> str:
+        return "input" if self.presence_at_input else "output"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +112,9 @@ class Report:
             "graph_id": self.graph_id,
             "fallback_reason": self.fallback_reason or None,
             "variables": {
-                n: {"state": v.state, "norm": _json_norm(v.norm)} for n, v in self.variables.items()
+                n: {"state": v.state, "norm": _json_norm(v.norm), "presence": v.presence,
+                    "sparse_gradient": v.sparse_gradient}
+                for n, v in self.variables.items()
             },
             "starved_variables": self.starved_variables,
             "cut_points": [c.to_dict() for c in self.cut_points],
@@ -111,6 +126,9 @@ class Report:
                     "norm": _json_norm(o.norm),
                     "source": o.source,
                     "cause": o.cause,
+                    "measured": o.measured,
+                    "presence": o.presence,
+                    "presence_of": o.presence_of,
                 }
                 for o in self.ops
             ],

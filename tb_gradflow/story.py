@@ -56,13 +56,6 @@ def _cut_json(cut: CutPoint, ops_by_name: dict[str, Any]) -> dict[str, Any]:
         "arriving": V.ARRIVING[state],
         "blocked": "nothing passes back through it to its inputs" if inputs else "it has no inputs",
         "blocked_inputs": inputs,
-        # cuts in parallel: each alone would feed what they starve together
-        "together": (
-            f"only together with {', '.join(repr(n) for n in cut.parallel_cuts)}: "
-            "each alone would feed what they both starve"
-            if cut.parallel_cuts
-            else None
-        ),
     }
 
 
@@ -80,7 +73,70 @@ def _headline(report: Report, starving: list[CutPoint]) -> tuple[str, dict[str, 
         return "cut", _sentence(text, starved)
     if report.variables_in(V.NONFINITE) or report.variables_in(V.ZERO):
         return "warn", _sentence("Gradient reaches every trainable variable, but not all of it is usable")
+    if dead_gates(report) or [v for v in thin_variables(report) if not v.sparse_gradient]:
+        return "warn", _sentence("Gradient reaches every trainable variable, but little of it passes some layers")
     return "ok", _sentence("Gradient reaches every trainable variable")
+
+
+def _percent(fraction: float) -> str:
+    """"92 %"; never "0 %" or "100 %" for a fraction strictly between none and all."""
+    pct = 100 * fraction
+    if 0 < pct < 1:
+        return "under 1 %"
+    if 99 < pct < 100:
+        return "over 99 %"
+    return f"{round(pct)} %"
+
+
+def _at_step(report: Report) -> str:
+    return "" if report.step is None else f" at step {report.step:,}"
+
+
+def dead_gates(report: Report) -> list[Any]:
+    """Gating ops that a gradient reaches but that pass back less than the threshold."""
+    return [
+        op for op in report.ops
+        if op.presence_at_input and op.state == V.FLOWING and op.presence is not None
+        and op.presence < V.PRESENCE_GATE_THRESHOLD
+    ]
+
+
+def thin_variables(report: Report) -> list[Any]:
+    """Flowing variables whose gradient reaches fewer elements than the threshold."""
+    return [
+        v for v in report.variables.values()
+        if v.state == V.FLOWING and v.presence is not None and v.presence < V.PRESENCE_VARIABLE_THRESHOLD
+    ]
+
+
+# Dead gates told one sentence each, up to this many; the rest in one sentence.
+GATES_SHOWN = 10
+
+
+def _presence_notes(report: Report) -> list[dict[str, Any]]:
+    """Partial presence that matters: dead gates and thin variables; sparse rows told as normal."""
+    notes = []
+    gates = dead_gates(report)
+    for op in gates[:GATES_SHOWN]:
+        words = V.GATE_WORDS.get(op.type, "gated")
+        text = f"{op.name}: {_percent(1 - op.presence)} of units pass no gradient{_at_step(report)} ({words})"
+        notes.append({"kind": V.DEAD_GATE, **_sentence(text, [op.name]), "hint": V.DEAD_GATE_HINT})
+    if len(gates) > GATES_SHOWN:
+        rest = [op.name for op in gates[GATES_SHOWN:]]
+        text = f"{plural(len(rest), 'more gating op')} {_verb(len(rest), 'passes', 'pass')} back under " \
+               f"{_percent(V.PRESENCE_GATE_THRESHOLD)} of the gradient{_at_step(report)}"
+        notes.append({"kind": V.DEAD_GATE, **_sentence(text, rest), "hint": V.DEAD_GATE_HINT})
+    thin = thin_variables(report)
+    dense = [v.name for v in thin if not v.sparse_gradient]
+    if dense:
+        text = (f"{plural(len(dense), 'variable')} {_verb(len(dense), 'gets', 'get')} a gradient in under "
+                f"{_percent(V.PRESENCE_VARIABLE_THRESHOLD)} of {_verb(len(dense), 'its', 'their')} elements{_at_step(report)}")
+        notes.append({"kind": V.SPARSE_VARIABLE, **_sentence(text, dense)})
+    for v in thin:
+        if v.sparse_gradient:
+            text = f"{v.name}: the batch touches {_percent(v.presence)} of its rows{_at_step(report)}, {V.FEW_ROWS_NORMAL}"
+            notes.append({"kind": V.FEW_ROWS, **_sentence(text, [v.name])})
+    return notes
 
 
 def _notes(report: Report) -> list[dict[str, Any]]:
@@ -96,11 +152,8 @@ def _notes(report: Report) -> list[dict[str, Any]]:
         names = report.variables_in(state)
         if names:
             text = f"{plural(len(names), 'variable')} {_verb(len(names), 'has', 'have')} {words}"
-            note = {"kind": state, **_sentence(text, names)}
-            if state == V.ZERO and report.computes_in_float16:
-                note["hint"] = f"float16 underflow? {V.FLOAT16_UNDERFLOW_HINT}"
-            notes.append(note)
-    return notes
+            notes.append({"kind": state, **_sentence(text, names)})
+    return notes + _presence_notes(report)
 
 
 def story(report: Report) -> dict[str, Any]:
@@ -132,7 +185,8 @@ def story(report: Report) -> dict[str, Any]:
 
 
 def _with_names(sentence: dict[str, Any]) -> str:
-    return f"{sentence['text']}: {', '.join(sentence['names'])}" if sentence["names"] else f"{sentence['text']}."
+    names = [n for n in sentence["names"] if n not in sentence["text"]]
+    return f"{sentence['text']}: {', '.join(names)}" if names else f"{sentence['text']}."
 
 
 def story_lines(report: Report) -> list[str]:
@@ -145,15 +199,18 @@ def story_lines(report: Report) -> list[str]:
     lines.append(f"  {_with_names(told['headline'])}")
     for i, cut in enumerate(told["cuts"], 1):
         lines.append(f"  cut {i}: {cut['op_type']} '{cut['op_name']}' ({cut['cause']}) at {cut['source'] or '?'}")
-        if cut["library_source"]:
+        if cut.get("library_source"):
             lines.append(f"    made inside a library at {cut['library_source']}")
         if cut["detail"]:
             lines.append(f"    {cut['detail']}")
         inputs = f": {', '.join(cut['blocked_inputs'])}" if cut["blocked_inputs"] else ""
         lines.append(f"    {cut['arriving']}; {cut['blocked']}{inputs}")
         lines.append(f"    starves: {', '.join(cut['starved_variables'])}")
-        if cut["together"]:
-            lines.append(f"    {cut['together']}")
+        if cut.get("parallel_cuts"):
+            lines.append(
+                f"    only together with {', '.join(repr(n) for n in cut['parallel_cuts'])}: "
+                "each alone would feed what they both starve"
+            )
         lines.append(f"    hint: {cut['hint']}")
     if told["harmless_summary"]:
         lines.append(f"  {told['harmless_summary']}")
@@ -162,9 +219,13 @@ def story_lines(report: Report) -> list[str]:
         if len(told["harmless"]) > HARMLESS_SHOWN:
             lines.append(f"    ... and {len(told['harmless']) - HARMLESS_SHOWN} more (report.cut_points)")
         lines += [f"    hint ({h['cause']}): {h['hint']}" for h in told["harmless_hints"]]
-    for note in notes:
-        if note["kind"] != "fallback":
-            lines.append(f"  {_with_names(note)}")
-            if note.get("hint"):
-                lines.append(f"    {note['hint']}")
+    hinted: set[str] = set()
+    for n in notes:
+        if n["kind"] != "fallback":
+            lines.append(f"  {_with_names(n)}")
+            if n.get("hint") and n["kind"] not in hinted:
+                hinted.add(n["kind"])
+                lines.append(f"    hint: {n['hint']}")
+            if n["kind"] == V.ZERO and report.computes_in_float16:
+                lines.append(f"    float16 underflow? {V.FLOAT16_UNDERFLOW_HINT}")
     return lines

@@ -68,6 +68,37 @@ ARRIVING: dict[str, str] = {
     NONE: "no gradient reaches it (something closer to the loss cuts it first)",
 }
 
+# Presence: the fraction of a gradient's elements that are nonzero and finite (issue 11).
+# A gating op (ReLU, clip, tf.where) whose passed-back presence is below this, while a gradient
+# does arrive at its output, is called out: nine elements in ten pass nothing back. A healthy
+# ReLU passes back about half.
+PRESENCE_GATE_THRESHOLD = 0.10
+# A variable flowing with fewer elements than this getting any gradient is called out too; for
+# one whose gradient is sparse (an embedding) it is told as normal, not as a warning.
+PRESENCE_VARIABLE_THRESHOLD = 0.10
+# Note kinds of the story for presence.
+DEAD_GATE = "dead_gate"
+SPARSE_VARIABLE = "sparse_variable"
+FEW_ROWS = "few_rows"
+# What a gate that passes little back is, by op type.
+GATE_WORDS: dict[str, str] = {
+    "Relu": "dead ReLUs",
+    "Relu6": "dead ReLUs",
+    "ClipByValue": "clipped",
+    "Minimum": "clipped",
+    "Maximum": "clipped",
+    "Select": "masked by tf.where",
+    "SelectV2": "masked by tf.where",
+}
+DEAD_GATE_HINT = (
+    "units that never activate pass no gradient to the layers before them: check the layer's "
+    "bias and input scale, lower the learning rate, or use an activation that leaks (LeakyReLU, "
+    "GELU); for a clip, check the range against the values it sees."
+)
+FEW_ROWS_NORMAL = (
+    "normal for an embedding or a gather: rows that the batch does not look up get no gradient"
+)
+
 
 def combined_state(states: list[str]) -> str:
     """State of an op from its outputs: a NaN anywhere wins, then any flow, then zeros."""

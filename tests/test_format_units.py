@@ -72,8 +72,9 @@ def test_report_from_protos_text_and_json():
     assert "starves: enc/kernel" in text
     assert "1 variable has a NaN or Inf gradient: head" in text
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
-    assert data["variables"]["head"] == {"state": "nonfinite", "norm": "inf"}
-    assert data["variables"]["enc/kernel"] == {"state": "none", "norm": None}
+    unknown = {"presence": None, "sparse_gradient": False}  # this step stores no presence
+    assert data["variables"]["head"] == {"state": "nonfinite", "norm": "inf", **unknown}
+    assert data["variables"]["enc/kernel"] == {"state": "none", "norm": None, **unknown}
 
 
 def test_report_of_a_healthy_step():

@@ -27,7 +27,7 @@ STATES = {"flowing", "zero", "none", "nonfinite"}
 CAUSES = {None, "numpy_function", "stop_gradient", "integer_cast", "non_differentiable", "custom_gradient"}
 OP_COLUMNS = {
     "name", "type", "scope", "inputs", "variable_inputs", "parent", "shape", "dtype", "source",
-    "state", "norm", "measured", "cause", "cause_detail", "starved",
+    "state", "norm", "measured", "cause", "cause_detail", "starved", "presence", "presence_at_input",
 }
 GRAPH_KEYS = {
     "run", "tag", "step", "steps", "count", "graph_id", "graph_version", "graph_versions", "loss",
@@ -138,7 +138,7 @@ def check_graph_shape(graph: dict) -> None:
     assert set(ops) == OP_COLUMNS
     n_ops, n_vars = len(ops["name"]), len(variables["name"])
     assert all(len(column) == n_ops for column in ops.values())
-    assert set(variables) == {"name", "shape", "state", "norm"}
+    assert set(variables) == {"name", "shape", "state", "norm", "presence", "sparse_gradient"}
     assert all(len(column) == n_vars for column in variables.values())
     assert set(ops["state"]) | set(variables["state"]) <= STATES
     assert set(ops["cause"]) <= CAUSES
@@ -204,7 +204,7 @@ def test_graph_versions_of_a_retraced_run(tb):
 def test_history_of_an_op_and_of_a_variable(tb, local):
     series = local[("cut", TAG)]
     history = ok(tb, "history", run="cut", tag=TAG, variable="decoder/kernel")
-    assert set(history) == {"run", "tag", "variable", "steps", "states", "norms"}
+    assert set(history) == {"run", "tag", "variable", "steps", "states", "norms", "presences"}
     assert history["steps"] == list(range(CUT_STEPS))
     assert set(history["states"]) == {"flowing"}
     for step in (0, 333, CUT_STEPS - 1):
@@ -212,7 +212,7 @@ def test_history_of_an_op_and_of_a_variable(tb, local):
     starved = ok(tb, "history", run="cut", tag=TAG, variable="encoder/kernel")
     assert set(starved["states"]) == {"none"} and set(starved["norms"]) == {None}
     op = ok(tb, "history", run="cut", tag=TAG, op="PyFunc")
-    assert set(op) == {"run", "tag", "op", "steps", "states", "norms"}
+    assert set(op) == {"run", "tag", "op", "steps", "states", "norms", "presences"}
     assert op["op"] == "PyFunc" and len(op["steps"]) == len(op["states"]) == len(op["norms"]) == CUT_STEPS
 
 

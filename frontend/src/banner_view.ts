@@ -37,7 +37,8 @@ export function nameList(names: readonly string[]): HTMLElement {
 }
 
 function sentence(s: Sentence, field: string): HTMLElement {
-  return el("span", { "data-field": field }, s.text, s.names.length ? ": " : "", s.names.length ? nameList(s.names) : null);
+  const names = s.names.filter((n) => !s.text.includes(n)); // a name the sentence says already is not listed again
+  return el("span", { "data-field": field }, s.text, names.length ? ": " : "", names.length ? nameList(names) : null);
 }
 
 export function renderBanner(container: HTMLElement, told: Told, other: { run: string; told: Told } | null, run: string, onCut: (op: number) => void, firstBad: number | null): void {
@@ -71,7 +72,15 @@ export function renderBanner(container: HTMLElement, told: Told, other: { run: s
   if (firstBad !== null) {
     container.append(el("div", { class: "gf-note", "data-field": "first-nonfinite" }, `NaN or Inf gradients first appear at step ${firstBad}`));
   }
-  for (const note of story.notes) container.append(el("div", { class: "gf-note", "data-note": note.kind }, sentence(note, "note")));
+  const hinted = new Set<string>();
+  for (const note of story.notes) {
+    const div = el("div", { class: "gf-note", "data-note": note.kind }, sentence(note, "note"));
+    if (note.hint && !hinted.has(note.kind)) {
+      hinted.add(note.kind); // one fix per kind of note (dead gates), not one per op
+      div.append(el("div", { class: "gf-hint", "data-field": "hint" }, el("strong", {}, "Fix: "), note.hint));
+    }
+    container.append(div);
+  }
   if (other) {
     container.append(el("div", { class: "gf-banner-other", "data-tone": other.told.story.tone }, `${other.run}: `, sentence(other.told.story.headline, "other-headline")));
   }

@@ -5,6 +5,7 @@ import { clear, el } from "./dom";
 import { formatNorm } from "./format";
 import type { GraphModel } from "./model";
 import { STATE_LABEL } from "./colors";
+import { presenceHistory, presenceText } from "./presence";
 import type { HistoryResponse, StoryCut } from "./types";
 
 export type HistoryState = { kind: "loading" } | { kind: "ready"; data: HistoryResponse } | { kind: "error"; message: string };
@@ -49,6 +50,7 @@ export function renderDetails(
     // a cut point's own gradient is what arrives from the loss; what it is, is the cut
     row("State", "state", cut ? el("span", { class: "gf-badge", "data-state": "cut" }, "✂ cut point") : el("span", { class: "gf-badge", "data-state": op.state }, STATE_LABEL[op.state])),
     row("Gradient norm", "norm", op.measured ? formatNorm(op.norm) : `${formatNorm(op.norm)} (not measured inside a body)`),
+    row("Presence", "presence", presenceText(op) ?? (op.measured ? "unknown" : "not measured inside a body")),
     row("Source", "source", op.source || "unknown"),
     row("Output", "output", op.shapes.map((s, i) => `${op.dtypes[i] ?? ""}[${s}]`).join(", ") || "—"),
   );
@@ -87,6 +89,7 @@ export function renderDetails(
     dl,
     el("h3", {}, "Gradient norm across steps"),
     chart,
+    ...(history.kind === "ready" && presenceHistory(history.data) ? [el("h3", {}, "Presence across steps"), presenceHistory(history.data)!] : []),
     el("h3", {}, `Inputs (${op.inputs.length})`),
     opLinks(op.inputs),
     el("h3", {}, `Outputs (${op.outputs.length})`),

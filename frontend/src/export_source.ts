@@ -5,8 +5,8 @@ import { RouteError } from "./api";
 import type { CutPointJson, GradState, GraphResponse, HistoryResponse, RunsResponse, WireNorm } from "./types";
 
 type Structure = Omit<GraphResponse, "step" | "loss" | "ops" | "variables" | "starved_variables" | "zero_variables" | "nonfinite_variables"> & {
-  ops: Omit<GraphResponse["ops"], "state" | "norm">;
-  variables: { name: string[]; shape: string[] };
+  ops: Omit<GraphResponse["ops"], "state" | "norm" | "presence">;
+  variables: Omit<GraphResponse["variables"], "state" | "norm" | "presence">;
   cut_points: CutPointJson[];
 };
 
@@ -22,6 +22,8 @@ interface VersionData {
   op_norms: BlobRef;
   variable_states: BlobRef;
   variable_norms: BlobRef;
+  op_presence: BlobRef;
+  variable_presence: BlobRef;
 }
 
 interface SeriesData {
@@ -34,6 +36,8 @@ interface SeriesData {
 export interface ExportPayload {
   format: number;
   state_names: GradState[];
+  /** the routes' JSON value of each presence code (null: unknown) */
+  presence_values: (number | null)[];
   runs: RunsResponse;
   series: Record<string, Record<string, SeriesData>>;
   initial: { run: string; tag: string; step: number | null; compare: string | null };
@@ -66,6 +70,8 @@ class Values {
   readonly opNorms: Float32Array;
   readonly varStates: Uint8Array;
   readonly varNorms: Float32Array;
+  readonly opPresence: Uint8Array;
+  readonly varPresence: Uint8Array;
   private opIndex: Map<string, number> | null = null;
   private varIndex: Map<string, number> | null = null;
 
@@ -74,6 +80,8 @@ class Values {
     this.opNorms = new Float32Array(unplane(blobs[data.op_norms.blob], 4).buffer);
     this.varStates = unplane(blobs[data.variable_states.blob], 1);
     this.varNorms = new Float32Array(unplane(blobs[data.variable_norms.blob], 4).buffer);
+    this.opPresence = unplane(blobs[data.op_presence.blob], 1);
+    this.varPresence = unplane(blobs[data.variable_presence.blob], 1);
   }
 
   index(kind: "op" | "variable", name: string): number | undefined {
@@ -130,19 +138,23 @@ export class InlineSource implements DataSource {
     const data = series.versions[vi];
     const v = this.values(data);
     const names = this.payload.state_names;
-    const column = (states: Uint8Array, norms: Float32Array, count: number) => {
+    const presenceOf = this.payload.presence_values;
+    const column = (states: Uint8Array, norms: Float32Array, presences: Uint8Array, count: number) => {
       const state: GradState[] = [];
       const norm: WireNorm[] = [];
+      const presence: (number | null)[] = [];
       for (let i = 0; i < count; i++) {
-        const s = names[states[i * data.rows + row]];
+        const at = i * data.rows + row;
+        const s = names[states[at]];
         state.push(s);
-        norm.push(wireNorm(s, norms[i * data.rows + row]));
+        norm.push(wireNorm(s, norms[at]));
+        presence.push(presenceOf[presences[at]]);
       }
-      return { state, norm };
+      return { state, norm, presence };
     };
     const s = data.structure;
-    const ops = column(v.opStates, v.opNorms, s.ops.name.length);
-    const vars = column(v.varStates, v.varNorms, s.variables.name.length);
+    const ops = column(v.opStates, v.opNorms, v.opPresence, s.ops.name.length);
+    const vars = column(v.varStates, v.varNorms, v.varPresence, s.variables.name.length);
     const namesIn = (state: GradState) => s.variables.name.filter((_, i) => vars.state[i] === state);
     return {
       ...s,
@@ -162,6 +174,7 @@ export class InlineSource implements DataSource {
     const steps: number[] = [];
     const states: GradState[] = [];
     const norms: WireNorm[] = [];
+    const presences: (number | null)[] = [];
     series.steps.forEach((step, k) => {
       const [vi, row] = series.where[k];
       const data = series.versions[vi];
@@ -173,9 +186,10 @@ export class InlineSource implements DataSource {
       steps.push(step);
       states.push(s);
       norms.push(wireNorm(s, kind === "op" ? v.opNorms[at] : v.varNorms[at]));
+      presences.push(this.payload.presence_values[kind === "op" ? v.opPresence[at] : v.varPresence[at]]);
     });
     if (steps.length === 0) throw new RouteError(404, `no ${kind} named ${JSON.stringify(name)} in run ${JSON.stringify(run)}, tag ${JSON.stringify(tag)}`);
-    return { run, tag, [kind]: name, steps, states, norms };
+    return { run, tag, [kind]: name, steps, states, norms, presences };
   }
 }
 

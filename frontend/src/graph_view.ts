@@ -2,6 +2,7 @@
 // screen. Structure (graph version + open groups) decides the layout; a step's values only
 // restyle what is drawn.
 import type { MagnitudeScale } from "./colors";
+import { groupHasDeadGate, presenceBar, presenceText } from "./presence";
 import { magnitudeColor, magnitudeFraction, magnitudeTextColor } from "./colors";
 import { setText, svg } from "./dom";
 import type { Group, GroupSummary, Hierarchy } from "./hierarchy";
@@ -462,8 +463,11 @@ export class GraphView {
       const op = ops[n.op];
       node.setAttribute("data-state", op.state);
       node.setAttribute("aria-label", `${op.name}, ${op.type}, ${op.state}${op.cause ? `, cut point: ${op.cause}` : ""}`);
-      if (title) setText(title, `${op.name}\n${op.type} · ${op.state}${op.source ? `\n${op.source}` : ""}`);
+      const presence = presenceText(op);
+      if (title) setText(title, `${op.name}\n${op.type} · ${op.state}${presence ? `\npresence: ${presence}` : ""}${op.source ? `\n${op.source}` : ""}`);
       this.colourFlowing(op, node, shape, texts);
+      const [w, h] = (node.dataset.size ?? "0x0").split("x").map(Number);
+      presenceBar(node as SVGGElement, op, w, h);
       toggleAttr(node, "data-selected", n.op === input.selected);
       toggleAttr(node, "data-match", input.matches.has(n.op));
       toggleAttr(node, "data-path", !!input.path?.has(n.op));
@@ -473,6 +477,7 @@ export class GraphView {
       const s = this.summaries.get(group.id);
       node.setAttribute("data-state", s?.worst ?? "none");
       toggleAttr(node, "data-starved", !!s && s.counts.none === group.size);
+      toggleAttr(node, "data-dead-gate", groupHasDeadGate(group, ops));
       if (s?.cuts.length) node.setAttribute("data-has-cut", String(s.cuts.length));
       else node.removeAttribute("data-has-cut");
       node.setAttribute("aria-label", `group ${group.id}, ${group.size} ops, worst state ${s?.worst ?? "none"}${s?.cuts.length ? `, holds ${s.cuts.length} cut point(s)` : ""}; press Enter to expand`);

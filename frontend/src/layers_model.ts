@@ -11,6 +11,9 @@ export interface VariableBar {
   label: string;
   state: GradState;
   norm: number | null;
+  /** Fraction of the gradient's elements nonzero and finite; null unknown. */
+  presence?: number | null;
+  sparseGradient?: boolean;
 }
 
 export interface LayerRow {
@@ -32,7 +35,7 @@ function bars(model: GraphModel): Map<string, { bar: VariableBar; depth: number;
     const d = depths[v.index];
     const layer = layerOf(v.name);
     out.set(v.name, {
-      bar: { name: v.name, label: v.name === layer ? v.name : v.name.slice(layer.length + 1), state: v.state, norm: v.norm },
+      bar: { name: v.name, label: v.name === layer ? v.name : v.name.slice(layer.length + 1), state: v.state, norm: v.norm, presence: v.presence, sparseGradient: v.sparseGradient },
       depth: d,
       order: v.index,
     });

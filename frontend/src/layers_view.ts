@@ -2,6 +2,7 @@
 // absolute log axis (the run's range over all logged steps, one axis for both runs in Compare),
 // layers orders of magnitude off their neighbours called out.
 import { clear, el } from "./dom";
+import { percent } from "./presence";
 import { formatNorm } from "./format";
 import { barLength, layerFlags, layerRows } from "./layers_model";
 import type { LayerFlag, VariableBar } from "./layers_model";
@@ -61,7 +62,11 @@ export function renderLayers(
     const fill = el("span", { class: "gf-bar", "data-state": b.state });
     fill.style.width = `${(width * 100).toFixed(1)}%`;
     const value = b.state === "flowing" ? formatNorm(b.norm) : b.state === "none" ? "no gradient" : b.state === "zero" ? "zero" : `nonfinite (${formatNorm(b.norm)})`;
-    return el("div", { class: "gf-bar-row", "data-run": run, "data-state": b.state, "data-length": width.toFixed(4) }, el("span", { class: "gf-bar-track" }, fill), el("span", { class: "gf-bar-value" }, value));
+    const present = b.presence != null && b.presence < 1 && b.state === "flowing"
+      ? el("span", { class: "gf-bar-presence", "data-presence": b.presence.toFixed(4), title: b.sparseGradient ? "rows the batch does not look up get no gradient: normal for an embedding" : "share of elements that get a gradient" },
+        ` · ${percent(b.presence)} ${b.sparseGradient ? "of rows" : "present"}`)
+      : null;
+    return el("div", { class: "gf-bar-row", "data-run": run, "data-state": b.state, "data-length": width.toFixed(4) }, el("span", { class: "gf-bar-track" }, fill), el("span", { class: "gf-bar-value" }, value, present));
   };
   const mine = layerFlags(rows, (v) => v.bar);
   const theirs = other ? layerFlags(rows, (v) => v.other) : new Map<string, LayerFlag>();

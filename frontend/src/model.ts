@@ -20,6 +20,10 @@ export interface Op {
   shapes: string[];
   dtypes: string[];
   starved: number[];
+  /** Fraction of gradient elements nonzero and finite; null unknown. */
+  presence: number | null;
+  /** A gating op: `presence` is what it passes back to its input. */
+  presenceAtInput: boolean;
 }
 
 export interface Variable {
@@ -28,6 +32,8 @@ export interface Variable {
   shape: string;
   state: GradState;
   norm: number | null;
+  presence: number | null;
+  sparseGradient: boolean;
   /** Ops that read this variable directly. */
   readers: number[];
 }
@@ -76,6 +82,8 @@ export function buildModel(g: GraphResponse): GraphModel {
       shapes: c.shape[i] ?? [],
       dtypes: c.dtype[i] ?? [],
       starved: c.starved[i] ?? [],
+      presence: c.presence?.[i] ?? null,
+      presenceAtInput: c.presence_at_input?.[i] ?? false,
     };
   }
   for (const op of ops) for (const j of op.inputs) ops[j].outputs.push(op.index);
@@ -86,6 +94,8 @@ export function buildModel(g: GraphResponse): GraphModel {
     shape: v.shape[i] ?? "",
     state: v.state[i] ?? "none",
     norm: parseNorm(v.norm[i]),
+    presence: v.presence?.[i] ?? null,
+    sparseGradient: v.sparse_gradient?.[i] ?? false,
     readers: [],
   }));
   for (const op of ops) for (const j of op.variableInputs) variables[j]?.readers.push(op.index);

@@ -108,6 +108,14 @@ export const CSS = `
 .gf-node[data-cut][data-harmless] .gf-shape { fill: var(--gf-panel) !important; stroke: var(--gf-cut); stroke-width: 2; stroke-dasharray: 5 3; }
 .gf-node[data-cut][data-harmless] text { fill: var(--gf-fg) !important; }
 .gf-node .gf-line-cut { font-weight: 700; }
+.gf-presence-track { fill: var(--gf-fg); fill-opacity: .15; }
+.gf-presence-fill { fill: var(--gf-fg); fill-opacity: .7; }
+.gf-node[data-dead-gate] .gf-shape, .gf-group[data-dead-gate] .gf-shape { stroke: #e37400; stroke-width: 3; stroke-opacity: 1; stroke-dasharray: 3 2; }
+.gf-node[data-dead-gate] .gf-presence-track { fill: var(--gf-cut); fill-opacity: .6; }
+.gf-presence-strip { display: flex; gap: 1px; height: 14px; margin: 4px 0; }
+.gf-presence-cell { flex: 1; min-width: 2px; background: var(--gf-fg); }
+.gf-presence-cell[data-unknown] { background: transparent; outline: 1px dashed var(--gf-none-stroke); opacity: .5; }
+.gf-bar-presence { color: var(--gf-muted, inherit); font-size: 11px; }
 .gf-group .gf-shape-back { fill: var(--gf-panel); stroke: var(--gf-fg); stroke-opacity: .3; }
 .gf-group .gf-shape { stroke-width: 1.5; stroke-opacity: .6; }
 .gf-group[data-has-cut] .gf-shape, .gf-group[data-has-cut] .gf-shape-back { stroke: var(--gf-cut); stroke-width: 3; stroke-opacity: 1; stroke-dasharray: none; }

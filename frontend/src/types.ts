@@ -30,9 +30,7 @@ export interface CutPointJson {
   source: string;
   detail: string;
   starved_variables: string[];
-  /** the other cut points that starve some of the same variables: each alone would feed them */
   parallel_cuts: string[];
-  /** the library frame that made the op, when `source` is the user's line below it */
   library_source: string | null;
 }
 
@@ -63,8 +61,20 @@ export interface GraphResponse {
     cause: (Cause | null)[];
     cause_detail: string[];
     starved: number[][];
+    /** fraction of the gradient's elements nonzero and finite (within 1/254); null unknown */
+    presence: (number | null)[];
+    /** a gating op (ReLU, clip, tf.where): its presence is what it passes back to its input */
+    presence_at_input: boolean[];
   };
-  variables: { name: string[]; shape: string[]; state: GradState[]; norm: WireNorm[] };
+  variables: {
+    name: string[];
+    shape: string[];
+    state: GradState[];
+    norm: WireNorm[];
+    presence: (number | null)[];
+    /** its gradient is IndexedSlices (embedding, gather): untouched rows get none, normally */
+    sparse_gradient: boolean[];
+  };
   cut_points: CutPointJson[];
   starved_variables: string[];
   zero_variables: string[];
@@ -79,6 +89,7 @@ export interface HistoryResponse {
   steps: number[];
   states: GradState[];
   norms: WireNorm[];
+  presences: (number | null)[];
 }
 
 /** A sentence of the diagnosis and the names it is about (served whole; the tab may shorten the list). */
@@ -98,8 +109,6 @@ export interface StoryCut extends Omit<CutPointJson, "op"> {
   /** "nothing passes back through it to its inputs" */
   blocked: string;
   blocked_inputs: string[];
-  /** for cuts in parallel: "only together with ..." */
-  together: string | null;
 }
 
 export type Tone = "ok" | "cut" | "warn";
@@ -111,7 +120,7 @@ export interface Story {
   harmless: StoryCut[];
   harmless_summary: string | null;
   harmless_hints: { cause: Cause; hint: string }[];
-  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite"; hint?: string })[];
+  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" | "dead_gate" | "sparse_variable" | "few_rows"; hint?: string })[];
 }
 
 export interface DiagnosisResponse {
@@ -119,8 +128,10 @@ export interface DiagnosisResponse {
   steps: number[];
   last_step: number;
   ops: number;
-  variables: Record<string, { state: GradState; norm: WireNorm }>;
+  variables: Record<string, { state: GradState; norm: WireNorm; presence: number | null; sparse_gradient: boolean }>;
   cut_points: Omit<CutPointJson, "op" | "detail">[];
+  /** presence of each op where known, and whether it is at the op's input (a gate) or output */
+  op_presence: Record<string, { presence: number; presence_of: "input" | "output" }>;
   starved_variables: string[];
   story: Story;
   /** [smallest, largest] flowing norm over every logged step; null when none */

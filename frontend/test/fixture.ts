@@ -12,6 +12,8 @@ export interface OpSpec {
   reads?: string[];
   starves?: string[];
   source?: string;
+  presence?: number | null;
+  gate?: boolean;
 }
 
 export interface VarSpec {
@@ -65,12 +67,16 @@ export function graph(ops: OpSpec[], variables: VarSpec[] = [], extra: Partial<G
       cause: ops.map((o) => o.cause ?? null),
       cause_detail: ops.map(() => ""),
       starved: ops.map((o) => (o.starves ?? []).map((n) => vindex.get(n)!)),
+      presence: ops.map((o) => (o.presence === undefined ? ((o.state ?? "flowing") === "flowing" ? 1 : null) : o.presence)),
+      presence_at_input: ops.map((o) => o.gate ?? o.type === "Relu"),
     },
     variables: {
       name: variables.map((v) => v.name),
       shape: variables.map(() => "3"),
       state: vstate,
       norm: variables.map((v, i) => (v.norm === undefined ? (vstate[i] === "none" ? null : 1) : v.norm)),
+      presence: variables.map((_, i) => (vstate[i] === "flowing" ? 1 : null)),
+      sparse_gradient: variables.map(() => false),
     },
     cut_points: cuts,
     starved_variables: variables.filter((_, i) => vstate[i] === "none").map((v) => v.name),
@@ -110,19 +116,18 @@ export const storyCut = (op_name: string, starved: string[]): StoryCut => ({
   source: "vae.py:42",
   detail: "",
   starved_variables: starved,
+  parallel_cuts: [],
+  library_source: null,
   text: "tf.numpy_function at vae.py:42 has no gradient",
   hint: "rewrite it",
   arriving: "the gradient from the loss reaches it",
   blocked: "nothing passes back through it to its inputs",
   blocked_inputs: [],
-  parallel_cuts: [],
-  library_source: null,
-  together: null,
 });
 
 export function served(cuts: StoryCut[], harmless: StoryCut[] = []): DiagnosisResponse {
   return {
-    step: 1, steps: [1], last_step: 1, ops: 3, variables: {}, cut_points: [], starved_variables: [],
+    step: 1, steps: [1], last_step: 1, ops: 3, variables: {}, cut_points: [], starved_variables: [], op_presence: {},
     story: { tone: "cut", headline: { text: "1 cut point starves 1 trainable variable", names: ["vae/decoder/dense/kernel"] }, cuts, harmless, harmless_summary: null, harmless_hints: [], notes: [] },
     norm_range: { ops: null, variables: null }, first_nonfinite_step: null, version_changes: [],
   };

@@ -129,7 +129,7 @@ test("long names are cut with an ellipsis to the widest node", () => {
 });
 
 test("history chart points: log scale, gaps for no gradient", () => {
-  const pts = chartPoints({ run: "r", tag: "t", op: "o", steps: [0, 10, 20], states: ["flowing", "none", "flowing"], norms: [0.1, null, 10] }, 100, 100, 0);
+  const pts = chartPoints({ run: "r", tag: "t", op: "o", steps: [0, 10, 20], states: ["flowing", "none", "flowing"], norms: [0.1, null, 10], presences: [1, null, 1] }, 100, 100, 0);
   assert.deepEqual(pts.map((p) => p.x), [0, 50, 100]);
   assert.equal(pts[0].y, 100);
   assert.ok(Number.isNaN(pts[1].y));

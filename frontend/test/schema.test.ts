@@ -56,7 +56,7 @@ test("a graph typed by types.ts is what the schema describes, key for key", () =
 test("diagnosis, history and runs typed by types.ts conform too", () => {
   const d: DiagnosisResponse = {
     ...served([storyCut("vae/PyFunc", ["w"])]),
-    variables: { w: { state: "none", norm: null } },
+    variables: { w: { state: "none", norm: null, presence: null, sparse_gradient: false } },
     cut_points: [{ op_name: "vae/PyFunc", op_type: "PyFunc", cause: "numpy_function", source: "vae.py:42", starved_variables: ["w"], parallel_cuts: [], library_source: null }],
     starved_variables: ["w"],
   };
@@ -65,7 +65,7 @@ test("diagnosis, history and runs typed by types.ts conform too", () => {
   assert.deepEqual(errors(d, SCHEMA.routes.diagnosis), []);
   assert.deepEqual(Object.keys(d).sort(), [...SCHEMA.routes.diagnosis.required].sort());
   assert.deepEqual(Object.keys(d.story.cuts[0]).sort(), [...SCHEMA.$defs.story_cut.required].sort());
-  const h: HistoryResponse = { run: "r", tag: "t", op: "a", steps: [1, 2], states: ["flowing", "nonfinite"], norms: [0.5, "nan"] };
+  const h: HistoryResponse = { run: "r", tag: "t", op: "a", steps: [1, 2], states: ["flowing", "nonfinite"], norms: [0.5, "nan"], presences: [0.5, null] };
   assert.deepEqual(errors(h, SCHEMA.routes.history), []);
   const runs: RunsResponse = { r: { t: { steps: [0, 5], count: 2, graph_versions: 1, description: "" } } };
   assert.deepEqual(errors(runs, SCHEMA.routes.runs), []);

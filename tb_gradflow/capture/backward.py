@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import tensorflow as tf
 
 from tb_gradflow.capture.cuts import Structure, analyze_structure
+from tb_gradflow.capture.gates import gated_inputs, record_passed_back
 from tb_gradflow.capture.loss_path import PathOp, is_measurable_dtype
 from tb_gradflow.capture.registry_hook import watch_registry
 from tb_gradflow.capture.variables import TrackedVariable
@@ -20,6 +21,21 @@ class Backward:
     tensor_grads: list[Any]
     variable_grads: list[Any]
     structure: Structure
+    # Per path op: the gradients a gating op passes back to its gated inputs ([] for other ops).
+    passed_back: list[list[Any]] = dataclasses.field(default_factory=list)
+
+    def presence_sources(self) -> tuple[list[Any], list[int]]:
+        """(gradients whose presence is measured, the path op each belongs to): a gate's
+        passed-back gradients, else the gradients of the op's measured outputs."""
+        grads: list[Any] = []
+        owners: list[int] = []
+        for i, positions in enumerate(self.op_tensors):
+            mine = self.passed_back[i] or [self.tensor_grads[k] for k in positions]
+            for g in mine:
+                if g is not None:
+                    grads.append(g)
+                    owners.append(i)
+        return grads, owners
 
 
 def measured_tensors(ops: list[PathOp]) -> tuple[list[tf.Tensor], list[list[int]]]:
@@ -47,7 +63,8 @@ def backward_pass(
 ) -> Backward:
     """With `loss_scale`, the gradients are those of `loss * loss_scale` (optimizer_step)."""
     measured, op_tensors = measured_tensors(ops)
-    with watch_registry() as calls:
+    gates = {p.key: gated_inputs(p) for p in ops}
+    with watch_registry() as calls, record_passed_back({k: g for k, g in gates.items() if g}) as passed:
         grads = tf.gradients(loss, measured + [v.tf_variable for v in variables], grad_ys=loss_scale)
     t_grads, v_grads = grads[: len(measured)], grads[len(measured):]
     structure = analyze_structure(ops, dict(calls), loss, handles, index)
@@ -55,4 +72,8 @@ def backward_pass(
     # for inputs their bodies cut off.
     t_grads = [g if t.ref() in structure.has_grad else None for t, g in zip(measured, t_grads)]
     v_grads = [g if ok else None for g, ok in zip(v_grads, structure.variable_has_grad)]
-    return Backward(op_tensors, t_grads, v_grads, structure)
+    passed_back = [
+        passed.get(p.key, []) if any(t_grads[k] is not None for k in positions) else []
+        for p, positions in zip(ops, op_tensors)
+    ]
+    return Backward(op_tensors, t_grads, v_grads, structure, passed_back)

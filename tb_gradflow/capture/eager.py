@@ -38,13 +38,15 @@ def eager_probe(
     grads = tape.gradient(scaled, [v.tf_variable for v in tracked])
     if optimizer is not None:
         apply_gradients(optimizer, [v.user_variable for v in tracked], grads)
-    graph = graph_skeleton(tracked, loss_op=-1, fallback_reason=reason)
+    sparse = [isinstance(g, tf.IndexedSlices) for g in grads]
+    graph = graph_skeleton(tracked, sparse, loss_op=-1, fallback_reason=reason)
     _add_cuts(graph, log, tape, loss, [(i, v.tf_variable) for i, (v, g) in enumerate(zip(tracked, grads)) if g is None])
     del tape
     graph = seal(graph)
     present = [g for g in grads if g is not None]
     exact = unscale_reductions(tf.zeros([0]), Reducer().exact(present), scale)[1]
     stats = iter(exact.numpy()) if present else iter(())
+    counts = iter(Reducer().presence(present).numpy().tolist())
     values = [
         tensor_state(False) if g is None else tensor_state(True, *(float(x) for x in next(stats)))
         for g in grads
@@ -53,8 +55,18 @@ def eager_probe(
     step = encode_step(
         graph.graph_id, [V.NONE] * n_ops, [None] * n_ops, [s for s, _ in values], [n for _, n in values],
         float(tf.reduce_sum(tf.cast(loss, tf.float32)).numpy()),
+        op_presence=[None] * n_ops,
+        variable_presence=[
+            None if g is None else _fraction(*next(counts), state)
+            for g, (state, _) in zip(grads, values)
+        ],
     )
     return ProbeResult(graph, step)
+
+
+def _fraction(half_present: float, size: float, state: str) -> float | None:
+    """Presence from Reducer.presence's counts: unknown for a NaN or Inf gradient."""
+    return 2.0 * half_present / size if size > 0 and state != V.NONFINITE else None  # halves: Reducer.presence
 
 
 def _add_cuts(graph: gradflow_pb2.Graph, log: OpLog, tape: tf.GradientTape, loss: Any, starved) -> None:

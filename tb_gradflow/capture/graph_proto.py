@@ -20,12 +20,17 @@ def shape_text(shape: tf.TensorShape) -> str:
     return "x".join("?" if d is None else str(d) for d in shape.as_list()) or "scalar"
 
 
-def graph_skeleton(variables: Sequence[TrackedVariable], **fields: Any) -> gradflow_pb2.Graph:
-    """A Graph with its variables; the probe adds ops, the eager fallback a reason."""
+def graph_skeleton(
+    variables: Sequence[TrackedVariable], sparse: Sequence[bool] = (), **fields: Any
+) -> gradflow_pb2.Graph:
+    """A Graph with its variables; the probe adds ops, the eager fallback a reason.
+    `sparse`: per variable, whether its gradient arrives as IndexedSlices."""
     graph = gradflow_pb2.Graph(**fields)
-    for v in variables:
+    sparse = list(sparse) or [False] * len(variables)
+    for v, is_sparse in zip(variables, sparse):
         graph.variables.add(
-            name=v.name, shape=shape_text(v.tf_variable.shape), dtype=v.tf_variable.dtype.name
+            name=v.name, shape=shape_text(v.tf_variable.shape), dtype=v.tf_variable.dtype.name,
+            sparse_gradient=is_sparse,
         )
     return graph
 
@@ -42,9 +47,12 @@ def graph_proto(
     variables: Sequence[TrackedVariable],
     structure: Structure,
     loss_op: int,
+    gates: set[int] = frozenset(),
+    sparse: Sequence[bool] = (),
 ) -> gradflow_pb2.Graph:
-    """The sealed Graph of one trace: every path op with its inputs, source and cut facts."""
-    graph = graph_skeleton(variables, loss_op=loss_op)
+    """The sealed Graph of one trace: every path op with its inputs, source and cut facts.
+    `gates`: the ops whose presence is that of the gradient they pass back (capture/gates.py)."""
+    graph = graph_skeleton(variables, sparse, loss_op=loss_op)
     for i, p in enumerate(ops):
         cut = structure.cuts.get(i)
         producers = list(dict.fromkeys(src for src in p.input_producers if src >= 0))
@@ -64,5 +72,6 @@ def graph_proto(
             parallel_cuts=cut.parallel if cut else [],
             parent=p.parent,
             measured=bool(op_tensors[i]),
+            presence_at_input=i in gates,
         )
     return seal(graph)

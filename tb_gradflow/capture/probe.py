@@ -120,12 +120,14 @@ class Probe:
             raise
         layout = self._layouts[self._graph_ids[concrete.graph]]
 
-        def encode(loss, tensor_stats, variable_stats) -> gradflow_pb2.Step:
-            return decode_step(layout, {"loss": loss, "tensor_stats": tensor_stats, "variable_stats": variable_stats})
+        keys = ("loss", "tensor_stats", "variable_stats", "presence", "variable_presence")
+
+        def encode(*values) -> gradflow_pb2.Step:
+            return decode_step(layout, dict(zip(keys, values)))
 
         return SymbolicCall(
             layout.graph,
-            [out["loss"], out["tensor_stats"], out["variable_stats"]],
+            [out[k] for k in keys],
             encode,
             list(out.get("variable_grads", ())),
             self._step_variables.get(layout.graph.graph_id, []),
@@ -151,9 +153,12 @@ class Probe:
         walker.walk(loss.graph, [loss], {h.ref(): (-1, 1 << i, i) for i, h in enumerate(handles) if h is not None})
         scale = loss_scale(self._optimizer, loss, [v.user_variable for v in variables])
         backward = backward_pass(loss, walker.ops, variables, handles, walker.index, scale)
+        presence_grads, presence_owners = backward.presence_sources()
         graph = graph_proto(
             walker.ops, backward.op_tensors, variables, backward.structure,
             walker.index.get(op_key(loss.op), -1),
+            gates={i for i, g in enumerate(backward.passed_back) if g},
+            sparse=[isinstance(g, tf.IndexedSlices) for g in backward.variable_grads],
         )
         self._graph_ids[loss.graph] = graph.graph_id
         self._layouts[graph.graph_id] = Layout(
@@ -163,6 +168,7 @@ class Probe:
             [g is not None for g in backward.variable_grads],
             backward.structure.reached,
             _top_ancestors(walker.ops),
+            presence_owners,
         )
         reducer = Reducer()
         tensor_stats, variable_stats = unscale_reductions(
@@ -175,6 +181,8 @@ class Probe:
             "loss": tf.cast(tf.reduce_sum(loss), tf.float32),
             "tensor_stats": tensor_stats,
             "variable_stats": variable_stats,
+            "presence": reducer.presence(presence_grads),
+            "variable_presence": reducer.presence([g for g in backward.variable_grads if g is not None]),
         }
         if self._optimizer is not None and self._apply_inside:
             apply_gradients(self._optimizer, [v.user_variable for v in variables], backward.variable_grads)

@@ -24,6 +24,7 @@ class Layout:
         variable_has_grad: list[bool],
         reached: list[bool],
         top_ancestor: list[int],
+        presence_owner: list[int] = (),
     ):
         self.graph = graph
         # Row of each measured tensor in the stats vector, or -1 where no gradient reaches it.
@@ -41,6 +42,20 @@ class Layout:
         inherit = [(i, a) for i, a in enumerate(top_ancestor) if reached[i] and a != i]
         self.inherit_ops = np.array([i for i, _ in inherit], np.int64)
         self.inherit_from = np.array([a for _, a in inherit], np.int64)
+        # The path op each row of the presence reductions belongs to (Backward.presence_sources).
+        self.presence_owner = np.asarray(presence_owner, np.int64)
+
+
+def _fractions(counts: Any, owner: np.ndarray | None, n: int) -> np.ndarray:
+    """Presence per owner from rows of (half the present count, size); NaN where an owner has
+    no rows."""
+    counts = np.asarray(counts, np.float64).reshape(-1, 2)
+    if owner is None:
+        owner = np.arange(len(counts))
+    present = np.bincount(owner, weights=2.0 * counts[:, 0], minlength=n)[:n]  # halves: Reducer.presence
+    size = np.bincount(owner, weights=counts[:, 1], minlength=n)[:n]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(size > 0, present / size, np.nan)
 
 
 def decode_step(layout: Layout, out: dict[str, Any]) -> gradflow_pb2.Step:
@@ -74,6 +89,15 @@ def decode_step(layout: Layout, out: dict[str, Any]) -> gradflow_pb2.Step:
         state, norm = tensor_state(True, *(float(x) for x in v_stats[row]))
         var_codes[i] = V.STATE_CODE[state]
         var_norms[i] = np.nan if norm is None else norm
+    var_presence = np.full(len(layout.graph.variables), np.nan)
+    var_rows = sorted(layout.variable_rows.items(), key=lambda item: item[1])
+    var_presence[[i for i, _ in var_rows]] = _fractions(out["variable_presence"], None, len(var_rows))
+    op_presence = _fractions(out["presence"], layout.presence_owner, n_ops)
+    # Counted from signs (Reducer.presence): exact unless the gradient holds a NaN or an Inf.
+    op_presence[op_codes == NONFINITE] = np.nan
+    var_presence[var_codes == NONFINITE] = np.nan
     return encode_step_arrays(
-        layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(np.asarray(out["loss"]))
+        layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(np.asarray(out["loss"])),
+        op_presence=op_presence,
+        variable_presence=var_presence,
     )

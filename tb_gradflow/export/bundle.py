@@ -3,7 +3,8 @@ page answers the same questions as the plugin's routes (see frontend/src/export_
 
 Per graph version, the structure is the `graph` route's body without its per-step columns (so
 the page shows exactly what the tab shows), and the per-step values are matrices: state codes
-(uint8) and norms (float32, exact) of every op and variable at every logged step. Each matrix is
+(uint8), norms (float32, exact) and presence codes (uint8, format/presence.py) of every op and
+variable at every logged step. Each matrix is
 stored one op (or variable) after another, and its float bytes split into four planes (all
 first bytes, then all second bytes ...): a norm changes little from step to step, so the exponent
 planes compress to almost nothing. Those matrices are binary blobs after the JSON: the page
@@ -22,13 +23,14 @@ from typing import Any
 import numpy as np
 
 from tb_gradflow import vocabulary as V
-from tb_gradflow.plugin.views import diagnosis_view, graph_json, runs_json
+from tb_gradflow.format import presence as P
+from tb_gradflow.plugin.views import diagnosis_view, graph_json, presence_json, runs_json
 from tb_gradflow.reading.cache import CachedSeries
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 from tb_gradflow.report import _json_norm as json_norm
 
 FORMAT = 1
-_PER_STEP_COLUMNS = ("state", "norm")
+_PER_STEP_COLUMNS = ("state", "norm", "presence")
 
 
 def _b64(data: bytes) -> str:
@@ -65,6 +67,8 @@ def _version(run: str, tag: str, cached: CachedSeries, values: VersionValues) ->
         "op_norms": byte_planes(values.op_norms, "<f4"),
         "variable_states": byte_planes(values.variable_states, "u1"),
         "variable_norms": byte_planes(values.variable_norms, "<f4"),
+        "op_presence": byte_planes(values.presence_codes("op", slice(None)), "u1"),
+        "variable_presence": byte_planes(values.presence_codes("variable", slice(None)), "u1"),
     }
 
 
@@ -92,6 +96,8 @@ def thin(series: TagSeries, max_steps: int, keep: int | None = None) -> TagSerie
         versions[gid] = dataclasses.replace(
             values, steps=values.steps[rows], op_states=values.op_states[rows], op_norms=values.op_norms[rows],
             variable_states=values.variable_states[rows], variable_norms=values.variable_norms[rows],
+            op_presence=None if values.op_presence is None else values.op_presence[rows],
+            variable_presence=None if values.variable_presence is None else values.variable_presence[rows],
             losses=values.losses[rows], wall_times=values.wall_times[rows], _op_index=None, _variable_index=None,
         )
         where.update({int(step): (gid, i) for i, step in enumerate(versions[gid].steps.tolist())})
@@ -118,6 +124,8 @@ def payload(all_series: dict[tuple[str, str], TagSeries], initial: dict[str, Any
     return {
         "format": FORMAT,
         "state_names": list(V.STATES),
+        # what each presence code reads as in the routes' JSON, so the page answers the same
+        "presence_values": presence_json(np.arange(P.LEVELS + 2, dtype=np.uint8)),
         "runs": json.loads(runs_json(by_run)),
         "series": {run: {tag: series_payload(s) for tag, s in tags.items()} for run, tags in by_run.items()},
         "initial": initial,

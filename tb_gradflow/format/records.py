@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from tb_gradflow import vocabulary as V
+from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.report import CutPoint, OpRecord, Report, VariableRecord
@@ -20,15 +21,23 @@ def encode_step(
     variable_states: Sequence[str],
     variable_norms: Sequence[float | None],
     loss: float | None,
+    op_presence: Sequence[float | None] | None = None,
+    variable_presence: Sequence[float | None] | None = None,
 ) -> gradflow_pb2.Step:
     nan = float("nan")
+
+    def floats(values: Sequence[float | None] | None) -> np.ndarray | None:
+        return None if values is None else np.array([nan if v is None else v for v in values], np.float32)
+
     return encode_step_arrays(
         graph_id,
         np.array([V.STATE_CODE[s] for s in op_states], np.uint8),
-        np.array([nan if n is None else n for n in op_norms], np.float32),
+        floats(op_norms),
         np.array([V.STATE_CODE[s] for s in variable_states], np.uint8),
-        np.array([nan if n is None else n for n in variable_norms], np.float32),
+        floats(variable_norms),
         loss,
+        op_presence=floats(op_presence),
+        variable_presence=floats(variable_presence),
     )
 
 
@@ -39,15 +48,18 @@ def encode_step_arrays(
     variable_codes: np.ndarray,
     variable_norms: np.ndarray,
     loss: float | None,
+    op_presence: np.ndarray | None = None,
+    variable_presence: np.ndarray | None = None,
 ) -> gradflow_pb2.Step:
     """The Step of state codes (proto State values) and norms, NaN meaning "no norm".
 
     Format version 2: states packed in 2 bits, op norms log-quantized to a byte (within 4.4%),
     variable norms and the loss exact float32. A ResNet50 step (1,405 ops, 214 variables) takes
-    about 2.8 KB, against 8.1 KB in version 1.
+    about 2.8 KB, against 8.1 KB in version 1. Presence (NaN unknown), when given, costs a bit
+    per op and variable and a byte per value its state does not imply (format/presence.py).
     """
     codes, top = quantize_norms(np.asarray(op_norms))
-    return gradflow_pb2.Step(
+    step = gradflow_pb2.Step(
         graph_id=graph_id,
         op_states_packed=pack_states(np.asarray(op_codes)),
         op_norm_codes=codes.tobytes(),
@@ -55,6 +67,24 @@ def encode_step_arrays(
         variable_states_packed=pack_states(np.asarray(variable_codes)),
         variable_norms=np.asarray(variable_norms, np.float32).tolist(),
         loss=float("nan") if loss is None else loss,
+    )
+    if op_presence is not None and variable_presence is not None:
+        step.has_presence = True
+        step.op_presence_stored, step.op_presence_codes = P.encode(op_codes, op_presence)
+        step.variable_presence_stored, step.variable_presence_codes = P.encode(variable_codes, variable_presence)
+    return step
+
+
+def presence_arrays(step: gradflow_pb2.Step, op_codes: np.ndarray, variable_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(op presence, variable presence) as float32 fractions, NaN unknown (all of a step written
+    before presence existed); `check_aligned` must have passed."""
+    if not step.has_presence:
+        return (np.full(len(op_codes), np.nan, np.float32), np.full(len(variable_codes), np.nan, np.float32))
+    return (
+        P.decode(op_codes, np.frombuffer(step.op_presence_stored, np.uint8),
+                 np.frombuffer(step.op_presence_codes, np.uint8)),
+        P.decode(variable_codes, np.frombuffer(step.variable_presence_stored, np.uint8),
+                 np.frombuffer(step.variable_presence_codes, np.uint8)),
     )
 
 
@@ -171,6 +201,9 @@ def check_aligned(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> None:
     n_ops, n_vars = len(graph.ops), len(graph.variables)
     if len(step.variable_norms) != n_vars:
         raise FormatError("step values do not match the graph's ops and variables")
+    if step.has_presence:
+        P.check(step.op_presence_stored, step.op_presence_codes, n_ops)
+        P.check(step.variable_presence_stored, step.variable_presence_codes, n_vars)
     if is_packed(step):
         if (len(step.op_states_packed), len(step.op_norm_codes), len(step.variable_states_packed)) != (
             -(-n_ops // 4), n_ops, -(-n_vars // 4)
@@ -195,6 +228,12 @@ def decode_norm(state: str, norm: float) -> float | None:
     if state == V.NONFINITE:
         return norm
     return None if math.isnan(norm) else norm
+
+
+def _fraction(value: float) -> float | None:
+    """A decoded presence as the report has it: None for unknown, else (c - 1) / 254 exactly
+    (the float32 the arrays hold has noise beyond that)."""
+    return None if math.isnan(value) else round(value * P.LEVELS) / P.LEVELS
 
 
 def cut_points(graph: gradflow_pb2.Graph) -> list[CutPoint]:
@@ -222,14 +261,18 @@ def build_report(
     """The report for one logged step: analyze() and every reader go through this."""
     check_aligned(graph, step)
     op_codes, op_norms, var_codes, var_norms = step_arrays(step, len(graph.ops), len(graph.variables))
+    op_presence, var_presence = presence_arrays(step, op_codes, var_codes)
     variables = {}
-    for var, code, norm in zip(graph.variables, var_codes.tolist(), var_norms.tolist()):
+    for var, code, norm, presence in zip(graph.variables, var_codes.tolist(), var_norms.tolist(), var_presence.tolist()):
         state = decode_state(code)
-        variables[var.name] = VariableRecord(var.name, state, decode_norm(state, norm), var.shape)
+        variables[var.name] = VariableRecord(
+            var.name, state, decode_norm(state, norm), var.shape,
+            presence=_fraction(presence), sparse_gradient=var.sparse_gradient,
+        )
     graph_ops = list(graph.ops)  # protobuf indexing is slow; one pass into a list
     names = [op.name for op in graph_ops]
     ops = []
-    for op, code, norm in zip(graph_ops, op_codes.tolist(), op_norms.tolist()):
+    for op, code, norm, presence in zip(graph_ops, op_codes.tolist(), op_norms.tolist(), op_presence.tolist()):
         state = V.STATES[code]
         ops.append(
             OpRecord(
@@ -241,6 +284,8 @@ def build_report(
                 inputs=tuple(names[i] for i in op.inputs),
                 cause=V.CAUSES[op.cause],
                 measured=op.measured,
+                presence=_fraction(presence) if op.measured else None,
+                presence_at_input=op.presence_at_input,
             )
         )
     loss = None if math.isnan(step.loss) else step.loss

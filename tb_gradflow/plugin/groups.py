@@ -36,6 +36,7 @@ def op_columns(graph: gradflow_pb2.Graph, indices: list[int]) -> dict[str, list]
         "cause": [V.CAUSES[op.cause] for op in chosen],
         "cause_detail": [op.cause_detail for op in chosen],
         "starved": [op.starved_variables[:] for op in chosen],
+        "presence_at_input": [op.presence_at_input for op in chosen],
     }
 
 

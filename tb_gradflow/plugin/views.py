@@ -14,6 +14,7 @@ import numpy as np
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.cli import diagnosis_json
+from tb_gradflow.format import presence as P
 from tb_gradflow.format.records import cut_points, decode_norm
 from tb_gradflow.plugin import groups
 from tb_gradflow.plugin.params import not_found
@@ -67,6 +68,13 @@ def _norms(codes: np.ndarray, norms: np.ndarray) -> list[Any]:
     return values.tolist()
 
 
+def presence_json(codes: np.ndarray) -> list[float | None]:
+    """Presence codes (format/presence.py) for JSON: null where unknown, else the fraction
+    rounded to 4 decimals (it is within 1/254 of the measured one anyway)."""
+    values = P.from_codes(codes).astype(np.float64)
+    return [None if np.isnan(p) else round(p, 4) for p in values.tolist()]
+
+
 def runs_json(series_by_run: dict[str, dict[str, TagSeries]]) -> str:
     return encode(
         {
@@ -106,7 +114,8 @@ def _version_parts(graph: gradflow_pb2.Graph) -> _VersionParts:
     return _VersionParts(
         op_fields=_fields({k: encode(v) for k, v in op_columns.items()}),
         variable_fields=_fields(
-            {"name": encode(names), "shape": encode([v.shape for v in graph.variables])}
+            {"name": encode(names), "shape": encode([v.shape for v in graph.variables]),
+             "sparse_gradient": encode([v.sparse_gradient for v in graph.variables])}
         ),
         cut_points=encode(cuts),
         variable_names=np.array(names, dtype=object),
@@ -149,6 +158,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
             {
                 "state": encode(_STATE_NAMES[op_codes].tolist()),
                 "norm": encode(_norms(op_codes, values.op_norms[row])),
+                "presence": encode(presence_json(values.presence_codes("op", row))),
             }
         ),
     )
@@ -158,6 +168,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
             {
                 "state": encode(_STATE_NAMES[var_codes].tolist()),
                 "norm": encode(_norms(var_codes, values.variable_norms[row])),
+                "presence": encode(presence_json(values.presence_codes("variable", row))),
             }
         ),
     )
@@ -182,7 +193,7 @@ def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str)
     """Every step whose graph version has the op (kind "op") or variable ("variable") `name`."""
     series = _readable(cached)
     live = cached.derived("live_rows", lambda: _live_rows(series))
-    steps, codes, norms = [], [], []
+    steps, codes, norms, presences = [], [], [], []
     for gid, values in series.versions.items():
         index = (values.op_index() if kind == "op" else values.variable_index()).get(name)
         if index is None:
@@ -193,6 +204,7 @@ def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str)
         steps.append(values.steps[rows])
         codes.append(states[rows, index])
         norms.append(all_norms[rows, index])
+        presences.append(values.presence_codes(kind, rows, index))
     if not steps:
         raise not_found(f"no {kind} named {name!r} in run {run!r}, tag {tag!r}")
     order = np.argsort(np.concatenate(steps), kind="stable")
@@ -206,6 +218,7 @@ def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str)
             "steps": encode(step_array.tolist()),
             "states": encode(_STATE_NAMES[code_array].tolist()),
             "norms": encode(_norms(code_array, np.concatenate(norms)[order])),
+            "presences": encode(presence_json(np.concatenate(presences)[order])),
         }
     )
 
@@ -247,6 +260,7 @@ def graph_groups_json(run: str, tag: str, cached: CachedSeries, step: int | None
             "input_children": layout.op_input_children,
             "state": _STATE_NAMES[op_codes[direct]].tolist(),
             "norm": _norms(op_codes[direct], values.op_norms[row][direct]),
+            "presence": presence_json(values.presence_codes("op", row, direct)),
         },
     }
     return encode(body)

@@ -73,8 +73,9 @@ def series_size(series: TagSeries | None) -> int:
     for values in series.versions.values():
         total += approximate_size(values.graph) + 120 * len(values.graph.ops)  # + name indices
         for column in (values.steps, values.op_states, values.op_norms, values.variable_states,
-                       values.variable_norms, values.losses, values.wall_times):
-            total += column.nbytes
+                       values.variable_norms, values.losses, values.wall_times,
+                       values.op_presence, values.variable_presence):
+            total += 0 if column is None else column.nbytes
     return total
 
 

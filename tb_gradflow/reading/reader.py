@@ -18,9 +18,11 @@ from tensorboard.data import provider
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format import metadata
+from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.format.records import (
-    build_report, check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, step_arrays, unpack_states,
+    build_report, check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, presence_arrays, step_arrays,
+    unpack_states,
 )
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.report import Report
@@ -93,6 +95,10 @@ class VersionValues:
     variable_norms: np.ndarray  # float32 [n, vars]
     losses: np.ndarray  # float32 [n]
     wall_times: np.ndarray  # float64 [n]: with the step, what identifies a logged datum
+    # Presence codes, a byte per value (format/presence.py: 0 unknown, c the fraction (c-1)/254);
+    # None when no step of the version stores presence (older logdirs cost nothing more).
+    op_presence: np.ndarray | None = None  # uint8 [n, ops]
+    variable_presence: np.ndarray | None = None  # uint8 [n, vars]
     _op_index: dict[str, int] | None = None
     _variable_index: dict[str, int] | None = None
 
@@ -106,8 +112,17 @@ class VersionValues:
             self._variable_index = {v.name: i for i, v in enumerate(self.graph.variables)}
         return self._variable_index
 
+    def presence_codes(self, kind: str, rows: Any, cols: Any = slice(None)) -> np.ndarray:
+        """Presence codes of ops (kind "op") or variables at `rows` (an int or an array) and
+        `cols`; all 0 (unknown) for a version without presence."""
+        matrix = self.op_presence if kind == "op" else self.variable_presence
+        if matrix is None:
+            width = len(self.graph.ops) if kind == "op" else len(self.graph.variables)
+            matrix, rows = np.zeros((1, width), np.uint8), np.zeros_like(np.asarray(rows))
+        return matrix[rows, cols]
+
     def step_proto(self, row: int) -> gradflow_pb2.Step:
-        return gradflow_pb2.Step(
+        step = gradflow_pb2.Step(
             graph_id=self.graph.graph_id,
             op_states=self.op_states[row].tobytes(),
             op_norms=self.op_norms[row].tolist(),
@@ -115,6 +130,13 @@ class VersionValues:
             variable_norms=self.variable_norms[row].tolist(),
             loss=float(self.losses[row]),
         )
+        op_p, var_p = self.presence_codes("op", row), self.presence_codes("variable", row)
+        if op_p.any() or var_p.any():
+            step.has_presence = True
+            step.op_presence_stored, step.op_presence_codes = P.encode(self.op_states[row], P.from_codes(op_p))
+            step.variable_presence_stored, step.variable_presence_codes = P.encode(
+                self.variable_states[row], P.from_codes(var_p))
+        return step
 
 
 @dataclasses.dataclass
@@ -406,6 +428,8 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
     op_states, variable_states = np.empty((n, n_ops), np.uint8), np.empty((n, n_vars), np.uint8)
     op_norms, variable_norms = np.empty((n, n_ops), np.float32), np.empty((n, n_vars), np.float32)
     losses = np.empty(n, np.float32)
+    op_presence = np.zeros((n, n_ops), np.uint8)  # code 0: unknown
+    variable_presence = np.zeros((n, n_vars), np.uint8)
     packed: list[int] = []
     for i, (_, _, source) in enumerate(rows):
         if isinstance(source, tuple):
@@ -413,11 +437,13 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
             op_states[i], op_norms[i] = old.op_states[row], old.op_norms[row]
             variable_states[i], variable_norms[i] = old.variable_states[row], old.variable_norms[row]
             losses[i] = old.losses[row]
+            op_presence[i], variable_presence[i] = old.presence_codes("op", row), old.presence_codes("variable", row)
         elif is_packed(source):
             packed.append(i)
         else:
             op_states[i], op_norms[i], variable_states[i], variable_norms[i] = step_arrays(source, n_ops, n_vars)
             losses[i] = source.loss
+            op_presence[i], variable_presence[i] = map(P.to_codes, presence_arrays(source, op_states[i], variable_states[i]))
     if packed:
         steps = [rows[i][2] for i in packed]
         index = np.array(packed, np.int64)
@@ -434,6 +460,7 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
             op_norms[index[part]] = dequantize_norms(codes[part], tops[part])
         variable_norms[index] = np.array([list(s.variable_norms) for s in steps], np.float32).reshape(len(steps), n_vars)
         losses[index] = [s.loss for s in steps]
+        _fill_presence(steps, index, op_states, variable_states, op_presence, variable_presence)
     return VersionValues(
         graph=graph,
         steps=np.array([r[0] for r in rows], dtype=np.int64),
@@ -443,7 +470,29 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
         variable_norms=variable_norms,
         losses=losses,
         wall_times=np.array([r[1] for r in rows], dtype=np.float64),
+        op_presence=op_presence if op_presence.any() else None,
+        variable_presence=variable_presence if variable_presence.any() else None,
     )
+
+
+def _fill_presence(
+    steps: list[gradflow_pb2.Step], index: np.ndarray, op_states: np.ndarray, variable_states: np.ndarray,
+    op_presence: np.ndarray, variable_presence: np.ndarray,
+) -> None:
+    """Presence of version 2 rows, decoded together; rows without presence stay unknown."""
+    having = [k for k, s in enumerate(steps) if s.has_presence]
+    if not having:
+        return
+    rows = index[having]
+    chosen = [steps[k] for k in having]
+    for states, out, stored, codes in (
+        (op_states, op_presence, "op_presence_stored", "op_presence_codes"),
+        (variable_states, variable_presence, "variable_presence_stored", "variable_presence_codes"),
+    ):
+        width = -(-states.shape[1] // 8)
+        bitmaps = np.frombuffer(b"".join(getattr(s, stored) for s in chosen), np.uint8).reshape(len(chosen), width)
+        all_codes = np.frombuffer(b"".join(getattr(s, codes) for s in chosen), np.uint8)
+        out[rows] = P.decode_codes(states[rows], bitmaps, all_codes)
 
 
 def _series(

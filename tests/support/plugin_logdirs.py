@@ -18,7 +18,7 @@ from tb_gradflow import vocabulary as V
 from tb_gradflow.capture.analyze import run_probe
 from tb_gradflow.capture.probe import ProbeResult
 from tb_gradflow.format import metadata
-from tb_gradflow.format.records import encode_step, step_arrays
+from tb_gradflow.format.records import encode_step, presence_arrays, step_arrays
 from tb_gradflow.proto import gradflow_pb2
 
 TAG = "gradflow"
@@ -90,6 +90,9 @@ def write_protos(run_dir: str, result: ProbeResult, steps: Iterable[int], name: 
     `records.encode_step`), so that long series need no probe call per step."""
     graph, base = result.graph, result.step
     op_codes, op_norms, var_codes, var_norms = step_arrays(base, len(graph.ops), len(graph.variables))
+    op_presence, var_presence = (
+        [None if np.isnan(p) else p for p in a.tolist()] for a in presence_arrays(base, op_codes, var_codes)
+    )
     op_states = [V.STATES[c] for c in op_codes]
     var_states = [V.STATES[c] for c in var_codes]
     writer = tf.summary.create_file_writer(run_dir)
@@ -103,9 +106,19 @@ def write_protos(run_dir: str, result: ProbeResult, steps: Iterable[int], name: 
             var_states,
             [None if np.isnan(n) else n * scale for n in var_norms.tolist()],
             base.loss,
+            op_presence=op_presence,
+            variable_presence=var_presence,
         )
-        summary._write(writer, name, ProbeResult(graph, proto), step, "")  # pylint: disable=protected-access
+        write_result(writer, name, ProbeResult(graph, proto), step)
     writer.close()
+
+
+def write_result(writer: Any, name: str, result: ProbeResult, step: int) -> None:
+    """One probe result as `summary.gradflow` writes it: the graph once per tag, then the step."""
+    with writer.as_default():
+        summary._write_graph_once(writer, name, result.graph, step)  # pylint: disable=protected-access
+        tf.summary.write(tag=name, tensor=tf.constant(result.step.SerializeToString()), step=step,
+                         metadata=metadata.step_metadata(name, ""))
 
 
 def write_unknown_version(run_dir: str, result: ProbeResult, steps: Iterable[int], name: str = TAG) -> None:
