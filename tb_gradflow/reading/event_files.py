@@ -133,6 +133,8 @@ class TimeSeries:
     max_wall_time: float
     plugin_content: bytes
     description: str
+    # Blobs per datum in a blob sequence: this reader keeps one (the first) per step.
+    max_length: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
