@@ -94,11 +94,29 @@ class Values {
   }
 }
 
+// Significant digits of norms in the routes' JSON (tb_gradflow/plugin/views.py NORM_DIGITS).
+const NORM_DIGITS = 6;
+
+/** numpy's round: halves to even. */
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** A norm rounded as views._rounded rounds it, so the file answers what the routes answer. */
+function rounded(x: number): number {
+  if (x === 0) return x;
+  const shift = NORM_DIGITS - 1 - Math.floor(Math.log10(Math.abs(x)));
+  if (shift < 0 || shift > 22) return Number(x.toPrecision(NORM_DIGITS));
+  const scale = Number(`1e${shift}`); // exact, as numpy's power of ten is
+  return roundHalfEven(x * scale) / scale;
+}
+
 /** A norm as the routes spell it: null for "no norm", "inf"/"nan" for a nonfinite gradient. */
 function wireNorm(state: GradState, norm: number): WireNorm {
   if (Number.isNaN(norm)) return state === "nonfinite" ? "nan" : null;
   if (!Number.isFinite(norm)) return (norm > 0 ? "inf" : "-inf") as WireNorm;
-  return norm;
+  return rounded(norm);
 }
 
 export class InlineSource implements DataSource {

@@ -67,8 +67,8 @@ def _version(run: str, tag: str, cached: CachedSeries, values: VersionValues) ->
         "op_norms": byte_planes(values.op_norms, "<f4"),
         "variable_states": byte_planes(values.variable_states, "u1"),
         "variable_norms": byte_planes(values.variable_norms, "<f4"),
-        "op_presence": byte_planes(values.presence_codes("op", slice(None)), "u1"),
-        "variable_presence": byte_planes(values.presence_codes("variable", slice(None)), "u1"),
+        "op_presence": byte_planes(values.presence_codes("op", np.arange(len(steps))), "u1"),
+        "variable_presence": byte_planes(values.presence_codes("variable", np.arange(len(steps))), "u1"),
     }
 
 
