@@ -1,6 +1,8 @@
 """Graph and Step protos to and from the report: the one place where the format meets the model."""
 from __future__ import annotations
 
+import collections
+import dataclasses
 import math
 import weakref
 from typing import Sequence
@@ -255,6 +257,51 @@ def cut_points(graph: gradflow_pb2.Graph) -> list[CutPoint]:
     ]
 
 
+@dataclasses.dataclass(frozen=True)
+class _GraphFields:
+    """What a report takes from its graph, the same at every step: read from the proto once per
+    graph version, since reading proto fields op by op dominated a large model's logging step."""
+
+    ops: tuple[tuple[str, str, str, tuple[str, ...], str | None, bool, bool], ...]
+    variables: tuple[tuple[str, str, bool], ...]
+    cut_points: tuple[CutPoint, ...]
+    computes_in_float16: bool
+
+
+def _read_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
+    graph_ops = list(graph.ops)  # protobuf indexing is slow; one pass into a list
+    names = [op.name for op in graph_ops]
+    return _GraphFields(
+        ops=tuple(
+            (op.name, op.type, op.source, tuple(names[i] for i in op.inputs), V.CAUSES[op.cause],
+             op.measured, op.presence_at_input)
+            for op in graph_ops
+        ),
+        variables=tuple((v.name, v.shape, v.sparse_gradient) for v in graph.variables),
+        cut_points=tuple(cut_points(graph)),
+        computes_in_float16=any("float16" in op.output_dtypes for op in graph_ops),
+    )
+
+
+# Graph ids are content hashes: one id, one set of fields. A few versions are live at a time.
+_FIELDS_KEPT = 16
+_fields_by_id: "collections.OrderedDict[str, _GraphFields]" = collections.OrderedDict()
+
+
+def _graph_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
+    key = graph.graph_id
+    if not key:  # not sealed (a hand-made graph): nothing to key it by
+        return _read_fields(graph)
+    fields = _fields_by_id.get(key)
+    if fields is None:
+        fields = _fields_by_id[key] = _read_fields(graph)
+        while len(_fields_by_id) > _FIELDS_KEPT:
+            _fields_by_id.popitem(last=False)
+    else:
+        _fields_by_id.move_to_end(key)
+    return fields
+
+
 def build_report(
     graph: gradflow_pb2.Graph, step: gradflow_pb2.Step, step_number: int | None = None
 ) -> Report:
@@ -262,42 +309,42 @@ def build_report(
     check_aligned(graph, step)
     op_codes, op_norms, var_codes, var_norms = step_arrays(step, len(graph.ops), len(graph.variables))
     op_presence, var_presence = presence_arrays(step, op_codes, var_codes)
+    fields = _graph_fields(graph)
     variables = {}
-    for var, code, norm, presence in zip(graph.variables, var_codes.tolist(), var_norms.tolist(), var_presence.tolist()):
+    for (name, shape, sparse), code, norm, presence in zip(
+        fields.variables, var_codes.tolist(), var_norms.tolist(), var_presence.tolist()
+    ):
         state = decode_state(code)
-        variables[var.name] = VariableRecord(
-            var.name, state, decode_norm(state, norm), var.shape,
-            presence=_fraction(presence), sparse_gradient=var.sparse_gradient,
+        variables[name] = VariableRecord(
+            name, state, decode_norm(state, norm), shape, presence=_fraction(presence), sparse_gradient=sparse,
         )
-    graph_ops = list(graph.ops)  # protobuf indexing is slow; one pass into a list
-    names = [op.name for op in graph_ops]
-    ops = []
-    for op, code, norm, presence in zip(graph_ops, op_codes.tolist(), op_norms.tolist(), op_presence.tolist()):
-        state = V.STATES[code]
-        ops.append(
-            OpRecord(
-                name=op.name,
-                type=op.type,
-                state=state,
-                norm=decode_norm(state, norm),
-                source=op.source,
-                inputs=tuple(names[i] for i in op.inputs),
-                cause=V.CAUSES[op.cause],
-                measured=op.measured,
-                presence=_fraction(presence) if op.measured else None,
-                presence_at_input=op.presence_at_input,
-            )
+    ops = tuple(
+        OpRecord(
+            name=name,
+            type=op_type,
+            state=V.STATES[code],
+            norm=decode_norm(V.STATES[code], norm),
+            source=source,
+            inputs=inputs,
+            cause=cause,
+            measured=measured,
+            presence=_fraction(presence) if measured else None,
+            presence_at_input=at_input,
         )
+        for (name, op_type, source, inputs, cause, measured, at_input), code, norm, presence in zip(
+            fields.ops, op_codes.tolist(), op_norms.tolist(), op_presence.tolist()
+        )
+    )
     loss = None if math.isnan(step.loss) else step.loss
     report = Report(
         variables=variables,
-        ops=tuple(ops),
-        cut_points=tuple(cut_points(graph)),
+        ops=ops,
+        cut_points=fields.cut_points,
         step=step_number,
         loss=loss,
         graph_id=graph.graph_id,
         fallback_reason=graph.fallback_reason,
-        computes_in_float16=any("float16" in op.output_dtypes for op in graph_ops),
+        computes_in_float16=fields.computes_in_float16,
     )
     _graphs[id(report)] = graph
     weakref.finalize(report, _graphs.pop, id(report), None)
