@@ -14,6 +14,7 @@ import shutil
 import textwrap
 from typing import IO, Any, Sequence
 
+from tb_gradflow import vocabulary as V
 from tb_gradflow.report import Report
 from tb_gradflow.story import story
 
@@ -104,7 +105,8 @@ def _where(cut: dict[str, Any]) -> str:
 
 def _sentence(sentence: dict[str, Any], noun: str = "variables") -> str:
     text = safe(sentence["text"])
-    return f"{text}: {name_list(sentence['names'], noun)}" if sentence["names"] else f"{text}."
+    names = [n for n in sentence["names"] if n not in sentence["text"]]  # not said twice
+    return f"{text}: {name_list(names, noun)}" if names else f"{text}."
 
 
 def report_lines(report: Report, style: Style) -> list[str]:
@@ -119,11 +121,16 @@ def report_lines(report: Report, style: Style) -> list[str]:
     lines.append(tone(f"  {_sentence(told['headline'])}"))
     for i, cut in enumerate(told["cuts"], 1):
         lines.append(style.bad(f"  cut {i}: ") + _where(cut))
+        if cut.get("library_source"):
+            lines.append(f"    made inside a library at {safe(cut['library_source'])}")
         if cut["detail"]:
             lines.append(f"    {safe(cut['detail'])}")
         inputs = f": {name_list(cut['blocked_inputs'], 'ops')}" if cut["blocked_inputs"] else ""
         lines.append(f"    {cut['arriving']}; {cut['blocked']}{inputs}")
         lines.append(f"    starves: {name_list(cut['starved_variables'])}")
+        if cut.get("parallel_cuts"):
+            others = name_list(cut["parallel_cuts"], "cut points")
+            lines.append(f"    only together with {others}: each alone would feed what they both starve")
         lines.append(style.dim(f"    hint: {cut['hint']}"))
     if told["harmless_summary"]:
         lines.append(style.note(f"  {told['harmless_summary']}"))
@@ -136,5 +143,14 @@ def report_lines(report: Report, style: Style) -> list[str]:
             else:
                 lines.append(f"    {safe(op_type)} ({cause}): {name_list([c['op_name'] for c in cuts], 'ops')}")
         lines += [style.dim(f"    hint ({h['cause']}): {h['hint']}") for h in told["harmless_hints"]]
-    lines += [style.note(f"  {_sentence(n)}") for n in notes if n["kind"] != "fallback"]
+    hinted: set[str] = set()
+    for n in notes:
+        if n["kind"] == "fallback":
+            continue
+        lines.append(style.note(f"  {_sentence(n)}"))
+        if n.get("hint") and n["kind"] not in hinted:
+            hinted.add(n["kind"])
+            lines.append(style.dim(f"    hint: {n['hint']}"))
+        if n["kind"] == V.ZERO and report.computes_in_float16:
+            lines.append(style.dim(f"    float16 underflow? {V.FLOAT16_UNDERFLOW_HINT}"))
     return lines

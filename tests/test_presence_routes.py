@@ -3,6 +3,7 @@ loaders) and the CLI's text and JSON, all equal to what `analyze` measured."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.parse
@@ -36,8 +37,9 @@ def test_cli_text_and_json_carry_presence(logged):
     assert tag["variables"]["embed/embeddings"]["sparse_gradient"] is True
     kinds = [n["kind"] for n in tag["story"]["notes"]]
     assert V.DEAD_GATE in kinds and V.FEW_ROWS in kinds
+    wide = {**os.environ, "COLUMNS": "200"}  # one sentence a line: no wrapping inside them
     text = subprocess.run([sys.executable, "-m", "tb_gradflow.cli", "report", logdir],
-                          capture_output=True, text=True, timeout=120).stdout
+                          capture_output=True, text=True, timeout=120, env=wide).stdout
     assert f"{relu.name}: {round(100 * (1 - relu.presence))} % of units pass no gradient at step 1,200 (dead ReLUs)" in text
     assert "embed/embeddings: the batch touches under 1 % of its rows at step 1,200, normal" in text
 

@@ -283,23 +283,25 @@ def _read_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
     )
 
 
-# Graph ids are content hashes: one id, one set of fields. A few versions are live at a time.
-_FIELDS_KEPT = 16
-_fields_by_id: "collections.OrderedDict[str, _GraphFields]" = collections.OrderedDict()
+# Keyed by the graph object (a probe's layout, a reader's version keep theirs), never by the id it
+# claims: a logdir is untrusted, and hand-made graphs reuse ids. Each entry holds its graph, so an
+# object id cannot be reused while cached; a graph is not changed once a report is built from it.
+_FIELDS_KEPT = 8
+_fields_by_object: "collections.OrderedDict[int, tuple[gradflow_pb2.Graph, _GraphFields]]" = (
+    collections.OrderedDict()
+)
 
 
 def _graph_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
-    key = graph.graph_id
-    if not key:  # not sealed (a hand-made graph): nothing to key it by
-        return _read_fields(graph)
-    fields = _fields_by_id.get(key)
-    if fields is None:
-        fields = _fields_by_id[key] = _read_fields(graph)
-        while len(_fields_by_id) > _FIELDS_KEPT:
-            _fields_by_id.popitem(last=False)
+    key = id(graph)
+    entry = _fields_by_object.get(key)
+    if entry is None or entry[0] is not graph:
+        entry = _fields_by_object[key] = (graph, _read_fields(graph))
+        while len(_fields_by_object) > _FIELDS_KEPT:
+            _fields_by_object.popitem(last=False)
     else:
-        _fields_by_id.move_to_end(key)
-    return fields
+        _fields_by_object.move_to_end(key)
+    return entry[1]
 
 
 def build_report(
