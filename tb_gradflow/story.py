@@ -6,7 +6,8 @@ sentences, so a reader can shorten, group or link them without rewording anythin
 """
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Callable, Sequence
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.report import CutPoint, Report
@@ -184,48 +185,81 @@ def story(report: Report) -> dict[str, Any]:
     }
 
 
-def _with_names(sentence: dict[str, Any]) -> str:
-    names = [n for n in sentence["names"] if n not in sentence["text"]]
-    return f"{sentence['text']}: {', '.join(names)}" if names else f"{sentence['text']}."
+def _plain(text: str) -> str:
+    return text
 
 
-def story_lines(report: Report) -> list[str]:
-    """The CLI's text: the same sentences as `story`, every name written out."""
-    told = story(report)
+def _all_names(names: Sequence[str], noun: str = "variables") -> str:  # noqa: ARG001 - Telling's signature
+    return ", ".join(names)
+
+
+def _listed_harmless(cuts: list[dict[str, Any]], telling: "Telling") -> list[str]:
+    lines = [f"    {telling.where(cut)}" for cut in cuts[:HARMLESS_SHOWN]]
+    if len(cuts) > HARMLESS_SHOWN:
+        lines.append(f"    ... and {len(cuts) - HARMLESS_SHOWN} more (report.cut_points)")
+    return lines
+
+
+@dataclasses.dataclass(frozen=True)
+class Telling:
+    """How `story_lines` writes the story: every name or a count, harmless blockers listed or
+    grouped, untrusted text as it is or escaped, with or without colour. The sentences and their
+    order are the story's, whoever tells them (str(report), the CLI's terminal text)."""
+
+    names: Callable[..., str] = _all_names
+    harmless: Callable[[list[dict[str, Any]], "Telling"], list[str]] = _listed_harmless
+    text: Callable[[str], str] = _plain
+    bad: Callable[[str], str] = _plain
+    good: Callable[[str], str] = _plain
+    note: Callable[[str], str] = _plain
+    dim: Callable[[str], str] = _plain
+    bold: Callable[[str], str] = _plain
+
+    def where(self, cut: dict[str, Any]) -> str:
+        t = self.text
+        return f"{t(cut['op_type'])} '{t(cut['op_name'])}' ({cut['cause']}) at {t(cut['source']) or '?'}"
+
+    def sentence(self, sentence: dict[str, Any], noun: str = "variables") -> str:
+        names = [n for n in sentence["names"] if n not in sentence["text"]]  # not said twice
+        text = self.text(sentence["text"])
+        return f"{text}: {self.names(names, noun)}" if names else f"{text}."
+
+
+def story_lines(report: Report, telling: Telling = Telling()) -> list[str]:
+    """The text of the story: the same sentences as `story`, told as `telling` says (by default
+    plain, every name written out: `str(report)`)."""
+    told, t = story(report), telling
     header = "gradflow" if report.step is None else f"gradflow at step {report.step}"
-    lines = [f"{header}: {len(report.ops)} ops on the loss path, {len(report.variables)} trainable variables"]
+    lines = [t.bold(f"{header}: {len(report.ops)} ops on the loss path, {len(report.variables)} trainable variables")]
     notes = told["notes"]
-    lines += [f"  {_with_names(n)}" for n in notes if n["kind"] == "fallback"]
-    lines.append(f"  {_with_names(told['headline'])}")
+    lines += [t.note(f"  {t.sentence(n)}") for n in notes if n["kind"] == "fallback"]
+    tone = {"cut": t.bad, "warn": t.note}.get(told["tone"], t.good)
+    lines.append(tone(f"  {t.sentence(told['headline'])}"))
     for i, cut in enumerate(told["cuts"], 1):
-        lines.append(f"  cut {i}: {cut['op_type']} '{cut['op_name']}' ({cut['cause']}) at {cut['source'] or '?'}")
+        lines.append(t.bad(f"  cut {i}: ") + t.where(cut))
         if cut.get("library_source"):
-            lines.append(f"    made inside a library at {cut['library_source']}")
+            lines.append(f"    made inside a library at {t.text(cut['library_source'])}")
         if cut["detail"]:
-            lines.append(f"    {cut['detail']}")
-        inputs = f": {', '.join(cut['blocked_inputs'])}" if cut["blocked_inputs"] else ""
+            lines.append(f"    {t.text(cut['detail'])}")
+        inputs = f": {t.names(cut['blocked_inputs'], 'ops')}" if cut["blocked_inputs"] else ""
         lines.append(f"    {cut['arriving']}; {cut['blocked']}{inputs}")
-        lines.append(f"    starves: {', '.join(cut['starved_variables'])}")
+        lines.append(f"    starves: {t.names(cut['starved_variables'])}")
         if cut.get("parallel_cuts"):
-            lines.append(
-                f"    only together with {', '.join(repr(n) for n in cut['parallel_cuts'])}: "
-                "each alone would feed what they both starve"
-            )
-        lines.append(f"    hint: {cut['hint']}")
+            others = t.names([repr(n) for n in cut["parallel_cuts"]], "cut points")
+            lines.append(f"    only together with {others}: each alone would feed what they both starve")
+        lines.append(t.dim(f"    hint: {cut['hint']}"))
     if told["harmless_summary"]:
-        lines.append(f"  {told['harmless_summary']}")
-        for cut in told["harmless"][:HARMLESS_SHOWN]:
-            lines.append(f"    {cut['op_type']} '{cut['op_name']}' ({cut['cause']}) at {cut['source'] or '?'}")
-        if len(told["harmless"]) > HARMLESS_SHOWN:
-            lines.append(f"    ... and {len(told['harmless']) - HARMLESS_SHOWN} more (report.cut_points)")
-        lines += [f"    hint ({h['cause']}): {h['hint']}" for h in told["harmless_hints"]]
+        lines.append(t.note(f"  {told['harmless_summary']}"))
+        lines += t.harmless(told["harmless"], t)
+        lines += [t.dim(f"    hint ({h['cause']}): {h['hint']}") for h in told["harmless_hints"]]
     hinted: set[str] = set()
     for n in notes:
-        if n["kind"] != "fallback":
-            lines.append(f"  {_with_names(n)}")
-            if n.get("hint") and n["kind"] not in hinted:
-                hinted.add(n["kind"])
-                lines.append(f"    hint: {n['hint']}")
-            if n["kind"] == V.ZERO and report.computes_in_float16:
-                lines.append(f"    float16 underflow? {V.FLOAT16_UNDERFLOW_HINT}")
+        if n["kind"] == "fallback":
+            continue
+        lines.append(t.note(f"  {t.sentence(n)}"))
+        if n.get("hint") and n["kind"] not in hinted:
+            hinted.add(n["kind"])
+            lines.append(t.dim(f"    hint: {n['hint']}"))
+        if n["kind"] == V.ZERO and report.computes_in_float16:
+            lines.append(t.dim(f"    float16 underflow? {V.FLOAT16_UNDERFLOW_HINT}"))
     return lines

@@ -14,9 +14,8 @@ import shutil
 import textwrap
 from typing import IO, Any, Sequence
 
-from tb_gradflow import vocabulary as V
 from tb_gradflow.report import Report
-from tb_gradflow.story import story
+from tb_gradflow.story import Telling, story_lines
 
 # A list longer than this is cut to a count and its first and last layer.
 _LIST_SHOWN = 6
@@ -99,58 +98,26 @@ def wrap(lines: Sequence[str], width: int) -> str:
     return "\n".join(out)
 
 
-def _where(cut: dict[str, Any]) -> str:
-    return f"{safe(cut['op_type'])} '{safe(cut['op_name'])}' ({cut['cause']}) at {safe(cut['source']) or '?'}"
-
-
-def _sentence(sentence: dict[str, Any], noun: str = "variables") -> str:
-    text = safe(sentence["text"])
-    names = [n for n in sentence["names"] if n not in sentence["text"]]  # not said twice
-    return f"{text}: {name_list(names, noun)}" if names else f"{text}."
+def _grouped_harmless(cuts: list[dict[str, Any]], telling: Telling) -> list[str]:
+    """Harmless blockers by op type and cause: 53 batch-norm StopGradients make one line."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cut in cuts:
+        groups.setdefault((cut["op_type"], cut["cause"]), []).append(cut)
+    lines: list[str] = []
+    for (op_type, cause), members in groups.items():
+        if len(members) <= _HARMLESS_SHOWN:
+            lines.extend(f"    {telling.where(c)}" for c in members)
+        else:
+            lines.append(f"    {safe(op_type)} ({cause}): {name_list([c['op_name'] for c in members], 'ops')}")
+    return lines
 
 
 def report_lines(report: Report, style: Style) -> list[str]:
     """`tb_gradflow.story`'s sentences, shortened for a terminal: name lists cut to a count by
-    layer, harmless blockers grouped by type, colour by what each line says."""
-    told = story(report)
-    head = "gradflow" + (f" at step {report.step}" if report.step is not None else "")
-    lines = [style.bold(f"{head}: {len(report.ops)} ops on the loss path, {len(report.variables)} trainable variables")]
-    notes = told["notes"]
-    lines += [style.note(f"  {_sentence(n)}") for n in notes if n["kind"] == "fallback"]
-    tone = {"cut": style.bad, "warn": style.note}.get(told["tone"], style.good)
-    lines.append(tone(f"  {_sentence(told['headline'])}"))
-    for i, cut in enumerate(told["cuts"], 1):
-        lines.append(style.bad(f"  cut {i}: ") + _where(cut))
-        if cut.get("library_source"):
-            lines.append(f"    made inside a library at {safe(cut['library_source'])}")
-        if cut["detail"]:
-            lines.append(f"    {safe(cut['detail'])}")
-        inputs = f": {name_list(cut['blocked_inputs'], 'ops')}" if cut["blocked_inputs"] else ""
-        lines.append(f"    {cut['arriving']}; {cut['blocked']}{inputs}")
-        lines.append(f"    starves: {name_list(cut['starved_variables'])}")
-        if cut.get("parallel_cuts"):
-            others = name_list(cut["parallel_cuts"], "cut points")
-            lines.append(f"    only together with {others}: each alone would feed what they both starve")
-        lines.append(style.dim(f"    hint: {cut['hint']}"))
-    if told["harmless_summary"]:
-        lines.append(style.note(f"  {told['harmless_summary']}"))
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for cut in told["harmless"]:
-            groups.setdefault((cut["op_type"], cut["cause"]), []).append(cut)
-        for (op_type, cause), cuts in groups.items():
-            if len(cuts) <= _HARMLESS_SHOWN:
-                lines.extend(f"    {_where(c)}" for c in cuts)
-            else:
-                lines.append(f"    {safe(op_type)} ({cause}): {name_list([c['op_name'] for c in cuts], 'ops')}")
-        lines += [style.dim(f"    hint ({h['cause']}): {h['hint']}") for h in told["harmless_hints"]]
-    hinted: set[str] = set()
-    for n in notes:
-        if n["kind"] == "fallback":
-            continue
-        lines.append(style.note(f"  {_sentence(n)}"))
-        if n.get("hint") and n["kind"] not in hinted:
-            hinted.add(n["kind"])
-            lines.append(style.dim(f"    hint: {n['hint']}"))
-        if n["kind"] == V.ZERO and report.computes_in_float16:
-            lines.append(style.dim(f"    float16 underflow? {V.FLOAT16_UNDERFLOW_HINT}"))
-    return lines
+    layer, harmless blockers grouped by type, control characters escaped, colour by what each
+    line says."""
+    telling = Telling(
+        names=name_list, harmless=_grouped_harmless, text=safe,
+        bad=style.bad, good=style.good, note=style.note, dim=style.dim, bold=style.bold,
+    )
+    return story_lines(report, telling)
