@@ -23,13 +23,13 @@ from typing import Iterator
 from tensorboard.compat.proto import event_pb2
 
 from tb_gradflow.reading.crc32c import masked_crc32c as masked_crc
+from tb_gradflow.reading.event_files import EVENT_FILE_MARK, find_runs
 
 _HEADER = 12  # length (8) + its CRC (4)
 _FOOTER = 4
 # Larger records are not ours nor TensorBoard's: a length beyond this is reported as absurd even
 # when the file is big enough to hold it.
 MAX_RECORD_BYTES = 1 << 31
-EVENT_FILE_MARK = "tfevents"  # TensorBoard reads every file whose name contains this
 DAMAGED_MARK = "damaged-events"
 
 
@@ -133,11 +133,9 @@ def _describe(offset: int, length: int, why: str, resume: int, size: int) -> Pro
 
 
 def event_files(logdir: str) -> Iterator[str]:
-    for root, dirs, files in os.walk(logdir):
-        dirs.sort()
-        for name in sorted(files):
-            if EVENT_FILE_MARK in name:
-                yield os.path.join(root, name)
+    """Every event file TensorBoard would read, run by run (the CLI's reader finds them)."""
+    for files in find_runs(logdir).values():
+        yield from files
 
 
 def damaged_name(path: str) -> str:

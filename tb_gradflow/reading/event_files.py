@@ -156,12 +156,16 @@ class BlobSequenceDatum:
     values: tuple[BlobReference, ...]
 
 
+# TensorBoard reads every file whose name contains this.
+EVENT_FILE_MARK = "tfevents"
+
+
 def find_runs(logdir: str) -> dict[str, list[str]]:
     """{run: event files, oldest first}, runs named as TensorBoard names them ("." for the root)."""
     runs: dict[str, list[str]] = {}
     for directory, dirs, files in os.walk(logdir):
         dirs.sort()
-        events = sorted(f for f in files if "tfevents" in f)
+        events = sorted(f for f in files if EVENT_FILE_MARK in f)
         if events:
             run = os.path.relpath(directory, logdir).replace(os.sep, "/")
             runs[run] = [os.path.join(directory, f) for f in events]
