@@ -5,9 +5,10 @@ reader can rebuild the same report from a logdir without TensorFlow.
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from tb_gradflow import vocabulary as V
 
@@ -43,6 +44,46 @@ class OpRecord:
     @property
     def presence_of(self) -> str:
         return "input" if self.presence_at_input else "output"
+
+
+class OpRecords(collections.abc.Sequence):
+    """A report's ops, made on first use: a logging step builds a report every call, and on a
+    5,000-op model making each op's record cost more than the rest of the step's host work,
+    while training loops rarely read them. Compares, hashes and pickles as the tuple it holds."""
+
+    __slots__ = ("_make", "_records")
+
+    def __init__(self, make: Callable[[], tuple[OpRecord, ...]]):
+        self._make: Callable[[], tuple[OpRecord, ...]] | None = make
+        self._records: tuple[OpRecord, ...] | None = None
+
+    def _all(self) -> tuple[OpRecord, ...]:
+        if self._records is None:
+            self._records, self._make = tuple(self._make()), None
+        return self._records
+
+    def __getitem__(self, index):
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self) -> Iterator[OpRecord]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (OpRecords, tuple)):
+            return self._all() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+    def __reduce__(self):
+        return tuple, (self._all(),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +125,7 @@ def _json_norm(norm: float | None) -> float | str | None:
 @dataclasses.dataclass(frozen=True)
 class Report:
     variables: dict[str, VariableRecord]
-    ops: tuple[OpRecord, ...]
+    ops: "tuple[OpRecord, ...] | OpRecords"
     cut_points: tuple[CutPoint, ...]
     step: int | None = None
     loss: float | None = None

@@ -170,7 +170,7 @@ class Probe:
             _top_ancestors(walker.ops),
             presence_owners,
         )
-        reducer = Reducer()
+        reducer = Reducer(grouped=not _has_py_function(walker.ops, loss.graph))
         tensor_stats, variable_stats = unscale_reductions(
             reducer.sums([g for g in backward.tensor_grads if g is not None]),
             reducer.exact([g for g in backward.variable_grads if g is not None]),
@@ -190,6 +190,14 @@ class Probe:
             result["variable_grads"] = list(backward.variable_grads)
             self._step_variables[graph.graph_id] = [v.user_variable for v in variables]
         return result
+
+
+def _has_py_function(path_ops, graph: tf.Graph) -> bool:
+    """Whether a `tf.py_function` runs on the loss path or in the backward pass (one in a custom
+    gradient): its gradients' static shapes cannot be trusted (Reducer)."""
+    return any(p.op.type == "EagerPyFunc" for p in path_ops) or any(
+        op.type == "EagerPyFunc" for op in graph.get_operations()
+    )
 
 
 def _top_ancestors(ops) -> list[int]:

@@ -10,23 +10,36 @@ import tensorflow as tf
 from tb_gradflow import vocabulary as V
 
 
+# Gradients at most this large are reduced together with others of their shape and dtype: one
+# stack and a few kernels per group instead of three kernels per gradient. On small tensors a
+# kernel's dispatch costs more than its arithmetic (a 64-block Transformer's 4,000 gradients
+# fall into 18 shapes). A stack keeps its members alive until the last one is computed, so a
+# stack is bounded in bytes; large gradients are reduced one by one, as dispatch is cheap there.
+GROUPED_MAX_BYTES = 1 << 18
+STACK_MAX_BYTES = 1 << 21
+
+
 class Reducer:
     """Reduces gradients to a few numbers on the device, with raw ops and no temporaries.
 
-    Every gradient gets its sum of squares (one kernel). Variables' gradients also get their max
-    and min: the float32 sum of squares is ambiguous at the edges (values below ~1e-19 square to
-    0, above ~1e19 to Inf), and a variable's state must be exact. For the many op tensors that
-    would triple the kernels of a small model's step, so their state comes from the sum alone.
+    Every gradient gets its sum of squares. Variables' gradients also get their max and min:
+    the float32 sum of squares is ambiguous at the edges (values below ~1e-19 square to 0, above
+    ~1e19 to Inf), and a variable's state must be exact. For the many op tensors that would
+    triple the kernels of a small model's step, so their state comes from the sum alone.
+
+    `grouped=False` reduces every gradient on its own. Grouping trusts static shapes, and a
+    graph with a `tf.py_function` breaks that trust: TensorFlow hands back a rank-0 zero for a
+    matrix input and stamps the matrix's static shape on it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, grouped: bool = True) -> None:
+        self._grouped = grouped
         self._flat_shape: tf.Tensor | None = None
         self._axis: tf.Tensor | None = None
 
     @staticmethod
     def _as_float32(grad: Any) -> tf.Tensor:
-        if isinstance(grad, tf.IndexedSlices):
-            grad = grad.values
+        grad = Reducer._dense_rows(grad)
         if grad.dtype.is_complex:
             grad = tf.raw_ops.ComplexAbs(x=grad, Tout=grad.dtype.real_dtype)
         if grad.dtype != tf.float32:
@@ -46,56 +59,73 @@ class Reducer:
         """[N]: half the sum of squares of each gradient."""
         if not grads:
             return tf.zeros([0], tf.float32)
-        unique, rows = _distinct(grads)
-        packed = tf.raw_ops.Pack(values=[tf.raw_ops.L2Loss(t=self._as_float32(g)) for g in unique])
-        return _spread(packed, rows)
+        rows = self._rows(grads, _half_sums_of_squares, lambda g: [tf.raw_ops.L2Loss(t=self._as_float32(g))])
+        return tf.raw_ops.Reshape(tensor=rows, shape=tf.constant([-1], tf.int32))
 
     def exact(self, grads: list[Any]) -> tf.Tensor:
         """[N, 3]: half sum of squares, max and min of each gradient."""
         if not grads:
             return tf.zeros([0, 3], tf.float32)
-        columns: list[list[tf.Tensor]] = [[], [], []]
-        for g in grads:
-            g = self._as_float32(g)
-            high, low = self._extremes(g)
-            for column, value in zip(columns, (tf.raw_ops.L2Loss(t=g), high, low)):
-                column.append(value)
-        return tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=c) for c in columns], axis=1)
+        return self._rows(grads, _sums_and_extremes, self._one_sum_and_extremes)
 
+    def _one_sum_and_extremes(self, grad: Any) -> list[tf.Tensor]:
+        g = self._as_float32(grad)
+        return [tf.raw_ops.L2Loss(t=g), *self._extremes(g)]
 
     def presence(self, grads: list[Any]) -> tf.Tensor:
         """[N, 2]: half the count of nonzero elements, and the count of all elements, of each
         gradient (the host doubles the first: `step_layout`).
 
-        Counted as the sum of squares of the gradient's sign: two passes that vectorize (about a
-        third of the cost of a finite-and-nonzero mask), and no more kernels per gradient, since
-        sizes known at trace time are constants. An Inf counts as present and a NaN makes the
-        count NaN, so presence is only read for gradients whose state is not `nonfinite`. An
-        IndexedSlices gradient (an embedding's) is summed per distinct row first, as its dense
-        form would be, and counted against the dense shape: rows the batch does not touch get
-        no gradient.
+        Counted from the gradient's sign: passes that vectorize (about a third of the cost of a
+        finite-and-nonzero mask), and no more kernels per gradient, since sizes known at trace
+        time are constants. An Inf counts as present and a NaN makes the count NaN, so presence
+        is only read for gradients whose state is not `nonfinite`. An IndexedSlices gradient (an
+        embedding's) is summed per distinct row first, as its dense form would be, and counted
+        against the dense shape: rows the batch does not touch get no gradient.
         """
         if not grads:
             return tf.zeros([0, 2], tf.float32)
-        unique, rows = _distinct(grads)
-        counts, sizes = zip(*(self._present_and_size(g) for g in unique))
+        sizes = [self._size(g) for g in grads]
         if all(isinstance(n, int) for n in sizes):
             size_column = tf.constant(sizes, tf.float32)
         else:
             size_column = tf.raw_ops.Pack(values=[_as_count(n) for n in sizes])
-        return _spread(tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=list(counts)), size_column], axis=1), rows)
+        counts = self._rows(grads, _half_counts_nonzero, lambda g: [self._half_count_nonzero(self._dense_rows(g))])
+        counts = tf.raw_ops.Reshape(tensor=counts, shape=tf.constant([-1], tf.int32))
+        return tf.raw_ops.Pack(values=[counts, size_column], axis=1)
 
-    def _present_and_size(self, grad: Any) -> tuple[tf.Tensor, int | tf.Tensor]:
+    def _rows(self, grads: list[Any], reduce_stack, reduce_one) -> tf.Tensor:
+        """[N, C]: `reduce_stack` ([k, ...] -> [k, C]) over groups of small same-shape gradients,
+        `reduce_one` (one gradient -> C scalars) over the rest; each distinct gradient once."""
+        unique, rows = _distinct(grads)
+        stacks, alone = _plan(unique) if self._grouped else ([], list(range(len(unique))))
+        parts = [reduce_stack(tf.raw_ops.Pack(values=[unique[i] for i in members])) for members in stacks]
+        if alone:
+            parts.append(tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=reduce_one(unique[i])) for i in alone]))
+        order = [i for members in stacks for i in members] + alone
+        table = parts[0] if len(parts) == 1 else tf.raw_ops.ConcatV2(values=parts, axis=tf.constant(0, tf.int32))
+        place = {u: at for at, u in enumerate(order)}
+        indices = [place[u] for u in (rows if rows is not None else range(len(unique)))]
+        return _spread(table, None if indices == list(range(len(indices))) else indices)
+
+    @staticmethod
+    def _dense_rows(grad: Any) -> tf.Tensor:
+        """An IndexedSlices' values summed per distinct row, as its dense form would hold them
+        (a batch that looks up one row twice gets one row of gradient, the sum of both)."""
+        if not isinstance(grad, tf.IndexedSlices):
+            return grad
+        rows, row_of = tf.raw_ops.Unique(x=grad.indices, out_idx=tf.int32)
+        return tf.raw_ops.UnsortedSegmentSum(
+            data=grad.values, segment_ids=row_of, num_segments=tf.raw_ops.Size(input=rows)
+        )
+
+    @staticmethod
+    def _size(grad: Any) -> int | tf.Tensor:
         if isinstance(grad, tf.IndexedSlices):
-            rows, row_of = tf.raw_ops.Unique(x=grad.indices, out_idx=tf.int32)
-            values = tf.raw_ops.UnsortedSegmentSum(
-                data=grad.values, segment_ids=row_of, num_segments=tf.raw_ops.Size(input=rows)
-            )
             static = tf.get_static_value(grad.dense_shape)
-            size = int(np.prod(static)) if static is not None else tf.raw_ops.Prod(input=grad.dense_shape, axis=0)
-            return self._half_count_nonzero(values), size
+            return int(np.prod(static)) if static is not None else tf.raw_ops.Prod(input=grad.dense_shape, axis=0)
         n = grad.shape.num_elements()
-        return self._half_count_nonzero(grad), n if n is not None else tf.raw_ops.Size(input=grad)
+        return n if n is not None else tf.raw_ops.Size(input=grad)
 
     @staticmethod
     def _half_count_nonzero(grad: tf.Tensor) -> tf.Tensor:
@@ -105,6 +135,51 @@ class Reducer:
         if sign.dtype != tf.float32:
             sign = tf.raw_ops.Cast(x=sign, DstT=tf.float32)
         return tf.raw_ops.L2Loss(t=sign)
+
+
+def _plan(grads: list[Any]) -> tuple[list[list[int]], list[int]]:
+    """Stacks of small gradients of one dtype and fully known static shape, each within
+    STACK_MAX_BYTES and of at least two members; the indices of the other gradients."""
+    groups: dict[tuple, list[int]] = {}
+    alone: list[int] = []
+    for i, g in enumerate(grads):
+        size = g.shape.num_elements() if isinstance(g, tf.Tensor) else None
+        if size is None or g.dtype.is_complex or size * g.dtype.size > GROUPED_MAX_BYTES:
+            alone.append(i)
+        else:
+            groups.setdefault((g.dtype, tuple(g.shape.as_list())), []).append(i)
+    stacks: list[list[int]] = []
+    for members in groups.values():
+        per_stack = max(1, STACK_MAX_BYTES // max(1, grads[members[0]].shape.num_elements() * grads[members[0]].dtype.size))
+        for start in range(0, len(members), per_stack):
+            chunk = members[start:start + per_stack]
+            (stacks.append(chunk) if len(chunk) > 1 else alone.extend(chunk))
+    return stacks, sorted(alone)
+
+
+def _inner_axes(stack: tf.Tensor) -> tf.Tensor:
+    return tf.constant(list(range(1, stack.shape.rank)), tf.int32)
+
+
+def _half_sums_of_squares(stack: tf.Tensor) -> tf.Tensor:
+    x = Reducer._as_float32(stack)
+    total = tf.raw_ops.Sum(input=tf.raw_ops.Square(x=x), axis=_inner_axes(stack))
+    return tf.raw_ops.ExpandDims(input=tf.raw_ops.Mul(x=total, y=tf.constant(0.5)), axis=tf.constant(1))
+
+
+def _sums_and_extremes(stack: tf.Tensor) -> tf.Tensor:
+    x = Reducer._as_float32(stack)
+    axes = _inner_axes(stack)
+    half = tf.raw_ops.Mul(x=tf.raw_ops.Sum(input=tf.raw_ops.Square(x=x), axis=axes), y=tf.constant(0.5))
+    return tf.raw_ops.Pack(values=[half, tf.raw_ops.Max(input=x, axis=axes), tf.raw_ops.Min(input=x, axis=axes)], axis=1)
+
+
+def _half_counts_nonzero(stack: tf.Tensor) -> tf.Tensor:
+    sign = tf.raw_ops.Sign(x=stack)  # in the gradients' own dtype: no value rounds to 0 first
+    if sign.dtype != tf.float32:
+        sign = tf.raw_ops.Cast(x=sign, DstT=tf.float32)
+    total = tf.raw_ops.Sum(input=tf.raw_ops.Abs(x=sign), axis=_inner_axes(stack))
+    return tf.raw_ops.ExpandDims(input=tf.raw_ops.Mul(x=total, y=tf.constant(0.5)), axis=tf.constant(1))
 
 
 def _distinct(grads: list[Any]) -> tuple[list[Any], list[int] | None]:

@@ -58,6 +58,24 @@ def _fractions(counts: Any, owner: np.ndarray | None, n: int) -> np.ndarray:
         return np.where(size > 0, present / size, np.nan)
 
 
+def exact_states(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """State codes and norms of gradients from their Reducer.exact rows: `tensor_state` over
+    arrays (a thousand variables' states in Python cost a millisecond a step)."""
+    sumsq = 2.0 * stats[:, 0]
+    with np.errstate(invalid="ignore"):
+        maxabs = np.maximum(stats[:, 1], -stats[:, 2])
+        nan_sum = np.isnan(sumsq)
+        overflow = ~nan_sum & np.isposinf(maxabs)
+        zero = ~nan_sum & ~overflow & (maxabs <= 0.0)
+        in_range = (sumsq > 0.0) & (sumsq < np.inf)
+        norms = np.where(in_range, np.sqrt(np.where(in_range, sumsq, 0.0)), maxabs)
+    codes = np.full(len(stats), FLOWING, np.uint8)
+    codes[zero], norms[zero] = ZERO, 0.0
+    codes[overflow], norms[overflow] = NONFINITE, np.inf
+    codes[nan_sum], norms[nan_sum] = NONFINITE, sumsq[nan_sum]
+    return codes, norms
+
+
 def decode_step(layout: Layout, out: dict[str, Any]) -> gradflow_pb2.Step:
     """The Step message of one probe call, from its fetched reductions (tensors or arrays)."""
     n_ops = len(layout.graph.ops)
@@ -82,13 +100,13 @@ def decode_step(layout: Layout, out: dict[str, Any]) -> gradflow_pb2.Step:
         op_norms[i] = np.nan if norm is None else norm
     op_codes[layout.inherit_ops] = op_codes[layout.inherit_from]
 
-    v_stats = np.asarray(out["variable_stats"], dtype=np.float64)
     var_codes = np.full(len(layout.graph.variables), NONE, np.uint8)
     var_norms = np.full(len(layout.graph.variables), np.nan, np.float64)
-    for i, row in layout.variable_rows.items():
-        state, norm = tensor_state(True, *(float(x) for x in v_stats[row]))
-        var_codes[i] = V.STATE_CODE[state]
-        var_norms[i] = np.nan if norm is None else norm
+    if layout.variable_rows:
+        with_grad, rows = (np.array(x, np.int64) for x in zip(*layout.variable_rows.items()))
+        var_codes[with_grad], var_norms[with_grad] = exact_states(
+            np.asarray(out["variable_stats"], dtype=np.float64).reshape(-1, 3)[rows]
+        )
     var_presence = np.full(len(layout.graph.variables), np.nan)
     var_rows = sorted(layout.variable_rows.items(), key=lambda item: item[1])
     var_presence[[i for i, _ in var_rows]] = _fractions(out["variable_presence"], None, len(var_rows))

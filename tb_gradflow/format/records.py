@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 import weakref
 from typing import Sequence
@@ -13,7 +14,7 @@ from tb_gradflow import vocabulary as V
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.proto import gradflow_pb2
-from tb_gradflow.report import CutPoint, OpRecord, Report, VariableRecord
+from tb_gradflow.report import CutPoint, OpRecord, OpRecords, Report, VariableRecord
 
 
 def encode_step(
@@ -320,23 +321,9 @@ def build_report(
         variables[name] = VariableRecord(
             name, state, decode_norm(state, norm), shape, presence=_fraction(presence), sparse_gradient=sparse,
         )
-    ops = tuple(
-        OpRecord(
-            name=name,
-            type=op_type,
-            state=V.STATES[code],
-            norm=decode_norm(V.STATES[code], norm),
-            source=source,
-            inputs=inputs,
-            cause=cause,
-            measured=measured,
-            presence=_fraction(presence) if measured else None,
-            presence_at_input=at_input,
-        )
-        for (name, op_type, source, inputs, cause, measured, at_input), code, norm, presence in zip(
-            fields.ops, op_codes.tolist(), op_norms.tolist(), op_presence.tolist()
-        )
-    )
+    ops = OpRecords(functools.partial(
+        _op_records, fields, op_codes, op_norms, op_presence
+    ))
     loss = None if math.isnan(step.loss) else step.loss
     report = Report(
         variables=variables,
@@ -351,6 +338,28 @@ def build_report(
     _graphs[id(report)] = graph
     weakref.finalize(report, _graphs.pop, id(report), None)
     return report
+
+
+def _op_records(
+    fields: _GraphFields, codes: np.ndarray, norms: np.ndarray, presence: np.ndarray
+) -> tuple[OpRecord, ...]:
+    return tuple(
+        OpRecord(
+            name=name,
+            type=op_type,
+            state=V.STATES[code],
+            norm=decode_norm(V.STATES[code], norm),
+            source=source,
+            inputs=inputs,
+            cause=cause,
+            measured=measured,
+            presence=_fraction(fraction) if measured else None,
+            presence_at_input=at_input,
+        )
+        for (name, op_type, source, inputs, cause, measured, at_input), code, norm, fraction in zip(
+            fields.ops, codes.tolist(), norms.tolist(), presence.tolist()
+        )
+    )
 
 
 # The graph each live report was built from, for Report.to_html (call structure, shapes).
