@@ -17,8 +17,7 @@ from tb_gradflow import terminal_text as T
 from tb_gradflow.reading.event_files import EventFileProvider, LogdirError
 from tb_gradflow.reading.reader import GradflowReader, TagSeries
 from tb_gradflow.report import CutPoint, Report
-from tb_gradflow.story import story
-from tb_gradflow.timeline import timeline
+from tb_gradflow.diagnosis import diagnosis_json
 
 EXIT_OK = 0
 EXIT_STARVING = 1  # report: a trainable variable starves; diff: the second run has cuts the first lacks
@@ -48,33 +47,6 @@ class CliError(Exception):
     def __init__(self, message: str, status: int = EXIT_NO_DATA):
         super().__init__(message)
         self.status = status
-
-
-def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | None = None) -> dict[str, Any]:
-    """The JSON of one run and tag: what `--json` prints and the plugin's diagnosis route serves.
-
-    At `step` (a logged step; default the last), since the plugin lets one pick the step; pass
-    `report` when it is at hand already. `story` is the diagnosis in the words the text report
-    prints; `norm_range`, `first_nonfinite_step` and `version_changes` hold over all steps.
-    """
-    report = report or series.report(step)
-    full = report.to_dict()
-    return {
-        "steps": series.steps,
-        "last_step": series.last_step,
-        "variables": full["variables"],
-        "cut_points": full["cut_points"],
-        "starved_variables": full["starved_variables"],
-        "ops": len(report.ops),
-        # Presence of each op where known (measured ops a gradient reaches): of the gradient at
-        # its output, or for a gating op of what it passes back to its input.
-        "op_presence": {
-            o["name"]: {"presence": o["presence"], "presence_of": o["presence_of"]}
-            for o in full["ops"] if o["presence"] is not None
-        },
-        "story": story(report),
-        **timeline(series),
-    }
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ from support.plugin_logdirs import CUT_STEPS, PRISTINE_STEPS, RETRACE_STEPS, TAG
 from support.plugin_servers import LOADERS, plugin_logdir, plugin_tensorboard
 from support.tensorboard_proc import fetch, fetch_json
 from tb_gradflow import cli
+from tb_gradflow.diagnosis import diagnosis_json
 from tb_gradflow.format import metadata
 from tb_gradflow.plugin.views import NORM_DIGITS
 from tb_gradflow.reading.local_logdir import local_provider
@@ -245,7 +246,7 @@ def test_diagnosis_is_what_the_cli_prints(tb, logdir, run):
 
 def test_diagnosis_at_a_step(tb, local):
     diagnosis = ok(tb, "diagnosis", run="cut", tag=TAG, step=42)
-    expected = cli.diagnosis_json(local[("cut", TAG)], 42)
+    expected = diagnosis_json(local[("cut", TAG)], 42)
     assert diagnosis.pop("step") == 42
     assert diagnosis == json.loads(json.dumps(expected))
     assert diagnosis["last_step"] == CUT_STEPS - 1

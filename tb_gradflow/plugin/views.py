@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tb_gradflow import vocabulary as V
-from tb_gradflow.cli import diagnosis_json
+from tb_gradflow.diagnosis import diagnosis_json
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.records import cut_points, decode_norm
 from tb_gradflow.plugin import groups
