@@ -123,3 +123,13 @@ def in_xla_context() -> bool:
     from tensorflow.python.ops import control_flow_util
 
     return control_flow_util.GraphOrParentsInXlaContext(_ops.get_default_graph())
+
+
+def tf_keras_sublayers(layer: Any) -> list[Any]:
+    """The layers a `tf_keras` layer holds directly (attributes, lists, a functional model's
+    layers, an RNN's cell), in tracking order: the edges of the layer tree that names its
+    variables, since tf_keras variables have no `path`."""
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is None:
+        return list(getattr(layer, "layers", None) or [])
+    return list(flatten(include_self=False, recursive=False))

@@ -1,7 +1,8 @@
 """Discovery: which variables a report covers, under which names, and their handles in the trace.
 
-Every variable object is its own entry. Its name is Keras' `variable.path` (else the TensorFlow
-name). Where two variables the loss reaches share a path (a `clone_model` target network, two
+Every variable object is its own entry. Its name is Keras' `variable.path`; a `tf_keras`
+variable, which has none, is named by its place in the layer tree of the outermost model the loss
+reaches (`online/hidden/kernel`, see owners.py); any other by its TensorFlow name. Where two variables the loss reaches share a path (a `clone_model` target network, two
 functional models with equal layer names), the name is qualified, in this order, by whichever
 first tells the group apart: the owning model's name (`generator/dense/kernel`), then the Python
 name the loss reaches the model by (`target/online/dense/kernel` for `self.target`), then a
@@ -101,7 +102,7 @@ class Namer:
             universe.setdefault(id(t), u)
         keys = list(universe)
         computed = dict(zip(keys, unique_names(
-            [(variable_name(universe[k]), index.owner.get(k)) for k in keys]
+            [(index.tree_path.get(k) or variable_name(universe[k]), index.owner.get(k)) for k in keys]
         )))
         used = {name for _, name in self._given.values()}
         names = []
