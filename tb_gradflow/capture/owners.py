@@ -101,7 +101,7 @@ def _code_names(code: types.CodeType) -> Iterator[str]:
             yield from _code_names(const)
 
 
-def _children(obj: Any) -> Iterable[tuple[str, Any]]:
+def _children(obj: Any, layer_kinds: tuple[type, ...]) -> Iterable[tuple[str, Any]]:
     """(reference name, object) pairs `obj` holds that may lead to a model."""
     if isinstance(obj, functools.partial):
         yield "", obj.func
@@ -129,11 +129,14 @@ def _children(obj: Any) -> Iterable[tuple[str, Any]]:
     elif isinstance(obj, (list, tuple, set, frozenset)):
         yield from (("", v) for v in obj)
     elif not isinstance(obj, (type, types.ModuleType, types.BuiltinFunctionType)):
-        if _is_library_object(obj):
-            return  # a library's object (an optimizer, a tensor): no user models inside
         attrs = getattr(obj, "__dict__", None)
-        if isinstance(attrs, dict):
-            yield from attrs.items()
+        attrs = attrs if isinstance(attrs, dict) else {}
+        if _is_library_object(obj):
+            # A library's object (an optimizer, a tensor) holds no user models, except a model
+            # handed to it (a Keras callback's `model`, whose bound method is the loss).
+            yield from ((k, v) for k, v in attrs.items() if isinstance(v, layer_kinds))
+            return
+        yield from attrs.items()
         if callable(obj) and not isinstance(obj, types.FunctionType):
             call = getattr(type(obj), "__call__", None)
             if call is not None:
@@ -145,13 +148,14 @@ def _walk(root: Any, kinds: _Kinds) -> tuple[list[Owner], list[Any]]:
     layers: list[Owner] = []
     variables: list[Any] = []
     seen: set[int] = set()
+    layer_kinds = kinds.keras_layer + kinds.tf_keras_layer
     queue: collections.deque[tuple[str, Any, int]] = collections.deque([("", root, 0)])
     while queue and len(seen) < _MAX_OBJECTS:
         name, obj, depth = queue.popleft()  # breadth first: the nearest reference names win
         if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None))):
             continue
         seen.add(id(obj))
-        if isinstance(obj, kinds.keras_layer + kinds.tf_keras_layer):
+        if isinstance(obj, layer_kinds):
             layers.append(Owner(obj, name or obj.name))
             continue
         if isinstance(obj, kinds.keras_variable):
@@ -159,7 +163,7 @@ def _walk(root: Any, kinds: _Kinds) -> tuple[list[Owner], list[Any]]:
             continue
         if depth >= _MAX_DEPTH:
             continue
-        for child_name, child in _children(obj):
+        for child_name, child in _children(obj, layer_kinds):
             if len(queue) >= _MAX_OBJECTS:  # a huge container (a dataset in a list): stop there
                 break
             queue.append((child_name or name, child, depth + 1))
