@@ -224,6 +224,31 @@ def test_default_variables_of_a_subclassed_model_are_named_by_the_layer_tree():
     assert report_states(explicit) == expected
 
 
+def test_mixed_precision_variables_are_named_alike_with_or_without_variables():
+    """Under mixed_float16 `model.weights` lists AutoCastVariables; a trace reads the float32
+    variables inside them."""
+    K.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        K.utils.set_random_seed(0)
+        model = K.Sequential([K.Input((4,)), K.layers.Dense(8, name="hidden"),
+                              K.layers.Dense(1, name="out", dtype="float32")], name="mp")
+    finally:
+        K.mixed_precision.set_global_policy("float32")
+    x = tf.random.stateless_normal([8, 4], seed=[0, 8])
+
+    def loss_fn(x):
+        return tf.reduce_mean(tf.square(tf.cast(model(x), tf.float32)))
+
+    variables = model.trainable_variables
+    assert type(variables[0]).__name__ == "AutoCastVariable"
+    names = ["mp/hidden/kernel", "mp/hidden/bias", "mp/out/kernel", "mp/out/bias"]
+    default = tb_gradflow.analyze(loss_fn, x)
+    explicit = tb_gradflow.analyze(loss_fn, x, variables=variables)
+    assert list(default.variables) == list(explicit.variables) == names
+    expected = tape_states(loss_fn, [x], variables, names)
+    assert report_states(default) == report_states(explicit) == expected
+
+
 def _graph_names(graph) -> list[str]:
     return [v.name for v in graph.variables]
 
@@ -250,7 +275,7 @@ def test_under_tf_use_legacy_keras(tmp_path):
     proc = subprocess.run([sys.executable, os.path.abspath(__file__)], capture_output=True, text=True,
                           timeout=300, env=env, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "tf_keras names: keras 3 not loaded, 4 checks passed"
+    assert proc.stdout.strip().splitlines()[-1] == "tf_keras names: keras 3 not loaded, 5 checks passed"
 
 
 def _main() -> None:
@@ -259,6 +284,7 @@ def _main() -> None:
         test_gan_models_with_equal_layer_names_are_told_apart_by_model_name,
         test_models_inside_a_combined_model_are_named_from_it,
         test_default_variables_of_a_subclassed_model_are_named_by_the_layer_tree,
+        test_mixed_precision_variables_are_named_alike_with_or_without_variables,
     ]
     assert K.__name__.startswith("tf_keras"), K.__name__
     for check in checks:

@@ -22,7 +22,7 @@ import types
 from typing import Any, Iterable, Iterator
 
 from tb_gradflow.capture.sources import is_library_file
-from tb_gradflow.capture.tf_internals import tf_keras_sublayers
+from tb_gradflow.capture.tf_internals import autocast_inner, tf_keras_sublayers
 
 # How far from `loss_fn` the walk looks, and how many objects it visits at most: enough for an
 # agent holding models in attributes, small next to a trace.
@@ -253,11 +253,12 @@ def _index_tf_keras(found: list[Owner], kinds: _Kinds, index: KerasIndex) -> Non
             continue  # reached through an outer model too: named from there
         tree.visit(top.model, "", None)
         for v in top.model.weights:
-            key = id(v)
-            if key in tree.path and key not in index.keras_variable:
+            read = autocast_inner(v)  # keyed by what a trace reads, as Keras 3 ones are
+            key = id(v if read is None else read)
+            if id(v) in tree.path and key not in index.keras_variable:
                 index.keras_variable[key] = v
-                index.tree_path[key] = tree.path[key]
-                index.owner[key] = tree.owner[key]
+                index.tree_path[key] = tree.path[id(v)]
+                index.owner[key] = tree.owner[id(v)]
 
 
 def keras_index(loss_fn: Any) -> KerasIndex:

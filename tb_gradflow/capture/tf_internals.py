@@ -7,6 +7,7 @@ found from the purpose when the private name moves. Checked on TensorFlow 2.21.
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any, Callable, Iterator
 
 import tensorflow as tf
@@ -133,3 +134,13 @@ def tf_keras_sublayers(layer: Any) -> list[Any]:
     if flatten is None:
         return list(getattr(layer, "layers", None) or [])
     return list(flatten(include_self=False, recursive=False))
+
+
+def autocast_inner(variable: Any) -> Any:
+    """The float32 variable a `tf_keras` `AutoCastVariable` (mixed precision) wraps, else None.
+
+    A trace reads the inner variable, while `model.weights` lists the wrapper: naming and
+    gradients need the one the trace reads."""
+    module = sys.modules.get("tf_keras.src.mixed_precision.autocast_variable")
+    wrapper = getattr(module, "AutoCastVariable", None)
+    return variable._variable if wrapper is not None and isinstance(variable, wrapper) else None

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
+from tb_gradflow.capture.tf_internals import autocast_inner
 from tb_gradflow.capture.owners import KerasIndex, Owner, keras_index, keras_variables_by_referrers
 
 
@@ -37,7 +38,12 @@ def variable_name(v: Any) -> str:
 
 
 def tf_variable_of(v: Any) -> tf.Variable:
-    return v if isinstance(v, tf.Variable) else getattr(v, "value", v)
+    """The tf.Variable a trace reads for `v` (a Keras 3 variable's value, a tf_keras
+    mixed-precision variable's float32 variable)."""
+    if isinstance(v, tf.Variable):
+        inner = autocast_inner(v)
+        return v if inner is None else inner
+    return getattr(v, "value", v)
 
 
 def track(v: Any) -> TrackedVariable:
