@@ -154,6 +154,26 @@ def test_dqn_target_made_by_clone_model_gets_its_own_entries():
     assert report_states(explicit) == expected
 
 
+class CompiledDQN(DQN):
+    """The same agent with its loss decorated by `tf.function`, as a custom training loop has it."""
+
+    @tf.function
+    def loss(self, states, actions, rewards, next_states):
+        return DQN.loss(self, states, actions, rewards, next_states)
+
+
+def test_a_tf_function_loss_finds_the_models_of_its_object():
+    agent = CompiledDQN()
+    batch = _batch()
+    variables = agent.online.trainable_variables + agent.target.trainable_variables
+
+    first = tb_gradflow.analyze(agent.loss, *batch)
+    again = tb_gradflow.analyze(agent.loss, *_batch(5))  # a new trace of the rewrapped loss
+
+    assert list(first.variables) == list(again.variables) == DQN_NAMES
+    assert report_states(first) == tape_states(agent.loss, batch, variables, DQN_NAMES)
+
+
 def test_gan_models_with_equal_layer_names_are_told_apart_by_model_name():
     K.utils.set_random_seed(0)
     generator, discriminator = _mlp("generator", 3, 5), _mlp("discriminator", 5, 1)
@@ -275,12 +295,13 @@ def test_under_tf_use_legacy_keras(tmp_path):
     proc = subprocess.run([sys.executable, os.path.abspath(__file__)], capture_output=True, text=True,
                           timeout=300, env=env, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "tf_keras names: keras 3 not loaded, 5 checks passed"
+    assert proc.stdout.strip().splitlines()[-1] == "tf_keras names: keras 3 not loaded, 6 checks passed"
 
 
 def _main() -> None:
     checks = [
         test_dqn_target_made_by_clone_model_gets_its_own_entries,
+        test_a_tf_function_loss_finds_the_models_of_its_object,
         test_gan_models_with_equal_layer_names_are_told_apart_by_model_name,
         test_models_inside_a_combined_model_are_named_from_it,
         test_default_variables_of_a_subclassed_model_are_named_by_the_layer_tree,

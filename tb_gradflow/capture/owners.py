@@ -22,7 +22,7 @@ import types
 from typing import Any, Iterable, Iterator
 
 from tb_gradflow.capture.sources import is_library_file
-from tb_gradflow.capture.tf_internals import autocast_inner, tf_keras_sublayers
+from tb_gradflow.capture.tf_internals import autocast_inner, tf_function_parts, tf_keras_sublayers
 
 # How far from `loss_fn` the walk looks, and how many objects it visits at most: enough for an
 # agent holding models in attributes, small next to a trace.
@@ -131,6 +131,10 @@ def _children(obj: Any, layer_kinds: tuple[type, ...]) -> Iterable[tuple[str, An
     elif not isinstance(obj, (type, types.ModuleType, types.BuiltinFunctionType)):
         attrs = getattr(obj, "__dict__", None)
         attrs = attrs if isinstance(attrs, dict) else {}
+        decorated = tf_function_parts(obj)
+        if decorated:  # a `tf.function` loss: follow the user's function (and its `self`)
+            yield from (("", part) for part in decorated)
+            return
         if _is_library_object(obj):
             # A library's object (an optimizer, a tensor) holds no user models, except a model
             # handed to it (a Keras callback's `model`, whose bound method is the loss).

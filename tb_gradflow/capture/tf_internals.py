@@ -144,3 +144,15 @@ def autocast_inner(variable: Any) -> Any:
     module = sys.modules.get("tf_keras.src.mixed_precision.autocast_variable")
     wrapper = getattr(module, "AutoCastVariable", None)
     return variable._variable if wrapper is not None and isinstance(variable, wrapper) else None
+
+
+def tf_function_parts(fn: Any) -> list[Any]:
+    """What a `tf.function` runs in Python: its function and, for a decorated method, the object
+    it is bound to (held by TensorFlow's method wrapper), so that the models a decorated loss
+    uses can be found. Empty for anything else."""
+    if not isinstance(fn, tf.types.experimental.GenericFunction):
+        return []
+    parts = [getattr(fn, "python_function", None)]
+    bound = getattr(getattr(fn, "__wrapped__", None), "__self__", None)  # a TfMethodTarget
+    parts.append(getattr(bound, "target", None))
+    return [p for p in parts if p is not None]

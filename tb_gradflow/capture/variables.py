@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
-from tb_gradflow.capture.tf_internals import autocast_inner
+from tb_gradflow.capture.tf_internals import autocast_inner, tf_function_parts
 from tb_gradflow.capture.owners import KerasIndex, Owner, keras_index, keras_variables_by_referrers
 
 
@@ -85,13 +85,16 @@ class Namer:
     """Names variable objects for one probe: unique within a report, stable across its traces."""
 
     def __init__(self, loss_fn: Callable[..., Any]):
-        self._loss_fn = loss_fn
+        # Where the models are looked for, taken now: the probe's autograph conversion rewraps
+        # a `tf.function` loss in place, after which its `self` can no longer be found.
+        parts = tf_function_parts(loss_fn)
+        self._reach: Any = tuple(parts) if parts else loss_fn
         # id(tf.Variable) -> (the variable, kept alive so the id stays its own; its name)
         self._given: dict[int, tuple[tf.Variable, str]] = {}
 
     def track_all(self, users: Sequence[Any]) -> list[TrackedVariable]:
         """TrackedVariables for `users` (Keras or TF variables), Keras ones found where possible."""
-        index = keras_index(self._loss_fn)
+        index = keras_index(self._reach)
         tf_vars = [tf_variable_of(v) for v in users]
         users = [index.keras_variable.get(id(t), u) for t, u in zip(tf_vars, users)]
         missing = [t for t, u in zip(tf_vars, users) if u is t and id(t) not in self._given]
