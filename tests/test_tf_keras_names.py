@@ -67,6 +67,8 @@ _DQN_LAYERS = ["hidden/kernel", "hidden/bias", "q/kernel", "q/bias"]
 DQN_NAMES = [f"online/{p}" for p in _DQN_LAYERS] + [f"target/online/{p}" for p in _DQN_LAYERS]
 
 
+# Like support.models' GAN, built here: that module imports Keras 3, which the TF_USE_LEGACY_KERAS
+# run must not load.
 def _mlp(name: str, inputs: int, outputs: int):
     x = K.Input((inputs,))
     h = K.layers.Dense(16, activation="relu", name="hidden")(x)
