@@ -4,10 +4,11 @@ A trace only sees `tf.Variable`s; a Keras 3 variable wraps one (`keras.Variable.
 knows its `path`. A `tf_keras` (Keras 2) variable is a plain `tf.Variable` whose `name` is the
 name scope it was built in, which misses the models a `Sequential` or functional model nests
 (`dense_1/kernel:0`); its place in the layer tree (`net/block/sequential/dense_1/kernel`) is
-what the user knows, so that is computed here. Walking what `loss_fn` refers to (its closure, the globals its code names, a
-bound method's owner, default arguments, and the attributes and containers of plain objects among
-those) finds the user's models and their variables, with the Python name the loss reaches each
-model by (`target` for `self.target`). Variables not found that way are looked up through the
+what the user knows, so that is computed here. Walking what `loss_fn` refers to (its closure,
+the globals its code names, a bound method's owner, default arguments, a `tf.function`'s Python
+function, and the attributes and containers of plain objects among those) finds the user's
+models and their variables, with the Python name the loss reaches each model by (`target` for
+`self.target`). Variables not found that way are looked up through the
 garbage collector's referrers, once per trace, which gives the Keras variable but no model.
 """
 from __future__ import annotations
@@ -16,8 +17,8 @@ import collections
 import dataclasses
 import functools
 import gc
-import sys
 import re
+import sys
 import types
 from typing import Any, Iterable, Iterator
 

@@ -2,9 +2,10 @@
 
 Every variable object is its own entry. Its name is Keras' `variable.path`; a `tf_keras`
 variable, which has none, is named by its place in the layer tree of the outermost model the loss
-reaches (`online/hidden/kernel`, see owners.py); any other by its TensorFlow name. Where two variables the loss reaches share a path (a `clone_model` target network, two
-functional models with equal layer names), the name is qualified, in this order, by whichever
-first tells the group apart: the owning model's name (`generator/dense/kernel`), then the Python
+reaches (`online/hidden/kernel`, see owners.py); any other by its TensorFlow name. Where two
+variables the loss reaches share a path (a `clone_model` target network, two functional models
+with equal layer names), the name is qualified, in this order, by whichever first tells the
+group apart: the owning model's name (`generator/dense/kernel`), then the Python
 name the loss reaches the model by (`target/online/dense/kernel` for `self.target`), then a
 `#2`, `#3` suffix in the order the loss's references list them. A probe remembers the names it
 gave, so one variable keeps one name from step to step and across retraces.
@@ -16,8 +17,8 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
-from tb_gradflow.capture.tf_internals import autocast_inner, tf_function_parts
 from tb_gradflow.capture.owners import KerasIndex, Owner, keras_index, keras_variables_by_referrers
+from tb_gradflow.capture.tf_internals import autocast_inner, tf_function_parts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +98,8 @@ class Namer:
         index = keras_index(self._reach)
         tf_vars = [tf_variable_of(v) for v in users]
         users = [index.keras_variable.get(id(t), u) for t, u in zip(tf_vars, users)]
-        missing = [t for t, u in zip(tf_vars, users) if u is t and id(t) not in self._given]
+        missing = [t for t, u in zip(tf_vars, users)
+                   if u is t and id(t) not in self._given and id(t) not in index.keras_variable]
         by_referrers = keras_variables_by_referrers(missing)
         users = [by_referrers.get(id(t), u) if u is t else u for t, u in zip(tf_vars, users)]
         names = self._names(tf_vars, users, index)
