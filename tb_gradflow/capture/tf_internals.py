@@ -7,6 +7,7 @@ found from the purpose when the private name moves. Checked on TensorFlow 2.21.
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any, Callable, Iterator
 
 import tensorflow as tf
@@ -123,3 +124,35 @@ def in_xla_context() -> bool:
     from tensorflow.python.ops import control_flow_util
 
     return control_flow_util.GraphOrParentsInXlaContext(_ops.get_default_graph())
+
+
+def tf_keras_sublayers(layer: Any) -> list[Any]:
+    """The layers a `tf_keras` layer holds directly (attributes, lists, a functional model's
+    layers, an RNN's cell), in tracking order: the edges of the layer tree that names its
+    variables, since tf_keras variables have no `path`."""
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is None:
+        return list(getattr(layer, "layers", None) or [])
+    return list(flatten(include_self=False, recursive=False))
+
+
+def autocast_inner(variable: Any) -> Any:
+    """The float32 variable a `tf_keras` `AutoCastVariable` (mixed precision) wraps, else None.
+
+    A trace reads the inner variable, while `model.weights` lists the wrapper: naming and
+    gradients need the one the trace reads."""
+    module = sys.modules.get("tf_keras.src.mixed_precision.autocast_variable")
+    wrapper = getattr(module, "AutoCastVariable", None)
+    return variable._variable if wrapper is not None and isinstance(variable, wrapper) else None
+
+
+def tf_function_parts(fn: Any) -> list[Any]:
+    """What a `tf.function` runs in Python: its function and, for a decorated method, the object
+    it is bound to (held by TensorFlow's method wrapper), so that the models a decorated loss
+    uses can be found. Empty for anything else."""
+    if not isinstance(fn, tf.types.experimental.GenericFunction):
+        return []
+    parts = [getattr(fn, "python_function", None)]
+    bound = getattr(getattr(fn, "__wrapped__", None), "__self__", None)  # a TfMethodTarget
+    parts.append(getattr(bound, "target", None))
+    return [p for p in parts if p is not None]

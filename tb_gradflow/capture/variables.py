@@ -1,9 +1,11 @@
 """Discovery: which variables a report covers, under which names, and their handles in the trace.
 
-Every variable object is its own entry. Its name is Keras' `variable.path` (else the TensorFlow
-name). Where two variables the loss reaches share a path (a `clone_model` target network, two
-functional models with equal layer names), the name is qualified, in this order, by whichever
-first tells the group apart: the owning model's name (`generator/dense/kernel`), then the Python
+Every variable object is its own entry. Its name is Keras' `variable.path`; a `tf_keras`
+variable, which has none, is named by its place in the layer tree of the outermost model the loss
+reaches (`online/hidden/kernel`, see owners.py); any other by its TensorFlow name. Where two
+variables the loss reaches share a path (a `clone_model` target network, two functional models
+with equal layer names), the name is qualified, in this order, by whichever first tells the
+group apart: the owning model's name (`generator/dense/kernel`), then the Python
 name the loss reaches the model by (`target/online/dense/kernel` for `self.target`), then a
 `#2`, `#3` suffix in the order the loss's references list them. A probe remembers the names it
 gave, so one variable keeps one name from step to step and across retraces.
@@ -16,6 +18,7 @@ from typing import Any, Callable, Sequence
 import tensorflow as tf
 
 from tb_gradflow.capture.owners import KerasIndex, Owner, keras_index, keras_variables_by_referrers
+from tb_gradflow.capture.tf_internals import autocast_inner, tf_function_parts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +39,12 @@ def variable_name(v: Any) -> str:
 
 
 def tf_variable_of(v: Any) -> tf.Variable:
-    return v if isinstance(v, tf.Variable) else getattr(v, "value", v)
+    """The tf.Variable a trace reads for `v` (a Keras 3 variable's value, a tf_keras
+    mixed-precision variable's float32 variable)."""
+    if isinstance(v, tf.Variable):
+        inner = autocast_inner(v)
+        return v if inner is None else inner
+    return getattr(v, "value", v)
 
 
 def track(v: Any) -> TrackedVariable:
@@ -78,16 +86,20 @@ class Namer:
     """Names variable objects for one probe: unique within a report, stable across its traces."""
 
     def __init__(self, loss_fn: Callable[..., Any]):
-        self._loss_fn = loss_fn
+        # Where the models are looked for, taken now: the probe's autograph conversion rewraps
+        # a `tf.function` loss in place, after which its `self` can no longer be found.
+        parts = tf_function_parts(loss_fn)
+        self._reach: Any = tuple(parts) if parts else loss_fn
         # id(tf.Variable) -> (the variable, kept alive so the id stays its own; its name)
         self._given: dict[int, tuple[tf.Variable, str]] = {}
 
     def track_all(self, users: Sequence[Any]) -> list[TrackedVariable]:
         """TrackedVariables for `users` (Keras or TF variables), Keras ones found where possible."""
-        index = keras_index(self._loss_fn)
+        index = keras_index(self._reach)
         tf_vars = [tf_variable_of(v) for v in users]
         users = [index.keras_variable.get(id(t), u) for t, u in zip(tf_vars, users)]
-        missing = [t for t, u in zip(tf_vars, users) if u is t and id(t) not in self._given]
+        missing = [t for t, u in zip(tf_vars, users)
+                   if u is t and id(t) not in self._given and id(t) not in index.keras_variable]
         by_referrers = keras_variables_by_referrers(missing)
         users = [by_referrers.get(id(t), u) if u is t else u for t, u in zip(tf_vars, users)]
         names = self._names(tf_vars, users, index)
@@ -101,7 +113,7 @@ class Namer:
             universe.setdefault(id(t), u)
         keys = list(universe)
         computed = dict(zip(keys, unique_names(
-            [(variable_name(universe[k]), index.owner.get(k)) for k in keys]
+            [(index.tree_path.get(k) or variable_name(universe[k]), index.owner.get(k)) for k in keys]
         )))
         used = {name for _, name in self._given.values()}
         names = []

@@ -44,7 +44,11 @@ model(probe[0])
 with tf.GradientTape() as tape:
     loss = model.compute_loss(x=probe[0], y=probe[1], y_pred=model(probe[0], training=True))
 grads = tape.gradient(loss, model.trainable_variables)
-tape_states = {v.name[:-2]: ("none" if g is None else "flowing") for v, g in zip(model.trainable_variables, grads)}
+# The report names a variable by its layer path from the model; tf_keras' own name leaves the
+# model out for a Sequential's layers (`hidden/kernel:0`), not for a subclassed model's.
+shown = [v.name[:-2] if v.name.startswith(model.name + "/") else f"{model.name}/{v.name[:-2]}"
+         for v in model.trainable_variables]
+tape_states = {name: ("none" if g is None else "flowing") for name, g in zip(shown, grads)}
 callbacks = [tb_gradflow.keras.GradFlowCallback(logdir, probe, every_n_steps=1, strict=True)]
 history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=callbacks)
 print(json.dumps({
