@@ -5,6 +5,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import tb_gradflow
@@ -127,3 +128,18 @@ def test_eager_fallback_blames_the_cut_not_the_layer_norms_behind_it():
     [cut] = report.cut_points
     assert (cut.op_type, cut.source) == ("ArgMax", line_of(HERE, "MARK eager argmax"))
     assert cut.starved_variables == tuple(v.path for v in variables)
+
+
+def test_analyze_leaves_the_users_tf_function_as_it_was():
+    """The probe converts the user's Python code with autograph; converting a `tf.function`
+    itself would rewrap it in place and leave the user holding our converted function."""
+    w = tf.Variable(2.0, name="w")
+
+    def loss(x):
+        return w * x * x
+
+    fn = tf.function(loss, autograph=False)
+    report = tb_gradflow.analyze(fn, tf.constant(3.0))
+    assert fn.__wrapped__ is loss and fn.python_function is loss
+    assert report_states(report) == tape_states(fn, [tf.constant(3.0)], [w]) == {"w": "flowing"}
+    assert report.variables["w"].norm == pytest.approx(9.0)

@@ -18,6 +18,7 @@ from tensorflow.python.framework import func_graph as _func_graph
 from tensorflow.python.framework import op_callbacks
 from tensorflow.python.framework import ops as _ops
 from tensorflow.python.ops import cond_v2, gradients_util, script_ops, summary_ops_v2, while_v2
+from tensorflow.python.util import tf_decorator
 
 # pylint: disable=protected-access
 
@@ -29,8 +30,12 @@ VariableWatcher = record.VariableWatcher
 
 def autograph_converted(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` converted by autograph, so the user's code gets `tf.function`'s usual conversion
-    while our own trace logic around it stays plain Python."""
-    return autograph_util.py_func_from_autograph(fn)
+    while our own trace logic around it stays plain Python.
+
+    A decorated `fn` (a `tf.function`) is converted from its innermost Python function:
+    converting the decorator itself would rewrap it in place, changing the user's own object.
+    """
+    return autograph_util.py_func_from_autograph(tf_decorator.unwrap(fn)[1])
 
 
 def autograph_enabled() -> contextlib.AbstractContextManager:
