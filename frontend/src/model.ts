@@ -50,7 +50,6 @@ export interface GraphModel {
   ops: Op[];
   variables: Variable[];
   opIndex: Map<string, number>;
-  response: GraphResponse;
 }
 
 export function parseNorm(norm: WireNorm | undefined): number | null {
@@ -111,7 +110,6 @@ export function buildModel(g: GraphResponse): GraphModel {
     ops,
     variables,
     opIndex: new Map(ops.map((op) => [op.name, op.index])),
-    response: g,
   };
 }
 

@@ -67,7 +67,7 @@ test("diagnosis, history and runs typed by types.ts conform too", () => {
   assert.deepEqual(Object.keys(d.story.cuts[0]).sort(), [...SCHEMA.$defs.story_cut.required].sort());
   const h: HistoryResponse = { run: "r", tag: "t", op: "a", steps: [1, 2], states: ["flowing", "nonfinite"], norms: [0.5, "nan"], presences: [0.5, null] };
   assert.deepEqual(errors(h, SCHEMA.routes.history), []);
-  const runs: RunsResponse = { r: { t: { steps: [0, 5], count: 2, graph_versions: 1, description: "" } } };
+  const runs: RunsResponse = { r: { t: { steps: [0, 5], count: 2, graph_versions: 1, description: "", ops: 7 } } };
   assert.deepEqual(errors(runs, SCHEMA.routes.runs), []);
   assert.notDeepEqual(errors({ ...h, states: ["sideways"] }, SCHEMA.routes.history), []);
 });
