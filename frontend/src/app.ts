@@ -239,9 +239,11 @@ export class App {
   /** A huge graph: the diagnosis now, the levels in render (they follow the open groups). */
   private async loadProgressively(seq: number, anchor?: string): Promise<void> {
     const { run, tag } = this.state;
-    const told = await api.diagnosis(run, tag, this.currentStep());
+    const step = this.currentStep();
+    const loader = (this.progressive ??= new ProgressiveLoader(api.graphGroups, undefined, (e) => e instanceof RouteError && e.status === 404));
+    // the top level loads while the diagnosis is computed (both take seconds on a first request)
+    const [told] = await Promise.all([api.diagnosis(run, tag, step), loader.load(run, tag, step, new Set(), [], null)]);
     if (seq !== this.loadSeq) return;
-    this.progressive ??= new ProgressiveLoader(api.graphGroups, undefined, (e) => e instanceof RouteError && e.status === 404);
     this.main.diagnosis = told;
     this.ui.compare.disabled = true;
     this.ui.compare.title = "Compare needs every op of both graphs: not available for a graph loaded group by group";

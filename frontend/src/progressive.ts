@@ -8,7 +8,7 @@
 import type { Group, GroupSummary, Hierarchy } from "./hierarchy";
 import { MAX_CHILDREN, ROOT_ID, worseState } from "./hierarchy";
 import type { GraphModel, Op } from "./model";
-import { parseNorm } from "./model";
+import { opOfColumns } from "./model";
 import type { EdgeFlow, VisibleCluster, VisibleEdge, VisibleGraph, VisibleNode } from "./visible";
 import { clusterId, groupNodeId, opNodeId } from "./visible";
 import type { GradState, GroupsResponse, Story, TagSummary } from "./types";
@@ -163,27 +163,10 @@ export function buildTree(levelOf: (group: string) => GroupsResponse | undefined
     c.index.forEach((global, k) => {
       const local = ops.length;
       globalToLocal.set(global, local);
-      rawInputs.push(c.inputs[k] ?? []);
-      ops.push({
-        index: local,
-        name: c.name[k],
-        type: c.type[k] ?? "",
-        source: c.source[k] ?? "",
-        state: c.state[k] ?? "none",
-        norm: parseNorm(c.norm[k]),
-        measured: c.measured[k] ?? false,
-        cause: c.cause[k] ?? null,
-        causeDetail: c.cause_detail[k] ?? "",
-        inputs: [],
-        outputs: [],
-        variableInputs: c.variable_inputs[k] ?? [],
-        parent: -1,
-        shapes: c.shape[k] ?? [],
-        dtypes: c.dtype[k] ?? [],
-        starved: c.starved[k] ?? [],
-        presence: c.presence?.[k] ?? null,
-        presenceAtInput: c.presence_at_input?.[k] ?? false,
-      });
+      const op = opOfColumns(c, k, local);
+      rawInputs.push(op.inputs);
+      op.parent = -1; // the route groups by name scope alone; a body op's call op may not be loaded
+      ops.push(op);
       opGroup[local] = group;
       group.ops.push(local);
       children.push(local);
@@ -389,6 +372,7 @@ export class ProgressiveLoader {
   private readonly missing = new Set<string>();
   private readonly inflight = new Map<string, Promise<void>>();
   private tree: ProgressiveTree | null = null;
+  private story: Story | null = null;
   private dirty = true;
   /** Levels fetched since this loader was made (a test and the bench read it). */
   fetched = 0;
@@ -447,8 +431,9 @@ export class ProgressiveLoader {
     }
     for (const g of wanted) cache.get(g);
     if (cache.release(wanted).length) this.dirty = true;
-    if (this.dirty || !this.tree) {
+    if (this.dirty || !this.tree || story !== this.story) {
       this.tree = buildTree((id) => cache.peek(id), story);
+      this.story = story;
       this.dirty = false;
     }
     return this.tree;

@@ -36,7 +36,8 @@ export interface CutPointJson {
   library_source: string | null;
 }
 
-export interface GraphResponse {
+/** What `graph` and `graph_groups` both say about the step and graph version they answer for. */
+export interface GraphHead {
   run: string;
   tag: string;
   step: number;
@@ -45,6 +46,9 @@ export interface GraphResponse {
   graph_id: string;
   graph_version: number;
   graph_versions: number;
+}
+
+export interface GraphResponse extends GraphHead {
   loss: number | null;
   fallback_reason: string | null;
   ops: {
@@ -145,15 +149,7 @@ export interface DiagnosisResponse {
 /** One name-scope group of the graph (`graph_groups` route): its subgroups with counts, its own
  * ops in the `graph` route's columns, and the edges between these children. Children are numbered
  * subgroups first (0..G-1), then own ops (G..G+K-1). */
-export interface GroupsResponse {
-  run: string;
-  tag: string;
-  step: number;
-  steps: [number, number];
-  count: number;
-  graph_id: string;
-  graph_version: number;
-  graph_versions: number;
+export interface GroupsResponse extends GraphHead {
   group: string;
   ops_total: number;
   ops_in_group: number;
@@ -165,7 +161,7 @@ export interface GroupsResponse {
     /** per subgroup: child numbers feeding it */
     inputs: number[][];
   };
-  ops: Omit<GraphResponse["ops"], never> & {
+  ops: GraphResponse["ops"] & {
     /** op index in the whole graph (what `inputs` and `parent` refer to) */
     index: number[];
     /** per op: the child number of each input, -1 outside the group */
