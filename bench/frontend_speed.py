@@ -310,11 +310,16 @@ def open_huge(browser, base_url: str) -> tuple[float, float, object]:
         raise AssertionError("the tab fetched the whole graph route")
     if not frame.locator("#gf-progressive").is_visible():
         raise AssertionError("the tab did not load the huge graph progressively")
-    return float(frame.evaluate("Number(document.querySelector('#gf-root').dataset.firstPaintMs)")), wall, page
+    paint = float(frame.evaluate("Number(document.querySelector('#gf-root').dataset.firstPaintMs)"))
+    # the graph paints before the diagnosis when that is slow: wait for the banner too (about when it shows)
+    frame.locator('#gf-banner [data-field="headline"]').wait_for(timeout=600000)
+    page.banner_ms = float(frame.evaluate("performance.now()"))
+    return paint, wall, page
 
 
 def bench_huge(browser, base_url: str, repeats: int) -> dict:
     cold_paint, cold_wall, page = open_huge(browser, base_url)
+    cold_banner = page.banner_ms
     page.context.close()
     paints, walls, heaps, opens, links, loaded = [], [], [], [], [], 0
     heap_opened = 0.0
@@ -340,7 +345,7 @@ def bench_huge(browser, base_url: str, repeats: int) -> dict:
     whole_heap = heap_mb(page) - base
     page.context.close()
     return {
-        "cold_paint_ms": cold_paint, "cold_wall_s": cold_wall, "paint_ms": statistics.median(paints), "paint_max_ms": max(paints),
+        "cold_paint_ms": cold_paint, "cold_banner_ms": cold_banner, "cold_wall_s": cold_wall, "paint_ms": statistics.median(paints), "paint_max_ms": max(paints),
         "wall_s": statistics.median(walls), "heap_mb": statistics.median(heaps), "heap_opened_mb": heap_opened, "opens": opens, "links": links,
         "loaded_ops": loaded, "whole_ms": whole_ms, "whole_ops": whole_ops, "whole_heap_mb": whole_heap,
     }
@@ -359,8 +364,9 @@ def main_huge(repeats: int) -> None:
                 browser.close()
     print()
     print(f"huge graph ({len(graph.ops):,} ops, loaded group by group), headless Chromium, Python loader:")
-    print(f"  first paint, cold (TensorBoard's first graph_groups and diagnosis)  {r['cold_paint_ms']:7.0f} ms  (page load to ready {r['cold_wall_s']:.1f} s)")
-    print(f"  first paint, then (median of {repeats}, max)                         {r['paint_ms']:7.0f} ms  ({r['paint_max_ms']:.0f}; page load to ready {r['wall_s']:.1f} s)")
+    print(f"  first paint, cold (TensorBoard's first graph_groups)  {r['cold_paint_ms']:7.0f} ms  (page load to ready {r['cold_wall_s']:.1f} s; "
+          f"the diagnosis banner, computed once, about {r['cold_banner_ms']:.0f} ms)")
+    print(f"  first paint, then (median of {repeats}, max)  {r['paint_ms']:7.0f} ms  ({r['paint_max_ms']:.0f}; page load to ready {r['wall_s']:.1f} s)")
     opens = r["opens"]
     links = r["links"]
     print(f"  opening a group, click to painted frame: a chunk of 200 blocks {opens[0]:.0f} ms, a block (its level fetched) {opens[1]:.0f} ms")

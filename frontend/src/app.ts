@@ -3,7 +3,7 @@
 // or renders what the change needs and mirrors the state into the URL. Every load is numbered so
 // that a late response never overwrites a newer one.
 import { api, RouteError } from "./api";
-import { renderBanner } from "./banner_view";
+import { renderBanner, renderPendingBanner } from "./banner_view";
 import type { MagnitudeScale } from "./colors";
 import { magnitudeScale, scaleOfRange } from "./colors";
 import { cutNamed, tieToGraph } from "./diagnosis";
@@ -240,18 +240,36 @@ export class App {
   private async loadProgressively(seq: number, anchor?: string): Promise<void> {
     const { run, tag } = this.state;
     const step = this.currentStep();
-    const loader = (this.progressive ??= new ProgressiveLoader(api.graphGroups, undefined, (e) => e instanceof RouteError && e.status === 404));
+    const loader = this.enterProgressive();
     // the top level loads while the diagnosis is computed (both take seconds on a first request)
     const [told] = await Promise.all([api.diagnosis(run, tag, step), loader.load(run, tag, step, new Set(), [], null)]);
     if (seq !== this.loadSeq) return;
     this.main.diagnosis = told;
+    await this.render(anchor);
+  }
+
+  /** A huge graph at its latest step: its top level painted before the steps' diagnosis is asked
+   * for, which on a first request takes the server seconds (the banner says it is coming). */
+  private async paintTopLevelFirst(): Promise<void> {
+    const { run, tag, step } = this.state;
+    const summary = this.runs[run]?.[tag];
+    if (step !== null || !summary || !api.servesGroups() || !loadsProgressively(summary)) return;
+    ++this.loadSeq; // a graph load still in flight is older than this
+    this.enterProgressive();
+    this.steps = [summary.steps[1]]; // until the diagnosis lists every step
+    this.timeline = null;
+    this.main.diagnosis = null;
+    await this.render();
+  }
+
+  private enterProgressive(): ProgressiveLoader {
     this.ui.compare.disabled = true;
     this.ui.compare.title = "Compare needs every op of both graphs: not available for a graph loaded group by group";
     if (this.other) {
       this.other.element.remove();
       this.other = null;
     }
-    await this.render(anchor);
+    return (this.progressive ??= new ProgressiveLoader(api.graphGroups, undefined, (e) => e instanceof RouteError && e.status === 404));
   }
 
   /** Loads the levels the open groups (and the selected op) need; the pane shows the tree. */
@@ -312,6 +330,8 @@ export class App {
         return;
       }
       if (seq !== this.allSeq) return;
+      await this.paintTopLevelFirst();
+      if (seq !== this.allSeq) return;
       await this.loadSteps();
       if (seq !== this.allSeq) return;
       await this.loadGraphs();
@@ -340,10 +360,11 @@ export class App {
     // the banner, legends and details depend only on the data and the selection: redraw on change
     const dataChanged = this.renderedData.model !== model || this.renderedData.other !== (this.other?.model ?? null);
     const selectionChanged = dataChanged || this.renderedData.selected !== s.selected;
-    const told = tieToGraph(this.main.diagnosis!, model);
     const otherTold = this.other?.model && this.other.diagnosis ? { run: this.other.model.run, told: tieToGraph(this.other.diagnosis, this.other.model) } : null;
     const reveal = this.progressive ? (name: string) => this.revealName(name) : undefined;
-    if (dataChanged) renderBanner(this.ui.banner, told, otherTold, model.run, (op) => this.selectOp(op, true), this.timeline?.first_nonfinite_step ?? null, reveal);
+    const told = this.main.diagnosis ? tieToGraph(this.main.diagnosis, model) : null;
+    if (dataChanged && told) renderBanner(this.ui.banner, told, otherTold, model.run, (op) => this.selectOp(op, true), this.timeline?.first_nonfinite_step ?? null, reveal);
+    else if (dataChanged) renderPendingBanner(this.ui.banner);
     this.ui.graphTab.setAttribute("aria-pressed", String(s.view === "graph"));
     this.ui.layersTab.setAttribute("aria-pressed", String(s.view === "layers"));
     this.ui.panes.hidden = s.view !== "graph";

@@ -87,3 +87,10 @@ export function renderBanner(container: HTMLElement, told: Told, other: { run: s
     container.append(el("div", { class: "gf-banner-other", "data-tone": other.told.story.tone }, `${other.run}: `, sentence(other.told.story.headline, "other-headline")));
   }
 }
+
+/** While the diagnosis is computed (a huge graph's first takes the server seconds). */
+export function renderPendingBanner(container: HTMLElement): void {
+  clear(container);
+  container.dataset.tone = "warn";
+  container.append(el("div", { class: "gf-banner-head", "data-field": "pending" }, "Diagnosing this step… (the first diagnosis of a graph this large takes TensorBoard a few seconds)"));
+}
