@@ -74,6 +74,14 @@ def test_a_huge_graph_loads_group_by_group(page, base_url):
     first = {q.partition("?")[0]: i for i, q in reversed(list(enumerate(seen)))}
     assert first["graph_groups"] < first["diagnosis"], seen
 
+    # the overview shows the top groups as cards, from the counts alone
+    toggle = frame.locator("#gf-panes .gf-pane:first-child .gf-overview-toggle")
+    toggle.click()
+    cards = frame.locator("#gf-panes .gf-overview .gf-ov-group")
+    cards.first.wait_for()
+    assert sorted(cards.evaluate_all("cs => cs.map(c => c.dataset.group)")) == [f"stage_{k}" for k in range(6)]
+    toggle.click()
+
     # opening a group fetches its level and draws its members inside its box
     seq = render_seq(frame)
     frame.locator('.gf-group[data-group="stage_2"]').click()
