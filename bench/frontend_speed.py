@@ -254,21 +254,6 @@ def heap_mb(page) -> float:
     return used / 2**20
 
 
-OPEN_LEVEL = """
-async (id) => {
-  // opens group `id` (a click, as a user does) and waits for the painted frame after the render
-  const root = document.querySelector('#gf-root');
-  const node = [...document.querySelectorAll('.gf-group')].find(g => g.getAttribute('data-group') === id);
-  if (!node) return null;
-  const seq = Number(root.dataset.renderSeq);
-  const t0 = performance.now();
-  node.dispatchEvent(new MouseEvent('click', {bubbles: true}));
-  while (Number(root.dataset.renderSeq) === seq) await new Promise(r => setTimeout(r, 2));
-  await new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
-  return performance.now() - t0;
-}
-"""
-
 OPEN_BY_LINK = """
 async (ids) => {
   // opens these groups as a pasted link does (the groups are off screen, so no click), and
@@ -331,8 +316,8 @@ def bench_huge(browser, base_url: str, repeats: int) -> dict:
         if k == 0:
             frame = tab_frame(page)
             chunk = frame.evaluate("() => document.querySelector('#gf-panes .gf-group').dataset.group")
-            opens.append(frame.evaluate(OPEN_LEVEL, chunk))  # a chunk of the top level: no fetch
-            opens.append(frame.evaluate(OPEN_LEVEL, "block_0"))  # a block: its level fetched
+            opens.append(frame.evaluate(TIME_EXPAND, chunk)[0])  # a chunk of the top level: no fetch
+            opens.append(frame.evaluate(TIME_EXPAND, "block_0")[0])  # a block: its level fetched
             for b in range(1, OPENED_BLOCKS + 1):  # blocks down to their ops, one after the other
                 ms, loaded = frame.evaluate(OPEN_BY_LINK, [chunk, f"block_{b}", *(f"block_{b}/layer_{j}" for j in range(10))])
                 links.append(ms)
