@@ -10,7 +10,13 @@ Measures, against the targets of issue 8:
 - pan and zoom on a synthetic 20,000-op graph: the 95th percentile of frame intervals during a
   continuous pan / zoom <= 16.7 ms (no dropped frame at 60 Hz), and the main-thread work per step.
 
-Usage: .venv/bin/python bench/frontend_speed.py [--workdir DIR] [--repeats N]
+- a huge graph (`--parts huge`): the crafted 230,000-op graph of bench/plugin_speed.py, above
+  the tab's progressive threshold, so the tab loads it group by group (`graph_groups`): first
+  paint (cold: TensorBoard's first answers included; then warm), opening a group (a level
+  fetched), and the page's JS heap (CDP Runtime.getHeapUsage after a forced GC) beside what
+  merely fetching and parsing the whole `graph` route holds, as the tab did before.
+
+Usage: .venv/bin/python bench/frontend_speed.py [--workdir DIR] [--repeats N] [--parts models,huge]
 The logdirs are written once into --workdir (default: a temporary directory) and reused.
 """
 from __future__ import annotations
@@ -31,12 +37,16 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from plugin_speed import write_huge_run  # noqa: E402
 from support.browser import launch, tab_frame  # noqa: E402
 from support.crafted_logdir import CraftedOp, CraftedVariable, write_run  # noqa: E402
 from support.tensorboard_proc import TensorBoardProcess  # noqa: E402
 
 FIRST_PAINT_TARGET_S = {"resnet50": 0.8, "transformer64": 1.2}
 EXPAND_TARGET_MS = 200.0
+OPENED_BLOCKS = 40
 FRAME_TARGET_MS = 16.7
 
 
@@ -235,11 +245,133 @@ def count_ops(base_url: str, run: str) -> int:
         return len(json.load(r)["ops"]["name"])
 
 
+def heap_mb(page) -> float:
+    """The page's used JS heap (TensorBoard and the tab's iframe share one isolate), after a GC."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("HeapProfiler.collectGarbage")
+    used = cdp.send("Runtime.getHeapUsage")["usedSize"]
+    cdp.detach()
+    return used / 2**20
+
+
+OPEN_BY_LINK = """
+async (ids) => {
+  // opens these groups as a pasted link does (the groups are off screen, so no click), and
+  // waits for the painted frame after the render that loaded them
+  const root = document.querySelector('#gf-root');
+  const note = document.querySelector('#gf-progressive');
+  const seq = Number(root.dataset.renderSeq);
+  const before = note.dataset.loadedOps;
+  const t0 = performance.now();
+  const hash = window.top.location.hash.replace(/&p\\.gradflow\\.expanded=[^&]*/, '');
+  window.top.location.hash = hash + '&p.gradflow.expanded=' + encodeURIComponent(ids.map(encodeURIComponent).join(','));
+  while (!(root.dataset.status === 'ready' && Number(root.dataset.renderSeq) > seq && note.dataset.loadedOps !== before)) await new Promise(r => setTimeout(r, 2));
+  await new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+  return [performance.now() - t0, Number(note.dataset.loadedOps)];
+}
+"""
+
+WHOLE_GRAPH = """
+async () => {
+  // what the tab did before for any graph: fetch every op and parse it (kept, as the model kept it)
+  const t0 = performance.now();
+  window.__wholeGraph = await (await fetch('graph?run=huge&tag=gradflow')).json();
+  return [performance.now() - t0, window.__wholeGraph.ops.name.length];
+}
+"""
+
+
+def open_huge(browser, base_url: str) -> tuple[float, float, object]:
+    """A fresh page on the huge run: (first paint ms from the iframe's navigation start, wall s, page)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    started = time.perf_counter()
+    page.goto(f"{base_url}/#gradflow&p.gradflow.run=huge")
+    frame = tab_frame(page, timeout=600000)
+    wall = time.perf_counter() - started
+    if any("/gradflow/graph?" in u for u in requests):
+        raise AssertionError("the tab fetched the whole graph route")
+    if not frame.locator("#gf-progressive").is_visible():
+        raise AssertionError("the tab did not load the huge graph progressively")
+    paint = float(frame.evaluate("Number(document.querySelector('#gf-root').dataset.firstPaintMs)"))
+    # the graph paints before the diagnosis when that is slow: wait for the banner too (about when it shows)
+    frame.locator('#gf-banner [data-field="headline"]').wait_for(timeout=600000)
+    page.banner_ms = float(frame.evaluate("performance.now()"))
+    return paint, wall, page
+
+
+def bench_huge(browser, base_url: str, repeats: int) -> dict:
+    cold_paint, cold_wall, page = open_huge(browser, base_url)
+    cold_banner = page.banner_ms
+    page.context.close()
+    paints, walls, heaps, opens, links, loaded = [], [], [], [], [], 0
+    heap_opened = 0.0
+    for k in range(repeats):
+        paint, wall, page = open_huge(browser, base_url)
+        paints.append(paint)
+        walls.append(wall)
+        heaps.append(heap_mb(page))
+        if k == 0:
+            frame = tab_frame(page)
+            chunk = frame.evaluate("() => document.querySelector('#gf-panes .gf-group').dataset.group")
+            opens.append(frame.evaluate(TIME_EXPAND, chunk)[0])  # a chunk of the top level: no fetch
+            opens.append(frame.evaluate(TIME_EXPAND, "block_0")[0])  # a block: its level fetched
+            for b in range(1, OPENED_BLOCKS + 1):  # blocks down to their ops, one after the other
+                ms, loaded = frame.evaluate(OPEN_BY_LINK, [chunk, f"block_{b}", *(f"block_{b}/layer_{j}" for j in range(10))])
+                links.append(ms)
+            heap_opened = heap_mb(page)
+        page.context.close()
+    # before: the whole graph route fetched and parsed in the same page, nothing drawn
+    paint, wall, page = open_huge(browser, base_url)
+    base = heap_mb(page)
+    whole_ms, whole_ops = tab_frame(page).evaluate(WHOLE_GRAPH)
+    whole_heap = heap_mb(page) - base
+    page.context.close()
+    return {
+        "cold_paint_ms": cold_paint, "cold_banner_ms": cold_banner, "cold_wall_s": cold_wall, "paint_ms": statistics.median(paints), "paint_max_ms": max(paints),
+        "wall_s": statistics.median(walls), "heap_mb": statistics.median(heaps), "heap_opened_mb": heap_opened, "opens": opens, "links": links,
+        "loaded_ops": loaded, "whole_ms": whole_ms, "whole_ops": whole_ops, "whole_heap_mb": whole_heap,
+    }
+
+
+def main_huge(repeats: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="gradflow-bench-huge-") as tmp:
+        graph = write_huge_run(os.path.join(tmp, "huge"))
+        with TensorBoardProcess(tmp, load_fast="false", timeout=900) as tb:
+            tb.wait_for_runs({"huge": {"gradflow": 3}}, timeout=900)
+            with sync_playwright() as p:
+                browser = launch(p)
+                r = bench_huge(browser, tb.url, repeats)
+                browser.close()
+    print()
+    print(f"huge graph ({len(graph.ops):,} ops, loaded group by group), headless Chromium, Python loader:")
+    print(f"  first paint, cold (TensorBoard's first graph_groups)  {r['cold_paint_ms']:7.0f} ms  (page load to ready {r['cold_wall_s']:.1f} s; "
+          f"the diagnosis banner, computed once, about {r['cold_banner_ms']:.0f} ms)")
+    print(f"  first paint, then (median of {repeats}, max)  {r['paint_ms']:7.0f} ms  ({r['paint_max_ms']:.0f}; page load to ready {r['wall_s']:.1f} s)")
+    opens = r["opens"]
+    links = r["links"]
+    print(f"  opening a group, click to painted frame: a chunk of 200 blocks {opens[0]:.0f} ms, a block (its level fetched) {opens[1]:.0f} ms")
+    print(f"  opening a block and its 10 layers by link (11 levels fetched): median {statistics.median(links):.0f} ms, max {max(links):.0f} ms over {len(links)}")
+    print(f"  JS heap of the page (TensorBoard included) after first paint {r['heap_mb']:.1f} MB; after {OPENED_BLOCKS} blocks opened down to their ops "
+          f"({r['loaded_ops']:,} ops loaded) {r['heap_opened_mb']:.1f} MB")
+    print(f"  before: fetching and parsing the whole graph route alone: {r['whole_ms']:.0f} ms and {r['whole_heap_mb']:.1f} MB more heap "
+          f"for {r['whole_ops']:,} ops (ratio to progressive first paint: {r['whole_ms'] / r['paint_ms']:.1f}x time)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default=None, help="where to keep the logdirs between runs")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parts", default="models", help="models (ResNet50, Transformer, 20,000 ops), huge (230,000 ops)")
     args = parser.parse_args()
+    if "huge" in args.parts.split(","):
+        main_huge(args.repeats)
+    if "models" not in args.parts.split(","):
+        return
     workdir = args.workdir or tempfile.mkdtemp(prefix="gradflow-bench-")
     try:
         logdir = ensure_logdir(workdir)

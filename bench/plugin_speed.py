@@ -166,6 +166,18 @@ def first_and_median(url: str, repeats: int) -> tuple[float, float, int]:
     return first, statistics.median(timed(url) for _ in range(repeats)), len(body)
 
 
+def write_huge_run(run_dir: str, n_ops: int = 230_000):
+    """A crafted `n_ops`-op graph (2,300 scopes of 100 ops, two cut points) with 3 steps in
+    `run_dir`; also what bench/frontend_speed.py opens in the tab. Returns the graph."""
+    graph = crafted.chain_graph("huge-1", n_ops, 2_000, cuts=(1234, 150_000))
+    for i, op in enumerate(graph.ops):  # what real ops carry: shapes, dtypes, source lines
+        op.output_shapes[:] = ["8x56x56x256", "256"]
+        op.output_dtypes[:] = ["float32", "float32"]
+        op.source = f"/home/user/project/models/backbone/stage_{i // 10_000}/blocks.py:{100 + i % 900}"
+    crafted.write_fast_run(run_dir, graph, range(3))
+    return graph
+
+
 def bench_huge_graph(load_fast: str, logdir: str, ops: int, repeats: int) -> None:
     print(f"--load_fast={load_fast}: one graph of {ops:,} ops")
     start = time.perf_counter()
@@ -202,12 +214,7 @@ def main() -> None:
                 bench_long_run(load_fast, tmp, args.long_steps, 1_400, args.repeats)
     if "huge" in parts:
         with tempfile.TemporaryDirectory(prefix="gradflow-bench-huge-") as tmp:
-            graph = crafted.chain_graph("huge-1", 230_000, 2_000, cuts=(1234, 150_000))
-            for i, op in enumerate(graph.ops):  # what real ops carry: shapes, dtypes, source lines
-                op.output_shapes[:] = ["8x56x56x256", "256"]
-                op.output_dtypes[:] = ["float32", "float32"]
-                op.source = f"/home/user/project/models/backbone/stage_{i // 10_000}/blocks.py:{100 + i % 900}"
-            crafted.write_fast_run(os.path.join(tmp, "huge"), graph, range(3))
+            graph = write_huge_run(os.path.join(tmp, "huge"))
             print(f"huge graph: {len(graph.ops):,} ops, {graph.ByteSize() / 2**20:.1f} MB serialized")
             for load_fast in args.loaders.split(","):
                 bench_huge_graph(load_fast, tmp, len(graph.ops), args.repeats)

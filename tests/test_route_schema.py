@@ -48,3 +48,12 @@ def test_runs_conform_and_the_schema_catches_drift(tb):
     assert errors({**graph, "surprise": 1}, SCHEMA["routes"]["graph"], SCHEMA) == ["$: unexpected 'surprise'"]
     broken = {**graph, "ops": {**graph["ops"], "state": ["sideways"] * len(graph["ops"]["state"])}}
     assert errors(broken, SCHEMA["routes"]["graph"], SCHEMA)
+
+
+def test_graph_groups_bodies_conform(tb):
+    top = body(tb, "graph_groups", run="cut", tag=TAG)
+    conforms(top, "graph_groups")
+    assert set(top) == set(SCHEMA["routes"]["graph_groups"]["required"])
+    assert set(top["ops"]) == set(SCHEMA["routes"]["graph_groups"]["properties"]["ops"]["required"])
+    for group in top["groups"]["name"]:
+        conforms(body(tb, "graph_groups", run="cut", tag=TAG, group=group), "graph_groups")

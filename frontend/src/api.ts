@@ -2,7 +2,7 @@
 // <base href="plugin/gradflow/">, so "runs" reaches /data/plugin/gradflow/runs under any prefix.
 // An exported HTML file has no server: it installs a DataSource that answers the same routes
 // from the data inlined in the page (export_source.ts).
-import type { DiagnosisResponse, GraphResponse, HistoryResponse, RunsResponse } from "./types";
+import type { DiagnosisResponse, GraphResponse, GroupsResponse, HistoryResponse, RunsResponse } from "./types";
 
 export class RouteError extends Error {
   constructor(readonly status: number, message: string) {
@@ -48,6 +48,10 @@ async function getJson<T>(route: string, params: RouteParams): Promise<T> {
 export const api = {
   runs: () => getJson<RunsResponse>("runs", {}),
   graph: (run: string, tag: string, step?: number) => getJson<GraphResponse>("graph", { run, tag, step }),
+  graphGroups: (run: string, tag: string, step: number, group: string) =>
+    getJson<GroupsResponse>("graph_groups", { run, tag, step, group: group || undefined }),
+  /** Whether `graph_groups` is served: over HTTP, not from an exported file's inlined data. */
+  servesGroups: () => source === null,
   diagnosis: (run: string, tag: string, step?: number) => getJson<DiagnosisResponse>("diagnosis", { run, tag, step }),
   opHistory: (run: string, tag: string, op: string) => getJson<HistoryResponse>("history", { run, tag, op }),
   variableHistory: (run: string, tag: string, variable: string) =>

@@ -3,7 +3,7 @@
 // or renders what the change needs and mirrors the state into the URL. Every load is numbered so
 // that a late response never overwrites a newer one.
 import { api, RouteError } from "./api";
-import { renderBanner } from "./banner_view";
+import { renderBanner, renderPendingBanner } from "./banner_view";
 import type { MagnitudeScale } from "./colors";
 import { magnitudeScale, scaleOfRange } from "./colors";
 import { cutNamed, tieToGraph } from "./diagnosis";
@@ -21,6 +21,8 @@ import { buildModel } from "./model";
 import type { Pane } from "./pane";
 import { makePane, renderLegend, showOverview } from "./pane";
 import { cutsStarving, pathThroughCut, starvedRegion } from "./paths";
+import type { ProgressiveTree } from "./progressive";
+import { loadsProgressively, PROGRESSIVE_ABOVE_OPS, ProgressiveLoader, scopesOf, visibleTree } from "./progressive";
 import { matchingOps, search } from "./search";
 import { renderEmpty, renderSlider } from "./toolbar_view";
 import { CSS } from "./styles";
@@ -49,6 +51,9 @@ export class App {
   private stepTimer: number | undefined;
   private loadSeq = 0;
   private allSeq = 0;
+  /** a huge graph's levels (progressive.ts); null while the graph is loaded whole */
+  private progressive: ProgressiveLoader | null = null;
+  private tree: ProgressiveTree | null = null;
   private readonly ui: {
     run: HTMLSelectElement;
     tag: HTMLSelectElement;
@@ -63,6 +68,7 @@ export class App {
     search: HTMLInputElement;
     results: HTMLElement;
     banner: HTMLElement;
+    progressive: HTMLElement;
     panes: HTMLElement;
     layers: HTMLElement;
     details: HTMLElement;
@@ -88,6 +94,7 @@ export class App {
       search: el("input", { id: "gf-search", type: "search", placeholder: "Search ops or variables (regex)  /", "aria-label": "search ops or variables by regular expression", autocomplete: "off" }),
       results: el("div", { id: "gf-search-results", class: "gf-search-results", role: "listbox", hidden: true }),
       banner: el("section", { id: "gf-banner", role: "status", "aria-live": "polite" }),
+      progressive: el("div", { id: "gf-progressive", class: "gf-note gf-progressive", hidden: true }),
       panes: el("div", { id: "gf-panes", class: "gf-panes" }),
       layers: el("div", { id: "gf-layers", class: "gf-layers", hidden: true }),
       details: el("aside", { id: "gf-details", "aria-label": "details of the selected op", hidden: true }),
@@ -109,6 +116,7 @@ export class App {
         el("div", { class: "gf-search" }, this.ui.search, this.ui.results),
       ),
       this.ui.banner,
+      this.ui.progressive,
       el("div", { class: "gf-body" }, el("div", { class: "gf-main" }, this.ui.panes, this.ui.layers, this.ui.status), this.ui.details),
     );
     host.appendChild(this.root);
@@ -202,6 +210,11 @@ export class App {
     const seq = ++this.loadSeq;
     const step = this.currentStep();
     const { run, tag, compare } = this.state;
+    if (api.servesGroups() && loadsProgressively(this.runs[run]?.[tag])) return this.loadProgressively(seq, anchor);
+    this.progressive = null;
+    this.tree = null;
+    this.ui.progressive.hidden = true;
+    this.ui.compare.disabled = false;
     const [mine, mineTold, theirs] = await Promise.all([
       api.graph(run, tag, step),
       api.diagnosis(run, tag, step),
@@ -221,6 +234,66 @@ export class App {
       this.other = null;
     }
     await this.render(anchor);
+  }
+
+  /** A huge graph: the diagnosis now, the levels in render (they follow the open groups). */
+  private async loadProgressively(seq: number, anchor?: string): Promise<void> {
+    const { run, tag } = this.state;
+    const step = this.currentStep();
+    const loader = this.enterProgressive();
+    // the top level loads while the diagnosis is computed (both take seconds on a first request)
+    const [told] = await Promise.all([api.diagnosis(run, tag, step), loader.load(run, tag, step, new Set(), [], null)]);
+    if (seq !== this.loadSeq) return;
+    this.main.diagnosis = told;
+    await this.render(anchor);
+  }
+
+  /** A huge graph at its latest step: its top level painted before the steps' diagnosis is asked
+   * for, which on a first request takes the server seconds (the banner says it is coming). */
+  private async paintTopLevelFirst(): Promise<void> {
+    const { run, tag, step } = this.state;
+    const summary = this.runs[run]?.[tag];
+    if (step !== null || !summary || !api.servesGroups() || !loadsProgressively(summary)) return;
+    ++this.loadSeq; // a graph load still in flight is older than this
+    this.enterProgressive();
+    this.steps = [summary.steps[1]]; // until the diagnosis lists every step
+    this.timeline = null;
+    this.main.diagnosis = null;
+    await this.render();
+  }
+
+  private enterProgressive(): ProgressiveLoader {
+    this.ui.compare.disabled = true;
+    this.ui.compare.title = "Compare needs every op of both graphs: not available for a graph loaded group by group";
+    if (this.other) {
+      this.other.element.remove();
+      this.other = null;
+    }
+    return (this.progressive ??= new ProgressiveLoader(api.graphGroups, undefined, (e) => e instanceof RouteError && e.status === 404));
+  }
+
+  /** Loads the levels the open groups (and the selected op) need; the pane shows the tree. */
+  private async loadLevels(): Promise<boolean> {
+    const { run, tag, selected } = this.state;
+    const open = new Set(this.state.panes[0].expanded ?? []);
+    const tree = await this.progressive!.load(run, tag, this.currentStep(), open, selected ? scopesOf(selected) : [], this.main.diagnosis?.story ?? null);
+    if (!tree || !this.progressive) return false;
+    if (tree !== this.tree) {
+      this.tree = tree;
+      this.main.model = tree.model;
+      this.main.hierarchy = tree.hierarchy;
+      this.main.defaultExpanded = [ROOT_ID];
+    }
+    const loaded = tree.model.ops.length;
+    this.ui.progressive.hidden = false;
+    this.ui.progressive.dataset.loadedOps = String(loaded);
+    setText(
+      this.ui.progressive,
+      `This graph has ${tree.opsTotal.toLocaleString("en")} ops, so it is loaded group by group (above ${PROGRESSIVE_ABOVE_OPS.toLocaleString("en")} ops): ` +
+        `${loaded.toLocaleString("en")} ops loaded. Search, inputs and outputs, and the path of a starved op cover loaded groups only; ` +
+        "an edge into an open group ends at its box; Compare and the Layers view need every op and are off.",
+    );
+    return true;
   }
 
   private async fetchCompared(run: string, step: number): Promise<[GraphResponse, DiagnosisResponse]> {
@@ -257,6 +330,8 @@ export class App {
         return;
       }
       if (seq !== this.allSeq) return;
+      await this.paintTopLevelFirst();
+      if (seq !== this.allSeq) return;
       await this.loadSteps();
       if (seq !== this.allSeq) return;
       await this.loadGraphs();
@@ -274,6 +349,7 @@ export class App {
   }
 
   private async render(anchor?: string): Promise<void> {
+    if (this.progressive && !(await this.loadLevels())) return;
     const model = this.main.model;
     if (!model) return;
     const s = this.state;
@@ -284,14 +360,19 @@ export class App {
     // the banner, legends and details depend only on the data and the selection: redraw on change
     const dataChanged = this.renderedData.model !== model || this.renderedData.other !== (this.other?.model ?? null);
     const selectionChanged = dataChanged || this.renderedData.selected !== s.selected;
-    const told = tieToGraph(this.main.diagnosis!, model);
     const otherTold = this.other?.model && this.other.diagnosis ? { run: this.other.model.run, told: tieToGraph(this.other.diagnosis, this.other.model) } : null;
-    if (dataChanged) renderBanner(this.ui.banner, told, otherTold, model.run, (op) => this.selectOp(op, true), this.timeline?.first_nonfinite_step ?? null);
+    const reveal = this.progressive ? (name: string) => this.revealName(name) : undefined;
+    const told = this.main.diagnosis ? tieToGraph(this.main.diagnosis, model) : null;
+    if (dataChanged && told) renderBanner(this.ui.banner, told, otherTold, model.run, (op) => this.selectOp(op, true), this.timeline?.first_nonfinite_step ?? null, reveal);
+    else if (dataChanged) renderPendingBanner(this.ui.banner);
     this.ui.graphTab.setAttribute("aria-pressed", String(s.view === "graph"));
     this.ui.layersTab.setAttribute("aria-pressed", String(s.view === "layers"));
     this.ui.panes.hidden = s.view !== "graph";
     this.ui.layers.hidden = s.view !== "layers";
-    if (s.view === "layers") {
+    if (s.view === "layers" && this.tree) {
+      clear(this.ui.layers);
+      this.ui.layers.append(el("p", { class: "gf-muted", "data-field": "layers-off" }, `The layers view needs every op and variable; this graph has ${this.tree.opsTotal.toLocaleString("en")} ops and is loaded group by group. Open groups in the Graph view instead.`));
+    } else if (s.view === "layers") {
       const range = unionRange(this.main.diagnosis!.norm_range.variables, this.other?.diagnosis?.norm_range.variables);
       renderLayers(this.ui.layers, model, this.other?.model ?? null, range, (name) => this.selectVariable(name));
     }
@@ -311,7 +392,8 @@ export class App {
         const expanded = new Set([ROOT_ID, ...open[i]]);
         // the path and the region are the run's: the compared run's ops of the same names may flow
         const mine = pane === this.main;
-        return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded, selected: sel, matches: this.matchesFor(m), anchor, focus, scale, path: new Set(mine ? why.path : []), region: new Set(mine ? why.region : []) });
+        const given = mine && this.tree ? { visible: visibleTree(this.tree, expanded), summaries: this.tree.summaries } : undefined;
+        return pane.view.show({ model: m, hierarchy: pane.hierarchy!, expanded, selected: sel, matches: this.matchesFor(m), anchor, focus, scale, path: new Set(mine ? why.path : []), region: new Set(mine ? why.region : []), given });
       }),
     );
     if (this.otherIsNew && this.other) {
@@ -400,6 +482,7 @@ export class App {
     const cut = this.main.diagnosis ? cutNamed(this.main.diagnosis.story, m.ops[index].name) : undefined;
     const why = this.why();
     renderDetails(this.ui.details, m, index, history, (i) => this.selectOp(i, true), () => this.clearSelection(), cut, { starvedBy: why.starvedBy, region: why.region.length }, this.timeline?.version_changes ?? []);
+    if (this.tree) this.ui.details.append(el("p", { class: "gf-muted", "data-field": "progressive-note" }, "Loaded group by group: inputs, outputs and the starved path list loaded ops only."));
   }
 
   private historyArrived(key: string, state: HistoryState): void {
@@ -471,6 +554,16 @@ export class App {
   private selectByName(name: string): void {
     const i = this.main.model?.opIndex.get(name);
     if (i !== undefined) this.selectOp(i, true);
+    else if (this.progressive) this.revealName(name);
+  }
+
+  /** A huge graph's op that may not be loaded yet: select it (which loads its groups' levels),
+   * then open those groups and show it. */
+  private revealName(name: string): void {
+    void this.update(S.selectOp(this.state, name, null, this.openGroups())).then(() => {
+      const i = this.main.model?.opIndex.get(name);
+      if (i !== undefined) this.selectOp(i, true);
+    });
   }
 
   private selectVariable(name: string): void {
@@ -567,6 +660,7 @@ export class App {
       ui.results.append(b);
     }
     if (result.total > result.hits.length) ui.results.append(el("div", { class: "gf-muted" }, `… ${result.total - result.hits.length} more`));
+    if (this.tree) ui.results.append(el("div", { class: "gf-muted", "data-field": "search-scope" }, `Searched the ${m.ops.length.toLocaleString("en")} loaded ops of ${this.tree.opsTotal.toLocaleString("en")}: open a group to search inside it.`));
     void this.update(S.setQuery(this.state, query));
   }
 }
@@ -589,7 +683,7 @@ function nearestStep(steps: number[], step: number): number | null {
 
 /** Ops of the cut points that starve variables (the ones worth opening groups for). */
 function starvingCuts(model: GraphModel): number[] {
-  return model.response.cut_points.filter((c) => c.starved_variables.length > 0).map((c) => c.op);
+  return model.ops.filter((op) => op.cause && op.starved.length > 0).map((op) => op.index);
 }
 
 function errorText(e: unknown): string {

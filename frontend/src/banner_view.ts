@@ -41,7 +41,8 @@ function sentence(s: Sentence, field: string): HTMLElement {
   return el("span", { "data-field": field }, s.text, names.length ? ": " : "", names.length ? nameList(names) : null);
 }
 
-export function renderBanner(container: HTMLElement, told: Told, other: { run: string; told: Told } | null, run: string, onCut: (op: number) => void, firstBad: number | null): void {
+/** `reveal`: for a graph loaded group by group, shows a cut whose op is not loaded yet. */
+export function renderBanner(container: HTMLElement, told: Told, other: { run: string; told: Told } | null, run: string, onCut: (op: number) => void, firstBad: number | null, reveal?: (opName: string) => void): void {
   clear(container);
   const story = told.story;
   container.dataset.tone = story.tone;
@@ -51,6 +52,7 @@ export function renderBanner(container: HTMLElement, told: Told, other: { run: s
     cuts.forEach((cut, i) => {
       const link = el("button", { type: "button", class: "gf-cut-link", "data-cut-op": cut.op_name, "data-starved": String(cut.starved_variables.length) }, cut.op_name);
       if (ops[i] >= 0) link.addEventListener("click", () => onCut(ops[i]));
+      else if (reveal) link.addEventListener("click", () => reveal(cut.op_name));
       else link.disabled = true;
       const li = el("li", { "data-cut-item": cut.op_name }, "✂ ", link, el("span", {}, `: ${cut.text}`));
       if (withHint) li.append(el("div", { class: "gf-hint", "data-field": "hint" }, el("strong", {}, "Fix: "), cut.hint));
@@ -84,4 +86,11 @@ export function renderBanner(container: HTMLElement, told: Told, other: { run: s
   if (other) {
     container.append(el("div", { class: "gf-banner-other", "data-tone": other.told.story.tone }, `${other.run}: `, sentence(other.told.story.headline, "other-headline")));
   }
+}
+
+/** While the diagnosis is computed (a huge graph's first takes the server seconds). */
+export function renderPendingBanner(container: HTMLElement): void {
+  clear(container);
+  container.dataset.tone = "warn";
+  container.append(el("div", { class: "gf-banner-head", "data-field": "pending" }, "Diagnosing this step… (the first diagnosis of a graph this large takes TensorBoard a few seconds)"));
 }

@@ -40,6 +40,9 @@ export interface GraphInput {
   /** Ops to mark: the path from a starved op through its cut to the loss, a cut's starved region. */
   path?: ReadonlySet<number>;
   region?: ReadonlySet<number>;
+  /** A graph loaded group by group (progressive.ts) brings what is drawn and the groups' counts
+   * itself: its groups are not all made of loaded ops. */
+  given?: { visible: VisibleGraph; summaries: Map<string, GroupSummary> };
 }
 
 /** Below this zoom a fitted graph is unreadable: the first view centres on the focus op instead. */
@@ -135,7 +138,8 @@ export class GraphView {
   async show(input: GraphInput): Promise<void> {
     const previous = this.input;
     this.input = input;
-    if (previous?.model !== input.model || previous.hierarchy !== input.hierarchy) {
+    if (input.given) this.summaries = input.given.summaries;
+    else if (previous?.model !== input.model || previous.hierarchy !== input.hierarchy) {
       this.summaries = summarizeGroups(input.hierarchy, input.model.ops);
     }
     this.scale = input.scale;
@@ -146,7 +150,7 @@ export class GraphView {
       return;
     }
     const generation = ++this.generation;
-    const visible = visibleGraph(input.model.ops, input.hierarchy, input.expanded);
+    const visible = input.given?.visible ?? visibleGraph(input.model.ops, input.hierarchy, input.expanded);
     const sized = visible.nodes.map((n) => {
       const size = nodeSize(nodeLines(input.model, n, this.summaries.get(n.group?.id ?? "")));
       return { id: n.id, width: size.width, height: size.height, cluster: n.cluster };

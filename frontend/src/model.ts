@@ -50,7 +50,6 @@ export interface GraphModel {
   ops: Op[];
   variables: Variable[];
   opIndex: Map<string, number>;
-  response: GraphResponse;
 }
 
 export function parseNorm(norm: WireNorm | undefined): number | null {
@@ -60,31 +59,38 @@ export function parseNorm(norm: WireNorm | undefined): number | null {
   return typeof norm === "number" ? norm : null;
 }
 
+/** Op `k` of route columns (`graph` or `graph_groups`) as op number `index` of a model; its
+ * inputs (indices of the route) and parent are the caller's to map. */
+export function opOfColumns(c: GraphResponse["ops"], k: number, index: number): Op {
+  return {
+    index,
+    name: c.name[k],
+    type: c.type[k] ?? "",
+    source: c.source[k] ?? "",
+    state: c.state[k] ?? "none",
+    norm: parseNorm(c.norm[k]),
+    measured: c.measured[k] ?? false,
+    cause: c.cause[k] ?? null,
+    causeDetail: c.cause_detail[k] ?? "",
+    inputs: c.inputs[k] ?? [],
+    outputs: [],
+    variableInputs: c.variable_inputs[k] ?? [],
+    parent: c.parent[k] ?? -1,
+    shapes: c.shape[k] ?? [],
+    dtypes: c.dtype[k] ?? [],
+    starved: c.starved[k] ?? [],
+    presence: c.presence?.[k] ?? null,
+    presenceAtInput: c.presence_at_input?.[k] ?? false,
+  };
+}
+
 export function buildModel(g: GraphResponse): GraphModel {
   const c = g.ops;
   const n = c.name.length;
   const ops: Op[] = new Array(n);
   for (let i = 0; i < n; i++) {
-    ops[i] = {
-      index: i,
-      name: c.name[i],
-      type: c.type[i] ?? "",
-      source: c.source[i] ?? "",
-      state: c.state[i] ?? "none",
-      norm: parseNorm(c.norm[i]),
-      measured: c.measured[i] ?? false,
-      cause: c.cause[i] ?? null,
-      causeDetail: c.cause_detail[i] ?? "",
-      inputs: (c.inputs[i] ?? []).filter((j) => j >= 0 && j < n),
-      outputs: [],
-      variableInputs: c.variable_inputs[i] ?? [],
-      parent: c.parent[i] ?? -1,
-      shapes: c.shape[i] ?? [],
-      dtypes: c.dtype[i] ?? [],
-      starved: c.starved[i] ?? [],
-      presence: c.presence?.[i] ?? null,
-      presenceAtInput: c.presence_at_input?.[i] ?? false,
-    };
+    ops[i] = opOfColumns(c, i, i);
+    ops[i].inputs = ops[i].inputs.filter((j) => j >= 0 && j < n);
   }
   for (const op of ops) for (const j of op.inputs) ops[j].outputs.push(op.index);
   const v = g.variables;
@@ -111,7 +117,6 @@ export function buildModel(g: GraphResponse): GraphModel {
     ops,
     variables,
     opIndex: new Map(ops.map((op) => [op.name, op.index])),
-    response: g,
   };
 }
 

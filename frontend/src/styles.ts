@@ -47,6 +47,7 @@ export const CSS = `
 .gf-cuts { margin: 4px 0 0; padding-left: 4px; list-style: none; }
 .gf-cut-link { color: inherit; font-weight: 600; text-decoration: underline; background: transparent !important; border: 0 !important; padding: 0 !important; }
 .gf-note, .gf-banner-other { margin-top: 2px; }
+.gf-progressive { padding: 4px 12px; border-bottom: 1px solid var(--gf-border); font-size: 12px; flex: none; }
 .gf-body { flex: 1; display: flex; min-height: 0; }
 .gf-main { flex: 1; display: flex; flex-direction: column; min-width: 0; position: relative; }
 .gf-panes { flex: 1; display: flex; min-height: 0; }

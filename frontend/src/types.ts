@@ -18,6 +18,8 @@ export interface TagSummary {
   count: number;
   graph_versions: number;
   description: string;
+  /** ops in the graph version of the last step (decides progressive loading) */
+  ops: number;
 }
 
 export type RunsResponse = Record<string, Record<string, TagSummary>>;
@@ -34,7 +36,8 @@ export interface CutPointJson {
   library_source: string | null;
 }
 
-export interface GraphResponse {
+/** What `graph` and `graph_groups` both say about the step and graph version they answer for. */
+export interface GraphHead {
   run: string;
   tag: string;
   step: number;
@@ -43,6 +46,9 @@ export interface GraphResponse {
   graph_id: string;
   graph_version: number;
   graph_versions: number;
+}
+
+export interface GraphResponse extends GraphHead {
   loss: number | null;
   fallback_reason: string | null;
   ops: {
@@ -138,4 +144,27 @@ export interface DiagnosisResponse {
   norm_range: { ops: [number, number] | null; variables: [number, number] | null };
   first_nonfinite_step: number | null;
   version_changes: { step: number; graph_version: number }[];
+}
+
+/** One name-scope group of the graph (`graph_groups` route): its subgroups with counts, its own
+ * ops in the `graph` route's columns, and the edges between these children. Children are numbered
+ * subgroups first (0..G-1), then own ops (G..G+K-1). */
+export interface GroupsResponse extends GraphHead {
+  group: string;
+  ops_total: number;
+  ops_in_group: number;
+  groups: {
+    name: string[];
+    ops: number[];
+    states: Record<GradState, number[]>;
+    cut_points: number[];
+    /** per subgroup: child numbers feeding it */
+    inputs: number[][];
+  };
+  ops: GraphResponse["ops"] & {
+    /** op index in the whole graph (what `inputs` and `parent` refer to) */
+    index: number[];
+    /** per op: the child number of each input, -1 outside the group */
+    input_children: number[][];
+  };
 }

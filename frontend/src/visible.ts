@@ -25,6 +25,8 @@ export interface VisibleEdge {
   to: string;
   /** The op edges (producer, consumer) this drawn edge stands for. */
   pairs: Array<[number, number]>;
+  /** The flow of an edge with no loaded op pair (a graph loaded group by group, progressive.ts). */
+  flow?: EdgeFlow;
 }
 
 export interface VisibleGraph {
@@ -119,6 +121,7 @@ export function pairFlow(ops: readonly Op[], from: number, to: number): EdgeFlow
 }
 
 export function edgeFlow(ops: readonly Op[], e: VisibleEdge): EdgeFlow {
+  if (e.flow) return e.flow;
   let best: EdgeFlow = "dead";
   for (const [a, b] of e.pairs) {
     const f = pairFlow(ops, a, b);

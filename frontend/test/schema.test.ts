@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import type { DiagnosisResponse, HistoryResponse, RunsResponse } from "../src/types";
+import type { DiagnosisResponse, GroupsResponse, HistoryResponse, RunsResponse } from "../src/types";
 import { brokenVae, served, storyCut } from "./fixture";
 
 type Schema = { [key: string]: any };
@@ -67,7 +67,23 @@ test("diagnosis, history and runs typed by types.ts conform too", () => {
   assert.deepEqual(Object.keys(d.story.cuts[0]).sort(), [...SCHEMA.$defs.story_cut.required].sort());
   const h: HistoryResponse = { run: "r", tag: "t", op: "a", steps: [1, 2], states: ["flowing", "nonfinite"], norms: [0.5, "nan"], presences: [0.5, null] };
   assert.deepEqual(errors(h, SCHEMA.routes.history), []);
-  const runs: RunsResponse = { r: { t: { steps: [0, 5], count: 2, graph_versions: 1, description: "" } } };
+  const runs: RunsResponse = { r: { t: { steps: [0, 5], count: 2, graph_versions: 1, description: "", ops: 7 } } };
   assert.deepEqual(errors(runs, SCHEMA.routes.runs), []);
   assert.notDeepEqual(errors({ ...h, states: ["sideways"] }, SCHEMA.routes.history), []);
+});
+
+test("a graph_groups level typed by types.ts is what the schema describes, key for key", () => {
+  const g = brokenVae();
+  const level: GroupsResponse = {
+    run: g.run, tag: g.tag, step: g.step, steps: g.steps, count: g.count, graph_id: g.graph_id, graph_version: 1, graph_versions: 1,
+    group: "", ops_total: g.ops.name.length, ops_in_group: g.ops.name.length,
+    groups: { name: ["vae"], ops: [7], states: { flowing: [3], zero: [0], none: [4], nonfinite: [0] }, cut_points: [1], inputs: [[1]] },
+    ops: { ...g.ops, index: g.ops.name.map((_, i) => i), input_children: g.ops.inputs.map((ins) => ins.map(() => -1)) },
+  };
+  const schema = SCHEMA.routes.graph_groups;
+  assert.deepEqual(errors(level, schema), []);
+  assert.deepEqual(Object.keys(level).sort(), [...schema.required].sort());
+  assert.deepEqual(Object.keys(level.ops).sort(), [...schema.properties.ops.required].sort());
+  assert.deepEqual(Object.keys(level.groups).sort(), [...schema.properties.groups.required].sort());
+  assert.notDeepEqual(errors({ ...level, groups: { ...level.groups, states: { flowing: [1] } } }, schema), []);
 });

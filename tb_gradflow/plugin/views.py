@@ -84,6 +84,7 @@ def runs_json(series_by_run: dict[str, dict[str, TagSeries]]) -> str:
                     "count": len(s.steps),
                     "graph_versions": len(s.versions),
                     "description": s.description,
+                    "ops": len(s.versions[s.where[s.last_step][0]].graph.ops),
                 }
                 for tag, s in sorted(tags.items())
             }
