@@ -38,10 +38,12 @@ def _as_numpy(g) -> np.ndarray:
     return np.asarray(g.numpy(), np.float64)
 
 
-@pytest.mark.parametrize("grouped", [True, False])
-def test_reductions_equal_numpy_in_a_graph(grouped):
+@pytest.mark.parametrize("grouped, planned", [(True, False), (True, True), (False, False)])
+def test_reductions_equal_numpy_in_a_graph(grouped, planned):
+    """Planned: stacks made beforehand from a list that holds only some of the gradients (as
+    the probe plans its op, variable and presence lists together), the rest placed later."""
     grads = _gradients()
-    assert reductions._plan(grads)[0], "the case must hold stacks to test them"
+    assert reductions._stack_plan(grads)[0], "the case must hold stacks to test them"
 
     @tf.function
     def reduce():
@@ -52,7 +54,7 @@ def test_reductions_equal_numpy_in_a_graph(grouped):
 
         inside = [rebuilt(g) for g in grads]
         inside[-2] = inside[1]  # the repeat stays one tensor inside the graph too
-        reducer = Reducer(grouped=grouped)
+        reducer = Reducer(grouped=grouped, planned=[inside[3:9], inside[12:]] if planned else ())
         return reducer.sums(inside), reducer.exact(inside), reducer.presence(inside)
 
     sums, exact, presence = (x.numpy() for x in reduce())

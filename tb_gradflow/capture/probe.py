@@ -170,7 +170,10 @@ class Probe:
             _top_ancestors(walker.ops),
             presence_owners,
         )
-        reducer = Reducer(grouped=not _has_py_function(walker.ops, loss.graph))
+        reducer = Reducer(
+            grouped=not _has_py_function(walker.ops, loss.graph),
+            planned=[backward.tensor_grads, backward.variable_grads, presence_grads],
+        )
         tensor_stats, variable_stats = unscale_reductions(
             reducer.sums([g for g in backward.tensor_grads if g is not None]),
             reducer.exact([g for g in backward.variable_grads if g is not None]),
