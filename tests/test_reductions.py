@@ -105,3 +105,21 @@ def test_exact_states_equal_tensor_state_row_by_row():
         state, expected = tensor_state(True, *row)
         assert V.STATES[code] == state, row
         assert (math.isnan(norm) and math.isnan(expected)) or norm == expected, row
+
+
+def test_an_embedding_norm_is_that_of_the_tapes_dense_gradient():
+    """A batch that looks a row up twice: the tape's gradient holds one row, the sum of both
+    lookups' values (which cancel here), not the two values apart."""
+    table = tf.Variable(tf.ones([5, 2]), name="table")
+    ids = tf.constant([3, 3, 1])
+    sign = tf.constant([[1.0], [-1.0], [2.0]])
+
+    def loss_fn():
+        return tf.reduce_sum(tf.gather(table, ids) * sign)
+
+    with tf.GradientTape() as tape:
+        loss = loss_fn()
+    dense = tf.convert_to_tensor(tape.gradient(loss, table)).numpy()
+    record = tb_gradflow.analyze(loss_fn, variables=[table]).variables["table"]
+    assert record.norm == pytest.approx(np.linalg.norm(dense)) == pytest.approx(np.sqrt(8.0))
+    assert record.presence == pytest.approx(np.count_nonzero(dense) / dense.size, abs=1 / 254)
