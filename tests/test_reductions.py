@@ -20,12 +20,14 @@ def _gradients() -> list:
     group, scalars, an empty one, float16, float64 values that round to 0 in float32), with a
     repeat and an IndexedSlices."""
     rng = np.random.default_rng(0)
-    dense = [rng.normal(size=[4, 3]).astype(np.float32) * (i % 3) for i in range(7)]
+    n = reductions.STACK_MIN_MEMBERS
+    dense = [rng.normal(size=[4, 3]).astype(np.float32) * (i % 3) for i in range(n + 1)]
     dense[2][0, :] = 0.0
-    dense += [np.float32(2.5), np.float32(0.0), np.float32(-1.0)]
+    dense += [np.float32(v) for v in [2.5, 0.0, -1.0] * n][:n]
     dense += [np.zeros([0, 3], np.float32), rng.normal(size=[300, 300]).astype(np.float32)]
-    dense += [rng.normal(size=[5]).astype(np.float16) for _ in range(3)]
-    dense += [np.array([1e-30, 0.0, 3.0], np.float64), np.array([1e-40, 0.0, 0.0], np.float64)]
+    dense += [rng.normal(size=[5]).astype(np.float16) for _ in range(n)]
+    dense += [np.array([1e-30, 0.0, 3.0 * (i % 2)], np.float64) for i in range(n)]
+    dense += [np.array([1e-40, 0.0, 0.0], np.float64), rng.normal(size=[2, 2]).astype(np.float32)]
     tensors = [tf.constant(d) for d in dense]
     tensors.append(tensors[1])
     slices = tf.IndexedSlices(tf.constant([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]]), tf.constant([3, 0, 3]), tf.constant([6, 2]))
@@ -43,7 +45,8 @@ def test_reductions_equal_numpy_in_a_graph(grouped, planned):
     """Planned: stacks made beforehand from a list that holds only some of the gradients (as
     the probe plans its op, variable and presence lists together), the rest placed later."""
     grads = _gradients()
-    assert reductions._stack_plan(grads)[0], "the case must hold stacks to test them"
+    stacks, alone = reductions._stack_plan(grads)
+    assert len(stacks) == 4 and alone, "the case must hold stacks and gradients alone"
 
     @tf.function
     def reduce():
@@ -54,7 +57,7 @@ def test_reductions_equal_numpy_in_a_graph(grouped, planned):
 
         inside = [rebuilt(g) for g in grads]
         inside[-2] = inside[1]  # the repeat stays one tensor inside the graph too
-        reducer = Reducer(grouped=grouped, planned=[inside[3:9], inside[12:]] if planned else ())
+        reducer = Reducer(grouped=grouped, planned=[inside[3:20], inside[30:]] if planned else ())
         return reducer.sums(inside), reducer.exact(inside), reducer.presence(inside)
 
     sums, exact, presence = (x.numpy() for x in reduce())

@@ -17,6 +17,9 @@ from tb_gradflow import vocabulary as V
 # stack is bounded in bytes; large gradients are reduced one by one, as dispatch is cheap there.
 GROUPED_MAX_BYTES = 1 << 18
 STACK_MAX_BYTES = 1 << 21
+# A stack costs about six kernels per reduction, a gradient alone one to four: fewer members
+# than this are cheaper alone (and quicker to trace).
+STACK_MIN_MEMBERS = 8
 
 
 class Reducer:
@@ -144,8 +147,9 @@ class Reducer:
                 offset[placed[0]] = size
                 parts.append(self._reduced_stack(family, placed[0], reduce_stack))
                 size += len(self._stack_members[placed[0]])
-        if alone:
-            parts.append(tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=reduce_one(unique[i])) for i in alone]))
+        if alone:  # one Pack per column, not one per gradient: each is a kernel at every step
+            columns = list(zip(*(reduce_one(unique[i]) for i in alone)))
+            parts.append(tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=list(c)) for c in columns], axis=1))
         at_alone = {i: size + j for j, i in enumerate(alone)}
         indices = []
         for i, g in enumerate(unique):
@@ -190,7 +194,7 @@ def _key(grad: Any) -> Any:
 
 def _stack_plan(grads: list[Any]) -> tuple[list[list[int]], list[int]]:
     """Stacks of small gradients of one dtype and fully known static shape, each within
-    STACK_MAX_BYTES and of at least two members; the indices of the other gradients."""
+    STACK_MAX_BYTES and of at least STACK_MIN_MEMBERS; the indices of the other gradients."""
     groups: dict[tuple, list[int]] = {}
     alone: list[int] = []
     for i, g in enumerate(grads):
@@ -205,7 +209,7 @@ def _stack_plan(grads: list[Any]) -> tuple[list[list[int]], list[int]]:
         per_stack = max(1, STACK_MAX_BYTES // max(1, first.shape.num_elements() * first.dtype.size))
         for start in range(0, len(members), per_stack):
             chunk = members[start:start + per_stack]
-            (stacks.append(chunk) if len(chunk) > 1 else alone.extend(chunk))
+            (stacks.append(chunk) if len(chunk) >= STACK_MIN_MEMBERS else alone.extend(chunk))
     return stacks, sorted(alone)
 
 
