@@ -112,12 +112,7 @@ class Reducer:
         """Stacks for those of `grads` not placed yet (see _stack_plan)."""
         if not self._grouped:
             return
-        fresh, seen = [], set()
-        for g in grads:
-            key = _key(g)
-            if key not in self._place and key not in seen:
-                seen.add(key)
-                fresh.append(g)
+        fresh = [g for g in _distinct(grads)[0] if _key(g) not in self._place]
         for members in _stack_plan(fresh)[0]:
             for row, i in enumerate(members):
                 self._place[_key(fresh[i])] = (len(self._stack_members), row)
@@ -135,26 +130,21 @@ class Reducer:
         `reduce_one` (one gradient -> C scalars) over the rest; each stack reduced once."""
         unique, rows = _distinct(grads)
         self._plan(unique)
+        placed = [self._place.get(_key(g)) for g in unique]
         parts: list[tf.Tensor] = []
         offset: dict[int, int] = {}
         size = 0
-        alone: list[int] = []
-        for i, g in enumerate(unique):
-            placed = self._place.get(_key(g))
-            if placed is None:
-                alone.append(i)
-            elif placed[0] not in offset:
-                offset[placed[0]] = size
-                parts.append(self._reduced_stack(family, placed[0], reduce_stack))
-                size += len(self._stack_members[placed[0]])
+        for where in placed:
+            if where is not None and where[0] not in offset:
+                offset[where[0]] = size
+                parts.append(self._reduced_stack(family, where[0], reduce_stack))
+                size += len(self._stack_members[where[0]])
+        alone = [i for i, where in enumerate(placed) if where is None]
         if alone:  # one Pack per column, not one per gradient: each is a kernel at every step
             columns = list(zip(*(reduce_one(unique[i]) for i in alone)))
             parts.append(tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=list(c)) for c in columns], axis=1))
         at_alone = {i: size + j for j, i in enumerate(alone)}
-        indices = []
-        for i, g in enumerate(unique):
-            placed = self._place.get(_key(g))
-            indices.append(at_alone[i] if placed is None else offset[placed[0]] + placed[1])
+        indices = [at_alone[i] if where is None else offset[where[0]] + where[1] for i, where in enumerate(placed)]
         table = parts[0] if len(parts) == 1 else tf.raw_ops.ConcatV2(values=parts, axis=tf.constant(0, tf.int32))
         wanted = indices if rows is None else [indices[r] for r in rows]
         return _spread(table, None if wanted == list(range(size + len(alone))) else wanted)

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from tb_gradflow import vocabulary as V
-from tb_gradflow.capture.reductions import combine, tensor_state
+from tb_gradflow.capture.reductions import combine
 from tb_gradflow.format.records import encode_step_arrays
 from tb_gradflow.proto import gradflow_pb2
 
