@@ -86,6 +86,45 @@ class OpRecords(collections.abc.Sequence):
         return tuple, (self._all(),)
 
 
+class VariableRecords(collections.abc.Mapping):
+    """A report's variables by name, made on first use, for the reason OpRecords gives (a
+    logging call builds a report that a training loop seldom reads). Compares and pickles as
+    the dict it holds."""
+
+    __slots__ = ("_make", "_records")
+
+    def __init__(self, make: Callable[[], dict[str, VariableRecord]]):
+        self._make: Callable[[], dict[str, VariableRecord]] | None = make
+        self._records: dict[str, VariableRecord] | None = None
+
+    def _all(self) -> dict[str, VariableRecord]:
+        if self._records is None:
+            self._records, self._make = self._make(), None
+        return self._records
+
+    def __getitem__(self, name: str) -> VariableRecord:
+        return self._all()[name]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, collections.abc.Mapping):
+            return self._all() == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment] - mutable-looking, like the dict it stands for
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+    def __reduce__(self):
+        return dict, (self._all(),)
+
+
 @dataclasses.dataclass(frozen=True)
 class CutPoint:
     op_name: str
@@ -124,7 +163,7 @@ def _json_norm(norm: float | None) -> float | str | None:
 
 @dataclasses.dataclass(frozen=True)
 class Report:
-    variables: dict[str, VariableRecord]
+    variables: "dict[str, VariableRecord] | VariableRecords"
     ops: "tuple[OpRecord, ...] | OpRecords"
     cut_points: tuple[CutPoint, ...]
     step: int | None = None

@@ -30,8 +30,15 @@ def _gradients() -> list:
     dense += [np.array([1e-40, 0.0, 0.0], np.float64), rng.normal(size=[2, 2]).astype(np.float32)]
     tensors = [tf.constant(d) for d in dense]
     tensors.append(tensors[1])
-    slices = tf.IndexedSlices(tf.constant([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]]), tf.constant([3, 0, 3]), tf.constant([6, 2]))
-    return [*tensors, slices]
+    # Narrow rows (summed by Bincount), int64 indices, wide rows and float16 (UnsortedSegmentSum).
+    slices = [
+        tf.IndexedSlices(tf.constant([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]]), tf.constant([3, 0, 3]), tf.constant([6, 2])),
+        tf.IndexedSlices(tf.constant([[1.5], [-1.5], [2.0]], tf.float64), tf.constant([2, 2, 0], tf.int64), tf.constant([4, 1])),
+        tf.IndexedSlices(tf.constant(rng.normal(size=[3, 20]).astype(np.float32)), tf.constant([1, 4, 1]), tf.constant([6, 20])),
+        tf.IndexedSlices(tf.constant([[1.0, 2.0], [-1.0, 0.0]], tf.float16), tf.constant([0, 0]), tf.constant([3, 2])),
+    ]
+    assert [reductions._bincount_fits(s) for s in slices] == [True, True, False, False]
+    return [*tensors, *slices]
 
 
 def _as_numpy(g) -> np.ndarray:
@@ -56,7 +63,7 @@ def test_reductions_equal_numpy_in_a_graph(grouped, planned):
             return tf.identity(g)
 
         inside = [rebuilt(g) for g in grads]
-        inside[-2] = inside[1]  # the repeat stays one tensor inside the graph too
+        inside[-5] = inside[1]  # the repeat stays one tensor inside the graph too
         reducer = Reducer(grouped=grouped, planned=[inside[3:20], inside[30:]] if planned else ())
         return reducer.sums(inside), reducer.exact(inside), reducer.presence(inside)
 

@@ -152,9 +152,18 @@ class Reducer:
     @staticmethod
     def _dense_rows(grad: Any) -> tf.Tensor:
         """An IndexedSlices' values summed per distinct row, as its dense form would hold them
-        (a batch that looks up one row twice gets one row of gradient, the sum of both)."""
+        (a batch that looks up one row twice gets one row of gradient, the sum of both).
+
+        Narrow rows of a small table (a lookup of a few numbers per index, from many indices)
+        are summed into the whole dense table by a Bincount per column: UnsortedSegmentSum adds
+        row by row, and on 32,768 rows of three that took a millisecond, a third of the demo
+        VAE's whole logging cost. Rows the batch does not touch are zeros there, and count as
+        such (presence counts against the dense shape anyway).
+        """
         if not isinstance(grad, tf.IndexedSlices):
             return grad
+        if _bincount_fits(grad):
+            return _dense_by_bincount(grad)
         rows, row_of = tf.raw_ops.Unique(x=grad.indices, out_idx=tf.int32)
         return tf.raw_ops.UnsortedSegmentSum(
             data=grad.values, segment_ids=row_of, num_segments=tf.raw_ops.Size(input=rows)
@@ -176,6 +185,40 @@ class Reducer:
         if sign.dtype != tf.float32:
             sign = tf.raw_ops.Cast(x=sign, DstT=tf.float32)
         return tf.raw_ops.L2Loss(t=sign)
+
+
+# Bincount sums into the whole dense table: only for rows this narrow, and a table no larger
+# than this many elements or than twice the slices themselves.
+BINCOUNT_MAX_ROW = 16
+BINCOUNT_MAX_TABLE = 1 << 16
+
+
+def _bincount_fits(grad: tf.IndexedSlices) -> bool:
+    dense = tf.get_static_value(grad.dense_shape)
+    values = grad.values.shape
+    if dense is None or len(dense) < 1 or grad.values.dtype not in (tf.float32, tf.float64):
+        return False
+    row, table = int(np.prod(dense[1:])), int(np.prod(dense))
+    if not 0 < row <= BINCOUNT_MAX_ROW or table >= 1 << 31:
+        return False
+    sliced = values.num_elements()
+    return table <= BINCOUNT_MAX_TABLE or (sliced is not None and table <= 2 * sliced)
+
+
+def _dense_by_bincount(grad: tf.IndexedSlices) -> tf.Tensor:
+    """The dense gradient of `grad` (see Reducer._dense_rows): each column of the rows summed
+    by a Bincount of the indices weighted by that column (flat positions would need a
+    broadcast add over every element, which costs as much as the sums themselves)."""
+    dense = [int(d) for d in tf.get_static_value(grad.dense_shape)]
+    row = int(np.prod(dense[1:]))
+    indices = grad.indices if grad.indices.dtype == tf.int32 else tf.raw_ops.Cast(x=grad.indices, DstT=tf.int32)
+    indices = tf.raw_ops.Reshape(tensor=indices, shape=tf.constant([-1]))
+    size = tf.constant(dense[0], tf.int32)
+    values = tf.raw_ops.Reshape(tensor=grad.values, shape=tf.constant([-1, row]))
+    columns = tf.raw_ops.Unpack(value=values, num=row, axis=1)
+    sums = [tf.raw_ops.Bincount(arr=indices, size=size, weights=c) for c in columns]
+    table = sums[0] if row == 1 else tf.raw_ops.Pack(values=sums, axis=1)
+    return tf.raw_ops.Reshape(tensor=table, shape=tf.constant(dense, tf.int32))
 
 
 def _key(grad: Any) -> Any:

@@ -17,7 +17,7 @@ from tensorflow.python.eager.polymorphic_function import autograph_util
 from tensorflow.python.framework import func_graph as _func_graph
 from tensorflow.python.framework import op_callbacks
 from tensorflow.python.framework import ops as _ops
-from tensorflow.python.ops import cond_v2, gradients_util, script_ops, summary_ops_v2, while_v2
+from tensorflow.python.ops import cond_v2, gen_summary_ops, gradients_util, script_ops, summary_ops_v2, while_v2
 from tensorflow.python.util import tf_decorator
 
 # pylint: disable=protected-access
@@ -121,6 +121,48 @@ def py_function_callable(op: Operation) -> Callable[..., Any] | None:
 def default_summary_writer() -> Any:
     """The writer `tf.summary` would write to now, or None."""
     return summary_ops_v2._summary_state.writer
+
+
+def records_summaries_now() -> bool:
+    """Eagerly, whether `tf.summary.write` would record now (writer set, `record_if` and the
+    distribution strategy's condition), decided in Python when the conditions are plain bools:
+    `tf.summary.should_record_summaries` runs an op for it at every call."""
+    state = summary_ops_v2._summary_state
+    if state.writer is None:
+        return False
+    conditions = [state.is_recording_distribution_strategy, state.is_recording]
+    conditions = [c() if callable(c) else c for c in conditions]
+    if conditions[1] is None:
+        conditions[1] = True
+    if all(isinstance(c, bool) for c in conditions):
+        return all(conditions)
+    return bool(tf.math.logical_and(*conditions))
+
+
+def write_summary_now(writer: Any, tag: str, tensor: Any, step: int, metadata: bytes) -> bool:
+    """Eagerly, `tf.summary.write(tag, tensor, step, metadata)` to `writer` without its name
+    scopes, conditions and conversions (a fifth of a small model's logged step); whether it
+    wrote. The caller checks `records_summaries_now()` first."""
+    handle = summary_writer_handle(writer)
+    if handle is None:
+        with writer.as_default():
+            return bool(tf.summary.write(tag=tag, tensor=tensor, step=step, metadata=metadata))
+    with tf.device("cpu:0"):
+        write_summary_op(handle, tag, tensor, step, metadata)
+    return True
+
+
+def summary_writer_handle(writer: Any) -> tf.Tensor | None:
+    """The resource a `tf.summary` writer writes through, for WriteSummary ops of our own; None
+    for a writer `tf.summary.write` must convert for (a DTensor writer)."""
+    if getattr(writer, "_mesh", None) is not None:
+        return None
+    return getattr(writer, "_resource", None)
+
+
+def write_summary_op(handle: Any, tag: Any, tensor: Any, step: Any, metadata: Any) -> Any:
+    """The WriteSummary op `tf.summary.write` runs, eagerly or in a graph."""
+    return gen_summary_ops.write_summary(handle, step, tensor, tag, metadata)
 
 
 def in_xla_context() -> bool:

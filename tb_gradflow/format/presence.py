@@ -37,10 +37,14 @@ def to_codes(presence: np.ndarray) -> np.ndarray:
     p = np.asarray(presence, np.float64)
     known = np.isfinite(p)
     clipped = np.clip(np.where(known, p, 0.0), 0.0, 1.0)
-    levels = np.rint(clipped * LEVELS)
-    levels = np.where((clipped > 0) & (levels == 0), 1, levels)
-    levels = np.where((clipped < 1) & (levels == LEVELS), LEVELS - 1, levels)
+    # Levels 1 and LEVELS - 1 at least and at most for fractions inside (0, 1).
+    levels = np.clip(np.rint(clipped * LEVELS), clipped > 0, LEVELS - (clipped < 1))
     return np.where(known, levels + 1, UNKNOWN_CODE).astype(np.uint8)
+
+
+# The code each state implies (default_presence as codes), by state code.
+_IMPLIED_CODES = np.zeros(len(V.STATES), np.uint8)
+_IMPLIED_CODES[_FLOWING], _IMPLIED_CODES[_ZERO] = LEVELS + 1, 1
 
 
 def from_codes(codes: np.ndarray) -> np.ndarray:
@@ -52,8 +56,7 @@ def from_codes(codes: np.ndarray) -> np.ndarray:
 def encode(state_codes: np.ndarray, presence: np.ndarray) -> tuple[bytes, bytes]:
     """(bitmap of stored values, their code bytes in order) for one row of values."""
     codes = to_codes(presence)
-    implied = to_codes(default_presence(state_codes))
-    stored = codes != implied
+    stored = codes != _IMPLIED_CODES[np.asarray(state_codes)]
     return np.packbits(stored, bitorder="little").tobytes(), codes[stored].tobytes()
 
 
@@ -66,7 +69,7 @@ def decode_codes(state_codes: np.ndarray, bitmaps: np.ndarray, codes: np.ndarray
     """Code bytes [rows, n] (what a reader keeps: a byte per value) of rows of state codes, their
     bitmaps and all their stored codes in row-major order; `check` must have passed for every row."""
     state_codes = np.asarray(state_codes)
-    out = to_codes(default_presence(state_codes))
+    out = _IMPLIED_CODES[state_codes]
     out[stored_mask(bitmaps, state_codes.shape[-1])] = np.asarray(codes, np.uint8)
     return out
 

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import math
 import weakref
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from tb_gradflow import vocabulary as V
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.proto import gradflow_pb2
-from tb_gradflow.report import CutPoint, OpRecord, OpRecords, Report, VariableRecord
+from tb_gradflow.report import CutPoint, OpRecord, OpRecords, Report, VariableRecord, VariableRecords
 
 
 def encode_step(
@@ -308,26 +308,17 @@ def _graph_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
 def build_report(
     graph: gradflow_pb2.Graph, step: gradflow_pb2.Step, step_number: int | None = None
 ) -> Report:
-    """The report for one logged step: analyze() and every reader go through this."""
+    """The report for one logged step: analyze() and every reader go through this.
+
+    The step is checked here; its values are decoded on the first read of the report's ops
+    or variables (a logging call in a training loop builds a report it seldom reads)."""
     check_aligned(graph, step)
-    op_codes, op_norms, var_codes, var_norms = step_arrays(step, len(graph.ops), len(graph.variables))
-    op_presence, var_presence = presence_arrays(step, op_codes, var_codes)
     fields = _graph_fields(graph)
-    variables = {}
-    for (name, shape, sparse), code, norm, presence in zip(
-        fields.variables, var_codes.tolist(), var_norms.tolist(), var_presence.tolist()
-    ):
-        state = decode_state(code)
-        variables[name] = VariableRecord(
-            name, state, decode_norm(state, norm), shape, presence=_fraction(presence), sparse_gradient=sparse,
-        )
-    ops = OpRecords(functools.partial(
-        _op_records, fields, op_codes, op_norms, op_presence
-    ))
+    values = functools.cache(functools.partial(_step_values, graph, step))
     loss = None if math.isnan(step.loss) else step.loss
     report = Report(
-        variables=variables,
-        ops=ops,
+        variables=VariableRecords(functools.partial(_variable_records, fields, values)),
+        ops=OpRecords(functools.partial(_op_records, fields, values)),
         cut_points=fields.cut_points,
         step=step_number,
         loss=loss,
@@ -340,9 +331,27 @@ def build_report(
     return report
 
 
-def _op_records(
-    fields: _GraphFields, codes: np.ndarray, norms: np.ndarray, presence: np.ndarray
-) -> tuple[OpRecord, ...]:
+def _step_values(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> tuple[np.ndarray, ...]:
+    """(op codes, op norms, variable codes, variable norms, op presence, variable presence)."""
+    op_codes, op_norms, var_codes, var_norms = step_arrays(step, len(graph.ops), len(graph.variables))
+    return (op_codes, op_norms, var_codes, var_norms, *presence_arrays(step, op_codes, var_codes))
+
+
+def _variable_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarray, ...]]) -> dict[str, VariableRecord]:
+    _, _, codes, norms, _, presence = values()
+    variables = {}
+    for (name, shape, sparse), code, norm, fraction in zip(
+        fields.variables, codes.tolist(), norms.tolist(), presence.tolist()
+    ):
+        state = decode_state(code)
+        variables[name] = VariableRecord(
+            name, state, decode_norm(state, norm), shape, presence=_fraction(fraction), sparse_gradient=sparse,
+        )
+    return variables
+
+
+def _op_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarray, ...]]) -> tuple[OpRecord, ...]:
+    codes, norms, _, _, presence, _ = values()
     return tuple(
         OpRecord(
             name=name,
