@@ -46,30 +46,42 @@ class OpRecord:
         return "input" if self.presence_at_input else "output"
 
 
-class OpRecords(collections.abc.Sequence):
-    """A report's ops, made on first use: a logging step builds a report every call, and on a
-    5,000-op model making each op's record cost more than the rest of the step's host work,
-    while training loops rarely read them. Compares, hashes and pickles as the tuple it holds."""
+class _MadeOnFirstUse:
+    """Records made by `make` on first use: a logging step builds a report every call, and on a
+    5,000-op model making each record cost more than the rest of the step's host work, while
+    training loops rarely read them."""
 
     __slots__ = ("_make", "_records")
 
-    def __init__(self, make: Callable[[], tuple[OpRecord, ...]]):
-        self._make: Callable[[], tuple[OpRecord, ...]] | None = make
-        self._records: tuple[OpRecord, ...] | None = None
+    def __init__(self, make: Callable[[], Any]):
+        self._make: Callable[[], Any] | None = make
+        self._records: Any = None
 
-    def _all(self) -> tuple[OpRecord, ...]:
+    def _all(self) -> Any:
         if self._records is None:
-            self._records, self._make = tuple(self._make()), None
+            self._records, self._make = self._make(), None
         return self._records
-
-    def __getitem__(self, index):
-        return self._all()[index]
 
     def __len__(self) -> int:
         return len(self._all())
 
-    def __iter__(self) -> Iterator[OpRecord]:
+    def __iter__(self) -> Iterator[Any]:
         return iter(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
+class OpRecords(_MadeOnFirstUse, collections.abc.Sequence):
+    """A report's ops, made on first use. Compares, hashes and pickles as the tuple it holds."""
+
+    __slots__ = ()
+
+    def __init__(self, make: Callable[[], tuple[OpRecord, ...]]):
+        super().__init__(lambda: tuple(make()))
+
+    def __getitem__(self, index):
+        return self._all()[index]
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (OpRecords, tuple)):
@@ -79,47 +91,25 @@ class OpRecords(collections.abc.Sequence):
     def __hash__(self) -> int:
         return hash(self._all())
 
-    def __repr__(self) -> str:
-        return repr(self._all())
-
     def __reduce__(self):
         return tuple, (self._all(),)
 
 
-class VariableRecords(collections.abc.Mapping):
-    """A report's variables by name, made on first use, for the reason OpRecords gives (a
-    logging call builds a report that a training loop seldom reads). Compares and pickles as
-    the dict it holds."""
+class VariableRecords(_MadeOnFirstUse, collections.abc.Mapping):
+    """A report's variables by name, made on first use. Compares and pickles as the dict it
+    holds."""
 
-    __slots__ = ("_make", "_records")
-
-    def __init__(self, make: Callable[[], dict[str, VariableRecord]]):
-        self._make: Callable[[], dict[str, VariableRecord]] | None = make
-        self._records: dict[str, VariableRecord] | None = None
-
-    def _all(self) -> dict[str, VariableRecord]:
-        if self._records is None:
-            self._records, self._make = self._make(), None
-        return self._records
+    __slots__ = ()
 
     def __getitem__(self, name: str) -> VariableRecord:
         return self._all()[name]
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, collections.abc.Mapping):
             return self._all() == dict(other.items())
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment] - mutable-looking, like the dict it stands for
-
-    def __repr__(self) -> str:
-        return repr(self._all())
+    __hash__ = None  # type: ignore[assignment] - unhashable, like the dict it stands for
 
     def __reduce__(self):
         return dict, (self._all(),)

@@ -77,6 +77,21 @@ def test_report_from_protos_text_and_json():
     assert data["variables"]["enc/kernel"] == {"state": "none", "norm": None, **unknown}
 
 
+def test_a_reports_values_are_decoded_on_first_read_and_behave_as_plain_containers():
+    import pickle
+
+    step = encode_step("g1", ["none", "flowing", "zero"], [None, 2.0, 0.0], ["none", "flowing"], [None, 1.5], 0.5)
+    report = build_report(_graph(), step, 3)
+    assert report.variables._records is None and report.ops._records is None  # nothing decoded yet
+    assert report.variables["head"].norm == 1.5 and report.variables["enc/kernel"].state == "none"
+    assert list(report.variables) == ["enc/kernel", "head"] and len(report.variables) == 2
+    assert report.variables == dict(report.variables.items()) and report.variables != {}
+    assert [o.state for o in report.ops] == ["none", "flowing", "zero"]
+    copy = pickle.loads(pickle.dumps(report))
+    assert type(copy.variables) is dict and copy.variables == report.variables
+    assert tuple(copy.ops) == tuple(report.ops)
+
+
 def test_report_of_a_healthy_step():
     graph = _graph()
     graph.ops[1].cause = 0

@@ -72,6 +72,8 @@ class Probe:
         self._namer = Namer(loss_fn)
         self._optimizer = optimizer
         self._layouts: dict[str, Layout] = {}
+        # Graph versions in order of tracing: a call names its version by index (Layout.values).
+        self._versions: list[str] = []
         # Graph version of each traced FuncGraph, for calls made inside an enclosing trace.
         self._graph_ids: "weakref.WeakKeyDictionary[tf.Graph, str]" = weakref.WeakKeyDictionary()
         self._loss_error: Exception | None = None
@@ -100,8 +102,9 @@ class Probe:
             if self._loss_error is not None:
                 raise LossTraceError(str(self._loss_error)) from self._loss_error
             raise
-        layout = self._layouts[out["graph_id"].numpy().decode()]
-        return ProbeResult(layout.graph, decode_step(layout, out))
+        values = out["values"].numpy()
+        layout = self._layouts[self._versions[int(values[0])]]
+        return ProbeResult(layout.graph, decode_step(layout, values))
 
     def symbolic_call(self, *args, **kwargs) -> "SymbolicCall":
         """Inside an enclosing `tf.function` trace: adds a call of the probe to that graph.
@@ -120,14 +123,12 @@ class Probe:
             raise
         layout = self._layouts[self._graph_ids[concrete.graph]]
 
-        keys = ("loss", "tensor_stats", "variable_stats", "presence", "variable_presence")
-
-        def encode(*values) -> gradflow_pb2.Step:
-            return decode_step(layout, dict(zip(keys, values)))
+        def encode(values) -> gradflow_pb2.Step:
+            return decode_step(layout, values)
 
         return SymbolicCall(
             layout.graph,
-            [out[k] for k in keys],
+            [out["values"]],
             encode,
             list(out.get("variable_grads", ())),
             self._step_variables.get(layout.graph.graph_id, []),
@@ -161,7 +162,9 @@ class Probe:
             sparse=[isinstance(g, tf.IndexedSlices) for g in backward.variable_grads],
         )
         self._graph_ids[loss.graph] = graph.graph_id
-        self._layouts[graph.graph_id] = Layout(
+        if graph.graph_id not in self._versions:
+            self._versions.append(graph.graph_id)
+        layout = self._layouts[graph.graph_id] = Layout(
             graph,
             backward.op_tensors,
             [g is not None for g in backward.tensor_grads],
@@ -179,14 +182,14 @@ class Probe:
             reducer.exact([g for g in backward.variable_grads if g is not None]),
             scale,
         )
-        result = {
-            "graph_id": tf.constant(graph.graph_id),
-            "loss": tf.cast(tf.reduce_sum(loss), tf.float32),
-            "tensor_stats": tensor_stats,
-            "variable_stats": variable_stats,
-            "presence": reducer.presence(presence_grads),
-            "variable_presence": reducer.presence([g for g in backward.variable_grads if g is not None]),
-        }
+        result = {"values": layout.values(
+            self._versions.index(graph.graph_id),
+            tf.cast(tf.reduce_sum(loss), tf.float32),
+            tensor_stats,
+            variable_stats,
+            reducer.presence(presence_grads),
+            reducer.presence([g for g in backward.variable_grads if g is not None]),
+        )}
         if self._optimizer is not None and self._apply_inside:
             apply_gradients(self._optimizer, [v.user_variable for v in variables], backward.variable_grads)
         elif self._optimizer is not None:

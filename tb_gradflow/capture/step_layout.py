@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.capture.reductions import combine
@@ -30,13 +31,14 @@ class Layout:
         # Row of each measured tensor in the stats vector, or -1 where no gradient reaches it.
         rows = np.cumsum(tensor_has_grad) - 1
         self.tensor_row = np.where(tensor_has_grad, rows, -1).astype(np.int64)
-        self.variable_rows = {
-            i: r for r, i in enumerate(i for i, ok in enumerate(variable_has_grad) if ok)
-        }
-        single = [(i, p[0]) for i, p in enumerate(op_tensors) if len(p) == 1]
-        self.single_ops = np.array([i for i, _ in single], np.int64)
-        self.single_tensors = np.array([k for _, k in single], np.int64)
-        self.multi = [(i, p) for i, p in enumerate(op_tensors) if len(p) > 1]
+        # The variables that get a gradient, in the order of their rows in the stats.
+        self.variables_with_grad = np.flatnonzero(np.asarray(variable_has_grad, bool))
+        # Per op, the row of its one measured tensor, or -1 (none, or several: `multi`). Row
+        # -1 reads the sentinel that decode_step appends to each column.
+        self.op_row = np.array(
+            [self.tensor_row[p[0]] if len(p) == 1 else -1 for p in op_tensors], np.int64
+        )
+        self.multi = [(i, self.tensor_row[p]) for i, p in enumerate(op_tensors) if len(p) > 1]
         # Ops inside bodies that a gradient reaches: their value is not fetched, so they show
         # their top-level call op's state.
         inherit = [(i, a) for i, a in enumerate(top_ancestor) if reached[i] and a != i]
@@ -44,16 +46,30 @@ class Layout:
         self.inherit_from = np.array([a for _, a in inherit], np.int64)
         # The path op each row of the presence reductions belongs to (Backward.presence_sources).
         self.presence_owner = np.asarray(presence_owner, np.int64)
+        # Where each reduction sits in the one vector a call returns (values()).
+        rows, with_grad = int(np.count_nonzero(tensor_has_grad)), len(self.variables_with_grad)
+        ends = np.cumsum([2, rows, 3 * with_grad, 2 * len(self.presence_owner), 2 * with_grad])
+        self.sections = [slice(a, b) for a, b in zip(ends[:-1], ends[1:])]
+
+    def values(
+        self, version: int, loss: tf.Tensor, tensor_stats: tf.Tensor, variable_stats: tf.Tensor,
+        presence: tf.Tensor, variable_presence: tf.Tensor,
+    ) -> tf.Tensor:
+        """In the probe's graph: the call's graph version (its index in the probe), loss and
+        reductions in one float32 vector, fetched at once (each output of a call costs the
+        host several microseconds after a training step)."""
+        parts = [tf.constant([float(version)]), tf.reshape(loss, [1]), tensor_stats, variable_stats, presence, variable_presence]
+        return tf.concat([tf.reshape(p, [-1]) for p in parts], 0)
 
 
 def _fractions(counts: Any, owner: np.ndarray | None, n: int) -> np.ndarray:
     """Presence per owner from rows of (half the present count, size); NaN where an owner has
     no rows."""
     counts = np.asarray(counts, np.float64).reshape(-1, 2)
-    if owner is None:
-        owner = np.arange(len(counts))
-    present = np.bincount(owner, weights=2.0 * counts[:, 0], minlength=n)[:n]  # halves: Reducer.presence
-    size = np.bincount(owner, weights=counts[:, 1], minlength=n)[:n]
+    present, size = 2.0 * counts[:, 0], counts[:, 1]  # halves: Reducer.presence
+    if owner is not None:
+        present = np.bincount(owner, weights=present, minlength=n)[:n]
+        size = np.bincount(owner, weights=size, minlength=n)[:n]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(size > 0, present / size, np.nan)
 
@@ -76,46 +92,44 @@ def exact_states(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, norms
 
 
-def decode_step(layout: Layout, out: dict[str, Any]) -> gradflow_pb2.Step:
-    """The Step message of one probe call, from its fetched reductions (tensors or arrays)."""
-    n_ops = len(layout.graph.ops)
-    sums = 2.0 * np.asarray(out["tensor_stats"], dtype=np.float64)
-    finite = np.isfinite(sums)
-    codes = np.where(~finite, NONFINITE, np.where(sums == 0.0, ZERO, FLOWING))
-    norms = np.where(finite, np.sqrt(np.where(finite, sums, 0.0)), sums)
-    rows = layout.tensor_row
-    tensor_codes = np.where(rows >= 0, codes[rows] if len(codes) else NONE, NONE)
-    tensor_norms = np.where(rows >= 0, norms[rows] if len(norms) else np.nan, np.nan)
+def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
+    """The Step message of one probe call, from the vector it returned (Layout.values).
 
-    op_codes = np.full(n_ops, NONE, np.uint8)
-    op_norms = np.full(n_ops, np.nan, np.float64)
-    op_codes[layout.single_ops] = tensor_codes[layout.single_tensors]
-    op_norms[layout.single_ops] = tensor_norms[layout.single_tensors]
-    for i, positions in layout.multi:  # ops with several float outputs: few
+    Runs at every logged step, right after the training step has left the CPU caches cold,
+    when each numpy call costs several microseconds: hence few calls, on index arrays made
+    once per graph version."""
+    n_vars = len(layout.graph.variables)
+    values = np.asarray(values, np.float64)
+    tensor_stats, variable_stats, presence, variable_presence = (values[s] for s in layout.sections)
+    sums = 2.0 * tensor_stats
+    finite = np.isfinite(sums)
+    # Columns with a sentinel last: row -1 (no gradient) reads state none, no norm.
+    codes = np.append(np.where(finite, np.where(sums == 0.0, ZERO, FLOWING), NONFINITE), NONE).astype(np.uint8)
+    norms = np.append(np.where(finite, np.sqrt(np.where(finite, sums, 0.0)), sums), np.nan)
+    op_codes, op_norms = codes[layout.op_row], norms[layout.op_row]
+    for i, rows in layout.multi:  # ops with several float outputs: few
         state, norm = combine([
-            (V.STATES[tensor_codes[k]], None if tensor_codes[k] == NONE else float(tensor_norms[k]))
-            for k in positions
+            (V.STATES[codes[r]], None if codes[r] == NONE else float(norms[r])) for r in rows
         ])
         op_codes[i] = V.STATE_CODE[state]
         op_norms[i] = np.nan if norm is None else norm
     op_codes[layout.inherit_ops] = op_codes[layout.inherit_from]
 
-    var_codes = np.full(len(layout.graph.variables), NONE, np.uint8)
-    var_norms = np.full(len(layout.graph.variables), np.nan, np.float64)
-    if layout.variable_rows:
-        with_grad, rows = (np.array(x, np.int64) for x in zip(*layout.variable_rows.items()))
+    var_codes = np.full(n_vars, NONE, np.uint8)
+    var_norms = np.full(n_vars, np.nan, np.float64)
+    var_presence = np.full(n_vars, np.nan)
+    with_grad = layout.variables_with_grad
+    if len(with_grad):
         var_codes[with_grad], var_norms[with_grad] = exact_states(
-            np.asarray(out["variable_stats"], dtype=np.float64).reshape(-1, 3)[rows]
+            variable_stats.reshape(-1, 3)
         )
-    var_presence = np.full(len(layout.graph.variables), np.nan)
-    var_rows = sorted(layout.variable_rows.items(), key=lambda item: item[1])
-    var_presence[[i for i, _ in var_rows]] = _fractions(out["variable_presence"], None, len(var_rows))
-    op_presence = _fractions(out["presence"], layout.presence_owner, n_ops)
+        var_presence[with_grad] = _fractions(variable_presence, None, len(with_grad))
+    op_presence = _fractions(presence, layout.presence_owner, len(op_codes))
     # Counted from signs (Reducer.presence): exact unless the gradient holds a NaN or an Inf.
     op_presence[op_codes == NONFINITE] = np.nan
     var_presence[var_codes == NONFINITE] = np.nan
     return encode_step_arrays(
-        layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(np.asarray(out["loss"])),
+        layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(np.float32(values[1])),
         op_presence=op_presence,
         variable_presence=var_presence,
     )

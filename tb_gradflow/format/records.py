@@ -105,18 +105,20 @@ def quantize_norms(norms: np.ndarray) -> tuple[np.ndarray, int]:
     step keep full precision and norms more than 9.5 decades below it share the lowest level.
     """
     x = np.asarray(norms, np.float64)
-    codes = np.full(x.shape, _NAN, np.uint8)
     with np.errstate(divide="ignore", invalid="ignore"):
-        positive = np.isfinite(x) & (x > 0)
-        codes[x == 0] = _ZERO
-        codes[np.isposinf(x)] = _INF
-        if not positive.any():
-            return codes, 0
-        logs = np.log2(x[positive])
-    top = int(np.ceil(logs.max()))
-    levels = np.rint((logs - top) * NORM_LEVELS_PER_OCTAVE) + _TOP_LEVEL
-    codes[positive] = np.clip(levels, _FIRST_LEVEL, _TOP_LEVEL).astype(np.uint8)
+        logs = np.log2(x)  # finite exactly for the positive finite norms
+    positive = np.isfinite(logs)
+    # Special codes by (x == 0) + 2 * (x == +Inf): NaN, zero, Inf (a negative norm reads NaN).
+    codes = _SPECIAL_CODES[(x == 0) + 2 * (x == np.inf)]
+    if not positive.any():
+        return codes, 0
+    top = int(np.ceil(logs[positive].max()))
+    levels = np.clip(np.rint((logs[positive] - top) * NORM_LEVELS_PER_OCTAVE) + _TOP_LEVEL, _FIRST_LEVEL, _TOP_LEVEL)
+    codes[positive] = levels
     return codes, top
+
+
+_SPECIAL_CODES = np.array([_NAN, _ZERO, _INF], np.uint8)
 
 
 def _level_table() -> np.ndarray:
@@ -144,10 +146,8 @@ _SHIFTS = np.array([0, 2, 4, 6], np.uint8)
 
 def pack_states(codes: np.ndarray) -> bytes:
     """State codes (0..3), four to a byte, the first in the low bits."""
-    codes = np.asarray(codes, np.uint8)
-    padded = np.zeros(-(-codes.size // 4) * 4, np.uint8)
-    padded[: codes.size] = codes & 3
-    return np.bitwise_or.reduce(padded.reshape(-1, 4) << _SHIFTS, axis=1).astype(np.uint8).tobytes()
+    bits = np.unpackbits(np.asarray(codes, np.uint8).reshape(-1, 1), axis=1, count=2, bitorder="little")
+    return np.packbits(bits, bitorder="little").tobytes()
 
 
 def unpack_states(data: bytes | np.ndarray, n: int) -> np.ndarray:
@@ -306,13 +306,15 @@ def _graph_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
 
 
 def build_report(
-    graph: gradflow_pb2.Graph, step: gradflow_pb2.Step, step_number: int | None = None
+    graph: gradflow_pb2.Graph, step: gradflow_pb2.Step, step_number: int | None = None, checked: bool = True
 ) -> Report:
     """The report for one logged step: analyze() and every reader go through this.
 
-    The step is checked here; its values are decoded on the first read of the report's ops
-    or variables (a logging call in a training loop builds a report it seldom reads)."""
-    check_aligned(graph, step)
+    The step is checked here (`checked=False` only for a step just encoded from this graph);
+    its values are decoded on the first read of the report's ops or variables (a logging
+    call in a training loop builds a report it seldom reads)."""
+    if checked:
+        check_aligned(graph, step)
     fields = _graph_fields(graph)
     values = functools.cache(functools.partial(_step_values, graph, step))
     loss = None if math.isnan(step.loss) else step.loss
