@@ -18,7 +18,9 @@ import tensorflow as tf
 
 from tb_gradflow.capture.analyze import probe_for, run_probe
 from tb_gradflow.capture.optimizer_step import apply_gradients, plain_step
-from tb_gradflow.capture.tf_internals import default_summary_writer, in_xla_context
+from tb_gradflow.capture.tf_internals import (
+    default_summary_writer, in_xla_context, records_summaries_now, write_summary_now,
+)
 from tb_gradflow.format import metadata
 from tb_gradflow.format.records import build_report
 from tb_gradflow.proto import gradflow_pb2
@@ -100,6 +102,14 @@ def gradflow(
 
 def _tag(name: str) -> str:
     """`name` under the enclosing name scopes, the way `tf.summary` ops name their tags."""
+    if tf.executing_eagerly():  # eager scopes are not made unique: the same names, the same tag
+        return _eager_tag(name, tf.get_current_name_scope())
+    with tf.summary.experimental.summary_scope(name, "gradflow") as (tag, _):
+        return tag
+
+
+@functools.lru_cache(maxsize=256)
+def _eager_tag(name: str, scope: str) -> str:
     with tf.summary.experimental.summary_scope(name, "gradflow") as (tag, _):
         return tag
 
@@ -119,22 +129,22 @@ def _gradflow_eager(
     result = run_probe(loss_fn, args, kwargs, variables, optimizer)
     step = _resolve_step(step)
     step_value = None if step is None else int(step.numpy() if hasattr(step, "numpy") else step)
-    report = build_report(result.graph, result.step, step_value)
+    report = build_report(result.graph, result.step, step_value, checked=False)  # our own step
     writer = _current_writer()
     if writer is not None:
         if step_value is None:
             raise _no_step()
-        tag = _tag(name)
-        _write_graph_once(writer, tag, result.graph, step_value)
-        payload = result.step.SerializeToString()
-        tf.summary.write(
-            tag=tag,
-            tensor=lambda: tf.constant(payload),
-            step=step_value,
-            # Serialized here: a proto costs tf.summary.write a third more time in eager mode.
-            metadata=metadata.step_metadata(tag, description).SerializeToString(),
-        )
+        if records_summaries_now():
+            tag = _tag(name)
+            _write_graph_once(writer, tag, result.graph, step_value)
+            write_summary_now(writer, result.step.SerializeToString(), step_value, *_step_write_args(tag, description))
     return report
+
+
+@functools.lru_cache(maxsize=256)
+def _step_write_args(tag: str, description: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """The tag and the serialized step metadata as tensors, made once per tag."""
+    return tf.constant(tag), tf.constant(metadata.step_metadata(tag, description).SerializeToString())
 
 
 def _gradflow_in_graph(

@@ -238,14 +238,19 @@ def test_name_scope_prefixes_the_tag_like_tf_summary(tmp_path):
     loss_fn, w, table = _model()
     x = tf.ones([4, 3])
     writer = tf.summary.create_file_writer(str(tmp_path))
-    with writer.as_default(), tf.name_scope("train"):
+    with writer.as_default():
+        with tf.name_scope("train"):
+            tb_gradflow.summary.gradflow("flow", loss_fn, x, step=0, strict=True)
+            tf.summary.scalar("loss", 1.0, step=0)
+        # Eager tags are remembered per scope: the same name elsewhere is another tag.
         tb_gradflow.summary.gradflow("flow", loss_fn, x, step=0, strict=True)
-        tf.summary.scalar("loss", 1.0, step=0)
+        with tf.name_scope("eval"):
+            tb_gradflow.summary.gradflow("flow", loss_fn, x, step=0, strict=True)
     writer.flush()
     tags = {v.tag for _, v in _events(str(tmp_path))}
     assert "train/loss" in tags and "train/flow" in tags
     assert any(t.startswith("train/flow/_graph/") for t in tags)
-    assert list(GradflowReader(local_provider(str(tmp_path))).list()["."]) == ["train/flow"]
+    assert sorted(GradflowReader(local_provider(str(tmp_path))).list()["."]) == ["eval/flow", "flow", "train/flow"]
     _assert_matches_tape(_read(str(tmp_path), "train/flow"), loss_fn, x, [w, table])
 
 
