@@ -8,7 +8,7 @@ For a Keras ResNet50 (batch 8, CPU), the demo's small convolutional VAE and a su
 and prints the ops on the loss path and the bytes one logged step stores. The probe column is the
 capture alone (the probe's own training step, without building the report or writing it), to
 tell the capture's cost from the summary's.
-Run: .venv/bin/python bench/overhead.py [--repeats N] [--models resnet50,vae,transformer64]
+Run: .venv/bin/python bench/overhead.py [--repeats N] [--min-seconds S] [--models resnet50,vae,transformer64]
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def measure(name: str, build, repeats: int) -> dict:
+def measure(name: str, build, repeats: int, min_seconds: float = 0.0) -> dict:
     model, loss_fn, args = build()
     variables = model.trainable_variables
     plain_opt = keras.optimizers.SGD(1e-4)
@@ -103,7 +103,10 @@ def measure(name: str, build, repeats: int) -> dict:
     log_first = _timed(logging_call)
     probe = probe_for(loss_fn, variables, log_opt)
     plain, logged, probed = [], [], []
-    for _ in range(repeats):  # interleaved, so drift hits all alike
+    started = time.perf_counter()
+    # Interleaved, so drift hits all alike; small models repeat for min_seconds, since their
+    # single steps are short enough for the machine's noise to move a median of 15.
+    while len(plain) < repeats or time.perf_counter() - started < min_seconds:
         plain.append(_timed(lambda: plain_step(*args)))
         logged.append(_timed(logging_call))
         probed.append(_timed(lambda: probe(*args)))
@@ -122,6 +125,7 @@ def measure(name: str, build, repeats: int) -> dict:
         "ops": len(graph.ops),
         "variables": len(graph.variables),
         "step_bytes": size,
+        "repeats": len(plain),
         "plain_median_s": statistics.median(plain),
         "log_median_s": statistics.median(logged),
         "steady_ratio": statistics.median(logged) / statistics.median(plain),
@@ -134,14 +138,16 @@ def measure(name: str, build, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--min-seconds", type=float, default=5.0,
+                        help="keep repeating a model's three calls for at least this long")
     parser.add_argument("--models", default="resnet50,vae,transformer64")
     args = parser.parse_args()
     builders = {"resnet50": _resnet50, "vae": _vae, "transformer64": _transformer64}
     print(f"{'model':13} {'ops':>5} {'vars':>5} {'step B':>7} {'plain s':>8} {'log s':>8} "
           f"{'ratio':>6} {'probe':>6} {'first plain':>11} {'first log':>9} {'ratio':>6}")
     for name in args.models.split(","):
-        r = measure(name, builders[name], args.repeats)
+        r = measure(name, builders[name], args.repeats, args.min_seconds)
         print(f"{r['model']:13} {r['ops']:5d} {r['variables']:5d} {r['step_bytes']:7d} "
               f"{r['plain_median_s']:8.3f} {r['log_median_s']:8.3f} {r['steady_ratio']:6.2f} {r['probe_ratio']:6.2f} "
               f"{r['plain_first_s']:11.2f} {r['log_first_s']:9.2f} {r['first_ratio']:6.2f}", flush=True)
