@@ -46,10 +46,15 @@ class Layout:
         self.inherit_from = np.array([a for _, a in inherit], np.int64)
         # The path op each row of the presence reductions belongs to (Backward.presence_sources).
         self.presence_owner = np.asarray(presence_owner, np.int64)
-        # Where each reduction sits in the one vector a call returns (values()).
+        # Where each reduction sits in the one vector a call returns (values()): the op
+        # tensors' sums, the variables' exact rows, then the presence counts of ops and of
+        # variables, read as one list of rows owned by ops and then variables.
         rows, with_grad = int(np.count_nonzero(tensor_has_grad)), len(self.variables_with_grad)
-        ends = np.cumsum([2, rows, 3 * with_grad, 2 * len(self.presence_owner), 2 * with_grad])
-        self.sections = [slice(a, b) for a, b in zip(ends[:-1], ends[1:])]
+        ends = np.cumsum([2, rows, 3 * with_grad, 2 * (len(self.presence_owner) + with_grad)])
+        self.sums, self.exact, self.presence = (slice(a, b) for a, b in zip(ends[:-1], ends[1:]))
+        n_ops = len(graph.ops)
+        self.presence_items = np.concatenate([self.presence_owner, n_ops + self.variables_with_grad])
+        self.n_items = n_ops + len(graph.variables)
 
     def values(
         self, version: int, loss: tf.Tensor, tensor_stats: tf.Tensor, variable_stats: tf.Tensor,
@@ -62,16 +67,14 @@ class Layout:
         return tf.concat([tf.reshape(p, [-1]) for p in parts], 0)
 
 
-def _fractions(counts: Any, owner: np.ndarray | None, n: int) -> np.ndarray:
+def _fractions(counts: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
     """Presence per owner from rows of (half the present count, size); NaN where an owner has
     no rows."""
-    counts = np.asarray(counts, np.float64).reshape(-1, 2)
-    present, size = 2.0 * counts[:, 0], counts[:, 1]  # halves: Reducer.presence
-    if owner is not None:
-        present = np.bincount(owner, weights=present, minlength=n)[:n]
-        size = np.bincount(owner, weights=size, minlength=n)[:n]
+    counts = counts.reshape(-1, 2)
+    present = np.bincount(owner, weights=counts[:, 0], minlength=n)
+    size = np.bincount(owner, weights=counts[:, 1], minlength=n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(size > 0, present / size, np.nan)
+        return np.where(size > 0, 2.0 * present / size, np.nan)  # halves: Reducer.presence
 
 
 def exact_states(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,38 +101,38 @@ def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
     Runs at every logged step, right after the training step has left the CPU caches cold,
     when each numpy call costs several microseconds: hence few calls, on index arrays made
     once per graph version."""
-    n_vars = len(layout.graph.variables)
     values = np.asarray(values, np.float64)
-    tensor_stats, variable_stats, presence, variable_presence = (values[s] for s in layout.sections)
-    sums = 2.0 * tensor_stats
-    finite = np.isfinite(sums)
+    sums = 2.0 * values[layout.sums]
     # Columns with a sentinel last: row -1 (no gradient) reads state none, no norm.
-    codes = np.append(np.where(finite, np.where(sums == 0.0, ZERO, FLOWING), NONFINITE), NONE).astype(np.uint8)
-    norms = np.append(np.where(finite, np.sqrt(np.where(finite, sums, 0.0)), sums), np.nan)
+    codes = np.append(np.where(np.isfinite(sums), np.where(sums == 0.0, _ZERO, _FLOWING), _NONFINITE), _NONE)
+    with np.errstate(invalid="ignore"):
+        norms = np.append(np.sqrt(sums), np.nan)  # a NaN or an Inf stays one
     op_codes, op_norms = codes[layout.op_row], norms[layout.op_row]
     for i, rows in layout.multi:  # ops with several float outputs: few
         state, norm = combine([
-            (V.STATES[codes[r]], None if codes[r] == NONE else float(norms[r])) for r in rows
+            (V.STATES[c], None if c == NONE else n) for c, n in zip(codes[rows].tolist(), norms[rows].tolist())
         ])
         op_codes[i] = V.STATE_CODE[state]
         op_norms[i] = np.nan if norm is None else norm
-    op_codes[layout.inherit_ops] = op_codes[layout.inherit_from]
+    if len(layout.inherit_ops):
+        op_codes[layout.inherit_ops] = op_codes[layout.inherit_from]
 
-    var_codes = np.full(n_vars, NONE, np.uint8)
-    var_norms = np.full(n_vars, np.nan, np.float64)
-    var_presence = np.full(n_vars, np.nan)
-    with_grad = layout.variables_with_grad
-    if len(with_grad):
-        var_codes[with_grad], var_norms[with_grad] = exact_states(
-            variable_stats.reshape(-1, 3)
+    n_vars = len(layout.graph.variables)
+    var_codes = np.full(n_vars, _NONE)
+    var_norms = np.full(n_vars, np.nan)
+    if len(layout.variables_with_grad):
+        var_codes[layout.variables_with_grad], var_norms[layout.variables_with_grad] = exact_states(
+            values[layout.exact].reshape(-1, 3)
         )
-        var_presence[with_grad] = _fractions(variable_presence, None, len(with_grad))
-    op_presence = _fractions(presence, layout.presence_owner, len(op_codes))
+    presence = _fractions(values[layout.presence], layout.presence_items, layout.n_items)
     # Counted from signs (Reducer.presence): exact unless the gradient holds a NaN or an Inf.
-    op_presence[op_codes == NONFINITE] = np.nan
-    var_presence[var_codes == NONFINITE] = np.nan
+    presence[np.concatenate([op_codes, var_codes]) == NONFINITE] = np.nan
+    n_ops = len(op_codes)
     return encode_step_arrays(
         layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(np.float32(values[1])),
-        op_presence=op_presence,
-        variable_presence=var_presence,
+        op_presence=presence[:n_ops],
+        variable_presence=presence[n_ops:],
     )
+
+
+_NONE, _FLOWING, _ZERO, _NONFINITE = (np.uint8(c) for c in (NONE, FLOWING, ZERO, NONFINITE))

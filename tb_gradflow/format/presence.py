@@ -55,9 +55,20 @@ def from_codes(codes: np.ndarray) -> np.ndarray:
 
 def encode(state_codes: np.ndarray, presence: np.ndarray) -> tuple[bytes, bytes]:
     """(bitmap of stored values, their code bytes in order) for one row of values."""
-    codes = to_codes(presence)
-    stored = codes != _IMPLIED_CODES[np.asarray(state_codes)]
-    return np.packbits(stored, bitorder="little").tobytes(), codes[stored].tobytes()
+    return encode_rows([(state_codes, presence)])[0]
+
+
+def encode_rows(rows: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[bytes, bytes]]:
+    """`encode` of several rows (a step's ops and its variables), their codes made at once."""
+    codes = to_codes(np.concatenate([np.asarray(p, np.float64) for _, p in rows]))
+    stored = codes != _IMPLIED_CODES[np.concatenate([np.asarray(s, np.uint8) for s, _ in rows])]
+    out, start = [], 0
+    for states, _ in rows:
+        end = start + len(states)
+        row_stored = stored[start:end]
+        out.append((np.packbits(row_stored, bitorder="little").tobytes(), codes[start:end][row_stored].tobytes()))
+        start = end
+    return out
 
 
 def stored_mask(bitmaps: np.ndarray, n: int) -> np.ndarray:

@@ -73,8 +73,9 @@ def encode_step_arrays(
     )
     if op_presence is not None and variable_presence is not None:
         step.has_presence = True
-        step.op_presence_stored, step.op_presence_codes = P.encode(op_codes, op_presence)
-        step.variable_presence_stored, step.variable_presence_codes = P.encode(variable_codes, variable_presence)
+        (step.op_presence_stored, step.op_presence_codes), (
+            step.variable_presence_stored, step.variable_presence_codes
+        ) = P.encode_rows([(op_codes, op_presence), (variable_codes, variable_presence)])
     return step
 
 
