@@ -133,3 +133,25 @@ def test_an_embedding_norm_is_that_of_the_tapes_dense_gradient():
     record = tb_gradflow.analyze(loss_fn, variables=[table]).variables["table"]
     assert record.norm == pytest.approx(np.linalg.norm(dense)) == pytest.approx(np.sqrt(8.0))
     assert record.presence == pytest.approx(np.count_nonzero(dense) / dense.size, abs=1 / 254)
+
+
+def test_reshaped_gradients_are_reduced_once_with_their_source():
+    """A Reshape, ExpandDims or Identity holds its input's elements: its reductions are the
+    input's, computed once; a Cast (which may round to zero) is reduced on its own."""
+    values = np.array([[0.0, -2.0, 3.0], [0.0, 0.5, 0.0]], np.float32)
+
+    @tf.function
+    def reduce():
+        source = tf.identity(tf.constant(values))
+        grads = [source, tf.reshape(source, [3, 2]), tf.expand_dims(tf.identity(source), 0),
+                 tf.cast(source, tf.float16)]
+        reducer = Reducer()
+        return reducer.sums(grads), reducer.exact(grads), reducer.presence(grads)
+
+    sums, exact, presence = (x.numpy() for x in reduce())
+    half = 0.5 * float(np.sum(values.astype(np.float64) ** 2))
+    np.testing.assert_allclose(sums, [half] * 4, rtol=1e-6)
+    np.testing.assert_allclose(np.maximum(exact[:, 1], -exact[:, 2]), [3.0] * 4)
+    assert (2.0 * presence[:, 0]).tolist() == [3.0] * 4 and presence[:, 1].tolist() == [6.0] * 4
+    graph = reduce.get_concrete_function().graph
+    assert [op.type for op in graph.get_operations()].count("L2Loss") == 2 * 2 + 2  # sums, exact, presence: source and Cast

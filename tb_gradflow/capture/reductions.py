@@ -221,8 +221,22 @@ def _dense_by_bincount(grad: tf.IndexedSlices) -> tf.Tensor:
     return tf.raw_ops.Reshape(tensor=table, shape=tf.constant(dense, tf.int32))
 
 
+# Ops whose output holds exactly the elements of their first input: a gradient they make (the
+# gradient of a Reshape's input is the Reshape of its output's) has that input's reductions.
+_SAME_ELEMENTS = frozenset({"Reshape", "ExpandDims", "Squeeze", "Identity", "Snapshot"})
+
+
 def _key(grad: Any) -> Any:
-    return id(grad) if isinstance(grad, tf.IndexedSlices) else grad.ref()
+    """What identifies a gradient's values: a tensor made from another by reshaping holds the
+    same elements, and is reduced once with it (the VAE's Flatten and Reshape, a bias's
+    ExpandDims)."""
+    if isinstance(grad, tf.IndexedSlices):
+        return id(grad)
+    op = getattr(grad, "op", None) if not tf.executing_eagerly() else None
+    while op is not None and op.type in _SAME_ELEMENTS and op.inputs and op.inputs[0].dtype == grad.dtype:
+        grad = op.inputs[0]
+        op = grad.op
+    return grad.ref()
 
 
 def _stack_plan(grads: list[Any]) -> tuple[list[list[int]], list[int]]:
