@@ -11,7 +11,8 @@ from tb_gradflow.capture.reductions import combine
 from tb_gradflow.format.records import encode_step_arrays
 from tb_gradflow.proto import gradflow_pb2
 
-NONE, FLOWING, ZERO, NONFINITE = (V.STATE_CODE[s] for s in (V.NONE, V.FLOWING, V.ZERO, V.NONFINITE))
+# As uint8 scalars, so that arrays built from them stay state-code bytes.
+NONE, FLOWING, ZERO, NONFINITE = (np.uint8(V.STATE_CODE[s]) for s in (V.NONE, V.FLOWING, V.ZERO, V.NONFINITE))
 
 
 class Layout:
@@ -104,7 +105,7 @@ def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
     values = np.asarray(values, np.float64)
     sums = 2.0 * values[layout.sums]
     # Columns with a sentinel last: row -1 (no gradient) reads state none, no norm.
-    codes = np.append(np.where(np.isfinite(sums), np.where(sums == 0.0, _ZERO, _FLOWING), _NONFINITE), _NONE)
+    codes = np.append(np.where(np.isfinite(sums), np.where(sums == 0.0, ZERO, FLOWING), NONFINITE), NONE)
     with np.errstate(invalid="ignore"):
         norms = np.append(np.sqrt(sums), np.nan)  # a NaN or an Inf stays one
     op_codes, op_norms = codes[layout.op_row], norms[layout.op_row]
@@ -118,7 +119,7 @@ def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
         op_codes[layout.inherit_ops] = op_codes[layout.inherit_from]
 
     n_vars = len(layout.graph.variables)
-    var_codes = np.full(n_vars, _NONE)
+    var_codes = np.full(n_vars, NONE)
     var_norms = np.full(n_vars, np.nan)
     if len(layout.variables_with_grad):
         var_codes[layout.variables_with_grad], var_norms[layout.variables_with_grad] = exact_states(
@@ -134,5 +135,3 @@ def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
         variable_presence=presence[n_ops:],
     )
 
-
-_NONE, _FLOWING, _ZERO, _NONFINITE = (np.uint8(c) for c in (NONE, FLOWING, ZERO, NONFINITE))

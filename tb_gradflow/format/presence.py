@@ -42,9 +42,8 @@ def to_codes(presence: np.ndarray) -> np.ndarray:
     return np.where(known, levels + 1, UNKNOWN_CODE).astype(np.uint8)
 
 
-# The code each state implies (default_presence as codes), by state code.
-_IMPLIED_CODES = np.zeros(len(V.STATES), np.uint8)
-_IMPLIED_CODES[_FLOWING], _IMPLIED_CODES[_ZERO] = LEVELS + 1, 1
+# The code each state implies, by state code: default_presence once, as codes.
+_IMPLIED_CODES = to_codes(default_presence(np.arange(len(V.STATES))))
 
 
 def from_codes(codes: np.ndarray) -> np.ndarray:
