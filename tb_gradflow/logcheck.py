@@ -338,6 +338,7 @@ def _report_names(run_name: str, tags: set[str]) -> None:
     """Names the fast loader cannot serve, for a run that holds gradflow data."""
     if not tags:
         return
-    reasons = {why_unreadable(run_name)} | {why_unreadable(run_name, tag) for tag in sorted(tags)}
+    names = [tag for tag in sorted(tags) if metadata.GRAPH_TAG_INFIX not in tag]  # summary names
+    reasons = {why_unreadable(run_name)} | {why_unreadable(run_name, tag) for tag in names}
     for reason in sorted(r for r in reasons if r):
         print(f"names    {run_name}: {reason}")

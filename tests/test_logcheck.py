@@ -163,7 +163,7 @@ def test_a_disk_full_run_is_not_repaired_while_written_and_loses_nothing_after(t
         before = open(path, "rb").read()
         out = check(str(tmp_path / "logs"), "--repair", idle="600")
         assert out.returncode == 1, out.stdout + out.stderr
-        assert "still being written (held open by process" in out.stdout, out.stdout
+        assert "still being written (held open for writing by process" in out.stdout, out.stdout
         assert "not repaired" in out.stdout and "after training ends" in out.stdout
         assert "cut short" in out.stdout  # the torn steps: real damage, named
         assert "the last record is cut short" not in out.stdout  # step 30 in progress is not damage

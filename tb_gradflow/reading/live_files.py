@@ -2,7 +2,7 @@
 
 A repair renames the file and writes a new one under its name. A writer that still holds the old
 file keeps appending to the renamed one, which no reader reads: every later step is lost. So a
-file is taken as live when another process holds it open (Linux: `/proc/*/fd`), when it grew while
+file is taken as live when another process holds it open for writing (Linux: `/proc/*/fd`), when it grew while
 it was checked, or when it was written less than `idle_seconds` ago (a writer on another machine
 over a network file system; TensorFlow's writer flushes every two minutes by default).
 """
@@ -18,8 +18,9 @@ DEFAULT_IDLE_SECONDS = 180.0
 
 
 def open_files() -> dict[str, list[int]]:
-    """{real path: ids of other processes that hold it open}, from /proc; {} where /proc is
-    missing (not Linux) or unreadable. Processes this user may not inspect are not seen."""
+    """{real path: ids of other processes that hold it open for writing}, from /proc; {} where
+    /proc is missing (not Linux) or unreadable. Readers (a running TensorBoard's data server
+    holds every event file open) do not count; processes this user may not inspect are not seen."""
     held: dict[str, list[int]] = {}
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
@@ -36,9 +37,21 @@ def open_files() -> dict[str, list[int]]:
                 target = os.readlink(f"{fd_dir}/{fd}")
             except OSError:
                 continue
-            if target.startswith("/"):
+            if target.startswith("/") and _for_writing(pid, fd):
                 held.setdefault(target, []).append(int(pid))
     return held
+
+
+def _for_writing(pid: str, fd: str) -> bool:
+    """Whether the descriptor was opened write-only or read-write (the `flags` of its fdinfo)."""
+    try:
+        with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+            for line in f:
+                if line.startswith("flags:"):
+                    return int(line.split()[1], 8) & (os.O_WRONLY | os.O_RDWR) != 0
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def _command(pid: int) -> str:
@@ -67,7 +80,7 @@ def liveness(path: str, size_checked: int, held: dict[str, list[int]], idle_seco
     pids = held.get(os.path.realpath(path), [])
     if pids:
         who = ", ".join(f"{pid} ({_command(pid)})" for pid in pids[:3])
-        return Liveness(f"held open by process {who}")
+        return Liveness(f"held open for writing by process {who}")
     try:
         stat = os.stat(path)
     except OSError as e:
