@@ -221,3 +221,25 @@ def test_window_checksums_equal_the_plain_ones():
     data = np.random.default_rng(1).integers(0, 256, 300, np.uint8)
     windows = masked_crc32c_windows(data, 8, 290).tolist()
     assert windows == [masked_crc32c(data[i : i + 8].tobytes()) for i in range(290)]
+
+
+def test_writers_killed_four_times_lose_only_the_record_in_flight(tmp_path):
+    """A training job killed with SIGKILL mid-record and restarted four times, each run of it
+    with a new event file: every whole step is served by both loaders, and check says that only
+    the last record of each killed file is cut short."""
+    run_dir = tmp_path / "logs" / "run"
+    os.makedirs(run_dir)
+    good = live_records()  # file version, graph, then step k at 2 + k
+    for k in range(4):  # steps 15k .. 15k + 14 whole, step 15k + 15 cut by the kill
+        writer = ScriptedWriter(str(run_dir / f"events.out.tfevents.{k + 1}.killed"),
+                                good[:2] + good[2 + 15 * k : 2 + 15 * k + 15] + [good[2 + (15 * k + 15) % LIVE_STEPS]], tmp_path)
+        writer("write 0 17")
+        writer("half 17")
+        writer.proc.kill()
+        writer.proc.wait(timeout=30)
+    out = check(str(tmp_path / "logs"))
+    assert out.stdout.count("the last record is cut short") == 4 and "miss 0 of them" in out.stdout, out.stdout
+    for load_fast in LOADERS:
+        with TensorBoardProcess(str(tmp_path / "logs"), load_fast=load_fast) as tb:
+            runs = tb.wait_for_runs({"run": {TAG: 60}}, timeout=90)
+            assert runs["run"][TAG]["steps"] == [0, 59]
