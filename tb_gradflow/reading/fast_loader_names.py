@@ -28,7 +28,8 @@ def why_unreadable(run: str, tag: str | None = None) -> str | None:
             continue
         char = unreadable_character(name)
         if char is not None:
-            return (f"the {kind} name {name!r} holds {char}, which TensorBoard's fast loader cannot read "
-                    f"(--load_fast=true); start TensorBoard with --load_fast=false, or rename the "
-                    f"{'directory' if kind == 'run' else 'summary'}")
+            what = "directory" if kind == "run" else "summary"
+            return (f"the {kind} name {name!r} holds {char}, which TensorBoard's fast loader "
+                    f"cannot read (--load_fast=true); start TensorBoard with --load_fast=false, "
+                    f"or rename the {what}")
     return None

@@ -2,9 +2,10 @@
 
 A repair renames the file and writes a new one under its name. A writer that still holds the old
 file keeps appending to the renamed one, which no reader reads: every later step is lost. So a
-file is taken as live when another process holds it open for writing (Linux: `/proc/*/fd`), when it grew while
-it was checked, or when it was written less than `idle_seconds` ago (a writer on another machine
-over a network file system; TensorFlow's writer flushes every two minutes by default).
+file is taken as live when another process holds it open for writing (Linux: `/proc/*/fd`),
+when it grew while it was checked, or when it was written less than `idle_seconds` ago (a
+writer on another machine over a network file system; TensorFlow's writer flushes every two
+minutes by default).
 """
 from __future__ import annotations
 
@@ -18,9 +19,13 @@ DEFAULT_IDLE_SECONDS = 180.0
 
 
 def open_files() -> dict[str, list[int]]:
-    """{real path: ids of other processes that hold it open for writing}, from /proc; {} where
-    /proc is missing (not Linux) or unreadable. Readers (a running TensorBoard's data server
-    holds every event file open) do not count; processes this user may not inspect are not seen."""
+    """Which other processes hold which files open for writing, from /proc.
+
+    Returns:
+        {real path: process ids}; {} where /proc is missing (not Linux) or unreadable. Readers (a
+        running TensorBoard's data server holds every event file open) do not count; processes
+        this user may not inspect are not seen.
+    """
     held: dict[str, list[int]] = {}
     try:
         pids = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
@@ -70,13 +75,17 @@ class Liveness:
 
     @property
     def live(self) -> bool:
+        """Whether there is a reason."""
         return self.reason is not None
 
 
 def liveness(path: str, size_checked: int, held: dict[str, list[int]], idle_seconds: float,
              now: float | None = None) -> Liveness:
-    """Whether the file at `path` is live: held open by another process (`held`, from
-    `open_files()`), grown beyond `size_checked` bytes, or modified within `idle_seconds`."""
+    """Whether the file at `path` is still being written, and why.
+
+    Live: held open for writing by another process (`held`, from `open_files()`), grown beyond
+    `size_checked` bytes, or modified within `idle_seconds` (before `now`, default the time).
+    """
     pids = held.get(os.path.realpath(path), [])
     if pids:
         who = ", ".join(f"{pid} ({_command(pid)})" for pid in pids[:3])
@@ -89,5 +98,6 @@ def liveness(path: str, size_checked: int, held: dict[str, list[int]], idle_seco
         return Liveness(f"it grew from {size_checked} to {stat.st_size} bytes while it was checked")
     age = (time.time() if now is None else now) - stat.st_mtime
     if age < idle_seconds:
-        return Liveness(f"it was last written {max(age, 0):.0f} s ago (less than {idle_seconds:g} s)")
+        ago = max(age, 0)
+        return Liveness(f"it was last written {ago:.0f} s ago (less than {idle_seconds:g} s)")
     return Liveness(None)
