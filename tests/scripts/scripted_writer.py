@@ -12,16 +12,12 @@ and "done" printed:
 """
 from __future__ import annotations
 
+import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-def split_records(data: bytes) -> list[bytes]:
-    records, offset = [], 0
-    while offset < len(data):
-        length = int.from_bytes(data[offset : offset + 8], "little")
-        records.append(data[offset : offset + 16 + length])
-        offset += 16 + length
-    return records
+from support.crafted_logdir import split_records  # noqa: E402
 
 
 def main() -> None:
