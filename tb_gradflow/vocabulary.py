@@ -100,6 +100,39 @@ FEW_ROWS_NORMAL = (
 )
 
 
+# ---- Issue 16: what a report leaves out on purpose, and a loss that reads nothing ----
+INTEGER_VARIABLE = "integer_variable"
+CAUSES += (INTEGER_VARIABLE,)
+CAUSE_CODE[INTEGER_VARIABLE] = 6
+assert CAUSES[CAUSE_CODE[INTEGER_VARIABLE]] == INTEGER_VARIABLE  # the proto's Cause value
+HINTS[INTEGER_VARIABLE] = (
+    "an integer variable never gets a gradient, whatever the loss does with it: make it float "
+    "(add_weight(dtype=\"float32\")) if it should learn, or not trainable (trainable=False) if "
+    "it is a counter or a lookup table."
+)
+CAUSE_WORDS[INTEGER_VARIABLE] = "an integer variable"
+# Note and headline kinds of the story.
+FROZEN = "frozen"
+READS_NOTHING = "reads_nothing"
+SUMMED_LOSS = "summed_loss"
+FROZEN_NOTE = "left out: Keras does not train them (a frozen layer or model, trainable=False)"
+READS_NOTHING_HEADLINE = "The loss reads no trainable variable: nothing would train"
+ALL_FROZEN_HEADLINE = (
+    "Every model the loss reaches is frozen (trainable=False){models}: nothing would train"
+)
+# The likely causes of a loss that reads nothing, in the order they are met.
+READS_NOTHING_CAUSES: tuple[str, ...] = (
+    "the model was called outside the loss function (preds = model(x) before it): call it "
+    "inside, so that the gradient can follow it",
+    "a tensor was computed before the tape or the loss function, or converted to numpy and back",
+    "every variable the loss uses is frozen (trainable=False) or was left out of variables=",
+)
+SUMMED_LOSS_NOTE = (
+    "its sum is differentiated, as tf.GradientTape does; reduce it (tf.reduce_mean) if that is "
+    "not what training uses"
+)
+
+
 def combined_state(states: list[str]) -> str:
     """State of an op from its outputs: a NaN anywhere wins, then any flow, then zeros."""
     for s in (NONFINITE, FLOWING, ZERO):
