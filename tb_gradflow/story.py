@@ -44,7 +44,7 @@ def _sentence(text: str, names: list[str] | None = None) -> dict[str, Any]:
     return {"text": text, "names": names or []}
 
 
-def _cut_json(cut: CutPoint, ops_by_name: dict[str, Any]) -> dict[str, Any]:
+def _cut_json(cut: CutPoint, ops_by_name: dict[str, Any], eager: bool = False) -> dict[str, Any]:
     op = ops_by_name.get(cut.op_name)
     state = op.state if op is not None else V.NONE
     inputs = list(op.inputs) if op is not None else []
@@ -54,7 +54,7 @@ def _cut_json(cut: CutPoint, ops_by_name: dict[str, Any]) -> dict[str, Any]:
         "text": describe_cut(cut),
         "hint": cut.hint,
         # what the cut point is: what arrives from the loss, and where nothing goes on to
-        "arriving": V.ARRIVING[state],
+        "arriving": V.ARRIVING_UNRECORDED if eager else V.ARRIVING[state],
         "blocked": "nothing passes back through it to its inputs" if inputs else "it has no inputs",
         "blocked_inputs": inputs,
     }
@@ -206,8 +206,8 @@ def story(report: Report) -> dict[str, Any]:
     return {
         "tone": tone,
         "headline": headline,
-        "cuts": [_cut_json(c, ops_by_name) for c in starving],
-        "harmless": [_cut_json(c, ops_by_name) for c in harmless],
+        "cuts": [_cut_json(c, ops_by_name, bool(report.fallback_reason)) for c in starving],
+        "harmless": [_cut_json(c, ops_by_name, bool(report.fallback_reason)) for c in harmless],
         "harmless_summary": (
             f"{plural(len(harmless), 'blocking op')} starve{'' if many else 's'} nothing: "
             "another path still carries the gradient"

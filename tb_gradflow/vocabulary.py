@@ -65,7 +65,9 @@ ARRIVING: dict[str, str] = {
     FLOWING: "the gradient from the loss reaches it",
     ZERO: "an all-zero gradient reaches it from the loss",
     NONFINITE: "a NaN or Inf gradient reaches it from the loss",
-    NONE: "no gradient reaches it (something closer to the loss cuts it first)",
+    # A cut point gets no gradient only when its own output cannot carry one: a cut further
+    # along a chain is not named (capture/starving.py), so nothing closer can be claimed.
+    NONE: "its output is an integer or bool tensor, which carries no gradient back to it",
 }
 
 # Presence: the fraction of a gradient's elements that are nonzero and finite (issue 11).
@@ -127,6 +129,8 @@ READS_NOTHING_CAUSES: tuple[str, ...] = (
     "a tensor was computed before the tape or the loss function, or converted to numpy and back",
     "every variable the loss uses is frozen (trainable=False) or was left out of variables=",
 )
+# What reaches a cut point, in the eager fallback, which records no op states.
+ARRIVING_UNRECORDED = "what reaches it from the loss is not recorded (eager fallback)"
 SUMMED_LOSS_NOTE = (
     "its sum is differentiated, as tf.GradientTape does; reduce it (tf.reduce_mean) if that is "
     "not what training uses"

@@ -83,7 +83,9 @@ def graph_proto(
             starved_variables=cut.starved if cut else [],
             parallel_cuts=cut.parallel if cut else [],
             parent=p.parent,
-            measured=bool(op_tensors[i]),
+            # A top-level op is measured whatever its outputs (an ArgMax's int64 has no norm);
+            # only body ops are not (their gradient values are not fetched).
+            measured=bool(op_tensors[i]) or p.top_level,
             presence_at_input=i in gates,
         )
     return seal(graph)
