@@ -257,3 +257,38 @@ def test_a_non_scalar_loss_is_summed_and_said_so():
     assert report.variables["w"].norm == pytest.approx(expected, rel=1e-5)
     note = next(n for n in story(report)["notes"] if n["kind"] == "summed_loss")
     assert note["text"].startswith("the loss has shape 8, not a scalar: its sum is differentiated")
+
+
+def test_classic_gan_combined_model_trains_only_the_generator():
+    """The Keras 2 GAN recipe: compile the discriminator, freeze it, stack it on the generator."""
+    gen = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, name="g")], name="generator")
+    disc = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, name="d")],
+                            name="discriminator")
+    disc.compile(optimizer="adam", loss="binary_crossentropy")
+    disc.trainable = False
+    z = keras.Input((6,))
+    gan = keras.Model(z, disc(gen(z)), name="gan")
+    labels = tf.ones([8, 1])
+
+    def loss_fn(x, y):
+        return tf.reduce_mean(keras.losses.binary_crossentropy(labels, gan(x), from_logits=True))
+
+    report = tb_gradflow.analyze(loss_fn, X, Y)
+    _check_against_keras(report, loss_fn, gan.trainable_variables)
+    assert sorted(report.frozen_variables) == ["discriminator/d/bias", "discriminator/d/kernel"]
+
+
+def test_embedding_made_frozen_is_listed_apart():
+    """Pretrained embeddings built with trainable=False (Keras 3 keeps the tf.Variable trainable)."""
+    emb = keras.layers.Embedding(10, 3, trainable=False, name="pretrained")
+    model = keras.Sequential([keras.Input((2,), dtype="int32"), emb, keras.layers.Flatten(),
+                              keras.layers.Dense(3, name="out")], name="net")
+    ids = tf.constant([[1, 2]] * 8)
+
+    def loss_fn(x, y):
+        return tf.reduce_mean(tf.square(model(x) - y))
+
+    report = tb_gradflow.analyze(loss_fn, ids, Y)
+    assert set(report.variables) == {v.path for v in model.trainable_variables}
+    assert report_states(report) == tape_states(loss_fn, (ids, Y), model.trainable_variables)
+    assert report.frozen_variables == ("net/pretrained/embeddings",)
