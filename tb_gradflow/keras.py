@@ -61,8 +61,9 @@ def no_loss_message(model: Any) -> str:
         f"GradFlowCallback logs nothing: model {name!r} overrides train_step and was compiled "
         "without a loss, so there is no loss to probe. Pass the loss your train_step "
         "differentiates: GradFlowCallback(..., loss_fn=lambda x, y: ..., variables=...) (for a "
-        "distiller, loss_fn=distiller.distill_loss, variables=distiller.student.trainable_variables),"
-        " or call tb_gradflow.summary.gradflow inside your train_step"
+        "distiller, loss_fn=distiller.distill_loss, "
+        "variables=distiller.student.trainable_variables), or call tb_gradflow.summary.gradflow "
+        "inside your train_step"
     )
 
 

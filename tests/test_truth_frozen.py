@@ -279,7 +279,7 @@ def test_classic_gan_combined_model_trains_only_the_generator():
 
 
 def test_embedding_made_frozen_is_listed_apart():
-    """Pretrained embeddings built with trainable=False (Keras 3 keeps the tf.Variable trainable)."""
+    """Pretrained embeddings made with trainable=False (Keras 3 keeps the tf.Variable trainable)."""
     emb = keras.layers.Embedding(10, 3, trainable=False, name="pretrained")
     model = keras.Sequential([keras.Input((2,), dtype="int32"), emb, keras.layers.Flatten(),
                               keras.layers.Dense(3, name="out")], name="net")

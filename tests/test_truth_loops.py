@@ -45,7 +45,8 @@ def test_sampling_in_a_while_loop_into_a_tensor_array():
     report = tb_gradflow.analyze(loss_fn, X)
     assert report_states(report) == tape_states(loss_fn, [X], [policy, emb])
     cut = _only_cut(report)
-    assert (cut.op_type, cut.cause, cut.starved_variables) == ("Multinomial", V.NON_DIFFERENTIABLE, ("policy",))
+    assert (cut.op_type, cut.cause) == ("Multinomial", V.NON_DIFFERENTIABLE)
+    assert cut.starved_variables == ("policy",)
     assert cut.op_name.startswith("while/body/")
     assert cut.source == line_of(__file__, "MARK sample")
     assert not [c for c in report.cut_points if c.op_type == "TensorListStack"]
@@ -97,7 +98,8 @@ def test_float_loop_results_still_flow():
 
     def loss_fn(x):
         acc = tf.TensorArray(tf.float32, size=3)
-        _, acc = tf.while_loop(lambda i, _: i < 3, lambda i, a: (i + 1, a.write(i, x @ w)), [0, acc])
+        _, acc = tf.while_loop(lambda i, _: i < 3, lambda i, a: (i + 1, a.write(i, x @ w)),
+                               [0, acc])
         return tf.reduce_sum(acc.stack())
 
     report = tb_gradflow.analyze(loss_fn, X)

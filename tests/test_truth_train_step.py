@@ -48,12 +48,13 @@ class Distiller(keras.Model):
         with tf.GradientTape() as tape:
             loss = self.distill_loss(x, y)
         variables = self.student.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return {"loss": loss}
 
 
 def _net(name: str, width: int) -> keras.Model:
-    return keras.Sequential([keras.Input((5,)), keras.layers.Dense(width, activation="relu", name="h"),
+    return keras.Sequential([keras.Input((5,)),
+                             keras.layers.Dense(width, activation="relu", name="h"),
                              keras.layers.Dense(3, name="logits")], name=name)
 
 
@@ -131,7 +132,8 @@ def test_summary_inside_train_step_trains_and_logs(tmp_path):
     before = [v.numpy() for v in distiller.student.trainable_variables]
     distiller.fit(x, y, batch_size=16, epochs=1, verbose=0)
     writer.flush()
-    assert all(np.any(b != v.numpy()) for b, v in zip(before, distiller.student.trainable_variables))
+    after = distiller.student.trainable_variables
+    assert all(np.any(b != v.numpy()) for b, v in zip(before, after, strict=True))
     reader = GradflowReader(local_provider(str(tmp_path)))
     series = reader.read("train", "gradflow", reader.list()["train"]["gradflow"])
     assert len(series.steps) == 3

@@ -21,7 +21,8 @@ def shape_text(shape: tf.TensorShape) -> str:
 
 
 def _variable_fields(v: TrackedVariable) -> dict[str, str]:
-    return {"name": v.name, "shape": shape_text(v.tf_variable.shape), "dtype": v.tf_variable.dtype.name}
+    tf_variable = v.tf_variable
+    return {"name": v.name, "shape": shape_text(tf_variable.shape), "dtype": tf_variable.dtype.name}
 
 
 def loss_shape_text(loss: tf.Tensor) -> str:

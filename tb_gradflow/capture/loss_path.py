@@ -50,7 +50,9 @@ def carries_gradient(tensor: tf.Tensor) -> bool:
 
 
 # Ops that pass a TensorList through unchanged: the element dtype is their input's.
-_PASS_THROUGH = frozenset({"Identity", "IdentityN", "Enter", "Exit", "NextIteration", "Switch", "Merge"})
+_PASS_THROUGH = frozenset(
+    {"Identity", "IdentityN", "Enter", "Exit", "NextIteration", "Switch", "Merge"}
+)
 
 
 def element_dtype(tensor: tf.Tensor, hops: int = 32) -> tf.DType | None:
