@@ -33,7 +33,8 @@ def _exit_help(*lines: tuple[int, str]) -> str:
 
 
 REPORT_EXITS = _exit_help((EXIT_OK, "every trainable variable gets a gradient"),
-                          (EXIT_STARVING, "a trainable variable starves (cut point named or not)"))
+                          (EXIT_STARVING, "a trainable variable starves (cut point named or not), "
+                                          "or the loss reads no trainable variable"))
 DIFF_EXITS = _exit_help((EXIT_OK, "run B has no cut or starved variable that run A lacks"),
                         (EXIT_STARVING, "run B has a cut or a starved variable that run A lacks"))
 EXPORT_EXITS = _exit_help((EXIT_OK, "the file is written"))
@@ -102,8 +103,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not loaded.series:
         raise _no_data(args.logdir, runs, args.tag)
     reports = {key: series.report() for key, series in loaded.series.items()}
-    # A starved variable fails a CI job whether or not a cut point was named for it.
-    starving = any(r.starved_variables for r in reports.values())
+    # A starved variable fails a CI job whether or not a cut point was named for it, and so does
+    # a loss that reads no trainable variable (nothing would train).
+    starving = any(r.starved_variables or r.reads_nothing for r in reports.values())
     if args.json:
         out: dict[str, Any] = {}
         for (run, name), series in loaded.series.items():

@@ -163,6 +163,21 @@ class Report:
     fallback_reason: str = ""
     # Some op on the loss path computes in float16: an all-zero gradient may be underflow.
     computes_in_float16: bool = False
+    # Variables the loss reads that Keras does not train (frozen layers or models): left out of
+    # `variables`, never starved or blamed, listed so that a user sees what was left out.
+    frozen_variables: tuple[str, ...] = ()
+    # Names by which the loss reaches Keras models that are entirely frozen.
+    frozen_models: tuple[str, ...] = ()
+    # Names by which the loss refers to Keras models whose variables it never reads.
+    unread_models: tuple[str, ...] = ()
+    # The loss's shape when it is not a scalar (its sum is differentiated); "" for a scalar.
+    loss_shape: str = ""
+
+    @property
+    def reads_nothing(self) -> bool:
+        """The loss reads no trainable variable: nothing would train (Keras' "No gradients
+        provided for any variable")."""
+        return not self.variables
 
     @property
     def starved_variables(self) -> list[str]:
@@ -187,6 +202,10 @@ class Report:
                 for n, v in self.variables.items()
             },
             "starved_variables": self.starved_variables,
+            "frozen_variables": list(self.frozen_variables),
+            "frozen_models": list(self.frozen_models),
+            "unread_models": list(self.unread_models),
+            "loss_shape": self.loss_shape or None,
             "cut_points": [c.to_dict() for c in self.cut_points],
             "ops": [
                 {

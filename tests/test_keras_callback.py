@@ -97,7 +97,7 @@ def test_fit_with_a_cut_is_reported_by_the_cli(tmp_path):
     code, data = _report_json(logdir)
     assert code == 1
     entry = data["runs"]["train"]["tags"]["gradflow"]
-    assert set(entry) == {"steps", "last_step", "variables", "cut_points", "starved_variables", "ops",
+    assert set(entry) == {"steps", "last_step", "variables", "cut_points", "starved_variables", "ops", "frozen_variables",
                           "op_presence", "story", "norm_range", "first_nonfinite_step", "version_changes"}
     assert entry["steps"] == [1, 2]
     assert sorted(entry["starved_variables"]) == ["quantized/first/bias", "quantized/first/kernel"]
