@@ -90,6 +90,7 @@ def _print_warnings(warnings: list[str]) -> None:
         print(f"tb-gradflow: warning: {T.safe(message)}", file=sys.stderr)
 
 
+_HTML_DEFAULT = "gradflow.html"
 _RUNS_NAMED = 8  # runs listed when a filter matches nothing; the rest are counted
 
 
@@ -249,6 +250,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise _no_data(args.logdir, runs, args.tag, loaded.available)
     series = loaded.series
     _check_step(series, args.step)
+    if args.format == "model-explorer":
+        return _export_model_explorer(args, series)
     _check_output(args.output)
     if args.max_steps is not None:
         series = {key: thin(s, args.max_steps, args.step) for key, s in series.items()}
@@ -257,6 +260,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     except OSError as e:
         raise CliError(f"cannot write {args.output!r}: {e.strerror or e}", EXIT_OUTPUT) from e
     print(f"wrote {args.output} ({size / 1024:.0f} KiB)")
+    return EXIT_OK
+
+
+def _export_model_explorer(args: argparse.Namespace, series: dict[tuple[str, str], TagSeries]) -> int:
+    """One run and tag as Model Explorer's graph JSON and node-data overlays, in a folder."""
+    from tb_gradflow.export.model_explorer import export_model_explorer
+
+    if len(series) != 1:
+        listed = ", ".join(f"--run {run!r} --tag {tag!r}" for run, tag in series)
+        raise CliError(f"--format model-explorer writes one run and tag; pick one of: {listed}", EXIT_USAGE)
+    folder = args.output if args.output != _HTML_DEFAULT else "gradflow-model-explorer"
+    _check_output(folder)  # the folder itself is created when missing, not its parent
+    [(run, tag)] = series
+    try:
+        written = export_model_explorer(series[(run, tag)], folder, args.step,
+                                        label=os.path.basename(os.path.abspath(args.logdir)))
+    except OSError as e:
+        raise CliError(f"cannot write {folder!r}: {e.strerror or e}", EXIT_OUTPUT) from e
+    overlays = ",".join(written[1:])
+    print(f"wrote {written[0]} and {len(written) - 1} node-data files; view them with:\n"
+          f"  model-explorer {written[0]} --node_data_paths={overlays} --host 127.0.0.1")
     return EXIT_OK
 
 
@@ -327,7 +351,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--step", type=int, help="the step the file opens at (default: the last)")
     export.add_argument("--max-steps", type=_positive, metavar="N",
                         help="keep at most N logged steps per run, evenly spaced (default: all)")
-    export.add_argument("-o", "--output", default="gradflow.html", help="the file to write (default: %(default)s)")
+    export.add_argument("--format", choices=("html", "model-explorer"), default="html",
+                        help="html: one self-contained file; model-explorer: a folder with Model "
+                        "Explorer's graph JSON and node-data overlays of one run, tag and step")
+    export.add_argument("-o", "--output", default=_HTML_DEFAULT,
+                        help="the file (html) or folder (model-explorer) to write (default: %(default)s; "
+                        "model-explorer: gradflow-model-explorer)")
     export.set_defaults(func=cmd_export)
 
     logcheck.add_parser(sub)
