@@ -2,6 +2,7 @@
 
 Usage: python free_port.py HOST START
 """
+
 from __future__ import annotations
 
 import socket
@@ -11,7 +12,9 @@ import sys
 def free_port(host: str, start: int, tries: int = 100) -> int:
     """The first port in [start, start + tries) that a server on `host` can bind."""
     for port in range(start, start + tries):
-        for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        ):
             with socket.socket(family, kind, proto) as s:
                 try:
                     s.bind(address)

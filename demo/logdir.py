@@ -3,6 +3,7 @@ so a user's files are never deleted. Free of TensorFlow, so that `run.sh` checks
 
 Usage: python logdir.py LOGDIR   (exit status 1 with a message when LOGDIR is refused)
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,11 @@ def _foreign(logdir: str) -> list[str]:
         if entry not in RUNS or not os.path.isdir(path) or os.path.islink(path):
             found.append(entry)
             continue
-        found += [os.path.join(entry, f) for f in sorted(os.listdir(path))
-                  if not (f.startswith(_EVENT_FILE) and os.path.isfile(os.path.join(path, f)))]
+        found += [
+            os.path.join(entry, f)
+            for f in sorted(os.listdir(path))
+            if not (f.startswith(_EVENT_FILE) and os.path.isfile(os.path.join(path, f)))
+        ]
     return found
 
 
@@ -37,9 +41,13 @@ def prepare_logdir(logdir: str) -> None:
     if os.path.isdir(logdir):
         foreign = _foreign(logdir)
         if foreign:
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise SystemExit(f"demo: LOGDIR {logdir!r} holds files the demo did not write ({shown}); "
-                             "nothing was deleted. Give a new or empty folder.")
+            shown = ", ".join(foreign[:5]) + (
+                f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            )
+            raise SystemExit(
+                f"demo: LOGDIR {logdir!r} holds files the demo did not write ({shown}); "
+                "nothing was deleted. Give a new or empty folder."
+            )
         for run in RUNS:
             shutil.rmtree(os.path.join(logdir, run), ignore_errors=True)
     os.makedirs(logdir, exist_ok=True)

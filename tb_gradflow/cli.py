@@ -23,10 +23,11 @@ EXIT_OK = 0
 EXIT_STARVING = 1  # report: a trainable variable starves; diff: the second run has cuts the first lacks
 EXIT_USAGE = 2  # argparse's own status for a bad command line
 EXIT_NO_DATA = 3  # the logdir is missing, or holds no gradflow data for the runs/tags asked for
-EXIT_OUTPUT = 4  # export: the output cannot be written (a folder that does not exist, no permission)
+EXIT_OUTPUT = 4  # export: the output cannot be written (its folder does not exist, no permission)
 EXIT_BROKEN_PIPE = 128 + 13  # stdout closed early (`| head`): what a shell reports for SIGPIPE
 
-_BAD_LOGDIR = "bad logdir: missing, not a directory, or no gradflow data for --run/--tag (or --step)"
+_BAD_LOGDIR = ("bad logdir: missing, not a directory, or no gradflow data for --run/--tag "
+               "(or --step)")
 
 
 def _exit_help(*lines: tuple[int, str]) -> str:
@@ -98,7 +99,8 @@ def _what_exists(available: dict[str, list[str]]) -> str:
     """The runs of a logdir with their tags, for a filter that matched nothing."""
     if not available:
         return "it holds no gradflow runs"
-    shown = [f"{run!r} (tags {', '.join(repr(t) for t in tags)})" for run, tags in available.items()]
+    shown = [f"{run!r} (tags {', '.join(repr(t) for t in tags)})"
+             for run, tags in available.items()]
     more = len(shown) - _RUNS_NAMED
     listed = "; ".join(shown[:_RUNS_NAMED]) + (f"; and {more} more" if more > 0 else "")
     return f"runs there: {listed}"
@@ -108,7 +110,10 @@ def _no_data(logdir: str, runs: Sequence[str] | None, tag: str | None,
              available: dict[str, list[str]] | None = None) -> CliError:
     if not (runs or tag is not None):
         return CliError(f"no gradflow data in {logdir!r}")
-    asked = ", ".join([*(f"--run {r!r}" for r in runs or ()), *([f"--tag {tag!r}"] if tag is not None else [])])
+    filters = [f"--run {r!r}" for r in runs or ()]
+    if tag is not None:
+        filters.append(f"--tag {tag!r}")
+    asked = ", ".join(filters)
     return CliError(f"no gradflow data for {asked} in {logdir!r}; {_what_exists(available or {})}")
 
 
@@ -117,7 +122,8 @@ def _steps_text(steps: Sequence[int], ends: int = 3) -> str:
     shown = [str(s) for s in steps]
     if len(shown) > 2 * ends:
         shown = [*shown[:ends], "…", *shown[-ends:]]
-    return f"{len(steps)} step{'s' if len(steps) != 1 else ''} logged: {', '.join(shown).replace(', …,', ' …')}"
+    listed = ", ".join(shown).replace(", …,", " …")
+    return f"{len(steps)} step{'s' if len(steps) != 1 else ''} logged: {listed}"
 
 
 def _shown_run(run: str, logdir: str) -> str:
@@ -256,20 +262,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.max_steps is not None:
         series = {key: thin(s, args.max_steps, args.step) for key, s in series.items()}
     try:
-        size = export_logdir(series, args.output, step=args.step, title=os.path.basename(os.path.abspath(args.logdir)))
+        size = export_logdir(series, args.output, step=args.step,
+                             title=os.path.basename(os.path.abspath(args.logdir)))
     except OSError as e:
         raise CliError(f"cannot write {args.output!r}: {e.strerror or e}", EXIT_OUTPUT) from e
     print(f"wrote {args.output} ({size / 1024:.0f} KiB)")
     return EXIT_OK
 
 
-def _export_model_explorer(args: argparse.Namespace, series: dict[tuple[str, str], TagSeries]) -> int:
+def _export_model_explorer(args: argparse.Namespace,
+                           series: dict[tuple[str, str], TagSeries]) -> int:
     """One run and tag as Model Explorer's graph JSON and node-data overlays, in a folder."""
     from tb_gradflow.export.model_explorer import export_model_explorer
 
     if len(series) != 1:
         listed = ", ".join(f"--run {run!r} --tag {tag!r}" for run, tag in series)
-        raise CliError(f"--format model-explorer writes one run and tag; pick one of: {listed}", EXIT_USAGE)
+        raise CliError(f"--format model-explorer writes one run and tag; pick one of: {listed}",
+                       EXIT_USAGE)
     folder = args.output if args.output != _HTML_DEFAULT else "gradflow-model-explorer"
     _check_output(folder)  # the folder itself is created when missing, not its parent
     [(run, tag)] = series
@@ -290,7 +299,8 @@ def _check_step(series: dict[tuple[str, str], TagSeries], step: int | None) -> N
         return
     (run, tag), first = next(iter(series.items()))
     if step not in first.where:
-        raise CliError(f"step {step} is not logged in run {run!r}, tag {tag!r}: {_steps_text(first.steps)}")
+        raise CliError(f"step {step} is not logged in run {run!r}, tag {tag!r}: "
+                       f"{_steps_text(first.steps)}")
 
 
 def _check_output(path: str) -> None:
@@ -355,8 +365,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="html: one self-contained file; model-explorer: a folder with Model "
                         "Explorer's graph JSON and node-data overlays of one run, tag and step")
     export.add_argument("-o", "--output", default=_HTML_DEFAULT,
-                        help="the file (html) or folder (model-explorer) to write (default: %(default)s; "
-                        "model-explorer: gradflow-model-explorer)")
+                        help="the file (html) or folder (model-explorer) to write "
+                        "(default: %(default)s; model-explorer: gradflow-model-explorer)")
     export.set_defaults(func=cmd_export)
 
     logcheck.add_parser(sub)

@@ -4,6 +4,7 @@
 which `pip install tb_gradflow` (the viewer) leaves out. Whether they are reached as attributes of
 the package or imported as modules, the error names the extra that installs them.
 """
+
 from __future__ import annotations
 
 # The top-level modules whose absence means "install the training extra".
@@ -27,8 +28,8 @@ def needs_tensorflow(what: str, error: ModuleNotFoundError) -> ModuleNotFoundErr
     """
     return ModuleNotFoundError(
         f"{what} needs TensorFlow and Keras ({error.name} is not installed): "
-        'pip install "tb_gradflow[cpu]" (or "tb_gradflow[gpu]" for the CUDA build; from a checkout: '
-        'pip install ".[cpu]"). The TensorBoard tab, the tb-gradflow command and the HTML export '
-        "work without them.",
+        'pip install "tb_gradflow[cpu]" (or "tb_gradflow[gpu]" for the CUDA build; '
+        'from a checkout: pip install ".[cpu]"). The TensorBoard tab, the tb-gradflow command '
+        "and the HTML export work without them.",
         name=error.name,
     )

@@ -146,4 +146,5 @@ class GradFlowCallback(_callback_base()):
 def first_write_line(log_dir: str) -> str:
     """What the callback says once, at its first write: where it logs and how to look."""
     return (f"tb_gradflow: gradient flow logged to {os.path.join(log_dir, 'train')}; view it with "
-            f"`tensorboard --logdir {log_dir}` (Gradient Flow tab) or `tb-gradflow report {log_dir}`")
+            f"`tensorboard --logdir {log_dir}` (Gradient Flow tab) "
+            f"or `tb-gradflow report {log_dir}`")

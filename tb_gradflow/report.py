@@ -47,7 +47,7 @@ class OpRecord:
 
     @property
     def source_path(self) -> str:
-        """The absolute `path:LINE` of `source` on this machine ("" if not found); see `_source_path`."""
+        """The absolute `path:LINE` of `source` here ("" if not found): see `_source_path`."""
         return _source_path(self.source)
 
 
@@ -139,7 +139,7 @@ class CutPoint:
 
     @property
     def source_path(self) -> str:
-        """The absolute `path:LINE` of `source` on this machine ("" if not found); see `_source_path`."""
+        """The absolute `path:LINE` of `source` here ("" if not found): see `_source_path`."""
         return _source_path(self.source)
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 The script runs for real with `DEMO_PYTHON` (this interpreter: no virtualenv is built) and
 `DEMO_QUICK=1` (a few training steps)."""
+
 from __future__ import annotations
 
 import json
@@ -20,28 +21,47 @@ RUN_SH = os.path.join(ROOT, "demo", "run.sh")
 
 
 def _env(logdir, **extra: str) -> dict[str, str]:
-    return dict(os.environ, LOGDIR=str(logdir), DEMO_PYTHON=sys.executable, DEMO_QUICK="1", PYTHONPATH=ROOT,
-                **extra)
+    return dict(
+        os.environ,
+        LOGDIR=str(logdir),
+        DEMO_PYTHON=sys.executable,
+        DEMO_QUICK="1",
+        PYTHONPATH=ROOT,
+        **extra,
+    )
 
 
 def _tree(folder) -> dict[str, bytes]:
-    return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
-            for d, _, files in os.walk(folder) for f in files}
+    return {
+        os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
+        for d, _, files in os.walk(folder)
+        for f in files
+    }
 
 
-@pytest.mark.parametrize("foreign", ["notes.txt", "broken/notes.txt", "mine/events.out.tfevents.1.host"])
+@pytest.mark.parametrize(
+    "foreign", ["notes.txt", "broken/notes.txt", "mine/events.out.tfevents.1.host"]
+)
 def test_a_folder_with_the_users_files_is_refused_and_kept(tmp_path, foreign):
     logdir = tmp_path / "logs"
     (logdir / foreign).parent.mkdir(parents=True, exist_ok=True)
     (logdir / foreign).write_text("the user's own")
     before = _tree(logdir)
-    done = subprocess.run(["bash", RUN_SH], env=_env(logdir, DEMO_NO_SERVE="1"), capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        ["bash", RUN_SH],
+        env=_env(logdir, DEMO_NO_SERVE="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0
-    named = foreign if foreign.startswith("broken/") else foreign.split("/")[0]  # a folder not ours: by name
+    named = (
+        foreign if foreign.startswith("broken/") else foreign.split("/")[0]
+    )  # a folder not ours: by name
     assert done.stderr.strip().splitlines() == [
-        f"demo: LOGDIR {str(logdir)!r} holds files the demo did not write ({named}); nothing was deleted. "
-        "Give a new or empty folder."]
+        f"demo: LOGDIR {str(logdir)!r} holds files the demo did not write ({named}); "
+        "nothing was deleted. Give a new or empty folder."
+    ]
     assert _tree(logdir) == before  # nothing deleted, nothing written
 
 
@@ -75,8 +95,14 @@ def test_replaces_its_own_runs_then_serves_on_a_free_localhost_port(tmp_path):
     except OSError:
         pass  # another process holds it, which serves as well
     env = {k: v for k, v in _env(logdir).items() if k != "PORT"}
-    proc = subprocess.Popen(["bash", RUN_SH], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        ["bash", RUN_SH],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         url, lines = None, []
         deadline = time.monotonic() + 300

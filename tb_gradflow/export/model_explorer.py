@@ -20,12 +20,14 @@ Overlays written (file name: what it colours):
     ops carry `dead_units` and `units` (written only then).
 Names come from a logdir and are data here, never markup (Model Explorer shows them as text).
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.proto import gradflow_pb2
@@ -39,7 +41,8 @@ PRESENCE_FILE = "presence.json"
 DEAD_UNITS_FILE = "dead_units.json"
 VARIABLE_PREFIX = "variable:"
 
-# Background and text colour of each state, as the Gradient Flow tab draws them (frontend/src/styles.ts).
+# Background and text colour of each state, as the Gradient Flow tab draws them
+# (frontend/src/styles.ts).
 STATE_COLOURS: dict[str, tuple[str, str]] = {
     V.FLOWING: ("#d2e3fc", "#202124"),
     V.ZERO: ("#f2b600", "#2b2100"),
@@ -48,8 +51,10 @@ STATE_COLOURS: dict[str, tuple[str, str]] = {
 }
 CUT_COLOURS = ("#d50000", "#ffffff")
 # log10(norm): pale for the smallest norm of the step, deep blue for the largest.
-NORM_GRADIENT = [{"stop": 0, "bgColor": "#f1f3f4", "textColor": "#202124"},
-                 {"stop": 1, "bgColor": "#1565c0", "textColor": "#ffffff"}]
+NORM_GRADIENT = [
+    {"stop": 0, "bgColor": "#f1f3f4", "textColor": "#202124"},
+    {"stop": 1, "bgColor": "#1565c0", "textColor": "#ffffff"},
+]
 # Presence is a fraction, so its colours are fixed: each threshold is an upper bound.
 PRESENCE_THRESHOLDS = [
     {"value": V.PRESENCE_GATE_THRESHOLD, "bgColor": "#d50000", "textColor": "#ffffff"},
@@ -57,8 +62,10 @@ PRESENCE_THRESHOLDS = [
     {"value": 0.999, "bgColor": "#fde293", "textColor": "#202124"},
     {"value": 1.0, "bgColor": "#ceead6", "textColor": "#202124"},
 ]
-DEAD_UNITS_GRADIENT = [{"stop": 0, "bgColor": "#ceead6", "textColor": "#202124"},
-                       {"stop": 1, "bgColor": "#d50000", "textColor": "#ffffff"}]
+DEAD_UNITS_GRADIENT = [
+    {"stop": 0, "bgColor": "#ceead6", "textColor": "#202124"},
+    {"stop": 1, "bgColor": "#d50000", "textColor": "#ffffff"},
+]
 
 
 def namespace_of(name: str) -> str:
@@ -70,7 +77,9 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _op_attrs(op: OpRecord, proto: gradflow_pb2.Op, cut_text: str, starves: tuple[str, ...]) -> list[dict[str, str]]:
+def _op_attrs(
+    op: OpRecord, proto: gradflow_pb2.Op, cut_text: str, starves: tuple[str, ...]
+) -> list[dict[str, str]]:
     attrs = {
         "name": op.name,
         "gradient": cut_text or op.state,
@@ -92,35 +101,69 @@ def graph_nodes(report: Report, graph: gradflow_pb2.Graph) -> list[dict[str, Any
     variable_names = [v.name for v in graph.variables]
     readers: dict[str, list[str]] = {}
     nodes: list[dict[str, Any]] = []
-    for op, proto in zip(report.ops, graph.ops):
+    for op, proto in zip(report.ops, graph.ops, strict=True):
         cut = cuts.get(op.name)
-        edges = [{"sourceNodeId": source, "sourceNodeOutputId": "0", "targetNodeInputId": str(i)}
-                 for i, source in enumerate(op.inputs)]
+        edges = [
+            {"sourceNodeId": source, "sourceNodeOutputId": "0", "targetNodeInputId": str(i)}
+            for i, source in enumerate(op.inputs)
+        ]
         for index in proto.variable_inputs:
             readers.setdefault(variable_names[index], []).append(op.name)
-            edges.append({"sourceNodeId": VARIABLE_PREFIX + variable_names[index], "sourceNodeOutputId": "0",
-                          "targetNodeInputId": str(len(edges))})
-        nodes.append({
-            "id": op.name, "label": op.type, "namespace": namespace_of(op.name), "incomingEdges": edges,
-            "attrs": _op_attrs(op, proto, f"cut: {cut.cause}" if cut else "", cut.starved_variables if cut else ()),
-        })
+            edges.append(
+                {
+                    "sourceNodeId": VARIABLE_PREFIX + variable_names[index],
+                    "sourceNodeOutputId": "0",
+                    "targetNodeInputId": str(len(edges)),
+                }
+            )
+        nodes.append(
+            {
+                "id": op.name,
+                "label": op.type,
+                "namespace": namespace_of(op.name),
+                "incomingEdges": edges,
+                "attrs": _op_attrs(
+                    op,
+                    proto,
+                    f"cut: {cut.cause}" if cut else "",
+                    cut.starved_variables if cut else (),
+                ),
+            }
+        )
     for name, var in report.variables.items():
-        attrs = {"name": name, "gradient": var.state, "norm": _text(var.norm), "shape": var.shape,
-                 "presence": _text(var.presence), "read_by": ", ".join(readers.get(name, []))}
-        nodes.append({"id": VARIABLE_PREFIX + name, "label": name.rpartition("/")[2], "namespace": namespace_of(name),
-                      "incomingEdges": [], "attrs": [{"key": k, "value": v} for k, v in attrs.items() if v]})
+        attrs = {
+            "name": name,
+            "gradient": var.state,
+            "norm": _text(var.norm),
+            "shape": var.shape,
+            "presence": _text(var.presence),
+            "read_by": ", ".join(readers.get(name, [])),
+        }
+        nodes.append(
+            {
+                "id": VARIABLE_PREFIX + name,
+                "label": name.rpartition("/")[2],
+                "namespace": namespace_of(name),
+                "incomingEdges": [],
+                "attrs": [{"key": k, "value": v} for k, v in attrs.items() if v],
+            }
+        )
     return nodes
 
 
-def graph_collection(label: str, graph_id: str, report: Report, graph: gradflow_pb2.Graph) -> dict[str, Any]:
+def graph_collection(
+    label: str, graph_id: str, report: Report, graph: gradflow_pb2.Graph
+) -> dict[str, Any]:
     """The `GraphCollection` JSON Model Explorer loads from a `.json` file."""
     return {"label": label, "graphs": [{"id": graph_id, "nodes": graph_nodes(report, graph)}]}
 
 
 def _records(report: Report) -> list[tuple[str, OpRecord | VariableRecord]]:
     """Every node id with the record its values come from."""
-    return [*((op.name, op) for op in report.ops),
-            *((VARIABLE_PREFIX + name, var) for name, var in report.variables.items())]
+    return [
+        *((op.name, op) for op in report.ops),
+        *((VARIABLE_PREFIX + name, var) for name, var in report.variables.items()),
+    ]
 
 
 def state_data(report: Report) -> dict[str, Any]:
@@ -130,21 +173,36 @@ def state_data(report: Report) -> dict[str, Any]:
     for node_id, record in _records(report):
         cause = cuts.get(node_id)
         bg, fg = CUT_COLOURS if cause else STATE_COLOURS[record.state]
-        results[node_id] = {"value": f"cut: {cause}" if cause else record.state, "bgColor": bg, "textColor": fg}
-    return {"name": "gradient state", "results": results, "showExpandedSummaryOnGroupNode": True,
-            "showLabelCountColumnsInChildrenStatsTable": True}
+        results[node_id] = {
+            "value": f"cut: {cause}" if cause else record.state,
+            "bgColor": bg,
+            "textColor": fg,
+        }
+    return {
+        "name": "gradient state",
+        "results": results,
+        "showExpandedSummaryOnGroupNode": True,
+        "showLabelCountColumnsInChildrenStatsTable": True,
+    }
 
 
 def log_norm_data(report: Report) -> dict[str, Any]:
     """`GraphNodeData`: log10 of each gradient norm that is known, finite and not zero."""
-    results = {node_id: {"value": round(math.log10(r.norm), 4)} for node_id, r in _records(report)
-               if r.norm is not None and math.isfinite(r.norm) and r.norm > 0}
+    results = {
+        node_id: {"value": round(math.log10(r.norm), 4)}
+        for node_id, r in _records(report)
+        if r.norm is not None and math.isfinite(r.norm) and r.norm > 0
+    }
     return {"name": "log10 gradient norm", "results": results, "gradient": NORM_GRADIENT}
 
 
 def presence_data(report: Report) -> dict[str, Any]:
     """`GraphNodeData`: the fraction of each gradient's elements that are nonzero and finite."""
-    results = {node_id: {"value": round(r.presence, 4)} for node_id, r in _records(report) if r.presence is not None}
+    results = {
+        node_id: {"value": round(r.presence, 4)}
+        for node_id, r in _records(report)
+        if r.presence is not None
+    }
     return {"name": "gradient presence", "results": results, "thresholds": PRESENCE_THRESHOLDS}
 
 
@@ -165,7 +223,9 @@ def dead_units_data(report: Report) -> dict[str, Any] | None:
 
 # In the order `--node_data_paths` should list them: Model Explorer colours the graph by the last.
 OVERLAYS: list[tuple[str, Callable[[Report], dict[str, Any] | None]]] = [
-    (LOG_NORM_FILE, log_norm_data), (PRESENCE_FILE, presence_data), (DEAD_UNITS_FILE, dead_units_data),
+    (LOG_NORM_FILE, log_norm_data),
+    (PRESENCE_FILE, presence_data),
+    (DEAD_UNITS_FILE, dead_units_data),
     (STATE_FILE, state_data),
 ]
 
@@ -177,7 +237,9 @@ def _write_json(path: str, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def export_model_explorer(series: TagSeries, folder: str, step: int | None = None, label: str = "gradflow") -> list[str]:
+def export_model_explorer(
+    series: TagSeries, folder: str, step: int | None = None, label: str = "gradflow"
+) -> list[str]:
     """Writes the graph and overlays of one logged step (default: the last) into `folder`.
 
     Args:
