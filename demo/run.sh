@@ -7,7 +7,7 @@
 #   LOGDIR        where the runs go (default demo/logs). A folder that holds anything but the
 #                 demo's own runs (broken/, fixed/ with event files only) is refused, never emptied.
 #   PORT          TensorBoard's port (default: the first free one from 6006).
-#   HOST          the address to serve on (default localhost; 0.0.0.0 to share it on the network).
+#   DEMO_HOST     the address to serve on (default localhost; 0.0.0.0 to share it on the network).
 #   DEMO_QUICK=1  a few training steps (tests);  DEMO_NO_SERVE=1  train and report, do not serve.
 #   DEMO_PYTHON   a Python that already has tb_gradflow[cpu]: no virtualenv is made (tests).
 set -euo pipefail
@@ -37,7 +37,7 @@ quick=()
 TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" "$python" "$root/demo/train.py" --logdir "$logdir" "${quick[@]}" "$@"
 [ "${DEMO_NO_SERVE:-}" = 1 ] && exit 0
 
-host="${HOST:-localhost}"
+host="${DEMO_HOST:-localhost}"
 port="${PORT:-$("$python" "$root/demo/free_port.py" "$host" 6006)}"
 echo "TensorBoard: http://$host:$port/#gradflow  (Ctrl-C to stop; PORT=... picks the port)"
 exec "$python" -m tensorboard.main --logdir "$logdir" --host "$host" --port "$port"
