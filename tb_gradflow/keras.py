@@ -12,7 +12,12 @@ import logging
 import os
 from typing import Any, Callable, Sequence
 
-import tensorflow as tf
+from tb_gradflow import install_hint
+
+try:
+    import tensorflow as tf
+except ModuleNotFoundError as _missing:  # a viewer-only install: say which extra to add
+    raise install_hint.needs_tensorflow("tb_gradflow.keras", _missing) from _missing
 
 from tb_gradflow import summary
 
@@ -74,7 +79,9 @@ class GradFlowCallback(_callback_base()):
     runs the model's own loss on `data=(x, y)` in a separate, non-XLA graph, so it works whether
     or not the model was compiled with `jit_compile`; it restores non-trainable state (batch-norm
     statistics) so that probing does not change the model. A failure inside the callback logs a
-    warning and training goes on (unless `strict=True`).
+    warning and training goes on (unless `strict=True`). Its first write prints one line naming
+    the logdir and how to view it; the end of training closes the writer, as Keras' TensorBoard
+    callback does (a later `fit` opens it again).
 
     A model that computes its loss in its own `train_step` (a distiller, a GAN, a VAE) has no
     compiled loss: pass `loss_fn(x, y)`, the scalar loss that `train_step` differentiates (e.g.
@@ -105,6 +112,7 @@ class GradFlowCallback(_callback_base()):
         self._x = tf.nest.map_structure(tf.convert_to_tensor, data[0])
         self._y = tf.nest.map_structure(tf.convert_to_tensor, data[1])
         self._writer = None
+        self._announced = False
         self._batches = 0
         self.last_report = None
         self._user_loss = loss_fn
@@ -171,7 +179,18 @@ class GradFlowCallback(_callback_base()):
                 v.assign(value)
         self._writer.flush()
         self.last_report = report
+        if not self._announced:
+            self._announced = True
+            print(first_write_line(self.log_dir), flush=True)
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if self._writer is not None:
-            self._guarded("flushing", self._writer.flush)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._guarded("closing the writer", writer.close)
+
+
+def first_write_line(log_dir: str) -> str:
+    """What the callback says once, at its first write: where it logs and how to look."""
+    return (f"tb_gradflow: gradient flow logged to {os.path.join(log_dir, 'train')}; view it with "
+            f"`tensorboard --logdir {log_dir}` (Gradient Flow tab) "
+            f"or `tb-gradflow report {log_dir}`")

@@ -45,6 +45,11 @@ class OpRecord:
     def presence_of(self) -> str:
         return "input" if self.presence_at_input else "output"
 
+    @property
+    def source_path(self) -> str:
+        """The absolute `path:LINE` of `source` here ("" if not found): see `_source_path`."""
+        return _source_path(self.source)
+
 
 class _MadeOnFirstUse:
     """Records made by `make` on first use: a logging step builds a report every call, and on a
@@ -132,6 +137,11 @@ class CutPoint:
     def hint(self) -> str:
         return V.HINTS[self.cause]
 
+    @property
+    def source_path(self) -> str:
+        """The absolute `path:LINE` of `source` here ("" if not found): see `_source_path`."""
+        return _source_path(self.source)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "op_name": self.op_name,
@@ -142,6 +152,14 @@ class CutPoint:
             "parallel_cuts": list(self.parallel_cuts),
             "library_source": self.library_source or None,
         }
+
+
+def _source_path(source: str) -> str:
+    """For local "open in editor" use, never shown by default: sources are stored relative to
+    their git repository's root (they travel with the logdir); this is the file on this machine."""
+    from tb_gradflow.capture.sources import absolute_source  # free of TensorFlow
+
+    return absolute_source(source)
 
 
 def _json_norm(norm: float | None) -> float | str | None:
