@@ -84,6 +84,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
             "/history": _json_route(self._history),
             "/diagnosis": _json_route(self._diagnosis),
             "/graph_groups": _json_route(self._graph_groups),
+            "/layers": _json_route(self._layers),
         }
 
     def is_active(self) -> bool:
@@ -151,6 +152,11 @@ class GradflowPlugin(base_plugin.TBPlugin):
         step = params.step(request.args.to_dict(flat=False))
         _, _, cached = self._lookup(request)
         return views.diagnosis_view(cached, step)
+
+    def _layers(self, request: wrappers.Request) -> str:
+        columns = params.columns(request.args.to_dict(flat=False))
+        run, tag, cached = self._lookup(request)
+        return views.layers_view(run, tag, cached, columns)
 
     # Static files
 
