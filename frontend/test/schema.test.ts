@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import type { DiagnosisResponse, GroupsResponse, HistoryResponse, RunsResponse } from "../src/types";
+import type { DiagnosisResponse, GroupsResponse, HistoryResponse, LayersResponse, RunsResponse } from "../src/types";
 import { brokenVae, served, storyCut } from "./fixture";
 
 type Schema = { [key: string]: any };
@@ -70,6 +70,17 @@ test("diagnosis, history and runs typed by types.ts conform too", () => {
   const runs: RunsResponse = { r: { t: { steps: [0, 5], count: 2, graph_versions: 1, description: "", ops: 7 } } };
   assert.deepEqual(errors(runs, SCHEMA.routes.runs), []);
   assert.notDeepEqual(errors({ ...h, states: ["sideways"] }, SCHEMA.routes.history), []);
+});
+
+test("a layers body typed by types.ts conforms, key for key", () => {
+  const l: LayersResponse = {
+    run: "r", tag: "t", steps: [0, 5], count: 9, range: [1e-5, 2],
+    layers: [{ name: "dense", variables: ["dense/kernel", "dense/bias"], states: ["flowing", null], norms: [0.5, null] }],
+  };
+  assert.deepEqual(errors(l, SCHEMA.routes.layers), []);
+  assert.deepEqual(Object.keys(l).sort(), [...SCHEMA.routes.layers.required].sort());
+  assert.deepEqual(Object.keys(l.layers[0]).sort(), [...SCHEMA.routes.layers.properties.layers.items.required].sort());
+  assert.notDeepEqual(errors({ ...l, layers: [{ ...l.layers[0], states: ["sideways"] }] }, SCHEMA.routes.layers), []);
 });
 
 test("a graph_groups level typed by types.ts is what the schema describes, key for key", () => {
