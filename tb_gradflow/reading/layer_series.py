@@ -201,7 +201,8 @@ def _sample(n: int, columns: int | None) -> list[int]:
         return list(range(n))
     if columns == 1:
         return [n - 1]
-    return sorted({round(i * (n - 1) / (columns - 1)) for i in range(columns)})
+    # floor(x + 0.5), not round(): the exported page samples the same way (heatmap_model.ts)
+    return sorted({math.floor(i * (n - 1) / (columns - 1) + 0.5) for i in range(columns)})
 
 
 def _json_value(state: int, norm: float) -> float | str | None:
