@@ -143,6 +143,12 @@ def test_a_small_model_opens_with_labels_and_the_cut_label_at_every_zoom(page, b
     assert 10 <= ops <= 40
     graph = frame.locator("#gf-panes .gf-pane:first-child .gf-graph")
     assert graph.get_attribute("data-lod") == "full", graph.get_attribute("data-zoom")
+    # starved ops are dimmed, their labels still readable on their fill (over the page)
+    starved = frame.locator('#gf-panes .gf-pane:first-child .gf-op[data-state="none"]').first
+    text, fill, opacity = starved.evaluate(
+        "n => [getComputedStyle(n.querySelector('text')).fill, getComputedStyle(n.querySelector('.gf-shape')).fill, Number(getComputedStyle(n).opacity)]")
+    assert opacity < 1
+    assert contrast(blend(text, opacity), blend(fill, opacity)) >= 4.5, (text, fill, opacity)
     cut_label = frame.locator("#gf-panes .gf-pane:first-child .gf-node[data-cut] text").first
     assert cut_label.is_visible()
     for _ in range(12):
@@ -166,6 +172,12 @@ def test_the_export_of_two_runs_opens_with_labels_and_the_heatmap(page, browser,
     served = cli_layers(logdir, "cut_a")
     shown = page.locator(".gf-hm-row").evaluate_all("rs => rs.map(r => r.dataset.layer)")
     assert shown == [layer["name"] for layer in served["layers"]]
+
+
+def blend(css: str, opacity: float) -> str:
+    """An rgb() colour drawn at `opacity` over a white page."""
+    channels = [float(x) for x in css[css.index("(") + 1:css.index(")")].split(",")[:3]]
+    return "rgb(%s)" % ",".join(str(c * opacity + 255 * (1 - opacity)) for c in channels)
 
 
 def contrast(a: str, b: str) -> float:

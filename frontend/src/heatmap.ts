@@ -8,7 +8,8 @@ import { api } from "./api";
 import { clear, el, setText } from "./dom";
 import { formatNorm } from "./format";
 import type { HeatCell, HeatmapModel } from "./heatmap_model";
-import { cellText, columnOf, columnsFor, heatmapModel, LABEL_ROW_PX, rowHeight } from "./heatmap_model";
+import { cellText, columnOf, columnsFor, columnsForRows, heatmapModel, LABEL_ROW_PX, labelEvery, rowHeight, rowLabel, sampleLayers } from "./heatmap_model";
+import { cardTitles } from "./overview";
 
 /** Height the rows may take before they get thinner (px). */
 const MAX_ROWS_PX = 340;
@@ -25,11 +26,12 @@ export const HEATMAP_CSS = `
 .gf-hm-names { font-size: 11px; overflow: hidden; }
 .gf-hm-name { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; padding-right: 6px; text-align: right; }
 .gf-hm-name[data-selected] { font-weight: 600; }
+.gf-hm-name[data-thin] { overflow: visible; font-size: 10px; }
 .gf-hm-grid { position: relative; cursor: crosshair; }
 .gf-hm-row { display: flex; }
 .gf-hm-row[data-selected] { outline: 1px solid var(--gf-fg); z-index: 1; position: relative; }
 .gf-hm-cell { flex: 1 1 0; min-width: 0; }
-.gf-hm-cell[data-state=none], .gf-hm-key i[data-state=none] { background: repeating-linear-gradient(135deg, var(--gf-none-stroke) 0 1px, var(--gf-none) 1px 3px); }
+.gf-hm-cell[data-state=none], .gf-hm-key i[data-state=none] { background: repeating-linear-gradient(135deg, var(--gf-none-stroke) 0 1px, var(--gf-none) 1px 4px) fixed; }
 .gf-hm-cell[data-state=zero], .gf-hm-key i[data-state=zero] { background: var(--gf-zero); }
 .gf-hm-cell[data-state=nonfinite], .gf-hm-key i[data-state=nonfinite] { background: var(--gf-nonfinite); box-shadow: inset 0 0 0 1px var(--gf-cut); }
 .gf-hm-cell[data-state=absent] { background: transparent; }
@@ -83,7 +85,8 @@ export class Heatmap {
       try {
         const body = await api.layers(view.run, view.tag, columns);
         if (this.key !== key) return;
-        this.model = heatmapModel(body);
+        // many layers: fewer columns, so that the cells stay few enough to paint at once
+        this.model = heatmapModel(sampleLayers(body, columnsForRows(columns, body.layers.length)));
         this.paint();
       } catch (e) {
         if (this.key !== key) return;
@@ -124,15 +127,19 @@ export class Heatmap {
     const h = rowHeight(m.rows.length, MAX_ROWS_PX);
     const names = el("div", { class: "gf-hm-names", "aria-hidden": "true" });
     const grid = el("div", { class: "gf-hm-grid", role: "grid" });
-    for (const row of m.rows) {
-      const name = el("div", { class: "gf-hm-name", title: row.layer, "data-layer": row.layer }, h >= LABEL_ROW_PX ? row.layer : "");
-      name.style.height = name.style.lineHeight = `${h}px`;
+    const every = labelEvery(h);
+    const labels = cardTitles(m.rows.map((r) => r.layer)).map((t) => rowLabel(t));
+    m.rows.forEach((row, i) => {
+      // thin rows: a name on every few rows, drawn over the unnamed ones below it
+      const name = el("div", { class: "gf-hm-name", title: row.layer, "data-layer": row.layer, "data-thin": h < LABEL_ROW_PX ? "" : null }, i % every === 0 ? labels[i] : "");
+      name.style.height = `${h}px`;
+      name.style.lineHeight = `${Math.max(h, LABEL_ROW_PX)}px`;
       names.append(name);
       const line = el("div", { class: "gf-hm-row", role: "row", "data-layer": row.layer });
       line.style.height = `${h}px`;
       for (const cell of row.cells) line.append(this.cell(row.layer, cell));
       grid.append(line);
-    }
+    });
     this.now = el("div", { class: "gf-hm-now", "data-field": "heatmap-now" });
     grid.append(this.now);
     grid.addEventListener("mousemove", (e) => this.hover(e));

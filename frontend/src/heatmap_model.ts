@@ -39,7 +39,9 @@ export const MIN_CELL_PX = 4;
 /** Row heights: names are drawn at LABEL_ROW_PX and above; never taller than MAX_ROW_PX. */
 export const MAX_ROW_PX = 18;
 export const LABEL_ROW_PX = 11;
-export const MIN_ROW_PX = 3;
+export const MIN_ROW_PX = 1;
+/** At most this many cells are drawn (a 500-layer model gets fewer columns): each is an element. */
+export const MAX_CELLS = 40_000;
 
 /** How many step columns a `width` in pixels holds (at least one). */
 export function columnsFor(width: number): number {
@@ -50,6 +52,27 @@ export function columnsFor(width: number): number {
 export function rowHeight(rows: number, height: number): number {
   if (rows <= 0) return MAX_ROW_PX;
   return Math.max(MIN_ROW_PX, Math.min(MAX_ROW_PX, Math.floor(height / rows)));
+}
+
+/** Columns to draw for `rows` layers when `columns` fit the width: no more than MAX_CELLS cells. */
+export function columnsForRows(columns: number, rows: number): number {
+  return Math.max(2, Math.min(columns, Math.floor(MAX_CELLS / Math.max(1, rows))));
+}
+
+/** A row label at most `max` characters: the first and last parts of a long scope with "…"
+ * between ("block_12/…/query"), so that the layer's own name stays readable. */
+export function rowLabel(name: string, max = 26): string {
+  if (name.length <= max) return name;
+  const parts = name.split("/");
+  const last = parts[parts.length - 1];
+  const head = parts.length > 2 ? `${parts[0]}/…/` : "…";
+  const short = head + last;
+  return short.length <= max ? short : `…${name.slice(name.length - max + 1)}`;
+}
+
+/** Every how many rows of height `h` a layer name fits (1: every row). */
+export function labelEvery(h: number): number {
+  return Math.max(1, Math.ceil(LABEL_ROW_PX / Math.max(1, h)));
 }
 
 /** A cell's fill: the magnitude ramp of the graph's flowing ops, on the run's scale; null for a

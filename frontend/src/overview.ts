@@ -58,17 +58,31 @@ export function groupMembers(g: Group): number[] {
   return [...g.ops, ...g.groups.flatMap(groupMembers)];
 }
 
-/** The titles of cards: each name less the scope every card shares ("resnet_1/conv5_block3_out"
- * in a model whose every card sits in "resnet_1/" reads "conv5_block3_out"), so that no title is
- * cut off at a common prefix; a name that is the whole prefix keeps its last part. */
+/** The titles of cards: each name less the scope it shares with the other cards under the same
+ * top scope ("resnet_1/conv5_block3_out" reads "conv5_block3_out" when the other cards sit in
+ * "resnet_1/" too), so that no title is cut off at a common prefix. A name alone under its top
+ * scope (the loss's) and a name that is the whole prefix stay as they are. */
 export function cardTitles(names: readonly string[]): string[] {
   const parts = names.map((n) => n.split("/"));
-  let common = 0;
-  if (parts.length > 1) {
-    const first = parts[0];
-    while (common < first.length - 1 && parts.every((p) => common < p.length - 1 && p[common] === first[common])) common++;
+  const byTop = new Map<string, number[]>();
+  parts.forEach((p, i) => byTop.set(p[0], [...(byTop.get(p[0]) ?? []), i]));
+  const common = new Array<number>(names.length).fill(0);
+  for (const members of byTop.values()) {
+    if (members.length < 2) continue;
+    const first = parts[members[0]];
+    let k = 0;
+    while (k < first.length - 1 && members.every((i) => k < parts[i].length - 1 && parts[i][k] === first[k])) k++;
+    for (const i of members) common[i] = k;
   }
-  return parts.map((p) => p.slice(common).join("/"));
+  return parts.map((p, i) => p.slice(common[i]).join("/"));
+}
+
+/** A title as text with a line-break opportunity after each "_" and "/" (<wbr>), so that a long
+ * name wraps between its words rather than inside them; its text stays the same. */
+function breakable(title: string): Node[] {
+  const out: Node[] = [];
+  for (const piece of title.split(/(?<=[_/])/)) out.push(document.createTextNode(piece), document.createElement("wbr"));
+  return out;
 }
 
 /** A group's gradient norm for its card: the median of its flowing ops' norms, so that the card
@@ -130,7 +144,7 @@ export function renderOverview(
       const card = el(
         "button",
         { type: "button", class: "gf-ov-group", role: "listitem", title: op.name, "data-op": op.name, "data-cut": op.cause, "data-state": op.state, "data-has-cut": "1" },
-        el("span", { class: "gf-ov-name" }, `✂ ${titles[k]}`),
+        el("span", { class: "gf-ov-name" }, ...breakable(`✂ ${titles[k]}`)),
         el("span", { class: "gf-ov-meta" }, op.type),
         el("span", { class: "gf-ov-cut" }, `cut point: ${op.cause}, starves ${op.starved.length}`),
       );
@@ -155,7 +169,7 @@ export function renderOverview(
         "data-starved": starved >= 1 ? "true" : starved > 0 ? "part" : null,
         "data-norm": norm,
       },
-      el("span", { class: "gf-ov-name" }, titles[k]),
+      el("span", { class: "gf-ov-name" }, ...breakable(titles[k])),
       el("span", { class: "gf-ov-meta" }, `${g.size} ops${norm !== null ? ` · |grad| ${formatNorm(norm)}` : ""}${starved > 0 ? ` · ${Math.round(starved * 100)}% no gradient` : ""}`),
       s?.cuts.length ? el("span", { class: "gf-ov-cut" }, `✂ ${s.cuts.map((i) => ops[i]?.type ?? "").join(", ")}`) : null,
     );

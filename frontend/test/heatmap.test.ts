@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildHierarchy } from "../src/hierarchy";
-import { cellColour, cellText, columnOf, columnsFor, heatmapModel, rowHeight, sampleIndices, sampleLayers } from "../src/heatmap_model";
+import { cellColour, cellText, columnOf, columnsFor, columnsForRows, heatmapModel, labelEvery, rowHeight, rowLabel, sampleIndices, sampleLayers } from "../src/heatmap_model";
 import { buildModel } from "../src/model";
 import { cardTitles, groupNorm, overviewEntries } from "../src/overview";
 import type { LayersResponse } from "../src/types";
@@ -36,7 +36,13 @@ test("columns fit the width; rows get thinner with many layers but stay visible"
   assert.equal(columnsFor(1), 1);
   assert.equal(rowHeight(12, 340), 18);
   assert.equal(rowHeight(107, 340), 3);
-  assert.equal(rowHeight(1000, 340), 3);
+  assert.equal(rowHeight(1000, 340), 1);
+  assert.equal(labelEvery(18), 1);
+  assert.equal(labelEvery(3), 4); // ResNet50's 107 layers: a name every fourth row
+  assert.equal(columnsForRows(275, 13), 275);
+  assert.equal(columnsForRows(275, 500), 80); // 40,000 cells at most
+  assert.equal(rowLabel("block_12/multi_head_attention/query"), "block_12/…/query");
+  assert.equal(rowLabel("dense_3"), "dense_3");
 });
 
 test("sampling keeps the first and last step, evenly spaced, as the route samples", () => {
@@ -56,6 +62,8 @@ test("overview titles drop the prefix every card shares and read whole", () => {
   assert.deepEqual(cardTitles(["m/a/x", "m/a/y", "m/b"]), ["a/x", "a/y", "b"]);
   assert.deepEqual(cardTitles(["only/one"]), ["only/one"]);
   assert.deepEqual(cardTitles(["m/a", "m"]), ["m/a", "m"]); // a name that is the prefix keeps itself
+  // the loss's scope beside the model's: each top scope loses its own shared prefix
+  assert.deepEqual(cardTitles(["resnet50_1/conv1_conv_1", "resnet50_1/predictions_1", "sparse_categorical_crossentropy"]), ["conv1_conv_1", "predictions_1", "sparse_categorical_crossentropy"]);
 });
 
 test("overview: variable reads at depth 0 do not pull the last block to the front; cards carry a norm", () => {
