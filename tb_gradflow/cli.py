@@ -108,9 +108,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         out: dict[str, Any] = {}
         for (run, name), series in loaded.series.items():
-            body = diagnosis_json(series, report=reports[(run, name)])
-            body["layers"] = layer_series_json(layer_series(series))  # every logged step
-            out.setdefault(run, {"tags": {}})["tags"][name] = body
+            tag_json = diagnosis_json(series, report=reports[(run, name)])
+            tag_json["layers"] = layer_series_json(layer_series(series))  # every logged step
+            out.setdefault(run, {"tags": {}})["tags"][name] = tag_json
         print(json.dumps({"runs": out}, indent=1, sort_keys=True))
         return EXIT_STARVING if starving else EXIT_OK
     style = T.Style(T.use_color(sys.stdout, args.color))
@@ -127,15 +127,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def layer_lines(series: TagSeries, width: int) -> list[str]:
-    """`report --layers`: a sparkline per layer (inputs first) of its gradient norm over the
-    logged steps, on the run's log scale, sampled to fit `width`."""
-    columns = max(8, min(60, width - 36))
-    ls = layer_series(series, columns)
+    """`report --layers`: each layer's gradient norm over the logged steps as a sparkline.
+
+    Inputs first, on the run's log scale, sampled to fit a terminal `width`.
+    """
+    ls = layer_series(series, max(8, min(60, width - 36)))
     if not ls.layers:
         return ["", "No trainable variables: no layers to show."]
-    scale = "no finite gradient" if ls.range is None else f"log scale {ls.range[0]:.3g} … {ls.range[1]:.3g}"
-    lines = ["", f"Gradient norm per layer, inputs first, over {len(ls.steps)} of {ls.count} steps "
-             f"({ls.steps[0]} … {ls.steps[-1]}); {scale}; {SPARK_LEGEND}:"]
+    scale = "no finite gradient"
+    if ls.range is not None:
+        scale = f"log scale {ls.range[0]:.3g} … {ls.range[1]:.3g}"
+    lines = ["", f"Gradient norm per layer, inputs first, over {len(ls.steps)} of {ls.count} "
+             f"steps ({ls.steps[0]} … {ls.steps[-1]}); {scale}; {SPARK_LEGEND}:"]
     name_width = min(30, max(len(n) for n in ls.layers))
     for i, name in enumerate(ls.layers):
         shown = T.safe(name if len(name) <= name_width else "…" + name[-(name_width - 1):])

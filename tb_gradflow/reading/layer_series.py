@@ -84,28 +84,52 @@ def data_depths(graph: gradflow_pb2.Graph) -> np.ndarray:
 
 
 def variable_depths(graph: gradflow_pb2.Graph) -> list[float]:
-    """Per variable, the smallest data depth reached from the ops that read it, following their
-    outputs until an op that depends on the inputs; inf when none does."""
+    """Per variable, how deep in the network it is used (inf when never on a data path).
+
+    That is the smallest data depth reached from the ops that read it, following their outputs
+    until an op that depends on the inputs: one pass over the ops from the loss back.
+    """
     depth = data_depths(graph)
-    readers: list[list[int]] = [[] for _ in graph.variables]
+    order = np.argsort(depth, kind="stable")  # not a topological order for depth -1 ops: below
     consumers: list[list[int]] = [[] for _ in graph.ops]
     for i, op in enumerate(graph.ops):
-        for v in op.variable_inputs:
-            readers[v].append(i)
         for j in op.inputs:
             consumers[j].append(i)
-    out: list[float] = []
-    for start in readers:
-        best, seen, queue = math.inf, set(), list(start)
-        for i in queue:
-            if i in seen:
-                continue
-            seen.add(i)
-            if depth[i] >= 0:
-                best = min(best, float(depth[i]))
-            else:
-                queue.extend(consumers[i])
-        out.append(best)
+    # reached[i]: the smallest data depth on a path from op i down its outputs (itself included)
+    levels = depth.tolist()
+    reached = [float(d) if d >= 0 else math.inf for d in levels]
+    for i in _consumers_first(graph, consumers, order):
+        if levels[i] < 0:
+            for k in consumers[i]:
+                if reached[k] < reached[i]:
+                    reached[i] = reached[k]
+    out = [math.inf] * len(graph.variables)
+    for i, op in enumerate(graph.ops):
+        for v in op.variable_inputs:
+            out[v] = min(out[v], reached[i])
+    return out
+
+
+def _consumers_first(
+    graph: gradflow_pb2.Graph, consumers: list[list[int]], order: np.ndarray
+) -> list[int]:
+    """Ops in an order where every op comes after the ops that consume its output.
+
+    That is a reverse topological order; ops on a cycle (never in a real graph) come last.
+    """
+    pending = [len(c) for c in consumers]
+    ready = [i for i in range(len(graph.ops)) if pending[i] == 0]
+    out: list[int] = []
+    while ready:
+        i = ready.pop()
+        out.append(i)
+        for j in graph.ops[i].inputs:
+            pending[j] -= 1
+            if pending[j] == 0:
+                ready.append(j)
+    if len(out) < len(graph.ops):
+        seen = set(out)
+        out += [int(i) for i in order[::-1] if int(i) not in seen]
     return out
 
 
@@ -121,38 +145,49 @@ def layer_order(graph: gradflow_pb2.Graph) -> list[tuple[str, list[str]]]:
     return [(layer, names) for layer, (_, _, names) in ordered]
 
 
-def _version_layers(values: VersionValues, rows: np.ndarray, layers: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """States and norms of the layers present in one version at its `rows`: (layer indices,
-    states [present, rows], norms [present, rows])."""
-    names = [v.name for v in values.graph.variables]
-    of = np.array([layers[layer_of(n)] for n in names], np.int64)
+# Which state a layer takes from its variables: the highest of theirs in this order.
+_PRIORITY = np.zeros(256, np.uint8)
+_PRIORITY[[_NONE, _ZERO, _FLOWING, _NONFINITE]] = [0, 1, 2, 3]
+_BY_PRIORITY = np.array([_NONE, _ZERO, _FLOWING, _NONFINITE], np.uint8)
+
+
+def _version_layers(
+    values: VersionValues, rows: np.ndarray, layers: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """States and norms of the layers present in one version at its `rows`.
+
+    Works on the transposed columns (a variable a row), so that each layer's variables are
+    consecutive rows that one `reduceat` sums. Returns (layer indices, states [present, rows],
+    norms [present, rows]).
+    """
+    of = np.array([layers[layer_of(v.name)] for v in values.graph.variables], np.int64)
     present, column = np.unique(of, return_inverse=True)
     perm = np.argsort(column, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(column[perm]) != 0])
-    states = values.variable_states[rows][:, perm]  # [r, vars], grouped by layer
-    norms = values.variable_norms[rows][:, perm].astype(np.float64)
-
-    def per_layer(matrix: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(matrix, starts, axis=1)
-
-    sums = per_layer(np.where((states == _FLOWING) | (states == _NONFINITE), norms, 0.0) ** 2)
-    flowing, zero, nonfinite = (per_layer((states == c).astype(np.int32)) for c in (_FLOWING, _ZERO, _NONFINITE))
-    out_states = np.full(sums.shape, _NONE, np.uint8)
-    out_states[(zero > 0) | (flowing > 0)] = _ZERO  # flowing with a norm of 0 reads as zero
-    out_states[(flowing > 0) & (sums > 0)] = _FLOWING
-    out_states[nonfinite > 0] = _NONFINITE
-    with np.errstate(invalid="ignore", over="ignore"):
+    states = values.variable_states.T[perm][:, rows]  # [vars, r], grouped by layer
+    norms = values.variable_norms.T[perm][:, rows]
+    flowing = states == _FLOWING
+    squares = np.square(np.where(flowing, norms, 0.0), dtype=np.float64)
+    sums = np.add.reduceat(squares, starts, axis=0)
+    out_states = _BY_PRIORITY[np.maximum.reduceat(_PRIORITY[states], starts, axis=0)]
+    out_states[(out_states == _FLOWING) & ~(sums > 0)] = _ZERO  # flowing at norm 0 reads as zero
+    with np.errstate(invalid="ignore"):
         out_norms = np.sqrt(sums)
-    out_norms[out_states == _ZERO] = 0.0
     out_norms[out_states == _NONE] = np.nan
-    return present, out_states.T, out_norms.T
+    bad = out_states == _NONFINITE
+    if bad.any():  # Inf, or NaN when any of the layer's norms is NaN
+        nan_norm = (np.isnan(norms) & (states == _NONFINITE)).astype(np.uint8)
+        nan = np.maximum.reduceat(nan_norm, starts, axis=0)
+        out_norms[bad] = np.inf
+        out_norms[bad & (nan > 0)] = np.nan
+    return present, out_states, out_norms
 
 
 def layer_series(series: TagSeries, columns: int | None = None) -> LayerSeries:
-    """Every layer's norm at every logged step, or at `columns` evenly spaced steps (the first and
-    the last among them) when there are more.
+    """Every layer's norm at every logged step, or at `columns` of them when there are more.
 
-    Rows follow the last graph version's data flow; layers only earlier versions have come after.
+    The columns kept are evenly spaced, the first and the last step among them. Rows follow the
+    last graph version's data flow; layers that only earlier versions have come after.
     """
     versions = list(series.versions.values())
     order: list[tuple[str, list[str]]] = []
@@ -170,8 +205,12 @@ def layer_series(series: TagSeries, columns: int | None = None) -> LayerSeries:
     states = np.full((len(order), len(steps)), ABSENT, np.uint8)
     norms = np.full((len(order), len(steps)), np.nan)
     lo, hi = math.inf, -math.inf
+    live_rows: dict[str, list[int]] = {gid: [] for gid in series.versions}
+    for step in all_steps:  # the rows `where` points at (a step logged twice keeps one)
+        gid, row = series.where[step]
+        live_rows[gid].append(row)
     for gid, values in series.versions.items():
-        live = np.array([row for s in all_steps for g, row in [series.where[s]] if g == gid], np.int64)
+        live = np.array(live_rows[gid], np.int64)
         if len(live) == 0 or len(values.graph.variables) == 0:
             continue
         present, v_states, v_norms = _version_layers(values, live, index)
@@ -196,7 +235,7 @@ def layer_series(series: TagSeries, columns: int | None = None) -> LayerSeries:
 
 
 def _sample(n: int, columns: int | None) -> list[int]:
-    """Indices of `columns` evenly spaced items of n, the first and last included (all when fewer)."""
+    """Indices of `columns` evenly spaced items of n, first and last included (all if fewer)."""
     if columns is None or n <= columns:
         return list(range(n))
     if columns == 1:
@@ -219,8 +258,11 @@ _STATE_JSON = {**{i: s for i, s in enumerate(V.STATES)}, ABSENT: None}
 
 
 def layer_series_json(s: LayerSeries) -> dict[str, Any]:
-    """The JSON of docs/routes.md `layers`: per layer its name, variables, and per column its
-    state (null where the layer is absent from the step's graph) and norm (null for none)."""
+    """The JSON of docs/routes.md `layers`, less run and tag.
+
+    Per layer its name, variables, and per column its state (null where the layer is absent from
+    the step's graph) and norm (null for none).
+    """
     state_rows = s.states.tolist()
     norm_rows = s.norms.tolist()
     return {
@@ -232,9 +274,11 @@ def layer_series_json(s: LayerSeries) -> dict[str, Any]:
                 "name": name,
                 "variables": names,
                 "states": [_STATE_JSON[c] for c in states],
-                "norms": [_json_value(c, x) for c, x in zip(states, norms)],
+                "norms": [_json_value(c, x) for c, x in zip(states, norms, strict=True)],
             }
-            for name, names, states, norms in zip(s.layers, s.variables, state_rows, norm_rows)
+            for name, names, states, norms in zip(
+                s.layers, s.variables, state_rows, norm_rows, strict=True
+            )
         ],
     }
 
@@ -249,7 +293,7 @@ def sparkline(states: np.ndarray, norms: np.ndarray, scale: list[float] | None) 
     """One layer's row as text: a bar per column on the run's log scale, marks for the rest."""
     lo, hi = (math.log10(scale[0]), math.log10(scale[1])) if scale else (0.0, 0.0)
     out = []
-    for state, norm in zip(states.tolist(), norms.tolist()):
+    for state, norm in zip(states.tolist(), norms.tolist(), strict=True):
         if state != _FLOWING or not math.isfinite(norm) or norm <= 0:
             out.append(SPARK_MARKS.get(state, "!"))
             continue
