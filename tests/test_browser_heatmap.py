@@ -60,7 +60,7 @@ def cli_layers(logdir: str, run: str) -> dict:
 def cells(frame) -> list[dict]:
     frame.locator(HEATMAP_READY).first.wait_for()
     return frame.locator(".gf-hm-cell").evaluate_all(
-        "cs => cs.map(c => ({layer: c.dataset.layer, step: Number(c.dataset.step), norm: c.dataset.norm, state: c.dataset.state, fill: c.style.backgroundColor}))")
+        "cs => cs.map(c => ({layer: c.dataset.layer, step: Number(c.dataset.step), norm: c.dataset.norm, state: c.dataset.state, fill: c.dataset.fill || ''}))")
 
 
 def open_layers(page, base_url: str, run: str):
@@ -85,7 +85,7 @@ def test_heatmap_cells_are_the_cli_layer_series_and_show_the_vanishing_band(page
             cell = by_cell[(layer["name"], step)]
             assert cell["state"] == state
             assert (cell["norm"] == "") if norm is None else math.isclose(float(cell["norm"]), norm, rel_tol=1e-9)
-            assert bool(cell["fill"]) == (state == "flowing")  # only flowing cells are coloured
+            assert bool(cell["fill"]) == (state == "flowing")  # only flowing cells get a ramp colour
     # the band: the first layer's gradient is orders of magnitude below the last one's at every step
     first, last = served["layers"][0]["norms"], served["layers"][11]["norms"]
     assert all(b / a > 100 for a, b in zip(first, last))
@@ -132,7 +132,7 @@ def test_layers_axis_label_clear_of_its_last_tick_and_starved_bars_in_contrast(p
         "r => { const x = document.createElement('i'); x.style.background = 'var(--gf-bg)'; r.append(x); const c = getComputedStyle(x).backgroundColor; x.remove(); return c; }")
     assert contrast(colour, background) >= 4.5, (colour, background)
     # the heatmap marks starved layers instead of colouring them
-    marked = frame.locator('.gf-hm-cell[data-layer="encoder"]').evaluate_all("cs => cs.map(c => [c.dataset.state, c.style.backgroundColor])")
+    marked = frame.locator('.gf-hm-cell[data-layer="encoder"]').evaluate_all("cs => cs.map(c => [c.dataset.state, c.dataset.fill])")
     assert marked and all(state == "none" and not fill for state, fill in marked)
 
 

@@ -28,18 +28,78 @@ export const HEATMAP_CSS = `
 .gf-hm-name[data-selected] { font-weight: 600; }
 .gf-hm-name[data-thin] { overflow: visible; font-size: 10px; }
 .gf-hm-grid { position: relative; cursor: crosshair; }
-.gf-hm-row { display: flex; }
+.gf-hm-canvas { position: absolute; left: 0; top: 0; width: 100%; height: 100%; }
+.gf-hm-row { display: flex; position: relative; }
 .gf-hm-row[data-selected] { outline: 1px solid var(--gf-fg); z-index: 1; position: relative; }
 .gf-hm-cell { flex: 1 1 0; min-width: 0; }
-.gf-hm-cell[data-state=none], .gf-hm-key i[data-state=none] { background: repeating-linear-gradient(135deg, var(--gf-none-stroke) 0 1px, var(--gf-none) 1px 4px) fixed; }
-.gf-hm-cell[data-state=zero], .gf-hm-key i[data-state=zero] { background: var(--gf-zero); }
-.gf-hm-cell[data-state=nonfinite], .gf-hm-key i[data-state=nonfinite] { background: var(--gf-nonfinite); box-shadow: inset 0 0 0 1px var(--gf-cut); }
-.gf-hm-cell[data-state=absent] { background: transparent; }
-.gf-hm-now { position: absolute; top: -3px; bottom: -3px; border-left: 2px solid var(--gf-cut); pointer-events: none; }
+.gf-hm-key i[data-state=none] { background: repeating-linear-gradient(135deg, var(--gf-none-stroke) 0 1px, var(--gf-none) 1px 4px) fixed; }
+.gf-hm-key i[data-state=zero] { background: var(--gf-zero); }
+.gf-hm-key i[data-state=nonfinite] { background: var(--gf-nonfinite); box-shadow: inset 0 0 0 1px var(--gf-cut); }
+.gf-hm-now { position: absolute; z-index: 2; top: -3px; bottom: -3px; border-left: 2px solid var(--gf-cut); pointer-events: none; }
 .gf-hm-steps { display: flex; justify-content: space-between; font-size: 10px; color: var(--gf-muted); margin-left: ${NAME_PX}px; }
 .gf-layer[data-selected] { outline: 2px solid var(--gf-fg); outline-offset: -2px; }
 .gf-hm-tip { position: absolute; pointer-events: none; background: var(--gf-panel); border: 1px solid var(--gf-border); padding: 2px 6px; font-size: 11px; white-space: nowrap; z-index: 3; }
 `;
+
+/** Cells attached per task after the paint. */
+const CELLS_PER_TASK = 4000;
+
+function cellElement(layer: string, cell: HeatCell): HTMLElement {
+  const div = document.createElement("div");
+  div.className = "gf-hm-cell";
+  div.setAttribute("data-layer", layer);
+  div.setAttribute("data-step", String(cell.step));
+  div.setAttribute("data-state", cell.state);
+  div.setAttribute("data-norm", cell.norm === null ? "" : String(cell.norm));
+  if (cell.colour) div.setAttribute("data-fill", cell.colour);
+  return div;
+}
+
+/** Paints every cell on `canvas` (the grid's size): the ramp colour of a flowing cell; a hatch,
+ * amber or purple (outlined red) for none, zero and NaN/Inf, in the tab's colours. */
+function drawCells(canvas: HTMLCanvasElement, m: HeatmapModel, rowPx: number, width: number, styled: HTMLElement): void {
+  const dpr = window.devicePixelRatio || 1;
+  const height = rowPx * m.rows.length;
+  canvas.width = Math.max(1, Math.round(width * dpr));
+  canvas.height = Math.max(1, Math.round(height * dpr));
+  const ctx = canvas.getContext("2d");
+  if (!ctx) return;
+  ctx.scale(dpr, dpr);
+  const css = getComputedStyle(styled);
+  const colour = (name: string): string => css.getPropertyValue(name).trim() || "#888";
+  const hatch = hatchPattern(ctx, colour("--gf-none"), colour("--gf-none-stroke"));
+  const fills: Record<string, string | CanvasPattern> = { none: hatch ?? colour("--gf-none"), zero: colour("--gf-zero"), nonfinite: colour("--gf-nonfinite") };
+  const n = m.steps.length;
+  const xs = Array.from({ length: n + 1 }, (_, c) => Math.round((c * width) / n));
+  m.rows.forEach((row, i) => {
+    const y = i * rowPx;
+    row.cells.forEach((cell, c) => {
+      const fill = cell.colour ?? fills[cell.state];
+      if (!fill) return; // absent: nothing
+      ctx.fillStyle = fill;
+      ctx.fillRect(xs[c], y, xs[c + 1] - xs[c], rowPx);
+      if (cell.state === "nonfinite" && rowPx >= 4) {
+        ctx.strokeStyle = colour("--gf-cut");
+        ctx.strokeRect(xs[c] + 0.5, y + 0.5, xs[c + 1] - xs[c] - 1, rowPx - 1);
+      }
+    });
+  });
+}
+
+function hatchPattern(ctx: CanvasRenderingContext2D, background: string, stroke: string): CanvasPattern | null {
+  const tile = document.createElement("canvas");
+  tile.width = tile.height = 4;
+  const t = tile.getContext("2d");
+  if (!t) return null;
+  t.fillStyle = background;
+  t.fillRect(0, 0, 4, 4);
+  t.strokeStyle = stroke;
+  t.beginPath();
+  t.moveTo(0, 4);
+  t.lineTo(4, 0);
+  t.stroke();
+  return ctx.createPattern(tile, "repeat");
+}
 
 export interface HeatmapView {
   run: string;
@@ -66,6 +126,7 @@ export class Heatmap {
   private view: HeatmapView | null = null;
   /** the layer last clicked, outlined here and in the layers view's list */
   private picked: string | null = null;
+  private rowPx = 1;
 
   constructor(private readonly onPick: PickCell) {
     document.head.append(el("style", { "data-for": "gf-heatmap" }, HEATMAP_CSS));
@@ -88,6 +149,8 @@ export class Heatmap {
         // many layers: fewer columns, so that the cells stay few enough to paint at once
         this.model = heatmapModel(sampleLayers(body, columnsForRows(columns, body.layers.length)));
         this.paint();
+        await this.attachCells(key);
+        if (this.key !== key) return;
       } catch (e) {
         if (this.key !== key) return;
         this.model = null;
@@ -125,10 +188,14 @@ export class Heatmap {
       return;
     }
     const h = rowHeight(m.rows.length, MAX_ROWS_PX);
+    this.rowPx = h;
     const names = el("div", { class: "gf-hm-names", "aria-hidden": "true" });
-    const grid = el("div", { class: "gf-hm-grid", role: "grid" });
+    const grid = el("div", { class: "gf-hm-grid", role: "grid", "aria-rowcount": m.rows.length });
+    grid.style.height = `${h * m.rows.length}px`;
     const every = labelEvery(h);
     const labels = cardTitles(m.rows.map((r) => r.layer)).map((t) => rowLabel(t));
+    const canvas = el("canvas", { class: "gf-hm-canvas", "aria-hidden": "true" });
+    grid.append(canvas);
     m.rows.forEach((row, i) => {
       // thin rows: a name on every few rows, drawn over the unnamed ones below it
       const name = el("div", { class: "gf-hm-name", title: row.layer, "data-layer": row.layer, "data-thin": h < LABEL_ROW_PX ? "" : null }, i % every === 0 ? labels[i] : "");
@@ -137,7 +204,6 @@ export class Heatmap {
       names.append(name);
       const line = el("div", { class: "gf-hm-row", role: "row", "data-layer": row.layer });
       line.style.height = `${h}px`;
-      for (const cell of row.cells) line.append(this.cell(row.layer, cell));
       grid.append(line);
     });
     this.now = el("div", { class: "gf-hm-now", "data-field": "heatmap-now" });
@@ -148,26 +214,42 @@ export class Heatmap {
     this.grid = grid;
     this.body.append(names, grid);
     this.stepsAxis.append(el("span", {}, `step ${m.steps[0]}`), el("span", {}, `step ${m.steps[m.steps.length - 1]}`));
+    drawCells(canvas, m, h, grid.clientWidth, this.element);
+    this.element.dataset.painted = String(performance.now());
   }
 
-  private cell(layer: string, cell: HeatCell): HTMLElement {
-    const norm = cell.norm === null ? "" : String(cell.norm);
-    const div = el("div", { class: "gf-hm-cell", role: "gridcell", "data-layer": layer, "data-step": cell.step, "data-state": cell.state, "data-norm": norm });
-    if (cell.colour) div.style.background = cell.colour;
-    return div;
+  /** The cells as elements over the painted canvas, a few thousand per task so that the page
+   * stays responsive: what hover, tests and assistive technology read (`data-layer`,
+   * `data-step`, `data-norm`, `data-state`; `data-fill` the colour painted below). */
+  private async attachCells(key: string): Promise<void> {
+    const m = this.model!;
+    const lines = this.grid ? [...this.grid.querySelectorAll<HTMLElement>(".gf-hm-row")] : [];
+    let done = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const row = m.rows[i];
+      for (const cell of row.cells) lines[i].append(cellElement(row.layer, cell));
+      done += row.cells.length;
+      if (done >= CELLS_PER_TASK) {
+        done = 0;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        if (this.key !== key) return;
+      }
+    }
   }
 
-  private cellFor(target: EventTarget | null): { layer: string; cell: HeatCell } | null {
-    const div = target instanceof HTMLElement ? target.closest<HTMLElement>(".gf-hm-cell") : null;
-    if (!div || !this.model) return null;
-    const row = this.model.rows.find((r) => r.layer === div.dataset.layer);
-    const step = Number(div.dataset.step);
-    const cell = row?.cells[columnOf(this.model.steps, step)];
+  /** The row and cell under the pointer, from its position (cells may not be attached yet). */
+  private cellAt(e: MouseEvent): { layer: string; cell: HeatCell } | null {
+    const m = this.model;
+    if (!m || !this.grid || m.steps.length === 0) return null;
+    const box = this.grid.getBoundingClientRect();
+    const c = Math.floor(((e.clientX - box.left) / box.width) * m.steps.length);
+    const row = m.rows[Math.floor((e.clientY - box.top) / this.rowPx)];
+    const cell = row?.cells[c];
     return row && cell ? { layer: row.layer, cell } : null;
   }
 
   private hover(e: MouseEvent): void {
-    const hit = this.cellFor(e.target);
+    const hit = this.cellAt(e);
     if (!hit) {
       this.tip.hidden = true;
       return;
@@ -181,7 +263,7 @@ export class Heatmap {
   }
 
   private click(e: MouseEvent): void {
-    const hit = this.cellFor(e.target);
+    const hit = this.cellAt(e);
     if (!hit || !this.view) return;
     const row = this.model!.rows.find((r) => r.layer === hit.layer)!;
     this.picked = hit.layer;
