@@ -104,6 +104,27 @@ def test_resnet50_overview_on_a_laptop_titles_whole_inputs_first_coloured_by_nor
     screenshot(page, "resnet50_overview_laptop.png")
 
 
+def test_transformer_heatmap_shows_the_starved_blocks_at_a_glance(page, base_url):
+    """Issue 17: the layers view's heatmap of the 64-block Transformer fits the laptop screen,
+    blocks 0-31 (starved by the cut in block 32) hatched at every step, the blocks after it
+    coloured."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    frame = open_tab(page, base_url, "gradflow&p.gradflow.run=transformer64&p.gradflow.view=layers")
+    frame.locator("[data-field=heatmap][data-status=ready] .gf-hm-cell").first.wait_for(timeout=60000)
+    rows = frame.locator(".gf-hm-row").evaluate_all(
+        "rs => rs.map(r => [r.dataset.layer, [...r.querySelectorAll('.gf-hm-cell')].map(c => c.dataset.state)])")
+    states: dict[int, set] = {}
+    for layer, cells in rows:
+        m = re.match(r"lm/block_(\d+)/", layer)
+        if m:
+            states.setdefault(int(m.group(1)), set()).update(cells)
+    assert sorted(states) == list(range(64))
+    assert all(states[b] == {"none"} for b in range(32)), {b: states[b] for b in range(32) if states[b] != {"none"}}
+    assert all(states[b] == {"flowing"} for b in range(33, 64))
+    assert sum(len(cells) for _, cells in rows) <= 40_000
+    assert frame.locator(".gf-hm-grid").bounding_box()["height"] <= 600
+
+
 @pytest.mark.parametrize("run", ["resnet50", "transformer64"])
 def test_edges_go_around_nodes_on_large_models(page, base_url, run):
     frame = open_tab(page, base_url, f"gradflow&p.gradflow.run={run}")

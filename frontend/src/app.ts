@@ -15,7 +15,7 @@ import { ancestors, buildHierarchy, defaultExpansion, ROOT_ID } from "./hierarch
 import { listenForReloads, readHash, watchDarkMode, watchHash, writeHash } from "./host";
 import { LayoutClient } from "./layout_client";
 import { renderLayers } from "./layers_view";
-import { Heatmap } from "./heatmap";
+import { Heatmap, layerCount } from "./heatmap";
 import { unionRange } from "./log_axis";
 import type { GraphModel } from "./model";
 import { buildModel } from "./model";
@@ -380,7 +380,7 @@ export class App {
     } else if (s.view === "layers") {
       const range = unionRange(this.main.diagnosis!.norm_range.variables, this.other?.diagnosis?.norm_range.variables);
       renderLayers(this.ui.layers, model, this.other?.model ?? null, range, (name) => this.selectVariable(name));
-      void this.heatmap.show(this.ui.layers, { run: model.run, tag: model.tag, step: model.step, lastStep: this.steps[this.steps.length - 1] ?? model.step });
+      void this.heatmap.show(this.ui.layers, { run: model.run, tag: model.tag, step: model.step, lastStep: this.steps[this.steps.length - 1] ?? model.step, layers: layerCount(model) });
     }
     const panes = this.other ? [this.main, this.other] : [this.main];
     const scale = this.colourScale(panes);

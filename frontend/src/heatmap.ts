@@ -9,6 +9,8 @@ import { clear, el, setText } from "./dom";
 import { formatNorm } from "./format";
 import type { HeatCell, HeatmapModel } from "./heatmap_model";
 import { cellText, columnOf, columnsFor, columnsForRows, heatmapModel, LABEL_ROW_PX, labelEvery, rowHeight, rowLabel, sampleLayers } from "./heatmap_model";
+import { layerOf } from "./layers_model";
+import type { GraphModel } from "./model";
 import { cardTitles } from "./overview";
 
 /** Height the rows may take before they get thinner (px). */
@@ -40,6 +42,11 @@ export const HEATMAP_CSS = `
 .gf-layer[data-selected] { outline: 2px solid var(--gf-fg); outline-offset: -2px; }
 .gf-hm-tip { position: absolute; pointer-events: none; background: var(--gf-panel); border: 1px solid var(--gf-border); padding: 2px 6px; font-size: 11px; white-space: nowrap; z-index: 3; }
 `;
+
+/** How many layers (rows) a model's variables make. */
+export function layerCount(model: GraphModel): number {
+  return new Set(model.variables.map((v) => layerOf(v.name))).size;
+}
 
 /** Cells attached per task after the paint. */
 const CELLS_PER_TASK = 4000;
@@ -108,6 +115,8 @@ export interface HeatmapView {
   step: number;
   /** the last logged step: a reload that logs more steps fetches again */
   lastStep: number;
+  /** how many layers the step's graph has: with many, fewer columns are asked for */
+  layers: number;
 }
 
 /** A click on a cell: that step and that layer (with its variables). */
@@ -138,17 +147,23 @@ export class Heatmap {
   async show(container: HTMLElement, view: HeatmapView): Promise<void> {
     if (this.element.parentElement !== container || container.firstChild !== this.element) container.prepend(this.element);
     this.view = view;
-    const columns = columnsFor(Math.max(40, (container.clientWidth || 800) - NAME_PX - 24));
+    const fit = columnsFor(Math.max(40, (container.clientWidth || 800) - NAME_PX - 24));
+    const columns = columnsForRows(fit, view.layers);
     const key = JSON.stringify([view.run, view.tag, view.lastStep, columns]);
     if (key !== this.key) {
       this.key = key;
       this.element.dataset.status = "loading";
+      this.element.dataset.started = String(performance.now());
+      delete this.element.dataset.painted;
       try {
         const body = await api.layers(view.run, view.tag, columns);
         if (this.key !== key) return;
         // many layers: fewer columns, so that the cells stay few enough to paint at once
         this.model = heatmapModel(sampleLayers(body, columnsForRows(columns, body.layers.length)));
         this.paint();
+        await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+        if (this.key !== key) return;
+        this.element.dataset.painted = String(performance.now()); // the frame with the heatmap is drawn
         await this.attachCells(key);
         if (this.key !== key) return;
       } catch (e) {
@@ -215,7 +230,6 @@ export class Heatmap {
     this.body.append(names, grid);
     this.stepsAxis.append(el("span", {}, `step ${m.steps[0]}`), el("span", {}, `step ${m.steps[m.steps.length - 1]}`));
     drawCells(canvas, m, h, grid.clientWidth, this.element);
-    this.element.dataset.painted = String(performance.now());
   }
 
   /** The cells as elements over the painted canvas, a few thousand per task so that the page

@@ -164,8 +164,10 @@ def _version_layers(
     present, column = np.unique(of, return_inverse=True)
     perm = np.argsort(column, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(column[perm]) != 0])
-    states = values.variable_states.T[perm][:, rows]  # [vars, r], grouped by layer
-    norms = values.variable_norms.T[perm][:, rows]
+    every = len(rows) == len(values.steps)  # every row (one version, no step logged twice)
+    states = values.variable_states[:, perm].T if every else values.variable_states[rows][:, perm].T
+    norms = values.variable_norms[:, perm].T if every else values.variable_norms[rows][:, perm].T
+    states, norms = np.ascontiguousarray(states), np.ascontiguousarray(norms)  # [vars, r] by layer
     flowing = states == _FLOWING
     squares = np.square(np.where(flowing, norms, 0.0), dtype=np.float64)
     sums = np.add.reduceat(squares, starts, axis=0)
@@ -244,17 +246,22 @@ def _sample(n: int, columns: int | None) -> list[int]:
     return sorted({math.floor(i * (n - 1) / (columns - 1) + 0.5) for i in range(columns)})
 
 
-def _json_value(state: int, norm: float) -> float | str | None:
-    if state in (ABSENT, _NONE):
-        return None
-    if math.isnan(norm):
-        return "nan"
-    if math.isinf(norm):
-        return "inf"
-    return float(f"{norm:.{_DIGITS}g}")
+def _json_norms(states: np.ndarray, norms: np.ndarray) -> list[list[float | str | None]]:
+    """Norms as JSON values, a list per layer: null for none or absent, "inf"/"nan" spelled,
+    others rounded to _DIGITS significant digits (vectorized: 30,000 cells of ResNet50)."""
+    finite = np.isfinite(norms) & (norms != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = (_DIGITS - 1) - np.floor(np.log10(np.abs(np.where(finite, norms, 1.0))))
+        scale = np.power(10.0, shift)
+        rounded = np.where(finite, np.round(norms * scale) / scale, norms)
+    values = rounded.astype(object)
+    values[np.isinf(norms)] = "inf"
+    values[np.isnan(norms)] = "nan"
+    values[(states == _NONE) | (states == ABSENT)] = None
+    return values.tolist()
 
 
-_STATE_JSON = {**{i: s for i, s in enumerate(V.STATES)}, ABSENT: None}
+_STATE_JSON = np.array([*V.STATES, *[None] * (256 - len(V.STATES))], dtype=object)
 
 
 def layer_series_json(s: LayerSeries) -> dict[str, Any]:
@@ -263,21 +270,16 @@ def layer_series_json(s: LayerSeries) -> dict[str, Any]:
     Per layer its name, variables, and per column its state (null where the layer is absent from
     the step's graph) and norm (null for none).
     """
-    state_rows = s.states.tolist()
-    norm_rows = s.norms.tolist()
+    states = _STATE_JSON[s.states].tolist()
+    norms = _json_norms(s.states, s.norms)
     return {
         "steps": s.steps,
         "count": s.count,
         "range": None if s.range is None else [float(f"{x:.{_DIGITS}g}") for x in s.range],
         "layers": [
-            {
-                "name": name,
-                "variables": names,
-                "states": [_STATE_JSON[c] for c in states],
-                "norms": [_json_value(c, x) for c, x in zip(states, norms, strict=True)],
-            }
-            for name, names, states, norms in zip(
-                s.layers, s.variables, state_rows, norm_rows, strict=True
+            {"name": name, "variables": names, "states": row_states, "norms": row_norms}
+            for name, names, row_states, row_norms in zip(
+                s.layers, s.variables, states, norms, strict=True
             )
         ],
     }
