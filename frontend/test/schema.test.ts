@@ -3,12 +3,15 @@
 // exactly its keys.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { test } from "node:test";
 import type { DiagnosisResponse, GroupsResponse, HistoryResponse, LayersResponse, RunsResponse } from "../src/types";
 import { brokenVae, served, storyCut } from "./fixture";
 
 type Schema = { [key: string]: any };
-const SCHEMA: Schema = JSON.parse(readFileSync(new URL("../../../tb_gradflow/plugin/route_schema.json", import.meta.url), "utf8"));
+// From the package directory `npm test` runs in, not from the compiled test's URL: node_modules
+// may be a symlink to another checkout's (a git worktree), whose schema is not this one.
+const SCHEMA: Schema = JSON.parse(readFileSync(resolve(process.cwd(), "../tb_gradflow/plugin/route_schema.json"), "utf8"));
 
 const TYPES: Record<string, (v: unknown) => boolean> = {
   object: (v) => typeof v === "object" && v !== null && !Array.isArray(v),
