@@ -134,6 +134,11 @@ def test_layers_axis_label_clear_of_its_last_tick_and_starved_bars_in_contrast(p
     # the heatmap marks starved layers instead of colouring them
     marked = frame.locator('.gf-hm-cell[data-layer="encoder"]').evaluate_all("cs => cs.map(c => [c.dataset.state, c.dataset.fill])")
     assert marked and all(state == "none" and not fill for state, fill in marked)
+    # the painted hatch follows dark mode
+    pixel = "() => { const c = document.querySelector('.gf-hm-canvas'); return [...c.getContext('2d').getImageData(2, 2, 1, 1).data]; }"
+    light = frame.evaluate(pixel)
+    frame.evaluate("() => { document.querySelector('#gf-root').dataset.theme = 'dark'; }")
+    frame.wait_for_function(f"() => ({pixel})().join() !== {json.dumps(','.join(map(str, light)))}")
 
 
 def test_a_small_model_opens_with_labels_and_the_cut_label_at_every_zoom(page, base_url):

@@ -136,6 +136,7 @@ export class Heatmap {
   /** the layer last clicked, outlined here and in the layers view's list */
   private picked: string | null = null;
   private rowPx = 1;
+  private themeWatched = false;
 
   constructor(private readonly onPick: PickCell) {
     document.head.append(el("style", { "data-for": "gf-heatmap" }, HEATMAP_CSS));
@@ -147,6 +148,7 @@ export class Heatmap {
   async show(container: HTMLElement, view: HeatmapView): Promise<void> {
     if (this.element.parentElement !== container || container.firstChild !== this.element) container.prepend(this.element);
     this.view = view;
+    this.followTheme(container);
     const fit = columnsFor(Math.max(40, (container.clientWidth || 800) - NAME_PX - 24));
     const columns = columnsForRows(fit, view.layers);
     const key = JSON.stringify([view.run, view.tag, view.lastStep, columns]);
@@ -230,6 +232,17 @@ export class Heatmap {
     this.body.append(names, grid);
     this.stepsAxis.append(el("span", {}, `step ${m.steps[0]}`), el("span", {}, `step ${m.steps[m.steps.length - 1]}`));
     drawCells(canvas, m, h, grid.clientWidth, this.element);
+  }
+
+  /** Repaints the canvas when the tab's theme (dark mode) changes: its colours are the theme's. */
+  private followTheme(container: HTMLElement): void {
+    const root = container.closest<HTMLElement>("#gf-root");
+    if (this.themeWatched || !root) return;
+    this.themeWatched = true;
+    new MutationObserver(() => {
+      const canvas = this.grid?.querySelector("canvas");
+      if (this.model && this.grid && canvas) drawCells(canvas, this.model, this.rowPx, this.grid.clientWidth, this.element);
+    }).observe(root, { attributes: true, attributeFilter: ["data-theme"] });
   }
 
   /** The cells as elements over the painted canvas, a few thousand per task so that the page
