@@ -81,14 +81,14 @@ def test_heatmap_cells_are_the_cli_layer_series_and_show_the_vanishing_band(page
     assert len(shown) == len(names) * len(steps)
     by_cell = {(c["layer"], c["step"]): c for c in shown}
     for layer in served["layers"]:
-        for step, state, norm in zip(steps, layer["states"], layer["norms"]):
+        for step, state, norm in zip(steps, layer["states"], layer["norms"], strict=True):
             cell = by_cell[(layer["name"], step)]
             assert cell["state"] == state
             assert (cell["norm"] == "") if norm is None else math.isclose(float(cell["norm"]), norm, rel_tol=1e-9)
             assert bool(cell["fill"]) == (state == "flowing")  # only flowing cells get a ramp colour
     # the band: the first layer's gradient is orders of magnitude below the last one's at every step
     first, last = served["layers"][0]["norms"], served["layers"][11]["norms"]
-    assert all(b / a > 100 for a, b in zip(first, last))
+    assert all(b / a > 100 for a, b in zip(first, last, strict=True))
     fills = {c["layer"]: c["fill"] for c in shown if c["step"] == steps[-1]}
     assert fills["layer_01"] != fills["layer_12"]
     doc_screenshot(page, "heatmap.png")
