@@ -49,9 +49,15 @@ def graph_proto(
     loss_op: int,
     gates: set[int] = frozenset(),
     sparse: Sequence[bool] = (),
+    units: Sequence[int] = (),
+    loops: set[int] = frozenset(),
+    body_measured: set[int] = frozenset(),
 ) -> gradflow_pb2.Graph:
     """The sealed Graph of one trace: every path op with its inputs, source and cut facts.
-    `gates`: the ops whose presence is that of the gradient they pass back (capture/gates.py)."""
+    `gates`: the ops whose presence is that of the gradient they pass back (capture/gates.py);
+    `units`: per op, the units whose deaths are counted (capture/units.py); `loops`: the While
+    ops with iteration norms, `body_measured` the body ops measured (capture/bodies.py)."""
+    units = list(units) or [0] * len(ops)
     graph = graph_skeleton(variables, sparse, loss_op=loss_op)
     for i, p in enumerate(ops):
         cut = structure.cuts.get(i)
@@ -71,7 +77,9 @@ def graph_proto(
             starved_variables=cut.starved if cut else [],
             parallel_cuts=cut.parallel if cut else [],
             parent=p.parent,
-            measured=bool(op_tensors[i]),
+            measured=bool(op_tensors[i]) or i in body_measured,
             presence_at_input=i in gates,
+            units=units[i],
+            has_iteration_norms=i in loops,
         )
     return seal(graph)
