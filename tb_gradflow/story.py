@@ -75,7 +75,7 @@ def _headline(report: Report, starving: list[CutPoint]) -> tuple[str, dict[str, 
         return "cut", _sentence(text, starved)
     if report.variables_in(V.NONFINITE) or report.variables_in(V.ZERO):
         return "warn", _sentence("Gradient reaches every trainable variable, but not all of it is usable")
-    if dead_gates(report) or [v for v in thin_variables(report) if not v.sparse_gradient]:
+    if _warned_gates(report) or [v for v in thin_variables(report) if not v.sparse_gradient]:
         return "warn", _sentence("Gradient reaches every trainable variable, but little of it passes some layers")
     return "ok", _sentence("Gradient reaches every trainable variable")
 
@@ -118,11 +118,18 @@ _MASKS = ("Select", "SelectV2")
 
 
 def dead_unit_ops(report: Report) -> list[Any]:
-    """ReLU-family gates with at least V.DEAD_UNITS_THRESHOLD of their units dead."""
+    """ReLU-family gates with more than V.DEAD_UNITS_THRESHOLD of their units dead."""
     return [
         op for op in report.ops
-        if op.units and op.dead_units is not None and op.dead_units >= V.DEAD_UNITS_THRESHOLD * op.units
+        if op.units and op.dead_units is not None and op.dead_units > V.DEAD_UNITS_THRESHOLD * op.units
     ]
+
+
+def _warned_gates(report: Report) -> bool:
+    """Whether gates make the story a warning: dead units, or a gate (not a tf.where mask)
+    passing back little, or a loop through which the gradient vanishes or explodes."""
+    gates = [op for op in dead_gates(report) if op.type not in _MASKS]
+    return bool(gates or dead_unit_ops(report) or _loop_notes(report))
 
 
 def _dead_unit_notes(report: Report) -> list[dict[str, Any]]:
@@ -132,8 +139,8 @@ def _dead_unit_notes(report: Report) -> list[dict[str, Any]]:
     for op in dead_unit_ops(report)[:GATES_SHOWN]:
         since = report.dead_since.get(op.name)
         when = f" since step {since:,}" if since is not None else _at_step(report)
-        text = (f"{op.name}: {op.dead_units:,} of {op.units:,} units dead{when} (at least "
-                f"{_percent(V.DEAD_UNITS_THRESHOLD)} dead is called out: the layer works at half its width or less)")
+        text = (f"{op.name}: {op.dead_units:,} of {op.units:,} units dead{when} (over "
+                f"{_percent(V.DEAD_UNITS_THRESHOLD)} dead is called out: the layer works at under half its width)")
         notes.append({"kind": V.DEAD_UNITS, **_sentence(text, [op.name]), "hint": V.DEAD_UNITS_HINT})
     return notes
 

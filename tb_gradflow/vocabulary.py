@@ -105,11 +105,11 @@ FEW_ROWS_NORMAL = (
 # ---- Issue 17: dead units, and the gradient through a loop's iterations ----
 # A unit (an index of a ReLU-family gate's last axis, the channel of an NHWC convolution) is
 # dead at a step when the gradient its gate passes back is exactly zero there for every example
-# of the batch. A layer is called out when at least this share of its units is dead. In a
+# of the batch. A layer is called out when more than this share of its units is dead. In a
 # healthy layer a unit silent for a whole batch is rare (a unit active on half the examples is
 # silent on all 32 of a batch with odds 2^-32), and trained ReLU networks commonly carry a
-# tenth to a third of their units dead without harm; from half on the layer works at half its
-# width or less, and the layers before it learn from half their signal.
+# tenth to a third of their units dead without harm; past half the layer works at under half
+# its width, and the layers before it learn from under half their signal.
 DEAD_UNITS_THRESHOLD = 0.5
 DEAD_UNITS = "dead_units"
 DEAD_UNITS_HINT = (

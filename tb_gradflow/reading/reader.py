@@ -104,6 +104,7 @@ class VersionValues:
     dead_units: np.ndarray | None = None  # int64 [n, ops with units]
     iteration_norms: list[list[np.ndarray]] | None = None
     _op_index: dict[str, int] | None = None
+    _units_and_loops: tuple[dict[int, int], list[int]] | None = None
     _variable_index: dict[str, int] | None = None
 
     def op_index(self) -> dict[str, int]:
@@ -125,13 +126,25 @@ class VersionValues:
             matrix, rows = np.zeros((1, width), np.uint8), np.zeros_like(np.asarray(rows))
         return matrix[rows, cols]
 
+    def unit_and_loop_ops(self) -> tuple[dict[int, int], list[int]]:
+        """({op index: units} of the ops whose dead units are counted, the indices of the ops
+        with iteration norms), both in op order (the order of their values in a step)."""
+        if self._units_and_loops is None:
+            ops = list(self.graph.ops)
+            self._units_and_loops = (
+                {i: op.units for i, op in enumerate(ops) if op.units > 0},
+                [i for i, op in enumerate(ops) if op.has_iteration_norms],
+            )
+        return self._units_and_loops
+
     def dead_since(self, row: int) -> dict[str, int]:
         """Op name -> the first step of the streak of rows up to `row` in which at least
         V.DEAD_UNITS_THRESHOLD of its units are dead, for the ops dead so at `row`."""
         if self.dead_units is None:
             return {}
-        counted = [op for op in self.graph.ops if op.units > 0]
-        units = np.array([op.units for op in counted], np.float64)
+        counted_units = self.unit_and_loop_ops()[0]
+        counted = [self.graph.ops[i] for i in counted_units]
+        units = np.array(list(counted_units.values()), np.float64)
         dead = self.dead_units[: row + 1] >= V.DEAD_UNITS_THRESHOLD * units  # -1 (unknown): not dead
         since: dict[str, int] = {}
         for k in np.flatnonzero(dead[row]).tolist():
