@@ -71,6 +71,11 @@ export interface GraphResponse extends GraphHead {
     presence: (number | null)[];
     /** a gating op (ReLU, clip, tf.where): its presence is what it passes back to its input */
     presence_at_input: boolean[];
+    /** issue 17: a ReLU-family gate's units (last axis) and how many are dead; null otherwise */
+    units?: (number | null)[];
+    dead_units?: (number | null)[];
+    /** issue 17: a loop's norm at each iteration, first first; null for other ops */
+    iteration_norms?: (WireNorm[] | null)[];
   };
   variables: {
     name: string[];
@@ -126,7 +131,7 @@ export interface Story {
   harmless: StoryCut[];
   harmless_summary: string | null;
   harmless_hints: { cause: Cause; hint: string }[];
-  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" | "dead_gate" | "sparse_variable" | "few_rows"; hint?: string })[];
+  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" | "dead_gate" | "sparse_variable" | "few_rows" | "dead_units" | "mask" | "loop_vanishing" | "loop_exploding"; hint?: string })[];
 }
 
 export interface DiagnosisResponse {
