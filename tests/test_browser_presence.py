@@ -27,12 +27,12 @@ def served(tmp_path_factory):
 def test_dead_relu_called_out_in_the_banner_and_marked_on_the_graph(page, served):
     url, relu = served
     story = route(url, "diagnosis", run="dead", tag="gradflow")["story"]
-    [note] = [n for n in story["notes"] if n["kind"] == "dead_gate"]
+    [note] = [n for n in story["notes"] if n["kind"] == "dead_units"]  # its units are counted (issue 17)
     frame = open_tab(page, url)
     banner = frame.locator("#gf-banner")
     assert banner.get_attribute("data-tone") == "warn"
-    shown = banner.locator("[data-note=dead_gate]")
-    assert note["text"] in shown.inner_text() and "(dead ReLUs)" in shown.inner_text()
+    shown = banner.locator("[data-note=dead_units]")
+    assert note["text"] in shown.inner_text() and "15 of 16 units dead" in shown.inner_text()
     assert shown.locator("[data-field=note]").inner_text() == note["text"]  # the op's name is not listed twice
     assert shown.locator("[data-field=hint]").inner_text() == f"Fix: {note['hint']}"
     # At the overview the layer's group carries the mark; its members are not drawn yet.
