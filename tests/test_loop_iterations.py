@@ -12,6 +12,9 @@ import tensorflow as tf
 
 import tb_gradflow
 from tb_gradflow import vocabulary as V
+from tb_gradflow.capture.bodies import BODY_OPS_ENV
+from tb_gradflow.capture.probe import Probe
+from tb_gradflow.format.records import build_report
 from tb_gradflow.story import story
 
 T, BATCH = 7, 3
@@ -42,8 +45,14 @@ def _unrolled_norms(layer, x, y, head) -> np.ndarray:
     return np.array(norms)
 
 
+@pytest.fixture
+def body_ops(monkeypatch):
+    """Body ops measured too (off by default for its cost: capture/bodies.py)."""
+    monkeypatch.setenv(BODY_OPS_ENV, "1")
+
+
 @pytest.mark.parametrize("kind", ["SimpleRNN", "GRU", "LSTM"])
-def test_keras_rnn_iteration_norms_match_the_unrolled_tape(kind):
+def test_keras_rnn_iteration_norms_match_the_unrolled_tape(kind, body_ops):
     keras.utils.set_random_seed(11)
     layer = getattr(keras.layers, kind)(5)
     head = keras.layers.Dense(1)
@@ -63,7 +72,7 @@ def test_keras_rnn_iteration_norms_match_the_unrolled_tape(kind):
     assert any(op.norm and op.presence is not None for op in body)
 
 
-def test_while_loop_of_our_own_and_its_body_op_norm():
+def test_while_loop_of_our_own_and_its_body_op_norm(body_ops):
     w = tf.Variable(tf.random.stateless_normal([4, 4], seed=[1, 2]) * 0.6)
     xs = tf.random.stateless_normal([T, 2, 4], seed=[3, 4])
 
@@ -111,15 +120,15 @@ def test_a_vanishing_loop_is_told():
     assert note["hint"] == V.LOOP_VANISHING_HINT and told["tone"] == "warn"
 
 
-def test_body_measurement_can_be_switched_off():
-    from tb_gradflow.capture.probe import Probe
-    from tb_gradflow.format.records import build_report
-
+def test_body_ops_are_measured_only_when_asked_iterations_always():
     keras.utils.set_random_seed(4)
     model = keras.Sequential([keras.Input((T, 2)), keras.layers.GRU(3), keras.layers.Dense(1)])
     x = tf.random.normal([BATCH, T, 2], seed=5)
-    probe = Probe(lambda x: tf.reduce_sum(model(x)), model.trainable_variables, measure_bodies=False)
-    result = probe(x)
-    report = build_report(result.graph, result.step)
-    assert all(op.iteration_norms is None for op in report.ops)
-    assert not any(op.measured for op in report.ops if "/body/" in op.name)
+    reports = {}
+    for on in (False, True):
+        probe = Probe(lambda x: tf.reduce_sum(model(x)), model.trainable_variables, measure_bodies=on)
+        result = probe(x)
+        reports[on] = build_report(result.graph, result.step)
+    assert not any(op.measured for op in reports[False].ops if "/body/" in op.name)
+    assert any(op.measured for op in reports[True].ops if "/body/" in op.name)
+    np.testing.assert_allclose(_loop(reports[False]).iteration_norms, _loop(reports[True]).iteration_norms, rtol=1e-6)

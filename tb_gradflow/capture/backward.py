@@ -1,7 +1,6 @@
 """The backward pass: one `tf.gradients` call to every measured tensor and every variable."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from typing import Any, Sequence
 
@@ -25,7 +24,7 @@ class Backward:
     structure: Structure
     # Per path op: the gradients a gating op passes back to its gated inputs ([] for other ops).
     passed_back: list[list[Any]] = dataclasses.field(default_factory=list)
-    # Accumulators of the gradients inside While bodies (None when bodies are not measured).
+    # Accumulators of the gradients inside While bodies and through loops' iterations.
     bodies: BodyMeter | None = None
 
     def presence_sources(self) -> tuple[list[Any], list[int]]:
@@ -64,16 +63,16 @@ def backward_pass(
     handles: list[tf.Tensor | None],
     index: dict,
     loss_scale: tf.Tensor | None = None,
-    measure_bodies: bool = True,
+    measure_bodies: bool = False,
 ) -> Backward:
     """With `loss_scale`, the gradients are those of `loss * loss_scale` (optimizer_step).
-    With `measure_bodies`, ops inside While bodies and the loops' iterations are measured too
-    (capture/bodies.py)."""
+    Each While loop's iterations are measured; with `measure_bodies`, the ops inside While
+    bodies too (capture/bodies.py)."""
     measured, op_tensors = measured_tensors(ops)
     gates = {p.key: gated_inputs(p) for p in ops}
-    meter = BodyMeter(ops) if measure_bodies else None
-    bodies = meter.recording() if meter is not None else contextlib.nullcontext()
-    with watch_registry() as calls, record_passed_back({k: g for k, g in gates.items() if g}) as passed, bodies:
+    meter = BodyMeter(ops, measure_ops=measure_bodies)
+    with watch_registry() as calls, record_passed_back({k: g for k, g in gates.items() if g}) as passed, \
+            meter.recording():
         grads = tf.gradients(loss, measured + [v.tf_variable for v in variables], grad_ys=loss_scale)
     t_grads, v_grads = grads[: len(measured)], grads[len(measured):]
     structure = analyze_structure(ops, dict(calls), loss, handles, index)

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.backward import backward_pass
+from tb_gradflow.capture.bodies import body_ops_default
 from tb_gradflow.capture.graph_proto import graph_proto
 from tb_gradflow.capture.loss_path import Walker
 from tb_gradflow.capture.opaque import hidden_bits, opaque_reads
@@ -62,11 +63,12 @@ class Probe:
         variables: Sequence[Any] | None = None,
         optimizer: Any = None,
         apply_inside: bool = True,
-        measure_bodies: bool = True,
+        measure_bodies: bool | None = None,
     ):
         self._loss_fn = loss_fn
-        # Measure the gradients inside While bodies and each loop's iterations (capture/bodies.py).
-        self._measure_bodies = measure_bodies
+        # Measure the ops inside While bodies over all iterations (capture/bodies.py: off by
+        # default for its cost); loops' iteration norms are measured either way.
+        self._measure_bodies = body_ops_default() if measure_bodies is None else measure_bodies
         # With apply_inside=False (calls inside an enclosing tf.function), the probe returns the
         # gradients and the caller applies them in the enclosing graph: an optimizer's
         # cross-replica update cannot run inside a nested function under tf.distribute.
