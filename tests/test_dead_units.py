@@ -1,6 +1,7 @@
 """Dead units (issue 17): counted on the device per ReLU-family gate, checked against a plain
 tf.GradientTape on a ReLU MLP and a small NHWC conv net; streaks over logged steps; a tf.where
 mask told as a mask."""
+
 from __future__ import annotations
 
 import keras
@@ -23,7 +24,11 @@ def _dead_by_tape(grad: tf.Tensor) -> int:
 def _of_layer(ops, name: str):
     """The dead units of the one op under the layer's name scope ("h1", "h1_2": Keras numbers
     scopes it enters twice)."""
-    (op,) = [op for op in ops if any(part == name or part.startswith(name + "_") for part in op.name.split("/"))]
+    (op,) = [
+        op
+        for op in ops
+        if any(part == name or part.startswith(name + "_") for part in op.name.split("/"))
+    ]
     return op.dead_units
 
 
@@ -35,7 +40,9 @@ def _kill(layer: keras.layers.Layer, units: list[int]) -> None:
 
 def test_relu_mlp_dead_units_match_a_tape():
     keras.utils.set_random_seed(3)
-    layers = [keras.layers.Dense(n, activation="relu", name=f"h{k}") for k, n in enumerate((32, 24, 16))]
+    layers = [
+        keras.layers.Dense(n, activation="relu", name=f"h{k}") for k, n in enumerate((32, 24, 16))
+    ]
     layers.append(keras.layers.Dense(1, name="out"))
     model = keras.Sequential([keras.Input((10,)), *layers])
     _kill(layers[0], [0, 3, 5, 7, 11])
@@ -64,7 +71,10 @@ def test_relu_mlp_dead_units_match_a_tape():
     # Over half of the second layer is dead: called out, with the threshold said.
     told = [n for n in story(report)["notes"] if n["kind"] == V.DEAD_UNITS]
     assert [n["names"] for n in told] == [[op.name] for op in relus if op.dead_units > op.units / 2]
-    assert any(f"{expected[1]} of 24 units dead" in n["text"] and "over 50 % dead" in n["text"] for n in told)
+    assert any(
+        f"{expected[1]} of 24 units dead" in n["text"] and "over 50 % dead" in n["text"]
+        for n in told
+    )
 
 
 def test_conv_net_counts_channels_nhwc():
@@ -72,7 +82,9 @@ def test_conv_net_counts_channels_nhwc():
     conv1 = keras.layers.Conv2D(8, 3, activation="relu", name="c1")
     conv2 = keras.layers.Conv2D(6, 3, activation="relu", name="c2")
     head = keras.layers.Dense(2)
-    model = keras.Sequential([keras.Input((9, 9, 3)), conv1, conv2, keras.layers.GlobalAveragePooling2D(), head])
+    model = keras.Sequential(
+        [keras.Input((9, 9, 3)), conv1, conv2, keras.layers.GlobalAveragePooling2D(), head]
+    )
     _kill(conv1, [1, 2, 6])
     _kill(conv2, [4])
     x = tf.random.normal([4, 9, 9, 3], seed=8)
@@ -140,7 +152,9 @@ def test_streak_says_since_when(tmp_path):
     assert f"{relu.name}: {relu.dead_units} of 16 units dead since step 1,200" in text
     assert V.DEAD_UNITS_HINT in text
     early = series.report(100)
-    assert early.dead_since == {} and not [n for n in story(early)["notes"] if n["kind"] == V.DEAD_UNITS]
+    assert early.dead_since == {} and not [
+        n for n in story(early)["notes"] if n["kind"] == V.DEAD_UNITS
+    ]
 
 
 def test_where_mask_is_told_as_a_mask_without_the_dead_relu_hint():
@@ -154,7 +168,7 @@ def test_where_mask_is_told_as_a_mask_without_the_dead_relu_hint():
     def loss_fn(tokens):
         h = dense(tokens)
         pooled = tf.reduce_sum(tf.where(is_cls, h, tf.zeros_like(h)), axis=1)
-        return tf.reduce_sum(pooled ** 2)
+        return tf.reduce_sum(pooled**2)
 
     report = tb_gradflow.analyze(loss_fn, tokens)
     told = story(report)
@@ -162,4 +176,6 @@ def test_where_mask_is_told_as_a_mask_without_the_dead_relu_hint():
     assert V.MASK in kinds and V.DEAD_GATE not in kinds and V.DEAD_UNITS not in kinds
     assert told["tone"] == "ok"
     text = "\n".join(story_lines(report))
-    assert "tf.where mask" in text and V.DEAD_GATE_HINT not in text and V.DEAD_UNITS_HINT not in text
+    assert (
+        "tf.where mask" in text and V.DEAD_GATE_HINT not in text and V.DEAD_UNITS_HINT not in text
+    )

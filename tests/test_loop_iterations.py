@@ -1,6 +1,7 @@
 """Inside loops (issue 17): a loop op's iteration_norms against the recurrence written out and
 watched by a tape (SimpleRNN, GRU, LSTM with its (h, c) state, a tf.while_loop of our own); body
 ops measured over all iterations; the story on a vanishing loop."""
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,12 @@ def _loop(report):
 def _unrolled_norms(layer, x, y, head) -> np.ndarray:
     """‖dL/d(state_{i+1})‖ per step of the layer's own cell, run step by step under a tape."""
     cell = layer.cell
-    states = [tf.zeros([BATCH, s]) for s in (cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size])]
+    states = [
+        tf.zeros([BATCH, s])
+        for s in (
+            cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+        )
+    ]
     with tf.GradientTape(persistent=True) as tape:
         per_step = []
         for t in range(T):
@@ -65,7 +71,9 @@ def test_keras_rnn_iteration_norms_match_the_unrolled_tape(kind, body_ops):
     report = tb_gradflow.analyze(loss_fn, x, y)
     loop = _loop(report)
     assert loop.type in ("While", "StatelessWhile") and len(loop.iteration_norms) == T
-    np.testing.assert_allclose(loop.iteration_norms, _unrolled_norms(layer, x, y, head), rtol=1e-3, atol=1e-7)
+    np.testing.assert_allclose(
+        loop.iteration_norms, _unrolled_norms(layer, x, y, head), rtol=1e-3, atol=1e-7
+    )
     # Body ops now carry a norm and a presence over all iterations instead of `measured: false`.
     body = [op for op in report.ops if op.name.startswith(loop.name + "/body/")]
     assert body and all(op.measured for op in body if op.state != V.NONE)
@@ -81,7 +89,7 @@ def test_while_loop_of_our_own_and_its_body_op_norm(body_ops):
             return i + 1, tf.tanh(h @ w + xs[i])
 
         _, h = tf.while_loop(lambda i, h: i < T, body, (tf.constant(0), tf.zeros([2, 4])))
-        return tf.reduce_sum(h ** 2)
+        return tf.reduce_sum(h**2)
 
     report = tb_gradflow.analyze(loss_fn, xs, variables=[w])
     loop = _loop(report)
@@ -91,20 +99,22 @@ def test_while_loop_of_our_own_and_its_body_op_norm(body_ops):
             h = tf.tanh(h @ w + xs[i])
             tape.watch(h)
             hs.append(h)
-        loss = tf.reduce_sum(h ** 2)
+        loss = tf.reduce_sum(h**2)
     expected = np.array([float(tf.norm(g)) for g in tape.gradient(loss, hs)])
     np.testing.assert_allclose(loop.iteration_norms, expected, rtol=1e-3)
     # The Tanh's output is the carried state: its norm over all iterations is theirs together
     # (op norms are stored to a byte, within 4.4 %).
     (tanh,) = [op for op in report.ops if op.type == "Tanh"]
     assert tanh.measured and tanh.state == V.FLOWING
-    assert tanh.norm == pytest.approx(float(np.sqrt(np.sum(expected ** 2))), rel=0.05)
+    assert tanh.norm == pytest.approx(float(np.sqrt(np.sum(expected**2))), rel=0.05)
     assert tanh.presence == 1.0
 
 
 def test_a_vanishing_loop_is_told():
     keras.utils.set_random_seed(2)
-    layer = keras.layers.SimpleRNN(4, recurrent_initializer=keras.initializers.Orthogonal(gain=0.05))
+    layer = keras.layers.SimpleRNN(
+        4, recurrent_initializer=keras.initializers.Orthogonal(gain=0.05)
+    )
     model = keras.Sequential([keras.Input((30, 3)), layer, keras.layers.Dense(1)])
     x = tf.random.normal([2, 30, 3], seed=3)
 
@@ -116,7 +126,9 @@ def test_a_vanishing_loop_is_told():
     assert loop.iteration_norms[0] < V.LOOP_VANISHING_RATIO * loop.iteration_norms[-1]
     told = story(report)
     (note,) = [n for n in told["notes"] if n["kind"] == V.LOOP_VANISHING]
-    assert note["names"] == [loop.name] and "vanishes through the loop's 30 iterations" in note["text"]
+    assert (
+        note["names"] == [loop.name] and "vanishes through the loop's 30 iterations" in note["text"]
+    )
     assert note["hint"] == V.LOOP_VANISHING_HINT and told["tone"] == "warn"
 
 
@@ -126,9 +138,13 @@ def test_body_ops_are_measured_only_when_asked_iterations_always():
     x = tf.random.normal([BATCH, T, 2], seed=5)
     reports = {}
     for on in (False, True):
-        probe = Probe(lambda x: tf.reduce_sum(model(x)), model.trainable_variables, measure_bodies=on)
+        probe = Probe(
+            lambda x: tf.reduce_sum(model(x)), model.trainable_variables, measure_bodies=on
+        )
         result = probe(x)
         reports[on] = build_report(result.graph, result.step)
     assert not any(op.measured for op in reports[False].ops if "/body/" in op.name)
     assert any(op.measured for op in reports[True].ops if "/body/" in op.name)
-    np.testing.assert_allclose(_loop(reports[False]).iteration_norms, _loop(reports[True]).iteration_norms, rtol=1e-6)
+    np.testing.assert_allclose(
+        _loop(reports[False]).iteration_norms, _loop(reports[True]).iteration_norms, rtol=1e-6
+    )

@@ -15,6 +15,7 @@ carry to the next iteration, and the write to the output sequence), which is dL/
 recurrence written out. The backward loop runs from the last iteration to the first; the
 accumulator is reversed when read.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -75,7 +76,11 @@ class BodyMeter:
         for i, p in enumerate(ops):
             if p.op.type in WHILE_OPS and p.bodies:
                 self._plan_loop(i, p)
-            elif measure_ops and _in_while_body(ops, p) and any(is_measurable_dtype(t.dtype) for t in p.op.outputs):
+            elif (
+                measure_ops
+                and _in_while_body(ops, p)
+                and any(is_measurable_dtype(t.dtype) for t in p.op.outputs)
+            ):
                 self._rows[p.key] = len(self.body_ops)
                 self.body_ops.append(i)
         self._ops: _Accumulator | None = None
@@ -105,6 +110,7 @@ class BodyMeter:
 
     @property
     def active(self) -> bool:
+        """Whether there is anything to measure (body ops or loops)."""
         return bool(self._rows or self.loops)
 
     @contextlib.contextmanager
@@ -144,11 +150,16 @@ class BodyMeter:
             parts = [_half_sum_count_size(g) for g in dense]
             totals = parts[0] if len(parts) == 1 else tf.raw_ops.AddN(inputs=parts)
             tf.raw_ops.ResourceScatterAdd(
-                resource=self._ops.handle, indices=tf.constant([row], tf.int32),
+                resource=self._ops.handle,
+                indices=tf.constant([row], tf.int32),
                 updates=tf.raw_ops.Reshape(tensor=totals, shape=tf.constant([1, 3], tf.int32)),
             )
         for loop, outputs in _by_loop(self._carried.get(key, {})).items():
-            carried = [out_grads[k] for k in outputs if k < len(out_grads) and isinstance(out_grads[k], tf.Tensor)]
+            carried = [
+                out_grads[k]
+                for k in outputs
+                if k < len(out_grads) and isinstance(out_grads[k], tf.Tensor)
+            ]
             if carried:
                 self._append(loop, key, carried)
 
@@ -160,8 +171,10 @@ class BodyMeter:
         now = tf.raw_ops.ReadVariableOp(resource=acc.handle, dtype=tf.float32)
         tf.raw_ops.AssignVariableOp(
             resource=acc.handle,
-            value=tf.raw_ops.ConcatV2(values=[now, tf.raw_ops.Reshape(tensor=total, shape=tf.constant([1], tf.int32))],
-                                      axis=tf.constant(0, tf.int32)),
+            value=tf.raw_ops.ConcatV2(
+                values=[now, tf.raw_ops.Reshape(tensor=total, shape=tf.constant([1], tf.int32))],
+                axis=tf.constant(0, tf.int32),
+            ),
         )
 
     def values(self, after: list[Any]) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
@@ -185,7 +198,11 @@ class BodyMeter:
             total = reads[0] if len(reads) == 1 else tf.raw_ops.AddN(inputs=reads)
             loops.append(tf.reverse(total, [0]))
             counter = op.outputs[0]
-            counts.append(tf.raw_ops.Cast(x=counter if counter.dtype.is_integer else tf.size(total), DstT=tf.float32))
+            counts.append(
+                tf.raw_ops.Cast(
+                    x=counter if counter.dtype.is_integer else tf.size(total), DstT=tf.float32
+                )
+            )
         return rows, loops, counts
 
     @property

@@ -9,6 +9,7 @@ The gradient passed back is recorded anyway for presence (capture/gates.py), so 
 one reduction per gate (an L2 norm over every axis but the last, read once and written as a
 vector of the units) and four kernels for all gates together.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -27,7 +28,11 @@ UNIT_GATES = frozenset({"Relu", "Relu6", "LeakyRelu", "Elu"})
 def unit_width(p: PathOp, passed_back: Sequence[Any]) -> int:
     """The number of units of gate `p` (its last axis), or 0 if its dead units are not counted:
     not a ReLU-family op, nothing passed back, or a last axis unknown at trace time."""
-    if p.op.type not in UNIT_GATES or len(passed_back) != 1 or not isinstance(passed_back[0], tf.Tensor):
+    if (
+        p.op.type not in UNIT_GATES
+        or len(passed_back) != 1
+        or not isinstance(passed_back[0], tf.Tensor)
+    ):
         return 0
     grad = passed_back[0]
     if grad.shape.rank is None or grad.shape.rank < 1 or grad.dtype.is_complex:
@@ -53,8 +58,16 @@ def dead_unit_counts(grads: Sequence[tf.Tensor], widths: Sequence[int]) -> tf.Te
         if rank == 1:  # a single row: the units are the elements
             norms.append(tf.raw_ops.Abs(x=g))
         else:
-            norms.append(tf.raw_ops.EuclideanNorm(input=g, axis=tf.constant(list(range(rank - 1)), tf.int32)))
-    units = norms[0] if len(norms) == 1 else tf.raw_ops.ConcatV2(values=norms, axis=tf.constant(0, tf.int32))
+            norms.append(
+                tf.raw_ops.EuclideanNorm(input=g, axis=tf.constant(list(range(rank - 1)), tf.int32))
+            )
+    units = (
+        norms[0]
+        if len(norms) == 1
+        else tf.raw_ops.ConcatV2(values=norms, axis=tf.constant(0, tf.int32))
+    )
     dead = tf.raw_ops.Cast(x=tf.raw_ops.Equal(x=units, y=tf.constant(0.0)), DstT=tf.float32)
     segments = tf.constant([k for k, w in enumerate(widths) for _ in range(w)], tf.int32)
-    return tf.raw_ops.UnsortedSegmentSum(data=dead, segment_ids=segments, num_segments=tf.constant(len(widths), tf.int32))
+    return tf.raw_ops.UnsortedSegmentSum(
+        data=dead, segment_ids=segments, num_segments=tf.constant(len(widths), tf.int32)
+    )

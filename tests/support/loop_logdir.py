@@ -1,5 +1,6 @@
 """A logdir run with a SimpleRNN whose gradient vanishes through its 30 time steps (a recurrent
 kernel of gain 0.05): what the loop chart of the tab shows (issue 17)."""
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -15,8 +16,12 @@ def write_vanishing_rnn_run(logdir: str, run: str = "loop") -> tb_gradflow.repor
     import keras
 
     keras.utils.set_random_seed(2)
-    layer = keras.layers.SimpleRNN(4, recurrent_initializer=keras.initializers.Orthogonal(gain=0.05), name="rnn")
-    model = keras.Sequential([keras.Input((TIME_STEPS, 3)), layer, keras.layers.Dense(1, name="head")])
+    layer = keras.layers.SimpleRNN(
+        4, recurrent_initializer=keras.initializers.Orthogonal(gain=0.05), name="rnn"
+    )
+    model = keras.Sequential(
+        [keras.Input((TIME_STEPS, 3)), layer, keras.layers.Dense(1, name="head")]
+    )
     x = tf.random.normal([2, TIME_STEPS, 3], seed=3)
 
     def loss_fn(x):
