@@ -4,6 +4,7 @@ ops measured over all iterations; the story on a vanishing loop."""
 
 from __future__ import annotations
 
+import gc
 import math
 
 import keras
@@ -108,6 +109,11 @@ def test_while_loop_of_our_own_and_its_body_op_norm(body_ops):
     assert tanh.measured and tanh.state == V.FLOWING
     assert tanh.norm == pytest.approx(float(np.sqrt(np.sum(expected**2))), rel=0.05)
     assert tanh.presence == 1.0
+    # A second call of the same probe, after a collection: the accumulators were reset, and
+    # they outlive the trace that made them.
+    gc.collect()
+    again = tb_gradflow.analyze(loss_fn, xs, variables=[w])
+    np.testing.assert_allclose(_loop(again).iteration_norms, loop.iteration_norms, rtol=1e-6)
 
 
 def test_a_vanishing_loop_is_told():

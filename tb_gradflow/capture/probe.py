@@ -83,6 +83,9 @@ class Probe:
         # Graph version of each traced FuncGraph, for calls made inside an enclosing trace.
         self._graph_ids: "weakref.WeakKeyDictionary[tf.Graph, str]" = weakref.WeakKeyDictionary()
         self._loss_error: Exception | None = None
+        # The accumulators of each trace's loops and bodies (capture/bodies.py): the traced
+        # function holds only their handles, and a variable frees its resource when collected.
+        self._body_meters: list[Any] = []
         # Autograph converts the user's code only; our own trace logic stays plain Python.
         self._converted_loss = tf_internals.autograph_converted(loss_fn)
         self._function = tf.function(self._trace, autograph=False)
@@ -165,6 +168,7 @@ class Probe:
         presence_grads, presence_owners = backward.presence_sources()
         widths = [unit_width(p, g) for p, g in zip(walker.ops, backward.passed_back)]
         meter = backward.bodies
+        self._body_meters.append(meter)
         after = [g for g in [*backward.tensor_grads, *backward.variable_grads] if isinstance(g, tf.Tensor)]
         body_rows, loop_sums, loop_counts = meter.values(after) if meter is not None else (tf.zeros([0, 3]), [], [])
         body_measured = meter.measured_body_ops() if meter is not None else []

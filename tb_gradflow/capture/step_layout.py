@@ -1,7 +1,7 @@
 """Run time: one step's device vectors folded back into per-op and per-variable states."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -27,8 +27,8 @@ class Layout:
         reached: list[bool],
         top_ancestor: list[int],
         presence_owner: list[int] = (),
-        body_ops: list[int] = (),
-        body_measured: list[int] = (),
+        body_ops: Sequence[int] = (),
+        body_measured: Sequence[int] = (),
     ):
         self.graph = graph
         # Row of each measured tensor in the stats vector, or -1 where no gradient reaches it.
@@ -76,7 +76,8 @@ class Layout:
     def values(
         self, version: int, loss: tf.Tensor, tensor_stats: tf.Tensor, variable_stats: tf.Tensor,
         presence: tf.Tensor, variable_presence: tf.Tensor, dead_units: tf.Tensor | None = None,
-        body_rows: tf.Tensor | None = None, loop_sums: list[tf.Tensor] = (), loop_counts: list[tf.Tensor] = (),
+        body_rows: tf.Tensor | None = None, loop_sums: Sequence[tf.Tensor] = (),
+        loop_counts: Sequence[tf.Tensor] = (),
     ) -> tf.Tensor:
         """In the probe's graph: the call's graph version (its index in the probe), loss and
         reductions in one float32 vector, fetched at once (each output of a call costs the
