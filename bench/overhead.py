@@ -1,14 +1,15 @@
 """Cost of a gradflow logging call against one plain training step, in one process.
 
-For a Keras ResNet50 (batch 8, CPU), the demo's small convolutional VAE and a subclassed
-64-block Transformer language model (about 5,000 ops on the loss path), measures:
+For a Keras ResNet50 (batch 8, CPU), the demo's small convolutional VAE, a subclassed
+64-block Transformer language model (about 5,000 ops on the loss path) and a Keras LSTM (a while
+loop on the CPU, whose body ops and iterations are measured: issue 17), measures:
 - steady state: median of a logging call (`summary.gradflow(..., optimizer=)`, which is itself a
   training step) over the median of a plain `tf.function` train step; target <= 1.3;
 - first call: trace-and-run of the logging call over that of the plain step; target <= 2.5;
 and prints the ops on the loss path and the bytes one logged step stores. The probe column is the
 capture alone (the probe's own training step, without building the report or writing it), to
 tell the capture's cost from the summary's.
-Run: .venv/bin/python bench/overhead.py [--repeats N] [--min-seconds S] [--models resnet50,vae,transformer64]
+Run: .venv/bin/python bench/overhead.py [--repeats N] [--min-seconds S] [--models resnet50,vae,transformer64,lstm]
 """
 from __future__ import annotations
 
@@ -59,6 +60,19 @@ def _transformer64():
 
     model, loss_fn, tokens = transformer_lm(n_blocks=64)
     return model, loss_fn, (tokens,)
+
+
+def _lstm():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((32, 16)), keras.layers.LSTM(64), keras.layers.Dense(10)])
+    x = tf.random.stateless_normal([32, 32, 16], seed=[0, 3])
+    y = tf.random.stateless_uniform([32], seed=[0, 4], maxval=10, dtype=tf.int32)
+    loss_object = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def loss_fn(x, y):
+        return loss_object(y, model(x, training=True))
+
+    return model, loss_fn, (x, y)
 
 
 def _timed(fn) -> float:
@@ -141,9 +155,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--min-seconds", type=float, default=5.0,
                         help="keep repeating a model's three calls for at least this long")
-    parser.add_argument("--models", default="resnet50,vae,transformer64")
+    parser.add_argument("--models", default="resnet50,vae,transformer64,lstm")
     args = parser.parse_args()
-    builders = {"resnet50": _resnet50, "vae": _vae, "transformer64": _transformer64}
+    builders = {"resnet50": _resnet50, "vae": _vae, "transformer64": _transformer64, "lstm": _lstm}
     print(f"{'model':13} {'ops':>5} {'vars':>5} {'step B':>7} {'plain s':>8} {'log s':>8} "
           f"{'ratio':>6} {'probe':>6} {'first plain':>11} {'first log':>9} {'ratio':>6}")
     for name in args.models.split(","):

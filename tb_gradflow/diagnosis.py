@@ -36,6 +36,13 @@ def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | 
             o["name"]: {"presence": o["presence"], "presence_of": o["presence_of"]}
             for o in full["ops"] if o["presence"] is not None
         },
+        # Issue 17: dead units of ReLU-family gates (`since`: the first step of the current
+        # streak over the story's threshold), and the norms through each loop's iterations.
+        "dead_units": {
+            o.name: {"units": o.units, "dead_units": o.dead_units, "since": report.dead_since.get(o.name)}
+            for o in report.ops if o.units
+        },
+        "iteration_norms": {o["name"]: o["iteration_norms"] for o in full["ops"] if o["iteration_norms"] is not None},
         "story": story(report),
         **timeline(series),
     }

@@ -40,6 +40,13 @@ class OpRecord:
     # A gating op (ReLU, clip, tf.where): `presence` is that of the gradient it passes back to
     # its input, not of the one arriving at its output (which a dead ReLU still gets in full).
     presence_at_input: bool = False
+    # A ReLU-family gate (issue 17): its units (the last axis) and how many pass back an exactly
+    # zero gradient for every example of the batch; None for other ops.
+    units: int | None = None
+    dead_units: int | None = None
+    # A loop: per iteration, the norm of the gradient of the float state it carries out
+    # (first iteration first); None for other ops.
+    iteration_norms: tuple[float, ...] | None = None
 
     @property
     def presence_of(self) -> str:
@@ -181,6 +188,9 @@ class Report:
     fallback_reason: str = ""
     # Some op on the loss path computes in float16: an all-zero gradient may be underflow.
     computes_in_float16: bool = False
+    # Op name -> the first logged step of its current streak of dead units at or above
+    # V.DEAD_UNITS_THRESHOLD (filled by a reader from the steps before; empty otherwise).
+    dead_since: dict[str, int] = dataclasses.field(default_factory=dict)
     # Variables the loss reads that Keras does not train (frozen layers or models): left out of
     # `variables`, never starved or blamed, listed so that a user sees what was left out.
     frozen_variables: tuple[str, ...] = ()
@@ -236,6 +246,11 @@ class Report:
                     "measured": o.measured,
                     "presence": o.presence,
                     "presence_of": o.presence_of,
+                    "units": o.units,
+                    "dead_units": o.dead_units,
+                    "iteration_norms": None if o.iteration_norms is None else [
+                        _json_norm(n) for n in o.iteration_norms
+                    ],
                 }
                 for o in self.ops
             ],

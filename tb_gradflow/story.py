@@ -7,6 +7,7 @@ sentences, so a reader can shorten, group or link them without rewording anythin
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Sequence
 
 from tb_gradflow import vocabulary as V
@@ -80,7 +81,7 @@ def _headline(report: Report, starving: list[CutPoint]) -> tuple[str, dict[str, 
         return "cut", _sentence(text, starved)
     if report.variables_in(V.NONFINITE) or report.variables_in(V.ZERO):
         return "warn", _sentence("Gradient reaches every trainable variable, but not all of it is usable")
-    if dead_gates(report) or [v for v in thin_variables(report) if not v.sparse_gradient]:
+    if _warned_gates(report) or [v for v in thin_variables(report) if not v.sparse_gradient]:
         return "warn", _sentence("Gradient reaches every trainable variable, but little of it passes some layers")
     return "ok", _sentence("Gradient reaches every trainable variable")
 
@@ -118,12 +119,66 @@ def thin_variables(report: Report) -> list[Any]:
 
 # Dead gates told one sentence each, up to this many; the rest in one sentence.
 GATES_SHOWN = 10
+# tf.where passing little back is a mask by design (attention, a [CLS] pooler), not dead units.
+_MASKS = ("Select", "SelectV2")
+
+
+def dead_unit_ops(report: Report) -> list[Any]:
+    """ReLU-family gates with more than V.DEAD_UNITS_THRESHOLD of their units dead."""
+    return [
+        op for op in report.ops
+        if op.units and op.dead_units is not None and op.dead_units > V.DEAD_UNITS_THRESHOLD * op.units
+    ]
+
+
+def _warned_gates(report: Report) -> bool:
+    """Whether gates make the story a warning: dead units, or a gate (not a tf.where mask)
+    passing back little, or a loop through which the gradient vanishes or explodes."""
+    gates = [op for op in dead_gates(report) if op.type not in _MASKS]
+    return bool(gates or dead_unit_ops(report) or _loop_notes(report))
+
+
+def _dead_unit_notes(report: Report) -> list[dict[str, Any]]:
+    """One sentence per layer with many dead units, saying since when when the steps before
+    are known ("conv3_block2_out: 41 of 128 units dead since step 1,200")."""
+    notes = []
+    for op in dead_unit_ops(report)[:GATES_SHOWN]:
+        since = report.dead_since.get(op.name)
+        when = f" since step {since:,}" if since is not None else _at_step(report)
+        text = (f"{op.name}: {op.dead_units:,} of {op.units:,} units dead{when} (over "
+                f"{_percent(V.DEAD_UNITS_THRESHOLD)} dead is called out: the layer works at under half its width)")
+        notes.append({"kind": V.DEAD_UNITS, **_sentence(text, [op.name]), "hint": V.DEAD_UNITS_HINT})
+    return notes
+
+
+def _loop_notes(report: Report) -> list[dict[str, Any]]:
+    """A loop whose first iteration's gradient norm is under V.LOOP_VANISHING_RATIO of its
+    last's (vanishing), or over its inverse (exploding)."""
+    notes = []
+    for op in report.ops:
+        norms = op.iteration_norms
+        if not norms or len(norms) < 2 or not all(math.isfinite(n) for n in (norms[0], norms[-1])):
+            continue
+        first, last = norms[0], norms[-1]
+        if last > 0 and first < V.LOOP_VANISHING_RATIO * last:
+            kind, words, hint = V.LOOP_VANISHING, "vanishes", V.LOOP_VANISHING_HINT
+        elif first > 0 and last < V.LOOP_VANISHING_RATIO * first:
+            kind, words, hint = V.LOOP_EXPLODING, "explodes", V.LOOP_EXPLODING_HINT
+        else:
+            continue
+        text = (f"{op.name}: the gradient {words} through the loop's {len(norms):,} iterations"
+                f"{_at_step(report)} (first {first:.3g}, last {last:.3g}; told beyond a factor of "
+                f"{1 / V.LOOP_VANISHING_RATIO:,.0f})")
+        notes.append({"kind": kind, **_sentence(text, [op.name]), "hint": hint})
+    return notes
 
 
 def _presence_notes(report: Report) -> list[dict[str, Any]]:
     """Partial presence that matters: dead gates and thin variables; sparse rows told as normal."""
     notes = []
-    gates = dead_gates(report)
+    counted = {op.name for op in dead_unit_ops(report)}
+    gates = [op for op in dead_gates(report) if op.type not in _MASKS and op.name not in counted]
+    masks = [op for op in dead_gates(report) if op.type in _MASKS]
     for op in gates[:GATES_SHOWN]:
         words = V.GATE_WORDS.get(op.type, "gated")
         text = f"{op.name}: {_percent(1 - op.presence)} of units pass no gradient{_at_step(report)} ({words})"
@@ -133,6 +188,11 @@ def _presence_notes(report: Report) -> list[dict[str, Any]]:
         text = f"{plural(len(rest), 'more gating op')} {_verb(len(rest), 'passes', 'pass')} back under " \
                f"{_percent(V.PRESENCE_GATE_THRESHOLD)} of the gradient{_at_step(report)}"
         notes.append({"kind": V.DEAD_GATE, **_sentence(text, rest), "hint": V.DEAD_GATE_HINT})
+    if masks:
+        text = (f"{plural(len(masks), 'tf.where mask')} {_verb(len(masks), 'passes', 'pass')} back under "
+                f"{_percent(V.PRESENCE_GATE_THRESHOLD)} of the gradient{_at_step(report)}: normal for an "
+                "attention mask or a pooler that keeps one position")
+        notes.append({"kind": V.MASK, **_sentence(text, [op.name for op in masks])})
     thin = thin_variables(report)
     dense = [v.name for v in thin if not v.sparse_gradient]
     if dense:
@@ -188,7 +248,7 @@ def _notes(report: Report) -> list[dict[str, Any]]:
         if names:
             text = f"{plural(len(names), 'variable')} {_verb(len(names), 'has', 'have')} {words}"
             notes.append({"kind": state, **_sentence(text, names)})
-    return notes + _presence_notes(report)
+    return notes + _dead_unit_notes(report) + _presence_notes(report) + _loop_notes(report)
 
 
 def story(report: Report) -> dict[str, Any]:

@@ -91,6 +91,8 @@ GATE_WORDS: dict[str, str] = {
     "Maximum": "clipped",
     "Select": "masked by tf.where",
     "SelectV2": "masked by tf.where",
+    "LeakyRelu": "dead ReLUs",
+    "Elu": "saturated ELUs",
 }
 DEAD_GATE_HINT = (
     "units that never activate pass no gradient to the layers before them: check the layer's "
@@ -134,6 +136,41 @@ ARRIVING_UNRECORDED = "what reaches it from the loss is not recorded (eager fall
 SUMMED_LOSS_NOTE = (
     "its sum is differentiated, as tf.GradientTape does; reduce it (tf.reduce_mean) if that is "
     "not what training uses"
+)
+
+
+# ---- Issue 17: dead units, and the gradient through a loop's iterations ----
+# A unit (an index of a ReLU-family gate's last axis, the channel of an NHWC convolution) is
+# dead at a step when the gradient its gate passes back is exactly zero there for every example
+# of the batch. A layer is called out when more than this share of its units is dead. In a
+# healthy layer a unit silent for a whole batch is rare (a unit active on half the examples is
+# silent on all 32 of a batch with odds 2^-32), and trained ReLU networks commonly carry a
+# tenth to a third of their units dead without harm; past half the layer works at under half
+# its width, and the layers before it learn from under half their signal.
+DEAD_UNITS_THRESHOLD = 0.5
+DEAD_UNITS = "dead_units"
+DEAD_UNITS_HINT = (
+    "a unit whose pre-activation is negative for every example passes no gradient and stops "
+    "learning: check the layer's initialisation and the learning rate (dead units often follow "
+    "one large update), add normalisation before the activation, or use one that leaks "
+    "(LeakyReLU, GELU)."
+)
+# A tf.where (Select) that passes little back is a mask: attention masks, a pooler keeping only
+# the [CLS] position. Told as such, without the dead-ReLU hint.
+MASK = "mask"
+# A loop's gradient vanishes (explodes) through its iterations when the norm at the first
+# iteration is below this fraction of the norm at the last (above its inverse).
+LOOP_VANISHING_RATIO = 1e-3
+LOOP_VANISHING = "loop_vanishing"
+LOOP_EXPLODING = "loop_exploding"
+LOOP_VANISHING_HINT = (
+    "the gradient from late iterations does not reach early ones: the first time steps barely "
+    "learn. Use a gated cell (LSTM, GRU), shorter sequences, or check the recurrent weights' "
+    "initialisation (orthogonal)."
+)
+LOOP_EXPLODING_HINT = (
+    "the gradient grows through the iterations: clip it (optimizer clipnorm), lower the learning "
+    "rate, or initialise the recurrent weights orthogonal."
 )
 
 

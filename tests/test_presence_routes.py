@@ -36,11 +36,12 @@ def test_cli_text_and_json_carry_presence(logged):
         assert tag["variables"][name]["presence"] == v.presence
     assert tag["variables"]["embed/embeddings"]["sparse_gradient"] is True
     kinds = [n["kind"] for n in tag["story"]["notes"]]
-    assert V.DEAD_GATE in kinds and V.FEW_ROWS in kinds
+    assert V.DEAD_UNITS in kinds and V.FEW_ROWS in kinds  # its units are counted (issue 17)
+    assert tag["dead_units"][relu.name] == {"units": 16, "dead_units": 15, "since": STEPS[0]}
     wide = {**os.environ, "COLUMNS": "200"}  # one sentence a line: no wrapping inside them
     text = subprocess.run([sys.executable, "-m", "tb_gradflow.cli", "report", logdir],
                           capture_output=True, text=True, timeout=120, env=wide).stdout
-    assert f"{relu.name}: {round(100 * (1 - relu.presence))} % of units pass no gradient at step 1,200 (dead ReLUs)" in text
+    assert f"{relu.name}: 15 of 16 units dead since step {STEPS[0]:,} (over 50 % dead is called out" in text
     assert "embed/embeddings: the batch touches under 1 % of its rows at step 1,200, normal" in text
 
 
@@ -75,8 +76,9 @@ def test_routes_serve_presence(logged, load_fast):
         assert history["steps"] == list(STEPS)
         assert history["presences"] == [ops["presence"][i]] * len(STEPS)
         diagnosis = get("diagnosis", step="100")
-        (dead,) = [n for n in diagnosis["story"]["notes"] if n["kind"] == V.DEAD_GATE]
-        assert dead["names"] == [relu.name] and "at step 100 (dead ReLUs)" in dead["text"]
+        (dead,) = [n for n in diagnosis["story"]["notes"] if n["kind"] == V.DEAD_UNITS]
+        assert dead["names"] == [relu.name] and f"15 of 16 units dead since step {STEPS[0]:,}" in dead["text"]
+        assert (ops["units"][i], ops["dead_units"][i]) == (16, 15)
         assert diagnosis["story"]["tone"] == "warn"
 
 

@@ -38,15 +38,18 @@ def test_mostly_dead_relu_is_called_out_with_its_share_and_step():
     assert relu.presence < V.PRESENCE_GATE_THRESHOLD
     told = story(report)
     assert told["tone"] == "warn"
-    dead = [n for n in told["notes"] if n["kind"] == V.DEAD_GATE]
+    # Its units are counted (issue 17): told as dead units, not again as a share of elements.
+    assert (relu.units, relu.dead_units) == (16, 15)
+    assert not [n for n in told["notes"] if n["kind"] == V.DEAD_GATE]
+    dead = [n for n in told["notes"] if n["kind"] == V.DEAD_UNITS]
     assert len(dead) == 1 and dead[0]["names"] == [relu.name]
-    assert dead[0]["text"] == f"{relu.name}: {round(100 * (1 - relu.presence))} % of units pass no gradient (dead ReLUs)"
-    assert dead[0]["hint"] == V.DEAD_GATE_HINT
+    assert dead[0]["text"].startswith(f"{relu.name}: 15 of 16 units dead (over 50 % dead is called out")
+    assert dead[0]["hint"] == V.DEAD_UNITS_HINT
     # The layer's kernel and the head's kernel get a gradient only through the live unit.
     thin = [n for n in told["notes"] if n["kind"] == V.SPARSE_VARIABLE]
     assert thin and "dense_3/kernel" in thin[0]["names"]
     text = "\n".join(story_lines(report))
-    assert "of units pass no gradient (dead ReLUs)" in text and V.DEAD_GATE_HINT in text
+    assert "15 of 16 units dead" in text and V.DEAD_UNITS_HINT in text
 
 
 def test_half_dead_relu_is_not_an_alarm():
@@ -56,7 +59,8 @@ def test_half_dead_relu_is_not_an_alarm():
     assert 0.1 < relu.presence <= 0.5
     told = story(report)
     assert told["tone"] == "ok"
-    assert not [n for n in told["notes"] if n["kind"] in (V.DEAD_GATE, V.SPARSE_VARIABLE)]
+    assert (relu.units, relu.dead_units) == (16, 8)  # half dead: not over the threshold
+    assert not [n for n in told["notes"] if n["kind"] in (V.DEAD_GATE, V.SPARSE_VARIABLE, V.DEAD_UNITS)]
 
 
 def test_embedding_touching_few_rows_is_told_as_normal():

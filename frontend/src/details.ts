@@ -6,6 +6,7 @@ import { formatNorm } from "./format";
 import type { GraphModel } from "./model";
 import { STATE_LABEL } from "./colors";
 import { presenceHistory, presenceText } from "./presence";
+import { deadUnitsText, loopSection } from "./loop_units";
 import type { HistoryResponse, StoryCut } from "./types";
 
 export type HistoryState = { kind: "loading" } | { kind: "ready"; data: HistoryResponse } | { kind: "error"; message: string };
@@ -51,6 +52,7 @@ export function renderDetails(
     row("State", "state", cut ? el("span", { class: "gf-badge", "data-state": "cut" }, "✂ cut point") : el("span", { class: "gf-badge", "data-state": op.state }, STATE_LABEL[op.state])),
     row("Gradient norm", "norm", op.measured ? formatNorm(op.norm) : `${formatNorm(op.norm)} (not measured inside a body)`),
     row("Presence", "presence", presenceText(op) ?? (op.measured ? "unknown" : "not measured inside a body")),
+    ...(deadUnitsText(op) ? [row("Dead units", "dead-units", deadUnitsText(op))] : []),
     row("Source", "source", op.source || "unknown"),
     row("Output", "output", op.shapes.map((s, i) => `${op.dtypes[i] ?? ""}[${s}]`).join(", ") || "—"),
   );
@@ -87,6 +89,7 @@ export function renderDetails(
     el("header", {}, el("h2", { "data-field": "short-name" }, op.name.split("/").pop() ?? op.name), close),
     el("div", { class: "gf-fullname", "data-field": "name" }, op.name),
     dl,
+    ...loopSection(op),
     el("h3", {}, "Gradient norm across steps"),
     chart,
     ...(history.kind === "ready" && presenceHistory(history.data) ? [el("h3", {}, "Presence across steps"), presenceHistory(history.data)!] : []),

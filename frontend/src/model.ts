@@ -24,6 +24,11 @@ export interface Op {
   presence: number | null;
   /** A gating op: `presence` is what it passes back to its input. */
   presenceAtInput: boolean;
+  /** A ReLU-family gate: its units and how many are dead for the whole batch (issue 17). */
+  units?: number | null;
+  deadUnits?: number | null;
+  /** A loop: the norm at each iteration, first first (issue 17). */
+  iterationNorms?: (number | null)[] | null;
 }
 
 export interface Variable {
@@ -81,6 +86,9 @@ export function opOfColumns(c: GraphResponse["ops"], k: number, index: number): 
     starved: c.starved[k] ?? [],
     presence: c.presence?.[k] ?? null,
     presenceAtInput: c.presence_at_input?.[k] ?? false,
+    units: c.units?.[k] ?? null,
+    deadUnits: c.dead_units?.[k] ?? null,
+    iterationNorms: c.iteration_norms?.[k]?.map(parseNorm) ?? null,
   };
 }
 

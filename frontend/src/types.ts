@@ -8,7 +8,8 @@ export type Cause =
   | "stop_gradient"
   | "integer_cast"
   | "non_differentiable"
-  | "custom_gradient";
+  | "custom_gradient"
+  | "integer_variable";
 
 /** A norm as the routes send it: a number, null (no gradient / not measured), or "inf" / "nan". */
 export type WireNorm = number | null | "inf" | "nan";
@@ -75,6 +76,11 @@ export interface GraphResponse extends GraphHead {
     presence: (number | null)[];
     /** a gating op (ReLU, clip, tf.where): its presence is what it passes back to its input */
     presence_at_input: boolean[];
+    /** issue 17: a ReLU-family gate's units (last axis) and how many are dead; null otherwise */
+    units?: (number | null)[];
+    dead_units?: (number | null)[];
+    /** issue 17: a loop's norm at each iteration, first first; null for other ops */
+    iteration_norms?: (WireNorm[] | null)[];
   };
   variables: {
     name: string[];
@@ -158,7 +164,7 @@ export interface Story {
   harmless: StoryCut[];
   harmless_summary: string | null;
   harmless_hints: { cause: Cause; hint: string }[];
-  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" | "dead_gate" | "sparse_variable" | "few_rows"; hint?: string })[];
+  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" | "dead_gate" | "sparse_variable" | "few_rows" | "reads_nothing" | "frozen" | "summed_loss" | "dead_units" | "mask" | "loop_vanishing" | "loop_exploding"; hint?: string })[];
 }
 
 export interface DiagnosisResponse {
@@ -176,6 +182,11 @@ export interface DiagnosisResponse {
   norm_range: { ops: [number, number] | null; variables: [number, number] | null };
   first_nonfinite_step: number | null;
   version_changes: { step: number; graph_version: number }[];
+  /** issue 17: every ReLU-family gate whose units are counted, and every loop's iteration norms */
+  dead_units: Record<string, { units: number; dead_units: number | null; since: number | null }>;
+  iteration_norms: Record<string, WireNorm[]>;
+  /** issue 16: variables the loss reads that Keras does not train (listed apart) */
+  frozen_variables?: string[];
 }
 
 /** One name-scope group of the graph (`graph_groups` route): its subgroups with counts, its own

@@ -69,6 +69,9 @@ export function graph(ops: OpSpec[], variables: VarSpec[] = [], extra: Partial<G
       starved: ops.map((o) => (o.starves ?? []).map((n) => vindex.get(n)!)),
       presence: ops.map((o) => (o.presence === undefined ? ((o.state ?? "flowing") === "flowing" ? 1 : null) : o.presence)),
       presence_at_input: ops.map((o) => o.gate ?? o.type === "Relu"),
+      units: ops.map(() => null),
+      dead_units: ops.map(() => null),
+      iteration_norms: ops.map(() => null),
     },
     variables: {
       name: variables.map((v) => v.name),
@@ -130,6 +133,7 @@ export function served(cuts: StoryCut[], harmless: StoryCut[] = []): DiagnosisRe
     step: 1, steps: [1], last_step: 1, ops: 3, variables: {}, cut_points: [], starved_variables: [], op_presence: {},
     story: { tone: "cut", headline: { text: "1 cut point starves 1 trainable variable", names: ["vae/decoder/dense/kernel"] }, cuts, harmless, harmless_summary: null, harmless_hints: [], notes: [] },
     norm_range: { ops: null, variables: null }, first_nonfinite_step: null, version_changes: [],
+    dead_units: {}, iteration_norms: {},
   };
 }
 

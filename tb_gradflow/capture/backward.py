@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
+from tb_gradflow.capture.bodies import BodyMeter
 from tb_gradflow.capture.cuts import Structure, analyze_structure
 from tb_gradflow.capture.gates import gated_inputs, record_passed_back
 from tb_gradflow.capture.loss_path import PathOp, is_measurable_dtype
@@ -23,6 +24,8 @@ class Backward:
     structure: Structure
     # Per path op: the gradients a gating op passes back to its gated inputs ([] for other ops).
     passed_back: list[list[Any]] = dataclasses.field(default_factory=list)
+    # Accumulators of the gradients inside While bodies and through loops' iterations.
+    bodies: BodyMeter | None = None
 
     def presence_sources(self) -> tuple[list[Any], list[int]]:
         """(gradients whose presence is measured, the path op each belongs to): a gate's
@@ -60,11 +63,16 @@ def backward_pass(
     handles: list[tf.Tensor | None],
     index: dict,
     loss_scale: tf.Tensor | None = None,
+    measure_bodies: bool = False,
 ) -> Backward:
-    """With `loss_scale`, the gradients are those of `loss * loss_scale` (optimizer_step)."""
+    """With `loss_scale`, the gradients are those of `loss * loss_scale` (optimizer_step).
+    Each While loop's iterations are measured; with `measure_bodies`, the ops inside While
+    bodies too (capture/bodies.py)."""
     measured, op_tensors = measured_tensors(ops)
     gates = {p.key: gated_inputs(p) for p in ops}
-    with watch_registry() as calls, record_passed_back({k: g for k, g in gates.items() if g}) as passed:
+    meter = BodyMeter(ops, measure_ops=measure_bodies)
+    with watch_registry() as calls, record_passed_back({k: g for k, g in gates.items() if g}) as passed, \
+            meter.recording():
         grads = tf.gradients(loss, measured + [v.tf_variable for v in variables], grad_ys=loss_scale)
     t_grads, v_grads = grads[: len(measured)], grads[len(measured):]
     structure = analyze_structure(ops, dict(calls), loss, handles, index)
@@ -76,4 +84,4 @@ def backward_pass(
         passed.get(p.key, []) if any(t_grads[k] is not None for k in positions) else []
         for p, positions in zip(ops, op_tensors)
     ]
-    return Backward(op_tensors, t_grads, v_grads, structure, passed_back)
+    return Backward(op_tensors, t_grads, v_grads, structure, passed_back, meter)

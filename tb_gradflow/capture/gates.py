@@ -21,6 +21,8 @@ from tb_gradflow.capture.tf_internals import Operation
 GATED_INPUTS: dict[str, tuple[int, ...]] = {
     "Relu": (0,),
     "Relu6": (0,),
+    "LeakyRelu": (0,),
+    "Elu": (0,),
     "ClipByValue": (0,),
     "Minimum": (0, 1),
     "Maximum": (0, 1),

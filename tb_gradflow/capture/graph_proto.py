@@ -62,9 +62,15 @@ def graph_proto(
     gates: set[int] = frozenset(),
     sparse: Sequence[bool] = (),
     loss_shape: str = "",
+    units: Sequence[int] = (),
+    loops: set[int] = frozenset(),
+    body_measured: set[int] = frozenset(),
 ) -> gradflow_pb2.Graph:
     """The sealed Graph of one trace: every path op with its inputs, source and cut facts.
-    `gates`: the ops whose presence is that of the gradient they pass back (capture/gates.py)."""
+    `gates`: the ops whose presence is that of the gradient they pass back (capture/gates.py);
+    `units`: per op, the units whose deaths are counted (capture/units.py); `loops`: the While
+    ops with iteration norms, `body_measured` the body ops measured (capture/bodies.py)."""
+    units = list(units) or [0] * len(ops)
     graph = graph_skeleton(discovery, sparse, loss_op=loss_op, loss_shape=loss_shape)
     for i, p in enumerate(ops):
         cut = structure.cuts.get(i)
@@ -85,8 +91,10 @@ def graph_proto(
             parallel_cuts=cut.parallel if cut else [],
             parent=p.parent,
             # A top-level op is measured whatever its outputs (an ArgMax's int64 has no norm);
-            # only body ops are not (their gradient values are not fetched).
-            measured=bool(op_tensors[i]) or p.top_level,
+            # body ops are measured only when body measurement is on.
+            measured=bool(op_tensors[i]) or p.top_level or i in body_measured,
             presence_at_input=i in gates,
+            units=units[i],
+            has_iteration_norms=i in loops,
         )
     return seal(graph)

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.backward import backward_pass
+from tb_gradflow.capture.bodies import body_ops_default
 from tb_gradflow.capture.graph_proto import graph_proto, loss_shape_text
 from tb_gradflow.capture.loss_path import Walker
 from tb_gradflow.capture.opaque import hidden_bits, opaque_reads
@@ -27,6 +28,7 @@ from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unsc
 from tb_gradflow.capture.reductions import Reducer
 from tb_gradflow.capture.registry_hook import op_key
 from tb_gradflow.capture.step_layout import Layout, decode_step
+from tb_gradflow.capture.units import dead_unit_counts, unit_width
 from tb_gradflow.capture.variables import Namer, discover, internal_handles, tf_variable_of
 from tb_gradflow.proto import gradflow_pb2
 
@@ -76,8 +78,12 @@ class Probe:
         variables: Sequence[Any] | None = None,
         optimizer: Any = None,
         apply_inside: bool = True,
+        measure_bodies: bool | None = None,
     ):
         self._loss_fn = loss_fn
+        # Measure the ops inside While bodies over all iterations (capture/bodies.py: off by
+        # default for its cost); loops' iteration norms are measured either way.
+        self._measure_bodies = body_ops_default() if measure_bodies is None else measure_bodies
         # With apply_inside=False (calls inside an enclosing tf.function), the probe returns the
         # gradients and the caller applies them in the enclosing graph: an optimizer's
         # cross-replica update cannot run inside a nested function under tf.distribute.
@@ -92,6 +98,9 @@ class Probe:
         # Graph version of each traced FuncGraph, for calls made inside an enclosing trace.
         self._graph_ids: "weakref.WeakKeyDictionary[tf.Graph, str]" = weakref.WeakKeyDictionary()
         self._loss_error: Exception | None = None
+        # The accumulators of each trace's loops and bodies (capture/bodies.py): the traced
+        # function holds only their handles, and a variable frees its resource when collected.
+        self._body_meters: list[Any] = []
         # Autograph converts the user's code only; our own trace logic stays plain Python.
         self._converted_loss = tf_internals.autograph_converted(loss_fn)
         self._function = tf.function(self._trace, autograph=False)
@@ -175,14 +184,25 @@ class Probe:
         walker = Walker(len(variables), hidden_bits(reads, variables))
         walker.walk(loss.graph, [loss], {h.ref(): (-1, 1 << i, i) for i, h in enumerate(handles) if h is not None})
         scale = loss_scale(self._optimizer, loss, [v.user_variable for v in variables])
-        backward = backward_pass(loss, walker.ops, variables, handles, walker.index, scale)
+        backward = backward_pass(
+            loss, walker.ops, variables, handles, walker.index, scale, measure_bodies=self._measure_bodies
+        )
         presence_grads, presence_owners = backward.presence_sources()
+        widths = [unit_width(p, g) for p, g in zip(walker.ops, backward.passed_back)]
+        meter = backward.bodies
+        self._body_meters.append(meter)
+        after = [g for g in [*backward.tensor_grads, *backward.variable_grads] if isinstance(g, tf.Tensor)]
+        body_rows, loop_sums, loop_counts = meter.values(after) if meter is not None else (tf.zeros([0, 3]), [], [])
+        body_measured = meter.measured_body_ops() if meter is not None else []
         graph = graph_proto(
             walker.ops, backward.op_tensors, discovery, backward.structure,
             walker.index.get(op_key(loss.op), -1),
             gates={i for i, g in enumerate(backward.passed_back) if g},
             sparse=[isinstance(g, tf.IndexedSlices) for g in backward.variable_grads],
             loss_shape=loss_shape_text(loss),
+            units=widths,
+            loops=set(meter.measured_loops if meter is not None else ()),
+            body_measured=set(body_measured),
         )
         self._graph_ids[loss.graph] = graph.graph_id
         if graph.graph_id not in self._versions:
@@ -195,6 +215,8 @@ class Probe:
             backward.structure.reached,
             _top_ancestors(walker.ops),
             presence_owners,
+            body_ops=meter.body_ops if meter is not None else [],
+            body_measured=body_measured,
         )
         reducer = Reducer(
             grouped=not _has_py_function(walker.ops, loss.graph),
@@ -212,6 +234,10 @@ class Probe:
             variable_stats,
             reducer.presence(presence_grads),
             reducer.presence([g for g in backward.variable_grads if g is not None]),
+            dead_unit_counts([backward.passed_back[i][0] for i, w in enumerate(widths) if w], [w for w in widths if w]),
+            body_rows,
+            loop_sums,
+            loop_counts,
         )}
         if self._optimizer is not None and self._apply_inside:
             apply_gradients(self._optimizer, [v.user_variable for v in variables], backward.variable_grads)

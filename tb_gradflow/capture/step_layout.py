@@ -1,7 +1,7 @@
 """Run time: one step's device vectors folded back into per-op and per-variable states."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +27,8 @@ class Layout:
         reached: list[bool],
         top_ancestor: list[int],
         presence_owner: list[int] = (),
+        body_ops: Sequence[int] = (),
+        body_measured: Sequence[int] = (),
     ):
         self.graph = graph
         # Row of each measured tensor in the stats vector, or -1 where no gradient reaches it.
@@ -51,20 +53,39 @@ class Layout:
         # tensors' sums, the variables' exact rows, then the presence counts of ops and of
         # variables, read as one list of rows owned by ops and then variables.
         rows, with_grad = int(np.count_nonzero(tensor_has_grad)), len(self.variables_with_grad)
-        ends = np.cumsum([2, rows, 3 * with_grad, 2 * (len(self.presence_owner) + with_grad)])
-        self.sums, self.exact, self.presence = (slice(a, b) for a, b in zip(ends[:-1], ends[1:]))
+        # Then (issue 17) the dead units of each op with units, the body ops' accumulator rows,
+        # each measured loop's iteration count and, after them, its iterations.
+        self.n_loops = sum(op.has_iteration_norms for op in graph.ops)
+        n_units = sum(op.units > 0 for op in graph.ops)
+        ends = np.cumsum([
+            2, rows, 3 * with_grad, 2 * (len(self.presence_owner) + with_grad), n_units, 3 * len(body_ops),
+            self.n_loops,
+        ])
+        self.sums, self.exact, self.presence, self.dead_units, self.body_rows, self.loop_lengths = (
+            slice(a, b) for a, b in zip(ends[:-1], ends[1:])
+        )
+        # Rows of the body accumulators that are measured, and the op each belongs to.
+        row_of = {op: r for r, op in enumerate(body_ops)}
+        self.body_row = np.array([row_of[i] for i in body_measured], np.int64)
+        self.body_op = np.array(list(body_measured), np.int64)
+        self.body_reached = np.asarray(reached, bool)[self.body_op] if len(self.body_op) else np.zeros(0, bool)
         n_ops = len(graph.ops)
         self.presence_items = np.concatenate([self.presence_owner, n_ops + self.variables_with_grad])
         self.n_items = n_ops + len(graph.variables)
 
     def values(
         self, version: int, loss: tf.Tensor, tensor_stats: tf.Tensor, variable_stats: tf.Tensor,
-        presence: tf.Tensor, variable_presence: tf.Tensor,
+        presence: tf.Tensor, variable_presence: tf.Tensor, dead_units: tf.Tensor | None = None,
+        body_rows: tf.Tensor | None = None, loop_sums: Sequence[tf.Tensor] = (),
+        loop_counts: Sequence[tf.Tensor] = (),
     ) -> tf.Tensor:
         """In the probe's graph: the call's graph version (its index in the probe), loss and
         reductions in one float32 vector, fetched at once (each output of a call costs the
         host several microseconds after a training step)."""
-        parts = [tf.constant([float(version)]), tf.reshape(loss, [1]), tensor_stats, variable_stats, presence, variable_presence]
+        parts = [
+            tf.constant([float(version)]), tf.reshape(loss, [1]), tensor_stats, variable_stats, presence,
+            variable_presence, *(p for p in (dead_units, body_rows) if p is not None), *loop_counts, *loop_sums,
+        ]
         return tf.concat([tf.reshape(p, [-1]) for p in parts], 0)
 
 
@@ -128,10 +149,44 @@ def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
     presence = _fractions(values[layout.presence], layout.presence_items, layout.n_items)
     # Counted from signs (Reducer.presence): exact unless the gradient holds a NaN or an Inf.
     presence[np.concatenate([op_codes, var_codes]) == NONFINITE] = np.nan
+    if len(layout.body_op):
+        _measured_bodies(layout, values, op_codes, op_norms, presence)
     n_ops = len(op_codes)
     return encode_step_arrays(
         layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(np.float32(values[1])),
         op_presence=presence[:n_ops],
         variable_presence=presence[n_ops:],
+        dead_units=values[layout.dead_units],
+        iteration_norms=_iteration_norms(layout, values),
     )
+
+
+def _measured_bodies(
+    layout: Layout, values: np.ndarray, op_codes: np.ndarray, op_norms: np.ndarray, presence: np.ndarray
+) -> None:
+    """Body ops' states, norms and presence from their accumulators (capture/bodies.py), over
+    all iterations; ops no gradient reaches (their loop's gradient hands them zeros), or whose
+    body never ran, keep what they had."""
+    rows = values[layout.body_rows].reshape(-1, 3)[layout.body_row]
+    sumsq, present, size = 2.0 * rows[:, 0], 2.0 * rows[:, 1], rows[:, 2]
+    ran = (size > 0) & layout.body_reached
+    ops = layout.body_op[ran]
+    sumsq, present, size = sumsq[ran], present[ran], size[ran]
+    finite = np.isfinite(sumsq)
+    op_codes[ops] = np.where(finite, np.where(sumsq == 0.0, ZERO, FLOWING), NONFINITE)
+    with np.errstate(invalid="ignore"):
+        op_norms[ops] = np.sqrt(sumsq)
+        presence[ops] = np.where(finite, present / size, np.nan)
+
+
+def _iteration_norms(layout: Layout, values: np.ndarray) -> list[np.ndarray]:
+    """Per measured loop, the norm at each of its iterations (first first)."""
+    lengths = values[layout.loop_lengths].astype(np.int64)
+    start = layout.loop_lengths.stop
+    norms = []
+    for n in lengths.tolist():
+        with np.errstate(invalid="ignore"):
+            norms.append(np.sqrt(2.0 * values[start:start + n]))
+        start += n
+    return norms
 

@@ -17,7 +17,9 @@ from tensorflow.python.eager.polymorphic_function import autograph_util
 from tensorflow.python.framework import func_graph as _func_graph
 from tensorflow.python.framework import op_callbacks
 from tensorflow.python.framework import ops as _ops
-from tensorflow.python.ops import cond_v2, gen_summary_ops, gradients_util, script_ops, summary_ops_v2, while_v2
+from tensorflow.python.ops import (
+    cond_v2, gen_summary_ops, gradients_util, resource_variable_ops, script_ops, summary_ops_v2, while_v2,
+)
 from tensorflow.python.util import tf_decorator
 
 # pylint: disable=protected-access
@@ -57,6 +59,15 @@ def replaced_gradient_function_lookup(lookup: Callable[[Operation], Any]) -> Ite
         yield
     finally:
         _ops.get_gradient_function = original
+
+
+def eager_variable(initial: Any, shape: tf.TensorShape) -> tf.Variable:
+    """A non-trainable resource variable made eagerly, even while a `tf.function` traces (which
+    allows new variables only on its first trace): the class itself, not `tf.Variable`, so that
+    no variable creator scope sees it. For accumulators that the probe owns (capture/bodies.py).
+    """
+    with tf.init_scope():
+        return resource_variable_ops.ResourceVariable(initial, shape=shape, trainable=False, name="gradflow_body")
 
 
 def registered_gradient(op_type_name: str) -> Callable[..., Any]:

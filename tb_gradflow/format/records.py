@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import math
 import weakref
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -53,6 +53,8 @@ def encode_step_arrays(
     loss: float | None,
     op_presence: np.ndarray | None = None,
     variable_presence: np.ndarray | None = None,
+    dead_units: Sequence[float] | np.ndarray = (),
+    iteration_norms: Sequence[np.ndarray] = (),
 ) -> gradflow_pb2.Step:
     """The Step of state codes (proto State values) and norms, NaN meaning "no norm".
 
@@ -60,6 +62,8 @@ def encode_step_arrays(
     variable norms and the loss exact float32. A ResNet50 step (1,405 ops, 214 variables) takes
     about 2.8 KB, against 8.1 KB in version 1. Presence (NaN unknown), when given, costs a bit
     per op and variable and a byte per value its state does not imply (format/presence.py).
+    `dead_units`: one count per op with units (a varint each, mostly one byte);
+    `iteration_norms`: per loop with iteration norms, its norms (float32 each).
     """
     codes, top = quantize_norms(np.asarray(op_norms))
     step = gradflow_pb2.Step(
@@ -76,7 +80,20 @@ def encode_step_arrays(
         (step.op_presence_stored, step.op_presence_codes), (
             step.variable_presence_stored, step.variable_presence_codes
         ) = P.encode_rows([(op_codes, op_presence), (variable_codes, variable_presence)])
+    if len(dead_units):
+        step.dead_units.extend(np.asarray(dead_units, np.int64).tolist())
+    if len(iteration_norms):
+        step.iteration_counts.extend(len(n) for n in iteration_norms)
+        step.iteration_norms.extend(np.concatenate([np.asarray(n, np.float32) for n in iteration_norms]).tolist())
     return step
+
+
+def loop_arrays(step: gradflow_pb2.Step) -> list[np.ndarray]:
+    """Per loop with iteration norms, its norms as float32 (first iteration first); [] for a
+    step that stores none. `check_aligned` must have passed."""
+    norms = np.array(step.iteration_norms, np.float32)
+    ends = np.cumsum(list(step.iteration_counts))
+    return [norms[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends)]
 
 
 def presence_arrays(step: gradflow_pb2.Step, op_codes: np.ndarray, variable_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,6 +222,7 @@ def check_aligned(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> None:
     n_ops, n_vars = len(graph.ops), len(graph.variables)
     if len(step.variable_norms) != n_vars:
         raise FormatError("step values do not match the graph's ops and variables")
+    _check_units_and_loops(graph, step)
     if step.has_presence:
         P.check(step.op_presence_stored, step.op_presence_codes, n_ops)
         P.check(step.variable_presence_stored, step.variable_presence_codes, n_vars)
@@ -221,6 +239,16 @@ def check_aligned(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> None:
     # bytes.translate runs in C: this check is on the plugin's reload path for every step.
     if (step.op_states + step.variable_states).translate(None, _STATE_BYTES):
         raise FormatError("unknown gradient state in step")
+
+
+def _check_units_and_loops(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> None:
+    """Dead-unit counts and iteration norms, when stored, match the graph's ops (issue 17)."""
+    if step.dead_units and len(step.dead_units) != sum(op.units > 0 for op in graph.ops):
+        raise FormatError("step dead units do not match the graph's ops")
+    if step.iteration_counts and len(step.iteration_counts) != sum(op.has_iteration_norms for op in graph.ops):
+        raise FormatError("step iteration norms do not match the graph's loops")
+    if sum(step.iteration_counts) != len(step.iteration_norms):
+        raise FormatError("step iteration norms do not match their counts")
 
 
 def decode_state(code: int) -> str:
@@ -269,6 +297,9 @@ class _GraphFields:
     cut_points: tuple[CutPoint, ...]
     computes_in_float16: bool
     frozen_variables: tuple[str, ...] = ()
+    # Per op: its units (0: dead units not counted) and whether it has iteration norms.
+    units: tuple[int, ...] = ()
+    loops: tuple[bool, ...] = ()
 
 
 def _read_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
@@ -284,6 +315,8 @@ def _read_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
         cut_points=tuple(cut_points(graph)),
         computes_in_float16=any("float16" in op.output_dtypes for op in graph_ops),
         frozen_variables=tuple(v.name for v in graph.frozen_variables),
+        units=tuple(op.units for op in graph_ops),
+        loops=tuple(op.has_iteration_norms for op in graph_ops),
     )
 
 
@@ -309,7 +342,8 @@ def _graph_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
 
 
 def build_report(
-    graph: gradflow_pb2.Graph, step: gradflow_pb2.Step, step_number: int | None = None, checked: bool = True
+    graph: gradflow_pb2.Graph, step: gradflow_pb2.Step, step_number: int | None = None, checked: bool = True,
+    dead_since: dict[str, int] | None = None,
 ) -> Report:
     """The report for one logged step: analyze() and every reader go through this.
 
@@ -334,20 +368,23 @@ def build_report(
         frozen_models=tuple(graph.frozen_models),
         unread_models=tuple(graph.unread_models),
         loss_shape=graph.loss_shape,
+        dead_since=dead_since or {},
     )
     _graphs[id(report)] = graph
     weakref.finalize(report, _graphs.pop, id(report), None)
     return report
 
 
-def _step_values(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> tuple[np.ndarray, ...]:
-    """(op codes, op norms, variable codes, variable norms, op presence, variable presence)."""
+def _step_values(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> tuple[Any, ...]:
+    """(op codes, op norms, variable codes, variable norms, op presence, variable presence,
+    dead units per counted op, iteration norms per loop)."""
     op_codes, op_norms, var_codes, var_norms = step_arrays(step, len(graph.ops), len(graph.variables))
-    return (op_codes, op_norms, var_codes, var_norms, *presence_arrays(step, op_codes, var_codes))
+    return (op_codes, op_norms, var_codes, var_norms, *presence_arrays(step, op_codes, var_codes),
+            list(step.dead_units), loop_arrays(step))
 
 
 def _variable_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarray, ...]]) -> dict[str, VariableRecord]:
-    _, _, codes, norms, _, presence = values()
+    _, _, codes, norms, _, presence, _, _ = values()
     variables = {}
     for (name, shape, sparse), code, norm, fraction in zip(
         fields.variables, codes.tolist(), norms.tolist(), presence.tolist()
@@ -360,7 +397,9 @@ def _variable_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarra
 
 
 def _op_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarray, ...]]) -> tuple[OpRecord, ...]:
-    codes, norms, _, _, presence, _ = values()
+    codes, norms, _, _, presence, _, dead, loops = values()
+    dead_of = dict(zip([i for i, u in enumerate(fields.units) if u], dead))
+    loop_of = dict(zip([i for i, has in enumerate(fields.loops) if has], loops))
     return tuple(
         OpRecord(
             name=name,
@@ -373,10 +412,13 @@ def _op_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarray, ...
             measured=measured,
             presence=_fraction(fraction) if measured else None,
             presence_at_input=at_input,
+            units=fields.units[i] if fields.units and fields.units[i] else None,
+            dead_units=dead_of.get(i),
+            iteration_norms=tuple(loop_of[i].tolist()) if i in loop_of else None,
         )
-        for (name, op_type, source, inputs, cause, measured, at_input), code, norm, fraction in zip(
+        for i, ((name, op_type, source, inputs, cause, measured, at_input), code, norm, fraction) in enumerate(zip(
             fields.ops, codes.tolist(), norms.tolist(), presence.tolist()
-        )
+        ))
     )
 
 

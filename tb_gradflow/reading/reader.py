@@ -21,7 +21,7 @@ from tb_gradflow.format import metadata
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.format.records import (
-    build_report, check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, presence_arrays, step_arrays,
+    build_report, check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, loop_arrays, presence_arrays, step_arrays,
     unpack_states,
 )
 from tb_gradflow.proto import gradflow_pb2
@@ -100,7 +100,12 @@ class VersionValues:
     # None when no step of the version stores presence (older logdirs cost nothing more).
     op_presence: np.ndarray | None = None  # uint8 [n, ops]
     variable_presence: np.ndarray | None = None  # uint8 [n, vars]
+    # Issue 17: dead units per op with units (-1 where a step stores none), and per step the
+    # iteration norms of each loop ([] where a step stores none); None when no step has them.
+    dead_units: np.ndarray | None = None  # int64 [n, ops with units]
+    iteration_norms: list[list[np.ndarray]] | None = None
     _op_index: dict[str, int] | None = None
+    _units_and_loops: tuple[dict[int, int], list[int]] | None = None
     _variable_index: dict[str, int] | None = None
 
     def op_index(self) -> dict[str, int]:
@@ -122,6 +127,32 @@ class VersionValues:
             matrix, rows = np.zeros((1, width), np.uint8), np.zeros_like(np.asarray(rows))
         return matrix[rows, cols]
 
+    def unit_and_loop_ops(self) -> tuple[dict[int, int], list[int]]:
+        """({op index: units} of the ops whose dead units are counted, the indices of the ops
+        with iteration norms), both in op order (the order of their values in a step)."""
+        if self._units_and_loops is None:
+            ops = list(self.graph.ops)
+            self._units_and_loops = (
+                {i: op.units for i, op in enumerate(ops) if op.units > 0},
+                [i for i, op in enumerate(ops) if op.has_iteration_norms],
+            )
+        return self._units_and_loops
+
+    def dead_since(self, row: int) -> dict[str, int]:
+        """Op name -> the first step of the streak of rows up to `row` in which at least
+        V.DEAD_UNITS_THRESHOLD of its units are dead, for the ops dead so at `row`."""
+        if self.dead_units is None:
+            return {}
+        counted_units = self.unit_and_loop_ops()[0]
+        counted = [self.graph.ops[i] for i in counted_units]
+        units = np.array(list(counted_units.values()), np.float64)
+        dead = self.dead_units[: row + 1] >= V.DEAD_UNITS_THRESHOLD * units  # -1 (unknown): not dead
+        since: dict[str, int] = {}
+        for k in np.flatnonzero(dead[row]).tolist():
+            alive = np.flatnonzero(~dead[:, k])
+            since[counted[k].name] = int(self.steps[alive[-1] + 1 if len(alive) else 0])
+        return since
+
     def step_proto(self, row: int) -> gradflow_pb2.Step:
         step = gradflow_pb2.Step(
             graph_id=self.graph.graph_id,
@@ -137,6 +168,11 @@ class VersionValues:
             step.op_presence_stored, step.op_presence_codes = P.encode(self.op_states[row], P.from_codes(op_p))
             step.variable_presence_stored, step.variable_presence_codes = P.encode(
                 self.variable_states[row], P.from_codes(var_p))
+        if self.dead_units is not None and (self.dead_units[row] >= 0).all():
+            step.dead_units.extend(self.dead_units[row].tolist())
+        if self.iteration_norms is not None and self.iteration_norms[row]:
+            step.iteration_counts.extend(len(n) for n in self.iteration_norms[row])
+            step.iteration_norms.extend(np.concatenate(self.iteration_norms[row]).tolist())
         return step
 
 
@@ -163,7 +199,7 @@ class TagSeries:
             step = self.last_step
         graph_id, row = self.where[step]
         values = self.versions[graph_id]
-        return build_report(values.graph, values.step_proto(row), step)
+        return build_report(values.graph, values.step_proto(row), step, dead_since=values.dead_since(row))
 
 
 Warn = Callable[[str], None]
@@ -453,6 +489,7 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
     op_presence = np.zeros((n, n_ops), np.uint8)  # code 0: unknown
     variable_presence = np.zeros((n, n_vars), np.uint8)
     packed: list[int] = []
+    dead_units, loops = _units_and_loops(graph, rows)
     for i, (_, _, source) in enumerate(rows):
         if isinstance(source, tuple):
             old, row = source
@@ -494,7 +531,31 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
         wall_times=np.array([r[1] for r in rows], dtype=np.float64),
         op_presence=op_presence if op_presence.any() else None,
         variable_presence=variable_presence if variable_presence.any() else None,
+        dead_units=dead_units,
+        iteration_norms=loops,
     )
+
+
+def _units_and_loops(graph: gradflow_pb2.Graph, rows: list[_Row]) -> tuple[np.ndarray | None, list | None]:
+    """Dead units [n, ops with units] (-1 where a step has none) and iteration norms per row;
+    None for a version whose graph has neither."""
+    n_units = sum(op.units > 0 for op in graph.ops)
+    has_loops = any(op.has_iteration_norms for op in graph.ops)
+    dead = np.full((len(rows), n_units), -1, np.int64) if n_units else None
+    loops: list[list[np.ndarray]] | None = [] if has_loops else None
+    for i, (_, _, source) in enumerate(rows):
+        if isinstance(source, tuple):
+            old, row = source
+            if dead is not None and old.dead_units is not None:
+                dead[i] = old.dead_units[row]
+            if loops is not None:
+                loops.append(old.iteration_norms[row] if old.iteration_norms is not None else [])
+            continue
+        if dead is not None and len(source.dead_units) == n_units:
+            dead[i] = list(source.dead_units)
+        if loops is not None:
+            loops.append(loop_arrays(source))
+    return dead, loops
 
 
 def _fill_presence(

@@ -1,0 +1,254 @@
+"""Gradients inside loop bodies, measured over all iterations, and a loop's norm per iteration.
+
+A `While` op's gradient is another loop, built once by TensorFlow from the body's gradient
+functions. While that backward body is built (inside our one backward pass, with the registry
+lookup wrapped as in registry_hook), each body op's gradient function receives the gradient of
+its outputs at one iteration. Next to it we add a few ops that fold that gradient into
+accumulators: per body op its half sum of squares, half its count of nonzero elements and its
+size, summed over iterations (resource variables, since a loop's outputs are fixed once built);
+per loop, for each iteration, the half sum of squares of the gradient of the float loop-carried
+state it outputs. The probe reads them once the backward pass has run and resets them.
+
+The loop-carried state an iteration outputs is taken where the body computes it, before the
+Identity ops the loop wraps it in: its gradient there sums every use within the iteration (the
+carry to the next iteration, and the write to the output sequence), which is dL/dh_{i+1} of the
+recurrence written out. The backward loop runs from the last iteration to the first; the
+accumulator is reversed when read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from typing import Any, Callable, Iterator
+
+import tensorflow as tf
+
+from tb_gradflow.capture import tf_internals
+from tb_gradflow.capture.loss_path import WHILE_OPS, PathOp, is_measurable_dtype
+from tb_gradflow.capture.registry_hook import OpKey, op_key
+from tb_gradflow.capture.tf_internals import Operation
+
+_PASS_THROUGH = ("Identity", "IdentityN", "Snapshot")
+
+# Body ops' norms and presence cost a few kernels per body op and iteration: on a Keras LSTM
+# (32 steps) they took the logging call from 1.0 to about 1.8 times a plain training step, over
+# the 1.3 budget, so they are off unless asked for (Probe(measure_bodies=True), or this
+# environment variable set to 1). A loop's iteration norms cost a few kernels per iteration and
+# are always on.
+BODY_OPS_ENV = "TB_GRADFLOW_BODY_OPS"
+
+
+def body_ops_default() -> bool:
+    """Whether body ops are measured when the caller does not say: $TB_GRADFLOW_BODY_OPS=1."""
+    return os.environ.get(BODY_OPS_ENV, "") == "1"
+
+
+@dataclasses.dataclass
+class _Accumulator:
+    variable: tf.Variable
+    handle: tf.Tensor  # captured in the loss's graph: the backward body captures it from there
+    empty: tf.Tensor
+
+
+def _accumulator(shape: list[int | None], initial: Any) -> _Accumulator:
+    variable = tf_internals.eager_variable(initial, tf.TensorShape(shape))
+    return _Accumulator(variable, tf.identity(variable.handle), tf.constant(initial, tf.float32))
+
+
+class BodyMeter:
+    """Accumulators for the ops of While bodies on the loss path and their loops' iterations.
+
+    Make it in the loss's graph before the backward pass; build that pass inside `recording()`;
+    then `values()` gives [rows of body ops (half sumsq, half nonzero count, size)], and the
+    half sums of squares per iteration of each loop in `measured_loops`.
+    """
+
+    def __init__(self, ops: list[PathOp], measure_ops: bool = True) -> None:
+        """`measure_ops`: also the body ops' norms and presence (else only the iterations)."""
+        self._rows: dict[OpKey, int] = {}  # body op -> its row in the op accumulator
+        self.body_ops: list[int] = []  # path index of each row
+        self.loops: list[int] = []  # path index of each loop with iteration norms
+        self._loop_ops: list[Operation] = []
+        # (op key, output index) of a loop body's carried float outputs -> loop number.
+        self._carried: dict[OpKey, dict[int, int]] = {}
+        for i, p in enumerate(ops):
+            if p.op.type in WHILE_OPS and p.bodies:
+                self._plan_loop(i, p)
+            elif (
+                measure_ops
+                and _in_while_body(ops, p)
+                and any(is_measurable_dtype(t.dtype) for t in p.op.outputs)
+            ):
+                self._rows[p.key] = len(self.body_ops)
+                self.body_ops.append(i)
+        self._ops: _Accumulator | None = None
+        # Per loop: one accumulator per body op that computes part of its carried state (made
+        # in the loss's graph, in `recording`), and those whose gradient function ran.
+        self._sources: list[dict[OpKey, _Accumulator]] = [{} for _ in self.loops]
+        self._fired: list[set[OpKey]] = [set() for _ in self.loops]
+        self.measured_rows: set[int] = set()
+
+    def _plan_loop(self, index: int, p: PathOp) -> None:
+        body = p.bodies[0].graph
+        loop = len(self.loops)
+        found = False
+        for out in body.outputs:
+            if not is_measurable_dtype(out.dtype):
+                continue
+            t = out
+            while t.op.type in _PASS_THROUGH and t.op.inputs:
+                t = t.op.inputs[t.value_index] if t.op.type == "IdentityN" else t.op.inputs[0]
+            if t.op.type == "Placeholder":  # carried through unchanged: nothing computes it
+                continue
+            self._carried.setdefault(op_key(t.op), {})[t.value_index] = loop
+            found = True
+        if found:
+            self.loops.append(index)
+            self._loop_ops.append(p.op)
+
+    @property
+    def active(self) -> bool:
+        """Whether there is anything to measure (body ops or loops)."""
+        return bool(self._rows or self.loops)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Within this block (inside `watch_registry`), gradient functions of body ops also fold
+        their gradients into the accumulators."""
+        if not self.active:
+            yield
+            return
+        if self._rows:
+            self._ops = _accumulator([len(self.body_ops), 3], [[0.0] * 3] * len(self.body_ops))
+        for key, outputs in self._carried.items():
+            for loop in set(outputs.values()):
+                self._sources[loop][key] = _accumulator([None], [])
+        inner = tf_internals.gradient_function_lookup()
+
+        def lookup(op: Operation) -> Callable | None:
+            grad_fn = inner(op)
+            key = op_key(op)
+            if grad_fn is None or (key not in self._rows and key not in self._carried):
+                return grad_fn
+
+            def measuring(op_: Operation, *out_grads):
+                self._fold(key, out_grads)
+                return grad_fn(op_, *out_grads)
+
+            return measuring
+
+        with tf_internals.replaced_gradient_function_lookup(lookup):
+            yield
+
+    def _fold(self, key: OpKey, out_grads: tuple[Any, ...]) -> None:
+        dense = [g for g in out_grads if isinstance(g, tf.Tensor) and is_measurable_dtype(g.dtype)]
+        row = self._rows.get(key)
+        if row is not None and dense and self._ops is not None:
+            self.measured_rows.add(row)
+            parts = [_half_sum_count_size(g) for g in dense]
+            totals = parts[0] if len(parts) == 1 else tf.raw_ops.AddN(inputs=parts)
+            tf.raw_ops.ResourceScatterAdd(
+                resource=self._ops.handle,
+                indices=tf.constant([row], tf.int32),
+                updates=tf.raw_ops.Reshape(tensor=totals, shape=tf.constant([1, 3], tf.int32)),
+            )
+        for loop, outputs in _by_loop(self._carried.get(key, {})).items():
+            carried = [
+                out_grads[k]
+                for k in outputs
+                if k < len(out_grads) and isinstance(out_grads[k], tf.Tensor)
+            ]
+            if carried:
+                self._append(loop, key, carried)
+
+    def _append(self, loop: int, key: OpKey, grads: list[tf.Tensor]) -> None:
+        sums = [tf.raw_ops.L2Loss(t=_float32(g)) for g in grads]
+        total = sums[0] if len(sums) == 1 else tf.raw_ops.AddN(inputs=sums)
+        acc = self._sources[loop][key]
+        self._fired[loop].add(key)
+        now = tf.raw_ops.ReadVariableOp(resource=acc.handle, dtype=tf.float32)
+        tf.raw_ops.AssignVariableOp(
+            resource=acc.handle,
+            value=tf.raw_ops.ConcatV2(
+                values=[now, tf.raw_ops.Reshape(tensor=total, shape=tf.constant([1], tf.int32))],
+                axis=tf.constant(0, tf.int32),
+            ),
+        )
+
+    def values(self, after: list[Any]) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
+        """In the loss's graph, after the backward pass (`after`: its gradients): ([rows, 3] of
+        the body ops, the half sum of squares per iteration of each loop, first iteration
+        first, and the number of iterations of each loop as float32), each accumulator reset
+        for the next call.
+
+        The counts are the loops' own iteration counters (a While op's first output), not the
+        size of what was read: TensorFlow may fold that size from the accumulator's shape when
+        the function was first run."""
+        deps = [g.op for g in after if isinstance(g, tf.Tensor)]
+        rows = tf.zeros([len(self.body_ops), 3], tf.float32)
+        if self._ops is not None:
+            rows = _read_and_reset(self._ops, deps)
+        loops, counts = [], []
+        for sources, fired, op in zip(self._sources, self._fired, self._loop_ops):
+            reads = [_read_and_reset(acc, deps) for key, acc in sources.items() if key in fired]
+            if not reads:  # not in `measured_loops` either
+                continue
+            total = reads[0] if len(reads) == 1 else tf.raw_ops.AddN(inputs=reads)
+            loops.append(tf.reverse(total, [0]))
+            counter = op.outputs[0]
+            counts.append(
+                tf.raw_ops.Cast(
+                    x=counter if counter.dtype.is_integer else tf.size(total), DstT=tf.float32
+                )
+            )
+        return rows, loops, counts
+
+    @property
+    def measured_loops(self) -> list[int]:
+        """Path indices of the loops whose iteration norms are measured."""
+        return [i for i, fired in zip(self.loops, self._fired) if fired]
+
+    def measured_body_ops(self) -> list[int]:
+        """Path indices of the body ops whose gradient is measured."""
+        return [self.body_ops[r] for r in sorted(self.measured_rows)]
+
+
+def _read_and_reset(acc: _Accumulator, deps: list[Any]) -> tf.Tensor:
+    with tf.control_dependencies(deps):
+        value = tf.raw_ops.ReadVariableOp(resource=acc.handle, dtype=tf.float32)
+    with tf.control_dependencies([value]):
+        tf.raw_ops.AssignVariableOp(resource=acc.handle, value=acc.empty)
+    return tf.identity(value)
+
+
+def _by_loop(outputs: dict[int, int]) -> dict[int, list[int]]:
+    loops: dict[int, list[int]] = {}
+    for k, loop in outputs.items():
+        loops.setdefault(loop, []).append(k)
+    return loops
+
+
+def _float32(g: tf.Tensor) -> tf.Tensor:
+    if g.dtype.is_complex:
+        g = tf.raw_ops.ComplexAbs(x=g, Tout=g.dtype.real_dtype)
+    return g if g.dtype == tf.float32 else tf.raw_ops.Cast(x=g, DstT=tf.float32)
+
+
+def _half_sum_count_size(g: tf.Tensor) -> tf.Tensor:
+    """[3]: half the sum of squares, half the count of nonzero elements, the size."""
+    x = _float32(g)
+    sign = tf.raw_ops.Sign(x=x)
+    size = tf.raw_ops.Cast(x=tf.raw_ops.Size(input=x), DstT=tf.float32)
+    return tf.raw_ops.Pack(values=[tf.raw_ops.L2Loss(t=x), tf.raw_ops.L2Loss(t=sign), size])
+
+
+def _in_while_body(ops: list[PathOp], p: PathOp) -> bool:
+    """Whether `p` sits in the body of a While op (directly or in a call inside one)."""
+    parent = p.parent
+    while parent >= 0:
+        if ops[parent].op.type in WHILE_OPS:
+            return True
+        parent = ops[parent].parent
+    return False
