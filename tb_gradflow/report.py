@@ -163,6 +163,8 @@ class Report:
     fallback_reason: str = ""
     # Some op on the loss path computes in float16: an all-zero gradient may be underflow.
     computes_in_float16: bool = False
+    # Parameters the loss reaches that do not train (torch requires_grad=False): never starved.
+    frozen_variables: tuple[str, ...] = ()
 
     @property
     def starved_variables(self) -> list[str]:

@@ -153,8 +153,22 @@ def _notes(report: Report) -> list[dict[str, Any]]:
         names = report.variables_in(state)
         if names:
             text = f"{plural(len(names), 'variable')} {_verb(len(names), 'has', 'have')} {words}"
-            notes.append({"kind": state, **_sentence(text, names)})
+            why = _zero_reason(report) if state == V.ZERO else ""
+            notes.append({"kind": state, **_sentence(text, names), **({"hint": why} if why else {})})
+    if report.frozen_variables:
+        frozen = list(report.frozen_variables)
+        text = f"{plural(len(frozen), 'parameter')} {_verb(len(frozen), 'is', 'are')} {V.FROZEN_NOTE}"
+        notes.append({"kind": "frozen", **_sentence(text, frozen)})
     return notes + _presence_notes(report)
+
+
+def _zero_reason(report: Report) -> str:
+    """Why variables get all zeros, when an op whose derivative is zero (torch.round) is on the
+    loss path: the first such op, in words."""
+    for op in report.ops:
+        if op.type in V.ZERO_GRADIENT_OPS and op.state != V.NONE:
+            return V.ZERO_GRADIENT_REASON.format(op=f"{op.type} '{op.name}'", source=op.source or "?")
+    return ""
 
 
 def story(report: Report) -> dict[str, Any]:

@@ -8,7 +8,9 @@ export type Cause =
   | "stop_gradient"
   | "integer_cast"
   | "non_differentiable"
-  | "custom_gradient";
+  | "custom_gradient"
+  | "detach"
+  | "numpy";
 
 /** A norm as the routes send it: a number, null (no gradient / not measured), or "inf" / "nan". */
 export type WireNorm = number | null | "inf" | "nan";
@@ -126,7 +128,7 @@ export interface Story {
   harmless: StoryCut[];
   harmless_summary: string | null;
   harmless_hints: { cause: Cause; hint: string }[];
-  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" | "dead_gate" | "sparse_variable" | "few_rows"; hint?: string })[];
+  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" | "dead_gate" | "sparse_variable" | "few_rows" | "frozen"; hint?: string })[];
 }
 
 export interface DiagnosisResponse {

@@ -268,6 +268,7 @@ class _GraphFields:
     variables: tuple[tuple[str, str, bool], ...]
     cut_points: tuple[CutPoint, ...]
     computes_in_float16: bool
+    frozen_variables: tuple[str, ...] = ()
 
 
 def _read_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
@@ -282,6 +283,7 @@ def _read_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
         variables=tuple((v.name, v.shape, v.sparse_gradient) for v in graph.variables),
         cut_points=tuple(cut_points(graph)),
         computes_in_float16=any("float16" in op.output_dtypes for op in graph_ops),
+        frozen_variables=tuple(v.name for v in graph.frozen_variables),
     )
 
 
@@ -307,17 +309,24 @@ def _graph_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
 
 
 def build_report(
-    graph: gradflow_pb2.Graph, step: gradflow_pb2.Step, step_number: int | None = None, checked: bool = True
+    graph: gradflow_pb2.Graph, step: gradflow_pb2.Step, step_number: int | None = None, checked: bool = True,
+    exact: tuple[np.ndarray, ...] | None = None,
 ) -> Report:
     """The report for one logged step: analyze() and every reader go through this.
 
     The step is checked here (`checked=False` only for a step just encoded from this graph);
     its values are decoded on the first read of the report's ops or variables (a logging
-    call in a training loop builds a report it seldom reads)."""
+    call in a training loop builds a report it seldom reads). `exact`, when the capture has
+    them at hand, are the step's values before encoding (op codes, op norms, variable codes,
+    variable norms, op presence, variable presence; NaN for none): the report keeps those
+    instead of the Step's quantized op norms."""
     if checked:
         check_aligned(graph, step)
     fields = _graph_fields(graph)
-    values = functools.cache(functools.partial(_step_values, graph, step))
+    if exact is not None:
+        values: Callable[[], tuple[np.ndarray, ...]] = lambda: exact  # noqa: E731
+    else:
+        values = functools.cache(functools.partial(_step_values, graph, step))
     loss = None if math.isnan(step.loss) else step.loss
     report = Report(
         variables=VariableRecords(functools.partial(_variable_records, fields, values)),
@@ -328,6 +337,7 @@ def build_report(
         graph_id=graph.graph_id,
         fallback_reason=graph.fallback_reason,
         computes_in_float16=fields.computes_in_float16,
+        frozen_variables=fields.frozen_variables,
     )
     _graphs[id(report)] = graph
     weakref.finalize(report, _graphs.pop, id(report), None)

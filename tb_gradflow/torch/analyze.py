@@ -1,0 +1,24 @@
+"""`tb_gradflow.torch.analyze`: where does the gradient of a torch loss stop?"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from tb_gradflow.report import Report
+from tb_gradflow.torch.capture import capture
+
+
+def analyze(loss_fn: Callable[..., Any], *args: Any, parameters: Any = None, **kwargs: Any) -> Report:
+    """Runs `loss_fn(*args, **kwargs)` once, recorded, and takes one backward pass.
+
+    Returns the same `Report` as the TensorFlow side: each parameter's gradient state
+    (`torch.autograd.grad(loss, params, allow_unused=True)`: None is `none`, all zeros `zero`,
+    NaN/Inf `nonfinite`), the ops on the loss path, and the cut points with their cause, the
+    user's line and the parameters they starve. No parameter's `.grad` is touched.
+
+    Args:
+      loss_fn: returns the loss (a tensor, or a tuple or dict whose first/"loss" entry is).
+      parameters: the parameters to diagnose (tensors, (name, tensor) pairs, a dict or a module);
+        by default those of the modules the loss function refers to (closure, globals, `self`,
+        arguments), named by `named_parameters()`. `requires_grad=False` ones are listed as frozen.
+    """
+    return capture(loss_fn, args, kwargs, parameters).report()

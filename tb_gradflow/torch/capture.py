@@ -1,0 +1,254 @@
+"""One torch step captured: the recorded forward, one backward pass, the Graph and the Step.
+
+The Graph and Step are the stored protos of the TensorFlow side (format/), built here from the
+recording, so that the report, the plugin and the CLI read a torch step as they read any other.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from tb_gradflow import vocabulary as V
+from tb_gradflow.format.records import build_report, encode_step_arrays
+from tb_gradflow.proto import gradflow_pb2
+from tb_gradflow.report import Report
+from tb_gradflow.torch import classify, measure
+from tb_gradflow.torch.params import Parameters, collect
+from tb_gradflow.torch.recorder import Recording, RecordedOp, record
+
+FRAMEWORK = "torch"
+
+
+@dataclasses.dataclass
+class Capture:
+    """A captured step: its protos, exact values, and the parameters' gradients."""
+
+    graph: gradflow_pb2.Graph
+    step: gradflow_pb2.Step
+    exact: tuple[np.ndarray, ...]
+    parameters: Parameters
+    grads: list[torch.Tensor | None]
+    loss: torch.Tensor
+
+    def report(self, step_number: int | None = None) -> Report:
+        """The same Report as the TensorFlow side, with exact norms (the Step quantizes op norms)."""
+        return build_report(self.graph, self.step, step_number, checked=False, exact=self.exact)
+
+
+def loss_tensor(out: Any) -> torch.Tensor:
+    """The loss a loss function returns: a tensor, the first of a tuple, or a dict's "loss"."""
+    if isinstance(out, dict):
+        out = out.get("loss", next(iter(out.values()), None))
+    if isinstance(out, (tuple, list)) and out:
+        out = out[0]
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"the loss function must return a tensor (or a tuple or dict holding one), got {type(out).__name__}")
+    return out
+
+
+class CaptureError(RuntimeError):
+    """The capture failed after the loss ran; `grads_used` says whether the loss's graph is spent."""
+
+    def __init__(self, message: str, grads_used: bool):
+        super().__init__(message)
+        self.grads_used = grads_used
+
+
+def capture(
+    loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], parameters: Any = None,
+    optimizer: Any = None,
+) -> Capture:
+    """Runs the loss once, recorded, and takes one backward pass (no optimizer step).
+
+    With `optimizer`, its `zero_grad()` comes first. An error of `loss_fn` itself propagates;
+    one of the capture raises CaptureError."""
+    try:
+        params = collect(loss_fn, args, kwargs, parameters, optimizer)
+        recorder = record(params.module_names)
+    except Exception as e:
+        raise CaptureError(f"{type(e).__name__}: {e}", grads_used=False) from e
+    if optimizer is not None:
+        optimizer.zero_grad()
+    with recorder as rec:
+        out = loss_fn(*args, **kwargs)
+    analysis = None
+    try:
+        if recorder.mode.error is not None:
+            raise recorder.mode.error
+        analysis = _Analysis(rec, params, loss_tensor(out))
+        return analysis.run()
+    except Exception as e:
+        raise CaptureError(f"{type(e).__name__}: {e}", grads_used=bool(analysis and analysis.grads_used)) from e
+
+
+class _Analysis:
+    """The loss path of a recording, its cuts and its values."""
+
+    def __init__(self, rec: Recording, params: Parameters, loss: torch.Tensor):
+        self.rec, self.params, self.loss = rec, params, loss
+        self.var_index = {id(p): i for i, (_, p) in enumerate(params.trained)}
+        self.causes = {i: c for i, op in enumerate(rec.ops) if (c := classify.cut_cause(op))}
+        self.grads_used = False
+
+    def run(self) -> Capture:
+        rec, loss = self.rec, self.loss
+        loss_op = rec.producer.get(id(loss), -1)
+        on_path = self._closure([loss_op] if loss_op >= 0 else [])
+        targets = self._targets(on_path)
+        watches = {i: w for i in on_path if (w := self._watch(i)) is not None}
+        scalar = loss if loss.numel() == 1 else loss.sum()
+        n_vars = len(self.params.trained)
+        self.grads_used = True
+        try:
+            grads = measure.gradients(scalar.reshape(()), [p for _, p in self.params.trained] + [t for _, t in targets])
+        finally:
+            for _, handle in watches.values():
+                handle.remove()
+        values = measure.values(grads)
+        self._judge_functions(watches)
+        var_codes = values.codes[:n_vars]
+        extra = [i for i, (c, _) in self.causes.items() if i not in on_path and c == V.NUMPY
+                 and self._starved(i, var_codes)]
+        kept = sorted(on_path | self._closure(extra))
+        graph, exact = self._graph(kept, loss_op, targets, values, watches, n_vars)
+        step = encode_step_arrays(graph.graph_id, exact[0], exact[1].astype(np.float32), exact[2], exact[3],
+                                  float(scalar.detach()), exact[4], exact[5])
+        return Capture(graph, step, exact, self.params, grads[:n_vars], loss)
+
+    def _closure(self, starts: list[int]) -> set[int]:
+        seen: set[int] = set()
+        todo = list(starts)
+        while todo:
+            i = todo.pop()
+            if i not in seen:
+                seen.add(i)
+                todo.extend(self.rec.ops[i].inputs)
+        return seen
+
+    def _targets(self, on_path: set[int]) -> list[tuple[int, torch.Tensor]]:
+        """(op, its output tensor) for each op whose gradient can be asked for: one output that
+        requires grad, made by this op and not written in place since."""
+        out = []
+        for i in sorted(on_path):
+            t = self._output(i)
+            if t is not None:
+                out.append((i, t))
+        return out
+
+    def _output(self, i: int) -> torch.Tensor | None:
+        rec = self.rec
+        for t in rec.ops[i].outputs:
+            if (t.requires_grad and t.grad_fn is not None and rec.producer.get(id(t)) == i
+                    and rec.versions.get(id(t)) == t._version and id(t) not in self.var_index):
+                return t
+        return None
+
+    def _watch(self, i: int) -> tuple[measure.NodeWatch, Any] | None:
+        op = self.rec.ops[i]
+        if not (op.custom_function or classify.is_gate(op)):
+            return None
+        t = self._output(i)
+        return None if t is None else measure.watch(t)
+
+    def _judge_functions(self, watches: dict[int, tuple[measure.NodeWatch, Any]]) -> None:
+        """A custom Function that got a gradient and passed back None for an input that requires
+        grad is a cut (custom_gradient)."""
+        for i, (seen, _) in watches.items():
+            op = self.rec.ops[i]
+            if not (op.custom_function and seen.arrived):
+                continue
+            dropped = [k for k, (g, t) in enumerate(zip(seen.passed_back, op.input_tensors))
+                       if g is None and t.requires_grad]
+            if dropped:
+                self.causes[i] = (V.CUSTOM_GRADIENT, f"{op.type}.backward returns None for input {dropped[0]}")
+
+    def _upstream_vars(self, i: int) -> list[int]:
+        found: list[int] = []
+        for j in sorted(self._closure([i])):
+            for t in self.rec.ops[j].input_tensors:
+                k = self.var_index.get(id(t))
+                if k is not None and k not in found:
+                    found.append(k)
+        return found
+
+    def _starved(self, i: int, var_codes: np.ndarray) -> list[int]:
+        return [k for k in self._upstream_vars(i) if var_codes[k] == V.STATE_CODE[V.NONE]]
+
+    def _graph(
+        self, kept: list[int], loss_op: int, targets: list[tuple[int, torch.Tensor]],
+        values: measure.Values, watches: dict[int, tuple[measure.NodeWatch, Any]], n_vars: int,
+    ) -> tuple[gradflow_pb2.Graph, tuple[np.ndarray, ...]]:
+        position = {i: k for k, i in enumerate(kept)}
+        target_row = {i: n_vars + r for r, (i, _) in enumerate(targets)}
+        graph = gradflow_pb2.Graph(loss_op=position.get(loss_op, -1), framework=FRAMEWORK)
+        for name, p in self.params.trained:
+            graph.variables.add(name=name, shape=_shape(p), dtype=_dtype(p))
+        for name, p in self.params.frozen:
+            graph.frozen_variables.add(name=name, shape=_shape(p), dtype=_dtype(p))
+        var_codes = values.codes[:n_vars]
+        starved = {i: self._starved(i, var_codes) for i in kept if i in self.causes}
+        op_codes = np.zeros(len(kept), np.uint8)
+        op_norms = np.full(len(kept), np.nan)
+        op_presence = np.full(len(kept), np.nan)
+        names: dict[str, int] = {}
+        for k, i in enumerate(kept):
+            op = self.rec.ops[i]
+            row = target_row.get(i)
+            if row is not None:
+                op_codes[k], op_norms[k], op_presence[k] = values.codes[row], values.norms[row], values.presence[row]
+            gate = classify.is_gate(op)
+            if gate:
+                seen = watches.get(i)
+                op_presence[k] = measure.presence_of(_first(seen[0].passed_back)) if seen and seen[0].arrived else np.nan
+            cause, detail = self.causes.get(i, (None, ""))
+            graph.ops.add(
+                name=_unique(f"{op.scope}/{op.type}", names), type=op.type,
+                inputs=[position[j] for j in op.inputs if j in position],
+                variable_inputs=list(dict.fromkeys(self.var_index[id(t)] for t in op.input_tensors if id(t) in self.var_index)),
+                output_shapes=[_shape(t) for t in op.outputs], output_dtypes=[_dtype(t) for t in op.outputs],
+                source=op.source, library_source=op.library_source,
+                cause=V.CAUSE_CODE[cause], cause_detail=detail, starved_variables=starved.get(i, []),
+                parent=-1, measured=row is not None or not _may_need_grad(op), presence_at_input=gate,
+            )
+        _parallel(graph)
+        _seal(graph)
+        exact = (op_codes, op_norms, var_codes, values.norms[:n_vars], op_presence, values.presence[:n_vars])
+        return graph, exact
+
+
+def _may_need_grad(op: RecordedOp) -> bool:
+    return any(t.requires_grad for t in op.outputs)
+
+
+def _first(grads: list[torch.Tensor | None]) -> torch.Tensor | None:
+    return next((g for g in grads if g is not None), None)
+
+
+def _unique(name: str, names: dict[str, int]) -> str:
+    count = names.get(name, 0)
+    names[name] = count + 1
+    return name if count == 0 else f"{name}_{count}"
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "x".join(str(d) for d in t.shape) or "scalar"
+
+
+def _dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).replace("torch.", "")
+
+
+def _parallel(graph: gradflow_pb2.Graph) -> None:
+    """Each cut's other cuts that starve some of the same parameters."""
+    cuts = [(k, set(op.starved_variables)) for k, op in enumerate(graph.ops) if op.cause]
+    for k, starved in cuts:
+        graph.ops[k].parallel_cuts.extend(j for j, other in cuts if j != k and starved & other)
+
+
+def _seal(graph: gradflow_pb2.Graph) -> None:
+    """The graph's id: a hash of its content, so an unchanged loss reuses its stored graph."""
+    graph.graph_id = hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest()[:16]

@@ -1,0 +1,51 @@
+"""Why a recorded torch op cuts the gradient: the torch side of the cause vocabulary.
+
+A forward op is a cut when it reads a tensor that requires grad and gives back nothing that
+does. What it is decides the cause; a custom `autograd.Function` is judged on the backward side
+instead (capture.py), since only its backward says whether it returns None for an input.
+"""
+from __future__ import annotations
+
+import torch
+
+from tb_gradflow import vocabulary as V
+from tb_gradflow.torch.recorder import LEAVES_TORCH, RecordedOp
+
+DETACHING = frozenset({"detach", "detach_", "data"})
+# Casts: what they give back is an integer or bool tensor, and that is all they do.
+CASTS = frozenset({"long", "int", "short", "char", "byte", "bool", "to", "type", "type_as", "new_tensor"})
+# Gating ops: presence told at their input, as for Relu and Select on the TensorFlow side.
+GATES = frozenset({"relu", "relu_", "relu6", "hardtanh", "clamp", "clip", "where", "threshold"})
+
+
+def _reads_grad(op: RecordedOp) -> bool:
+    return any(t.requires_grad for t in op.input_tensors)
+
+
+def cut_cause(op: RecordedOp) -> tuple[str, str] | None:
+    """(cause, detail) when `op` cuts the gradient on the forward side, else None."""
+    if op.custom_function or not _reads_grad(op) or any(t.requires_grad for t in op.outputs):
+        return None
+    name = op.type
+    if name in DETACHING:
+        return V.DETACH, f"Tensor.{name}" + ("" if name == "data" else "()")
+    if op.inference:
+        return V.DETACH, f"{name} inside torch.inference_mode()"
+    if not op.grad_enabled:
+        return V.DETACH, f"{name} inside torch.no_grad()"
+    if name in LEAVES_TORCH:
+        return V.NUMPY, f"Tensor.{name}() leaves autograd; what is built from it has no history"
+    if name in CASTS and _integer_outputs(op):
+        return V.INTEGER_CAST, op.detail
+    if name == "tensor" or name == "as_tensor":
+        return V.NUMPY, f"torch.{name}() copies the values of tensors, not their history"
+    return V.NON_DIFFERENTIABLE, op.detail or f"{name} has no gradient"
+
+
+def _integer_outputs(op: RecordedOp) -> bool:
+    return any(not (t.is_floating_point() or t.is_complex()) for t in op.outputs)
+
+
+def is_gate(op: RecordedOp) -> bool:
+    """Whether presence is told at the op's input (a ReLU passes back only where it was open)."""
+    return op.type in GATES and any(isinstance(t, torch.Tensor) for t in op.input_tensors)

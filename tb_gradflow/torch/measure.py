@@ -1,0 +1,101 @@
+"""One backward pass over the parameters and the recorded tensors, and what it gave.
+
+`torch.autograd.grad(loss, parameters + tensors, allow_unused=True)` is the truth the report
+states: None is `none`, all zeros `zero`, any NaN or Inf `nonfinite`. Node hooks on gating ops
+and custom Functions see what those pass back to their inputs in the same pass.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from tb_gradflow import vocabulary as V
+
+_NONE, _FLOWING, _ZERO, _NONFINITE = (V.STATE_CODE[s] for s in (V.NONE, V.FLOWING, V.ZERO, V.NONFINITE))
+
+
+@dataclasses.dataclass
+class Values:
+    """Per gradient: a state code, an L2 norm (NaN for none) and presence (NaN unknown)."""
+
+    codes: np.ndarray
+    norms: np.ndarray
+    presence: np.ndarray
+
+
+@dataclasses.dataclass
+class NodeWatch:
+    """What a gating op or a custom Function passed back in the pass (hook results)."""
+
+    arrived: bool = False
+    passed_back: list[torch.Tensor | None] = dataclasses.field(default_factory=list)
+
+
+def watch(tensor: torch.Tensor) -> tuple[NodeWatch, Any] | None:
+    """A hook on the autograd node that made `tensor`: what reaches it and what it passes back."""
+    node = tensor.grad_fn
+    if node is None:
+        return None
+    seen = NodeWatch()
+
+    def hook(grad_inputs: Sequence[torch.Tensor | None], grad_outputs: Sequence[torch.Tensor | None]) -> None:
+        seen.arrived = any(g is not None for g in grad_outputs)
+        seen.passed_back = list(grad_inputs)
+
+    return seen, node.register_hook(hook)
+
+
+def gradients(loss: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor | None]:
+    """d loss / d inputs, None for inputs the loss does not reach (all of them when the loss has
+    no history, as after `loss.requires_grad = True`)."""
+    if not inputs or not loss.requires_grad:
+        return [None] * len(inputs)
+    return list(torch.autograd.grad(loss, inputs, allow_unused=True))
+
+
+def values(grads: Sequence[torch.Tensor | None]) -> Values:
+    """States, norms and presence of gradients, read from the device in one transfer."""
+    n = len(grads)
+    codes = np.full(n, _NONE, np.uint8)
+    norms = np.full(n, np.nan)
+    presence = np.full(n, np.nan)
+    present = [(i, _dense(g)) for i, g in enumerate(grads) if g is not None]
+    if not present:
+        return Values(codes, norms, presence)
+    tensors = [g for _, g in present]
+    norm_t = torch.stack([x.to(torch.float64) for x in torch._foreach_norm(tensors)])
+    nonzero = torch.stack([torch.count_nonzero(g) for g in tensors]).to(torch.float64)
+    numbers = torch.cat([norm_t, nonzero]).tolist()
+    k = len(present)
+    for j, (i, g) in enumerate(present):
+        norm, count = numbers[j], numbers[k + j]
+        size = max(g.numel(), 1)
+        if not math.isfinite(norm):
+            finite = torch.isfinite(g)
+            if bool(finite.all()):  # a float32 norm that overflowed
+                norm = float(torch.linalg.vector_norm(g.to(torch.float64)))
+            else:
+                codes[i], norms[i] = _NONFINITE, norm
+                presence[i] = float((finite & (g != 0)).sum()) / size
+                continue
+        codes[i] = _ZERO if count == 0 else _FLOWING
+        norms[i], presence[i] = norm, count / size
+    return Values(codes, norms, presence)
+
+
+def _dense(g: torch.Tensor) -> torch.Tensor:
+    if g.is_sparse:
+        g = g.coalesce().values()
+    return g.abs() if g.is_complex() else g
+
+
+def presence_of(g: torch.Tensor | None) -> float:
+    """The fraction of `g`'s elements that are nonzero and finite (NaN for no gradient)."""
+    if g is None:
+        return math.nan
+    g = _dense(g)
+    return float((torch.isfinite(g) & (g != 0)).sum()) / max(g.numel(), 1)
