@@ -33,7 +33,7 @@ def describe_cut(cut: CutPoint) -> str:
     where = f" at {cut.source}" if cut.source else ""
     if not cut.starved_variables:
         effect = " blocks the gradient but starves nothing: another path carries it"
-    elif cut.cause == V.STOP_GRADIENT:
+    elif cut.cause in (V.STOP_GRADIENT, V.DETACH):
         effect = " stops the gradient (often on purpose)"
     else:
         effect = " has no gradient"

@@ -143,7 +143,8 @@ class _Analysis:
         rec = self.rec
         for t in rec.ops[i].outputs:
             if (t.requires_grad and t.grad_fn is not None and rec.producer.get(id(t)) == i
-                    and rec.versions.get(id(t)) == t._version and id(t) not in self.var_index):
+                    and not t.is_inference() and rec.versions.get(id(t)) == t._version
+                    and id(t) not in self.var_index):
                 return t
         return None
 

@@ -18,13 +18,9 @@ CASTS = frozenset({"long", "int", "short", "char", "byte", "bool", "to", "type",
 GATES = frozenset({"relu", "relu_", "relu6", "hardtanh", "clamp", "clip", "where", "threshold"})
 
 
-def _reads_grad(op: RecordedOp) -> bool:
-    return any(t.requires_grad for t in op.input_tensors)
-
-
 def cut_cause(op: RecordedOp) -> tuple[str, str] | None:
     """(cause, detail) when `op` cuts the gradient on the forward side, else None."""
-    if op.custom_function or not _reads_grad(op) or any(t.requires_grad for t in op.outputs):
+    if op.custom_function or not op.reads_grad or op.gives_grad:
         return None
     name = op.type
     if name in DETACHING:

@@ -49,6 +49,14 @@ class RecordedOp:
     custom_function: bool = False
     # The name of the in-place method or the dtype the op casts to, for the cut's detail.
     detail: str = ""
+    # As recorded: an input required grad; an output did (a later `requires_grad_()` on the
+    # output, as users do to silence autograd's error, must not hide the cut).
+    reads_grad: bool = False
+    gives_grad: bool = False
+
+    def __post_init__(self) -> None:
+        self.reads_grad = any(t.requires_grad for t in self.input_tensors)
+        self.gives_grad = any(t.requires_grad for t in self.outputs)
 
 
 class Recording:
@@ -80,7 +88,7 @@ class Recording:
         self.ops.append(op)
         for obj in results:
             self.producer[id(obj)] = index
-            if isinstance(obj, torch.Tensor):
+            if isinstance(obj, torch.Tensor) and not obj.is_inference():
                 self.versions[id(obj)] = obj._version
         self.kept.extend(results)
 
