@@ -1,0 +1,190 @@
+"""tb_gradflow.torch.gradflow: the training step it takes, the records it writes, and the readers
+(CLI report, diff, export) that read a torch logdir as they read a TensorFlow one."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tensorboard.compat.proto import summary_pb2
+from torch.utils.tensorboard import SummaryWriter
+
+import tb_gradflow.torch as gt
+from tb_gradflow import cli
+from tb_gradflow.reading.event_files import find_runs, read_run
+from tests.torch_truth import truth
+
+
+class _Net(nn.Module):
+    """Dropout, BatchNorm, a frozen layer and a head the loss never uses: what changes the step."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
+        self.unused = nn.Linear(3, 2)
+        self.body[0].bias.requires_grad_(False)
+
+    def forward(self, x):
+        return self.body(x)
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
+    lambda ps: torch.optim.Adam(ps, lr=1e-2),
+], ids=["sgd", "adam"])
+def test_n_logged_steps_equal_n_plain_steps(tmp_path, make_opt):
+    torch.manual_seed(0)
+    model = _Net()
+    twin = copy.deepcopy(model)
+    opt, twin_opt = make_opt(model.parameters()), make_opt(twin.parameters())
+    x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+
+    def loss_fn(x, y):
+        return F.cross_entropy(model(x), y)
+
+    for step in range(5):
+        torch.manual_seed(100 + step)  # dropout draws the same masks in both
+        report = gt.gradflow(str(tmp_path), "gradflow", loss_fn, x, y, step=step, optimizer=opt, strict=True)
+        torch.manual_seed(100 + step)
+        twin_opt.zero_grad()
+        F.cross_entropy(twin(x), y).backward()
+        twin_opt.step()
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        assert torch.equal(a, b), name
+    for a, b in zip(model.parameters(), twin.parameters()):
+        assert (a.grad is None) == (b.grad is None) and (a.grad is None or torch.equal(a.grad, b.grad))
+    assert report.starved_variables == ["unused.weight", "unused.bias"]
+    assert report.frozen_variables == ("body.0.bias",)
+
+
+def test_report_matches_autograd_and_logdir_quantizes_only_op_norms(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    x = torch.randn(5, 4)
+
+    def loss_fn(x):
+        return model(x).pow(2).mean()
+
+    report = gt.gradflow(str(tmp_path), "gf", loss_fn, x, step=3, strict=True)
+    assert {n: v.state for n, v in report.variables.items()} == truth(loss_fn, (x,), list(model.named_parameters()))
+    grads = torch.autograd.grad(loss_fn(x), list(model.parameters()))
+    for (name, _), g in zip(model.named_parameters(), grads):
+        assert report.variables[name].norm == pytest.approx(float(g.double().norm()), rel=1e-6)
+    stored = next(iter(cli.load(str(tmp_path)).series.values())).report(3)
+    assert type(stored) is type(report)
+    assert [o.name for o in stored.ops] == [o.name for o in report.ops]
+    for mine, back in zip(report.ops, stored.ops):
+        assert back.state == mine.state
+        if mine.norm:
+            assert back.norm == pytest.approx(mine.norm, rel=0.045)  # 8 levels per octave
+    assert any(m.norm and m.norm != b.norm for m, b in zip(report.ops, stored.ops))  # in memory: exact
+    for name, v in report.variables.items():
+        assert stored.variables[name].norm == pytest.approx(v.norm, rel=1e-6)  # float32 on disk
+
+
+def test_records_are_the_tf_sides(tmp_path):
+    """Plugin name, tags and data classes as the TensorFlow side writes them."""
+    torch.manual_seed(0)
+    net = nn.Linear(3, 1)
+    writer = SummaryWriter(str(tmp_path / "sw"))
+    for step in range(3):
+        gt.gradflow(writer, "grads", lambda x: net(x).sum(), torch.randn(2, 3), step=step, strict=True)
+    writer.close()
+    series = read_run(find_runs(str(tmp_path))["sw"], print, "sw")
+    assert series["grads"].data_class == summary_pb2.DATA_CLASS_TENSOR
+    graph_tags = [t for t in series if t.startswith("grads/_graph/")]
+    assert "grads" in series and len(graph_tags) == 1
+    assert [d.step for d in series["grads"].data] == [0, 1, 2]
+    assert len(series[graph_tags[0]].data) == 1  # the graph once, while it does not change
+    assert series[graph_tags[0]].data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE
+
+
+def _write_torch_runs(logdir: str) -> None:
+    torch.manual_seed(0)
+    enc, head = nn.Linear(4, 4), nn.Linear(4, 2)
+    x = torch.randn(3, 4)
+
+    def broken(x):
+        return head(enc(x).detach()).sum()
+
+    def fixed(x):
+        return head(enc(x)).sum()
+
+    for step in (0, 1):
+        gt.gradflow(os.path.join(logdir, "broken"), "gradflow", broken, x, step=step, strict=True)
+        gt.gradflow(os.path.join(logdir, "fixed"), "gradflow", fixed, x, step=step, strict=True)
+
+
+def test_cli_report_diff_export_on_a_torch_logdir(tmp_path, capsys):
+    logdir = str(tmp_path)
+    _write_torch_runs(logdir)
+    assert cli.main(["report", logdir, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    tag = data["runs"]["broken"]["tags"]["gradflow"]
+    assert tag["steps"] == [0, 1] and tag["cut_points"][0]["cause"] == "detach"
+    assert tag["starved_variables"] == ["enc.weight", "enc.bias"]
+    assert data["runs"]["fixed"]["tags"]["gradflow"]["starved_variables"] == []
+    assert cli.main(["report", logdir, "--run", "broken"]) == 1
+    out = capsys.readouterr().out
+    assert "detach 'loss/detach' (detach) at" in out and "test_torch_gradflow.py:" in out
+    assert cli.main(["diff", logdir, "--run", "broken", "--run", "fixed", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)["tags"]["gradflow"]
+    assert [c["cause"] for c in d["cuts_only_in_a"]] == ["detach"] and d["starved_only_in_a"] == ["enc.weight", "enc.bias"]
+    out_file = str(tmp_path / "g.html")
+    assert cli.main(["export", logdir, "-o", out_file]) == 0
+    assert os.path.getsize(out_file) > 1000  # its content is checked in the browser test
+    assert len(gt.analyze(lambda x: x.detach().sum() * 2, torch.ones(2, requires_grad=True)).to_html()) > 1000
+
+
+def test_logging_failure_warns_and_still_trains(tmp_path, caplog):
+    torch.manual_seed(0)
+    net = nn.Linear(2, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    before = net.weight.detach().clone()
+    report = gt.gradflow(object(), "g", lambda x: net(x).sum(), torch.ones(1, 2), step=0, optimizer=opt)
+    assert report is not None  # the capture worked; only the writing failed
+    assert "writing gradflow summary 'g' failed" in caplog.text
+    assert not torch.equal(before, net.weight)
+
+
+def test_loss_fn_errors_propagate():
+    def bad(x):
+        raise ValueError("user bug")
+
+    with pytest.raises(ValueError, match="user bug"):
+        gt.gradflow("/nonexistent-unused", "g", bad, torch.ones(1), step=0)
+
+
+def _python(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_imports_no_tensorflow_and_tb_gradflow_no_torch(tmp_path):
+    out = _python(
+        "import sys, torch, tb_gradflow\n"
+        "print('torch' in sys.modules and 'tb_gradflow.torch' not in sys.modules)\n"
+        "import tb_gradflow.torch as gt\n"
+        "m = torch.nn.Linear(2, 1)\n"
+        f"gt.gradflow({str(tmp_path)!r}, 'g', lambda x: m(x).sum(), torch.ones(1, 2), step=0, strict=True)\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    assert out.splitlines() == ["True", "False False"]
+    assert _python("import sys, tb_gradflow; print('torch' in sys.modules)") == "False"
+
+
+def test_without_torch_the_error_names_the_extra():
+    out = _python(
+        "import sys; sys.modules['torch'] = None\n"
+        "try:\n import tb_gradflow.torch\n"
+        "except ModuleNotFoundError as e: print(e.name, '[torch]' in str(e))\n"
+    )
+    assert out == "torch True"
