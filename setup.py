@@ -51,6 +51,8 @@ setup(
         # tensorflow package in beside tensorflow-cpu.
         "test-libs": ["tensorflow-probability>=0.24,<1", "tf_keras>=2.16,<3", "keras-hub>=0.22,<1"],
         "proto": ["grpcio-tools>=1.62,<1.63"],
+        # tb_gradflow.torch: the same diagnosis for PyTorch training. Nothing else (no torchvision).
+        "torch": ["torch>=2.1"],
     },
     entry_points={
         "console_scripts": ["tb-gradflow = tb_gradflow.cli:main"],
@@ -75,5 +77,5 @@ setup(
     project_urls={
         "Package index": "https://pypi.org/project/tb_gradflow/",
     },
-    keywords=["tensorflow", "keras", "tensorboard", "gradient", "debugging"],
+    keywords=["tensorflow", "keras", "pytorch", "tensorboard", "gradient", "debugging"],
 )
