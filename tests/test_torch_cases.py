@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import tb_gradflow.torch as gt
-from tests.torch_truth import line_of, truth
+from support.torch_truth import line_of, truth
 
 HERE = __file__
 

@@ -18,7 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 import tb_gradflow.torch as gt
 from tb_gradflow import cli
 from tb_gradflow.reading.event_files import find_runs, read_run
-from tests.torch_truth import truth
+from support.torch_truth import truth
 
 
 class _Net(nn.Module):
