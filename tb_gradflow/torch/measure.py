@@ -67,9 +67,11 @@ def values(grads: Sequence[torch.Tensor | None]) -> Values:
     if not present:
         return Values(codes, norms, presence)
     tensors = [g for _, g in present]
-    norm_t = torch.stack([x.to(torch.float64) for x in torch._foreach_norm(tensors)])
-    nonzero = torch.stack([torch.count_nonzero(g) for g in tensors]).to(torch.float64)
-    numbers = torch.cat([norm_t, nonzero]).tolist()
+    per_tensor = torch._foreach_norm(tensors)
+    same = all(n.dtype == per_tensor[0].dtype for n in per_tensor)
+    norm_t = torch.stack(per_tensor) if same else torch.stack([n.to(torch.float64) for n in per_tensor])
+    nonzero = torch.stack([torch.count_nonzero(g) for g in tensors])
+    numbers = torch.cat([norm_t.to(torch.float64), nonzero.to(torch.float64)]).tolist()
     k = len(present)
     for j, (i, g) in enumerate(present):
         norm, count = numbers[j], numbers[k + j]

@@ -7,6 +7,7 @@ different attributes hold the same name, each is qualified by its attribute (`ge
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import inspect
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -48,34 +49,39 @@ def _modules_in(obj: Any, name: str, depth: int, seen: set[int]) -> Iterator[tup
             yield from _modules_in(item, f"{name}.{key}", depth - 1, seen)
 
 
-def referenced_modules(loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> list[tuple[str, nn.Module]]:
-    """(attribute, module) for each module the loss function can reach, outermost first."""
-    seen: set[int] = set()
-    found: list[tuple[str, nn.Module]] = []
+def _candidates(loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> list[tuple[str, Any, int]]:
+    """(attribute, object, depth to search) for what the loss function refers to: itself if a
+    module, `self`, its closure cells, the globals its code reads, its arguments."""
+    out: list[tuple[str, Any, int]] = []
     owner = getattr(loss_fn, "__self__", None)
     fn = getattr(loss_fn, "__func__", loss_fn)
     if isinstance(loss_fn, nn.Module):
-        found += _modules_in(loss_fn, type(loss_fn).__name__.lower(), 0, seen)
-    if owner is not None:
-        if isinstance(owner, nn.Module):
-            found += _modules_in(owner, "self", 0, seen)
-        else:
-            for key, item in vars(owner).items() if hasattr(owner, "__dict__") else ():
-                found += _modules_in(item, key, _DEPTH, seen)
+        out.append((type(loss_fn).__name__.lower(), loss_fn, 0))
+    if isinstance(owner, nn.Module):
+        out.append(("self", owner, 0))
+    elif owner is not None and hasattr(owner, "__dict__") and not inspect.ismodule(owner):
+        out += [(key, item, _DEPTH) for key, item in vars(owner).items()]
     code = getattr(fn, "__code__", None)
     if code is not None:
         for cell_name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
             try:
-                found += _modules_in(cell.cell_contents, cell_name, _DEPTH, seen)
+                out.append((cell_name, cell.cell_contents, _DEPTH))
             except ValueError:  # an empty cell
                 continue
-        for global_name in _names_read(code):
-            if global_name in fn.__globals__:
-                found += _modules_in(fn.__globals__[global_name], global_name, _DEPTH, seen)
-    for i, arg in enumerate(args):
-        found += _modules_in(arg, f"arg{i}", _DEPTH, seen)
-    for key, arg in kwargs.items():
-        found += _modules_in(arg, key, _DEPTH, seen)
+        module_globals = getattr(fn, "__globals__", {})
+        out += [(name, module_globals[name], _DEPTH) for name in dict.fromkeys(_names_read(code)) if name in module_globals]
+    out += [(f"arg{i}", arg, _DEPTH) for i, arg in enumerate(args)]
+    out += [(key, arg, _DEPTH) for key, arg in kwargs.items()]
+    return out
+
+
+def referenced_modules(loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> list[tuple[str, nn.Module]]:
+    """(attribute, module) for each module the loss function can reach, outermost first."""
+    seen: set[int] = set()
+    found: list[tuple[str, nn.Module]] = []
+    for name, obj, depth in _candidates(loss_fn, args, kwargs):
+        if not isinstance(obj, (torch.Tensor, str, int, float, bool)) and not callable(obj) or isinstance(obj, nn.Module):
+            found += _modules_in(obj, name, depth, seen)
     return _outermost(found)
 
 
@@ -100,11 +106,7 @@ def collect(
     """The parameters to diagnose: `parameters` when given (tensors, (name, tensor) pairs, a
     dict or a module), else those of the modules the loss refers to; with an optimizer, its
     parameters too, so that its step is exactly the one `loss.backward()` would feed."""
-    roots = referenced_modules(loss_fn, args, kwargs)
-    if isinstance(parameters, nn.Module):
-        roots = [(type(parameters).__name__.lower(), parameters)] + roots
-    qualified = _qualified_roots(roots)
-    named = _named_by_root(roots, qualified)
+    roots, named, module_names = _found(loss_fn, args, kwargs, parameters)
     names_by_id = {id(p): n for n, p in named}
     if parameters is None or isinstance(parameters, nn.Module):
         chosen = [(n, p) for n, p in named if parameters is None or _in_module(p, parameters)]
@@ -118,8 +120,33 @@ def collect(
     return Parameters(
         trained=[(n, p) for n, p in chosen if p.requires_grad],
         frozen=[(n, p) for n, p in chosen if not p.requires_grad],
-        module_names=_module_names(roots, qualified),
+        module_names=module_names,
     )
+
+
+# Module discovery by what the loss refers to, kept per set of referred objects: walking the
+# modules costs more than the rest of a small model's logged step. Requires_grad is read anew.
+_CACHE_SIZE = 16
+_found_cache: "collections.OrderedDict[tuple[int, ...], tuple[list[Any], Any]]" = collections.OrderedDict()
+
+
+def _found(loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], parameters: Any) -> Any:
+    """(roots, named parameters, module names) of what the loss refers to."""
+    objects = [obj for _, obj, _ in _candidates(loss_fn, args, kwargs)] + [parameters]
+    key = tuple(id(o) for o in objects)
+    hit = _found_cache.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], objects)):
+        _found_cache.move_to_end(key)
+        return hit[1]
+    roots = referenced_modules(loss_fn, args, kwargs)
+    if isinstance(parameters, nn.Module):
+        roots = [(type(parameters).__name__.lower(), parameters)] + roots
+    qualified = _qualified_roots(roots)
+    result = (roots, _named_by_root(roots, qualified), _module_names(roots, qualified))
+    _found_cache[key] = (objects, result)
+    while len(_found_cache) > _CACHE_SIZE:
+        _found_cache.popitem(last=False)
+    return result
 
 
 def _in_module(p: torch.Tensor, module: nn.Module) -> bool:

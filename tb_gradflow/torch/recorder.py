@@ -12,7 +12,9 @@ of the cuts) and at about 3x the step's cost (bench/overhead.py --torch measures
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
+import threading
 from typing import Any, Callable, Iterator
 
 import torch
@@ -116,6 +118,9 @@ def op_type(func: Callable[..., Any]) -> str:
     return name
 
 
+_frame_text = functools.lru_cache(maxsize=8192)(frame_text)
+
+
 def user_frames(start: Any) -> tuple[str, str]:
     """(the user's line, the innermost third-party line inside it or "") from a frame outwards."""
     library = ""
@@ -124,9 +129,9 @@ def user_frames(start: Any) -> tuple[str, str]:
         filename = frame.f_code.co_filename
         kind = frame_kind(filename)
         if kind == USER:
-            return frame_text(filename, frame.f_lineno), library
+            return _frame_text(filename, frame.f_lineno), library
         if kind == THIRD_PARTY and not library:
-            library = frame_text(filename, frame.f_lineno)
+            library = _frame_text(filename, frame.f_lineno)
         frame = frame.f_back
     return "", library
 
@@ -190,7 +195,6 @@ class record:  # noqa: N801 - used as a context manager, like torch's own
         self.recording = Recording(module_names)
         self.mode = _Mode(self.recording)
         self._handles: list[Any] = []
-        self._apply: Any = None
 
     def __enter__(self) -> Recording:
         rec = self.recording
@@ -206,25 +210,38 @@ class record:  # noqa: N801 - used as a context manager, like torch's own
 
         hooks = torch.nn.modules.module
         self._handles = [hooks.register_module_forward_pre_hook(push), hooks.register_module_forward_hook(pop)]
-        self._wrap_apply()
+        _install_apply_wrapper()
+        _active.mode = self.mode
         self.mode.__enter__()
         return rec
 
     def __exit__(self, *exc: Any) -> None:
         self.mode.__exit__(*exc)
+        _active.mode = None
         for handle in self._handles:
             handle.remove()
-        if self._apply is not None:
-            torch.autograd.Function.apply = self._apply  # type: ignore[method-assign]
 
-    def _wrap_apply(self) -> None:
-        """Custom Functions: modes do not see `Function.apply`, a classmethod; it is wrapped for
-        the recording's duration, and the ops its `forward` runs are not recorded as the user's."""
+
+# The recording under way in this thread, for the Function.apply wrapper.
+_active = threading.local()
+_apply_lock = threading.Lock()
+
+
+def _install_apply_wrapper() -> None:
+    """Custom Functions: modes do not see `Function.apply`, a classmethod. It is wrapped once per
+    process (setting a class attribute on every call would cost more than the rest of a small
+    step); outside a recording the wrapper only calls through. The ops a Function's `forward`
+    runs are not recorded as the user's."""
+    with _apply_lock:
         original = torch.autograd.Function.__dict__["apply"]
-        self._apply = original
-        rec, mode = self.recording, self.mode
+        if getattr(original.__func__, "_tb_gradflow", False):
+            return
 
         def apply(cls: Any, *args: Any, **kwargs: Any) -> Any:
+            mode = getattr(_active, "mode", None)
+            if mode is None:
+                return original.__func__(cls, *args, **kwargs)
+            rec = mode.recording
             rec.function_depth += 1
             try:
                 result = original.__func__(cls, *args, **kwargs)
@@ -237,6 +254,8 @@ class record:  # noqa: N801 - used as a context manager, like torch's own
                     mode.error = e
             return result
 
+        apply._tb_gradflow = True  # type: ignore[attr-defined]
+        functools.update_wrapper(apply, original.__func__)
         torch.autograd.Function.apply = classmethod(apply)  # type: ignore[method-assign, assignment]
 
 
