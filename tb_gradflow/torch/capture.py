@@ -5,6 +5,7 @@ recording, so that the report, the plugin and the CLI read a torch step as they 
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 from typing import Any, Callable, Sequence
@@ -93,6 +94,7 @@ class _Analysis:
         self.var_index = {id(p): i for i, (_, p) in enumerate(params.trained)}
         self.causes = {i: c for i, op in enumerate(rec.ops) if (c := classify.cut_cause(op))}
         self.grads_used = False
+        self._readers: collections.Counter[int] | None = None
 
     def run(self) -> Capture:
         rec, loss = self.rec, self.loss
@@ -150,10 +152,19 @@ class _Analysis:
 
     def _watch(self, i: int) -> tuple[measure.NodeWatch, Any] | None:
         op = self.rec.ops[i]
-        if not (op.custom_function or classify.is_gate(op)):
+        if not (op.custom_function or (classify.is_gate(op) and not self._sole_reader(i))):
             return None
         t = self._output(i)
         return None if t is None else measure.watch(t)
+
+    def _sole_reader(self, i: int) -> bool:
+        """Whether op `i` has one input op and is the only recorded op reading its output."""
+        op = self.rec.ops[i]
+        if len(op.inputs) != 1:
+            return False
+        if self._readers is None:
+            self._readers = collections.Counter(j for o in self.rec.ops for j in set(o.inputs))
+        return self._readers[op.inputs[0]] == 1
 
     def _judge_functions(self, watches: dict[int, tuple[measure.NodeWatch, Any]]) -> None:
         """A custom Function that got a gradient and passed back None for an input that requires
@@ -185,17 +196,11 @@ class _Analysis:
     ) -> tuple[gradflow_pb2.Graph, tuple[np.ndarray, ...]]:
         position = {i: k for k, i in enumerate(kept)}
         target_row = {i: n_vars + r for r, (i, _) in enumerate(targets)}
-        graph = gradflow_pb2.Graph(loss_op=position.get(loss_op, -1), framework=FRAMEWORK)
-        for name, p in self.params.trained:
-            graph.variables.add(name=name, shape=_shape(p), dtype=_dtype(p))
-        for name, p in self.params.frozen:
-            graph.frozen_variables.add(name=name, shape=_shape(p), dtype=_dtype(p))
         var_codes = values.codes[:n_vars]
-        starved = {i: self._starved(i, var_codes) for i in kept if i in self.causes}
         op_codes = np.zeros(len(kept), np.uint8)
         op_norms = np.full(len(kept), np.nan)
         op_presence = np.full(len(kept), np.nan)
-        names: dict[str, int] = {}
+        fields = []
         for k, i in enumerate(kept):
             op = self.rec.ops[i]
             row = target_row.get(i)
@@ -203,26 +208,71 @@ class _Analysis:
                 op_codes[k], op_norms[k], op_presence[k] = values.codes[row], values.norms[row], values.presence[row]
             gate = classify.is_gate(op)
             if gate:
-                seen = watches.get(i)
-                op_presence[k] = measure.presence_of(_first(seen[0].passed_back)) if seen and seen[0].arrived else np.nan
+                op_presence[k] = self._gate_presence(op, watches.get(i), target_row, values)
             cause, detail = self.causes.get(i, (None, ""))
-            graph.ops.add(
-                name=_unique(f"{op.scope}/{op.type}", names), type=op.type,
-                inputs=[position[j] for j in op.inputs if j in position],
-                variable_inputs=list(dict.fromkeys(self.var_index[id(t)] for t in op.input_tensors if id(t) in self.var_index)),
-                output_shapes=[_shape(t) for t in op.outputs], output_dtypes=[_dtype(t) for t in op.outputs],
-                source=op.source, library_source=op.library_source,
-                cause=V.CAUSE_CODE[cause], cause_detail=detail, starved_variables=starved.get(i, []),
-                parent=-1, measured=row is not None or not _may_need_grad(op), presence_at_input=gate,
-            )
-        _parallel(graph)
-        _seal(graph)
+            fields.append((
+                op.scope, op.type, tuple(position[j] for j in op.inputs if j in position),
+                tuple(dict.fromkeys(self.var_index[id(t)] for t in op.input_tensors if id(t) in self.var_index)),
+                tuple(_shape(t) for t in op.outputs), tuple(_dtype(t) for t in op.outputs),
+                op.source, op.library_source, V.CAUSE_CODE[cause], detail,
+                tuple(self._starved(i, var_codes)) if cause else (), row is not None or not op.gives_grad, gate,
+            ))
+        key = (
+            tuple((n, _shape(p), _dtype(p)) for n, p in self.params.trained),
+            tuple((n, _shape(p), _dtype(p)) for n, p in self.params.frozen),
+            position.get(loss_op, -1), tuple(fields),
+        )
         exact = (op_codes, op_norms, var_codes, values.norms[:n_vars], op_presence, values.presence[:n_vars])
-        return graph, exact
+        return _graph_of(key), exact
+
+    def _gate_presence(
+        self, op: RecordedOp, watch: tuple[measure.NodeWatch, Any] | None, target_row: dict[int, int],
+        values: measure.Values,
+    ) -> float:
+        """What a gate passes back to its input: the gradient at its input's producer when the
+        gate is that tensor's only reader (measured already), else what its node hook saw."""
+        if watch is None and len(op.inputs) == 1 and target_row.get(op.inputs[0]) is not None:
+            return float(values.presence[target_row[op.inputs[0]]])
+        if watch is not None and watch[0].arrived:
+            return measure.presence_of(_first(watch[0].passed_back))
+        return float("nan")
 
 
-def _may_need_grad(op: RecordedOp) -> bool:
-    return any(t.requires_grad for t in op.outputs)
+# Graph versions by content: an unchanged loss path reuses its sealed proto (and its id) instead
+# of building and hashing it again at every step.
+_GRAPHS_KEPT = 8
+_graphs: "collections.OrderedDict[tuple, gradflow_pb2.Graph]" = collections.OrderedDict()
+
+
+def _graph_of(key: tuple) -> gradflow_pb2.Graph:
+    graph = _graphs.get(key)
+    if graph is None:
+        graph = _graphs[key] = _build_graph(key)
+        while len(_graphs) > _GRAPHS_KEPT:
+            _graphs.popitem(last=False)
+    else:
+        _graphs.move_to_end(key)
+    return graph
+
+
+def _build_graph(key: tuple) -> gradflow_pb2.Graph:
+    trained, frozen, loss_op, fields = key
+    graph = gradflow_pb2.Graph(loss_op=loss_op, framework=FRAMEWORK)
+    for name, shape, dtype in trained:
+        graph.variables.add(name=name, shape=shape, dtype=dtype)
+    for name, shape, dtype in frozen:
+        graph.frozen_variables.add(name=name, shape=shape, dtype=dtype)
+    names: dict[str, int] = {}
+    for (scope, op_type, inputs, var_inputs, shapes, dtypes, source, library, cause, detail, starved,
+         measured, gate) in fields:
+        graph.ops.add(
+            name=_unique(f"{scope}/{op_type}", names), type=op_type, inputs=inputs, variable_inputs=var_inputs,
+            output_shapes=shapes, output_dtypes=dtypes, source=source, library_source=library, cause=cause,
+            cause_detail=detail, starved_variables=starved, parent=-1, measured=measured, presence_at_input=gate,
+        )
+    _parallel(graph)
+    _seal(graph)
+    return graph
 
 
 def _first(grads: list[torch.Tensor | None]) -> torch.Tensor | None:

@@ -67,11 +67,8 @@ def values(grads: Sequence[torch.Tensor | None]) -> Values:
     if not present:
         return Values(codes, norms, presence)
     tensors = [g for _, g in present]
-    per_tensor = torch._foreach_norm(tensors)
-    same = all(n.dtype == per_tensor[0].dtype for n in per_tensor)
-    norm_t = torch.stack(per_tensor) if same else torch.stack([n.to(torch.float64) for n in per_tensor])
-    nonzero = torch.stack([torch.count_nonzero(g) for g in tensors])
-    numbers = torch.cat([norm_t.to(torch.float64), nonzero.to(torch.float64)]).tolist()
+    # Two fused reductions over every gradient (L2, and L0, which counts the nonzeros), one transfer.
+    numbers = torch.cat([_stacked(torch._foreach_norm(tensors)), _stacked(torch._foreach_norm(tensors, 0))]).tolist()
     k = len(present)
     for j, (i, g) in enumerate(present):
         norm, count = numbers[j], numbers[k + j]
@@ -89,6 +86,13 @@ def values(grads: Sequence[torch.Tensor | None]) -> Values:
     return Values(codes, norms, presence)
 
 
+def _stacked(scalars: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per-tensor results as one float64 vector (gradients of mixed dtypes give mixed dtypes)."""
+    if all(x.dtype == scalars[0].dtype for x in scalars):
+        return torch.stack(list(scalars)).to(torch.float64)
+    return torch.stack([x.to(torch.float64) for x in scalars])
+
+
 def _dense(g: torch.Tensor) -> torch.Tensor:
     if g.is_sparse:
         g = g.coalesce().values()
@@ -100,4 +104,7 @@ def presence_of(g: torch.Tensor | None) -> float:
     if g is None:
         return math.nan
     g = _dense(g)
-    return float((torch.isfinite(g) & (g != 0)).sum()) / max(g.numel(), 1)
+    count = int(torch.count_nonzero(g))
+    if count and not bool(torch.isfinite(g).all()):
+        count = int((torch.isfinite(g) & (g != 0)).sum())
+    return count / max(g.numel(), 1)
