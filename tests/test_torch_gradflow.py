@@ -188,3 +188,22 @@ def test_without_torch_the_error_names_the_extra():
         "except ModuleNotFoundError as e: print(e.name, '[torch]' in str(e))\n"
     )
     assert out == "torch True"
+
+
+def test_compiled_module_is_refused_with_what_to_probe_instead(tmp_path):
+    """torch.compile'd modules run as graphs a TorchFunctionMode does not see: a warning and a
+    clear error say to probe the uncompiled module; gradflow warns and logs nothing."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    compiled = torch.compile(model)  # compiles lazily: never called here
+
+    def loss_fn(x):
+        return compiled(x).sum()
+
+    with pytest.warns(UserWarning, match="_orig_mod"), pytest.raises(gt.Unsupported, match="uncompiled module"):
+        gt.analyze(loss_fn, torch.ones(2, 3))
+    with pytest.warns(UserWarning, match="logs nothing"):
+        assert gt.gradflow(str(tmp_path), "g", loss_fn, torch.ones(2, 3), step=0) is None
+    # the uncompiled module is what to probe
+    assert compiled._orig_mod is model
+    assert gt.analyze(lambda x: model(x).sum(), torch.ones(2, 3)).variables["weight"].state == "flowing"

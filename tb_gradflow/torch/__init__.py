@@ -18,6 +18,7 @@ except ModuleNotFoundError as e:
     ) from e
 
 from tb_gradflow.torch.analyze import analyze
+from tb_gradflow.torch.params import Unsupported
 from tb_gradflow.torch.writing import gradflow
 
-__all__ = ["analyze", "gradflow"]
+__all__ = ["analyze", "gradflow", "Unsupported"]

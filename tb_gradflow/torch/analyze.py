@@ -1,10 +1,12 @@
 """`tb_gradflow.torch.analyze`: where does the gradient of a torch loss stop?"""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 from tb_gradflow.report import Report
 from tb_gradflow.torch.capture import capture
+from tb_gradflow.torch.params import Unsupported
 
 
 def analyze(loss_fn: Callable[..., Any], *args: Any, parameters: Any = None, **kwargs: Any) -> Report:
@@ -20,5 +22,13 @@ def analyze(loss_fn: Callable[..., Any], *args: Any, parameters: Any = None, **k
       parameters: the parameters to diagnose (tensors, (name, tensor) pairs, a dict or a module);
         by default those of the modules the loss function refers to (closure, globals, `self`,
         arguments), named by `named_parameters()`. `requires_grad=False` ones are listed as frozen.
+
+    Raises:
+      Unsupported: for a torch.compile'd module or loss, or an FSDP-wrapped one; the message says
+        what to probe instead (the uncompiled module). A warning says the same first.
     """
-    return capture(loss_fn, args, kwargs, parameters).report()
+    try:
+        return capture(loss_fn, args, kwargs, parameters).report()
+    except Unsupported as e:
+        warnings.warn(f"tb_gradflow.torch.analyze: {e}", stacklevel=2)
+        raise

@@ -18,7 +18,7 @@ from tb_gradflow.format.records import build_report, encode_step_arrays
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.report import Report
 from tb_gradflow.torch import classify, measure
-from tb_gradflow.torch.params import Parameters, collect
+from tb_gradflow.torch.params import Parameters, Unsupported, collect
 from tb_gradflow.torch.recorder import Recording, RecordedOp, record
 
 FRAMEWORK = "torch"
@@ -70,6 +70,8 @@ def capture(
     try:
         params = collect(loss_fn, args, kwargs, parameters, optimizer)
         recorder = record(params.module_names)
+    except Unsupported:
+        raise
     except Exception as e:
         raise CaptureError(f"{type(e).__name__}: {e}", grads_used=False) from e
     if optimizer is not None:

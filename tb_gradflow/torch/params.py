@@ -99,6 +99,33 @@ def _outermost(found: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]
     return [(name, m) for name, m in found if id(m) not in inner]
 
 
+class Unsupported(ValueError):
+    """A model the torch capture cannot see into (a torch.compile'd module, FSDP)."""
+
+
+# Module classes whose forward the recorder cannot follow, by class name (FSDP is importable only
+# with torch.distributed built in), and what to do instead.
+_UNSUPPORTED = {
+    "OptimizedModule": "a torch.compile'd module runs as compiled graphs whose ops a "
+    "TorchFunctionMode does not see; probe the uncompiled module (model._orig_mod) every N steps",
+    "FullyShardedDataParallel": "FSDP shards parameters and gathers them inside its own hooks; "
+    "probe the unwrapped module on one process (a small batch, without FSDP) instead",
+    "FSDPModule": "FSDP shards parameters and gathers them inside its own hooks; probe the "
+    "unwrapped module on one process (a small batch, without FSDP) instead",
+}
+
+
+def check_supported(loss_fn: Callable[..., Any], roots: list[tuple[str, nn.Module]]) -> None:
+    """Raises Unsupported, saying what to probe instead, for compiled or FSDP-wrapped models."""
+    if hasattr(loss_fn, "_torchdynamo_orig_callable") or hasattr(loss_fn, "_orig_mod"):
+        raise Unsupported(f"the loss function is torch.compile'd: {_UNSUPPORTED['OptimizedModule']}")
+    for attr, root in roots:
+        for module in root.modules():
+            for cls in type(module).__mro__:
+                if cls.__name__ in _UNSUPPORTED:
+                    raise Unsupported(f"{attr} ({type(module).__name__}) is not supported: {_UNSUPPORTED[cls.__name__]}")
+
+
 def collect(
     loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
     parameters: Any = None, optimizer: Any = None,
@@ -107,6 +134,7 @@ def collect(
     dict or a module), else those of the modules the loss refers to; with an optimizer, its
     parameters too, so that its step is exactly the one `loss.backward()` would feed."""
     roots, named, module_names = _found(loss_fn, args, kwargs, parameters)
+    check_supported(loss_fn, roots)
     names_by_id = {id(p): n for n, p in named}
     if parameters is None or isinstance(parameters, nn.Module):
         chosen = [(n, p) for n, p in named if parameters is None or _in_module(p, parameters)]

@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 import weakref
 from typing import Any, Callable
 
@@ -20,6 +21,7 @@ from tb_gradflow.format import metadata
 from tb_gradflow.report import Report
 from tb_gradflow.torch.capture import CaptureError, capture
 from tb_gradflow.torch.event_file import EventFile
+from tb_gradflow.torch.params import Unsupported
 
 logger = logging.getLogger("tb_gradflow")
 
@@ -56,6 +58,13 @@ def gradflow(
     """
     try:
         result = capture(loss_fn, args, kwargs, parameters, optimizer)
+    except Unsupported as e:
+        if strict:
+            raise
+        warnings.warn(f"tb_gradflow: gradflow summary {name!r} logs nothing: {e}", stacklevel=2)
+        if optimizer is not None:
+            _plain_step(loss_fn, args, kwargs, optimizer)
+        return None
     except CaptureError as e:
         if strict:
             raise
