@@ -9,6 +9,7 @@ For a small MLP and a small CNN (CPU, one thread), measures the median of:
   user's line of each op, for comparison.
 Run: .venv/bin/python bench/overhead.py --torch [--repeats N] [--min-seconds S]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,8 @@ import statistics
 import tempfile
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,15 +28,24 @@ import tb_gradflow.torch as gt
 
 
 def _mlp() -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
-    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+    model = nn.Sequential(
+        nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
+    )
     return model, (torch.randn(128, 784), torch.randint(0, 10, (128,)))
 
 
 def _cnn() -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     model = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 8 * 8, 10),
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 8 * 8, 10),
     )
     return model, (torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,)))
 
@@ -45,7 +56,9 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def measure(name: str, build: Callable[[], tuple[nn.Module, tuple]], repeats: int, min_seconds: float) -> dict:
+def measure(
+    name: str, build: Callable[[], tuple[nn.Module, tuple]], repeats: int, min_seconds: float
+) -> dict:
     torch.manual_seed(0)
     model, (x, y) = build()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -67,7 +80,9 @@ def measure(name: str, build: Callable[[], tuple[nn.Module, tuple]], repeats: in
     step = iter(range(10**9))
     calls = {
         "plain": plain,
-        "logged": lambda: gt.gradflow(logdir, "gradflow", loss_fn, x, y, step=next(step), optimizer=opt, strict=True),
+        "logged": lambda: gt.gradflow(
+            logdir, "gradflow", loss_fn, x, y, step=next(step), optimizer=opt, strict=True
+        ),
         "capture": lambda: gt.analyze(loss_fn, x, y),
         "anomaly": anomaly,
     }
@@ -80,8 +95,13 @@ def measure(name: str, build: Callable[[], tuple[nn.Module, tuple]], repeats: in
             times[key].append(_timed(fn))
     report = gt.analyze(loss_fn, x, y)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"model": name, "ops": len(report.ops), "repeats": len(times["plain"]), **med,
-            **{f"{k}_ratio": med[k] / med["plain"] for k in ("logged", "capture", "anomaly")}}
+    return {
+        "model": name,
+        "ops": len(report.ops),
+        "repeats": len(times["plain"]),
+        **med,
+        **{f"{k}_ratio": med[k] / med["plain"] for k in ("logged", "capture", "anomaly")},
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,9 +112,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"{'model':6} {'ops':>4} {'n':>4} {'plain ms':>9} {'logged ms':>10} {'ratio':>6} {'capture':>8} {'anomaly':>8}")
+    print(
+        f"{'model':6} {'ops':>4} {'n':>4} {'plain ms':>9} {'logged ms':>10} {'ratio':>6} {'capture':>8} {'anomaly':>8}"
+    )
     for name, build in (("mlp", _mlp), ("cnn", _cnn)):
         r = measure(name, build, args.repeats, args.min_seconds)
-        print(f"{r['model']:6} {r['ops']:4d} {r['repeats']:4d} {1000 * r['plain']:9.2f} {1000 * r['logged']:10.2f} "
-              f"{r['logged_ratio']:6.2f} {r['capture_ratio']:8.2f} {r['anomaly_ratio']:8.2f}", flush=True)
-    print("target: logged ratio <= 1.5 (capture and anomaly: ratios of analyze() and of a detect_anomaly step)")
+        print(
+            f"{r['model']:6} {r['ops']:4d} {r['repeats']:4d} {1000 * r['plain']:9.2f} {1000 * r['logged']:10.2f} "
+            f"{r['logged_ratio']:6.2f} {r['capture_ratio']:8.2f} {r['anomaly_ratio']:8.2f}",
+            flush=True,
+        )
+    print(
+        "target: logged ratio <= 1.5 (capture and anomaly: ratios of analyze() and of a detect_anomaly step)"
+    )

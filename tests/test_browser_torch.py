@@ -1,5 +1,7 @@
 """The Gradient Flow tab on a PyTorch run, and a logdir mixing a TensorFlow run and a torch run
-compared side by side: a real TensorBoard, Debian's Chromium, nothing mocked."""
+compared side by side: a real TensorBoard, Debian's Chromium, nothing mocked.
+"""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +12,16 @@ pytest.importorskip("playwright")
 import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from support.browser import browser, no_errors_from_the_tab, open_tab, page, render_seq, route, screenshot, wait_render  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    browser,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    render_seq,
+    route,
+    screenshot,
+    wait_render,
+)
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -38,7 +49,15 @@ def _torch_run(logdir: str) -> None:
         return F.mse_loss(model(x), x)
 
     for step in range(3):
-        gt.gradflow(os.path.join(logdir, "torch_ae"), "gradflow", loss_fn, x, step=step, optimizer=opt, strict=True)
+        gt.gradflow(
+            os.path.join(logdir, "torch_ae"),
+            "gradflow",
+            loss_fn,
+            x,
+            step=step,
+            optimizer=opt,
+            strict=True,
+        )
 
 
 def _tf_run(logdir: str) -> None:
@@ -51,7 +70,9 @@ def _tf_run(logdir: str) -> None:
     writer = tf.summary.create_file_writer(os.path.join(logdir, "tf_ae"))
     with writer.as_default():
         for step in range(3):
-            tb_gradflow.summary.gradflow("gradflow", loss_fn, tf.ones([4, 6]), step=step, strict=True)
+            tb_gradflow.summary.gradflow(
+                "gradflow", loss_fn, tf.ones([4, 6]), step=step, strict=True
+            )
     writer.flush()
 
 
@@ -68,7 +89,12 @@ def test_tab_on_a_torch_run_names_the_detach_and_groups_by_module(page, base_url
     d = route(base_url, "diagnosis", run="torch_ae", tag="gradflow")
     [cut] = d["cut_points"]
     assert cut["cause"] == "detach" and cut["op_name"] == "model/detach"
-    assert set(cut["starved_variables"]) == {"encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias"}
+    assert set(cut["starved_variables"]) == {
+        "encoder.0.weight",
+        "encoder.0.bias",
+        "encoder.2.weight",
+        "encoder.2.bias",
+    }
     frame = open_tab(page, base_url, "gradflow&p.gradflow.run=torch_ae")
     banner = frame.locator("#gf-banner")
     assert banner.get_attribute("data-tone") == "cut"

@@ -4,15 +4,16 @@ Each case says where it comes from. Every parameter's state in the report must e
 `torch.autograd.grad(loss, params, allow_unused=True)` (tests/torch_truth.py); each cut must have
 the right cause, the user's line and the parameters it starves.
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from support.torch_truth import line_of, truth
 from torch import nn
 
 import tb_gradflow.torch as gt
-from support.torch_truth import line_of, truth
 
 HERE = __file__
 
@@ -34,16 +35,18 @@ def the_cut(report, cause):
 
 def mlp(*sizes):
     layers = []
-    for a, b in zip(sizes, sizes[1:]):
+    for a, b in zip(sizes, sizes[1:], strict=False):
         layers += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 
 
 # --- detach -------------------------------------------------------------------------------
 
+
 def test_detach_codebook_only_inside_detach():
     """showlab/Olaf-World#8: the codebook appears only inside .detach() in the codebook loss,
-    so it never gets a gradient while the reconstruction loss still falls."""
+    so it never gets a gradient while the reconstruction loss still falls.
+    """
     torch.manual_seed(0)
     encoder, codebook = nn.Linear(6, 4), nn.Embedding(8, 4)
     x = torch.randn(5, 6)
@@ -55,8 +58,15 @@ def test_detach_codebook_only_inside_detach():
         z_q = z_e + (z - z_e).detach()  # CUT-detach
         return F.mse_loss(z_q, z_e.detach()) + z_q.pow(2).mean()
 
-    report = check(loss_fn, (x,), [("encoder.weight", encoder.weight), ("encoder.bias", encoder.bias),
-                                   ("codebook.weight", codebook.weight)])
+    report = check(
+        loss_fn,
+        (x,),
+        [
+            ("encoder.weight", encoder.weight),
+            ("encoder.bias", encoder.bias),
+            ("codebook.weight", codebook.weight),
+        ],
+    )
     cut = [c for c in report.cut_points if c.cause == "detach" and c.starved_variables]
     assert len(cut) == 1 and cut[0].source.endswith(line_of(HERE, "CUT-detach"))
     assert cut[0].starved_variables == ("codebook.weight",)
@@ -65,7 +75,8 @@ def test_detach_codebook_only_inside_detach():
 
 def test_tensor_data_cuts():
     """facebookresearch/inversecooking#3: `torch.stack(logits, 1).data` left the decoder's
-    logits without history, so its layers got no gradient."""
+    logits without history, so its layers got no gradient.
+    """
     torch.manual_seed(0)
     decoder = mlp(4, 8, 5)
     x, y = torch.randn(6, 4), torch.randint(0, 5, (6,))
@@ -84,7 +95,8 @@ def test_tensor_data_cuts():
 
 def test_no_grad_block_inside_loss():
     """pytorch/pytorch#43259 (comment of 2022-06-15): `with torch.no_grad()` inside a callable
-    that computes part of the loss left parameters unused."""
+    that computes part of the loss left parameters unused.
+    """
     torch.manual_seed(0)
     backbone, head = nn.Linear(5, 5), nn.Linear(5, 1)
     x = torch.randn(4, 5)
@@ -94,8 +106,16 @@ def test_no_grad_block_inside_loss():
             feats = backbone(x)  # CUT-nograd
         return head(feats).pow(2).mean()
 
-    report = check(loss_fn, (x,), [("backbone.weight", backbone.weight), ("backbone.bias", backbone.bias),
-                                   ("head.weight", head.weight), ("head.bias", head.bias)])
+    report = check(
+        loss_fn,
+        (x,),
+        [
+            ("backbone.weight", backbone.weight),
+            ("backbone.bias", backbone.bias),
+            ("head.weight", head.weight),
+            ("head.bias", head.bias),
+        ],
+    )
     cut = the_cut(report, "detach")
     assert "no_grad" in cut.detail and cut.source.endswith(line_of(HERE, "CUT-nograd"))
     assert set(cut.starved_variables) == {"backbone.weight", "backbone.bias"}
@@ -103,7 +123,8 @@ def test_no_grad_block_inside_loss():
 
 def test_inference_mode_region():
     """pytorch/pytorch#57776 (RFC: a tool to find why parameters get no gradient): a feature
-    extractor run under torch.inference_mode() inside the loss."""
+    extractor run under torch.inference_mode() inside the loss.
+    """
     torch.manual_seed(0)
     extractor, head = nn.Linear(3, 3), nn.Linear(3, 1)
     x = torch.randn(4, 3)
@@ -122,9 +143,11 @@ def test_inference_mode_region():
 
 # --- numpy / Python round trips -------------------------------------------------------------
 
+
 def test_tolist_round_trip():
     """pytorch/pytorch#7335 and kevinzakka/recurrent-visual-attention#4: values that went
-    through NumPy or Python lists come back as new tensors with no history."""
+    through NumPy or Python lists come back as new tensors with no history.
+    """
     torch.manual_seed(0)
     glimpse, core = nn.Linear(4, 4), nn.Linear(4, 2)
     x = torch.randn(3, 4)
@@ -134,8 +157,16 @@ def test_tolist_round_trip():
         loc = torch.tensor(g.tolist())  # CUT-tolist
         return core(loc).pow(2).mean()
 
-    report = check(loss_fn, (x,), [("glimpse.weight", glimpse.weight), ("glimpse.bias", glimpse.bias),
-                                   ("core.weight", core.weight), ("core.bias", core.bias)])
+    report = check(
+        loss_fn,
+        (x,),
+        [
+            ("glimpse.weight", glimpse.weight),
+            ("glimpse.bias", glimpse.bias),
+            ("core.weight", core.weight),
+            ("core.bias", core.bias),
+        ],
+    )
     cut = the_cut(report, "numpy")
     assert cut.op_type == "tolist" and cut.source.endswith(line_of(HERE, "CUT-tolist"))
     assert set(cut.starved_variables) == {"glimpse.weight", "glimpse.bias"}
@@ -151,8 +182,16 @@ def test_item_round_trip():
         s = scale_net(x).mean().item()  # CUT-item
         return (net(x) * torch.tensor(s)).pow(2).mean()
 
-    report = check(loss_fn, (x,), [("scale_net.weight", scale_net.weight), ("scale_net.bias", scale_net.bias),
-                                   ("net.weight", net.weight), ("net.bias", net.bias)])
+    report = check(
+        loss_fn,
+        (x,),
+        [
+            ("scale_net.weight", scale_net.weight),
+            ("scale_net.bias", scale_net.bias),
+            ("net.weight", net.weight),
+            ("net.bias", net.bias),
+        ],
+    )
     cut = the_cut(report, "numpy")
     assert cut.source.endswith(line_of(HERE, "CUT-item"))
     assert set(cut.starved_variables) == {"scale_net.weight", "scale_net.bias"}
@@ -160,9 +199,11 @@ def test_item_round_trip():
 
 # --- integer casts and non-differentiable ops ------------------------------------------------
 
+
 def test_long_cast():
     """pytorch/pytorch#91431: "The float type is converted to the long type, and the gradient
-    information is lost"."""
+    information is lost".
+    """
     torch.manual_seed(0)
     counter = nn.Linear(4, 1)
     x, y = torch.randn(6, 4), torch.randint(0, 3, (6,)).float()
@@ -173,13 +214,18 @@ def test_long_cast():
 
     report = check(loss_fn, (x, y), list(counter.named_parameters()))
     cut = the_cut(report, "integer_cast")
-    assert cut.op_type == "long" and "int64" in cut.detail and cut.source.endswith(line_of(HERE, "CUT-long"))
+    assert (
+        cut.op_type == "long"
+        and "int64" in cut.detail
+        and cut.source.endswith(line_of(HERE, "CUT-long"))
+    )
     assert set(cut.starved_variables) == {"weight", "bias"}
 
 
 def test_gan_generator_through_argmax():
     """keras-team/keras#9837 and ai.stackexchange 36940: a text GAN whose generator picks tokens
-    with argmax; the discriminator trains, the generator gets nothing."""
+    with argmax; the discriminator trains, the generator gets nothing.
+    """
     torch.manual_seed(0)
     gen, disc = mlp(3, 8, 6), mlp(6, 8, 1)
     z = torch.randn(4, 3)
@@ -189,7 +235,9 @@ def test_gan_generator_through_argmax():
         fake = F.one_hot(tokens, 6).float()
         return F.binary_cross_entropy_with_logits(disc(fake), torch.ones(4, 1))
 
-    named = [(f"gen.{n}", p) for n, p in gen.named_parameters()] + [(f"disc.{n}", p) for n, p in disc.named_parameters()]
+    named = [(f"gen.{n}", p) for n, p in gen.named_parameters()] + [
+        (f"disc.{n}", p) for n, p in disc.named_parameters()
+    ]
     report = check(generator_loss, (z,), named)
     cut = the_cut(report, "non_differentiable")
     assert cut.op_type == "argmax" and cut.source.endswith(line_of(HERE, "CUT-gan"))
@@ -200,7 +248,8 @@ def test_gan_generator_through_argmax():
 
 def test_vq_vae_without_straight_through():
     """zalandoresearch/pytorch-vq-vae#6 and Biohub/esm#38: without `z_e + (z_q - z_e).detach()`
-    the argmin between encoder and codebook starves the encoder."""
+    the argmin between encoder and codebook starves the encoder.
+    """
     torch.manual_seed(0)
     encoder, codebook, decoder = nn.Linear(8, 4), nn.Embedding(16, 4), nn.Linear(4, 8)
     x = torch.randn(10, 8)
@@ -210,8 +259,13 @@ def test_vq_vae_without_straight_through():
         idx = torch.cdist(z_e, codebook.weight).argmin(1)  # CUT-vq
         return F.mse_loss(decoder(codebook(idx)), x)
 
-    named = [("encoder.weight", encoder.weight), ("encoder.bias", encoder.bias), ("codebook.weight", codebook.weight),
-             ("decoder.weight", decoder.weight), ("decoder.bias", decoder.bias)]
+    named = [
+        ("encoder.weight", encoder.weight),
+        ("encoder.bias", encoder.bias),
+        ("codebook.weight", codebook.weight),
+        ("decoder.weight", decoder.weight),
+        ("decoder.bias", decoder.bias),
+    ]
     report = check(loss_fn, (x,), named)
     cut = the_cut(report, "non_differentiable")
     assert cut.op_type == "argmin" and cut.source.endswith(line_of(HERE, "CUT-vq"))
@@ -221,7 +275,8 @@ def test_vq_vae_without_straight_through():
 
 def test_multinomial_sample_without_log_prob():
     """pytorch/pytorch#40983: parameters stay unchanged and their gradients are None when the
-    chosen actions, not their log-probabilities, enter the loss."""
+    chosen actions, not their log-probabilities, enter the loss.
+    """
     torch.manual_seed(0)
     policy = mlp(4, 8, 3)
     s = torch.randn(5, 4)
@@ -238,7 +293,8 @@ def test_multinomial_sample_without_log_prob():
 
 def test_comparison_mask_starves_nothing():
     """tinygrad/tinygrad#12409 and pytorch/pytorch#52248: a comparison builds a mask; it has no
-    gradient, but the masked value still carries one, so nothing starves."""
+    gradient, but the masked value still carries one, so nothing starves.
+    """
     torch.manual_seed(0)
     net = nn.Linear(3, 3)
     x = torch.randn(4, 3)
@@ -255,6 +311,7 @@ def test_comparison_mask_starves_nothing():
 
 # --- custom Functions -------------------------------------------------------------------------
 
+
 class _ScaleNoWeightGrad(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w):
@@ -269,7 +326,8 @@ class _ScaleNoWeightGrad(torch.autograd.Function):
 
 def test_custom_function_returns_none():
     """pytorch/pytorch#41490: a custom backward that returns None leaves the input's gradient
-    None (not zeros) since torch 1.7; here the weight's is forgotten."""
+    None (not zeros) since torch 1.7; here the weight's is forgotten.
+    """
     torch.manual_seed(0)
     lin = nn.Linear(3, 3)
     w = nn.Parameter(torch.randn(3))
@@ -278,8 +336,12 @@ def test_custom_function_returns_none():
     def loss_fn(x):
         return _ScaleNoWeightGrad.apply(lin(x), w).sum()  # CUT-custom
 
-    report = check(loss_fn, (x,), [("weight", lin.weight), ("bias", lin.bias), ("param_2", w)],
-                   parameters=[("weight", lin.weight), ("bias", lin.bias), ("param_2", w)])
+    report = check(
+        loss_fn,
+        (x,),
+        [("weight", lin.weight), ("bias", lin.bias), ("param_2", w)],
+        parameters=[("weight", lin.weight), ("bias", lin.bias), ("param_2", w)],
+    )
     cut = the_cut(report, "custom_gradient")
     assert cut.op_type == "_ScaleNoWeightGrad" and cut.source.endswith(line_of(HERE, "CUT-custom"))
     assert cut.starved_variables == ("param_2",)
@@ -287,9 +349,11 @@ def test_custom_function_returns_none():
 
 # --- zero, nonfinite, presence -------------------------------------------------------------
 
+
 def test_round_gives_zero_with_reason():
     """tinygrad/tinygrad#15925 ("torch gives 0 for both trunc and round") and apache/mxnet#9040:
-    rounding passes back zeros, so the state is zero, not none, and the story says why."""
+    rounding passes back zeros, so the state is zero, not none, and the story says why.
+    """
     torch.manual_seed(0)
     quant = nn.Linear(3, 3)
     x = torch.randn(4, 3)
@@ -300,12 +364,17 @@ def test_round_gives_zero_with_reason():
     report = check(loss_fn, (x,), list(quant.named_parameters()))
     assert report.variables["weight"].state == "zero" and not report.cut_points
     text = str(report)
-    assert "round 'loss/round'" in text and line_of(HERE, "ZERO-round") in text and "derivative is 0" in text
+    assert (
+        "round 'loss/round'" in text
+        and line_of(HERE, "ZERO-round") in text
+        and "derivative is 0" in text
+    )
 
 
 def test_where_nan_from_branch_not_taken():
     """pytorch/pytorch#36923 and #52248: torch.where passes NaN back from the branch it did not
-    select (sqrt of negatives)."""
+    select (sqrt of negatives).
+    """
     torch.manual_seed(0)
     net = nn.Linear(3, 4)
     x = torch.randn(6, 3)
@@ -321,7 +390,8 @@ def test_where_nan_from_branch_not_taken():
 
 def test_dead_relus_presence():
     """keras-team/keras#7057 (dead ReLU detector) and lucidrains/deep-cross-attention#2: units
-    that never activate pass no gradient back; the first layer gets all zeros."""
+    that never activate pass no gradient back; the first layer gets all zeros.
+    """
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
     with torch.no_grad():
@@ -340,6 +410,7 @@ def test_dead_relus_presence():
 
 # --- frozen, unused, naming ---------------------------------------------------------------
 
+
 class _Classifier(nn.Module):
     def __init__(self):
         super().__init__()
@@ -353,7 +424,8 @@ class _Classifier(nn.Module):
 
 def test_frozen_layers_and_unused_head():
     """nttcslab/byol-a#7 (requires_grad=False parameters) and ultralytics/ultralytics#5821,
-    pytorch/pytorch#57473 (DDP's "parameters that were not used in producing loss")."""
+    pytorch/pytorch#57473 (DDP's "parameters that were not used in producing loss").
+    """
     torch.manual_seed(0)
     model = _Classifier()
     for p in model.encoder[0].parameters():
@@ -366,7 +438,9 @@ def test_frozen_layers_and_unused_head():
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     report = check(loss_fn, (x, y), trainable)
     assert report.frozen_variables == ("encoder.0.weight", "encoder.0.bias")
-    assert report.starved_variables == ["aux_head.weight", "aux_head.bias"] and not report.cut_points
+    assert (
+        report.starved_variables == ["aux_head.weight", "aux_head.bias"] and not report.cut_points
+    )
     text = str(report)
     assert "not used by the loss at all" in text and "frozen" in text
     assert {"encoder.0/linear", "encoder.2/linear", "head/linear"} <= {o.name for o in report.ops}
@@ -375,7 +449,8 @@ def test_frozen_layers_and_unused_head():
 def test_detached_target_network_names_qualified():
     """pytorch/pytorch#57776 (the RFC's case of parameters left out of the loss on purpose) with
     a DQN: the target network's output is detached; both networks share layer names, so each is
-    qualified by the attribute the loss reaches it through."""
+    qualified by the attribute the loss reaches it through.
+    """
     torch.manual_seed(0)
     online, target = mlp(4, 8, 2), mlp(4, 8, 2)
     s, a, r, s2 = torch.randn(6, 4), torch.randint(0, 2, (6,)), torch.randn(6), torch.randn(6, 4)
@@ -385,7 +460,9 @@ def test_detached_target_network_names_qualified():
         best = target(s2).max(1).values.detach()  # CUT-target
         return F.smooth_l1_loss(q, r + 0.9 * best)
 
-    named = [(f"online.{n}", p) for n, p in online.named_parameters()] + [(f"target.{n}", p) for n, p in target.named_parameters()]
+    named = [(f"online.{n}", p) for n, p in online.named_parameters()] + [
+        (f"target.{n}", p) for n, p in target.named_parameters()
+    ]
     report = check(td_loss, (s, a, r, s2), named)
     cut = the_cut(report, "detach")
     assert cut.source.endswith(line_of(HERE, "CUT-target"))
@@ -395,7 +472,8 @@ def test_detached_target_network_names_qualified():
 
 def test_lstm_argmax_feedback():
     """keras-team/keras#9837: a decoder that feeds its argmax token back as the next input; the
-    argmax blocks that path, the logits still train every weight."""
+    argmax blocks that path, the logits still train every weight.
+    """
     torch.manual_seed(0)
     emb, cell, out = nn.Embedding(7, 5), nn.LSTMCell(5, 6), nn.Linear(6, 7)
     targets = torch.randint(0, 7, (3, 4))
@@ -412,7 +490,11 @@ def test_lstm_argmax_feedback():
         return loss
 
     # emb and out both hold "weight": qualified; the cell's names collide with nothing.
-    named = [("emb.weight", emb.weight), *cell.named_parameters(), *((f"out.{n}", p) for n, p in out.named_parameters())]
+    named = [
+        ("emb.weight", emb.weight),
+        *cell.named_parameters(),
+        *((f"out.{n}", p) for n, p in out.named_parameters()),
+    ]
     report = check(decode_loss, (targets,), named)
     cuts = [c for c in report.cut_points if c.cause == "non_differentiable"]
     assert len(cuts) == 3 and all(not c.starved_variables for c in cuts)
@@ -421,7 +503,8 @@ def test_lstm_argmax_feedback():
 
 def test_requires_grad_set_on_cut_loss():
     """ronghuaiyang/arcface-pytorch#56: `loss.requires_grad = True` silenced "element 0 of
-    tensors does not require grad", and then the loss never declined. The cut is still shown."""
+    tensors does not require grad", and then the loss never declined. The cut is still shown.
+    """
     torch.manual_seed(0)
     model = mlp(4, 8, 3)
     x, y = torch.randn(5, 4), torch.randint(0, 3, (5,)).float()
@@ -441,10 +524,13 @@ def test_requires_grad_set_on_cut_loss():
 
 # --- ordinary models: every parameter as autograd says -----------------------------------------
 
+
 class _SmallCnn(nn.Module):
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2))
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2)
+        )
         self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
         self.rnn = nn.GRU(8, 8, batch_first=True)
         self.fc = nn.Linear(8, 4)

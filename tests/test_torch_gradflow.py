@@ -1,5 +1,7 @@
 """tb_gradflow.torch.gradflow: the training step it takes, the records it writes, and the readers
-(CLI report, diff, export) that read a torch logdir as they read a TensorFlow one."""
+(CLI report, diff, export) that read a torch logdir as they read a TensorFlow one.
+"""
+
 from __future__ import annotations
 
 import copy
@@ -11,14 +13,14 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
+from support.torch_truth import truth
 from tensorboard.compat.proto import summary_pb2
+from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 import tb_gradflow.torch as gt
 from tb_gradflow import cli
 from tb_gradflow.reading.event_files import find_runs, read_run
-from support.torch_truth import truth
 
 
 class _Net(nn.Module):
@@ -26,7 +28,9 @@ class _Net(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
+        self.body = nn.Sequential(
+            nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3)
+        )
         self.unused = nn.Linear(3, 2)
         self.body[0].bias.requires_grad_(False)
 
@@ -34,10 +38,14 @@ class _Net(nn.Module):
         return self.body(x)
 
 
-@pytest.mark.parametrize("make_opt", [
-    lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
-    lambda ps: torch.optim.Adam(ps, lr=1e-2),
-], ids=["sgd", "adam"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
+        lambda ps: torch.optim.Adam(ps, lr=1e-2),
+    ],
+    ids=["sgd", "adam"],
+)
 def test_n_logged_steps_equal_n_plain_steps(tmp_path, make_opt):
     torch.manual_seed(0)
     model = _Net()
@@ -50,15 +58,19 @@ def test_n_logged_steps_equal_n_plain_steps(tmp_path, make_opt):
 
     for step in range(5):
         torch.manual_seed(100 + step)  # dropout draws the same masks in both
-        report = gt.gradflow(str(tmp_path), "gradflow", loss_fn, x, y, step=step, optimizer=opt, strict=True)
+        report = gt.gradflow(
+            str(tmp_path), "gradflow", loss_fn, x, y, step=step, optimizer=opt, strict=True
+        )
         torch.manual_seed(100 + step)
         twin_opt.zero_grad()
         F.cross_entropy(twin(x), y).backward()
         twin_opt.step()
-    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
-    for a, b in zip(model.parameters(), twin.parameters()):
-        assert (a.grad is None) == (b.grad is None) and (a.grad is None or torch.equal(a.grad, b.grad))
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        assert (a.grad is None) == (b.grad is None) and (
+            a.grad is None or torch.equal(a.grad, b.grad)
+        )
     assert report.starved_variables == ["unused.weight", "unused.bias"]
     assert report.frozen_variables == ("body.0.bias",)
 
@@ -72,18 +84,22 @@ def test_report_matches_autograd_and_logdir_quantizes_only_op_norms(tmp_path):
         return model(x).pow(2).mean()
 
     report = gt.gradflow(str(tmp_path), "gf", loss_fn, x, step=3, strict=True)
-    assert {n: v.state for n, v in report.variables.items()} == truth(loss_fn, (x,), list(model.named_parameters()))
+    assert {n: v.state for n, v in report.variables.items()} == truth(
+        loss_fn, (x,), list(model.named_parameters())
+    )
     grads = torch.autograd.grad(loss_fn(x), list(model.parameters()))
-    for (name, _), g in zip(model.named_parameters(), grads):
+    for (name, _), g in zip(model.named_parameters(), grads, strict=True):
         assert report.variables[name].norm == pytest.approx(float(g.double().norm()), rel=1e-6)
     stored = next(iter(cli.load(str(tmp_path)).series.values())).report(3)
     assert type(stored) is type(report)
     assert [o.name for o in stored.ops] == [o.name for o in report.ops]
-    for mine, back in zip(report.ops, stored.ops):
+    for mine, back in zip(report.ops, stored.ops, strict=True):
         assert back.state == mine.state
         if mine.norm:
             assert back.norm == pytest.approx(mine.norm, rel=0.045)  # 8 levels per octave
-    assert any(m.norm and m.norm != b.norm for m, b in zip(report.ops, stored.ops))  # in memory: exact
+    assert any(
+        m.norm and m.norm != b.norm for m, b in zip(report.ops, stored.ops, strict=True)
+    )  # in memory: exact
     for name, v in report.variables.items():
         assert stored.variables[name].norm == pytest.approx(v.norm, rel=1e-6)  # float32 on disk
 
@@ -94,7 +110,9 @@ def test_records_are_the_tf_sides(tmp_path):
     net = nn.Linear(3, 1)
     writer = SummaryWriter(str(tmp_path / "sw"))
     for step in range(3):
-        gt.gradflow(writer, "grads", lambda x: net(x).sum(), torch.randn(2, 3), step=step, strict=True)
+        gt.gradflow(
+            writer, "grads", lambda x: net(x).sum(), torch.randn(2, 3), step=step, strict=True
+        )
     writer.close()
     series = read_run(find_runs(str(tmp_path))["sw"], print, "sw")
     assert series["grads"].data_class == summary_pb2.DATA_CLASS_TENSOR
@@ -135,11 +153,17 @@ def test_cli_report_diff_export_on_a_torch_logdir(tmp_path, capsys):
     assert "detach 'loss/detach' (detach) at" in out and "test_torch_gradflow.py:" in out
     assert cli.main(["diff", logdir, "--run", "broken", "--run", "fixed", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)["tags"]["gradflow"]
-    assert [c["cause"] for c in d["cuts_only_in_a"]] == ["detach"] and d["starved_only_in_a"] == ["enc.weight", "enc.bias"]
+    assert [c["cause"] for c in d["cuts_only_in_a"]] == ["detach"] and d["starved_only_in_a"] == [
+        "enc.weight",
+        "enc.bias",
+    ]
     out_file = str(tmp_path / "g.html")
     assert cli.main(["export", logdir, "-o", out_file]) == 0
     assert os.path.getsize(out_file) > 1000  # its content is checked in the browser test
-    assert len(gt.analyze(lambda x: x.detach().sum() * 2, torch.ones(2, requires_grad=True)).to_html()) > 1000
+    assert (
+        len(gt.analyze(lambda x: x.detach().sum() * 2, torch.ones(2, requires_grad=True)).to_html())
+        > 1000
+    )
 
 
 def test_logging_failure_warns_and_still_trains(tmp_path, caplog):
@@ -147,7 +171,9 @@ def test_logging_failure_warns_and_still_trains(tmp_path, caplog):
     net = nn.Linear(2, 1)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     before = net.weight.detach().clone()
-    report = gt.gradflow(object(), "g", lambda x: net(x).sum(), torch.ones(1, 2), step=0, optimizer=opt)
+    report = gt.gradflow(
+        object(), "g", lambda x: net(x).sum(), torch.ones(1, 2), step=0, optimizer=opt
+    )
     assert report is not None  # the capture worked; only the writing failed
     assert "writing gradflow summary 'g' failed" in caplog.text
     assert not torch.equal(before, net.weight)
@@ -162,8 +188,13 @@ def test_loss_fn_errors_propagate():
 
 
 def _python(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -192,7 +223,8 @@ def test_without_torch_the_error_names_the_extra():
 
 def test_compiled_module_is_refused_with_what_to_probe_instead(tmp_path):
     """torch.compile'd modules run as graphs a TorchFunctionMode does not see: a warning and a
-    clear error say to probe the uncompiled module; gradflow warns and logs nothing."""
+    clear error say to probe the uncompiled module; gradflow warns and logs nothing.
+    """
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
     compiled = torch.compile(model)  # compiles lazily: never called here
@@ -200,10 +232,16 @@ def test_compiled_module_is_refused_with_what_to_probe_instead(tmp_path):
     def loss_fn(x):
         return compiled(x).sum()
 
-    with pytest.warns(UserWarning, match="_orig_mod"), pytest.raises(gt.Unsupported, match="uncompiled module"):
+    with (
+        pytest.warns(UserWarning, match="_orig_mod"),
+        pytest.raises(gt.Unsupported, match="uncompiled module"),
+    ):
         gt.analyze(loss_fn, torch.ones(2, 3))
     with pytest.warns(UserWarning, match="logs nothing"):
         assert gt.gradflow(str(tmp_path), "g", loss_fn, torch.ones(2, 3), step=0) is None
     # the uncompiled module is what to probe
     assert compiled._orig_mod is model
-    assert gt.analyze(lambda x: model(x).sum(), torch.ones(2, 3)).variables["weight"].state == "flowing"
+    assert (
+        gt.analyze(lambda x: model(x).sum(), torch.ones(2, 3)).variables["weight"].state
+        == "flowing"
+    )

@@ -4,6 +4,7 @@
 name, loss_fn, *args, step=...)` also writes the step to a logdir that the tab, `tb-gradflow`
 and the HTML export read like a TensorFlow run. Nothing on this path imports TensorFlow.
 """
+
 from __future__ import annotations
 
 try:

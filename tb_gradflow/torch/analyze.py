@@ -1,15 +1,19 @@
 """`tb_gradflow.torch.analyze`: where does the gradient of a torch loss stop?"""
+
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tb_gradflow.report import Report
 from tb_gradflow.torch.capture import capture
 from tb_gradflow.torch.params import Unsupported
 
 
-def analyze(loss_fn: Callable[..., Any], *args: Any, parameters: Any = None, **kwargs: Any) -> Report:
+def analyze(
+    loss_fn: Callable[..., Any], *args: Any, parameters: Any = None, **kwargs: Any
+) -> Report:
     """Runs `loss_fn(*args, **kwargs)` once, recorded, and takes one backward pass.
 
     Returns the same `Report` as the TensorFlow side: each parameter's gradient state
@@ -26,6 +30,7 @@ def analyze(loss_fn: Callable[..., Any], *args: Any, parameters: Any = None, **k
     Raises:
       Unsupported: for a torch.compile'd module or loss, or an FSDP-wrapped one; the message says
         what to probe instead (the uncompiled module). A warning says the same first.
+
     """
     try:
         return capture(loss_fn, args, kwargs, parameters).report()

@@ -3,12 +3,14 @@
 The Graph and Step are the stored protos of the TensorFlow side (format/), built here from the
 recording, so that the report, the plugin and the CLI read a torch step as they read any other.
 """
+
 from __future__ import annotations
 
 import collections
 import dataclasses
 import hashlib
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +21,7 @@ from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.report import Report
 from tb_gradflow.torch import classify, measure
 from tb_gradflow.torch.params import Parameters, Unsupported, collect
-from tb_gradflow.torch.recorder import Recording, RecordedOp, record
+from tb_gradflow.torch.recorder import RecordedOp, Recording, record
 
 FRAMEWORK = "torch"
 
@@ -47,7 +49,9 @@ def loss_tensor(out: Any) -> torch.Tensor:
     if isinstance(out, (tuple, list)) and out:
         out = out[0]
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"the loss function must return a tensor (or a tuple or dict holding one), got {type(out).__name__}")
+        raise TypeError(
+            f"the loss function must return a tensor (or a tuple or dict holding one), got {type(out).__name__}"
+        )
     return out
 
 
@@ -60,13 +64,17 @@ class CaptureError(RuntimeError):
 
 
 def capture(
-    loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], parameters: Any = None,
+    loss_fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    parameters: Any = None,
     optimizer: Any = None,
 ) -> Capture:
     """Runs the loss once, recorded, and takes one backward pass (no optimizer step).
 
     With `optimizer`, its `zero_grad()` comes first. An error of `loss_fn` itself propagates;
-    one of the capture raises CaptureError."""
+    one of the capture raises CaptureError.
+    """
     try:
         params = collect(loss_fn, args, kwargs, parameters, optimizer)
         recorder = record(params.module_names)
@@ -85,7 +93,9 @@ def capture(
         analysis = _Analysis(rec, params, loss_tensor(out))
         return analysis.run()
     except Exception as e:
-        raise CaptureError(f"{type(e).__name__}: {e}", grads_used=bool(analysis and analysis.grads_used)) from e
+        raise CaptureError(
+            f"{type(e).__name__}: {e}", grads_used=bool(analysis and analysis.grads_used)
+        ) from e
 
 
 class _Analysis:
@@ -108,19 +118,32 @@ class _Analysis:
         n_vars = len(self.params.trained)
         self.grads_used = True
         try:
-            grads = measure.gradients(scalar.reshape(()), [p for _, p in self.params.trained] + [t for _, t in targets])
+            grads = measure.gradients(
+                scalar.reshape(()), [p for _, p in self.params.trained] + [t for _, t in targets]
+            )
         finally:
             for _, handle in watches.values():
                 handle.remove()
         values = measure.values(grads)
         self._judge_functions(watches)
         var_codes = values.codes[:n_vars]
-        extra = [i for i, (c, _) in self.causes.items() if i not in on_path and c == V.NUMPY
-                 and self._starved(i, var_codes)]
+        extra = [
+            i
+            for i, (c, _) in self.causes.items()
+            if i not in on_path and c == V.NUMPY and self._starved(i, var_codes)
+        ]
         kept = sorted(on_path | self._closure(extra))
         graph, exact = self._graph(kept, loss_op, targets, values, watches, n_vars)
-        step = encode_step_arrays(graph.graph_id, exact[0], exact[1].astype(np.float32), exact[2], exact[3],
-                                  float(scalar.detach()), exact[4], exact[5])
+        step = encode_step_arrays(
+            graph.graph_id,
+            exact[0],
+            exact[1].astype(np.float32),
+            exact[2],
+            exact[3],
+            float(scalar.detach()),
+            exact[4],
+            exact[5],
+        )
         return Capture(graph, step, exact, self.params, grads[:n_vars], loss)
 
     def _closure(self, starts: list[int]) -> set[int]:
@@ -135,7 +158,8 @@ class _Analysis:
 
     def _targets(self, on_path: set[int]) -> list[tuple[int, torch.Tensor]]:
         """(op, its output tensor) for each op whose gradient can be asked for: one output that
-        requires grad, made by this op and not written in place since."""
+        requires grad, made by this op and not written in place since.
+        """
         out = []
         for i in sorted(on_path):
             t = self._output(i)
@@ -146,9 +170,14 @@ class _Analysis:
     def _output(self, i: int) -> torch.Tensor | None:
         rec = self.rec
         for t in rec.ops[i].outputs:
-            if (t.requires_grad and t.grad_fn is not None and rec.producer.get(id(t)) == i
-                    and not t.is_inference() and rec.versions.get(id(t)) == t._version
-                    and id(t) not in self.var_index):
+            if (
+                t.requires_grad
+                and t.grad_fn is not None
+                and rec.producer.get(id(t)) == i
+                and not t.is_inference()
+                and rec.versions.get(id(t)) == t._version
+                and id(t) not in self.var_index
+            ):
                 return t
         return None
 
@@ -170,15 +199,22 @@ class _Analysis:
 
     def _judge_functions(self, watches: dict[int, tuple[measure.NodeWatch, Any]]) -> None:
         """A custom Function that got a gradient and passed back None for an input that requires
-        grad is a cut (custom_gradient)."""
+        grad is a cut (custom_gradient).
+        """
         for i, (seen, _) in watches.items():
             op = self.rec.ops[i]
             if not (op.custom_function and seen.arrived):
                 continue
-            dropped = [k for k, (g, t) in enumerate(zip(seen.passed_back, op.input_tensors))
-                       if g is None and t.requires_grad]
+            dropped = [
+                k
+                for k, (g, t) in enumerate(zip(seen.passed_back, op.input_tensors, strict=False))
+                if g is None and t.requires_grad
+            ]
             if dropped:
-                self.causes[i] = (V.CUSTOM_GRADIENT, f"{op.type}.backward returns None for input {dropped[0]}")
+                self.causes[i] = (
+                    V.CUSTOM_GRADIENT,
+                    f"{op.type}.backward returns None for input {dropped[0]}",
+                )
 
     def _upstream_vars(self, i: int) -> list[int]:
         found: list[int] = []
@@ -193,8 +229,13 @@ class _Analysis:
         return [k for k in self._upstream_vars(i) if var_codes[k] == V.STATE_CODE[V.NONE]]
 
     def _graph(
-        self, kept: list[int], loss_op: int, targets: list[tuple[int, torch.Tensor]],
-        values: measure.Values, watches: dict[int, tuple[measure.NodeWatch, Any]], n_vars: int,
+        self,
+        kept: list[int],
+        loss_op: int,
+        targets: list[tuple[int, torch.Tensor]],
+        values: measure.Values,
+        watches: dict[int, tuple[measure.NodeWatch, Any]],
+        n_vars: int,
     ) -> tuple[gradflow_pb2.Graph, tuple[np.ndarray, ...]]:
         position = {i: k for k, i in enumerate(kept)}
         target_row = {i: n_vars + r for r, (i, _) in enumerate(targets)}
@@ -207,32 +248,64 @@ class _Analysis:
             op = self.rec.ops[i]
             row = target_row.get(i)
             if row is not None:
-                op_codes[k], op_norms[k], op_presence[k] = values.codes[row], values.norms[row], values.presence[row]
+                op_codes[k], op_norms[k], op_presence[k] = (
+                    values.codes[row],
+                    values.norms[row],
+                    values.presence[row],
+                )
             gate = classify.is_gate(op)
             if gate:
                 op_presence[k] = self._gate_presence(op, watches.get(i), target_row, values)
             cause, detail = self.causes.get(i, (None, ""))
-            fields.append((
-                op.scope, op.type, tuple(position[j] for j in op.inputs if j in position),
-                tuple(dict.fromkeys(self.var_index[id(t)] for t in op.input_tensors if id(t) in self.var_index)),
-                tuple(_shape(t) for t in op.outputs), tuple(_dtype(t) for t in op.outputs),
-                op.source, op.library_source, V.CAUSE_CODE[cause], detail,
-                tuple(self._starved(i, var_codes)) if cause else (), row is not None or not op.gives_grad, gate,
-            ))
+            fields.append(
+                (
+                    op.scope,
+                    op.type,
+                    tuple(position[j] for j in op.inputs if j in position),
+                    tuple(
+                        dict.fromkeys(
+                            self.var_index[id(t)]
+                            for t in op.input_tensors
+                            if id(t) in self.var_index
+                        )
+                    ),
+                    tuple(_shape(t) for t in op.outputs),
+                    tuple(_dtype(t) for t in op.outputs),
+                    op.source,
+                    op.library_source,
+                    V.CAUSE_CODE[cause],
+                    detail,
+                    tuple(self._starved(i, var_codes)) if cause else (),
+                    row is not None or not op.gives_grad,
+                    gate,
+                )
+            )
         key = (
             tuple((n, _shape(p), _dtype(p)) for n, p in self.params.trained),
             tuple((n, _shape(p), _dtype(p)) for n, p in self.params.frozen),
-            position.get(loss_op, -1), tuple(fields),
+            position.get(loss_op, -1),
+            tuple(fields),
         )
-        exact = (op_codes, op_norms, var_codes, values.norms[:n_vars], op_presence, values.presence[:n_vars])
+        exact = (
+            op_codes,
+            op_norms,
+            var_codes,
+            values.norms[:n_vars],
+            op_presence,
+            values.presence[:n_vars],
+        )
         return _graph_of(key), exact
 
     def _gate_presence(
-        self, op: RecordedOp, watch: tuple[measure.NodeWatch, Any] | None, target_row: dict[int, int],
+        self,
+        op: RecordedOp,
+        watch: tuple[measure.NodeWatch, Any] | None,
+        target_row: dict[int, int],
         values: measure.Values,
     ) -> float:
         """What a gate passes back to its input: the gradient at its input's producer when the
-        gate is that tensor's only reader (measured already), else what its node hook saw."""
+        gate is that tensor's only reader (measured already), else what its node hook saw.
+        """
         if watch is None and len(op.inputs) == 1 and target_row.get(op.inputs[0]) is not None:
             return float(values.presence[target_row[op.inputs[0]]])
         if watch is not None and watch[0].arrived:
@@ -243,7 +316,7 @@ class _Analysis:
 # Graph versions by content: an unchanged loss path reuses its sealed proto (and its id) instead
 # of building and hashing it again at every step.
 _GRAPHS_KEPT = 8
-_graphs: "collections.OrderedDict[tuple, gradflow_pb2.Graph]" = collections.OrderedDict()
+_graphs: collections.OrderedDict[tuple, gradflow_pb2.Graph] = collections.OrderedDict()
 
 
 def _graph_of(key: tuple) -> gradflow_pb2.Graph:
@@ -265,12 +338,36 @@ def _build_graph(key: tuple) -> gradflow_pb2.Graph:
     for name, shape, dtype in frozen:
         graph.frozen_variables.add(name=name, shape=shape, dtype=dtype)
     names: dict[str, int] = {}
-    for (scope, op_type, inputs, var_inputs, shapes, dtypes, source, library, cause, detail, starved,
-         measured, gate) in fields:
+    for (
+        scope,
+        op_type,
+        inputs,
+        var_inputs,
+        shapes,
+        dtypes,
+        source,
+        library,
+        cause,
+        detail,
+        starved,
+        measured,
+        gate,
+    ) in fields:
         graph.ops.add(
-            name=_unique(f"{scope}/{op_type}", names), type=op_type, inputs=inputs, variable_inputs=var_inputs,
-            output_shapes=shapes, output_dtypes=dtypes, source=source, library_source=library, cause=cause,
-            cause_detail=detail, starved_variables=starved, parent=-1, measured=measured, presence_at_input=gate,
+            name=_unique(f"{scope}/{op_type}", names),
+            type=op_type,
+            inputs=inputs,
+            variable_inputs=var_inputs,
+            output_shapes=shapes,
+            output_dtypes=dtypes,
+            source=source,
+            library_source=library,
+            cause=cause,
+            cause_detail=detail,
+            starved_variables=starved,
+            parent=-1,
+            measured=measured,
+            presence_at_input=gate,
         )
     _parallel(graph)
     _seal(graph)

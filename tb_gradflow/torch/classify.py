@@ -4,6 +4,7 @@ A forward op is a cut when it reads a tensor that requires grad and gives back n
 does. What it is decides the cause; a custom `autograd.Function` is judged on the backward side
 instead (capture.py), since only its backward says whether it returns None for an input.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,7 +14,9 @@ from tb_gradflow.torch.recorder import LEAVES_TORCH, RecordedOp
 
 DETACHING = frozenset({"detach", "detach_", "data"})
 # Casts: what they give back is an integer or bool tensor, and that is all they do.
-CASTS = frozenset({"long", "int", "short", "char", "byte", "bool", "to", "type", "type_as", "new_tensor"})
+CASTS = frozenset(
+    {"long", "int", "short", "char", "byte", "bool", "to", "type", "type_as", "new_tensor"}
+)
 # Gating ops: presence told at their input, as for Relu and Select on the TensorFlow side.
 GATES = frozenset({"relu", "relu_", "relu6", "hardtanh", "clamp", "clip", "where", "threshold"})
 

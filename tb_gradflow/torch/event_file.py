@@ -5,6 +5,7 @@ which imports TensorFlow whenever it is installed. This writer frames the record
 masked CRC-32C of the length, payload, masked CRC-32C of the payload) with the checksum the
 reader uses, and flushes each event, since a path has no owner to flush or close it.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -24,7 +25,12 @@ _counter = itertools.count()
 def record_bytes(payload: bytes) -> bytes:
     """One TFRecord: the framing TensorBoard and tb_gradflow's reader check."""
     header = struct.pack("<Q", len(payload))
-    return header + struct.pack("<I", masked_crc32c(header)) + payload + struct.pack("<I", masked_crc32c(payload))
+    return (
+        header
+        + struct.pack("<I", masked_crc32c(header))
+        + payload
+        + struct.pack("<I", masked_crc32c(payload))
+    )
 
 
 class EventFile:

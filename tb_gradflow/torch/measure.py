@@ -4,18 +4,22 @@
 states: None is `none`, all zeros `zero`, any NaN or Inf `nonfinite`. Node hooks on gating ops
 and custom Functions see what those pass back to their inputs in the same pass.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from tb_gradflow import vocabulary as V
 
-_NONE, _FLOWING, _ZERO, _NONFINITE = (V.STATE_CODE[s] for s in (V.NONE, V.FLOWING, V.ZERO, V.NONFINITE))
+_NONE, _FLOWING, _ZERO, _NONFINITE = (
+    V.STATE_CODE[s] for s in (V.NONE, V.FLOWING, V.ZERO, V.NONFINITE)
+)
 
 
 @dataclasses.dataclass
@@ -42,7 +46,9 @@ def watch(tensor: torch.Tensor) -> tuple[NodeWatch, Any] | None:
         return None
     seen = NodeWatch()
 
-    def hook(grad_inputs: Sequence[torch.Tensor | None], grad_outputs: Sequence[torch.Tensor | None]) -> None:
+    def hook(
+        grad_inputs: Sequence[torch.Tensor | None], grad_outputs: Sequence[torch.Tensor | None]
+    ) -> None:
         seen.arrived = any(g is not None for g in grad_outputs)
         seen.passed_back = list(grad_inputs)
 
@@ -50,8 +56,9 @@ def watch(tensor: torch.Tensor) -> tuple[NodeWatch, Any] | None:
 
 
 def gradients(loss: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor | None]:
-    """d loss / d inputs, None for inputs the loss does not reach (all of them when the loss has
-    no history, as after `loss.requires_grad = True`)."""
+    """D loss / d inputs, None for inputs the loss does not reach (all of them when the loss has
+    no history, as after `loss.requires_grad = True`).
+    """
     if not inputs or not loss.requires_grad:
         return [None] * len(inputs)
     return list(torch.autograd.grad(loss, inputs, allow_unused=True))
@@ -68,7 +75,9 @@ def values(grads: Sequence[torch.Tensor | None]) -> Values:
         return Values(codes, norms, presence)
     tensors = [g for _, g in present]
     # Two fused reductions over every gradient (L2, and L0, which counts the nonzeros), one transfer.
-    numbers = torch.cat([_stacked(torch._foreach_norm(tensors)), _stacked(torch._foreach_norm(tensors, 0))]).tolist()
+    numbers = torch.cat(
+        [_stacked(torch._foreach_norm(tensors)), _stacked(torch._foreach_norm(tensors, 0))]
+    ).tolist()
     k = len(present)
     for j, (i, g) in enumerate(present):
         norm, count = numbers[j], numbers[k + j]

@@ -5,12 +5,14 @@ refers to: `self` of a bound method, its closure cells, the globals its code nam
 modules passed as arguments. Names are `named_parameters()` names; when two modules found under
 different attributes hold the same name, each is qualified by its attribute (`gen.0.weight`).
 """
+
 from __future__ import annotations
 
 import collections
 import dataclasses
 import inspect
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,15 +45,22 @@ def _modules_in(obj: Any, name: str, depth: int, seen: set[int]) -> Iterator[tup
         for key, item in obj.items():
             if isinstance(key, str):
                 yield from _modules_in(item, f"{name}.{key}", depth - 1, seen)
-    elif hasattr(obj, "__dict__") and not inspect.ismodule(obj) and not isinstance(obj, type) \
-            and not callable(obj):
+    elif (
+        hasattr(obj, "__dict__")
+        and not inspect.ismodule(obj)
+        and not isinstance(obj, type)
+        and not callable(obj)
+    ):
         for key, item in vars(obj).items():
             yield from _modules_in(item, f"{name}.{key}", depth - 1, seen)
 
 
-def _candidates(loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> list[tuple[str, Any, int]]:
+def _candidates(
+    loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+) -> list[tuple[str, Any, int]]:
     """(attribute, object, depth to search) for what the loss function refers to: itself if a
-    module, `self`, its closure cells, the globals its code reads, its arguments."""
+    module, `self`, its closure cells, the globals its code reads, its arguments.
+    """
     out: list[tuple[str, Any, int]] = []
     owner = getattr(loss_fn, "__self__", None)
     fn = getattr(loss_fn, "__func__", loss_fn)
@@ -63,24 +72,34 @@ def _candidates(loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[s
         out += [(key, item, _DEPTH) for key, item in vars(owner).items()]
     code = getattr(fn, "__code__", None)
     if code is not None:
-        for cell_name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
+        for cell_name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or (), strict=False):
             try:
                 out.append((cell_name, cell.cell_contents, _DEPTH))
             except ValueError:  # an empty cell
                 continue
         module_globals = getattr(fn, "__globals__", {})
-        out += [(name, module_globals[name], _DEPTH) for name in dict.fromkeys(_names_read(code)) if name in module_globals]
+        out += [
+            (name, module_globals[name], _DEPTH)
+            for name in dict.fromkeys(_names_read(code))
+            if name in module_globals
+        ]
     out += [(f"arg{i}", arg, _DEPTH) for i, arg in enumerate(args)]
     out += [(key, arg, _DEPTH) for key, arg in kwargs.items()]
     return out
 
 
-def referenced_modules(loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> list[tuple[str, nn.Module]]:
+def referenced_modules(
+    loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+) -> list[tuple[str, nn.Module]]:
     """(attribute, module) for each module the loss function can reach, outermost first."""
     seen: set[int] = set()
     found: list[tuple[str, nn.Module]] = []
     for name, obj, depth in _candidates(loss_fn, args, kwargs):
-        if not isinstance(obj, (torch.Tensor, str, int, float, bool)) and not callable(obj) or isinstance(obj, nn.Module):
+        if (
+            not isinstance(obj, (torch.Tensor, str, int, float, bool))
+            and not callable(obj)
+            or isinstance(obj, nn.Module)
+        ):
             found += _modules_in(obj, name, depth, seen)
     return _outermost(found)
 
@@ -118,21 +137,29 @@ _UNSUPPORTED = {
 def check_supported(loss_fn: Callable[..., Any], roots: list[tuple[str, nn.Module]]) -> None:
     """Raises Unsupported, saying what to probe instead, for compiled or FSDP-wrapped models."""
     if hasattr(loss_fn, "_torchdynamo_orig_callable") or hasattr(loss_fn, "_orig_mod"):
-        raise Unsupported(f"the loss function is torch.compile'd: {_UNSUPPORTED['OptimizedModule']}")
+        raise Unsupported(
+            f"the loss function is torch.compile'd: {_UNSUPPORTED['OptimizedModule']}"
+        )
     for attr, root in roots:
         for module in root.modules():
             for cls in type(module).__mro__:
                 if cls.__name__ in _UNSUPPORTED:
-                    raise Unsupported(f"{attr} ({type(module).__name__}) is not supported: {_UNSUPPORTED[cls.__name__]}")
+                    raise Unsupported(
+                        f"{attr} ({type(module).__name__}) is not supported: {_UNSUPPORTED[cls.__name__]}"
+                    )
 
 
 def collect(
-    loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any],
-    parameters: Any = None, optimizer: Any = None,
+    loss_fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    parameters: Any = None,
+    optimizer: Any = None,
 ) -> Parameters:
     """The parameters to diagnose: `parameters` when given (tensors, (name, tensor) pairs, a
     dict or a module), else those of the modules the loss refers to; with an optimizer, its
-    parameters too, so that its step is exactly the one `loss.backward()` would feed."""
+    parameters too, so that its step is exactly the one `loss.backward()` would feed.
+    """
     roots, named, module_names = _found(loss_fn, args, kwargs, parameters)
     check_supported(loss_fn, roots)
     names_by_id = {id(p): n for n, p in named}
@@ -142,7 +169,12 @@ def collect(
         chosen = _given(parameters, names_by_id)
     if optimizer is not None:
         chosen_ids = {id(p) for _, p in chosen}
-        extra = [p for group in optimizer.param_groups for p in group["params"] if id(p) not in chosen_ids]
+        extra = [
+            p
+            for group in optimizer.param_groups
+            for p in group["params"]
+            if id(p) not in chosen_ids
+        ]
         chosen += [(names_by_id.get(id(p), f"param_{i}"), p) for i, p in enumerate(extra)]
     chosen = _unique(chosen)
     return Parameters(
@@ -155,15 +187,19 @@ def collect(
 # Module discovery by what the loss refers to, kept per set of referred objects: walking the
 # modules costs more than the rest of a small model's logged step. Requires_grad is read anew.
 _CACHE_SIZE = 16
-_found_cache: "collections.OrderedDict[tuple[int, ...], tuple[list[Any], Any]]" = collections.OrderedDict()
+_found_cache: collections.OrderedDict[tuple[int, ...], tuple[list[Any], Any]] = (
+    collections.OrderedDict()
+)
 
 
-def _found(loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], parameters: Any) -> Any:
+def _found(
+    loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], parameters: Any
+) -> Any:
     """(roots, named parameters, module names) of what the loss refers to."""
     objects = [obj for _, obj, _ in _candidates(loss_fn, args, kwargs)] + [parameters]
     key = tuple(id(o) for o in objects)
     hit = _found_cache.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], objects)):
+    if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
         _found_cache.move_to_end(key)
         return hit[1]
     roots = referenced_modules(loss_fn, args, kwargs)
@@ -190,13 +226,16 @@ def _given(parameters: Any, names_by_id: dict[int, str]) -> list[tuple[str, torc
         elif isinstance(item, torch.Tensor):
             out.append((names_by_id.get(id(item), f"param_{i}"), item))
         else:
-            raise TypeError(f"parameters: expected tensors or (name, tensor) pairs, got {type(item).__name__}")
+            raise TypeError(
+                f"parameters: expected tensors or (name, tensor) pairs, got {type(item).__name__}"
+            )
     return out
 
 
 def _qualified_roots(roots: list[tuple[str, nn.Module]]) -> set[int]:
     """Ids of the roots whose parameter names or module paths collide with another root's: those
-    are qualified by the attribute the loss reaches them through."""
+    are qualified by the attribute the loss reaches them through.
+    """
     counts: dict[str, int] = {}
     keys = []
     for _, m in roots:
@@ -204,10 +243,12 @@ def _qualified_roots(roots: list[tuple[str, nn.Module]]) -> set[int]:
         keys.append(own)
         for n in own:
             counts[n] = counts.get(n, 0) + 1
-    return {id(m) for (_, m), own in zip(roots, keys) if any(counts[n] > 1 for n in own)}
+    return {id(m) for (_, m), own in zip(roots, keys, strict=True) if any(counts[n] > 1 for n in own)}
 
 
-def _named_by_root(roots: list[tuple[str, nn.Module]], qualified: set[int]) -> list[tuple[str, torch.Tensor]]:
+def _named_by_root(
+    roots: list[tuple[str, nn.Module]], qualified: set[int]
+) -> list[tuple[str, torch.Tensor]]:
     """Every root's named_parameters(), qualified by the root's attribute where names collide."""
     out = []
     for attr, m in roots:
@@ -235,7 +276,8 @@ def _unique(named: list[tuple[str, torch.Tensor]]) -> list[tuple[str, torch.Tens
 def _module_names(roots: list[tuple[str, nn.Module]], qualified: set[int]) -> dict[int, str]:
     """Module paths for op names: submodules by their named_modules() path, a root itself by the
     attribute the loss reaches it through; with several roots, every path starts with its root's
-    attribute (`gen.0/linear`, `disc.0/linear`), so that the tab groups ops by model."""
+    attribute (`gen.0/linear`, `disc.0/linear`), so that the tab groups ops by model.
+    """
     names: dict[int, str] = {}
     for attr, root in roots:
         qualify = len(roots) > 1 or id(root) in qualified

@@ -9,13 +9,15 @@ do not see, is wrapped for the call's duration to record custom Functions.
 Anomaly mode would give the user's line too, but only for ops that make an autograd node (none
 of the cuts) and at about 3x the step's cost (bench/overhead.py --torch measures both).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import sys
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -23,16 +25,56 @@ from torch.overrides import TorchFunctionMode
 from tb_gradflow.capture.sources import THIRD_PARTY, USER, frame_kind, frame_text
 
 # Calls that read metadata or nothing a gradient flows through: not ops of the loss path.
-_SKIPPED = frozenset({
-    "dim", "size", "shape", "dtype", "device", "requires_grad", "is_floating_point", "numel",
-    "__len__", "is_leaf", "grad_fn", "is_complex", "ndim", "ndimension", "nelement", "stride",
-    "is_contiguous", "storage_offset", "layout", "is_cuda", "is_sparse", "names", "element_size",
-    "__repr__", "__format__", "__hash__", "data_ptr", "_version", "__iter__", "__contains__",
-    "untyped_storage", "__reduce_ex__", "__deepcopy__", "requires_grad_", "retain_grad",
-    "register_hook", "backward", "grad", "__get__", "__set__", "_is_view", "is_inference",
-})
+_SKIPPED = frozenset(
+    {
+        "dim",
+        "size",
+        "shape",
+        "dtype",
+        "device",
+        "requires_grad",
+        "is_floating_point",
+        "numel",
+        "__len__",
+        "is_leaf",
+        "grad_fn",
+        "is_complex",
+        "ndim",
+        "ndimension",
+        "nelement",
+        "stride",
+        "is_contiguous",
+        "storage_offset",
+        "layout",
+        "is_cuda",
+        "is_sparse",
+        "names",
+        "element_size",
+        "__repr__",
+        "__format__",
+        "__hash__",
+        "data_ptr",
+        "_version",
+        "__iter__",
+        "__contains__",
+        "untyped_storage",
+        "__reduce_ex__",
+        "__deepcopy__",
+        "requires_grad_",
+        "retain_grad",
+        "register_hook",
+        "backward",
+        "grad",
+        "__get__",
+        "__set__",
+        "_is_view",
+        "is_inference",
+    }
+)
 # Calls that leave torch for Python or NumPy: their result re-enters, if at all, as a new tensor.
-LEAVES_TORCH = frozenset({"numpy", "tolist", "item", "__int__", "__float__", "__bool__", "__array__", "__index__"})
+LEAVES_TORCH = frozenset(
+    {"numpy", "tolist", "item", "__int__", "__float__", "__bool__", "__array__", "__index__"}
+)
 
 
 @dataclasses.dataclass
@@ -155,7 +197,9 @@ class _Mode(TorchFunctionMode):
                 self.error = e
         return result
 
-    def _record(self, func: Callable[..., Any], args: tuple, kwargs: dict, result: Any, grad_enabled: bool) -> None:
+    def _record(
+        self, func: Callable[..., Any], args: tuple, kwargs: dict, result: Any, grad_enabled: bool
+    ) -> None:
         name = op_type(func)
         if name in _SKIPPED and name != "data":
             return
@@ -173,17 +217,26 @@ class _Mode(TorchFunctionMode):
         tensors = [t for t in inputs if isinstance(t, torch.Tensor)]
         source, library = user_frames(sys._getframe(2))
         op = RecordedOp(
-            type=name, scope=rec.scope(), source=source, library_source=library,
-            inputs=rec.producers_of(inputs), input_tensors=tensors,
+            type=name,
+            scope=rec.scope(),
+            source=source,
+            library_source=library,
+            inputs=rec.producers_of(inputs),
+            input_tensors=tensors,
             outputs=[r for r in results if isinstance(r, torch.Tensor)],
-            grad_enabled=grad_enabled, inference=torch.is_inference_mode_enabled(),
+            grad_enabled=grad_enabled,
+            inference=torch.is_inference_mode_enabled(),
             detail=_cast_detail(name, args, kwargs, result),
         )
         rec.add(op, results)
 
 
 def _cast_detail(name: str, args: tuple, kwargs: dict, result: Any) -> str:
-    if isinstance(result, torch.Tensor) and not result.is_floating_point() and not result.is_complex():
+    if (
+        isinstance(result, torch.Tensor)
+        and not result.is_floating_point()
+        and not result.is_complex()
+    ):
         return f"{name} to {str(result.dtype).replace('torch.', '')}"
     return ""
 
@@ -209,7 +262,10 @@ class record:  # noqa: N801 - used as a context manager, like torch's own
                 rec.module_stack.pop()
 
         hooks = torch.nn.modules.module
-        self._handles = [hooks.register_module_forward_pre_hook(push), hooks.register_module_forward_hook(pop)]
+        self._handles = [
+            hooks.register_module_forward_pre_hook(push),
+            hooks.register_module_forward_hook(pop),
+        ]
         _install_apply_wrapper()
         _active.mode = self.mode
         self.mode.__enter__()
@@ -231,7 +287,8 @@ def _install_apply_wrapper() -> None:
     """Custom Functions: modes do not see `Function.apply`, a classmethod. It is wrapped once per
     process (setting a class attribute on every call would cost more than the rest of a small
     step); outside a recording the wrapper only calls through. The ops a Function's `forward`
-    runs are not recorded as the user's."""
+    runs are not recorded as the user's.
+    """
     with _apply_lock:
         original = torch.autograd.Function.__dict__["apply"]
         if getattr(original.__func__, "_tb_gradflow", False):
@@ -266,8 +323,14 @@ def _record_function(rec: Recording, cls: Any, args: tuple, kwargs: dict, result
         return
     source, library = user_frames(sys._getframe(2))
     op = RecordedOp(
-        type=cls.__name__, scope=rec.scope(), source=source, library_source=library,
-        inputs=rec.producers_of(inputs), input_tensors=[t for t in inputs if isinstance(t, torch.Tensor)],
-        outputs=outputs, grad_enabled=torch.is_grad_enabled(), custom_function=True,
+        type=cls.__name__,
+        scope=rec.scope(),
+        source=source,
+        library_source=library,
+        inputs=rec.producers_of(inputs),
+        input_tensors=[t for t in inputs if isinstance(t, torch.Tensor)],
+        outputs=outputs,
+        grad_enabled=torch.is_grad_enabled(),
+        custom_function=True,
     )
     rec.add(op, outputs)

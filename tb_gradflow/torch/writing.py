@@ -4,6 +4,7 @@ The records are the same (plugin "gradflow", tag NAME for steps, NAME/_graph/ID 
 version, the same metadata), written without TensorFlow: into a `SummaryWriter`'s event file
 through its file writer, or, for a logdir path, through TensorBoard's own event file writer.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,8 @@ import threading
 import time
 import warnings
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
@@ -29,13 +31,23 @@ logger = logging.getLogger("tb_gradflow")
 _path_writers: dict[str, EventFile] = {}
 _lock = threading.Lock()
 # Per writer (a SummaryWriter, or a logdir path): the (tag, graph id) pairs already written.
-_written_by_writer: "weakref.WeakKeyDictionary[Any, set[tuple[str, str]]]" = weakref.WeakKeyDictionary()
+_written_by_writer: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
 _written_by_path: dict[str, set[tuple[str, str]]] = {}
 
 
 def gradflow(
-    writer: Any, name: str, loss_fn: Callable[..., Any], *args: Any, step: int, parameters: Any = None,
-    optimizer: Any = None, description: str = "", strict: bool = False, **kwargs: Any,
+    writer: Any,
+    name: str,
+    loss_fn: Callable[..., Any],
+    *args: Any,
+    step: int,
+    parameters: Any = None,
+    optimizer: Any = None,
+    description: str = "",
+    strict: bool = False,
+    **kwargs: Any,
 ) -> Report | None:
     """Analyzes `loss_fn(*args, **kwargs)` and writes the step under tag `name`.
 
@@ -55,6 +67,7 @@ def gradflow(
     Returns:
       The step's Report, or None when logging failed (a warning says why; with `optimizer`, the
       plain training step is still taken). An error raised by `loss_fn` itself propagates.
+
     """
     try:
         result = capture(loss_fn, args, kwargs, parameters, optimizer)
@@ -79,14 +92,18 @@ def gradflow(
     except Exception as e:  # noqa: BLE001 - logging must never stop training
         if strict:
             raise
-        logger.warning("tb_gradflow: writing gradflow summary %r failed: %s: %s", name, type(e).__name__, e)
+        logger.warning(
+            "tb_gradflow: writing gradflow summary %r failed: %s: %s", name, type(e).__name__, e
+        )
     return result.report(int(step))
 
 
-def _apply(trained: list[tuple[str, torch.Tensor]], grads: list[torch.Tensor | None], optimizer: Any) -> None:
+def _apply(
+    trained: list[tuple[str, torch.Tensor]], grads: list[torch.Tensor | None], optimizer: Any
+) -> None:
     """`.grad` as `loss.backward()` leaves it after `zero_grad()`, then the optimizer's step."""
     with torch.no_grad():
-        for (_, p), g in zip(trained, grads):
+        for (_, p), g in zip(trained, grads, strict=True):
             if g is None:
                 continue
             if p.grad is None:
@@ -106,8 +123,11 @@ def _plain_step(loss_fn: Callable[..., Any], args: tuple, kwargs: dict, optimize
 
 def _string_tensor(value: bytes, shape: list[int]) -> tensor_pb2.TensorProto:
     return tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_STRING, string_val=[value],
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape]),
+        dtype=types_pb2.DT_STRING,
+        string_val=[value],
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape]
+        ),
     )
 
 
@@ -116,15 +136,23 @@ def _write(writer: Any, name: str, result: Any, step: int, description: str) -> 
     values = []
     graph_id = result.graph.graph_id
     if (name, graph_id) not in written:
-        values.append(summary_pb2.Summary.Value(
-            tag=metadata.graph_tag(name, graph_id), metadata=metadata.graph_metadata(name, graph_id),
-            tensor=_string_tensor(result.graph.SerializeToString(), [1]),
-        ))
-    values.append(summary_pb2.Summary.Value(
-        tag=name, metadata=metadata.step_metadata(name, description),
-        tensor=_string_tensor(result.step.SerializeToString(), []),
-    ))
-    add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values)))
+        values.append(
+            summary_pb2.Summary.Value(
+                tag=metadata.graph_tag(name, graph_id),
+                metadata=metadata.graph_metadata(name, graph_id),
+                tensor=_string_tensor(result.graph.SerializeToString(), [1]),
+            )
+        )
+    values.append(
+        summary_pb2.Summary.Value(
+            tag=name,
+            metadata=metadata.step_metadata(name, description),
+            tensor=_string_tensor(result.step.SerializeToString(), []),
+        )
+    )
+    add_event(
+        event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values))
+    )
     written.add((name, graph_id))
 
 
@@ -140,6 +168,8 @@ def _sink(writer: Any) -> tuple[Callable[[event_pb2.Event], None], set[tuple[str
         return file_writer.add_event, _written_by_path.setdefault(path, set())
     get_file_writer = getattr(writer, "_get_file_writer", None)
     if get_file_writer is None:
-        raise TypeError(f"writer must be a torch.utils.tensorboard.SummaryWriter or a logdir path, got {type(writer).__name__}")
+        raise TypeError(
+            f"writer must be a torch.utils.tensorboard.SummaryWriter or a logdir path, got {type(writer).__name__}"
+        )
     file_writer = get_file_writer()
     return file_writer.add_event, _written_by_writer.setdefault(writer, set())
