@@ -124,7 +124,10 @@ class _Analysis:
         finally:
             for _, handle in watches.values():
                 handle.remove()
-        values = measure.values(grads)
+        gates = [self.rec.ops[i] for i in on_path if classify.is_gate(self.rec.ops[i])]
+        gate_inputs = {j for op in gates for j in op.inputs}
+        counted = [True] * n_vars + [i in gate_inputs for i, _ in targets]
+        values = measure.values(grads, counted)
         self._judge_functions(watches)
         var_codes = values.codes[:n_vars]
         extra = [

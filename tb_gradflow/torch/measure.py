@@ -64,8 +64,13 @@ def gradients(loss: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tens
     return list(torch.autograd.grad(loss, inputs, allow_unused=True))
 
 
-def values(grads: Sequence[torch.Tensor | None]) -> Values:
-    """States, norms and presence of gradients, read from the device in one transfer."""
+def values(grads: Sequence[torch.Tensor | None], counted: Sequence[bool] | None = None) -> Values:
+    """States, norms and presence of gradients, read from the device in one transfer.
+
+    Every gradient gets its L2 norm; those `counted` says (default: all) also get their nonzero
+    count, hence presence and an exact zero state. Counting is the costlier reduction, so the
+    capture counts parameters and the inputs of gates, whose presence the story tells, and leaves
+    the other ops' presence unknown (their zero state then rests on a norm of exactly 0)."""
     n = len(grads)
     codes = np.full(n, _NONE, np.uint8)
     norms = np.full(n, np.nan)
@@ -74,14 +79,18 @@ def values(grads: Sequence[torch.Tensor | None]) -> Values:
     if not present:
         return Values(codes, norms, presence)
     tensors = [g for _, g in present]
-    # Two fused reductions over every gradient (L2, and L0, which counts the nonzeros), one transfer.
-    numbers = torch.cat(
-        [_stacked(torch._foreach_norm(tensors)), _stacked(torch._foreach_norm(tensors, 0))]
-    ).tolist()
-    k = len(present)
+    to_count = [g for i, g in present if counted is None or counted[i]]
+    # Fused reductions (L2 of all, L0 of those counted), then one transfer.
+    parts = [_stacked(torch._foreach_norm(tensors))]
+    if to_count:
+        parts.append(_stacked(torch._foreach_norm(to_count, 0)))
+    numbers = torch.cat(parts).tolist()
+    c = len(present)
     for j, (i, g) in enumerate(present):
-        norm, count = numbers[j], numbers[k + j]
-        size = max(g.numel(), 1)
+        norm, size = numbers[j], max(g.numel(), 1)
+        count: float | None = None
+        if counted is None or counted[i]:
+            count, c = numbers[c], c + 1
         if not math.isfinite(norm):
             finite = torch.isfinite(g)
             if bool(finite.all()):  # a float32 norm that overflowed
@@ -90,8 +99,10 @@ def values(grads: Sequence[torch.Tensor | None]) -> Values:
                 codes[i], norms[i] = _NONFINITE, norm
                 presence[i] = float((finite & (g != 0)).sum()) / size
                 continue
-        codes[i] = _ZERO if count == 0 else _FLOWING
-        norms[i], presence[i] = norm, count / size
+        codes[i] = _ZERO if (norm == 0 if count is None else count == 0) else _FLOWING
+        norms[i] = norm
+        if count is not None:
+            presence[i] = count / size
     return Values(codes, norms, presence)
 
 
