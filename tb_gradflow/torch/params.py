@@ -250,7 +250,7 @@ def _named_by_root(
     roots: list[tuple[str, nn.Module]], qualified: set[int]
 ) -> list[tuple[str, torch.Tensor]]:
     """Every root's named_parameters(), qualified by the root's attribute where names collide."""
-    out = []
+    out: list[tuple[str, torch.Tensor]] = []
     for attr, m in roots:
         out += [(f"{attr}.{n}" if id(m) in qualified else n, p) for n, p in m.named_parameters()]
     return out
