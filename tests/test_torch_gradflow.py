@@ -245,3 +245,35 @@ def test_compiled_module_is_refused_with_what_to_probe_instead(tmp_path):
         gt.analyze(lambda x: model(x).sum(), torch.ones(2, 3)).variables["weight"].state
         == "flowing"
     )
+
+
+def test_autocast_with_grad_scaler_equals_the_plain_mixed_precision_loop(tmp_path):
+    """Under torch.autocast with a GradScaler, N logged steps equal N plain ones, and the report's
+    norms are the unscaled gradients'."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    twin = copy.deepcopy(model)
+    opt, twin_opt = (torch.optim.SGD(m.parameters(), lr=0.05) for m in (model, twin))
+    scaler, twin_scaler = (torch.amp.GradScaler("cpu", init_scale=2.0**10) for _ in range(2))
+    x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+
+    def loss_fn(x, y):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return F.cross_entropy(model(x).float(), y)
+
+    for step in range(4):
+        report = gt.gradflow(
+            str(tmp_path), "g", loss_fn, x, y, step=step, optimizer=opt, scaler=scaler, strict=True
+        )
+        twin_opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = F.cross_entropy(twin(x).float(), y)
+        twin_scaler.scale(loss).backward()
+        twin_scaler.step(twin_opt)
+        twin_scaler.update()
+    for a, b in zip(model.parameters(), twin.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert scaler.get_scale() == twin_scaler.get_scale()
+    # scaler.step unscaled the twin's .grad in place: the last step's true gradients
+    for name, p in twin.named_parameters():
+        assert report.variables[name].norm == pytest.approx(float(p.grad.double().norm()), rel=1e-5)

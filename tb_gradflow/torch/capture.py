@@ -69,11 +69,14 @@ def capture(
     kwargs: dict[str, Any],
     parameters: Any = None,
     optimizer: Any = None,
+    scaler: Any = None,
 ) -> Capture:
     """Runs the loss once, recorded, and takes one backward pass (no optimizer step).
 
-    With `optimizer`, its `zero_grad()` comes first. An error of `loss_fn` itself propagates;
-    one of the capture raises CaptureError.
+    With `optimizer`, its `zero_grad()` comes first. With a `torch.amp.GradScaler`, the pass is
+    over the scaled loss, as `scaler.scale(loss).backward()` takes it (the gradients handed back
+    are scaled, for `scaler.step`); the report's norms are divided by the scale again. An error
+    of `loss_fn` itself propagates; one of the capture raises CaptureError.
     """
     try:
         params = collect(loss_fn, args, kwargs, parameters, optimizer)
@@ -90,7 +93,7 @@ def capture(
     try:
         if recorder.mode.error is not None:
             raise recorder.mode.error
-        analysis = _Analysis(rec, params, loss_tensor(out))
+        analysis = _Analysis(rec, params, loss_tensor(out), scaler)
         return analysis.run()
     except Exception as e:
         raise CaptureError(
@@ -101,8 +104,8 @@ def capture(
 class _Analysis:
     """The loss path of a recording, its cuts and its values."""
 
-    def __init__(self, rec: Recording, params: Parameters, loss: torch.Tensor):
-        self.rec, self.params, self.loss = rec, params, loss
+    def __init__(self, rec: Recording, params: Parameters, loss: torch.Tensor, scaler: Any = None):
+        self.rec, self.params, self.loss, self.scaler = rec, params, loss, scaler
         self.var_index = {id(p): i for i, (_, p) in enumerate(params.trained)}
         self.causes = {i: c for i, op in enumerate(rec.ops) if (c := classify.cut_cause(op))}
         self.grads_used = False
@@ -117,9 +120,12 @@ class _Analysis:
         scalar = loss if loss.numel() == 1 else loss.sum()
         n_vars = len(self.params.trained)
         self.grads_used = True
+        differentiated = scalar.reshape(())
+        if self.scaler is not None and differentiated.requires_grad:
+            differentiated = self.scaler.scale(differentiated)
         try:
             grads = measure.gradients(
-                scalar.reshape(()), [p for _, p in self.params.trained] + [t for _, t in targets]
+                differentiated, [p for _, p in self.params.trained] + [t for _, t in targets]
             )
         finally:
             for _, handle in watches.values():
@@ -128,6 +134,8 @@ class _Analysis:
         gate_inputs = {j for op in gates for j in op.inputs}
         counted = [True] * n_vars + [i in gate_inputs for i, _ in targets]
         values = measure.values(grads, counted)
+        if differentiated is not scalar.reshape(()) and self.scaler is not None:
+            values.norms /= float(self.scaler.get_scale())
         self._judge_functions(watches)
         var_codes = values.codes[:n_vars]
         extra = [

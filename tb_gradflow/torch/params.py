@@ -72,7 +72,9 @@ def _candidates(
         out += [(key, item, _DEPTH) for key, item in vars(owner).items()]
     code = getattr(fn, "__code__", None)
     if code is not None:
-        for cell_name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or (), strict=False):
+        for cell_name, cell in zip(
+            code.co_freevars, getattr(fn, "__closure__", None) or (), strict=False
+        ):
             try:
                 out.append((cell_name, cell.cell_contents, _DEPTH))
             except ValueError:  # an empty cell
@@ -243,7 +245,9 @@ def _qualified_roots(roots: list[tuple[str, nn.Module]]) -> set[int]:
         keys.append(own)
         for n in own:
             counts[n] = counts.get(n, 0) + 1
-    return {id(m) for (_, m), own in zip(roots, keys, strict=True) if any(counts[n] > 1 for n in own)}
+    return {
+        id(m) for (_, m), own in zip(roots, keys, strict=True) if any(counts[n] > 1 for n in own)
+    }
 
 
 def _named_by_root(

@@ -45,6 +45,7 @@ def gradflow(
     step: int,
     parameters: Any = None,
     optimizer: Any = None,
+    scaler: Any = None,
     description: str = "",
     strict: bool = False,
     **kwargs: Any,
@@ -62,6 +63,9 @@ def gradflow(
       step: the global step the record is written at.
       parameters: as for `analyze`; by default the modules' parameters the loss refers to, plus
         the optimizer's.
+      scaler: a `torch.amp.GradScaler` (with `optimizer`): the step is then
+        `scaler.scale(loss).backward()`, `scaler.step(optimizer)`, `scaler.update()`, as in a
+        mixed-precision loop under `torch.autocast`; the report's norms are unscaled.
       strict: raise instead of warning when logging fails.
 
     Returns:
@@ -70,23 +74,23 @@ def gradflow(
 
     """
     try:
-        result = capture(loss_fn, args, kwargs, parameters, optimizer)
+        result = capture(loss_fn, args, kwargs, parameters, optimizer, scaler)
     except Unsupported as e:
         if strict:
             raise
         warnings.warn(f"tb_gradflow: gradflow summary {name!r} logs nothing: {e}", stacklevel=2)
         if optimizer is not None:
-            _plain_step(loss_fn, args, kwargs, optimizer)
+            _plain_step(loss_fn, args, kwargs, optimizer, scaler)
         return None
     except CaptureError as e:
         if strict:
             raise
         logger.warning("tb_gradflow: gradflow summary %r failed: %s", name, e)
         if optimizer is not None and not e.grads_used:
-            _plain_step(loss_fn, args, kwargs, optimizer)
+            _plain_step(loss_fn, args, kwargs, optimizer, scaler)
         return None
     if optimizer is not None:
-        _apply(result.parameters.trained, result.grads, optimizer)
+        _apply(result.parameters.trained, result.grads, optimizer, scaler)
     try:
         _write(writer, name, result, int(step), description)
     except Exception as e:  # noqa: BLE001 - logging must never stop training
@@ -99,9 +103,13 @@ def gradflow(
 
 
 def _apply(
-    trained: list[tuple[str, torch.Tensor]], grads: list[torch.Tensor | None], optimizer: Any
+    trained: list[tuple[str, torch.Tensor]],
+    grads: list[torch.Tensor | None],
+    optimizer: Any,
+    scaler: Any = None,
 ) -> None:
-    """`.grad` as `loss.backward()` leaves it after `zero_grad()`, then the optimizer's step."""
+    """`.grad` as `loss.backward()` leaves it after `zero_grad()`, then the optimizer's step
+    (through the scaler's, which unscales and skips a step with Inf/NaN gradients)."""
     with torch.no_grad():
         for (_, p), g in zip(trained, grads, strict=True):
             if g is None:
@@ -110,15 +118,26 @@ def _apply(
                 p.grad = g
             else:
                 p.grad.add_(g)
-    optimizer.step()
+    _step(optimizer, scaler)
 
 
-def _plain_step(loss_fn: Callable[..., Any], args: tuple, kwargs: dict, optimizer: Any) -> None:
+def _step(optimizer: Any, scaler: Any) -> None:
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+
+
+def _plain_step(
+    loss_fn: Callable[..., Any], args: tuple, kwargs: dict, optimizer: Any, scaler: Any = None
+) -> None:
     from tb_gradflow.torch.capture import loss_tensor
 
     optimizer.zero_grad()
-    loss_tensor(loss_fn(*args, **kwargs)).backward()
-    optimizer.step()
+    loss = loss_tensor(loss_fn(*args, **kwargs))
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    _step(optimizer, scaler)
 
 
 def _string_tensor(value: bytes, shape: list[int]) -> tensor_pb2.TensorProto:
