@@ -22,6 +22,7 @@ from support.browser import (  # noqa: E402,F401
     screenshot,
     wait_render,
 )
+from support.route_schema import errors, load_schema  # noqa: E402
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -42,7 +43,8 @@ class _AutoEncoder(nn.Module):
 def _torch_run(logdir: str) -> None:
     torch.manual_seed(0)
     model = _AutoEncoder()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.decoder[0].bias.requires_grad_(False)  # frozen: listed apart, never starved
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     x = torch.randn(16, 6)
 
     def loss_fn(x):
@@ -87,6 +89,12 @@ def base_url(tmp_path_factory):
 
 def test_tab_on_a_torch_run_names_the_detach_and_groups_by_module(page, base_url):
     d = route(base_url, "diagnosis", run="torch_ae", tag="gradflow")
+    schema = load_schema()
+    assert errors(d, schema["routes"]["diagnosis"], schema) == []
+    graph = route(base_url, "graph", run="torch_ae", tag="gradflow")
+    assert errors(graph, schema["routes"]["graph"], schema) == []
+    notes = {n["kind"]: n for n in d["story"]["notes"]}
+    assert notes["frozen"]["names"] == ["decoder.0.bias"]
     [cut] = d["cut_points"]
     assert cut["cause"] == "detach" and cut["op_name"] == "model/detach"
     assert set(cut["starved_variables"]) == {
