@@ -555,3 +555,44 @@ def test_ordinary_cnn_attention_gru(train):
     report = check(loss_fn, (x, y), list(model.named_parameters()))
     assert not report.starved_variables and not report.starving_cut_points
     assert any(o.name.startswith("features.0/") for o in report.ops)
+
+
+class _Trainer:
+    """A training class whose loss is a bound method reading self.model: the usual Lightning-like
+    layout (parameters found through `self`)."""
+
+    def __init__(self):
+        self.model = nn.Sequential(
+            nn.Embedding(20, 8), nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        )
+        self.lstm = nn.LSTM(8, 8, batch_first=True)
+        self.head = nn.Sequential(nn.Linear(8, 8), nn.ReLU(inplace=True), nn.Linear(8, 4))
+
+    def loss(self, tokens, y):
+        h, _ = self.lstm(self.model(tokens))
+        z = self.head(h[:, -1])
+        z += 1.0  # an in-place write on the loss path
+        return {"loss": F.cross_entropy(z, y), "logits": z}
+
+
+def test_ordinary_bound_method_transformer_lstm_inplace():
+    """An ordinary model reached through `self` (embedding, TransformerEncoderLayer, LSTM, an
+    in-place ReLU and an in-place add), the loss returned in a dict."""
+    torch.manual_seed(0)
+    trainer = _Trainer()
+    tokens, y = torch.randint(0, 20, (3, 5)), torch.randint(0, 4, (3,))
+    # model and head both hold "0.weight": qualified by their attribute; the LSTM's names are
+    # unique, so they stay named_parameters() names.
+    named = [
+        *(("model." + n, p) for n, p in trainer.model.named_parameters()),
+        *trainer.lstm.named_parameters(),
+        *(("head." + n, p) for n, p in trainer.head.named_parameters()),
+    ]
+    expected = truth(lambda t, y: trainer.loss(t, y)["loss"], (tokens, y), named)
+    report = gt.analyze(trainer.loss, tokens, y)
+    assert {n: v.state for n, v in report.variables.items()} == expected
+    assert set(expected.values()) == {"flowing"} and not report.starving_cut_points
+    ops = {o.name for o in report.ops}
+    assert {"model.0/embedding", "lstm/lstm", "head.0/linear", "head.1/relu", "loss/add_"} <= ops, (
+        ops
+    )
