@@ -596,3 +596,35 @@ def test_ordinary_bound_method_transformer_lstm_inplace():
     assert {"model.0/embedding", "lstm/lstm", "head.0/linear", "head.1/relu", "loss/add_"} <= ops, (
         ops
     )
+
+
+def test_detach_numpy_from_numpy_round_trip():
+    """kevinzakka/recurrent-visual-attention#4 ("where you convert torch.tensor to numpy ...
+    gradient backpropagation broken") and google-research/fast-soft-sort#20 (`.numpy()` refuses a
+    tensor that requires grad, so users add `.detach()`): the value comes back through
+    torch.from_numpy, which no recording sees; the round trip is still named."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    glimpse, core = nn.Linear(4, 4), nn.Linear(4, 1)
+    x = torch.randn(3, 4)
+
+    def loss_fn(x):
+        g = glimpse(x)
+        arr = g.detach().cpu().numpy()  # CUT-roundtrip
+        return core(torch.from_numpy(np.tanh(arr))).pow(2).mean()
+
+    report = check(
+        loss_fn,
+        (x,),
+        [
+            ("glimpse.weight", glimpse.weight),
+            ("glimpse.bias", glimpse.bias),
+            ("core.weight", core.weight),
+            ("core.bias", core.bias),
+        ],
+    )
+    cut = the_cut(report, "numpy")
+    assert cut.op_type == "detach" and cut.source.endswith(line_of(HERE, "CUT-roundtrip"))
+    assert set(cut.starved_variables) == {"glimpse.weight", "glimpse.bias"}
+    assert "not used by the loss at all" not in str(report)

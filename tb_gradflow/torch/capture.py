@@ -108,6 +108,7 @@ class _Analysis:
         self.rec, self.params, self.loss, self.scaler = rec, params, loss, scaler
         self.var_index = {id(p): i for i, (_, p) in enumerate(params.trained)}
         self.causes = {i: c for i, op in enumerate(rec.ops) if (c := classify.cut_cause(op))}
+        classify.detach_for_numpy(rec.ops, self.causes)
         self.grads_used = False
         self._readers: collections.Counter[int] | None = None
 

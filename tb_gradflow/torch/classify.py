@@ -48,3 +48,37 @@ def _integer_outputs(op: RecordedOp) -> bool:
 def is_gate(op: RecordedOp) -> bool:
     """Whether presence is told at the op's input (a ReLU passes back only where it was open)."""
     return op.type in GATES and any(isinstance(t, torch.Tensor) for t in op.input_tensors)
+
+
+# Ops between a detach and .numpy() that only move or copy the values.
+_MOVES = frozenset(
+    {"cpu", "to", "clone", "contiguous", "float", "double", "squeeze", "view", "reshape"}
+)
+
+
+def detach_for_numpy(ops: list[RecordedOp], causes: dict[int, tuple[str, str]]) -> None:
+    """A detach whose value goes on (through .cpu() and such) into .numpy(), .tolist() or
+    .item() is the first half of a NumPy round trip: told as `numpy`, since `.numpy()` refuses a
+    tensor that requires grad and so forces the detach."""
+    readers: dict[int, list[int]] = {}
+    for j, op in enumerate(ops):
+        for i in op.inputs:
+            readers.setdefault(i, []).append(j)
+    for i, (cause, _) in list(causes.items()):
+        if cause != V.DETACH or ops[i].type not in DETACHING:
+            continue
+        todo, seen = list(readers.get(i, [])), set()
+        while todo:
+            j = todo.pop()
+            if j in seen:
+                continue
+            seen.add(j)
+            if ops[j].type in LEAVES_TORCH:
+                causes[i] = (
+                    V.NUMPY,
+                    f"Tensor.{ops[i].type}() then .{ops[j].type}(): the value "
+                    "leaves autograd; what is built from it has no history",
+                )
+                break
+            if ops[j].type in _MOVES:
+                todo.extend(readers.get(j, []))
