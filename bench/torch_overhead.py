@@ -113,15 +113,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(
-        f"{'model':6} {'ops':>4} {'n':>4} {'plain ms':>9} {'logged ms':>10} {'ratio':>6} {'capture':>8} {'anomaly':>8}"
+        f"{'model':6} {'ops':>4} {'n':>4} {'plain ms':>9} {'logged ms':>10} {'ratio':>6} "
+        f"{'capture':>8} {'anomaly':>8}"
     )
     for name, build in (("mlp", _mlp), ("cnn", _cnn)):
         r = measure(name, build, args.repeats, args.min_seconds)
         print(
-            f"{r['model']:6} {r['ops']:4d} {r['repeats']:4d} {1000 * r['plain']:9.2f} {1000 * r['logged']:10.2f} "
+            f"{r['model']:6} {r['ops']:4d} {r['repeats']:4d} {1000 * r['plain']:9.2f} "
+            f"{1000 * r['logged']:10.2f} "
             f"{r['logged_ratio']:6.2f} {r['capture_ratio']:8.2f} {r['anomaly_ratio']:8.2f}",
             flush=True,
         )
     print(
-        "target: logged ratio <= 1.5 (capture and anomaly: ratios of analyze() and of a detect_anomaly step)"
+        "target: logged ratio <= 1.5 (capture and anomaly: ratios of analyze() and of a "
+        "detect_anomaly step)"
     )

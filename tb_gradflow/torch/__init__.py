@@ -13,7 +13,8 @@ except ModuleNotFoundError as e:
     if e.name != "torch":
         raise
     raise ModuleNotFoundError(
-        'tb_gradflow.torch needs PyTorch (torch is not installed): pip install "tb_gradflow[torch]". '
+        "tb_gradflow.torch needs PyTorch (torch is not installed): "
+        'pip install "tb_gradflow[torch]". '
         "The TensorBoard tab, the tb-gradflow command and the HTML export work without it.",
         name="torch",
     ) from e

@@ -23,6 +23,8 @@ def analyze(
 
     Args:
       loss_fn: returns the loss (a tensor, or a tuple or dict whose first/"loss" entry is).
+      *args: passed to `loss_fn`.
+      **kwargs: passed to `loss_fn`.
       parameters: the parameters to diagnose (tensors, (name, tensor) pairs, a dict or a module);
         by default those of the modules the loss function refers to (closure, globals, `self`,
         arguments), named by `named_parameters()`. `requires_grad=False` ones are listed as frozen.

@@ -38,7 +38,8 @@ class Capture:
     loss: torch.Tensor
 
     def report(self, step_number: int | None = None) -> Report:
-        """The same Report as the TensorFlow side, with exact norms (the Step quantizes op norms)."""
+        """The same Report as the TensorFlow side, with exact norms (the Step quantizes op
+        norms)."""
         return build_report(self.graph, self.step, step_number, checked=False, exact=self.exact)
 
 
@@ -50,13 +51,15 @@ def loss_tensor(out: Any) -> torch.Tensor:
         out = out[0]
     if not isinstance(out, torch.Tensor):
         raise TypeError(
-            f"the loss function must return a tensor (or a tuple or dict holding one), got {type(out).__name__}"
+            "the loss function must return a tensor (or a tuple or dict holding one), "
+            f"got {type(out).__name__}"
         )
     return out
 
 
 class CaptureError(RuntimeError):
-    """The capture failed after the loss ran; `grads_used` says whether the loss's graph is spent."""
+    """The capture failed after the loss ran; `grads_used` says whether the loss's graph is
+    spent."""
 
     def __init__(self, message: str, grads_used: bool):
         super().__init__(message)

@@ -38,13 +38,17 @@ class EventFile:
 
     def __init__(self, logdir: str):
         os.makedirs(logdir, exist_ok=True)
-        name = f"events.out.tfevents.{time.time():.6f}.{socket.gethostname()}.{os.getpid()}.{next(_counter)}.gradflow"
+        name = (
+            f"events.out.tfevents.{time.time():.6f}.{socket.gethostname()}.{os.getpid()}"
+            f".{next(_counter)}.gradflow"
+        )
         self.path = os.path.join(logdir, name)
         self._lock = threading.Lock()
         self._file = open(self.path, "ab")  # noqa: SIM115 - open for the life of the process
         self.add_event(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
 
     def add_event(self, event: event_pb2.Event) -> None:
+        """Appends one event and flushes it to the file."""
         data = record_bytes(event.SerializeToString())
         with self._lock:
             self._file.write(data)

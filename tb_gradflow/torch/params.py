@@ -147,7 +147,8 @@ def check_supported(loss_fn: Callable[..., Any], roots: list[tuple[str, nn.Modul
             for cls in type(module).__mro__:
                 if cls.__name__ in _UNSUPPORTED:
                     raise Unsupported(
-                        f"{attr} ({type(module).__name__}) is not supported: {_UNSUPPORTED[cls.__name__]}"
+                        f"{attr} ({type(module).__name__}) is not supported: "
+                        f"{_UNSUPPORTED[cls.__name__]}"
                     )
 
 

@@ -117,9 +117,11 @@ class Recording:
         self.function_depth = 0
 
     def scope(self) -> str:
+        """The module path ops run in now: the innermost named module, or the root scope."""
         return self.module_stack[-1] if self.module_stack else self.root_scope
 
     def producers_of(self, objects: list[Any]) -> list[int]:
+        """Indices of the recorded ops that made `objects` (tensors or Python results)."""
         out = []
         for obj in objects:
             op = self.producer.get(id(obj))
@@ -128,6 +130,7 @@ class Recording:
         return out
 
     def add(self, op: RecordedOp, results: list[Any]) -> None:
+        """Appends `op`, which made `results` (kept alive, so that their ids stay theirs)."""
         index = len(self.ops)
         self.ops.append(op)
         for obj in results:

@@ -60,6 +60,11 @@ def gradflow(
     Args:
       writer: a `torch.utils.tensorboard.SummaryWriter`, or a logdir path.
       name: the summary name (the tag), e.g. "gradflow".
+      loss_fn: returns the loss, as for `analyze`.
+      *args: passed to `loss_fn`.
+      optimizer: with it, the call is the training step (see above).
+      description: the summary's description, shown by TensorBoard.
+      **kwargs: passed to `loss_fn`.
       step: the global step the record is written at.
       parameters: as for `analyze`; by default the modules' parameters the loss refers to, plus
         the optimizer's.
@@ -188,7 +193,8 @@ def _sink(writer: Any) -> tuple[Callable[[event_pb2.Event], None], set[tuple[str
     get_file_writer = getattr(writer, "_get_file_writer", None)
     if get_file_writer is None:
         raise TypeError(
-            f"writer must be a torch.utils.tensorboard.SummaryWriter or a logdir path, got {type(writer).__name__}"
+            "writer must be a torch.utils.tensorboard.SummaryWriter or a logdir path, "
+            f"got {type(writer).__name__}"
         )
     file_writer = get_file_writer()
     return file_writer.add_event, _written_by_writer.setdefault(writer, set())
