@@ -272,6 +272,10 @@ class _Analysis:
             if gate:
                 op_presence[k] = self._gate_presence(op, watches.get(i), target_row, values)
             cause, detail = self.causes.get(i, (None, ""))
+            if cause and row is None:
+                # What reaches a cut from the loss: the state of the nearest measured ops that
+                # read what it made (its own output carries no gradient to measure).
+                op_codes[k] = V.STATE_CODE[self._arriving(i, kept, target_row, values)]
             fields.append(
                 (
                     op.scope,
@@ -291,7 +295,8 @@ class _Analysis:
                     V.CAUSE_CODE[cause],
                     detail,
                     tuple(self._starved(i, var_codes)) if cause else (),
-                    row is not None or not op.gives_grad,
+                    # measured: its own value, or known to carry nothing (not a cut's borrowed one)
+                    row is not None or not (op.gives_grad or cause),
                     gate,
                 )
             )
@@ -310,6 +315,25 @@ class _Analysis:
             values.presence[:n_vars],
         )
         return _graph_of(key), exact
+
+    def _arriving(
+        self, i: int, kept: list[int], target_row: dict[int, int], values: measure.Values
+    ) -> str:
+        readers: dict[int, list[int]] = {}
+        for j in kept:
+            for src in self.rec.ops[j].inputs:
+                readers.setdefault(src, []).append(j)
+        states, todo, seen = [], list(readers.get(i, [])), set()
+        while todo:
+            j = todo.pop()
+            if j in seen:
+                continue
+            seen.add(j)
+            if j in target_row:
+                states.append(V.STATES[values.codes[target_row[j]]])
+            else:
+                todo.extend(readers.get(j, []))
+        return V.combined_state(states)
 
     def _gate_presence(
         self,
