@@ -244,6 +244,10 @@ def test_gan_generator_through_argmax():
     assert set(cut.starved_variables) == {n for n, _ in named if n.startswith("gen.")}
     ops = {o.name for o in report.ops}
     assert "gen.0/linear" in ops and "disc.0/linear" in ops and "loss/argmax" in ops
+    # the loss depends on the argmax through the discriminator: the gradient reaches the cut
+    argmax = next(o for o in report.ops if o.name == "loss/argmax")
+    assert argmax.state == "flowing" and argmax.norm is None and not argmax.measured
+    assert "the gradient from the loss reaches it" in str(report)
 
 
 def test_vq_vae_without_straight_through():
