@@ -278,3 +278,43 @@ def test_autocast_with_grad_scaler_equals_the_plain_mixed_precision_loop(tmp_pat
     # scaler.step unscaled the twin's .grad in place: the last step's true gradients
     for name, p in twin.named_parameters():
         assert report.variables[name].norm == pytest.approx(float(p.grad.double().norm()), rel=1e-5)
+
+
+def test_step_and_graph_metadata_equal_the_tensorflow_sides(tmp_path):
+    """The same tag layout, plugin data and data classes as tb_gradflow.summary writes with
+    TensorFlow (graph tags differ only by their graph id)."""
+    import tensorflow as tf
+
+    import tb_gradflow
+
+    w = tf.Variable(tf.ones([3, 1]))
+    writer = tf.summary.create_file_writer(str(tmp_path / "tf"))
+    with writer.as_default():
+        tb_gradflow.summary.gradflow(
+            "gradflow", lambda x: tf.reduce_sum(x @ w), tf.ones([2, 3]), step=0, strict=True
+        )
+    writer.flush()
+    net = nn.Linear(3, 1)
+    gt.gradflow(
+        str(tmp_path / "torch"),
+        "gradflow",
+        lambda x: net(x).sum(),
+        torch.ones(2, 3),
+        step=0,
+        strict=True,
+    )
+    runs = find_runs(str(tmp_path))
+    tf_series, torch_series = (read_run(runs[r], print, r) for r in ("tf", "torch"))
+    assert tf_series["gradflow"].plugin_content == torch_series["gradflow"].plugin_content
+    assert tf_series["gradflow"].data_class == torch_series["gradflow"].data_class
+    [tf_graph] = [t for t in tf_series if t != "gradflow"]
+    [torch_graph] = [t for t in torch_series if t != "gradflow"]
+    assert tf_graph.rsplit("/", 1)[0] == torch_graph.rsplit("/", 1)[0] == "gradflow/_graph"
+    assert tf_series[tf_graph].data_class == torch_series[torch_graph].data_class
+    from tb_gradflow.format.metadata import parse_plugin_data
+
+    a, b = (
+        parse_plugin_data(s[t].plugin_content)
+        for s, t in ((tf_series, tf_graph), (torch_series, torch_graph))
+    )
+    assert (a.version, a.kind, a.name) == (b.version, b.kind, b.name)
