@@ -27,6 +27,11 @@ def check(loss_fn, args, named, seed=0, parameters=None):
     return report
 
 
+def named(**modules):
+    """Each module's named_parameters(), qualified by the name it is passed under."""
+    return [(f"{attr}.{n}", p) for attr, m in modules.items() for n, p in m.named_parameters()]
+
+
 def the_cut(report, cause):
     cuts = [c for c in report.cut_points if c.cause == cause]
     assert len(cuts) == 1, report.cut_points
@@ -61,11 +66,7 @@ def test_detach_codebook_only_inside_detach():
     report = check(
         loss_fn,
         (x,),
-        [
-            ("encoder.weight", encoder.weight),
-            ("encoder.bias", encoder.bias),
-            ("codebook.weight", codebook.weight),
-        ],
+        named(encoder=encoder, codebook=codebook),
     )
     cut = [c for c in report.cut_points if c.cause == "detach" and c.starved_variables]
     assert len(cut) == 1 and cut[0].source.endswith(line_of(HERE, "CUT-detach"))
@@ -109,12 +110,7 @@ def test_no_grad_block_inside_loss():
     report = check(
         loss_fn,
         (x,),
-        [
-            ("backbone.weight", backbone.weight),
-            ("backbone.bias", backbone.bias),
-            ("head.weight", head.weight),
-            ("head.bias", head.bias),
-        ],
+        named(backbone=backbone, head=head),
     )
     cut = the_cut(report, "detach")
     assert "no_grad" in cut.detail and cut.source.endswith(line_of(HERE, "CUT-nograd"))
@@ -160,12 +156,7 @@ def test_tolist_round_trip():
     report = check(
         loss_fn,
         (x,),
-        [
-            ("glimpse.weight", glimpse.weight),
-            ("glimpse.bias", glimpse.bias),
-            ("core.weight", core.weight),
-            ("core.bias", core.bias),
-        ],
+        named(glimpse=glimpse, core=core),
     )
     cut = the_cut(report, "numpy")
     assert cut.op_type == "tolist" and cut.source.endswith(line_of(HERE, "CUT-tolist"))
@@ -185,12 +176,7 @@ def test_item_round_trip():
     report = check(
         loss_fn,
         (x,),
-        [
-            ("scale_net.weight", scale_net.weight),
-            ("scale_net.bias", scale_net.bias),
-            ("net.weight", net.weight),
-            ("net.bias", net.bias),
-        ],
+        named(scale_net=scale_net, net=net),
     )
     cut = the_cut(report, "numpy")
     assert cut.source.endswith(line_of(HERE, "CUT-item"))
@@ -235,13 +221,11 @@ def test_gan_generator_through_argmax():
         fake = F.one_hot(tokens, 6).float()
         return F.binary_cross_entropy_with_logits(disc(fake), torch.ones(4, 1))
 
-    named = [(f"gen.{n}", p) for n, p in gen.named_parameters()] + [
-        (f"disc.{n}", p) for n, p in disc.named_parameters()
-    ]
-    report = check(generator_loss, (z,), named)
+    params = named(gen=gen, disc=disc)
+    report = check(generator_loss, (z,), params)
     cut = the_cut(report, "non_differentiable")
     assert cut.op_type == "argmax" and cut.source.endswith(line_of(HERE, "CUT-gan"))
-    assert set(cut.starved_variables) == {n for n, _ in named if n.startswith("gen.")}
+    assert set(cut.starved_variables) == {n for n, _ in params if n.startswith("gen.")}
     ops = {o.name for o in report.ops}
     assert "gen.0/linear" in ops and "disc.0/linear" in ops and "loss/argmax" in ops
     # the loss depends on the argmax through the discriminator: the gradient reaches the cut
@@ -263,14 +247,7 @@ def test_vq_vae_without_straight_through():
         idx = torch.cdist(z_e, codebook.weight).argmin(1)  # CUT-vq
         return F.mse_loss(decoder(codebook(idx)), x)
 
-    named = [
-        ("encoder.weight", encoder.weight),
-        ("encoder.bias", encoder.bias),
-        ("codebook.weight", codebook.weight),
-        ("decoder.weight", decoder.weight),
-        ("decoder.bias", decoder.bias),
-    ]
-    report = check(loss_fn, (x,), named)
+    report = check(loss_fn, (x,), named(encoder=encoder, codebook=codebook, decoder=decoder))
     cut = the_cut(report, "non_differentiable")
     assert cut.op_type == "argmin" and cut.source.endswith(line_of(HERE, "CUT-vq"))
     assert set(cut.starved_variables) == {"encoder.weight", "encoder.bias"}
@@ -464,13 +441,11 @@ def test_detached_target_network_names_qualified():
         best = target(s2).max(1).values.detach()  # CUT-target
         return F.smooth_l1_loss(q, r + 0.9 * best)
 
-    named = [(f"online.{n}", p) for n, p in online.named_parameters()] + [
-        (f"target.{n}", p) for n, p in target.named_parameters()
-    ]
-    report = check(td_loss, (s, a, r, s2), named)
+    params = named(online=online, target=target)
+    report = check(td_loss, (s, a, r, s2), params)
     cut = the_cut(report, "detach")
     assert cut.source.endswith(line_of(HERE, "CUT-target"))
-    assert set(cut.starved_variables) == {n for n, _ in named if n.startswith("target.")}
+    assert set(cut.starved_variables) == {n for n, _ in params if n.startswith("target.")}
     assert "for a target network" in str(report)  # the hint: nothing to fix if meant
 
 
@@ -621,12 +596,7 @@ def test_detach_numpy_from_numpy_round_trip():
     report = check(
         loss_fn,
         (x,),
-        [
-            ("glimpse.weight", glimpse.weight),
-            ("glimpse.bias", glimpse.bias),
-            ("core.weight", core.weight),
-            ("core.bias", core.bias),
-        ],
+        named(glimpse=glimpse, core=core),
     )
     cut = the_cut(report, "numpy")
     assert cut.op_type == "detach" and cut.source.endswith(line_of(HERE, "CUT-roundtrip"))
