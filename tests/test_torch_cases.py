@@ -602,3 +602,21 @@ def test_detach_numpy_from_numpy_round_trip():
     assert cut.op_type == "detach" and cut.source.endswith(line_of(HERE, "CUT-roundtrip"))
     assert set(cut.starved_variables) == {"glimpse.weight", "glimpse.bias"}
     assert "not used by the loss at all" not in str(report)
+
+
+def test_topk_indices_route_experts():
+    """LINs-lab/DynMoE#6: "learnable parameters I added before the top-k operation failed to
+    update" when a router's top-k indices, not its weights, pick the experts."""
+    torch.manual_seed(0)
+    router, experts = nn.Linear(4, 3), nn.Embedding(3, 4)
+    x = torch.randn(5, 4)
+
+    def loss_fn(x):
+        picked = router(x).topk(2, dim=-1).indices  # CUT-topk
+        return (experts(picked).sum(1) * x).pow(2).mean()
+
+    report = check(loss_fn, (x,), named(router=router, experts=experts))
+    cut = the_cut(report, "non_differentiable")
+    assert cut.op_type == "topk" and "indices" in cut.detail
+    assert cut.source.endswith(line_of(HERE, "CUT-topk"))
+    assert set(cut.starved_variables) == {"router.weight", "router.bias"}

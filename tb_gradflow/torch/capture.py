@@ -119,6 +119,7 @@ class _Analysis:
         rec, loss = self.rec, self.loss
         loss_op = rec.producer.get(id(loss), -1)
         on_path = self._closure([loss_op] if loss_op >= 0 else [])
+        self._dead_outputs_read(on_path)
         targets = self._targets(on_path)
         watches = {i: w for i in on_path if (w := self._watch(i)) is not None}
         scalar = loss if loss.numel() == 1 else loss.sum()
@@ -160,6 +161,21 @@ class _Analysis:
             exact[5],
         )
         return Capture(graph, step, exact, self.params, grads[:n_vars], loss)
+
+    def _dead_outputs_read(self, on_path: set[int]) -> None:
+        """An op with outputs of both kinds (topk, max, sort: values and indices) is a cut when
+        the loss path reads one of its outputs that carries no gradient."""
+        for j in on_path:
+            reader = self.rec.ops[j]
+            for i in reader.inputs:
+                op = self.rec.ops[i]
+                if i in self.causes or not op.gives_grad or op.custom_function:
+                    continue
+                if any(id(t) in op.dead_outputs for t in reader.input_tensors):
+                    self.causes[i] = (
+                        V.NON_DIFFERENTIABLE,
+                        f"{op.type}'s {classify.dead_output_words(op)} carry no gradient",
+                    )
 
     def _closure(self, starts: list[int]) -> set[int]:
         seen: set[int] = set()

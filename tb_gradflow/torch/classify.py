@@ -45,6 +45,12 @@ def _integer_outputs(op: RecordedOp) -> bool:
     return any(not (t.is_floating_point() or t.is_complex()) for t in op.outputs)
 
 
+def dead_output_words(op: RecordedOp) -> str:
+    """What the outputs without gradient of a mixed op are: "indices" for integer ones."""
+    dead = [t for t in op.outputs if id(t) in op.dead_outputs]
+    return "indices" if dead and not any(t.is_floating_point() for t in dead) else "outputs"
+
+
 def is_gate(op: RecordedOp) -> bool:
     """Whether presence is told at the op's input (a ReLU passes back only where it was open)."""
     return op.type in GATES and any(isinstance(t, torch.Tensor) for t in op.input_tensors)

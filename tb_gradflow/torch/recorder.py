@@ -97,10 +97,14 @@ class RecordedOp:
     # output, as users do to silence autograd's error, must not hide the cut).
     reads_grad: bool = False
     gives_grad: bool = False
+    # Ids of the outputs that carry no gradient although an input does (topk's indices).
+    dead_outputs: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         self.reads_grad = any(t.requires_grad for t in self.input_tensors)
         self.gives_grad = any(t.requires_grad for t in self.outputs)
+        if self.reads_grad:
+            self.dead_outputs = frozenset(id(t) for t in self.outputs if not t.requires_grad)
 
 
 class Recording:
