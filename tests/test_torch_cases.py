@@ -620,3 +620,27 @@ def test_topk_indices_route_experts():
     assert cut.op_type == "topk" and "indices" in cut.detail
     assert cut.source.endswith(line_of(HERE, "CUT-topk"))
     assert set(cut.starved_variables) == {"router.weight", "router.bias"}
+
+
+_helper_model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+
+
+def _helper_forward(x):
+    return _helper_model(x).argmax(0).float()  # CUT-helper
+
+
+def test_model_found_through_a_helper_and_a_partial():
+    """The loss calls a helper of the user's that reads a global model (as in
+    ronghuaiyang/arcface-pytorch#56's train.py), and is passed as a functools.partial."""
+    import functools
+
+    def loss_fn(x, scale):
+        return (_helper_forward(x) * scale).sum()
+
+    x = torch.randn(5, 3)
+    report = check(
+        functools.partial(loss_fn, scale=2.0), (x,), list(_helper_model.named_parameters())
+    )
+    cut = the_cut(report, "non_differentiable")
+    assert cut.source.endswith(line_of(HERE, "CUT-helper"))
+    assert set(cut.starved_variables) == {n for n, _ in _helper_model.named_parameters()}

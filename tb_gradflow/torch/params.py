@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+
+from tb_gradflow.capture.sources import is_library_file
 
 # How deep to look inside containers and plain objects (an agent holding an online network).
 _DEPTH = 3
@@ -56,12 +59,18 @@ def _modules_in(obj: Any, name: str, depth: int, seen: set[int]) -> Iterator[tup
 
 
 def _candidates(
-    loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+    loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], hops: int = 2
 ) -> list[tuple[str, Any, int]]:
     """(attribute, object, depth to search) for what the loss function refers to: itself if a
-    module, `self`, its closure cells, the globals its code reads, its arguments.
+    module, `self`, its closure cells, the globals its code reads, its arguments; and, `hops`
+    calls deep, the same of the user's own functions it calls (a `compute_loss` helper that
+    reads a global `model`) and of a `functools.partial`'s function and arguments.
     """
     out: list[tuple[str, Any, int]] = []
+    if isinstance(loss_fn, functools.partial):
+        return _candidates(
+            loss_fn.func, (*loss_fn.args, *args), {**loss_fn.keywords, **kwargs}, hops
+        )
     owner = getattr(loss_fn, "__self__", None)
     fn = getattr(loss_fn, "__func__", loss_fn)
     if isinstance(loss_fn, nn.Module):
@@ -87,6 +96,10 @@ def _candidates(
         ]
     out += [(f"arg{i}", arg, _DEPTH) for i, arg in enumerate(args)]
     out += [(key, arg, _DEPTH) for key, arg in kwargs.items()]
+    if hops > 0:
+        for _, obj, _ in list(out):
+            if inspect.isfunction(obj) and not is_library_file(obj.__code__.co_filename):
+                out += _candidates(obj, (), {}, hops - 1)
     return out
 
 
