@@ -644,3 +644,20 @@ def test_model_found_through_a_helper_and_a_partial():
     cut = the_cut(report, "non_differentiable")
     assert cut.source.endswith(line_of(HERE, "CUT-helper"))
     assert set(cut.starved_variables) == {n for n, _ in _helper_model.named_parameters()}
+
+
+def test_embedding_rows_not_looked_up_are_normal():
+    """An embedding's rows the batch does not look up get no gradient: told as normal (as the
+    TensorFlow side tells IndexedSlices), not as a thin gradient."""
+    torch.manual_seed(0)
+    emb, head = nn.Embedding(1000, 8), nn.Linear(8, 1)
+    tokens = torch.randint(0, 1000, (4, 3))
+
+    def loss_fn(tokens):
+        return head(emb(tokens).mean(1)).sum()
+
+    report = check(loss_fn, (tokens,), named(emb=emb, head=head))
+    table = report.variables["emb.weight"]
+    assert table.sparse_gradient and table.presence < 0.05
+    text = str(report)
+    assert "rows" in text and "normal for an embedding" in text

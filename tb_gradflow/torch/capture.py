@@ -114,6 +114,7 @@ class _Analysis:
         classify.detach_for_numpy(rec.ops, self.causes)
         self.grads_used = False
         self._readers: collections.Counter[int] | None = None
+        self._tables: set[int] | None = None
 
     def run(self) -> Capture:
         rec, loss = self.rec, self.loss
@@ -317,7 +318,10 @@ class _Analysis:
                 )
             )
         key = (
-            tuple((n, _shape(p), _dtype(p)) for n, p in self.params.trained),
+            tuple(
+                (n, _shape(p), _dtype(p), k in self._looked_up(kept))
+                for k, (n, p) in enumerate(self.params.trained)
+            ),
             tuple((n, _shape(p), _dtype(p)) for n, p in self.params.frozen),
             position.get(loss_op, -1),
             tuple(fields),
@@ -350,6 +354,19 @@ class _Analysis:
             else:
                 todo.extend(readers.get(j, []))
         return V.combined_state(states)
+
+    def _looked_up(self, kept: list[int]) -> set[int]:
+        """Parameters an embedding looks rows up in: rows the batch does not touch get no
+        gradient, which is normal (the `sparse_gradient` of the TensorFlow side)."""
+        if self._tables is None:
+            self._tables = {
+                self.var_index[id(t)]
+                for i in kept
+                if self.rec.ops[i].type in classify.LOOKUPS
+                for t in self.rec.ops[i].input_tensors
+                if id(t) in self.var_index
+            }
+        return self._tables
 
     def _gate_presence(
         self,
@@ -388,8 +405,8 @@ def _graph_of(key: tuple) -> gradflow_pb2.Graph:
 def _build_graph(key: tuple) -> gradflow_pb2.Graph:
     trained, frozen, loss_op, fields = key
     graph = gradflow_pb2.Graph(loss_op=loss_op, framework=FRAMEWORK)
-    for name, shape, dtype in trained:
-        graph.variables.add(name=name, shape=shape, dtype=dtype)
+    for name, shape, dtype, sparse in trained:
+        graph.variables.add(name=name, shape=shape, dtype=dtype, sparse_gradient=sparse)
     for name, shape, dtype in frozen:
         graph.frozen_variables.add(name=name, shape=shape, dtype=dtype)
     names: dict[str, int] = {}

@@ -17,6 +17,8 @@ DETACHING = frozenset({"detach", "detach_", "data"})
 CASTS = frozenset(
     {"long", "int", "short", "char", "byte", "bool", "to", "type", "type_as", "new_tensor"}
 )
+# Row lookups: the table's rows the batch does not look up get no gradient.
+LOOKUPS = frozenset({"embedding", "embedding_bag"})
 # Gating ops: presence told at their input, as for Relu and Select on the TensorFlow side.
 GATES = frozenset({"relu", "relu_", "relu6", "hardtanh", "clamp", "clip", "where", "threshold"})
 
