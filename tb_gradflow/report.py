@@ -45,6 +45,11 @@ class OpRecord:
     def presence_of(self) -> str:
         return "input" if self.presence_at_input else "output"
 
+    @property
+    def source_path(self) -> str:
+        """The absolute `path:LINE` of `source` here ("" if not found): see `_source_path`."""
+        return _source_path(self.source)
+
 
 class _MadeOnFirstUse:
     """Records made by `make` on first use: a logging step builds a report every call, and on a
@@ -132,6 +137,11 @@ class CutPoint:
     def hint(self) -> str:
         return V.HINTS[self.cause]
 
+    @property
+    def source_path(self) -> str:
+        """The absolute `path:LINE` of `source` here ("" if not found): see `_source_path`."""
+        return _source_path(self.source)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "op_name": self.op_name,
@@ -142,6 +152,14 @@ class CutPoint:
             "parallel_cuts": list(self.parallel_cuts),
             "library_source": self.library_source or None,
         }
+
+
+def _source_path(source: str) -> str:
+    """For local "open in editor" use, never shown by default: sources are stored relative to
+    their git repository's root (they travel with the logdir); this is the file on this machine."""
+    from tb_gradflow.capture.sources import absolute_source  # free of TensorFlow
+
+    return absolute_source(source)
 
 
 def _json_norm(norm: float | None) -> float | str | None:
@@ -163,8 +181,21 @@ class Report:
     fallback_reason: str = ""
     # Some op on the loss path computes in float16: an all-zero gradient may be underflow.
     computes_in_float16: bool = False
-    # Parameters the loss reaches that do not train (torch requires_grad=False): never starved.
+    # Variables the loss reads that Keras does not train (frozen layers or models): left out of
+    # `variables`, never starved or blamed, listed so that a user sees what was left out.
     frozen_variables: tuple[str, ...] = ()
+    # Names by which the loss reaches Keras models that are entirely frozen.
+    frozen_models: tuple[str, ...] = ()
+    # Names by which the loss refers to Keras models whose variables it never reads.
+    unread_models: tuple[str, ...] = ()
+    # The loss's shape when it is not a scalar (its sum is differentiated); "" for a scalar.
+    loss_shape: str = ""
+
+    @property
+    def reads_nothing(self) -> bool:
+        """The loss reads no trainable variable: nothing would train (Keras' "No gradients
+        provided for any variable")."""
+        return not self.variables
 
     @property
     def starved_variables(self) -> list[str]:
@@ -189,6 +220,10 @@ class Report:
                 for n, v in self.variables.items()
             },
             "starved_variables": self.starved_variables,
+            "frozen_variables": list(self.frozen_variables),
+            "frozen_models": list(self.frozen_models),
+            "unread_models": list(self.unread_models),
+            "loss_shape": self.loss_shape or None,
             "cut_points": [c.to_dict() for c in self.cut_points],
             "ops": [
                 {

@@ -4,6 +4,7 @@
 // that a late response never overwrites a newer one.
 import { api, RouteError } from "./api";
 import { renderBanner, renderPendingBanner } from "./banner_view";
+import { loadNotices, renderNotices } from "./notices_view";
 import type { MagnitudeScale } from "./colors";
 import { magnitudeScale, scaleOfRange } from "./colors";
 import { cutNamed, tieToGraph } from "./diagnosis";
@@ -15,6 +16,7 @@ import { ancestors, buildHierarchy, defaultExpansion, ROOT_ID } from "./hierarch
 import { listenForReloads, readHash, watchDarkMode, watchHash, writeHash } from "./host";
 import { LayoutClient } from "./layout_client";
 import { renderLayers } from "./layers_view";
+import { Heatmap, layerCount } from "./heatmap";
 import { unionRange } from "./log_axis";
 import type { GraphModel } from "./model";
 import { buildModel } from "./model";
@@ -43,6 +45,10 @@ export class App {
   private readonly hierarchies = new Map<string, Hierarchy>();
   private readonly histories = new Map<string, HistoryState>();
   private readonly layoutClient: LayoutClient;
+  // ---- issue 17: the layers x steps heatmap of the layers view (heatmap.ts) ----
+  private readonly heatmap = new Heatmap((step, _layer, variables) => {
+    void this.update(S.setStep(this.state, this.steps, this.steps.indexOf(step))).then(() => this.selectVariable(variables[0] ?? ""));
+  });
   private readonly main: Pane;
   private other: Pane | null = null;
   private otherIsNew = false;
@@ -68,6 +74,7 @@ export class App {
     search: HTMLInputElement;
     results: HTMLElement;
     banner: HTMLElement;
+    notices: HTMLElement;
     progressive: HTMLElement;
     panes: HTMLElement;
     layers: HTMLElement;
@@ -94,6 +101,7 @@ export class App {
       search: el("input", { id: "gf-search", type: "search", placeholder: "Search ops or variables (regex)  /", "aria-label": "search ops or variables by regular expression", autocomplete: "off" }),
       results: el("div", { id: "gf-search-results", class: "gf-search-results", role: "listbox", hidden: true }),
       banner: el("section", { id: "gf-banner", role: "status", "aria-live": "polite" }),
+      notices: el("section", { id: "gf-notices", class: "gf-note", role: "status", hidden: true }),
       progressive: el("div", { id: "gf-progressive", class: "gf-note gf-progressive", hidden: true }),
       panes: el("div", { id: "gf-panes", class: "gf-panes" }),
       layers: el("div", { id: "gf-layers", class: "gf-layers", hidden: true }),
@@ -115,6 +123,7 @@ export class App {
         el("div", { class: "gf-tabs", role: "group", "aria-label": "view" }, this.ui.graphTab, " ", this.ui.layersTab),
         el("div", { class: "gf-search" }, this.ui.search, this.ui.results),
       ),
+      this.ui.notices,
       this.ui.banner,
       this.ui.progressive,
       el("div", { class: "gf-body" }, el("div", { class: "gf-main" }, this.ui.panes, this.ui.layers, this.ui.status), this.ui.details),
@@ -171,6 +180,7 @@ export class App {
 
   private async loadRuns(): Promise<boolean> {
     this.runs = await api.runs();
+    void loadNotices().then((notices) => renderNotices(this.ui.notices, notices));
     const runs = Object.keys(this.runs).sort();
     if (runs.length === 0) return false;
     let s = this.state;
@@ -375,6 +385,7 @@ export class App {
     } else if (s.view === "layers") {
       const range = unionRange(this.main.diagnosis!.norm_range.variables, this.other?.diagnosis?.norm_range.variables);
       renderLayers(this.ui.layers, model, this.other?.model ?? null, range, (name) => this.selectVariable(name));
+      void this.heatmap.show(this.ui.layers, { run: model.run, tag: model.tag, step: model.step, lastStep: this.steps[this.steps.length - 1] ?? model.step, layers: layerCount(model) });
     }
     const panes = this.other ? [this.main, this.other] : [this.main];
     const scale = this.colourScale(panes);

@@ -9,6 +9,7 @@ export type Cause =
   | "integer_cast"
   | "non_differentiable"
   | "custom_gradient"
+  | "integer_variable"
   | "detach"
   | "numpy";
 
@@ -22,6 +23,8 @@ export interface TagSummary {
   description: string;
   /** ops in the graph version of the last step (decides progressive loading) */
   ops: number;
+  /** present when the server holds only a sample of the logged steps: why, and what to do */
+  sampled?: string;
 }
 
 export type RunsResponse = Record<string, Record<string, TagSummary>>;
@@ -48,6 +51,8 @@ export interface GraphHead {
   graph_id: string;
   graph_version: number;
   graph_versions: number;
+  /** present when the server holds only a sample of the logged steps */
+  sampled?: string;
 }
 
 export interface GraphResponse extends GraphHead {
@@ -89,6 +94,20 @@ export interface GraphResponse extends GraphHead {
   nonfinite_variables: string[];
 }
 
+/** `layers`: each layer's gradient norm (L2 over its variables') at up to `columns` logged steps. */
+export interface LayersResponse {
+  run: string;
+  tag: string;
+  /** the steps shown, one column each: every logged step, or an even sample of them */
+  steps: number[];
+  /** how many steps are logged in all */
+  count: number;
+  /** smallest and largest flowing layer norm over every logged step: the colour scale */
+  range: [number, number] | null;
+  /** inputs first */
+  layers: { name: string; variables: string[]; states: (GradState | null)[]; norms: WireNorm[] }[];
+}
+
 export interface HistoryResponse {
   run: string;
   tag: string;
@@ -98,6 +117,20 @@ export interface HistoryResponse {
   states: GradState[];
   norms: WireNorm[];
   presences: (number | null)[];
+  /** present when the server holds only a sample of the logged steps */
+  sampled?: string;
+}
+
+/** Data the tab cannot show in full (route `notices`). */
+export interface Notice {
+  kind: "sampled" | "unreadable_name";
+  run: string;
+  tag: string;
+  text: string;
+}
+
+export interface NoticesResponse {
+  notices: Notice[];
 }
 
 /** A sentence of the diagnosis and the names it is about (served whole; the tab may shorten the list). */
@@ -128,7 +161,7 @@ export interface Story {
   harmless: StoryCut[];
   harmless_summary: string | null;
   harmless_hints: { cause: Cause; hint: string }[];
-  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" | "dead_gate" | "sparse_variable" | "few_rows" | "frozen"; hint?: string })[];
+  notes: (Sentence & { kind: "fallback" | "unused" | "zero" | "nonfinite" | "dead_gate" | "sparse_variable" | "few_rows" | "reads_nothing" | "frozen" | "summed_loss"; hint?: string })[];
 }
 
 export interface DiagnosisResponse {

@@ -24,8 +24,10 @@ import numpy as np
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format import presence as P
+from tb_gradflow.plugin.params import DEFAULT_COLUMNS
 from tb_gradflow.plugin.views import diagnosis_view, graph_json, presence_json, runs_json
 from tb_gradflow.reading.cache import CachedSeries
+from tb_gradflow.reading.layer_series import layer_series, layer_series_json
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 from tb_gradflow.report import _json_norm as json_norm
 
@@ -113,6 +115,8 @@ def series_payload(series: TagSeries) -> dict[str, Any]:
         "steps": series.steps,
         "where": [[order.index(series.where[s][0]), series.where[s][1]] for s in series.steps],
         "diagnosis": json.loads(diagnosis_view(cached, None)),
+        # the `layers` route's body over the file's steps; the page samples it to its width
+        "layers": layer_series_json(layer_series(series, DEFAULT_COLUMNS)),
     }
 
 

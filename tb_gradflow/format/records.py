@@ -338,6 +338,9 @@ def build_report(
         fallback_reason=graph.fallback_reason,
         computes_in_float16=fields.computes_in_float16,
         frozen_variables=fields.frozen_variables,
+        frozen_models=tuple(graph.frozen_models),
+        unread_models=tuple(graph.unread_models),
+        loss_shape=graph.loss_shape,
     )
     _graphs[id(report)] = graph
     weakref.finalize(report, _graphs.pop, id(report), None)

@@ -20,6 +20,8 @@ from tb_gradflow.plugin import groups
 from tb_gradflow.plugin.params import not_found
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.cache import CachedSeries
+from tb_gradflow.reading.fast_loader_names import why_unreadable
+from tb_gradflow.reading.layer_series import layer_series, layer_series_json
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 from tb_gradflow.report import _json_norm as json_norm
 from tb_gradflow.timeline import live_rows as _live_rows  # the one spelling of NaN/Inf in our JSON
@@ -75,6 +77,11 @@ def presence_json(codes: np.ndarray) -> list[float | None]:
     return [None if np.isnan(p) else round(p, 4) for p in values.tolist()]
 
 
+def _sampled(series: TagSeries) -> dict[str, str]:
+    """`{"sampled": why}` for a series the provider served only a sample of, else {}."""
+    return {"sampled": series.sampled} if series.sampled else {}
+
+
 def runs_json(series_by_run: dict[str, dict[str, TagSeries]]) -> str:
     return encode(
         {
@@ -85,12 +92,28 @@ def runs_json(series_by_run: dict[str, dict[str, TagSeries]]) -> str:
                     "graph_versions": len(s.versions),
                     "description": s.description,
                     "ops": len(s.versions[s.where[s.last_step][0]].graph.ops),
+                    **_sampled(s),
                 }
                 for tag, s in sorted(tags.items())
             }
             for run, tags in sorted(series_by_run.items())
         }
     )
+
+
+def notices_json(series_by_run: dict[str, dict[str, TagSeries]], unreadable: list[tuple[str, str]],
+                 fast_loader: bool) -> str:
+    """What the tab must tell the user about data it cannot show in full: series served as a
+    sample, and listed runs whose names the fast loader cannot read (docs/routes.md)."""
+    notices = [
+        {"kind": "sampled", "run": run, "tag": tag, "text": f"{run} / {tag}: {s.sampled}"}
+        for run, tags in sorted(series_by_run.items()) for tag, s in sorted(tags.items()) if s.sampled
+    ]
+    for run, tag in sorted(unreadable):
+        why = why_unreadable(run, tag) if fast_loader else None
+        if why:
+            notices.append({"kind": "unreadable_name", "run": run, "tag": tag, "text": f"run {run!r} is missing: {why}"})
+    return encode({"notices": notices})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +151,8 @@ def _lookup_step(series: TagSeries, step: int | None) -> tuple[int, VersionValue
     if step is None:
         step = series.last_step
     if step not in series.where:
+        if series.sampled:
+            raise not_found(f"step {step} is not among the steps served: {series.sampled}")
         raise not_found(f"step {step} is not logged (steps {series.steps[0]} to {series.last_step})")
     graph_id, row = series.where[step]
     return step, series.versions[graph_id], row
@@ -152,6 +177,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
         "graph_versions": len(series.versions),
         "loss": None if np.isnan(loss) else json_norm(loss),
         "fallback_reason": graph.fallback_reason or None,
+        **_sampled(series),
     }
     ops = "{%s,%s}" % (
         parts.op_fields,
@@ -220,6 +246,7 @@ def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str)
             "states": encode(_STATE_NAMES[code_array].tolist()),
             "norms": encode(_norms(code_array, np.concatenate(norms)[order])),
             "presences": encode(presence_json(np.concatenate(presences)[order])),
+            **{k: encode(v) for k, v in _sampled(series).items()},
         }
     )
 
@@ -247,7 +274,7 @@ def graph_groups_json(run: str, tag: str, cached: CachedSeries, step: int | None
         "run": run, "tag": tag, "step": step, "steps": [series.steps[0], series.last_step],
         "count": len(series.steps), "graph_id": graph.graph_id, "graph_version": numbers[graph.graph_id],
         "graph_versions": len(series.versions), "group": group, "ops_total": len(graph.ops),
-        "ops_in_group": len(layout.subtree),
+        "ops_in_group": len(layout.subtree), **_sampled(series),
         "groups": {
             "name": layout.group_names,
             "ops": np.bincount(layout.child_of_op, minlength=len(layout.group_names))[: len(layout.group_names)].tolist(),
@@ -265,6 +292,14 @@ def graph_groups_json(run: str, tag: str, cached: CachedSeries, step: int | None
         },
     }
     return encode(body)
+
+
+def layers_view(run: str, tag: str, cached: CachedSeries, columns: int) -> str:
+    """Each layer's gradient norm at (up to `columns` of) the logged steps: the layers view's
+    heatmap, the numbers `tb-gradflow report --json` prints under "layers"."""
+    series = _readable(cached)
+    body = cached.derived(("layers", columns), lambda: encode(layer_series_json(layer_series(series, columns))))
+    return "{%s,%s" % (_fields({"run": encode(run), "tag": encode(tag)}), body[1:])
 
 
 def _readable(cached: CachedSeries) -> TagSeries:

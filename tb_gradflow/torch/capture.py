@@ -325,6 +325,7 @@ class _Analysis:
             tuple((n, _shape(p), _dtype(p)) for n, p in self.params.frozen),
             position.get(loss_op, -1),
             tuple(fields),
+            _shape(self.loss) if self.loss.dim() else "",  # a non-scalar loss is summed
         )
         exact = (
             op_codes,
@@ -403,8 +404,8 @@ def _graph_of(key: tuple) -> gradflow_pb2.Graph:
 
 
 def _build_graph(key: tuple) -> gradflow_pb2.Graph:
-    trained, frozen, loss_op, fields = key
-    graph = gradflow_pb2.Graph(loss_op=loss_op, framework=FRAMEWORK)
+    trained, frozen, loss_op, fields, loss_shape = key
+    graph = gradflow_pb2.Graph(loss_op=loss_op, framework=FRAMEWORK, loss_shape=loss_shape)
     for name, shape, dtype, sparse in trained:
         graph.variables.add(name=name, shape=shape, dtype=dtype, sparse_gradient=sparse)
     for name, shape, dtype in frozen:
