@@ -25,7 +25,8 @@ from tb_gradflow.reading.reader import GradflowReader
 from tb_gradflow.report import _json_norm
 
 STATES = {"flowing", "zero", "none", "nonfinite"}
-CAUSES = {None, "numpy_function", "stop_gradient", "integer_cast", "non_differentiable", "custom_gradient", "detach", "numpy"}
+CAUSES = {None, "numpy_function", "stop_gradient", "integer_cast", "non_differentiable", "custom_gradient",
+          "integer_variable", "detach", "numpy"}
 OP_COLUMNS = {
     "name", "type", "scope", "inputs", "variable_inputs", "parent", "shape", "dtype", "source",
     "state", "norm", "measured", "cause", "cause_detail", "starved", "presence", "presence_at_input",
@@ -241,6 +242,9 @@ def test_diagnosis_is_what_the_cli_prints(tb, logdir, run):
     diagnosis = ok(tb, "diagnosis", run=run, tag=TAG)
     expected = cli_json(logdir, run)[TAG]
     assert diagnosis.pop("step") == expected["last_step"]
+    # The CLI adds the layers over training, which the tab reads from the `layers` route.
+    layers = ok(tb, "layers", run=run, tag=TAG, columns=10_000)
+    assert expected.pop("layers") == {k: v for k, v in layers.items() if k not in ("run", "tag")}
     assert diagnosis == expected
 
 
