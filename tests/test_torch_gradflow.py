@@ -318,3 +318,16 @@ def test_step_and_graph_metadata_equal_the_tensorflow_sides(tmp_path):
         for s, t in ((tf_series, tf_graph), (torch_series, torch_graph))
     )
     assert (a.version, a.kind, a.name) == (b.version, b.kind, b.name)
+
+
+def test_layers_over_training_group_a_torch_run_by_module(tmp_path, capsys):
+    """The CLI's layers over training (the heatmap's rows) group parameters by module path."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    for step in range(2):
+        gt.gradflow(
+            str(tmp_path), "g", lambda x: model(x).sum(), torch.ones(2, 3), step=step, strict=True
+        )
+    assert cli.main(["report", str(tmp_path), "--json"]) == 0
+    tag = next(iter(json.loads(capsys.readouterr().out)["runs"].values()))["tags"]["g"]
+    assert [row["name"] for row in tag["layers"]["layers"]] == ["0", "2"]
