@@ -54,6 +54,8 @@ setup(
         # The viewer that tests/test_model_explorer.py draws `export --format model-explorer` in;
         # optional: the test skips without it. Users install it themselves to view the export.
         "model-explorer": ["ai-edge-model-explorer>=0.1.34,<0.2"],
+        # tb_gradflow.torch: the same diagnosis for PyTorch training. Nothing else (no torchvision).
+        "torch": ["torch>=2.1"],
     },
     entry_points={
         "console_scripts": ["tb-gradflow = tb_gradflow.cli:main"],
@@ -78,5 +80,5 @@ setup(
     project_urls={
         "Package index": "https://pypi.org/project/tb_gradflow/",
     },
-    keywords=["tensorflow", "keras", "tensorboard", "gradient", "debugging"],
+    keywords=["tensorflow", "keras", "pytorch", "tensorboard", "gradient", "debugging"],
 )

@@ -10,6 +10,7 @@ and prints the ops on the loss path and the bytes one logged step stores. The pr
 capture alone (the probe's own training step, without building the report or writing it), to
 tell the capture's cost from the summary's.
 Run: .venv/bin/python bench/overhead.py [--repeats N] [--min-seconds S] [--models resnet50,vae,transformer64,lstm]
+With --torch, measures tb_gradflow.torch instead (bench/torch_overhead.py), without TensorFlow.
 """
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "demo"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+if __name__ == "__main__" and "--torch" in sys.argv:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_overhead import main as torch_main
+
+    torch_main()
+    sys.exit(0)
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -34,7 +34,7 @@ def describe_cut(cut: CutPoint) -> str:
     where = f" at {cut.source}" if cut.source else ""
     if not cut.starved_variables:
         effect = " blocks the gradient but starves nothing: another path carries it"
-    elif cut.cause == V.STOP_GRADIENT:
+    elif cut.cause in (V.STOP_GRADIENT, V.DETACH):
         effect = " stops the gradient (often on purpose)"
     else:
         effect = " has no gradient"
@@ -247,8 +247,18 @@ def _notes(report: Report) -> list[dict[str, Any]]:
         names = report.variables_in(state)
         if names:
             text = f"{plural(len(names), 'variable')} {_verb(len(names), 'has', 'have')} {words}"
-            notes.append({"kind": state, **_sentence(text, names)})
+            why = _zero_reason(report) if state == V.ZERO else ""
+            notes.append({"kind": state, **_sentence(text, names), **({"hint": why} if why else {})})
     return notes + _dead_unit_notes(report) + _presence_notes(report) + _loop_notes(report)
+
+
+def _zero_reason(report: Report) -> str:
+    """Why variables get all zeros, when an op whose derivative is zero (torch.round) is on the
+    loss path: the first such op, in words."""
+    for op in report.ops:
+        if op.type in V.ZERO_GRADIENT_OPS and op.state != V.NONE:
+            return V.ZERO_GRADIENT_REASON.format(op=f"{op.type} '{op.name}'", source=op.source or "?")
+    return ""
 
 
 def story(report: Report) -> dict[str, Any]:

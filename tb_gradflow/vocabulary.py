@@ -119,7 +119,10 @@ CAUSE_WORDS[INTEGER_VARIABLE] = "an integer variable"
 FROZEN = "frozen"
 READS_NOTHING = "reads_nothing"
 SUMMED_LOSS = "summed_loss"
-FROZEN_NOTE = "left out: Keras does not train them (a frozen layer or model, trainable=False)"
+FROZEN_NOTE = (
+    "left out: they are not trained (a frozen layer or model: Keras trainable=False, "
+    "torch requires_grad=False)"
+)
 READS_NOTHING_HEADLINE = "The loss reads no trainable variable: nothing would train"
 ALL_FROZEN_HEADLINE = (
     "Every model the loss reaches is frozen (trainable=False){models}: nothing would train"
@@ -180,3 +183,50 @@ def combined_state(states: list[str]) -> str:
         if s in states:
             return s
     return NONE
+
+
+# ---- PyTorch (issue 18): its own causes, hints and words -------------------------------------
+DETACH = "detach"
+NUMPY = "numpy"
+# Proto Cause values of the torch causes (6 belongs to issue 16).
+_TORCH_CAUSE_CODES: dict[int, str] = {7: DETACH, 8: NUMPY}
+
+
+def _placed(causes: tuple[str | None, ...], placed: dict[int, str]) -> tuple[str | None, ...]:
+    """`causes` with `placed` at their codes; a code no branch has named yet reads "not a cut"."""
+    out = list(causes) + [None] * (max(placed) + 1 - len(causes))
+    for code, cause in placed.items():
+        out[code] = cause
+    return tuple(out)
+
+
+CAUSES = _placed(CAUSES, _TORCH_CAUSE_CODES)
+CAUSE_CODE = {c: i for i, c in enumerate(CAUSES) if c is not None or i == 0}
+
+HINTS.update({
+    DETACH: "detach() (or a torch.no_grad() / inference_mode block) cuts the graph on purpose; "
+    "if this value should train, use the tensor itself; for a target network or a "
+    "straight-through estimator (x + (q - x).detach()) nothing is to fix.",
+    NUMPY: "a round trip through .numpy(), .tolist() or .item() leaves autograd: the tensor made "
+    "from it has no history. Compute it with torch ops on the tensor instead.",
+})
+CAUSE_WORDS.update({
+    DETACH: "a detach() or no_grad region",
+    NUMPY: "a round trip through Python/NumPy",
+})
+# Ops whose backward passes exactly zero (torch): their state is zero, not none; why, in words.
+ZERO_GRADIENT_OPS = frozenset({"round", "floor", "ceil", "trunc", "sign"})
+ZERO_GRADIENT_REASON = (
+    "{op} at {source} passes back an all-zero gradient: its derivative is 0 almost everywhere "
+    "(use a straight-through estimator, x + (torch.round(x) - x).detach(), to train through it)"
+)
+# Torch gating ops, for the presence notes (the TensorFlow ones are above).
+GATE_WORDS.update({
+    "relu": "dead ReLUs",
+    "relu_": "dead ReLUs",
+    "relu6": "dead ReLUs",
+    "hardtanh": "clipped",
+    "clamp": "clipped",
+    "clip": "clipped",
+    "where": "masked by torch.where",
+})

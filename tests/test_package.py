@@ -80,6 +80,9 @@ def test_wheel_metadata(dist):
     hard = [r for r in requires if "extra ==" not in r]
     assert not any("tensorflow" in r or "keras" in r for r in hard), hard
     assert any("keras" in r and 'extra == "cpu"' in r for r in requires)
+    # The [torch] extra is torch alone, and torch is in no other requirement.
+    torch_reqs = [r for r in requires if "torch" in r.split(";")[0]]
+    assert torch_reqs == ['Requires-Dist: torch>=2.1; extra == "torch"'], torch_reqs
 
 
 def test_viewer_only_install_imports_and_runs_the_cli(viewer_venv, tmp_path):

@@ -25,7 +25,8 @@ from tb_gradflow.reading.reader import GradflowReader
 from tb_gradflow.report import _json_norm
 
 STATES = {"flowing", "zero", "none", "nonfinite"}
-CAUSES = {None, "numpy_function", "stop_gradient", "integer_cast", "non_differentiable", "custom_gradient"}
+CAUSES = {None, "numpy_function", "stop_gradient", "integer_cast", "non_differentiable", "custom_gradient",
+          "integer_variable", "detach", "numpy"}
 OP_COLUMNS = {
     "name", "type", "scope", "inputs", "variable_inputs", "parent", "shape", "dtype", "source",
     "state", "norm", "measured", "cause", "cause_detail", "starved", "presence", "presence_at_input",

@@ -23,9 +23,13 @@ export interface LayerRow {
   variables: Array<{ bar: VariableBar | null; other: VariableBar | null }>;
 }
 
+/** A variable's layer: its name scope ("enc/dense/kernel" -> "enc/dense"), or for a PyTorch
+ * parameter, which has no scope, its module path ("encoder.0.weight" -> "encoder.0"). */
 export function layerOf(variable: string): string {
   const i = variable.lastIndexOf("/");
-  return i > 0 ? variable.slice(0, i) : variable;
+  if (i > 0) return variable.slice(0, i);
+  const dot = variable.lastIndexOf(".");
+  return dot > 0 ? variable.slice(0, dot) : variable;
 }
 
 function bars(model: GraphModel): Map<string, { bar: VariableBar; depth: number; order: number }> {

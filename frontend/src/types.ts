@@ -9,7 +9,9 @@ export type Cause =
   | "integer_cast"
   | "non_differentiable"
   | "custom_gradient"
-  | "integer_variable";
+  | "integer_variable"
+  | "detach"
+  | "numpy";
 
 /** A norm as the routes send it: a number, null (no gradient / not measured), or "inf" / "nan". */
 export type WireNorm = number | null | "inf" | "nan";

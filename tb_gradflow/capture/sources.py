@@ -30,7 +30,7 @@ USER, THIRD_PARTY, FRAMEWORK = "user", "third_party", "framework"
 
 _INSTALLED = re.compile(r"[/\\](site|dist)-packages[/\\]")
 # Installed packages whose frames are plumbing to the user, never a useful library line.
-_FRAMEWORK = re.compile(r"[/\\](site|dist)-packages[/\\](tensorflow|keras|tf_keras|absl|tensorboard)[/\\]")
+_FRAMEWORK = re.compile(r"[/\\](site|dist)-packages[/\\](tensorflow|keras|tf_keras|absl|tensorboard|torch)[/\\]")
 # Our own package, wherever it is installed from (an editable install is not in site-packages).
 _OWN_DIR = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
 _KERNEL_CELL = re.compile(r"[/\\]ipykernel_\d+[/\\][^/\\]+\.py$")

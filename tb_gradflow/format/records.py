@@ -344,16 +344,27 @@ def _graph_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
 def build_report(
     graph: gradflow_pb2.Graph, step: gradflow_pb2.Step, step_number: int | None = None, checked: bool = True,
     dead_since: dict[str, int] | None = None,
+    exact: tuple[np.ndarray, ...] | None = None,
 ) -> Report:
     """The report for one logged step: analyze() and every reader go through this.
 
     The step is checked here (`checked=False` only for a step just encoded from this graph);
     its values are decoded on the first read of the report's ops or variables (a logging
-    call in a training loop builds a report it seldom reads)."""
+    call in a training loop builds a report it seldom reads). `exact`, when the capture has
+    them at hand, are the step's values before encoding (op codes, op norms, variable codes,
+    variable norms, op presence, variable presence; NaN for none): the report keeps those
+    instead of the Step's quantized op norms (dead units and iteration norms come from the Step,
+    which keeps them exact)."""
     if checked:
         check_aligned(graph, step)
     fields = _graph_fields(graph)
-    values = functools.cache(functools.partial(_step_values, graph, step))
+    if exact is not None:
+        # Dead units and iteration norms are exact in the Step already.
+        values: Callable[[], tuple[Any, ...]] = lambda: (  # noqa: E731
+            *exact[:6], list(step.dead_units), loop_arrays(step)
+        )
+    else:
+        values = functools.cache(functools.partial(_step_values, graph, step))
     loss = None if math.isnan(step.loss) else step.loss
     report = Report(
         variables=VariableRecords(functools.partial(_variable_records, fields, values)),

@@ -34,9 +34,13 @@ _DIGITS = 6
 
 
 def layer_of(variable: str) -> str:
-    """The layer of a variable: its name up to the last "/" (the whole name when it has none)."""
+    """The layer of a variable: its name up to the last "/"; for a PyTorch parameter, which has
+    no "/", its module path (up to the last "."); else the whole name. As the tab's layerOf."""
     cut = variable.rfind("/")
-    return variable[:cut] if cut > 0 else variable
+    if cut > 0:
+        return variable[:cut]
+    dot = variable.rfind(".")
+    return variable[:dot] if dot > 0 else variable
 
 
 @dataclasses.dataclass(frozen=True)

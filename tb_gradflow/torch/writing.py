@@ -1,0 +1,200 @@
+"""`tb_gradflow.torch.gradflow`: capture one torch step and write it as the TensorFlow side does.
+
+The records are the same (plugin "gradflow", tag NAME for steps, NAME/_graph/ID for each graph
+version, the same metadata), written without TensorFlow: into a `SummaryWriter`'s event file
+through its file writer, or, for a logdir path, through TensorBoard's own event file writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+
+from tb_gradflow.format import metadata
+from tb_gradflow.report import Report
+from tb_gradflow.torch.capture import CaptureError, capture
+from tb_gradflow.torch.event_file import EventFile
+from tb_gradflow.torch.params import Unsupported
+
+logger = logging.getLogger("tb_gradflow")
+
+# Event file writers of logdir paths, one per directory for the life of the process.
+_path_writers: dict[str, EventFile] = {}
+_lock = threading.Lock()
+# Per writer (a SummaryWriter, or a logdir path): the (tag, graph id) pairs already written.
+_written_by_writer: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+_written_by_path: dict[str, set[tuple[str, str]]] = {}
+
+
+def gradflow(
+    writer: Any,
+    name: str,
+    loss_fn: Callable[..., Any],
+    *args: Any,
+    step: int,
+    parameters: Any = None,
+    optimizer: Any = None,
+    scaler: Any = None,
+    description: str = "",
+    strict: bool = False,
+    **kwargs: Any,
+) -> Report | None:
+    """Analyzes `loss_fn(*args, **kwargs)` and writes the step under tag `name`.
+
+    With `optimizer`, the call is the training step: `optimizer.zero_grad()`, the loss, its
+    gradients put in `.grad` as `loss.backward()` would, and `optimizer.step()`; the weights
+    after N calls equal those after N plain steps. The in-memory report keeps exact norms; the
+    logdir keeps op norms quantized, as on the TensorFlow side.
+
+    Args:
+      writer: a `torch.utils.tensorboard.SummaryWriter`, or a logdir path.
+      name: the summary name (the tag), e.g. "gradflow".
+      loss_fn: returns the loss, as for `analyze`.
+      *args: passed to `loss_fn`.
+      optimizer: with it, the call is the training step (see above).
+      description: the summary's description, shown by TensorBoard.
+      **kwargs: passed to `loss_fn`.
+      step: the global step the record is written at.
+      parameters: as for `analyze`; by default the modules' parameters the loss refers to, plus
+        the optimizer's.
+      scaler: a `torch.amp.GradScaler` (with `optimizer`): the step is then
+        `scaler.scale(loss).backward()`, `scaler.step(optimizer)`, `scaler.update()`, as in a
+        mixed-precision loop under `torch.autocast`; the report's norms are unscaled.
+      strict: raise instead of warning when logging fails.
+
+    Returns:
+      The step's Report, or None when logging failed (a warning says why; with `optimizer`, the
+      plain training step is still taken). An error raised by `loss_fn` itself propagates.
+
+    """
+    try:
+        result = capture(loss_fn, args, kwargs, parameters, optimizer, scaler)
+    except Unsupported as e:
+        if strict:
+            raise
+        warnings.warn(f"tb_gradflow: gradflow summary {name!r} logs nothing: {e}", stacklevel=2)
+        if optimizer is not None:
+            _plain_step(loss_fn, args, kwargs, optimizer, scaler)
+        return None
+    except CaptureError as e:
+        if strict:
+            raise
+        logger.warning("tb_gradflow: gradflow summary %r failed: %s", name, e)
+        if optimizer is not None and not e.grads_used:
+            _plain_step(loss_fn, args, kwargs, optimizer, scaler)
+        return None
+    if optimizer is not None:
+        _apply(result.parameters.trained, result.grads, optimizer, scaler)
+    try:
+        _write(writer, name, result, int(step), description)
+    except Exception as e:  # noqa: BLE001 - logging must never stop training
+        if strict:
+            raise
+        logger.warning(
+            "tb_gradflow: writing gradflow summary %r failed: %s: %s", name, type(e).__name__, e
+        )
+    return result.report(int(step))
+
+
+def _apply(
+    trained: list[tuple[str, torch.Tensor]],
+    grads: list[torch.Tensor | None],
+    optimizer: Any,
+    scaler: Any = None,
+) -> None:
+    """`.grad` as `loss.backward()` leaves it after `zero_grad()`, then the optimizer's step
+    (through the scaler's, which unscales and skips a step with Inf/NaN gradients)."""
+    with torch.no_grad():
+        for (_, p), g in zip(trained, grads, strict=True):
+            if g is None:
+                continue
+            if p.grad is None:
+                p.grad = g
+            else:
+                p.grad.add_(g)
+    _step(optimizer, scaler)
+
+
+def _step(optimizer: Any, scaler: Any) -> None:
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+
+
+def _plain_step(
+    loss_fn: Callable[..., Any], args: tuple, kwargs: dict, optimizer: Any, scaler: Any = None
+) -> None:
+    from tb_gradflow.torch.capture import loss_tensor
+
+    optimizer.zero_grad()
+    loss = loss_tensor(loss_fn(*args, **kwargs))
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    _step(optimizer, scaler)
+
+
+def _string_tensor(value: bytes, shape: list[int]) -> tensor_pb2.TensorProto:
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING,
+        string_val=[value],
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in shape]
+        ),
+    )
+
+
+def _write(writer: Any, name: str, result: Any, step: int, description: str) -> None:
+    add_event, written = _sink(writer)
+    values = []
+    graph_id = result.graph.graph_id
+    if (name, graph_id) not in written:
+        values.append(
+            summary_pb2.Summary.Value(
+                tag=metadata.graph_tag(name, graph_id),
+                metadata=metadata.graph_metadata(name, graph_id),
+                tensor=_string_tensor(result.graph.SerializeToString(), [1]),
+            )
+        )
+    values.append(
+        summary_pb2.Summary.Value(
+            tag=name,
+            metadata=metadata.step_metadata(name, description),
+            tensor=_string_tensor(result.step.SerializeToString(), []),
+        )
+    )
+    add_event(
+        event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values))
+    )
+    written.add((name, graph_id))
+
+
+def _sink(writer: Any) -> tuple[Callable[[event_pb2.Event], None], set[tuple[str, str]]]:
+    """(add an event, the graph versions written) for a SummaryWriter or a logdir path."""
+    if isinstance(writer, (str, os.PathLike)):
+        path = os.path.abspath(os.fspath(writer))
+        with _lock:
+            file_writer = _path_writers.get(path)
+            if file_writer is None:
+                file_writer = _path_writers[path] = EventFile(path)
+        # Each step is on disk when the call returns (EventFile flushes every event).
+        return file_writer.add_event, _written_by_path.setdefault(path, set())
+    get_file_writer = getattr(writer, "_get_file_writer", None)
+    if get_file_writer is None:
+        raise TypeError(
+            "writer must be a torch.utils.tensorboard.SummaryWriter or a logdir path, "
+            f"got {type(writer).__name__}"
+        )
+    file_writer = get_file_writer()
+    return file_writer.add_event, _written_by_writer.setdefault(writer, set())
