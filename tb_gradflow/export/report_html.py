@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import html
 import math
+from typing import Iterable
 
 import numpy as np
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.export import bundle
 from tb_gradflow.export.html import page
+from tb_gradflow.format import presence as P
 from tb_gradflow.format.records import graph_of
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.reader import TagSeries, VersionValues
-from tb_gradflow.report import Report
+from tb_gradflow.report import OpRecord, Report, VariableRecord
 from tb_gradflow.story import story
 
 RUN = "analyze"
@@ -40,15 +42,20 @@ def _graph_from_report(report: Report) -> gradflow_pb2.Graph:
             name=op.name, type=op.type, inputs=[index[n] for n in op.inputs if n in index], source=op.source,
             cause=V.CAUSE_CODE.get(op.cause, 0), cause_detail=cut.detail if cut else "",
             starved_variables=[var_index[v] for v in cut.starved_variables if v in var_index] if cut else [],
-            parent=-1, measured=op.measured,
+            parent=-1, measured=op.measured, presence_at_input=op.presence_at_input,
         )
     for name, var in report.variables.items():
-        graph.variables.add(name=name, shape=var.shape)
+        graph.variables.add(name=name, shape=var.shape, sparse_gradient=var.sparse_gradient)
     return graph
 
 
 def _norm(norm: float | None) -> float:
     return math.nan if norm is None else norm
+
+
+def _presence_codes(records: Iterable[OpRecord | VariableRecord]) -> np.ndarray:
+    """One row of presence codes (format/presence.py), 0 where the report does not know."""
+    return P.to_codes(np.array([[_norm(r.presence) for r in records]], np.float64))
 
 
 def report_series(report: Report) -> TagSeries:
@@ -64,6 +71,8 @@ def report_series(report: Report) -> TagSeries:
         variable_norms=np.array([[_norm(v.norm) for v in report.variables.values()]], np.float32),
         losses=np.array([_norm(report.loss)], np.float32),
         wall_times=np.zeros(1),
+        op_presence=_presence_codes(report.ops),
+        variable_presence=_presence_codes(report.variables.values()),
     )
     return TagSeries(RUN, TAG, "", {graph.graph_id: values}, [step], {step: (graph.graph_id, 0)})
 
@@ -71,7 +80,10 @@ def report_series(report: Report) -> TagSeries:
 def report_page(report: Report, title: str = "analyze") -> str:
     """The whole exported page for this report."""
     series = {(RUN, TAG): report_series(report)}
-    return page(bundle.payload(series, {"run": RUN, "tag": TAG, "step": None, "compare": None}), title)
+    data = bundle.payload(series, {"run": RUN, "tag": TAG, "step": None, "compare": None})
+    # The report's own sentences: a report of no step is shown at step 0, but not told "at step 0".
+    data["series"][RUN][TAG]["diagnosis"]["story"] = story(report)
+    return page(data, title)
 
 
 def _names(names: list[str]) -> str:
