@@ -8,7 +8,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from tb_gradflow.report import CutPoint, OpRecord, Report, VariableRecord
+from tb_gradflow.presenting import ReportPresenter
+from tb_gradflow.report import CutPoint, OpRecord, Report, VariableRecord, present_with
+
+present_with(ReportPresenter())
 
 __all__ = ["analyze", "summary", "keras", "Report", "CutPoint", "OpRecord", "VariableRecord"]
 __version__ = "0.1.0"
@@ -19,6 +22,7 @@ _NEEDS_TENSORFLOW = {"analyze": "tb_gradflow.capture.analyze", "summary": "tb_gr
 
 
 def __getattr__(name: str) -> Any:
+    """`analyze`, `summary` and `keras`, imported (with TensorFlow) on first use."""
     if name not in _NEEDS_TENSORFLOW:
         raise AttributeError(f"module 'tb_gradflow' has no attribute {name!r}")
     try:

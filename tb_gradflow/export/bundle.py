@@ -27,7 +27,7 @@ from tb_gradflow.format import presence as P
 from tb_gradflow.plugin.views import diagnosis_view, graph_json, presence_json, runs_json
 from tb_gradflow.reading.cache import CachedSeries
 from tb_gradflow.reading.reader import TagSeries, VersionValues
-from tb_gradflow.report import _json_norm as json_norm
+from tb_gradflow.json_values import json_float as json_norm
 
 FORMAT = 1
 _PER_STEP_COLUMNS = ("state", "norm", "presence")

@@ -17,7 +17,6 @@ from tb_gradflow import vocabulary as V
 from tb_gradflow.export import bundle
 from tb_gradflow.export.html import page
 from tb_gradflow.format import presence as P
-from tb_gradflow.format.records import graph_of
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 from tb_gradflow.report import OpRecord, Report, VariableRecord
@@ -60,7 +59,7 @@ def _presence_codes(records: Iterable[OpRecord | VariableRecord]) -> np.ndarray:
 
 def report_series(report: Report) -> TagSeries:
     """The report as a one-step series, the shape the exporter reads."""
-    graph = graph_of(report) or _graph_from_report(report)
+    graph = report.graph or _graph_from_report(report)
     step = report.step if report.step is not None else 0
     values = VersionValues(
         graph=graph,

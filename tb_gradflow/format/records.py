@@ -5,7 +5,6 @@ import collections
 import dataclasses
 import functools
 import math
-import weakref
 from typing import Callable, Sequence
 
 import numpy as np
@@ -319,7 +318,7 @@ def build_report(
     fields = _graph_fields(graph)
     values = functools.cache(functools.partial(_step_values, graph, step))
     loss = None if math.isnan(step.loss) else step.loss
-    report = Report(
+    return Report(
         variables=VariableRecords(functools.partial(_variable_records, fields, values)),
         ops=OpRecords(functools.partial(_op_records, fields, values)),
         cut_points=fields.cut_points,
@@ -328,10 +327,8 @@ def build_report(
         graph_id=graph.graph_id,
         fallback_reason=graph.fallback_reason,
         computes_in_float16=fields.computes_in_float16,
+        graph=graph,
     )
-    _graphs[id(report)] = graph
-    weakref.finalize(report, _graphs.pop, id(report), None)
-    return report
 
 
 def _step_values(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> tuple[np.ndarray, ...]:
@@ -373,11 +370,3 @@ def _op_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarray, ...
         )
     )
 
-
-# The graph each live report was built from, for Report.to_html (call structure, shapes).
-_graphs: dict[int, gradflow_pb2.Graph] = {}
-
-
-def graph_of(report: Report) -> gradflow_pb2.Graph | None:
-    """The Graph proto `report` was built from, while the report lives; None if built otherwise."""
-    return _graphs.get(id(report))

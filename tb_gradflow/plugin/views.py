@@ -21,7 +21,7 @@ from tb_gradflow.plugin.params import not_found
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.cache import CachedSeries
 from tb_gradflow.reading.reader import TagSeries, VersionValues
-from tb_gradflow.report import _json_norm as json_norm
+from tb_gradflow.json_values import json_float as json_norm
 from tb_gradflow.timeline import live_rows as _live_rows  # the one spelling of NaN/Inf in our JSON
 
 _STATE_NAMES = np.array(V.STATES, dtype=object)
