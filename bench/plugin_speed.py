@@ -65,7 +65,13 @@ def trace_resnet(run_dir: str):
     run = os.path.basename(run_dir)
     series = reader.read(run, TAG, reader.list()[run][TAG])
     values = next(iter(series.versions.values()))
-    return ProbeResult(values.graph, values.step_proto(0))
+    from tb_gradflow.format import presence as P
+    from tb_gradflow.format.records import encode_step_arrays
+
+    op_codes, op_norms, var_codes, var_norms, op_presence, var_presence = values.columns(0)
+    step = encode_step_arrays(values.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(values.losses[0]),
+                              P.from_codes(op_presence), P.from_codes(var_presence))
+    return ProbeResult(values.graph, step)
 
 
 def measure(urls: list[str], warmup: int = 3) -> list[float]:

@@ -308,16 +308,35 @@ def _graph_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
 def build_report(
     graph: gradflow_pb2.Graph, step: gradflow_pb2.Step, step_number: int | None = None, checked: bool = True
 ) -> Report:
-    """The report for one logged step: analyze() and every reader go through this.
+    """The report for one logged step: analyze() and every summary go through this.
 
     The step is checked here (`checked=False` only for a step just encoded from this graph);
     its values are decoded on the first read of the report's ops or variables (a logging
     call in a training loop builds a report it seldom reads)."""
     if checked:
         check_aligned(graph, step)
-    fields = _graph_fields(graph)
     values = functools.cache(functools.partial(_step_values, graph, step))
-    loss = None if math.isnan(step.loss) else step.loss
+    return _report(graph, values, None if math.isnan(step.loss) else step.loss, step_number)
+
+
+def report_from_columns(
+    graph: gradflow_pb2.Graph, columns: Callable[[], tuple[np.ndarray, ...]], loss: float | None, step_number: int | None
+) -> Report:
+    """The report of one row of a reader's columns, without a Step in between: `columns` gives
+    (op codes, op norms, variable codes, variable norms, op presence codes, variable presence
+    codes) of that row, on the first read of the report's ops or variables."""
+
+    def values() -> tuple[np.ndarray, ...]:
+        op_codes, op_norms, var_codes, var_norms, op_presence, var_presence = columns()
+        return op_codes, op_norms, var_codes, var_norms, P.from_codes(op_presence), P.from_codes(var_presence)
+
+    return _report(graph, functools.cache(values), loss, step_number)
+
+
+def _report(
+    graph: gradflow_pb2.Graph, values: Callable[[], tuple[np.ndarray, ...]], loss: float | None, step_number: int | None
+) -> Report:
+    fields = _graph_fields(graph)
     return Report(
         variables=VariableRecords(functools.partial(_variable_records, fields, values)),
         ops=OpRecords(functools.partial(_op_records, fields, values)),

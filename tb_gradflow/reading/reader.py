@@ -21,8 +21,8 @@ from tb_gradflow.format import metadata
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.format.records import (
-    build_report, check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, presence_arrays, step_arrays,
-    unpack_states,
+    check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, presence_arrays, report_from_columns,
+    step_arrays, unpack_states,
 )
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.report import Report
@@ -121,22 +121,11 @@ class VersionValues:
             matrix, rows = np.zeros((1, width), np.uint8), np.zeros_like(np.asarray(rows))
         return matrix[rows, cols]
 
-    def step_proto(self, row: int) -> gradflow_pb2.Step:
-        step = gradflow_pb2.Step(
-            graph_id=self.graph.graph_id,
-            op_states=self.op_states[row].tobytes(),
-            op_norms=self.op_norms[row].tolist(),
-            variable_states=self.variable_states[row].tobytes(),
-            variable_norms=self.variable_norms[row].tolist(),
-            loss=float(self.losses[row]),
-        )
-        op_p, var_p = self.presence_codes("op", row), self.presence_codes("variable", row)
-        if op_p.any() or var_p.any():
-            step.has_presence = True
-            step.op_presence_stored, step.op_presence_codes = P.encode(self.op_states[row], P.from_codes(op_p))
-            step.variable_presence_stored, step.variable_presence_codes = P.encode(
-                self.variable_states[row], P.from_codes(var_p))
-        return step
+    def columns(self, row: int) -> tuple[np.ndarray, ...]:
+        """One step's (op codes, op norms, variable codes, variable norms, op presence codes,
+        variable presence codes): what `report_from_columns` reads."""
+        return (self.op_states[row], self.op_norms[row], self.variable_states[row], self.variable_norms[row],
+                self.presence_codes("op", row), self.presence_codes("variable", row))
 
 
 @dataclasses.dataclass
@@ -160,7 +149,9 @@ class TagSeries:
             step = self.last_step
         graph_id, row = self.where[step]
         values = self.versions[graph_id]
-        return build_report(values.graph, values.step_proto(row), step)
+        loss = float(values.losses[row])
+        return report_from_columns(values.graph, functools.partial(values.columns, row),
+                                   None if np.isnan(loss) else loss, step)
 
 
 Warn = Callable[[str], None]
