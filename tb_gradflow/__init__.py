@@ -18,7 +18,11 @@ __version__ = "0.1.0"
 
 
 # The modules that need TensorFlow (and Keras), which a viewer-only install does not have.
-_NEEDS_TENSORFLOW = {"analyze": "tb_gradflow.capture.analyze", "summary": "tb_gradflow.summary", "keras": "tb_gradflow.keras"}
+_NEEDS_TENSORFLOW = {
+    "analyze": "tb_gradflow.capture.analyze",
+    "summary": "tb_gradflow.summary",
+    "keras": "tb_gradflow.keras",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -2,6 +2,7 @@
 
 JSON has no NaN or Inf, so a nonfinite number is spelled as a string ("nan", "inf", "-inf").
 """
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@
 bottom record type and must not import the story or the export that build on it. The export is
 imported on first use, since it needs the reader and TensorBoard's data classes.
 """
+
 from __future__ import annotations
 
 from tb_gradflow.report import Report

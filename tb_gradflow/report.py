@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.json_values import json_float
@@ -98,7 +99,7 @@ class _MadeOnFirstUse:
         self._records: Any = None
 
     def _all(self) -> Any:
-        if self._records is None:
+        if self._make is not None:
             self._records, self._make = self._make(), None
         return self._records
 
@@ -149,7 +150,7 @@ class VariableRecords(_MadeOnFirstUse, collections.abc.Mapping):
             return self._all() == dict(other.items())
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment] - unhashable, like the dict it stands for
+    __hash__ = None  # type: ignore[assignment]  # unhashable, like the dict it stands for
 
     def __reduce__(self):
         return dict, (self._all(),)
@@ -285,7 +286,8 @@ class Report:
     # ---- sharing: HTML and notebooks (tb_gradflow/export/report_html.py) ----
 
     def to_html(self) -> str:
-        """A self-contained page with this diagnosis in the interactive graph: no server, no network."""
+        """A self-contained page with this diagnosis in the interactive graph: no server, no
+        network."""
         return _presenter().page(self)
 
     def save_html(self, path: str) -> None:

@@ -1,11 +1,12 @@
 """The read side's one form, as JSON: the reader's column arrays turned into the routes' values.
 
 The plugin (`plugin/views.py`) encodes these into route bodies; the export (`export/bundle.py`)
-ships the same structure and per-step columns, and its page answers the routes from them. So the
-rules live here once: how a norm is rounded and spelled, how presence reads, how a state is named,
-what a graph version's structure holds. The page restates none of them (frontend/src/export_source.ts
-only decodes what it is given).
+ships the same structure and per-step columns, and its page answers the routes from them. So
+the rules live here once: how a norm is rounded and spelled, how presence reads, how a state is
+named, what a graph version's structure holds. The page restates none of them
+(frontend/src/export_source.ts only decodes what it is given).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,9 @@ def _digits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     """
     ok = np.isfinite(x) & (x != 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        shift = (NORM_DIGITS - 1) - np.floor(np.log10(np.abs(np.where(ok, x, 1.0)))).astype(np.int64)
+        shift = (NORM_DIGITS - 1) - np.floor(np.log10(np.abs(np.where(ok, x, 1.0)))).astype(
+            np.int64
+        )
     exact = ok & (shift >= 0) & (shift <= 22)
     mantissa = np.zeros(x.shape, np.float64)
     mantissa[exact] = np.round(x[exact] * np.power(10.0, shift[exact]))
@@ -176,7 +179,10 @@ def variable_columns(graph: gradflow_pb2.Graph) -> dict[str, list]:
 def cut_points_json(graph: gradflow_pb2.Graph) -> list[dict[str, Any]]:
     """The `graph` route's cut points: each with its op's index and detail."""
     cut_indices = [i for i, op in enumerate(graph.ops) if op.cause]
-    return [{"op": i, **cut.to_dict(), "detail": cut.detail} for i, cut in zip(cut_indices, cut_points(graph))]
+    return [
+        {"op": i, **cut.to_dict(), "detail": cut.detail}
+        for i, cut in zip(cut_indices, cut_points(graph), strict=True)
+    ]
 
 
 def version_numbers(series: TagSeries) -> dict[str, int]:
@@ -184,16 +190,30 @@ def version_numbers(series: TagSeries) -> dict[str, int]:
     return {gid: i + 1 for i, gid in enumerate(series.versions)}
 
 
-def graph_head(run: str, tag: str, series: TagSeries, graph: gradflow_pb2.Graph, numbers: dict[str, int],
-               step: int | None = None, loss: float | str | None = None, at_step: bool = True) -> dict[str, Any]:
+def graph_head(
+    run: str,
+    tag: str,
+    series: TagSeries,
+    graph: gradflow_pb2.Graph,
+    numbers: dict[str, int],
+    step: int | None = None,
+    loss: float | str | None = None,
+    at_step: bool = True,
+) -> dict[str, Any]:
     """The `graph` route's fields before its columns, in order; without `step` and `loss` when
     not `at_step` (the export's structure, the same at every step)."""
     head: dict[str, Any] = {"run": run, "tag": tag}
     if at_step:
         head["step"] = step
-    head.update({"steps": [series.steps[0], series.last_step], "count": len(series.steps),
-                 "graph_id": graph.graph_id, "graph_version": numbers[graph.graph_id],
-                 "graph_versions": len(series.versions)})
+    head.update(
+        {
+            "steps": [series.steps[0], series.last_step],
+            "count": len(series.steps),
+            "graph_id": graph.graph_id,
+            "graph_version": numbers[graph.graph_id],
+            "graph_versions": len(series.versions),
+        }
+    )
     if at_step:
         head["loss"] = loss
     head["fallback_reason"] = graph.fallback_reason or None

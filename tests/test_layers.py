@@ -3,6 +3,7 @@ at module level or inside a function, goes down the layers (or stays in its own 
 chain of imports comes back to where it started. Beside test_cli.py's check that the CLI runs
 without importing TensorFlow, this is what keeps the viewer side free of the capture side.
 """
+
 from __future__ import annotations
 
 import ast
@@ -20,11 +21,24 @@ LAYERS = [
     ("format", 2, ["tb_gradflow.format"]),
     ("capture", 3, ["tb_gradflow.capture", "tb_gradflow.summary", "tb_gradflow.keras"]),
     ("reading", 3, ["tb_gradflow.reading", "tb_gradflow.logcheck"]),
-    ("telling", 4, ["tb_gradflow.story", "tb_gradflow.timeline", "tb_gradflow.diagnosis",
-                    "tb_gradflow.terminal_text", "tb_gradflow.route_json"]),
+    (
+        "telling",
+        4,
+        [
+            "tb_gradflow.story",
+            "tb_gradflow.timeline",
+            "tb_gradflow.diagnosis",
+            "tb_gradflow.terminal_text",
+            "tb_gradflow.route_json",
+        ],
+    ),
     ("plugin", 5, ["tb_gradflow.plugin"]),
     ("export", 5, ["tb_gradflow.export"]),
-    ("entry", 6, ["tb_gradflow.cli", "tb_gradflow.__main__", "tb_gradflow.presenting", "tb_gradflow"]),
+    (
+        "entry",
+        6,
+        ["tb_gradflow.cli", "tb_gradflow.__main__", "tb_gradflow.presenting", "tb_gradflow"],
+    ),
 ]
 
 

@@ -3,6 +3,7 @@ cell (`_repr_html_`): the plain diagnosis and the interactive page in its iframe
 Chromium over real `analyze` reports whose notes come from different parts of the story: a cut,
 a dead ReLU (presence), an embedding's untouched rows (sparse presence) and a NaN gradient.
 """
+
 from __future__ import annotations
 
 import html
@@ -13,9 +14,9 @@ pytest.importorskip("playwright")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from support.browser import READY, browser, page  # noqa: E402,F401
 
 import tb_gradflow  # noqa: E402
+from support.browser import READY, browser, page  # noqa: E402,F401
 from tb_gradflow import vocabulary as V  # noqa: E402
 from tb_gradflow.story import story  # noqa: E402
 
@@ -25,7 +26,9 @@ def _cut():
     head = tf.Variable(tf.ones([2]), name="head")
 
     def loss_fn(x):
-        h = tf.ensure_shape(tf.numpy_function(lambda a: a * 1.0, [tf.matmul(x, w)], tf.float32), [None, 2])
+        h = tf.ensure_shape(
+            tf.numpy_function(lambda a: a * 1.0, [tf.matmul(x, w)], tf.float32), [None, 2]
+        )
         return tf.reduce_sum(h * head)
 
     return tb_gradflow.analyze(loss_fn, tf.ones([2, 3]))
@@ -58,8 +61,12 @@ def _nan():
 
 
 # Each report and the kinds of note its story must hold (so that the check below is not vacuous).
-REPORTS = {"cut": (_cut, set()), "dead_relu": (_dead_relu, {V.DEAD_GATE}),
-           "sparse_embedding": (_sparse_embedding, {V.FEW_ROWS}), "nan": (_nan, {V.NONFINITE})}
+REPORTS = {
+    "cut": (_cut, set()),
+    "dead_relu": (_dead_relu, {V.DEAD_GATE}),
+    "sparse_embedding": (_sparse_embedding, {V.FEW_ROWS}),
+    "nan": (_nan, {V.NONFINITE}),
+}
 
 
 @pytest.fixture(scope="module", params=sorted(REPORTS))

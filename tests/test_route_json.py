@@ -1,5 +1,6 @@
 """The read side's JSON rules (tb_gradflow/route_json.py): the export's compact norms read back as
 exactly the routes' norms, over the whole float32 range and every special value."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,10 @@ _SPECIALS = [np.nan, np.inf, -np.inf, 0.0]
 def _read_back(digits: np.ndarray, exponents: np.ndarray) -> list:
     """What the page does (export_source.ts `Norms.at`): a special, or the number nearest
     digits * 10**exponent, which Python's float() of that text gives as JavaScript's Number()."""
-    return [R.NORM_SPECIALS[d] if e == R.SPECIAL_EXPONENT else float(f"{d}e{e}")
-            for d, e in zip(digits.tolist(), exponents.tolist())]
+    return [
+        R.NORM_SPECIALS[d] if e == R.SPECIAL_EXPONENT else float(f"{d}e{e}")
+        for d, e in zip(digits.tolist(), exponents.tolist(), strict=True)
+    ]
 
 
 def _same(a: list, b: list) -> bool:
@@ -26,9 +29,16 @@ def _same(a: list, b: list) -> bool:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.one_of(st.floats(width=32, allow_nan=False, allow_infinity=False),
-                          st.sampled_from(_SPECIALS)), min_size=1, max_size=40),
-       st.integers(0, 2**32 - 1))
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(width=32, allow_nan=False, allow_infinity=False), st.sampled_from(_SPECIALS)
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(0, 2**32 - 1),
+)
 def test_export_norms_read_back_as_the_routes_write_them(norms, seed):
     values = np.array(norms, np.float32)
     codes = np.random.default_rng(seed).integers(0, len(V.STATES), len(values)).astype(np.uint8)
@@ -38,8 +48,23 @@ def test_export_norms_read_back_as_the_routes_write_them(norms, seed):
 
 
 def test_extremes_and_specials():
-    values = np.array([3.4e38, 1e-45, 1.17549435e-38, 123456.7, 9.9999997e-18, 0.999999,
-                       9.999996, np.nan, np.nan, np.inf, -np.inf, 0.0], np.float32)
+    values = np.array(
+        [
+            3.4e38,
+            1e-45,
+            1.17549435e-38,
+            123456.7,
+            9.9999997e-18,
+            0.999999,
+            9.999996,
+            np.nan,
+            np.nan,
+            np.inf,
+            -np.inf,
+            0.0,
+        ],
+        np.float32,
+    )
     codes = np.full(len(values), V.STATE_CODE[V.FLOWING], np.uint8)
     codes[8] = V.STATE_CODE[V.NONFINITE]
     routes = R.norms_json(codes, values)

@@ -12,6 +12,7 @@ compress to almost nothing. Those matrices are binary blobs after the JSON: the 
 reads a 4-byte length, that much JSON (where `{"blob": i}` stands for blob i; `blob_sizes` lists
 their lengths), then the blobs. The whole is gzip-compressed and base64-encoded.
 """
+
 from __future__ import annotations
 
 import base64
@@ -90,15 +91,28 @@ def thin(series: TagSeries, max_steps: int, keep: int | None = None) -> TagSerie
     versions: dict[str, VersionValues] = {}
     where: dict[int, tuple[str, int]] = {}
     for gid, values in series.versions.items():
-        rows = [r for r, step in enumerate(values.steps.tolist()) if step in picks and series.where[step] == (gid, r)]
+        rows = [
+            r
+            for r, step in enumerate(values.steps.tolist())
+            if step in picks and series.where[step] == (gid, r)
+        ]
         if not rows:
             continue
         versions[gid] = dataclasses.replace(
-            values, steps=values.steps[rows], op_states=values.op_states[rows], op_norms=values.op_norms[rows],
-            variable_states=values.variable_states[rows], variable_norms=values.variable_norms[rows],
+            values,
+            steps=values.steps[rows],
+            op_states=values.op_states[rows],
+            op_norms=values.op_norms[rows],
+            variable_states=values.variable_states[rows],
+            variable_norms=values.variable_norms[rows],
             op_presence=None if values.op_presence is None else values.op_presence[rows],
-            variable_presence=None if values.variable_presence is None else values.variable_presence[rows],
-            losses=values.losses[rows], wall_times=values.wall_times[rows], _op_index=None, _variable_index=None,
+            variable_presence=None
+            if values.variable_presence is None
+            else values.variable_presence[rows],
+            losses=values.losses[rows],
+            wall_times=values.wall_times[rows],
+            _op_index=None,
+            _variable_index=None,
         )
         where.update({int(step): (gid, i) for i, step in enumerate(versions[gid].steps.tolist())})
     return dataclasses.replace(series, versions=versions, steps=sorted(where), where=where)
@@ -115,7 +129,9 @@ def series_payload(series: TagSeries) -> dict[str, Any]:
     }
 
 
-def payload(all_series: dict[tuple[str, str], TagSeries], initial: dict[str, Any]) -> dict[str, Any]:
+def payload(
+    all_series: dict[tuple[str, str], TagSeries], initial: dict[str, Any]
+) -> dict[str, Any]:
     """Everything the page needs; `initial` is the view it opens at (run, tag, step, compare)."""
     by_run: dict[str, dict[str, TagSeries]] = {}
     for (run, tag), s in all_series.items():
@@ -128,7 +144,9 @@ def payload(all_series: dict[tuple[str, str], TagSeries], initial: dict[str, Any
         "norm_specials": list(R.NORM_SPECIALS),
         "norm_special_exponent": R.SPECIAL_EXPONENT,
         "runs": R.runs_body(by_run),
-        "series": {run: {tag: series_payload(s) for tag, s in tags.items()} for run, tags in by_run.items()},
+        "series": {
+            run: {tag: series_payload(s) for tag, s in tags.items()} for run, tags in by_run.items()
+        },
         "initial": initial,
     }
 

@@ -5,7 +5,7 @@ import collections
 import dataclasses
 import functools
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -13,7 +13,14 @@ from tb_gradflow import vocabulary as V
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.proto import gradflow_pb2
-from tb_gradflow.report import CutPoint, OpRecord, OpRecords, Report, VariableRecord, VariableRecords
+from tb_gradflow.report import (
+    CutPoint,
+    OpRecord,
+    OpRecords,
+    Report,
+    VariableRecord,
+    VariableRecords,
+)
 
 
 def encode_step(
@@ -26,21 +33,27 @@ def encode_step(
     op_presence: Sequence[float | None] | None = None,
     variable_presence: Sequence[float | None] | None = None,
 ) -> gradflow_pb2.Step:
-    nan = float("nan")
+    """The Step of states and norms given by name and as Python numbers (None: no norm, unknown
+    presence): `encode_step_arrays` of them, for tests and hand-made steps."""
 
-    def floats(values: Sequence[float | None] | None) -> np.ndarray | None:
-        return None if values is None else np.array([nan if v is None else v for v in values], np.float32)
+    def optional(values: Sequence[float | None] | None) -> np.ndarray | None:
+        return None if values is None else _floats(values)
 
     return encode_step_arrays(
         graph_id,
         np.array([V.STATE_CODE[s] for s in op_states], np.uint8),
-        floats(op_norms),
+        _floats(op_norms),
         np.array([V.STATE_CODE[s] for s in variable_states], np.uint8),
-        floats(variable_norms),
+        _floats(variable_norms),
         loss,
-        op_presence=floats(op_presence),
-        variable_presence=floats(variable_presence),
+        op_presence=optional(op_presence),
+        variable_presence=optional(variable_presence),
     )
+
+
+def _floats(values: Sequence[float | None]) -> np.ndarray:
+    """float32, NaN for None."""
+    return np.array([np.nan if v is None else v for v in values], np.float32)
 
 
 def encode_step_arrays(
@@ -178,6 +191,7 @@ def step_arrays(step: gradflow_pb2.Step, n_ops: int, n_vars: int) -> tuple[np.nd
 
 
 def decode_step(data: bytes) -> gradflow_pb2.Step:
+    """A Step parsed from untrusted bytes; FormatError if malformed."""
     step = gradflow_pb2.Step()
     try:
         step.ParseFromString(data)
@@ -187,6 +201,7 @@ def decode_step(data: bytes) -> gradflow_pb2.Step:
 
 
 def decode_graph(data: bytes) -> gradflow_pb2.Graph:
+    """A Graph parsed from untrusted bytes; FormatError if malformed."""
     graph = gradflow_pb2.Graph()
     try:
         graph.ParseFromString(data)
@@ -199,6 +214,8 @@ _STATE_BYTES = bytes(range(len(V.STATES)))
 
 
 def check_aligned(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> None:
+    """Raises FormatError unless `step` holds one value of each kind per op and variable of
+    `graph`, in either format version: what a hostile logdir must not get past."""
     if step.graph_id != graph.graph_id:
         raise FormatError(f"step refers to graph {step.graph_id!r}, not {graph.graph_id!r}")
     n_ops, n_vars = len(graph.ops), len(graph.variables)
@@ -223,6 +240,7 @@ def check_aligned(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> None:
 
 
 def decode_state(code: int) -> str:
+    """The state name of a state code."""
     return V.STATES[code]
 
 
@@ -240,13 +258,14 @@ def _fraction(value: float) -> float | None:
 
 
 def cut_points(graph: gradflow_pb2.Graph) -> list[CutPoint]:
+    """The graph's cut points, in op order: every op with a cause."""
     names = [v.name for v in graph.variables]
     op_names = [op.name for op in graph.ops]
     return [
         CutPoint(
             op_name=op.name,
             op_type=op.type,
-            cause=V.CAUSES[op.cause],
+            cause=V.CAUSES[op.cause] or "",  # never "": only ops with a cause are cut points
             source=op.source,
             starved_variables=tuple(names[i] for i in op.starved_variables),
             detail=op.cause_detail,
@@ -288,7 +307,7 @@ def _read_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
 # claims: a logdir is untrusted, and hand-made graphs reuse ids. Each entry holds its graph, so an
 # object id cannot be reused while cached; a graph is not changed once a report is built from it.
 _FIELDS_KEPT = 8
-_fields_by_object: "collections.OrderedDict[int, tuple[gradflow_pb2.Graph, _GraphFields]]" = (
+_fields_by_object: collections.OrderedDict[int, tuple[gradflow_pb2.Graph, _GraphFields]] = (
     collections.OrderedDict()
 )
 
@@ -360,7 +379,7 @@ def _variable_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarra
     _, _, codes, norms, _, presence = values()
     variables = {}
     for (name, shape, sparse), code, norm, fraction in zip(
-        fields.variables, codes.tolist(), norms.tolist(), presence.tolist()
+        fields.variables, codes.tolist(), norms.tolist(), presence.tolist(), strict=False
     ):
         state = decode_state(code)
         variables[name] = VariableRecord(
@@ -385,7 +404,7 @@ def _op_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarray, ...
             presence_at_input=at_input,
         )
         for (name, op_type, source, inputs, cause, measured, at_input), code, norm, fraction in zip(
-            fields.ops, codes.tolist(), norms.tolist(), presence.tolist()
+            fields.ops, codes.tolist(), norms.tolist(), presence.tolist(), strict=False
         )
     )
 

@@ -30,7 +30,8 @@ class GroupIndex:
     causes: np.ndarray  # uint8 per op, 0 when not a cut point
 
     @classmethod
-    def of(cls, graph: gradflow_pb2.Graph) -> "GroupIndex":
+    def of(cls, graph: gradflow_pb2.Graph) -> GroupIndex:
+        """The index of `graph`'s ops by scope (once per graph version)."""
         ops = list(graph.ops)
         scopes = [op.name.rpartition("/")[0] for op in ops]
         keyed = sorted((scope + "/", i) for i, scope in enumerate(scopes))
@@ -67,6 +68,8 @@ class GroupLayout:
 
 
 def group_layout(index: GroupIndex, graph: gradflow_pb2.Graph, group: str) -> GroupLayout:
+    """The structure of one group (its child groups, own ops and the edges between them); 404 for
+    a group with no ops."""
     subtree = index.subtree(group)
     if group and not len(subtree):
         raise not_found(f"no group {group!r} in this graph")
@@ -81,13 +84,15 @@ def group_layout(index: GroupIndex, graph: gradflow_pb2.Graph, group: str) -> Gr
             child_name.append(f"{group}/{head}" if group else head)
     group_names = sorted({n for n in child_name if n is not None})
     number = {name: k for k, name in enumerate(group_names)}
-    direct_ops = [i for i, n in zip(subtree.tolist(), child_name) if n is None]
+    direct_ops = [i for i, n in zip(subtree.tolist(), child_name, strict=False) if n is None]
     for k, op in enumerate(direct_ops):
-        number[op] = len(group_names) + k  # type: ignore[index]
+        number[op] = len(group_names) + k
     child_of_op = np.array(
-        [number[n] if n is not None else number[i] for i, n in zip(subtree.tolist(), child_name)], np.int64
+        [number[n] if n is not None else number[i]
+         for i, n in zip(subtree.tolist(), child_name, strict=False)],
+        np.int64,
     )
-    child_of = dict(zip(subtree.tolist(), child_of_op.tolist()))
+    child_of = dict(zip(subtree.tolist(), child_of_op.tolist(), strict=False))
     group_edges: list[set[int]] = [set() for _ in group_names]
     for i, child in child_of.items():
         if child >= len(group_names):

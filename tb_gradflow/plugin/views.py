@@ -43,8 +43,9 @@ class _VersionParts:
 
 
 def _version_parts(graph: gradflow_pb2.Graph) -> _VersionParts:
+    all_ops = list(range(len(graph.ops)))
     return _VersionParts(
-        op_fields=_fields({k: encode(v) for k, v in R.op_columns(graph, list(range(len(graph.ops)))).items()}),
+        op_fields=_fields({k: encode(v) for k, v in R.op_columns(graph, all_ops).items()}),
         variable_fields=_fields({k: encode(v) for k, v in R.variable_columns(graph).items()}),
         cut_points=encode(R.cut_points_json(graph)),
         variable_names=np.array([v.name for v in graph.variables], dtype=object),
@@ -62,6 +63,8 @@ def _lookup_step(series: TagSeries, step: int | None) -> tuple[int, VersionValue
 
 
 def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> str:
+    """The `graph` route's body at `step` (default the last): the version's structure, encoded
+    once, and this step's columns."""
     series = _readable(cached)
     step, values, row = _lookup_step(series, step)
     graph = values.graph
@@ -69,7 +72,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
     numbers = cached.derived("version_numbers", lambda: R.version_numbers(series))
     op_codes, var_codes = values.op_states[row], values.variable_states[row]
     head = R.graph_head(run, tag, series, graph, numbers, step, R.loss_json(values.losses[row]))
-    ops = "{%s,%s}" % (
+    ops = "{{{},{}}}".format(
         parts.op_fields,
         _fields(
             {
@@ -79,7 +82,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
             }
         ),
     )
-    variables = "{%s,%s}" % (
+    variables = "{{{},{}}}".format(
         parts.variable_fields,
         _fields(
             {
@@ -93,7 +96,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
     def names_in(state: str) -> str:
         return encode(parts.variable_names[var_codes == V.STATE_CODE[state]].tolist())
 
-    return "{%s}" % _fields(
+    return "{" + _fields(
         {
             **{k: encode(v) for k, v in head.items()},
             "ops": ops,
@@ -103,7 +106,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
             "zero_variables": names_in(V.ZERO),
             "nonfinite_variables": names_in(V.NONFINITE),
         }
-    )
+    ) + "}"
 
 
 def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str) -> str:
@@ -127,7 +130,7 @@ def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str)
     order = np.argsort(np.concatenate(steps), kind="stable")
     step_array = np.concatenate(steps)[order]
     code_array = np.concatenate(codes)[order]
-    return "{%s}" % _fields(
+    return "{" + _fields(
         {
             "run": encode(run),
             "tag": encode(tag),
@@ -137,7 +140,7 @@ def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str)
             "norms": encode(_norms(code_array, np.concatenate(norms)[order])),
             "presences": encode(presence_json(np.concatenate(presences)[order])),
         }
-    )
+    ) + "}"
 
 
 def diagnosis_view(cached: CachedSeries, step: int | None) -> str:

@@ -6,11 +6,13 @@ input: a tag that cannot be decoded is skipped with a warning naming its run and
 """
 from __future__ import annotations
 
+import builtins
 import concurrent.futures
 import dataclasses
 import functools
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 from tensorboard import context as tb_context
@@ -21,8 +23,15 @@ from tb_gradflow.format import metadata
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.format.records import (
-    check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, presence_arrays, report_from_columns,
-    step_arrays, unpack_states,
+    check_aligned,
+    decode_graph,
+    decode_step,
+    dequantize_norms,
+    is_packed,
+    presence_arrays,
+    report_from_columns,
+    step_arrays,
+    unpack_states,
 )
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.report import Report
@@ -103,11 +112,13 @@ class VersionValues:
     _variable_index: dict[str, int] | None = None
 
     def op_index(self) -> dict[str, int]:
+        """Each op's column by name (made on first use)."""
         if self._op_index is None:
             self._op_index = {op.name: i for i, op in enumerate(self.graph.ops)}
         return self._op_index
 
     def variable_index(self) -> dict[str, int]:
+        """Each variable's column by name (made on first use)."""
         if self._variable_index is None:
             self._variable_index = {v.name: i for i, v in enumerate(self.graph.variables)}
         return self._variable_index
@@ -142,9 +153,11 @@ class TagSeries:
 
     @property
     def last_step(self) -> int:
+        """The last logged step."""
         return self.steps[-1]
 
     def report(self, step: int | None = None) -> Report:
+        """The report at a logged `step` (default the last), built from the columns."""
         if step is None:
             step = self.last_step
         graph_id, row = self.where[step]
@@ -260,7 +273,7 @@ class GradflowReader:
             return None
         return _series(run, name, info.description, graphs, per_version)
 
-    def _read_tensors(self, ctx: Any, run: str, name: str, downsample: int) -> list:
+    def _read_tensors(self, ctx: Any, run: str, name: str, downsample: int) -> builtins.list[Any]:
         tensors = self._provider.read_tensors(
             ctx,
             experiment_id=self._experiment_id,
@@ -270,7 +283,7 @@ class GradflowReader:
         )
         return tensors.get(run, {}).get(name, [])
 
-    def _read_step_tensors(self, ctx: Any, run: str, name: str, max_step_bytes: int) -> list:
+    def _read_step_tensors(self, ctx: Any, run: str, name: str, max_step_bytes: int) -> builtins.list[Any]:
         """Every kept step of run/name, asking the provider for at most about `read_budget_bytes`
         at once (the Rust data server's replies stop at 256 MiB): the size of the last step
         sets how many steps one read may return. A run with more steps than that is served as
@@ -403,7 +416,7 @@ def _known_rows(previous: TagSeries | None, graphs: dict[str, gradflow_pb2.Graph
     for graph_id, values in (previous.versions.items() if previous else ()):
         if graphs.get(graph_id) != values.graph:
             continue
-        for row, key in enumerate(zip(values.steps.tolist(), values.wall_times.tolist())):
+        for row, key in enumerate(zip(values.steps.tolist(), values.wall_times.tolist(), strict=False)):
             known[key] = (values, row)
     return known
 
@@ -436,7 +449,7 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
             losses[i] = source.loss
             op_presence[i], variable_presence[i] = map(P.to_codes, presence_arrays(source, op_states[i], variable_states[i]))
     if packed:
-        steps = [rows[i][2] for i in packed]
+        steps = [cast(gradflow_pb2.Step, rows[i][2]) for i in packed]
         index = np.array(packed, np.int64)
 
         def matrix(field: str, width: int) -> np.ndarray:
