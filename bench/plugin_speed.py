@@ -68,9 +68,11 @@ def trace_resnet(run_dir: str):
     from tb_gradflow.format import presence as P
     from tb_gradflow.format.records import encode_step_arrays
 
-    op_codes, op_norms, var_codes, var_norms, op_presence, var_presence = values.columns(0)
-    step = encode_step_arrays(values.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(values.losses[0]),
-                              P.from_codes(op_presence), P.from_codes(var_presence))
+    step = encode_step_arrays(
+        values.graph.graph_id, values.op_states[0], values.op_norms[0], values.variable_states[0],
+        values.variable_norms[0], float(values.losses[0]),
+        P.from_codes(values.presence_codes("op", 0)), P.from_codes(values.presence_codes("variable", 0)),
+    )
     return ProbeResult(values.graph, step)
 
 

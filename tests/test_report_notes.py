@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("playwright")
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tb_gradflow  # noqa: E402
 from support.browser import READY, browser, page  # noqa: E402,F401
+from support.models import dead_relu_model  # noqa: E402
 from tb_gradflow import vocabulary as V  # noqa: E402
 from tb_gradflow.story import story  # noqa: E402
 
@@ -35,15 +35,7 @@ def _cut():
 
 
 def _dead_relu():
-    keras.utils.set_random_seed(0)
-    layer = keras.layers.Dense(16, activation="relu", name="dense_3")
-    head = keras.layers.Dense(1, name="head")
-    x = tf.random.normal([32, 5], seed=1)
-    head(layer(x))
-    bias = np.full(16, -1e3, np.float32)
-    bias[:1] = 0.0
-    layer.bias.assign(bias)
-    return tb_gradflow.analyze(lambda x: tf.reduce_sum(head(layer(x)) ** 2), x)
+    return tb_gradflow.analyze(*dead_relu_model(live_units=1))
 
 
 def _sparse_embedding():
