@@ -51,6 +51,9 @@ setup(
         # tensorflow package in beside tensorflow-cpu.
         "test-libs": ["tensorflow-probability>=0.24,<1", "tf_keras>=2.16,<3", "keras-hub>=0.22,<1"],
         "proto": ["grpcio-tools>=1.62,<1.63"],
+        # The viewer that tests/test_model_explorer.py draws `export --format model-explorer` in;
+        # optional: the test skips without it. Users install it themselves to view the export.
+        "model-explorer": ["ai-edge-model-explorer>=0.1.34,<0.2"],
     },
     entry_points={
         "console_scripts": ["tb-gradflow = tb_gradflow.cli:main"],

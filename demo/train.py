@@ -2,7 +2,8 @@
 
 Every `--log-every` steps the training step *is* `tb_gradflow.summary.gradflow(..., optimizer=)`,
 so logging costs no extra forward or backward pass. Writes LOGDIR/broken and LOGDIR/fixed and
-prints both reports.
+prints both reports. LOGDIR is checked first: the demo replaces its own two runs and refuses a
+folder holding anything else, so a user's files are never deleted.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tb_gradflow  # noqa: E402
+from logdir import prepare_logdir  # noqa: E402
 from vae import ColourVAE, make_images, vae_loss  # noqa: E402
 
 
@@ -62,6 +64,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few steps, for tests")
     args = parser.parse_args()
     steps, log_every = (12, 3) if args.quick else (args.steps, args.log_every)
+    prepare_logdir(args.logdir)
     train(args.logdir, "numpy", "broken", steps, log_every)
     train(args.logdir, "gather", "fixed", steps, log_every)
 

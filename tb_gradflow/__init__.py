@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from tb_gradflow import install_hint
 from tb_gradflow.presenting import ReportPresenter
 from tb_gradflow.report import CutPoint, OpRecord, Report, VariableRecord, present_with
 
@@ -32,12 +33,7 @@ def __getattr__(name: str) -> Any:
     try:
         module = importlib.import_module(_NEEDS_TENSORFLOW[name])
     except ModuleNotFoundError as e:
-        if e.name is None or e.name.split(".")[0] not in ("tensorflow", "keras"):
+        if not install_hint.is_missing_training_module(e):
             raise
-        raise ModuleNotFoundError(
-            f"tb_gradflow.{name} needs TensorFlow and Keras ({e.name} is not installed): "
-            'pip install "tb_gradflow[cpu]" (or "tb_gradflow[gpu]" for the CUDA build). '
-            "The TensorBoard tab, the tb-gradflow command and the HTML export work without them.",
-            name=e.name,
-        ) from e
+        raise install_hint.needs_tensorflow(f"tb_gradflow.{name}", e) from e
     return module.analyze if name == "analyze" else module

@@ -23,8 +23,11 @@ EXIT_OK = 0
 EXIT_STARVING = 1  # report: a trainable variable starves; diff: the second run has cuts the first lacks
 EXIT_USAGE = 2  # argparse's own status for a bad command line
 EXIT_NO_DATA = 3  # the logdir is missing, or holds no gradflow data for the runs/tags asked for
+EXIT_OUTPUT = 4  # export: the output cannot be written (its folder does not exist, no permission)
+EXIT_BROKEN_PIPE = 128 + 13  # stdout closed early (`| head`): what a shell reports for SIGPIPE
 
-_BAD_LOGDIR = "bad logdir: missing, not a directory, or no gradflow data for --run/--tag"
+_BAD_LOGDIR = ("bad logdir: missing, not a directory, or no gradflow data for --run/--tag "
+               "(or --step)")
 
 
 def _exit_help(*lines: tuple[int, str]) -> str:
@@ -33,10 +36,12 @@ def _exit_help(*lines: tuple[int, str]) -> str:
 
 
 REPORT_EXITS = _exit_help((EXIT_OK, "every trainable variable gets a gradient"),
-                          (EXIT_STARVING, "a trainable variable starves (cut point named or not)"))
+                          (EXIT_STARVING, "a trainable variable starves (cut point named or not), "
+                                          "or the loss reads no trainable variable"))
 DIFF_EXITS = _exit_help((EXIT_OK, "run B has no cut or starved variable that run A lacks"),
                         (EXIT_STARVING, "run B has a cut or a starved variable that run A lacks"))
-EXPORT_EXITS = _exit_help((EXIT_OK, "the file is written"))
+EXPORT_EXITS = _exit_help((EXIT_OK, "the file is written"),
+                          (EXIT_OUTPUT, "the output cannot be written (its folder is missing)"))
 EXIT_CODES_HELP = "\n\n".join(f"{name}: {text}" for name, text in
                                 (("report", REPORT_EXITS), ("diff", DIFF_EXITS), ("export", EXPORT_EXITS)))
 
@@ -55,6 +60,8 @@ class Loaded:
 
     series: dict[tuple[str, str], TagSeries]
     warnings: list[str]
+    # Every run of the logdir and its gradflow tags, whatever the filter: named when none match.
+    available: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 def load(logdir: str, runs: Sequence[str] | None = None, tag: str | None = None) -> Loaded:
@@ -76,7 +83,8 @@ def load(logdir: str, runs: Sequence[str] | None = None, tag: str | None = None)
             series = reader.read(run, name, listing[run][name])
             if series is not None:
                 found[(run, name)] = series
-    return Loaded(found, warnings)
+    available = {run: sorted(listing[run]) for run in sorted(listing)}
+    return Loaded(found, warnings, available)
 
 
 def _print_warnings(warnings: list[str]) -> None:
@@ -84,11 +92,39 @@ def _print_warnings(warnings: list[str]) -> None:
         print(f"tb-gradflow: warning: {T.safe(message)}", file=sys.stderr)
 
 
-def _no_data(logdir: str, runs: Sequence[str] | None, tag: str | None) -> CliError:
-    what = "no gradflow data"
-    if runs or tag is not None:
-        what += " for the given --run/--tag"
-    return CliError(f"{what} in {logdir!r}")
+_HTML_DEFAULT = "gradflow.html"
+_RUNS_NAMED = 8  # runs listed when a filter matches nothing; the rest are counted
+
+
+def _what_exists(available: dict[str, list[str]]) -> str:
+    """The runs of a logdir with their tags, for a filter that matched nothing."""
+    if not available:
+        return "it holds no gradflow runs"
+    shown = [f"{run!r} (tags {', '.join(repr(t) for t in tags)})"
+             for run, tags in available.items()]
+    more = len(shown) - _RUNS_NAMED
+    listed = "; ".join(shown[:_RUNS_NAMED]) + (f"; and {more} more" if more > 0 else "")
+    return f"runs there: {listed}"
+
+
+def _no_data(logdir: str, runs: Sequence[str] | None, tag: str | None,
+             available: dict[str, list[str]] | None = None) -> CliError:
+    if not (runs or tag is not None):
+        return CliError(f"no gradflow data in {logdir!r}")
+    filters = [f"--run {r!r}" for r in runs or ()]
+    if tag is not None:
+        filters.append(f"--tag {tag!r}")
+    asked = ", ".join(filters)
+    return CliError(f"no gradflow data for {asked} in {logdir!r}; {_what_exists(available or {})}")
+
+
+def _steps_text(steps: Sequence[int], ends: int = 3) -> str:
+    """"3 steps: 0, 5, 10", or "120 steps: 0, 10, 20 … 1170, 1180, 1190" when there are many."""
+    shown = [str(s) for s in steps]
+    if len(shown) > 2 * ends:
+        shown = [*shown[:ends], "…", *shown[-ends:]]
+    listed = ", ".join(shown).replace(", …,", " …")
+    return f"{len(steps)} step{'s' if len(steps) != 1 else ''} logged: {listed}"
 
 
 def _shown_run(run: str, logdir: str) -> str:
@@ -100,10 +136,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     loaded = load(args.logdir, runs, args.tag)
     _print_warnings(loaded.warnings)
     if not loaded.series:
-        raise _no_data(args.logdir, runs, args.tag)
+        raise _no_data(args.logdir, runs, args.tag, loaded.available)
     reports = {key: series.report() for key, series in loaded.series.items()}
-    # A starved variable fails a CI job whether or not a cut point was named for it.
-    starving = any(r.starved_variables for r in reports.values())
+    # A starved variable fails a CI job whether or not a cut point was named for it, and so does
+    # a loss that reads no trainable variable (nothing would train).
+    starving = any(r.starved_variables or r.reads_nothing for r in reports.values())
     if args.json:
         out: dict[str, Any] = {}
         for (run, name), series in loaded.series.items():
@@ -185,7 +222,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     tags = {run: {t for (r, t) in loaded.series if r == run} for run in args.run}
     for run in args.run:
         if not tags[run]:
-            raise CliError(f"no gradflow data for run {run!r}" + (f", tag {args.tag!r}" if args.tag else "") + f" in {args.logdir!r}")
+            raise CliError(f"no gradflow data for run {run!r}" + (f", tag {args.tag!r}" if args.tag else "")
+                           + f" in {args.logdir!r}; {_what_exists(loaded.available)}")
     common = sorted(tags[run_a] & tags[run_b])
     if not common:
         raise CliError(f"runs {run_a!r} and {run_b!r} share no gradflow tag; pass --tag")
@@ -217,13 +255,61 @@ def cmd_export(args: argparse.Namespace) -> int:
     loaded = load(args.logdir, runs, args.tag)
     _print_warnings(loaded.warnings)
     if not loaded.series:
-        raise _no_data(args.logdir, runs, args.tag)
+        raise _no_data(args.logdir, runs, args.tag, loaded.available)
     series = loaded.series
+    _check_step(series, args.step)
+    if args.format == "model-explorer":
+        return _export_model_explorer(args, series)
+    _check_output(args.output)
     if args.max_steps is not None:
         series = {key: thin(s, args.max_steps, args.step) for key, s in series.items()}
-    size = export_logdir(series, args.output, step=args.step, title=os.path.basename(os.path.abspath(args.logdir)))
+    try:
+        size = export_logdir(series, args.output, step=args.step,
+                             title=os.path.basename(os.path.abspath(args.logdir)))
+    except OSError as e:
+        raise CliError(f"cannot write {args.output!r}: {e.strerror or e}", EXIT_OUTPUT) from e
     print(f"wrote {args.output} ({size / 1024:.0f} KiB)")
     return EXIT_OK
+
+
+def _export_model_explorer(args: argparse.Namespace,
+                           series: dict[tuple[str, str], TagSeries]) -> int:
+    """One run and tag as Model Explorer's graph JSON and node-data overlays, in a folder."""
+    from tb_gradflow.export.model_explorer import export_model_explorer
+
+    if len(series) != 1:
+        listed = ", ".join(f"--run {run!r} --tag {tag!r}" for run, tag in series)
+        raise CliError(f"--format model-explorer writes one run and tag; pick one of: {listed}",
+                       EXIT_USAGE)
+    folder = args.output if args.output != _HTML_DEFAULT else "gradflow-model-explorer"
+    _check_output(folder)  # the folder itself is created when missing, not its parent
+    [(run, tag)] = series
+    try:
+        written = export_model_explorer(series[(run, tag)], folder, args.step,
+                                        label=os.path.basename(os.path.abspath(args.logdir)))
+    except OSError as e:
+        raise CliError(f"cannot write {folder!r}: {e.strerror or e}", EXIT_OUTPUT) from e
+    overlays = ",".join(written[1:])
+    print(f"wrote {written[0]} and {len(written) - 1} node-data files; view them with:\n"
+          f"  model-explorer {written[0]} --node_data_paths={overlays} --host 127.0.0.1")
+    return EXIT_OK
+
+
+def _check_step(series: dict[tuple[str, str], TagSeries], step: int | None) -> None:
+    """The file opens at its first series; `--step` must be one that series logged."""
+    if step is None:
+        return
+    (run, tag), first = next(iter(series.items()))
+    if step not in first.where:
+        raise CliError(f"step {step} is not logged in run {run!r}, tag {tag!r}: "
+                       f"{_steps_text(first.steps)}")
+
+
+def _check_output(path: str) -> None:
+    """Fails before any work when the output's folder does not exist."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError(f"cannot write {path!r}: the folder {folder!r} does not exist", EXIT_OUTPUT)
 
 
 def _positive(text: str) -> int:
@@ -277,7 +363,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--step", type=int, help="the step the file opens at (default: the last)")
     export.add_argument("--max-steps", type=_positive, metavar="N",
                         help="keep at most N logged steps per run, evenly spaced (default: all)")
-    export.add_argument("-o", "--output", default="gradflow.html", help="the file to write (default: %(default)s)")
+    export.add_argument("--format", choices=("html", "model-explorer"), default="html",
+                        help="html: one self-contained file; model-explorer: a folder with Model "
+                        "Explorer's graph JSON and node-data overlays of one run, tag and step")
+    export.add_argument("-o", "--output", default=_HTML_DEFAULT,
+                        help="the file (html) or folder (model-explorer) to write "
+                        "(default: %(default)s; model-explorer: gradflow-model-explorer)")
     export.set_defaults(func=cmd_export)
 
     logcheck.add_parser(sub)
@@ -288,10 +379,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.func
     try:
-        return command(args)
+        status = command(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit where it would print a traceback
+        return status
     except CliError as e:
         print(f"tb-gradflow: {T.safe(str(e))}", file=sys.stderr)
         return e.status
+    except BrokenPipeError:
+        # The reader left (`| head`): stop quietly, as Unix tools do. Python would flush stdout
+        # again at exit and fail once more, so stdout now points at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | 
         "variables": full["variables"],
         "cut_points": full["cut_points"],
         "starved_variables": full["starved_variables"],
+        # Left out on purpose: Keras does not train them (frozen layers or models).
+        "frozen_variables": full["frozen_variables"],
         "ops": len(report.ops),
         # Presence of each op where known (measured ops a gradient reaches): of the gradient at
         # its output, or for a gating op of what it passes back to its input.

@@ -86,6 +86,11 @@ class OpRecord:
         """Which gradient `presence` is of: "input" (gating ops) or "output"."""
         return "input" if self.presence_at_input else "output"
 
+    @property
+    def source_path(self) -> str:
+        """The absolute `path:LINE` of `source` here ("" if not found): see `_source_path`."""
+        return _source_path(self.source)
+
 
 class _MadeOnFirstUse:
     """Records made by `make` on first use: a logging step builds a report every call, and on a
@@ -190,6 +195,11 @@ class CutPoint:
         """How to fix a cut of this cause, in one sentence."""
         return V.HINTS[self.cause]
 
+    @property
+    def source_path(self) -> str:
+        """The absolute `path:LINE` of `source` here ("" if not found): see `_source_path`."""
+        return _source_path(self.source)
+
     def to_dict(self) -> dict[str, Any]:
         """The cut point as JSON (the `diagnosis` route and `--json` carry it)."""
         return {
@@ -201,6 +211,14 @@ class CutPoint:
             "parallel_cuts": list(self.parallel_cuts),
             "library_source": self.library_source or None,
         }
+
+
+def _source_path(source: str) -> str:
+    """For local "open in editor" use, never shown by default: sources are stored relative to
+    their git repository's root (they travel with the logdir); this is the file on this machine."""
+    from tb_gradflow.capture.sources import absolute_source  # free of TensorFlow
+
+    return absolute_source(source)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,7 +252,22 @@ class Report:
     graph_id: str = ""
     fallback_reason: str = ""
     computes_in_float16: bool = False
+    # Variables the loss reads that Keras does not train (frozen layers or models): left out of
+    # `variables`, never starved or blamed, listed so that a user sees what was left out.
+    frozen_variables: tuple[str, ...] = ()
+    # Names by which the loss reaches Keras models that are entirely frozen.
+    frozen_models: tuple[str, ...] = ()
+    # Names by which the loss refers to Keras models whose variables it never reads.
+    unread_models: tuple[str, ...] = ()
+    # The loss's shape when it is not a scalar (its sum is differentiated); "" for a scalar.
+    loss_shape: str = ""
     graph: gradflow_pb2.Graph | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def reads_nothing(self) -> bool:
+        """The loss reads no trainable variable: nothing would train (Keras' "No gradients
+        provided for any variable")."""
+        return not self.variables
 
     @property
     def starved_variables(self) -> list[str]:
@@ -263,6 +296,10 @@ class Report:
                 for n, v in self.variables.items()
             },
             "starved_variables": self.starved_variables,
+            "frozen_variables": list(self.frozen_variables),
+            "frozen_models": list(self.frozen_models),
+            "unread_models": list(self.unread_models),
+            "loss_shape": self.loss_shape or None,
             "cut_points": [c.to_dict() for c in self.cut_points],
             "ops": [
                 {

@@ -128,6 +128,11 @@ def loss_json(loss: float) -> float | str | None:
     return None if np.isnan(loss) else json_float(float(loss))
 
 
+def sampled(series: TagSeries) -> dict[str, str]:
+    """`{"sampled": why}` for a series the provider served only a sample of, else {}."""
+    return {"sampled": series.sampled} if series.sampled else {}
+
+
 def runs_body(series_by_run: dict[str, dict[str, TagSeries]]) -> dict[str, Any]:
     """The `runs` route's body."""
     return {
@@ -138,6 +143,7 @@ def runs_body(series_by_run: dict[str, dict[str, TagSeries]]) -> dict[str, Any]:
                 "graph_versions": len(s.versions),
                 "description": s.description,
                 "ops": len(s.versions[s.where[s.last_step][0]].graph.ops),
+                **sampled(s),
             }
             for tag, s in sorted(tags.items())
         }
@@ -217,6 +223,7 @@ def graph_head(
     if at_step:
         head["loss"] = loss
     head["fallback_reason"] = graph.fallback_reason or None
+    head.update(sampled(series))
     return head
 
 

@@ -44,7 +44,7 @@ def _sentence(text: str, names: list[str] | None = None) -> dict[str, Any]:
     return {"text": text, "names": names or []}
 
 
-def _cut_json(cut: CutPoint, ops_by_name: dict[str, Any]) -> dict[str, Any]:
+def _cut_json(cut: CutPoint, ops_by_name: dict[str, Any], eager: bool = False) -> dict[str, Any]:
     op = ops_by_name.get(cut.op_name)
     state = op.state if op is not None else V.NONE
     inputs = list(op.inputs) if op is not None else []
@@ -54,7 +54,7 @@ def _cut_json(cut: CutPoint, ops_by_name: dict[str, Any]) -> dict[str, Any]:
         "text": describe_cut(cut),
         "hint": cut.hint,
         # what the cut point is: what arrives from the loss, and where nothing goes on to
-        "arriving": V.ARRIVING[state],
+        "arriving": V.ARRIVING_UNRECORDED if eager else V.ARRIVING[state],
         "blocked": "nothing passes back through it to its inputs" if inputs else "it has no inputs",
         "blocked_inputs": inputs,
     }
@@ -62,6 +62,12 @@ def _cut_json(cut: CutPoint, ops_by_name: dict[str, Any]) -> dict[str, Any]:
 
 def _headline(report: Report, starving: list[CutPoint]) -> tuple[str, dict[str, Any]]:
     starved = report.starved_variables
+    if report.reads_nothing:
+        if report.frozen_variables and not report.unread_models:
+            models = ", ".join(f"`{m}`" for m in report.frozen_models)
+            text = V.ALL_FROZEN_HEADLINE.format(models=f" ({models})" if models else "")
+            return "cut", _sentence(text, list(report.frozen_models))
+        return "cut", _sentence(V.READS_NOTHING_HEADLINE)
     if starving:
         by_cut = list(dict.fromkeys(v for c in starving for v in c.starved_variables))
         text = (
@@ -140,10 +146,38 @@ def _presence_notes(report: Report) -> list[dict[str, Any]]:
     return notes
 
 
+def _reads_nothing_notes(report: Report) -> list[dict[str, Any]]:
+    """Why a loss may read no trainable variable, the models it names but never calls first."""
+    if not report.reads_nothing:
+        return []
+    notes = []
+    for model in report.unread_models:
+        text = f"the loss refers to model `{model}` but never calls it"
+        notes.append({"kind": V.READS_NOTHING, **_sentence(text, [model])})
+    if not (report.frozen_variables and not report.unread_models):
+        causes = "; or ".join(V.READS_NOTHING_CAUSES)
+        notes.append({"kind": V.READS_NOTHING, **_sentence(f"likely causes: {causes}")})
+    return notes
+
+
+def _left_out_notes(report: Report) -> list[dict[str, Any]]:
+    """What the report leaves out on purpose (frozen variables) and how the loss was taken."""
+    notes = []
+    frozen = list(report.frozen_variables)
+    if frozen:
+        text = f"{plural(len(frozen), 'frozen variable')} {V.FROZEN_NOTE}"
+        notes.append({"kind": V.FROZEN, **_sentence(text, frozen)})
+    if report.loss_shape:
+        text = f"the loss has shape {report.loss_shape}, not a scalar: {V.SUMMED_LOSS_NOTE}"
+        notes.append({"kind": V.SUMMED_LOSS, **_sentence(text)})
+    return notes
+
+
 def _notes(report: Report) -> list[dict[str, Any]]:
     notes = []
     if report.fallback_reason:
         notes.append({"kind": "fallback", **_sentence(f"op-level detail unavailable: {report.fallback_reason}")})
+    notes += _reads_nothing_notes(report) + _left_out_notes(report)
     cut_starved = {v for c in report.cut_points for v in c.starved_variables}
     unused = [v for v in report.starved_variables if v not in cut_starved]
     if unused and not report.fallback_reason:
@@ -172,8 +206,8 @@ def story(report: Report) -> dict[str, Any]:
     return {
         "tone": tone,
         "headline": headline,
-        "cuts": [_cut_json(c, ops_by_name) for c in starving],
-        "harmless": [_cut_json(c, ops_by_name) for c in harmless],
+        "cuts": [_cut_json(c, ops_by_name, bool(report.fallback_reason)) for c in starving],
+        "harmless": [_cut_json(c, ops_by_name, bool(report.fallback_reason)) for c in harmless],
         "harmless_summary": (
             f"{plural(len(harmless), 'blocking op')} starve{'' if many else 's'} nothing: "
             "another path still carries the gradient"
@@ -230,7 +264,9 @@ def story_lines(report: Report, telling: Telling = Telling()) -> list[str]:
     plain, every name written out: `str(report)`)."""
     told, t = story(report), telling
     header = "gradflow" if report.step is None else f"gradflow at step {report.step}"
-    lines = [t.bold(f"{header}: {len(report.ops)} ops on the loss path, {len(report.variables)} trainable variables")]
+    frozen = f", {len(report.frozen_variables)} frozen" if report.frozen_variables else ""
+    lines = [t.bold(f"{header}: {len(report.ops)} ops on the loss path, "
+                    f"{len(report.variables)} trainable variables{frozen}")]
     notes = told["notes"]
     lines += [t.note(f"  {t.sentence(n)}") for n in notes if n["kind"] == "fallback"]
     tone = {"cut": t.bad, "warn": t.note}.get(told["tone"], t.good)

@@ -14,7 +14,13 @@ import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import tensorflow as tf
+
+from tb_gradflow import install_hint
+
+try:
+    import tensorflow as tf
+except ModuleNotFoundError as _missing:  # a viewer-only install: say which extra to add
+    raise install_hint.needs_tensorflow("tb_gradflow.summary", _missing) from _missing
 
 from tb_gradflow.capture.analyze import probe_for, run_probe
 from tb_gradflow.capture.optimizer_step import apply_gradients, plain_step

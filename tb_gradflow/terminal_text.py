@@ -21,6 +21,8 @@ from tb_gradflow.story import Telling, story_lines
 _LIST_SHOWN = 6
 _HARMLESS_SHOWN = 5
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# The colour codes `Style` writes; only our own, since names from a logdir are escaped by `safe`.
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def safe(text: str) -> str:
@@ -90,7 +92,8 @@ def wrap(lines: Sequence[str], width: int) -> str:
     """
     out: list[str] = []
     for line in lines:
-        indent = " " * (len(line) - len(line.lstrip(" ")))
+        visible = _SGR.sub("", line)  # a coloured line starts with its colour code, then the indent
+        indent = " " * (len(visible) - len(visible.lstrip(" ")))
         out.extend(
             textwrap.wrap(line, width, initial_indent="", subsequent_indent=indent + "  ",
                           break_long_words=True, break_on_hyphens=False) or [""]

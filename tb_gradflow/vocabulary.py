@@ -65,7 +65,9 @@ ARRIVING: dict[str, str] = {
     FLOWING: "the gradient from the loss reaches it",
     ZERO: "an all-zero gradient reaches it from the loss",
     NONFINITE: "a NaN or Inf gradient reaches it from the loss",
-    NONE: "no gradient reaches it (something closer to the loss cuts it first)",
+    # A cut point gets no gradient only when its own output cannot carry one: a cut further
+    # along a chain is not named (capture/starving.py), so nothing closer can be claimed.
+    NONE: "its output is an integer or bool tensor, which carries no gradient back to it",
 }
 
 # Presence: the fraction of a gradient's elements that are nonzero and finite (issue 11).
@@ -97,6 +99,41 @@ DEAD_GATE_HINT = (
 )
 FEW_ROWS_NORMAL = (
     "normal for an embedding or a gather: rows that the batch does not look up get no gradient"
+)
+
+
+# ---- Issue 16: what a report leaves out on purpose, and a loss that reads nothing ----
+INTEGER_VARIABLE = "integer_variable"
+CAUSES += (INTEGER_VARIABLE,)
+CAUSE_CODE[INTEGER_VARIABLE] = 6
+assert CAUSES[CAUSE_CODE[INTEGER_VARIABLE]] == INTEGER_VARIABLE  # the proto's Cause value
+HINTS[INTEGER_VARIABLE] = (
+    "an integer variable never gets a gradient, whatever the loss does with it: make it float "
+    "(add_weight(dtype=\"float32\")) if it should learn, or not trainable (trainable=False) if "
+    "it is a counter or a lookup table."
+)
+CAUSE_WORDS[INTEGER_VARIABLE] = "an integer variable"
+# Note and headline kinds of the story.
+FROZEN = "frozen"
+READS_NOTHING = "reads_nothing"
+SUMMED_LOSS = "summed_loss"
+FROZEN_NOTE = "left out: Keras does not train them (a frozen layer or model, trainable=False)"
+READS_NOTHING_HEADLINE = "The loss reads no trainable variable: nothing would train"
+ALL_FROZEN_HEADLINE = (
+    "Every model the loss reaches is frozen (trainable=False){models}: nothing would train"
+)
+# The likely causes of a loss that reads nothing, in the order they are met.
+READS_NOTHING_CAUSES: tuple[str, ...] = (
+    "the model was called outside the loss function (preds = model(x) before it): call it "
+    "inside, so that the gradient can follow it",
+    "a tensor was computed before the tape or the loss function, or converted to numpy and back",
+    "every variable the loss uses is frozen (trainable=False) or was left out of variables=",
+)
+# What reaches a cut point, in the eager fallback, which records no op states.
+ARRIVING_UNRECORDED = "what reaches it from the loss is not recorded (eager fallback)"
+SUMMED_LOSS_NOTE = (
+    "its sum is differentiated, as tf.GradientTape does; reduce it (tf.reduce_mean) if that is "
+    "not what training uses"
 )
 
 

@@ -126,3 +126,75 @@ def test_frame_kinds():
     assert frame_kind("/tmp/ipykernel_4242/3941404902.py") == USER
     assert frame_text("/tmp/ipykernel_4242/3941404902.py", 7) == "notebook cell, line 7"
     assert frame_text("<ipython-input-12-0123abcd>", 3) == "Cell In[12], line 3"
+
+
+_TRAIN_SCRIPT = '''
+import sys
+import tensorflow as tf
+import tb_gradflow
+
+w = tf.Variable(tf.ones([3]), name="w")
+
+
+def loss_fn():
+    return tf.reduce_sum(tf.numpy_function(lambda a: a, [w * 2.0], tf.float32))  # MARK cut
+
+
+writer = tf.summary.create_file_writer(sys.argv[1])
+with writer.as_default():
+    report = tb_gradflow.summary.gradflow("gradflow", loss_fn, step=0, strict=True)
+writer.close()
+[cut] = report.cut_points
+print("SOURCE", cut.source)
+print("PATH", cut.source_path)
+'''
+
+
+def _run_script(script, cwd, logdir):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, str(script), str(logdir)], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.startswith(("SOURCE ", "PATH ")))
+    return found["SOURCE"], found["PATH"]
+
+
+def test_a_source_is_relative_to_its_git_repository_from_any_directory(tmp_path):
+    import subprocess
+
+    from tb_gradflow.cli import load
+
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    (repo / "pkg").mkdir(parents=True)
+    elsewhere.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    script = repo / "pkg" / "train.py"
+    script.write_text(_TRAIN_SCRIPT)
+    line = next(i for i, text in enumerate(_TRAIN_SCRIPT.splitlines(), 1) if "MARK cut" in text)
+    for cwd in (elsewhere, repo / "pkg"):  # run by absolute path, from outside and from inside
+        logdir = tmp_path / f"logs_{cwd.name}"
+        source, path = _run_script(script, cwd, logdir)
+        assert source == f"pkg/train.py:{line}", cwd
+        assert path == f"{script}:{line}"  # the absolute path, kept apart for local use
+        [series] = load(str(logdir)).series.values()
+        [cut] = series.report().cut_points
+        assert cut.source == f"pkg/train.py:{line}"  # what travels in the logdir
+        assert str(tmp_path) not in str(series.report())  # the absolute path is not shown
+
+
+def test_outside_a_repository_a_source_is_relative_to_the_working_directory(tmp_path):
+    from tb_gradflow.capture.sources import git_root, relative_source_path
+
+    if git_root(str(tmp_path)) is not None:
+        pytest.skip("the temporary folder is inside a git repository")
+    (tmp_path / "sub").mkdir()
+    script = tmp_path / "sub" / "train.py"
+    script.write_text(_TRAIN_SCRIPT)
+    line = next(i for i, text in enumerate(_TRAIN_SCRIPT.splitlines(), 1) if "MARK cut" in text)
+    source, path = _run_script(script, tmp_path, tmp_path / "logs")
+    assert (source, path) == (f"sub/train.py:{line}", f"{script}:{line}")
+    assert relative_source_path(str(script), cwd=str(tmp_path / "sub")) == "train.py"
+    assert relative_source_path("/elsewhere/x.py", cwd=str(tmp_path)) == "/elsewhere/x.py"

@@ -204,3 +204,47 @@ def test_many_harmless_blockers_are_one_line_by_type():
     assert lines[3] == ("    StopGradient (stop_gradient): 53 ops in 53 layers: "
                         "net/block_00_bn/moments … net/block_52_bn/moments")
     assert len(lines) == 5 and lines[4].startswith("    hint (stop_gradient):")
+
+
+def test_export_to_a_missing_folder_is_one_line_and_writes_nothing(logdir, tmp_path):
+    target = tmp_path / "missing" / "dir" / "x.html"
+    done = _run_cli("export", logdir, "-o", str(target))
+    assert done.returncode == cli.EXIT_OUTPUT
+    assert done.stderr.strip().splitlines() == [f"tb-gradflow: cannot write {str(target)!r}: the folder "
+                                                f"{str(target.parent)!r} does not exist"]
+    assert not (tmp_path / "missing").exists()
+
+
+def test_export_of_a_step_not_logged_names_the_logged_steps(logdir, tmp_path, capsys):
+    out = tmp_path / "x.html"
+    assert cli.main(["export", logdir, "--run", "broken", "--step", "999", "-o", str(out)]) == cli.EXIT_NO_DATA
+    assert capsys.readouterr().err.strip() == (
+        "tb-gradflow: step 999 is not logged in run 'broken', tag 'gradflow': 3 steps logged: 0, 5, 10")
+    assert not out.exists()
+    assert cli._steps_text(list(range(0, 1200, 10))) == "120 steps logged: 0, 10, 20 … 1170, 1180, 1190"
+
+
+def test_a_filter_that_matches_nothing_names_the_runs_and_tags_there(logdir, capsys):
+    assert cli.main(["report", logdir, "--run", "nosuch"]) == cli.EXIT_NO_DATA
+    err = capsys.readouterr().err
+    assert "--run 'nosuch'" in err and "'broken' (tags 'gradflow')" in err and "'nested/fixed' (tags 'gradflow')" in err
+    assert cli.main(["report", logdir, "--tag", "nope"]) == cli.EXIT_NO_DATA
+    assert "--tag 'nope'" in capsys.readouterr().err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(logdir):
+    """`report logs | head -c 10`: the pipe is closed before the report is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "tb_gradflow", "report", logdir],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first write
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == cli.EXIT_BROKEN_PIPE
+    assert err == ""
+
+
+def test_colour_keeps_the_hanging_indent_of_wrapped_lines():
+    style = T.Style(True)
+    plain = T.wrap(["  hint: " + "word " * 30], 40).splitlines()
+    coloured = T.wrap([style.dim("  hint: " + "word " * 30)], 40).splitlines()
+    assert len(coloured) > 2 and all(line.startswith("    word") for line in plain[1:])
+    assert all(line.startswith("    word") for line in coloured[1:]), coloured

@@ -254,3 +254,20 @@ def test_a_report_made_by_hand_still_exports(tmp_path, page):
     assert page.evaluate("() => window.gradflowSource.get('graph', {run: 'analyze', tag: 'gradflow'})"
                          ".then(g => [g.step, g.ops.state, g.starved_variables])") == [
         7, [V.NONE, V.NONE, V.FLOWING, V.FLOWING], ["enc/kernel"]]
+
+
+def test_only_the_page_s_own_script_may_run(tmp_path, logdir, page):
+    """The CSP names the one inline script by its hash: no 'unsafe-inline' for scripts, and a
+    script injected into the file is refused, while the page and its blob: worker still run."""
+    path = _export(tmp_path, logdir, "--run", "broken")
+    text = open(path, encoding="utf-8").read()
+    csp = text.split('http-equiv="Content-Security-Policy" content="', 1)[1].split('"', 1)[0]
+    assert "script-src 'sha256-" in csp and "'unsafe-inline'" not in csp.split("script-src", 1)[1].split(";")[0]
+    _open(page, path)
+    _no_network(page)  # the layout worker started from its blob: URL
+    assert page.locator("[data-cut]").count() >= 1 and page.errors == []
+    injected = tmp_path / "injected.html"
+    injected.write_text(text.replace("<body>\n", "<body>\n<script>window.injected = 1</script>\n", 1), encoding="utf-8")
+    _open(page, str(injected))
+    assert page.evaluate("() => window.injected") is None
+    assert page.locator("[data-cut]").count() >= 1

@@ -97,7 +97,7 @@ def test_fit_with_a_cut_is_reported_by_the_cli(tmp_path):
     code, data = _report_json(logdir)
     assert code == 1
     entry = data["runs"]["train"]["tags"]["gradflow"]
-    assert set(entry) == {"steps", "last_step", "variables", "cut_points", "starved_variables", "ops",
+    assert set(entry) == {"steps", "last_step", "variables", "cut_points", "starved_variables", "ops", "frozen_variables",
                           "op_presence", "story", "norm_range", "first_nonfinite_step", "version_changes"}
     assert entry["steps"] == [1, 2]
     assert sorted(entry["starved_variables"]) == ["quantized/first/bias", "quantized/first/kernel"]
@@ -162,3 +162,64 @@ def test_a_writer_that_cannot_open_never_stops_training(tmp_path, caplog):
     assert len(history.history["loss"]) == 2
     assert "GradFlowCallback failed" in caplog.text
     assert callback.last_report is None
+
+
+def _open_event_files(logdir) -> list[str]:
+    """Event files under `logdir` this process holds open (Linux: /proc/self/fd)."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(logdir)) and "tfevents" in target:
+            held.append(target)
+    return held
+
+
+def test_first_write_names_the_logdir_once_and_training_end_closes_the_writer(tmp_path, capsys):
+    x, y = _data(32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    callback = tb_gradflow.keras.GradFlowCallback(str(tmp_path), (x[:4], y[:4]), every_n_steps=1, strict=True)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[callback])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("tb_gradflow:")]
+    assert lines == [f"tb_gradflow: gradient flow logged to {tmp_path / 'train'}; view it with "
+                     f"`tensorboard --logdir {tmp_path}` (Gradient Flow tab) or `tb-gradflow report {tmp_path}`"]
+    assert _open_event_files(tmp_path) == []  # closed at the end of training
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[callback])  # opens it again
+    assert "tb_gradflow:" not in capsys.readouterr().out  # said once
+    assert _open_event_files(tmp_path) == []
+    reader = GradflowReader(local_provider(str(tmp_path)))
+    series = reader.read("train", "gradflow", reader.list()["train"]["gradflow"])
+    assert series.steps == [1, 2, 3, 4, 5, 6]  # both fits, every batch
+
+
+_BLOCK_TENSORFLOW = """
+import importlib.abc, sys
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoTensorFlow())
+try:
+    %s
+except ModuleNotFoundError as e:
+    print("NAME", e.name)
+    print("MESSAGE", e)
+"""
+
+
+@pytest.mark.parametrize("statement", ["from tb_gradflow.keras import GradFlowCallback",
+                                       "from tb_gradflow.summary import gradflow",
+                                       "import tb_gradflow; tb_gradflow.keras"])
+def test_without_tensorflow_the_import_names_the_extra(statement):
+    proc = subprocess.run([sys.executable, "-c", _BLOCK_TENSORFLOW % statement], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "NAME tensorflow\n" in proc.stdout
+    message = proc.stdout.split("MESSAGE ", 1)[1]
+    assert "needs TensorFlow and Keras" in message and 'pip install "tb_gradflow[cpu]"' in message

@@ -16,7 +16,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "tb_gradflow"
 # (layer, rank, module prefixes), as in docs/architecture.md. A module may import a module of a
 # lower rank, or of its own layer; layers of the same rank never import each other.
 LAYERS = [
-    ("base", 0, ["tb_gradflow.vocabulary", "tb_gradflow.json_values", "tb_gradflow.proto"]),
+    ("base", 0, ["tb_gradflow.vocabulary", "tb_gradflow.json_values", "tb_gradflow.proto",
+              "tb_gradflow.install_hint"]),
     ("records", 1, ["tb_gradflow.report"]),
     ("format", 2, ["tb_gradflow.format"]),
     ("capture", 3, ["tb_gradflow.capture", "tb_gradflow.summary", "tb_gradflow.keras"]),
@@ -138,8 +139,10 @@ def package_sources() -> dict[str, str]:
     return sources
 
 
-# Imports against the rules that are known and being removed (none now).
-_KNOWN: list[str] = []
+# Imports against the rules that are known and to be removed: OpRecord.source_path (from main's
+# "open in editor") reaches capture.sources.absolute_source, which is free of TensorFlow but lives
+# in the capture layer; moving it (and the table capture fills) to a base module lifts this.
+_KNOWN: list[str] = ["tb_gradflow.report -> tb_gradflow.capture.sources (records -> capture)"]
 
 
 def test_every_import_goes_down_the_layers():

@@ -21,7 +21,7 @@ from tb_gradflow.plugin.static_files import STATIC_DIR
 
 REQUESTS_PER_LOADER = 600
 PREFIX = "/data/plugin/gradflow/"
-JSON_ROUTES = ("runs", "graph", "history", "diagnosis", "graph_groups")
+JSON_ROUTES = ("runs", "graph", "history", "diagnosis", "graph_groups", "notices")
 
 GOOD = {
     "run": ["cut", "retrace", "keras/train", "hostile/malformed", "hostile/truncated", "hostile/unknown_version"],

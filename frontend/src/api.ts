@@ -2,7 +2,7 @@
 // <base href="plugin/gradflow/">, so "runs" reaches /data/plugin/gradflow/runs under any prefix.
 // An exported HTML file has no server: it installs a DataSource that answers the same routes
 // from the data inlined in the page (export_source.ts).
-import type { DiagnosisResponse, GraphResponse, GroupsResponse, HistoryResponse, RunsResponse } from "./types";
+import type { DiagnosisResponse, GraphResponse, GroupsResponse, HistoryResponse, NoticesResponse, RunsResponse } from "./types";
 
 export class RouteError extends Error {
   constructor(readonly status: number, message: string) {
@@ -47,6 +47,8 @@ async function getJson<T>(route: string, params: RouteParams): Promise<T> {
 
 export const api = {
   runs: () => getJson<RunsResponse>("runs", {}),
+  /** Sampled runs and runs the server cannot read; none from an exported file. */
+  notices: () => (source ? Promise.resolve<NoticesResponse>({ notices: [] }) : getJson<NoticesResponse>("notices", {})),
   graph: (run: string, tag: string, step?: number) => getJson<GraphResponse>("graph", { run, tag, step }),
   graphGroups: (run: string, tag: string, step: number, group: string) =>
     getJson<GroupsResponse>("graph_groups", { run, tag, step, group: group || undefined }),

@@ -4,6 +4,7 @@
 // that a late response never overwrites a newer one.
 import { api, RouteError } from "./api";
 import { renderBanner, renderPendingBanner } from "./banner_view";
+import { loadNotices, renderNotices } from "./notices_view";
 import type { MagnitudeScale } from "./colors";
 import { magnitudeScale, scaleOfRange } from "./colors";
 import { cutNamed, tieToGraph } from "./diagnosis";
@@ -70,6 +71,7 @@ export class App {
     search: HTMLInputElement;
     results: HTMLElement;
     banner: HTMLElement;
+    notices: HTMLElement;
     progressive: HTMLElement;
     panes: HTMLElement;
     layers: HTMLElement;
@@ -96,6 +98,7 @@ export class App {
       search: el("input", { id: "gf-search", type: "search", placeholder: "Search ops or variables (regex)  /", "aria-label": "search ops or variables by regular expression", autocomplete: "off" }),
       results: el("div", { id: "gf-search-results", class: "gf-search-results", role: "listbox", hidden: true }),
       banner: el("section", { id: "gf-banner", role: "status", "aria-live": "polite" }),
+      notices: el("section", { id: "gf-notices", class: "gf-note", role: "status", hidden: true }),
       progressive: el("div", { id: "gf-progressive", class: "gf-note gf-progressive", hidden: true }),
       panes: el("div", { id: "gf-panes", class: "gf-panes" }),
       layers: el("div", { id: "gf-layers", class: "gf-layers", hidden: true }),
@@ -117,6 +120,7 @@ export class App {
         el("div", { class: "gf-tabs", role: "group", "aria-label": "view" }, this.ui.graphTab, " ", this.ui.layersTab),
         el("div", { class: "gf-search" }, this.ui.search, this.ui.results),
       ),
+      this.ui.notices,
       this.ui.banner,
       this.ui.progressive,
       el("div", { class: "gf-body" }, el("div", { class: "gf-main" }, this.ui.panes, this.ui.layers, this.ui.status), this.ui.details),
@@ -173,6 +177,7 @@ export class App {
 
   private async loadRuns(): Promise<boolean> {
     this.runs = await api.runs();
+    void loadNotices().then((notices) => renderNotices(this.ui.notices, notices));
     const runs = Object.keys(this.runs).sort();
     if (runs.length === 0) return false;
     let s = this.state;

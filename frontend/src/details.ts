@@ -82,7 +82,7 @@ export function renderDetails(
   const chart = el("div", { class: "gf-history", "data-field": "history" });
   if (history.kind === "loading") chart.append(el("span", { class: "gf-muted" }, "loading history…"));
   else if (history.kind === "error") chart.append(el("span", { class: "gf-error" }, history.message));
-  else chart.append(renderChart(history.data, model.step, versionChanges), el("div", { class: "gf-muted" }, `${history.data.steps.length} logged steps`));
+  else chart.append(renderChart(history.data, model.step, versionChanges), el("div", { class: "gf-muted", "data-field": "history-steps" }, `${history.data.steps.length} logged steps`, history.data.sampled ? ` (${history.data.sampled})` : ""));
   container.append(
     el("header", {}, el("h2", { "data-field": "short-name" }, op.name.split("/").pop() ?? op.name), close),
     el("div", { class: "gf-fullname", "data-field": "name" }, op.name),

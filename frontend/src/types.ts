@@ -20,6 +20,8 @@ export interface TagSummary {
   description: string;
   /** ops in the graph version of the last step (decides progressive loading) */
   ops: number;
+  /** present when the server holds only a sample of the logged steps: why, and what to do */
+  sampled?: string;
 }
 
 export type RunsResponse = Record<string, Record<string, TagSummary>>;
@@ -46,6 +48,8 @@ export interface GraphHead {
   graph_id: string;
   graph_version: number;
   graph_versions: number;
+  /** present when the server holds only a sample of the logged steps */
+  sampled?: string;
 }
 
 export interface GraphResponse extends GraphHead {
@@ -96,6 +100,20 @@ export interface HistoryResponse {
   states: GradState[];
   norms: WireNorm[];
   presences: (number | null)[];
+  /** present when the server holds only a sample of the logged steps */
+  sampled?: string;
+}
+
+/** Data the tab cannot show in full (route `notices`). */
+export interface Notice {
+  kind: "sampled" | "unreadable_name";
+  run: string;
+  tag: string;
+  text: string;
+}
+
+export interface NoticesResponse {
+  notices: Notice[];
 }
 
 /** A sentence of the diagnosis and the names it is about (served whole; the tab may shorten the list). */

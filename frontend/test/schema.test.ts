@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import type { DiagnosisResponse, GroupsResponse, HistoryResponse, RunsResponse } from "../src/types";
+import type { DiagnosisResponse, GroupsResponse, HistoryResponse, NoticesResponse, RunsResponse } from "../src/types";
 import { brokenVae, served, storyCut } from "./fixture";
 
 type Schema = { [key: string]: any };
@@ -69,6 +69,12 @@ test("diagnosis, history and runs typed by types.ts conform too", () => {
   assert.deepEqual(errors(h, SCHEMA.routes.history), []);
   const runs: RunsResponse = { r: { t: { steps: [0, 5], count: 2, graph_versions: 1, description: "", ops: 7 } } };
   assert.deepEqual(errors(runs, SCHEMA.routes.runs), []);
+  const sampled = "sampled: 2 steps of a run logged from step 0 to 5";
+  assert.deepEqual(errors({ r: { t: { ...runs.r.t, sampled } } } satisfies RunsResponse, SCHEMA.routes.runs), []);
+  assert.deepEqual(errors({ ...h, sampled } satisfies HistoryResponse, SCHEMA.routes.history), []);
+  const notices: NoticesResponse = { notices: [{ kind: "unreadable_name", run: 'lr="0.1"', tag: "gradflow", text: "missing" }] };
+  assert.deepEqual(errors(notices, SCHEMA.routes.notices), []);
+  assert.notDeepEqual(errors({ notices: [{ ...notices.notices[0], kind: "other" }] }, SCHEMA.routes.notices), []);
   assert.notDeepEqual(errors({ ...h, states: ["sideways"] }, SCHEMA.routes.history), []);
 });
 

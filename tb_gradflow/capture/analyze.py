@@ -6,6 +6,8 @@ import logging
 import re
 from typing import Any, Callable, Sequence
 
+import tensorflow as tf
+
 from tb_gradflow.capture.eager import eager_probe
 from tb_gradflow.capture.probe import LossTraceError, Probe, ProbeResult
 from tb_gradflow.capture.sources import frame_text, is_library_file
@@ -29,6 +31,7 @@ def _cache_key(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: An
 def probe_for(
     loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any, apply_inside: bool = True
 ) -> Probe:
+    check_loss_fn(loss_fn)
     apply_inside = apply_inside or optimizer is None  # without an optimizer, one probe serves both
     key = _cache_key(loss_fn, variables, optimizer, apply_inside)
     probe = _probes.get(key)
@@ -45,7 +48,12 @@ def probe_for(
 def run_probe(
     loss_fn: Callable, args: tuple, kwargs: dict, variables: Sequence[Any] | None, optimizer: Any
 ) -> ProbeResult:
-    """Runs the graph probe; if the loss cannot be traced, falls back to an eager tape."""
+    """Runs the graph probe; if the loss cannot be traced, falls back to an eager tape.
+
+    Raises:
+      TypeError: `loss_fn` is not callable (a loss tensor passed where its function belongs).
+      LossValueError: `loss_fn` returned None.
+    """
     probe = probe_for(loss_fn, variables, optimizer)
     try:
         return probe(*args, **kwargs)
@@ -56,6 +64,18 @@ def run_probe(
             return eager_probe(loss_fn, args, kwargs, variables, optimizer, reason, probe.namer)
         except Exception as eager_error:
             raise eager_error from trace_error
+
+
+def check_loss_fn(loss_fn: Any) -> None:
+    """A clear error for a value passed where the function computing the loss belongs."""
+    if callable(loss_fn):
+        return
+    what = "a tensor" if tf.is_tensor(loss_fn) else f"a {type(loss_fn).__name__}"
+    raise TypeError(
+        f"tb_gradflow takes the function that computes the loss, not the loss itself (got {what}):"
+        " the gradient is followed by calling that function, e.g. "
+        "analyze(lambda x, y: loss_fn(y, model(x)), x, y)"
+    )
 
 
 def trace_failure(error: BaseException) -> str:

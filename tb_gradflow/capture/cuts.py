@@ -16,10 +16,14 @@ from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.loss_path import (
     CALL_OPS,
     PathOp,
-    is_differentiable_dtype,
+    carries_gradient,
 )
 from tb_gradflow.capture.registry_hook import GradientCall, OpKey, watch_registry
 from tb_gradflow.capture.starving import body_roots, parallel_cuts, starved_by
+
+
+# Ops that read a variable's value: an integer variable's cut is its read.
+VARIABLE_READS = frozenset({"ReadVariableOp", "ResourceGather", "ResourceGatherNd"})
 
 
 @dataclasses.dataclass
@@ -46,7 +50,7 @@ class Structure:
 
 def scratch_pass(graph: tf.Graph, ys: list[tf.Tensor], xs: list[tf.Tensor]) -> dict[OpKey, GradientCall]:
     """Builds the backward of `ys` w.r.t. `xs` inside `graph` into a throwaway graph."""
-    ys = [y for y in ys if is_differentiable_dtype(y.dtype) and y.dtype != tf.resource]
+    ys = [y for y in ys if carries_gradient(y) and y.dtype != tf.resource]
     if not ys:
         return {}
     with watch_registry() as calls:
@@ -102,6 +106,8 @@ class _Propagation:
         top_keys = {p.key for p in ops if p.top_level}
         self.calls = {k: v for k, v in top_calls.items() if k in top_keys}
         self.has_grad: set = set()
+        # Refs of body results whose call op's (integer) result a reached op uses.
+        self.used: set = set()
         self.reached = [False] * len(ops)
         self.consumers: list[list[int]] = [[] for _ in ops]
         for i, p in enumerate(ops):
@@ -117,21 +123,54 @@ class _Propagation:
             op = p.op
             if any(t.ref() in self.has_grad for t in op.outputs):
                 self.reached[idx] = True
-            elif not any(is_differentiable_dtype(t.dtype) for t in op.outputs):
+            elif op.type in CALL_OPS and p.bodies:
+                # A call op with integer results a reached op uses (a loop's TensorArray of
+                # sampled ids) is entered for them, whatever its float results do.
+                self.reached[idx] = bool(self._used_results(idx))
+            elif not any(carries_gradient(t) for t in op.outputs):
                 # Integer/bool outputs carry no gradient; such an op is where a gradient would
-                # have had to pass if a reached op consumes it.
-                self.reached[idx] = any(self.reached[c] for c in self.consumers[idx])
+                # have had to pass if a reached op consumes it (or, in a body, if its call op's
+                # integer result is used: a loop's TensorArray of sampled ids).
+                self.reached[idx] = any(self.reached[c] for c in self.consumers[idx]) or any(
+                    t.ref() in self.used for t in op.outputs
+                )
             if not self.reached[idx]:
                 continue
             if op.type in CALL_OPS and p.bodies:
                 self._enter(idx)
                 continue
-            call = self.calls.get(p.key)
+            call = self.calls.get(p.key) or self._own_pass(idx)
             if call is None:
                 continue
             for i, t in enumerate(op.inputs):
-                if i not in call.none_inputs and is_differentiable_dtype(t.dtype):
+                if i not in call.none_inputs and carries_gradient(t):
                     self.has_grad.add(t.ref())
+
+    def _own_pass(self, idx: int) -> GradientCall | None:
+        """The gradient call of a reached op that the backward pass never built (it is an x of
+        that pass, and tf.gradients starts there): its own scratch pass, so the walk goes on to
+        its inputs (a map_fn's float TensorListStack over integer buckets, tfp's histogram)."""
+        p = self.ops[idx]
+        op = p.op
+        ys = [t for t in op.outputs if carries_gradient(t)]
+        xs = [t for i, t in enumerate(op.inputs) if carries_gradient(t) and p.input_deps[i]]
+        if not ys or not xs:
+            return None
+        call = scratch_pass(op.graph, ys, xs).get(p.key)
+        if call is not None:
+            self.calls[p.key] = call
+        return call
+
+    def _used_results(self, idx: int) -> set[int]:
+        """The integer results of call op `idx` (outputs that carry no gradient) that a reached
+        op, or a body result already known to be used, takes as input."""
+        op = self.ops[idx].op
+        wanted = {t.ref(): j for j, t in enumerate(op.outputs) if not carries_gradient(t)}
+        used = {j for t, j in wanted.items() if t in self.used}
+        for c in self.consumers[idx]:
+            if self.reached[c]:
+                used.update(wanted[t.ref()] for t in self.ops[c].op.inputs if t.ref() in wanted)
+        return used
 
     def _enter(self, idx: int) -> None:
         call = self.ops[idx]
@@ -141,8 +180,16 @@ class _Propagation:
             members = [i for i, p in enumerate(self.ops) if p.parent == idx and p.op.graph is graph]
             outputs = list(graph.outputs[: len(op.outputs)])
             live = {j for j, t in enumerate(op.outputs) if t.ref() in self.has_grad}
-            xs = [t for i in members for t in self.ops[i].op.outputs if is_differentiable_dtype(t.dtype)]
-            xs += [t for t in graph.inputs if is_differentiable_dtype(t.dtype)]
+            used = {outputs[j].ref() for j in self._used_results(idx)}
+            self.used |= used
+            if not live:
+                # No gradient enters, but the body's integer results are used: where their
+                # values come from is where a gradient would have had to pass.
+                if used:
+                    self.level(members, set())
+                continue
+            xs = [t for i in members for t in self.ops[i].op.outputs if carries_gradient(t)]
+            xs += [t for t in graph.inputs if carries_gradient(t)]
             keys = {self.ops[i].key for i in members}
             while live:
                 pass_calls = scratch_pass(graph, [outputs[j] for j in sorted(live)], xs)
@@ -196,7 +243,7 @@ def _blocked_inputs(p: PathOp, call: GradientCall | None, mask: int) -> list[int
     op = p.op
     candidates = [
         i for i, t in enumerate(op.inputs)
-        if is_differentiable_dtype(t.dtype) and p.input_deps[i] & mask
+        if carries_gradient(t) and p.input_deps[i] & mask
     ]
     if _is_custom_gradient(p) and op.type == "IdentityN":
         # tf.custom_gradient passes (results..., args..., variables...) through one IdentityN;
@@ -205,7 +252,7 @@ def _blocked_inputs(p: PathOp, call: GradientCall | None, mask: int) -> list[int
         candidates = [i for i in candidates if i >= n_results]
     if call is not None:
         return [i for i in candidates if i in call.none_inputs]
-    if not any(is_differentiable_dtype(t.dtype) for t in op.outputs):
+    if not any(carries_gradient(t) for t in op.outputs):
         return candidates
     return []
 
@@ -220,6 +267,12 @@ def _cause(p: PathOp, call: GradientCall | None) -> tuple[str, str]:
         dst = op.get_attr("DstT")
         if not (dst.is_floating or dst.is_complex):
             return V.INTEGER_CAST, f"cast from {op.get_attr('SrcT').name} to {dst.name}"
+    if p.variable_inputs and op.type in VARIABLE_READS and not any(
+        carries_gradient(t) for t in op.outputs
+    ):
+        dtypes = ", ".join(sorted({t.dtype.name for t in op.outputs}))
+        detail = f"the variable holds {dtypes}: an integer variable never gets a gradient"
+        return V.INTEGER_VARIABLE, detail
     if _is_custom_gradient(p):
         return V.CUSTOM_GRADIENT, "its tf.custom_gradient function returns None for an input"
     if call is not None and call.kind == "missing":

@@ -8,10 +8,10 @@ import numpy as np
 import tensorflow as tf
 
 from tb_gradflow import vocabulary as V
-from tb_gradflow.capture.graph_proto import graph_skeleton, seal
+from tb_gradflow.capture.graph_proto import graph_skeleton, loss_shape_text, seal
 from tb_gradflow.capture.op_log import OpLog, eager_cuts
 from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
-from tb_gradflow.capture.probe import ProbeResult
+from tb_gradflow.capture.probe import ProbeResult, check_loss_value
 from tb_gradflow.capture.reductions import Reducer, presence_fractions, tensor_state
 from tb_gradflow.capture.variables import Namer, discover
 from tb_gradflow.format.records import encode_step
@@ -32,7 +32,9 @@ def eager_probe(
     # Persistent: after the step's gradients, the same tape tells which logged op passes none.
     with OpLog() as log, tf.GradientTape(persistent=True) as tape:
         loss = loss_fn(*args, **kwargs)
-    tracked = discover(variables, tape.watched_variables(), namer or Namer(loss_fn))
+    check_loss_value(loss_fn, loss)
+    discovery = discover(variables, tape.watched_variables(), namer or Namer(loss_fn))
+    tracked = discovery.variables
     with tape:  # the optimizer's documented step: gradients of its scaled loss
         scale = loss_scale(optimizer, tf.convert_to_tensor(loss), [v.user_variable for v in tracked])
         scaled = loss if scale is None else loss * scale
@@ -40,7 +42,10 @@ def eager_probe(
     if optimizer is not None:
         apply_gradients(optimizer, [v.user_variable for v in tracked], grads)
     sparse = [isinstance(g, tf.IndexedSlices) for g in grads]
-    graph = graph_skeleton(tracked, sparse, loss_op=-1, fallback_reason=reason)
+    graph = graph_skeleton(
+        discovery, sparse, loss_op=-1, fallback_reason=reason,
+        loss_shape=loss_shape_text(tf.convert_to_tensor(loss)),
+    )
     _add_cuts(graph, log, tape, loss, [(i, v.tf_variable) for i, (v, g) in enumerate(zip(tracked, grads)) if g is None])
     del tape
     graph = seal(graph)

@@ -10,7 +10,7 @@ from tb_gradflow import vocabulary as V
 from tb_gradflow.capture.cuts import Structure
 from tb_gradflow.capture.loss_path import PathOp
 from tb_gradflow.capture.sources import op_sources
-from tb_gradflow.capture.variables import TrackedVariable
+from tb_gradflow.capture.variables import Discovery, TrackedVariable
 from tb_gradflow.proto import gradflow_pb2
 
 
@@ -20,18 +20,30 @@ def shape_text(shape: tf.TensorShape) -> str:
     return "x".join("?" if d is None else str(d) for d in shape.as_list()) or "scalar"
 
 
+def _variable_fields(v: TrackedVariable) -> dict[str, str]:
+    tf_variable = v.tf_variable
+    return {"name": v.name, "shape": shape_text(tf_variable.shape), "dtype": tf_variable.dtype.name}
+
+
+def loss_shape_text(loss: tf.Tensor) -> str:
+    """The loss's shape when it is not a scalar (its sum is what gets differentiated), else ""."""
+    return "" if loss.shape.rank == 0 else shape_text(loss.shape)
+
+
 def graph_skeleton(
-    variables: Sequence[TrackedVariable], sparse: Sequence[bool] = (), **fields: Any
+    discovery: Discovery, sparse: Sequence[bool] = (), **fields: Any
 ) -> gradflow_pb2.Graph:
-    """A Graph with its variables; the probe adds ops, the eager fallback a reason.
-    `sparse`: per variable, whether its gradient arrives as IndexedSlices."""
-    graph = gradflow_pb2.Graph(**fields)
+    """A Graph with its variables (and the frozen ones apart); the probe adds ops, the eager
+    fallback a reason. `sparse`: per variable, whether its gradient arrives as IndexedSlices."""
+    graph = gradflow_pb2.Graph(
+        frozen_models=discovery.frozen_models, unread_models=discovery.unread_models, **fields
+    )
+    variables = discovery.variables
     sparse = list(sparse) or [False] * len(variables)
     for v, is_sparse in zip(variables, sparse):
-        graph.variables.add(
-            name=v.name, shape=shape_text(v.tf_variable.shape), dtype=v.tf_variable.dtype.name,
-            sparse_gradient=is_sparse,
-        )
+        graph.variables.add(**_variable_fields(v), sparse_gradient=is_sparse)
+    for v in discovery.frozen:
+        graph.frozen_variables.add(**_variable_fields(v))
     return graph
 
 
@@ -44,15 +56,16 @@ def seal(graph: gradflow_pb2.Graph) -> gradflow_pb2.Graph:
 def graph_proto(
     ops: list[PathOp],
     op_tensors: list[list[int]],
-    variables: Sequence[TrackedVariable],
+    discovery: Discovery,
     structure: Structure,
     loss_op: int,
     gates: set[int] = frozenset(),
     sparse: Sequence[bool] = (),
+    loss_shape: str = "",
 ) -> gradflow_pb2.Graph:
     """The sealed Graph of one trace: every path op with its inputs, source and cut facts.
     `gates`: the ops whose presence is that of the gradient they pass back (capture/gates.py)."""
-    graph = graph_skeleton(variables, sparse, loss_op=loss_op)
+    graph = graph_skeleton(discovery, sparse, loss_op=loss_op, loss_shape=loss_shape)
     for i, p in enumerate(ops):
         cut = structure.cuts.get(i)
         producers = list(dict.fromkeys(src for src in p.input_producers if src >= 0))
@@ -71,7 +84,9 @@ def graph_proto(
             starved_variables=cut.starved if cut else [],
             parallel_cuts=cut.parallel if cut else [],
             parent=p.parent,
-            measured=bool(op_tensors[i]),
+            # A top-level op is measured whatever its outputs (an ArgMax's int64 has no norm);
+            # only body ops are not (their gradient values are not fetched).
+            measured=bool(op_tensors[i]) or p.top_level,
             presence_at_input=i in gates,
         )
     return seal(graph)

@@ -39,6 +39,42 @@ def is_differentiable_dtype(dtype: tf.DType) -> bool:
     return base.is_floating or base.is_complex or base in (tf.resource, tf.variant)
 
 
+def carries_gradient(tensor: tf.Tensor) -> bool:
+    """Whether a gradient can flow through `tensor`: its dtype, and for a variant (a TensorList)
+    the dtype of its elements, so a TensorArray of int32 sampled ids is not taken for a path.
+    A variant whose elements cannot be told is taken to carry one, as TensorFlow does."""
+    if tensor.dtype.base_dtype != tf.variant:
+        return is_differentiable_dtype(tensor.dtype)
+    element = element_dtype(tensor)
+    return element is None or is_differentiable_dtype(element)
+
+
+# Ops that pass a TensorList through unchanged: the element dtype is their input's.
+_PASS_THROUGH = frozenset(
+    {"Identity", "IdentityN", "Enter", "Exit", "NextIteration", "Switch", "Merge"}
+)
+
+
+def element_dtype(tensor: tf.Tensor, hops: int = 32) -> tf.DType | None:
+    """The element dtype of a variant (TensorList) tensor: from its handle data, else from the
+    op that made the list (`element_dtype` of TensorListReserve, TensorListSetItem, ...),
+    followed back through identities and loop results. None when it cannot be told."""
+    for _ in range(hops):
+        dtype = tf_internals.handle_element_dtype(tensor)
+        if dtype is not None:
+            return dtype
+        op = tensor.op
+        if "element_dtype" in op.node_def.attr:
+            return tf.as_dtype(op.get_attr("element_dtype"))
+        if op.type in _PASS_THROUGH and op.inputs:
+            tensor = op.inputs[tensor.value_index if op.type == "IdentityN" else 0]
+        elif op.type in WHILE_OPS:
+            tensor = op.inputs[tensor.value_index]
+        else:
+            return None
+    return None
+
+
 def is_measurable_dtype(dtype: tf.DType) -> bool:
     return dtype.base_dtype.is_floating or dtype.base_dtype.is_complex
 

@@ -49,6 +49,11 @@ class KerasIndex:
     owner: dict[int, Owner] = dataclasses.field(default_factory=dict)
     # id(tf.Variable) -> its path in the layer tree, for variables with no Keras `path` (tf_keras)
     tree_path: dict[int, str] = dataclasses.field(default_factory=dict)
+    # The outermost models (and layers) the loss refers to, with the names it reaches them by.
+    models: list[Owner] = dataclasses.field(default_factory=list)
+    # id(tf.Variable) of the variables Keras would not train: their layer or a model holding
+    # them is frozen (`trainable = False`), though the tf.Variable's own flag may still say True.
+    frozen: set[int] = dataclasses.field(default_factory=set)
 
     def all_variables(self) -> list[Any]:
         return list(self.keras_variable.values())
@@ -62,6 +67,21 @@ class _Kinds:
     keras_variable: tuple[type, ...]
     tf_keras_layer: tuple[type, ...]
     tf_keras_model: tuple[type, ...]
+
+
+def read_key(variable: Any) -> int:
+    """The id of the tf.Variable a trace reads for a Keras 3 or tf_keras variable."""
+    keras = _keras()
+    if keras is not None and isinstance(variable, keras.Variable):
+        return id(variable.value)  # a Keras 3 variable wraps its tf.Variable
+    inner = autocast_inner(variable)
+    return id(variable if inner is None else inner)
+
+
+def model_keys(model: Any) -> tuple[list[int], set[int]]:
+    """(every weight's read key, the keys of the weights Keras trains) of a Keras model or layer:
+    `trainable_weights` is Keras' own word, in Keras 3 and tf_keras alike."""
+    return [read_key(v) for v in model.weights], {read_key(v) for v in model.trainable_weights}
 
 
 def _keras() -> Any:
@@ -196,6 +216,9 @@ def _index_keras(found: list[Owner], loose: list[Any], keras: Any, index: KerasI
                     owners[key] = (size, Owner(layer, reference))
     for v in loose:
         index.keras_variable.setdefault(id(v.value), v)
+    for key, v in index.keras_variable.items():
+        if not v.trainable:
+            index.frozen.add(key)
     index.owner.update({k: owner for k, (_, owner) in owners.items()})
 
 
@@ -266,6 +289,34 @@ def _index_tf_keras(found: list[Owner], kinds: _Kinds, index: KerasIndex) -> Non
                 index.owner[key] = tree.owner[id(v)]
 
 
+def _outermost(found: list[Owner]) -> list[Owner]:
+    """The found layers that no other found layer holds."""
+    inner: set[int] = set()
+    for top in found:
+        inner |= {id(layer) for layer in _all_sublayers(top.model)[1:]}
+    return [top for top in found if id(top.model) not in inner]
+
+
+def _all_sublayers(layer: Any) -> list[Any]:
+    """`layer` and every layer inside it, each once (Keras 3 and tf_keras)."""
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is not None:
+        return list(flatten(include_self=True, recursive=True))
+    return _sublayers(layer)
+
+
+def _index_frozen(found: list[Owner], index: KerasIndex) -> None:
+    """tf_keras variables Keras would not train: held by some model the loss reaches, trained by
+    none (Keras 3 variables say it themselves, see _index_keras)."""
+    held: set[int] = set()
+    trained: set[int] = set()
+    for top in found:
+        weights, trainable = model_keys(top.model)
+        held.update(weights)
+        trained |= trainable
+    index.frozen |= held - trained
+
+
 def keras_index(loss_fn: Any) -> KerasIndex:
     """The Keras variables `loss_fn` reaches, keyed by their tf.Variable, with their owners.
 
@@ -278,11 +329,13 @@ def keras_index(loss_fn: Any) -> KerasIndex:
     index = KerasIndex({})
     try:
         found, loose = _walk(loss_fn, kinds)
+        index.models = _outermost(found)
         tf_keras_found = [top for top in found if isinstance(top.model, kinds.tf_keras_layer)]
         if kinds.keras_layer:
             keras_found = [top for top in found if isinstance(top.model, kinds.keras_layer)]
             _index_keras(keras_found, loose, _keras(), index)
         _index_tf_keras(tf_keras_found, kinds, index)
+        _index_frozen(tf_keras_found, index)
     except Exception:  # noqa: BLE001 - naming is best effort; never fail the probe over it
         return KerasIndex({})
     return index

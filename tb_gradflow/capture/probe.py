@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.backward import backward_pass
-from tb_gradflow.capture.graph_proto import graph_proto
+from tb_gradflow.capture.graph_proto import graph_proto, loss_shape_text
 from tb_gradflow.capture.loss_path import Walker
 from tb_gradflow.capture.opaque import hidden_bits, opaque_reads
 from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
@@ -33,6 +33,21 @@ from tb_gradflow.proto import gradflow_pb2
 
 class LossTraceError(RuntimeError):
     """`loss_fn` itself failed while being traced into a graph (it calls `.numpy()`, say)."""
+
+
+class LossValueError(ValueError):
+    """`loss_fn` returned something that is no loss (None): no eager retry can change that."""
+
+
+def check_loss_value(loss_fn: Callable[..., Any], loss: Any) -> None:
+    """Raises LossValueError, naming the function, when `loss` is None (a forgotten `return`)."""
+    if loss is None:
+        name = getattr(loss_fn, "__qualname__", None) or repr(loss_fn)
+        raise LossValueError(
+            f"the loss function {name} returned None: a loss function must return the loss, a "
+            "float tensor (a scalar, or a tensor whose sum is differentiated); is a `return` "
+            "missing?"
+        )
 
 
 @dataclasses.dataclass
@@ -93,14 +108,20 @@ class Probe:
     def graphs(self) -> dict[str, gradflow_pb2.Graph]:
         return {k: v.graph for k, v in self._layouts.items()}
 
+    def _raise_loss_error(self) -> None:
+        """tf.function rewraps errors raised while tracing; tell the user's apart from ours."""
+        error = self._loss_error
+        if isinstance(error, LossValueError):
+            raise error.with_traceback(None) from None
+        if error is not None:
+            raise LossTraceError(str(error)) from error
+
     def __call__(self, *args, **kwargs) -> ProbeResult:
         self._loss_error = None
         try:
             out = self._function(*args, **kwargs)
         except Exception:
-            # tf.function rewraps errors raised while tracing; tell the user's apart from ours.
-            if self._loss_error is not None:
-                raise LossTraceError(str(self._loss_error)) from self._loss_error
+            self._raise_loss_error()
             raise
         values = out["values"].numpy()
         layout = self._layouts[self._versions[int(values[0])]]
@@ -118,8 +139,7 @@ class Probe:
             concrete = self._function.get_concrete_function(*args, **kwargs)
             out = self._function(*args, **kwargs)
         except Exception:
-            if self._loss_error is not None:
-                raise LossTraceError(str(self._loss_error)) from self._loss_error
+            self._raise_loss_error()
             raise
         layout = self._layouts[self._graph_ids[concrete.graph]]
 
@@ -140,6 +160,7 @@ class Probe:
             try:
                 with tf_internals.autograph_enabled():
                     loss = self._converted_loss(*args, **kwargs)
+                check_loss_value(self._loss_fn, loss)
             except Exception as e:
                 self._loss_error = e
                 raise
@@ -148,7 +169,8 @@ class Probe:
     def _build(self, loss: tf.Tensor, watched: Sequence[tf.Variable]) -> dict[str, Any]:
         reads = opaque_reads(loss.graph)
         hidden_reads = [tf_variable_of(v) for vs in reads.values() for v in vs]
-        variables = discover(self._explicit, [*watched, *hidden_reads], self._namer)
+        discovery = discover(self._explicit, [*watched, *hidden_reads], self._namer)
+        variables = discovery.variables
         handles = internal_handles(loss.graph, variables)
         walker = Walker(len(variables), hidden_bits(reads, variables))
         walker.walk(loss.graph, [loss], {h.ref(): (-1, 1 << i, i) for i, h in enumerate(handles) if h is not None})
@@ -156,10 +178,11 @@ class Probe:
         backward = backward_pass(loss, walker.ops, variables, handles, walker.index, scale)
         presence_grads, presence_owners = backward.presence_sources()
         graph = graph_proto(
-            walker.ops, backward.op_tensors, variables, backward.structure,
+            walker.ops, backward.op_tensors, discovery, backward.structure,
             walker.index.get(op_key(loss.op), -1),
             gates={i for i, g in enumerate(backward.passed_back) if g},
             sparse=[isinstance(g, tf.IndexedSlices) for g in backward.variable_grads],
+            loss_shape=loss_shape_text(loss),
         )
         self._graph_ids[loss.graph] = graph.graph_id
         if graph.graph_id not in self._versions:

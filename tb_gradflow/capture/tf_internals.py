@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 
 import tensorflow as tf
 from tensorflow.python.autograph.core import ag_ctx
-from tensorflow.python.eager import record
+from tensorflow.python.eager import backprop_util, record
 from tensorflow.python.eager.polymorphic_function import autograph_util
 from tensorflow.python.framework import func_graph as _func_graph
 from tensorflow.python.framework import op_callbacks
@@ -155,6 +155,16 @@ def write_summary_now(writer: Any, tensor: bytes, step: int, tag: tf.Tensor, met
     with tf.device("cpu:0"):
         gen_summary_ops.write_summary(writer._resource, tf.constant(step, tf.int64), tf.constant(tensor), tag, metadata)
     return True
+
+
+def handle_element_dtype(tensor: tf.Tensor) -> tf.DType | None:
+    """The element dtype a variant tensor's handle data records (a TensorList's), as
+    backprop_util.IsTrainable reads it; None when unknown or not a variant."""
+    if tensor.dtype.base_dtype != tf.variant:
+        return None
+    dtype = backprop_util._DTypeFromTensor(tensor)  # pylint: disable=protected-access
+    dtype = tf.as_dtype(dtype)
+    return None if dtype.base_dtype == tf.variant else dtype
 
 
 def in_xla_context() -> bool:

@@ -17,7 +17,9 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
-from tb_gradflow.capture.owners import KerasIndex, Owner, keras_index, keras_variables_by_referrers
+from tb_gradflow.capture.owners import (
+    KerasIndex, Owner, keras_index, keras_variables_by_referrers, model_keys,
+)
 from tb_gradflow.capture.tf_internals import autocast_inner, tf_function_parts
 
 
@@ -93,9 +95,15 @@ class Namer:
         # id(tf.Variable) -> (the variable, kept alive so the id stays its own; its name)
         self._given: dict[int, tuple[tf.Variable, str]] = {}
 
-    def track_all(self, users: Sequence[Any]) -> list[TrackedVariable]:
+    def index(self) -> KerasIndex:
+        """The Keras models and variables the loss reaches now (looked up again at each trace)."""
+        return keras_index(self._reach)
+
+    def track_all(
+        self, users: Sequence[Any], index: KerasIndex | None = None
+    ) -> list[TrackedVariable]:
         """TrackedVariables for `users` (Keras or TF variables), Keras ones found where possible."""
-        index = keras_index(self._reach)
+        index = index if index is not None else self.index()
         tf_vars = [tf_variable_of(v) for v in users]
         users = [index.keras_variable.get(id(t), u) for t, u in zip(tf_vars, users)]
         missing = [t for t, u in zip(tf_vars, users)
@@ -131,17 +139,70 @@ class Namer:
         return names
 
 
-def discover(explicit: Sequence[Any] | None, watched: Sequence[tf.Variable], namer: Namer) -> list[TrackedVariable]:
-    """The user's variables if given, else the trainable ones the trace read, each once, named."""
-    if explicit is not None:
-        return namer.track_all(explicit)
+@dataclasses.dataclass
+class Discovery:
+    """What a trace's report covers, and what it leaves out on purpose.
+
+    `frozen`: variables the trace reads that Keras would not train (a frozen layer or model),
+    listed apart, never counted or blamed. `frozen_models` / `unread_models`: the references of
+    the models the loss reaches that are entirely frozen / that the trace never reads.
+    """
+
+    variables: list[TrackedVariable]
+    frozen: list[TrackedVariable] = dataclasses.field(default_factory=list)
+    frozen_models: list[str] = dataclasses.field(default_factory=list)
+    unread_models: list[str] = dataclasses.field(default_factory=list)
+
+
+def _keras_frozen(t: TrackedVariable, index: KerasIndex) -> bool:
+    """Keras would not train it: its layer or model is frozen, whatever the tf.Variable says
+    (Keras 3 keeps the tf.Variable's `trainable` True under `layer.trainable = False`)."""
+    if id(t.tf_variable) in index.frozen:
+        return True
+    user = t.user_variable
+    return user is not t.tf_variable and getattr(user, "trainable", True) is False
+
+
+def _models_by_use(index: KerasIndex, read: set[int]) -> tuple[list[str], list[str]]:
+    """(models the trace reads that Keras trains nothing of, models the trace never reads)."""
+    frozen, unread = [], []
+    for top in index.models:
+        try:
+            weights, trainable = model_keys(top.model)
+        except Exception:  # noqa: BLE001 - a half-built layer: nothing to say about it
+            continue
+        if not weights:
+            continue
+        if not any(k in read for k in weights):
+            unread.append(top.reference)
+        elif not trainable:
+            frozen.append(top.reference)
+    return list(dict.fromkeys(frozen)), list(dict.fromkeys(unread))
+
+
+def discover(
+    explicit: Sequence[Any] | None, watched: Sequence[tf.Variable], namer: Namer
+) -> Discovery:
+    """The user's variables if given, else the trainable ones the trace read that Keras would
+    train, each once, named; Keras-frozen ones the trace read apart."""
     seen: set[int] = set()
     found = []
     for v in watched:
         if v.trainable and id(v) not in seen:
             seen.add(id(v))
             found.append(v)
-    return namer.track_all(found)
+    index = namer.index()
+    frozen_models, unread_models = _models_by_use(index, {id(v) for v in watched})
+    if explicit is not None:
+        chosen = {id(tf_variable_of(v)) for v in explicit}
+        extra = [v for v in found if id(v) in index.frozen and id(v) not in chosen]
+        tracked = namer.track_all([*explicit, *extra], index)
+        n = len(explicit)
+        return Discovery(tracked[:n], tracked[n:], frozen_models, unread_models)
+    tracked = namer.track_all(found, index)
+    frozen = [t for t in tracked if _keras_frozen(t, index)]
+    kept = [t for t in tracked if not _keras_frozen(t, index)]
+    return Discovery(kept, frozen, frozen_models, unread_models)
 
 
 def internal_handles(graph: tf.Graph, variables: Sequence[TrackedVariable]) -> list[tf.Tensor | None]:

@@ -8,6 +8,7 @@ from the logdir are only ever in the base64 payload and the escaped title: text,
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import importlib.resources
 import os
@@ -16,10 +17,15 @@ from typing import Any
 from tb_gradflow.export import bundle
 from tb_gradflow.reading.reader import TagSeries
 
-_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "img-src data:; worker-src blob:; connect-src 'none'; base-uri 'none'; form-action 'none'"
-)
+def content_security_policy(script: str) -> str:
+    """The page's CSP: only the one inline script whose source is `script` may run (by its
+    SHA-256), so that markup injected into the page some day cannot run a script of its own.
+    Styles are set by the script at run time, hence 'unsafe-inline' for styles only."""
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    return (
+        f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
+        "img-src data:; worker-src blob:; connect-src 'none'; base-uri 'none'; form-action 'none'"
+    )
 
 
 class BundleMissing(RuntimeError):
@@ -48,7 +54,7 @@ def page(data: dict[str, Any], title: str) -> str:
     worker = base64.b64encode(_static("tb_gradflow.plugin", "static/layout_worker.js").encode()).decode()
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">\n"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{content_security_policy(app)}\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{html.escape(title)} · Gradient Flow</title></head>\n<body>\n"
         f"<script type=\"application/octet-stream\" id=\"gradflow-data\">{bundle.encode(data)}</script>\n"

@@ -286,6 +286,7 @@ class _GraphFields:
     variables: tuple[tuple[str, str, bool], ...]
     cut_points: tuple[CutPoint, ...]
     computes_in_float16: bool
+    frozen_variables: tuple[str, ...] = ()
 
 
 def _read_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
@@ -300,6 +301,7 @@ def _read_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
         variables=tuple((v.name, v.shape, v.sparse_gradient) for v in graph.variables),
         cut_points=tuple(cut_points(graph)),
         computes_in_float16=any("float16" in op.output_dtypes for op in graph_ops),
+        frozen_variables=tuple(v.name for v in graph.frozen_variables),
     )
 
 
@@ -365,6 +367,10 @@ def _report(
         graph_id=graph.graph_id,
         fallback_reason=graph.fallback_reason,
         computes_in_float16=fields.computes_in_float16,
+        frozen_variables=fields.frozen_variables,
+        frozen_models=tuple(graph.frozen_models),
+        unread_models=tuple(graph.unread_models),
+        loss_shape=graph.loss_shape,
         graph=graph,
     )
 

@@ -53,6 +53,15 @@ class _WarnOnce:
 
 
 CACHE_ENV = "TB_GRADFLOW_CACHE_MB"
+# The most one read of a non-Python data provider may return; lowered by tests and benchmarks to
+# make a run "too large" cheaply.
+READ_BUDGET_ENV = "TB_GRADFLOW_READ_BUDGET_BYTES"
+
+
+def read_budget_bytes() -> int:
+    """`TB_GRADFLOW_READ_BUDGET_BYTES` when set to a positive integer, else the reader's 224 MiB."""
+    value = os.environ.get(READ_BUDGET_ENV, "")
+    return int(value) if value.isdigit() and int(value) > 0 else GradflowReader.read_budget_bytes
 
 
 def cache_budget_bytes() -> int:
@@ -74,6 +83,8 @@ class GradflowPlugin(base_plugin.TBPlugin):
         self._cache = SeriesCache(cache_budget_bytes())
         self._listings = ListingCache()
         self._warn = _WarnOnce()
+        self._local_logdir = getattr(context, "logdir", None) or None
+        self._read_budget = read_budget_bytes()
 
     def get_plugin_apps(self) -> dict[str, Any]:
         return {
@@ -84,6 +95,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
             "/history": _json_route(self._history),
             "/diagnosis": _json_route(self._diagnosis),
             "/graph_groups": _json_route(self._graph_groups),
+            "/notices": _json_route(self._notices),
         }
 
     def is_active(self) -> bool:
@@ -101,20 +113,33 @@ class GradflowPlugin(base_plugin.TBPlugin):
         """A reader for the request's experiment, and the cache scope of what it reads."""
         experiment = plugin_util.experiment_id(request.environ)
         ctx = plugin_util.context(request.environ)
-        reader = GradflowReader(self._provider, experiment, warn=self._warn, multiplexer=self._multiplexer)
+        reader = GradflowReader(self._provider, experiment, warn=self._warn, multiplexer=self._multiplexer,
+                                local_logdir=self._local_logdir)
+        reader.read_budget_bytes = self._read_budget
         return reader, data_scope(self._provider, experiment), ctx
 
-    def _runs(self, request: wrappers.Request) -> str:
+    def _read_all(self, request: wrappers.Request) -> tuple[dict[str, dict[str, Any]], list[tuple[str, str]]]:
+        """Every listed series that is readable, and the (run, tag) pairs listed but not."""
         reader, scope, ctx = self._reader(request)
         listing = self._listings.get(reader, scope, ctx)
         self._cache.retain(scope, listing)
         readable: dict[str, dict[str, Any]] = {}
+        unreadable: list[tuple[str, str]] = []
         for run, tags in listing.items():
             for tag, info in tags.items():
                 series = self._cache.get(reader, scope, run, tag, info, ctx).series
                 if series is not None:
                     readable.setdefault(run, {})[tag] = series
-        return views.runs_json(readable)
+                else:
+                    unreadable.append((run, tag))
+        return readable, unreadable
+
+    def _runs(self, request: wrappers.Request) -> str:
+        return views.runs_json(self._read_all(request)[0])
+
+    def _notices(self, request: wrappers.Request) -> str:
+        readable, unreadable = self._read_all(request)
+        return views.notices_json(readable, unreadable, fast_loader=type(self._provider).__name__ == "GrpcDataProvider")
 
     def _lookup(self, request: wrappers.Request) -> tuple[str, str, CachedSeries]:
         """The run and tag a request names, and their series; 404 when the listing lacks them."""

@@ -16,6 +16,7 @@ from tb_gradflow.plugin import groups
 from tb_gradflow.plugin.params import not_found
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.cache import CachedSeries
+from tb_gradflow.reading.fast_loader_names import why_unreadable
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 from tb_gradflow.route_json import NORM_DIGITS, encode, presence_json
 from tb_gradflow.route_json import STATE_NAMES as _STATE_NAMES
@@ -27,9 +28,27 @@ __all__ = ["NORM_DIGITS", "encode", "presence_json", "runs_json", "graph_json", 
            "diagnosis_view", "graph_groups_json"]
 
 
+_sampled = R.sampled
+
+
 def runs_json(series_by_run: dict[str, dict[str, TagSeries]]) -> str:
     """The `runs` route's body."""
     return encode(R.runs_body(series_by_run))
+
+
+def notices_json(series_by_run: dict[str, dict[str, TagSeries]], unreadable: list[tuple[str, str]],
+                 fast_loader: bool) -> str:
+    """What the tab must tell the user about data it cannot show in full: series served as a
+    sample, and listed runs whose names the fast loader cannot read (docs/routes.md)."""
+    notices = [
+        {"kind": "sampled", "run": run, "tag": tag, "text": f"{run} / {tag}: {s.sampled}"}
+        for run, tags in sorted(series_by_run.items()) for tag, s in sorted(tags.items()) if s.sampled
+    ]
+    for run, tag in sorted(unreadable):
+        why = why_unreadable(run, tag) if fast_loader else None
+        if why:
+            notices.append({"kind": "unreadable_name", "run": run, "tag": tag, "text": f"run {run!r} is missing: {why}"})
+    return encode({"notices": notices})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +76,8 @@ def _lookup_step(series: TagSeries, step: int | None) -> tuple[int, VersionValue
     if step is None:
         step = series.last_step
     if step not in series.where:
+        if series.sampled:
+            raise not_found(f"step {step} is not among the steps served: {series.sampled}")
         raise not_found(f"step {step} is not logged (steps {series.steps[0]} to {series.last_step})")
     graph_id, row = series.where[step]
     return step, series.versions[graph_id], row
@@ -139,6 +160,7 @@ def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str)
             "states": encode(_STATE_NAMES[code_array].tolist()),
             "norms": encode(_norms(code_array, np.concatenate(norms)[order])),
             "presences": encode(presence_json(np.concatenate(presences)[order])),
+            **{k: encode(v) for k, v in _sampled(series).items()},
         }
     ) + "}"
 
@@ -166,7 +188,7 @@ def graph_groups_json(run: str, tag: str, cached: CachedSeries, step: int | None
         "run": run, "tag": tag, "step": step, "steps": [series.steps[0], series.last_step],
         "count": len(series.steps), "graph_id": graph.graph_id, "graph_version": numbers[graph.graph_id],
         "graph_versions": len(series.versions), "group": group, "ops_total": len(graph.ops),
-        "ops_in_group": len(layout.subtree),
+        "ops_in_group": len(layout.subtree), **_sampled(series),
         "groups": {
             "name": layout.group_names,
             "ops": np.bincount(layout.child_of_op, minlength=len(layout.group_names))[: len(layout.group_names)].tolist(),

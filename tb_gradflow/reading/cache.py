@@ -19,11 +19,12 @@ import sys
 import threading
 import time
 import zlib
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 import numpy as np
 
 from tb_gradflow.reading.reader import GradflowReader, TagInfo, TagSeries
+from tb_gradflow.reading.single_flight import SingleFlight
 
 logger = logging.getLogger("tb_gradflow")
 
@@ -35,6 +36,9 @@ _LOCK_STRIPES = 64
 # What the values derived from one series may hold together (JSON parts, diagnoses per step,
 # layouts per group): clients choose their keys.
 DERIVED_LIMIT_BYTES = 128 << 20
+
+
+_MISSING = object()
 
 
 def freshness(info: TagInfo) -> tuple:
@@ -91,18 +95,32 @@ class CachedSeries:
     _derived_sizes: dict[Hashable, int] = dataclasses.field(default_factory=dict)
     _on_grow: Any = None
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    _flights: SingleFlight = dataclasses.field(default_factory=SingleFlight)
 
-    def derived(self, key: Hashable, compute: Any) -> Any:
+    def derived(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """`compute()` once per key: JSON parts that depend only on this read of the series.
 
         Kept least recently used first out within `derived_limit` bytes, since clients choose the
-        keys (a step's diagnosis, a group of the graph). Two threads may both compute a missing
-        value; both results are equal, either one wins.
+        keys (a step's diagnosis, a group of the graph, a layer's series). Concurrent first
+        requests for one key compute it once (single flight); the others wait for that value.
+        Any expensive value a route caches goes through here, so that this holds for it too.
         """
+        found = self._cached(key)
+        if found is not _MISSING:
+            return found
+        return self._flights.do(key, lambda: self._compute(key, compute))
+
+    def _cached(self, key: Hashable) -> Any:
         with self._lock:
             if key in self._derived:
                 self._derived.move_to_end(key)
                 return self._derived[key]
+        return _MISSING
+
+    def _compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        found = self._cached(key)  # a flight that landed just before this one took off
+        if found is not _MISSING:
+            return found
         value = compute()
         size = approximate_size(value)
         with self._lock:
@@ -228,14 +246,28 @@ class ListingCache:
         self._lock = threading.Lock()
         self._listing: dict[str, dict[str, TagInfo]] | None = None
         self._at = 0.0
+        self._flights: SingleFlight = SingleFlight()
 
     def get(self, reader: GradflowReader, scope: str, ctx: Any) -> dict[str, dict[str, TagInfo]]:
+        """The listing, made once for all requests that arrive while it is made (single flight)."""
         if scope != "":
             return reader.list(ctx)
-        now = time.monotonic()
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh
+        return self._flights.do(scope, lambda: self._list(reader, ctx))
+
+    def _fresh(self) -> dict[str, dict[str, TagInfo]] | None:
         with self._lock:
-            if self._listing is not None and now - self._at < self.ttl:
+            if self._listing is not None and time.monotonic() - self._at < self.ttl:
                 return self._listing
+        return None
+
+    def _list(self, reader: GradflowReader, ctx: Any) -> dict[str, dict[str, TagInfo]]:
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh
+        now = time.monotonic()
         listing = reader.list(ctx)
         with self._lock:
             self._listing, self._at = listing, now

@@ -267,3 +267,34 @@ def _selected(run_tag_filter: Any, run: str, tag: str) -> bool:
         return True
     runs, tags = run_tag_filter.runs, run_tag_filter.tags
     return (runs is None or run in runs) and (tags is None or tag in tags)
+
+
+def local_run_files(logdir: str | None, run: str) -> list[str]:
+    """The event files of `run` (named as `find_runs` names it) under a local `logdir`, oldest
+    first; [] when there is no such local directory (a remote logdir, a `--logdir_spec` name)."""
+    if not logdir or "://" in logdir or run.startswith("/") or ".." in run.split("/"):
+        return []
+    directory = logdir if run == "." else os.path.join(logdir, *run.split("/"))
+    try:
+        names = sorted(f for f in os.listdir(directory) if EVENT_FILE_MARK in f)
+    except OSError:
+        return []
+    return [os.path.join(directory, f) for f in names if os.path.isfile(os.path.join(directory, f))]
+
+
+def tag_tensors(files: list[str], tag: str, warn: Warn, run: str) -> Iterator[TensorDatum]:
+    """Every value of `tag` in `files`, one record at a time, as the provider's TensorDatum: a
+    run too large for one read of the data provider is read this way, in bounded memory."""
+    wanted = GradflowRecords()
+    for path in files:
+        try:
+            for payload in read_records(path, wanted):
+                event = event_pb2.Event.FromString(payload)
+                for value in event.summary.value:
+                    if value.tag != tag or not value.HasField("tensor"):
+                        continue
+                    blob = _first_string(value.tensor)
+                    if blob is not None:
+                        yield TensorDatum(event.step, event.wall_time, np.array(blob, dtype=object))
+        except Exception as e:  # OSError, RecordError, protobuf's DecodeError or its C++ errors
+            warn(f"run {run!r}: event file {os.path.basename(path)!r} read up to damage: {type(e).__name__}: {e}")

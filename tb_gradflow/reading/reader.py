@@ -11,7 +11,7 @@ import concurrent.futures
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import numpy as np
@@ -34,6 +34,7 @@ from tb_gradflow.format.records import (
     unpack_states,
 )
 from tb_gradflow.proto import gradflow_pb2
+from tb_gradflow.reading.event_files import local_run_files, tag_tensors
 from tb_gradflow.report import Report
 
 logger = logging.getLogger("tb_gradflow")
@@ -150,6 +151,8 @@ class TagSeries:
     # Sorted steps, and for each the graph id and row of its values.
     steps: list[int]
     where: dict[int, tuple[str, int]]
+    # Why some logged steps are missing, for the user, when the provider served a sample.
+    sampled: str | None = None
 
     @property
     def last_step(self) -> int:
@@ -175,15 +178,19 @@ class GradflowReader:
 
     read_budget_bytes = 224 << 20  # under the 256 MiB gRPC reply limit, with room for framing
 
-    def __init__(self, provider: Any, experiment_id: str = "", warn: Warn | None = None, multiplexer: Any = None):
+    def __init__(self, provider: Any, experiment_id: str = "", warn: Warn | None = None, multiplexer: Any = None,
+                 local_logdir: str | None = None):
         """`multiplexer`: TensorBoard's Python event multiplexer when there is one; used only to
-        check declared tensor sizes before the provider converts (and allocates) them."""
+        check declared tensor sizes before the provider converts (and allocates) them.
+        `local_logdir`: the logdir the provider reads, when it is a local directory; a run too
+        large for one bounded read of the provider is then read from its event files instead."""
         self._provider = provider
         self._experiment_id = experiment_id
         self._warn = warn or (lambda message: logger.warning("tb_gradflow: %s", message))
         if multiplexer is None and type(provider).__name__ == "MultiplexerDataProvider":
             multiplexer = getattr(provider, "_multiplexer", None)
         self._multiplexer = multiplexer
+        self._local_logdir = local_logdir
 
     def list(self, ctx: Any = None, run: str | None = None) -> dict[str, dict[str, TagInfo]]:
         """{run: {tag: TagInfo}} for every readable gradflow summary (of one run, if given).
@@ -238,13 +245,14 @@ class GradflowReader:
         graphs = self._read_graphs(ctx, run, name, info)
         known = _known_rows(previous, graphs)
         try:
-            data = self._read_step_tensors(ctx, run, name, max(map(_version_1_step_bytes, graphs.values()), default=64))
+            data, sampled = self._read_step_tensors(ctx, run, name, max(map(_version_1_step_bytes, graphs.values()), default=64))
         except Exception as e:  # pylint: disable=broad-except  # a hostile tensor (MemoryError, ...)
             self._warn(f"run {run!r}, tag {name!r}: unreadable: {type(e).__name__}: {e}")
             return None
         per_version: dict[str, list[_Row]] = {}
-        bad = 0
+        bad = seen = 0
         for datum in data:
+            seen += 1
             reused = known.get((datum.step, datum.wall_time))
             if reused is not None:
                 per_version.setdefault(reused[0].graph.graph_id, []).append((datum.step, datum.wall_time, reused))
@@ -268,10 +276,15 @@ class GradflowReader:
         if bad > 3:
             self._warn(f"run {run!r}, tag {name!r}: {bad} unreadable steps skipped in all")
         if not per_version:
-            if data:
+            if seen:
                 self._warn(f"run {run!r}, tag {name!r}: no readable steps")
             return None
-        return _series(run, name, info.description, graphs, per_version)
+        series = _series(run, name, info.description, graphs, per_version)
+        if sampled:
+            series.sampled = (f"sampled: {len(series.steps):,} steps of a run logged from step {series.steps[0]:,} "
+                              f"to {info.max_step:,} (the fast loader serves at most {self.read_budget_bytes >> 20} MiB "
+                              f"of it at once); start TensorBoard with --load_fast=false to see all")
+        return series
 
     def _read_tensors(self, ctx: Any, run: str, name: str, downsample: int) -> builtins.list[Any]:
         tensors = self._provider.read_tensors(
@@ -283,17 +296,20 @@ class GradflowReader:
         )
         return tensors.get(run, {}).get(name, [])
 
-    def _read_step_tensors(self, ctx: Any, run: str, name: str, max_step_bytes: int) -> builtins.list[Any]:
-        """Every kept step of run/name, asking the provider for at most about `read_budget_bytes`
-        at once (the Rust data server's replies stop at 256 MiB): the size of the last step
-        sets how many steps one read may return. A run with more steps than that is served as
-        a sample of them (the provider picks; the last step is in it), with a warning, rather than not at all. The Python loader
-        holds every step in memory already and converts them all at any `downsample`: one read."""
+    def _read_step_tensors(self, ctx: Any, run: str, name: str, max_step_bytes: int) -> tuple[Iterable[Any], bool]:
+        """Every kept step of run/name, and whether they are a sample of the logged ones.
+
+        The Python loader holds every step in memory already and converts them all at any
+        `downsample`: one read. Another provider is asked for at most about `read_budget_bytes`
+        at once (the Rust data server's replies stop at 256 MiB; the size of the last step sets
+        how many steps one read may return). A run with more steps than that is read from its
+        event files, one record at a time, when the logdir is local; otherwise the provider's
+        sample is served (the last step is in it), and said to be one."""
         if self._multiplexer is not None:
-            return self._read_tensors(ctx, run, name, _ALL)
+            return self._read_tensors(ctx, run, name, _ALL), False
         last = self._read_tensors(ctx, run, name, 1)
         if not last:
-            return []
+            return [], False
         per_step = _datum_bytes(last[-1], fallback=max_step_bytes) + _DATUM_OVERHEAD_BYTES
         limit = max(2, self.read_budget_bytes // per_step)
         for _ in range(4):
@@ -306,12 +322,18 @@ class GradflowReader:
                 limit //= 4  # earlier steps were larger than the last one
         else:
             raise RuntimeError("the data provider refused every bounded read")
-        if len(data) >= limit:
-            self._warn(
-                f"run {run!r}, tag {name!r}: more steps than one bounded read holds "
-                f"({limit} of {per_step} bytes); serving a sample (the last step included) of {len(data)} steps"
-            )
-        return data
+        if len(data) < limit:
+            return data, False
+        files = local_run_files(self._local_logdir, run)
+        if files:
+            self._warn(f"run {run!r}, tag {name!r}: more steps than one bounded read of the data provider "
+                       f"holds ({limit} of {per_step} bytes); reading every step from the run's event files")
+            return tag_tensors(files, name, self._warn, run), False
+        self._warn(
+            f"run {run!r}, tag {name!r}: more steps than one bounded read holds "
+            f"({limit} of {per_step} bytes); serving a sample (the last step included) of {len(data)} steps"
+        )
+        return data, True
 
     def _declared_overflow(self, run: str, tag: str) -> str | None:
         """The first raw step event of run/tag that declares an absurd size (Python loader)."""

@@ -222,6 +222,11 @@ def step_records(graph: gradflow_pb2.Graph, steps: Iterable[int], name: str = "g
     with tempfile.TemporaryDirectory() as tmp:
         path = write_fast_run(tmp, graph, steps, name)
         data = open(path, "rb").read()
+    return split_records(data)
+
+
+def split_records(data: bytes) -> list[bytes]:
+    """Framed records lying back to back in `data`, each whole (its framing not checked)."""
     records, offset = [], 0
     while offset < len(data):
         length = int.from_bytes(data[offset : offset + 8], "little")

@@ -1,7 +1,9 @@
 """The reference the capture tests check against: a plain eager `tf.GradientTape`."""
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -53,12 +55,25 @@ def report_states(report) -> dict[str, str]:
     return {name: record.state for name, record in report.variables.items()}
 
 
+@functools.lru_cache(maxsize=64)
+def _git_top(folder: str) -> str | None:
+    top = subprocess.run(["git", "-C", folder, "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    return top.stdout.strip() if top.returncode == 0 else None
+
+
+def shown_path(path: str) -> str:
+    """How a source names `path`: relative to its git repository's root (asked of git itself),
+    else to the working directory when below it, else absolute."""
+    path = os.path.abspath(path)
+    base = _git_top(os.path.dirname(path)) or os.getcwd()
+    rel = os.path.relpath(path, base)
+    return path if rel.startswith("..") else rel
+
+
 def line_of(path: str, marker: str) -> str:
     """`path:LINE` of the line carrying `marker`, as the report spells sources."""
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if marker in line:
-                rel = os.path.relpath(path)
-                shown = path if rel.startswith("..") else rel
-                return f"{shown}:{number}"
+                return f"{shown_path(path)}:{number}"
     raise AssertionError(f"marker {marker!r} not in {path}")
