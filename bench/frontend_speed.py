@@ -16,7 +16,12 @@ Measures, against the targets of issue 8:
   fetched), and the page's JS heap (CDP Runtime.getHeapUsage after a forced GC) beside what
   merely fetching and parsing the whole `graph` route holds, as the tab did before.
 
-Usage: .venv/bin/python bench/frontend_speed.py [--workdir DIR] [--repeats N] [--parts models,huge]
+- the layers view's heatmap (`--parts heatmap`, issue 17): a crafted run of 10,000 logged steps
+  of a 1,400-op graph with 50 layers, and the same graph with 500 layers; the time from the click
+  on "Layers" to the first frame painted with every cell drawn (the `layers` route's answer
+  included, computed afresh at the first click): target 500 ms.
+
+Usage: .venv/bin/python bench/frontend_speed.py [--workdir DIR] [--repeats N] [--parts models,huge,heatmap]
 The logdirs are written once into --workdir (default: a temporary directory) and reused.
 """
 from __future__ import annotations
@@ -362,12 +367,77 @@ def main_huge(repeats: int) -> None:
           f"for {r['whole_ops']:,} ops (ratio to progressive first paint: {r['whole_ms'] / r['paint_ms']:.1f}x time)")
 
 
+HEATMAP_TARGET_MS = 500.0
+
+TIME_LAYERS = """
+async () => {
+  const start = performance.now();
+  document.querySelector('#gf-view-layers').click();
+  const painted = () => document.querySelector('[data-field=heatmap][data-painted]');
+  while (!painted()) await new Promise((r) => setTimeout(r, 2));
+  await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const paint = performance.now() - start;
+  const heatmap = document.querySelector('[data-field=heatmap]');
+  const own = Number(heatmap.dataset.painted) - Number(heatmap.dataset.started);
+  while (!document.querySelector('[data-field=heatmap][data-status=ready] .gf-hm-cell')) await new Promise((r) => setTimeout(r, 2));
+  return [paint, performance.now() - start, document.querySelectorAll('.gf-hm-cell').length, own];
+}
+"""
+
+
+def heatmap_times(browser, base_url: str, run: str, repeats: int) -> list[tuple[float, float, int, float]]:
+    """(click on Layers to the painted heatmap ms, to every cell element attached ms, cells, the
+    heatmap's own time from its fetch to its paint ms),
+    once per fresh page at 1440x900: the first computes the route afresh, the others get it from
+    the plugin's cache."""
+    out = []
+    for _ in range(repeats):
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        page = context.new_page()
+        page.goto(f"{base_url}/#gradflow&p.gradflow.run={run}")
+        frame = tab_frame(page, timeout=120000)
+        out.append(tuple(frame.evaluate(TIME_LAYERS)))
+        context.close()
+    return out
+
+
+def main_heatmap(repeats: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from support.crafted_logdir import chain_graph, write_fast_run
+
+    steps = 10_000
+    with tempfile.TemporaryDirectory(prefix="gradflow-bench-heatmap-") as tmp:
+        for run, layers in (("layers50", 50), ("layers500", 500)):
+            write_fast_run(os.path.join(tmp, run), chain_graph(f"{run}-1", 1_400 if layers <= 140 else 5_000, layers), range(steps))
+        with TensorBoardProcess(tmp, load_fast="false", timeout=900) as tb:
+            tb.wait_for_runs({"layers50": {"gradflow": steps}, "layers500": {"gradflow": steps}}, timeout=900)
+            with sync_playwright() as p:
+                browser = launch(p)
+                results = {run: heatmap_times(browser, tb.url, run, repeats) for run in ("layers50", "layers500")}
+                browser.close()
+    print()
+    print(f"layers view heatmap, {steps:,} logged steps, headless Chromium at 1440x900, Python loader:")
+    for run, times in results.items():
+        ms = [t[0] for t in times]
+        later = ms[1:] or ms
+        attached = statistics.median([t[1] for t in times[1:] or times])
+        own = statistics.median([t[3] for t in times[1:] or times])
+        print(f"  {run}: {times[0][2]:,} cells; click to painted heatmap, first (route computed) {ms[0]:.0f} ms "
+              f"(ratio {ms[0] / HEATMAP_TARGET_MS:.2f}), then median {statistics.median(later):.0f} ms "
+              f"(ratio {statistics.median(later) / HEATMAP_TARGET_MS:.2f}; target {HEATMAP_TARGET_MS:.0f} ms); "
+              f"every cell element attached after {attached:.0f} ms; the heatmap's own part (fetch to "
+              f"painted, the bars below left out) {own:.0f} ms (ratio {own / HEATMAP_TARGET_MS:.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default=None, help="where to keep the logdirs between runs")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--parts", default="models", help="models (ResNet50, Transformer, 20,000 ops), huge (230,000 ops)")
+    parser.add_argument("--parts", default="models", help="models (ResNet50, Transformer, 20,000 ops), huge (230,000 ops), heatmap")
     args = parser.parse_args()
+    if "heatmap" in args.parts.split(","):
+        main_heatmap(args.repeats)
     if "huge" in args.parts.split(","):
         main_huge(args.repeats)
     if "models" not in args.parts.split(","):

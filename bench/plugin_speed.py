@@ -11,8 +11,8 @@ Builds in a temporary directory:
   answer the top level within a few seconds and `diagnosis` be cached.
 Then starts `tensorboard` on each, waits until every step is loaded, and prints the first-load
 time and the medians (and 90th percentiles) of `graph`, `history` and `runs`, with their ratio to
-the targets of issue 3 (graph 50 ms, history 200 ms, runs of 100 runs 200 ms). Responses are
-requested gzip-compressed, as a browser does.
+the targets of issue 3 (graph 50 ms, history 200 ms, runs of 100 runs 200 ms) and of issue 17
+(`layers`, the heatmap's route, 200 ms). Responses are requested gzip-compressed, as a browser does.
 
 Usage: python bench/plugin_speed.py [--repeats 30] [--steps 10000] [--loaders false,true]
                                     [--long-steps 100000] [--parts resnet,long,huge]
@@ -38,7 +38,7 @@ from support.process_memory import tensorboard_rss_bytes  # noqa: E402
 from support.tensorboard_proc import TensorBoardProcess, fetch  # noqa: E402
 
 TAG = "gradflow"
-TARGETS_MS = {"graph": 50.0, "history": 200.0, "runs (100 runs)": 200.0}
+TARGETS_MS = {"graph": 50.0, "history": 200.0, "runs (100 runs)": 200.0, "layers (new width)": 200.0}
 
 
 def trace_resnet(run_dir: str):
@@ -100,6 +100,16 @@ def summarize(name: str, samples: list[float]) -> str:
     return f"  {name:<18} median {median:8.1f} ms   p90 {p90:8.1f} ms{ratio}"
 
 
+def layers_results(tb: TensorBoardProcess, run: str, repeats: int) -> dict[str, list[float]]:
+    """The `layers` route (issue 17's heatmap, target 200 ms on 10,000 steps): at a new column
+    count each time (each computed afresh over every step: a new width), and at one (cached)."""
+    url = tb.plugin_url(f"layers?run={run}&tag={TAG}&columns=")
+    return {
+        "layers (new width)": [timed(url + str(300 + i)) for i in range(repeats)],
+        "layers (cached)": measure([url + "300"] * repeats),
+    }
+
+
 def first_response_with_step(url: str, step: int, timeout: float = 120) -> float:
     """Polls `url` (a graph route) until it serves `step`; the time of that first request, which
     includes rereading the series after TensorBoard loaded the new step."""
@@ -130,6 +140,7 @@ def bench_loader(load_fast: str, big: str, sweep: str, protos, steps: int, repea
             "graph (last step)": measure([graph] * repeats),
             "history": measure([history + urllib.parse.quote(rng.choice(op_names), safe="") for _ in range(repeats)]),
             "diagnosis": measure([tb.plugin_url(f"diagnosis?run=resnet&tag={TAG}")] * repeats),
+            **layers_results(tb, "resnet", repeats),
         }
         for name, samples in results.items():
             print(summarize(name, samples))
@@ -158,6 +169,7 @@ def bench_long_run(load_fast: str, logdir: str, steps: int, ops: int, repeats: i
             "graph": measure([f"{graph}&step={rng.randrange(steps)}" for _ in range(repeats)]),
             "history": measure([history + urllib.parse.quote(rng.choice(names), safe="") for _ in range(repeats)]),
             "runs (1 run)": measure([tb.plugin_url("runs")] * repeats),
+            **layers_results(tb, "long", repeats),
         }
         for name, samples in results.items():
             print(summarize(name, samples))

@@ -18,6 +18,7 @@ from tb_gradflow.reading.event_files import EventFileProvider, LogdirError
 from tb_gradflow.reading.reader import GradflowReader, TagSeries
 from tb_gradflow.report import CutPoint, Report
 from tb_gradflow.diagnosis import diagnosis_json
+from tb_gradflow.reading.layer_series import SPARK_LEGEND, layer_series, layer_series_json, sparkline
 
 EXIT_OK = 0
 EXIT_STARVING = 1  # report: a trainable variable starves; diff: the second run has cuts the first lacks
@@ -144,7 +145,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         out: dict[str, Any] = {}
         for (run, name), series in loaded.series.items():
-            out.setdefault(run, {"tags": {}})["tags"][name] = diagnosis_json(series, report=reports[(run, name)])
+            tag_json = diagnosis_json(series, report=reports[(run, name)])
+            tag_json["layers"] = layer_series_json(layer_series(series))  # every logged step
+            out.setdefault(run, {"tags": {}})["tags"][name] = tag_json
         print(json.dumps({"runs": out}, indent=1, sort_keys=True))
         return EXIT_STARVING if starving else EXIT_OK
     style = T.Style(T.use_color(sys.stdout, args.color))
@@ -153,9 +156,31 @@ def cmd_report(args: argparse.Namespace) -> int:
     for (run, name), report in reports.items():
         title = style.bold(f"== run {T.safe(_shown_run(run, args.logdir))}, tag {T.safe(name)}")
         body = str(report).splitlines() if args.full else T.report_lines(report, style)
+        if args.layers:
+            body += layer_lines(loaded.series[(run, name)], width)
         blocks.append(T.wrap([title, *body], width))
     print("\n\n".join(blocks))
     return EXIT_STARVING if starving else EXIT_OK
+
+
+def layer_lines(series: TagSeries, width: int) -> list[str]:
+    """`report --layers`: each layer's gradient norm over the logged steps as a sparkline.
+
+    Inputs first, on the run's log scale, sampled to fit a terminal `width`.
+    """
+    ls = layer_series(series, max(8, min(60, width - 36)))
+    if not ls.layers:
+        return ["", "No trainable variables: no layers to show."]
+    scale = "no finite gradient"
+    if ls.range is not None:
+        scale = f"log scale {ls.range[0]:.3g} … {ls.range[1]:.3g}"
+    lines = ["", f"Gradient norm per layer, inputs first, over {len(ls.steps)} of {ls.count} "
+             f"steps ({ls.steps[0]} … {ls.steps[-1]}); {scale}; {SPARK_LEGEND}:"]
+    name_width = min(30, max(len(n) for n in ls.layers))
+    for i, name in enumerate(ls.layers):
+        shown = T.safe(name if len(name) <= name_width else "…" + name[-(name_width - 1):])
+        lines.append(f"  {shown:<{name_width}} {sparkline(ls.states[i], ls.norms[i], ls.range)}")
+    return lines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,6 +368,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--run", help="only this run (path relative to LOGDIR)")
     _add_style(report)
     report.add_argument("--full", action="store_true", help="every name, not counts (the text of str(report))")
+    report.add_argument("--layers", action="store_true",
+                        help="a sparkline per layer of its gradient norm over the logged steps")
     report.set_defaults(func=cmd_report)
 
     diff = sub.add_parser("diff", help="cuts and starved variables one run has and the other lacks",

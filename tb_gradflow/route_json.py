@@ -24,6 +24,9 @@ from tb_gradflow.reading.reader import TagSeries
 
 STATE_NAMES = np.array(V.STATES, dtype=object)
 
+# The columns the `layers` route samples a run to when the request names none (the export too).
+LAYER_COLUMNS = 2_000
+
 # Significant digits of norms in JSON: float32 holds about 7, a stored op norm about 2 (4.4 %).
 NORM_DIGITS = 6
 

@@ -76,6 +76,55 @@ def test_resnet50_overview_is_readable(page, base_url):
     assert frame.locator(f'#gf-panes .gf-cluster[data-group="{group}"]').count() == 1
 
 
+def test_resnet50_overview_on_a_laptop_titles_whole_inputs_first_coloured_by_norm(page, base_url):
+    """Issue 17: at 1440x900 no card title is cut at the prefix every card shares, the cards run
+    in data-flow order (variable reads do not pull conv5 to the front) and each flowing card is
+    filled by its gradient norm on the run's scale."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    frame = open_tab(page, base_url, "gradflow&p.gradflow.run=resnet50")
+    o = overview(frame)
+    cards = o.locator(".gf-ov-group")
+    info = cards.evaluate_all(
+        "cs => cs.map(c => { const n = c.querySelector('.gf-ov-name'); return {group: c.dataset.group || '', title: n.textContent,"
+        " whole: n.scrollWidth <= n.clientWidth + 1 && n.scrollHeight <= n.clientHeight + 1, norm: c.dataset.norm,"
+        " fill: c.style.backgroundColor, state: c.dataset.state, starved: c.dataset.starved || ''}; })")
+    assert len(info) > 100
+    assert all(c["whole"] for c in info), [c["title"] for c in info if not c["whole"]][:5]
+    assert not any(c["title"].startswith("resnet50") for c in info)
+    assert all(c["group"].endswith(c["title"]) for c in info if c["group"])
+    titles = [c["title"] for c in info]
+    assert titles[0].startswith("conv1")
+    stage = [int(re.match(r"conv(\d)", t).group(1)) for t in titles if re.match(r"conv\d", t)]
+    assert stage == sorted(stage), stage  # conv1, conv2 ... conv5 in data-flow order
+    flowing = [c for c in info if c["state"] == "flowing" and c["starved"] != "true"]
+    assert flowing and all(c["norm"] and c["fill"] for c in flowing)
+    # the fill follows the norm on one scale: the largest and smallest norms differ in colour
+    by_norm = sorted(flowing, key=lambda c: float(c["norm"]))
+    assert by_norm[0]["fill"] != by_norm[-1]["fill"]
+    screenshot(page, "resnet50_overview_laptop.png")
+
+
+def test_transformer_heatmap_shows_the_starved_blocks_at_a_glance(page, base_url):
+    """Issue 17: the layers view's heatmap of the 64-block Transformer fits the laptop screen,
+    blocks 0-31 (starved by the cut in block 32) hatched at every step, the blocks after it
+    coloured."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    frame = open_tab(page, base_url, "gradflow&p.gradflow.run=transformer64&p.gradflow.view=layers")
+    frame.locator("[data-field=heatmap][data-status=ready] .gf-hm-cell").first.wait_for(timeout=60000)
+    rows = frame.locator(".gf-hm-row").evaluate_all(
+        "rs => rs.map(r => [r.dataset.layer, [...r.querySelectorAll('.gf-hm-cell')].map(c => c.dataset.state)])")
+    states: dict[int, set] = {}
+    for layer, cells in rows:
+        m = re.match(r"lm/block_(\d+)/", layer)
+        if m:
+            states.setdefault(int(m.group(1)), set()).update(cells)
+    assert sorted(states) == list(range(64))
+    assert all(states[b] == {"none"} for b in range(32)), {b: states[b] for b in range(32) if states[b] != {"none"}}
+    assert all(states[b] == {"flowing"} for b in range(33, 64))
+    assert sum(len(cells) for _, cells in rows) <= 40_000
+    assert frame.locator(".gf-hm-grid").bounding_box()["height"] <= 600
+
+
 @pytest.mark.parametrize("run", ["resnet50", "transformer64"])
 def test_edges_go_around_nodes_on_large_models(page, base_url, run):
     frame = open_tab(page, base_url, f"gradflow&p.gradflow.run={run}")

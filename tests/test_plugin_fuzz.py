@@ -21,7 +21,7 @@ from tb_gradflow.plugin.static_files import STATIC_DIR
 
 REQUESTS_PER_LOADER = 600
 PREFIX = "/data/plugin/gradflow/"
-JSON_ROUTES = ("runs", "graph", "history", "diagnosis", "graph_groups", "notices")
+JSON_ROUTES = ("runs", "graph", "history", "diagnosis", "graph_groups", "notices", "layers")
 
 GOOD = {
     "run": ["cut", "retrace", "keras/train", "hostile/malformed", "hostile/truncated", "hostile/unknown_version"],
@@ -30,6 +30,7 @@ GOOD = {
     "op": ["PyFunc", "encoder_1/MatMul", "args_0", "Mean"],
     "variable": ["encoder/kernel", "decoder/kernel", "gate/bias"],
     "group": ["encoder_1", "decoder_1", "StatefulPartitionedCall", ""],
+    "columns": ["1", "3", "300", "10000", "10001", "0"],
 }
 HOSTILE_VALUES = [
     "", " ", "../../etc/passwd", "..\\..\\setup.py", "\x00", "%00", "%", "%zz", "%ff%fe",

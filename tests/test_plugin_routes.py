@@ -241,6 +241,9 @@ def test_diagnosis_is_what_the_cli_prints(tb, logdir, run):
     diagnosis = ok(tb, "diagnosis", run=run, tag=TAG)
     expected = cli_json(logdir, run)[TAG]
     assert diagnosis.pop("step") == expected["last_step"]
+    # The CLI adds the layers over training, which the tab reads from the `layers` route.
+    layers = ok(tb, "layers", run=run, tag=TAG, columns=10_000)
+    assert expected.pop("layers") == {k: v for k, v in layers.items() if k not in ("run", "tag")}
     assert diagnosis == expected
 
 

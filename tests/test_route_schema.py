@@ -57,3 +57,18 @@ def test_graph_groups_bodies_conform(tb):
     assert set(top["ops"]) == set(SCHEMA["routes"]["graph_groups"]["properties"]["ops"]["required"])
     for group in top["groups"]["name"]:
         conforms(body(tb, "graph_groups", run="cut", tag=TAG, group=group), "graph_groups")
+
+
+@pytest.mark.parametrize("run", ["cut", "retrace"])
+def test_layers_bodies_conform_and_columns_bound_them(tb, run):
+    whole = body(tb, "layers", run=run, tag=TAG)
+    conforms(whole, "layers")
+    assert set(whole) == set(SCHEMA["routes"]["layers"]["required"])
+    assert whole["count"] == len(whole["steps"]) or len(whole["steps"]) == 2000
+    few = body(tb, "layers", run=run, tag=TAG, columns=3)
+    conforms(few, "layers")
+    assert len(few["steps"]) == min(3, whole["count"])
+    assert few["steps"][0] == whole["steps"][0] and few["steps"][-1] == whole["steps"][-1]
+    for bad in ("0", "-1", "x", "10001"):
+        status, data = fetch_json(f"{tb.url}/data/plugin/gradflow/layers?{urllib.parse.urlencode(dict(run=run, tag=TAG, columns=bad))}")
+        assert status == 400 and "columns" in data["error"]

@@ -2,7 +2,7 @@
 // <base href="plugin/gradflow/">, so "runs" reaches /data/plugin/gradflow/runs under any prefix.
 // An exported HTML file has no server: it installs a DataSource that answers the same routes
 // from the data inlined in the page (export_source.ts).
-import type { DiagnosisResponse, GraphResponse, GroupsResponse, HistoryResponse, NoticesResponse, RunsResponse } from "./types";
+import type { DiagnosisResponse, GraphResponse, GroupsResponse, HistoryResponse, LayersResponse, NoticesResponse, RunsResponse } from "./types";
 
 export class RouteError extends Error {
   constructor(readonly status: number, message: string) {
@@ -55,6 +55,8 @@ export const api = {
   /** Whether `graph_groups` is served: over HTTP, not from an exported file's inlined data. */
   servesGroups: () => source === null,
   diagnosis: (run: string, tag: string, step?: number) => getJson<DiagnosisResponse>("diagnosis", { run, tag, step }),
+  /** Each layer's norm at up to `columns` logged steps (the layers view's heatmap). */
+  layers: (run: string, tag: string, columns: number) => getJson<LayersResponse>("layers", { run, tag, columns }),
   opHistory: (run: string, tag: string, op: string) => getJson<HistoryResponse>("history", { run, tag, op }),
   variableHistory: (run: string, tag: string, variable: string) =>
     getJson<HistoryResponse>("history", { run, tag, variable }),

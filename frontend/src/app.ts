@@ -17,6 +17,7 @@ import { listenForReloads, readHash, watchDarkMode, watchHash, writeHash } from 
 import { Latest, type Ticket } from "./latest";
 import { LayoutClient } from "./layout_client";
 import { renderLayers } from "./layers_view";
+import { Heatmap, layerCount } from "./heatmap";
 import { unionRange } from "./log_axis";
 import type { GraphModel } from "./model";
 import { buildModel } from "./model";
@@ -45,6 +46,10 @@ export class App {
   private readonly hierarchies = new Map<string, Hierarchy>();
   private readonly histories = new Map<string, HistoryState>();
   private readonly layoutClient: LayoutClient;
+  // ---- issue 17: the layers x steps heatmap of the layers view (heatmap.ts) ----
+  private readonly heatmap = new Heatmap((step, _layer, variables) => {
+    void this.update(S.setStep(this.state, this.steps, this.steps.indexOf(step))).then(() => this.selectVariable(variables[0] ?? ""));
+  });
   private readonly main: Pane;
   private other: Pane | null = null;
   private otherIsNew = false;
@@ -382,6 +387,7 @@ export class App {
     } else if (s.view === "layers") {
       const range = unionRange(this.main.diagnosis!.norm_range.variables, this.other?.diagnosis?.norm_range.variables);
       renderLayers(this.ui.layers, model, this.other?.model ?? null, range, (name) => this.selectVariable(name));
+      void this.heatmap.show(this.ui.layers, { run: model.run, tag: model.tag, step: model.step, lastStep: this.steps[this.steps.length - 1] ?? model.step, layers: layerCount(model) });
     }
     const panes = this.other ? [this.main, this.other] : [this.main];
     const scale = this.colourScale(panes);

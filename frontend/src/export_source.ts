@@ -2,7 +2,8 @@
 // (tb_gradflow/export/bundle.py writes it): the same JSON bodies the HTTP routes send.
 import type { DataSource, RouteParams } from "./api";
 import { RouteError } from "./api";
-import type { CutPointJson, GradState, GraphResponse, HistoryResponse, RunsResponse, WireNorm } from "./types";
+import { sampleLayers } from "./heatmap_model";
+import type { CutPointJson, GradState, GraphResponse, HistoryResponse, LayersResponse, RunsResponse, WireNorm } from "./types";
 
 type Structure = Omit<GraphResponse, "step" | "loss" | "ops" | "variables" | "starved_variables" | "zero_variables" | "nonfinite_variables"> & {
   ops: Omit<GraphResponse["ops"], "state" | "norm" | "presence">;
@@ -33,6 +34,8 @@ interface SeriesData {
   steps: number[];
   where: [number, number][];
   diagnosis: unknown;
+  /** the `layers` route's body (less run and tag) over the file's steps */
+  layers: Omit<LayersResponse, "run" | "tag">;
 }
 
 export interface ExportPayload {
@@ -135,6 +138,7 @@ export class InlineSource implements DataSource {
     const series = this.payload.series[run]?.[tag];
     if (!series) throw new RouteError(404, `no run ${JSON.stringify(run)} with tag ${JSON.stringify(tag)} in this file`);
     if (route === "diagnosis") return series.diagnosis;
+    if (route === "layers") return sampleLayers({ ...series.layers, run, tag }, Number(params.columns ?? series.layers.steps.length));
     if (route === "graph") return this.graph(run, tag, series, params.step);
     if (route === "history") {
       const kind = params.op !== undefined ? "op" : "variable";

@@ -45,10 +45,11 @@ export interface GraphInput {
   given?: { visible: VisibleGraph; summaries: Map<string, GroupSummary> };
 }
 
-/** Below this zoom a fitted graph is unreadable: the first view centres on the focus op instead. */
-const READABLE_ZOOM = 0.55;
 /** Labels are drawn only where they are at least this tall on screen (level of detail). */
 const MIN_LABEL_PX = 7;
+/** Below this zoom a fitted graph shows no labels: the first view centres on the focus op
+ * instead, at a zoom where labels are drawn (a 17-op model fitted at 0.6 showed none). */
+const READABLE_ZOOM = MIN_LABEL_PX / LABEL_PX;
 
 interface Item {
   id: string;

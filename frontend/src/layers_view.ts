@@ -13,7 +13,8 @@ import type { GraphModel } from "./model";
 function axisRow(axis: LogAxis): HTMLElement {
   const track = el("div", { class: "gf-axis-track", "data-field": "axis" });
   for (const d of decadeTicks(axis)) {
-    const tick = el("span", { class: "gf-tick", "data-decade": d }, decadeLabel(d));
+    const edge = d === axis.lo ? "start" : d === axis.hi ? "end" : undefined;
+    const tick = el("span", { class: "gf-tick", "data-decade": d, "data-edge": edge }, decadeLabel(d));
     tick.style.left = `${(((d - axis.lo) / (axis.hi - axis.lo)) * 100).toFixed(2)}%`;
     track.append(tick);
   }
@@ -21,7 +22,7 @@ function axisRow(axis: LogAxis): HTMLElement {
     "div",
     { class: "gf-axis-row", "aria-hidden": "true" },
     el("div", { class: "gf-muted" }, "layer"),
-    el("div", { class: "gf-axis-var" }, el("span", {}), el("div", { class: "gf-axis-bar" }, track, el("span", { class: "gf-muted" }, "|grad| (log)"))),
+    el("div", { class: "gf-axis-var" }, el("span", {}), el("div", { class: "gf-axis-bar" }, track, el("span", { class: "gf-muted gf-axis-label", "data-field": "axis-label" }, "|grad| (log)"))),
   );
 }
 

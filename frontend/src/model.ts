@@ -139,10 +139,9 @@ export function opDepths(ops: readonly Op[]): Int32Array {
   return depth; // ops on a cycle (never in a real graph) keep a partial depth
 }
 
-/** How deep in the network each variable is used: the depth, counted from the graph's data
- * inputs, of the first ops downstream of its reads that also depend on data. Variable reads
- * themselves (and their Reshape/Squeeze chains) have no data depth, so they do not count. */
-export function variableDepths(ops: readonly Op[], variables: readonly Variable[]): number[] {
+/** Each op's distance from the graph's data inputs; -1 for an op that depends on variables only
+ * (a variable read and what computes from it alone), so that reads do not count as inputs. */
+export function dataDepths(ops: readonly Op[]): Int32Array {
   const dataDepth = new Int32Array(ops.length).fill(-1);
   const depth = opDepths(ops);
   const order = [...ops.keys()].sort((a, b) => depth[a] - depth[b]);
@@ -156,6 +155,14 @@ export function variableDepths(ops: readonly Op[], variables: readonly Variable[
     for (const j of op.inputs) if (dataDepth[j] >= 0) d = Math.max(d, dataDepth[j] + 1);
     dataDepth[i] = d;
   }
+  return dataDepth;
+}
+
+/** How deep in the network each variable is used: the depth, counted from the graph's data
+ * inputs, of the first ops downstream of its reads that also depend on data. Variable reads
+ * themselves (and their Reshape/Squeeze chains) have no data depth, so they do not count. */
+export function variableDepths(ops: readonly Op[], variables: readonly Variable[]): number[] {
+  const dataDepth = dataDepths(ops);
   return variables.map((v) => {
     let best = Infinity;
     const seen = new Set<number>();

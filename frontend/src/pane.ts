@@ -22,6 +22,8 @@ export interface Pane {
   overviewButton: HTMLButtonElement;
   actions: PaneActions;
   model: GraphModel | null;
+  /** the colour scale the pane was last drawn with (the overview's cards use it too) */
+  scale?: MagnitudeScale | null;
   /** the diagnosis route at the pane's step: the story and the all-steps range */
   diagnosis: DiagnosisResponse | null;
   hierarchy: Hierarchy | null;
@@ -77,6 +79,7 @@ export function renderLegend(pane: Pane, scale: MagnitudeScale | null, over: str
   const ramp = el("span", { class: "gf-swatch", "data-kind": "ramp" });
   ramp.style.background = `linear-gradient(to right, ${magnitudeColor(0)}, ${magnitudeColor(0.5)}, ${magnitudeColor(1)})`;
   const open = pane.legend.open;
+  pane.scale = scale;
   clear(pane.legend);
   const item = (kind: string, text: string): Node[] => [el("span", { class: "gf-swatch", "data-kind": kind }), el("span", {}, text)];
   const range = scale ? `|grad| ${formatNorm(10 ** scale.lo)} … ${formatNorm(10 ** scale.hi)}` : "flowing";
@@ -109,5 +112,6 @@ export function showOverview(pane: Pane, open: boolean): void {
     pane.view.groupSummaries,
     (id) => (close(), pane.actions.openGroup(id)),
     (op) => (close(), pane.actions.revealOp(op)),
+    pane.scale ?? null,
   );
 }

@@ -5,7 +5,7 @@ export const CSS = `
 .gf {
   --gf-bg: #ffffff; --gf-fg: #202124; --gf-muted: #5f6368; --gf-border: #dadce0; --gf-panel: #f8f9fa;
   --gf-accent: #1a73e8; --gf-cluster: rgba(60, 64, 67, 0.05); --gf-cluster-head: rgba(60, 64, 67, 0.10);
-  --gf-zero: #f2b600; --gf-zero-fg: #2b2100; --gf-none: #e8eaed; --gf-none-fg: #5f6368; --gf-none-stroke: #9aa0a6;
+  --gf-zero: #f2b600; --gf-zero-fg: #2b2100; --gf-none: #e8eaed; --gf-none-fg: #3c4043; --gf-none-stroke: #9aa0a6;
   --gf-nonfinite: #7b1fa2; --gf-nonfinite-fg: #ffffff; --gf-cut: #d50000; --gf-cut-fg: #ffffff; --gf-cut-stroke: #6d0000;
   --gf-flow-edge: #1565c0; --gf-dead-edge: #b0b4b9; --gf-select: #ff6d00; --gf-match: #00c853;
   --gf-ok-bg: #e6f4ea; --gf-ok-fg: #137333; --gf-warn-bg: #fef7e0; --gf-warn-fg: #7a5500; --gf-bad-bg: #fce8e6; --gf-bad-fg: #a50e0e;
@@ -78,6 +78,10 @@ export const CSS = `
 .gf-axis-row { position: sticky; top: 0; background: var(--gf-bg); z-index: 1; border-bottom: 1px solid var(--gf-border); }
 .gf-axis-track { position: relative; height: 16px; font-size: 10px; color: var(--gf-muted); }
 .gf-tick { position: absolute; top: 0; transform: translateX(-50%); border-left: 1px solid var(--gf-border); padding-left: 2px; white-space: nowrap; }
+/* the end ticks stay inside the track, so the last never touches the axis label */
+.gf-tick[data-edge=start] { transform: none; }
+.gf-tick[data-edge=end] { transform: translateX(-100%); border-left: 0; border-right: 1px solid var(--gf-border); padding: 0 2px 0 0; }
+.gf-axis-label { padding-left: 6px; white-space: nowrap; }
 .gf-bar-row[data-state=flowing] .gf-bar-track { background-image: repeating-linear-gradient(to right, var(--gf-border) 0 1px, transparent 1px calc(100% / var(--gf-decades, 1))); }
 .gf-layer[data-flag] { background: var(--gf-warn-bg); }
 .gf-layer-flag { color: var(--gf-warn-fg); font-family: inherit; font-weight: 600; font-size: 11px; }
@@ -101,7 +105,8 @@ export const CSS = `
 .gf-node[data-state=nonfinite] .gf-shape { fill: var(--gf-nonfinite); stroke: var(--gf-cut); stroke-width: 2; stroke-opacity: 1; }
 .gf-node[data-state=nonfinite] text { fill: var(--gf-nonfinite-fg); }
 .gf-node[data-state=none] .gf-shape, .gf-group[data-starved=true] .gf-shape { fill: var(--gf-none); stroke: var(--gf-none-stroke); stroke-dasharray: 4 3; }
-.gf-op[data-state=none], .gf-group[data-starved=true] { opacity: .5; }
+/* dimmed, yet the label stays readable (over 4.5:1; at .5 it was about 2:1) */
+.gf-op[data-state=none], .gf-group[data-starved=true] { opacity: .8; }
 .gf-node[data-state=none] text { fill: var(--gf-none-fg); }
 .gf-node[data-cut] .gf-shape { fill: var(--gf-cut) !important; stroke: var(--gf-cut-stroke); stroke-width: 3; stroke-opacity: 1; stroke-dasharray: none; }
 .gf-node[data-cut] text { fill: var(--gf-cut-fg) !important; }
@@ -142,6 +147,8 @@ export const CSS = `
 .gf-edge[data-flow=dead] { stroke: var(--gf-dead-edge); stroke-dasharray: 5 4; stroke-width: 1; }
 .gf-arrowhead { fill: var(--gf-muted); }
 .gf-graph[data-lod=none] .gf-node text, .gf-graph[data-lod=none] .gf-cluster-header text { display: none; }
+/* a cut point's label is drawn at every zoom */
+.gf-graph[data-lod=none] .gf-node[data-cut] text { display: inline; }
 .gf-minimap { position: absolute; right: 6px; bottom: 6px; z-index: 2; width: 150px; height: 110px; background: var(--gf-bg); border: 1px solid var(--gf-border); border-radius: 4px; cursor: crosshair; opacity: .92; }
 .gf-overview { position: absolute; inset: 0; z-index: 3; background: var(--gf-bg); overflow: auto; padding: 8px 12px; }
 .gf-overview[hidden] { display: none; }
@@ -153,7 +160,9 @@ export const CSS = `
 .gf-ov-group[data-state=nonfinite] { border-color: var(--gf-nonfinite) !important; }
 .gf-ov-group[data-starved=true] { background: var(--gf-none) !important; border-style: dashed !important; border-color: var(--gf-none-stroke) !important; }
 .gf-ov-group[data-has-cut] { border-color: var(--gf-cut) !important; border-style: solid !important; }
-.gf-ov-name { font-weight: 600; font-size: 13px; max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.gf-ov-name { font-weight: 600; font-size: 13px; max-width: 100%; overflow-wrap: anywhere; }
+.gf-ov-group[data-fill] .gf-ov-meta { color: inherit; opacity: .9; }
+.gf-ov-group[data-fill] .gf-ov-cut { background: var(--gf-bg); padding: 0 3px; border-radius: 3px; }
 .gf-ov-meta { font-size: 11px; color: var(--gf-muted); }
 .gf-ov-cut { font-size: 11px; font-weight: 700; color: var(--gf-cut); }
 .gf-ov-bar { position: absolute; left: 0; bottom: 0; height: 3px; width: var(--starved); background: var(--gf-none-stroke); }
@@ -198,7 +207,8 @@ export const CSS = `
 .gf-bar-track { height: 12px; background: var(--gf-cluster); border-radius: 2px; position: relative; }
 .gf-bar { position: absolute; left: 0; top: 0; bottom: 0; border-radius: 2px; background: var(--gf-flow-edge); }
 .gf-bar-row[data-run]:nth-child(2) .gf-bar { opacity: .6; }
-.gf-bar-row[data-state=none] .gf-bar-track { background: repeating-linear-gradient(45deg, var(--gf-none), var(--gf-none) 4px, transparent 4px, transparent 8px); }
+/* starved: a hatch and outline in the none text colour (over 4.5:1 on the page), not pale grey */
+.gf-bar-row[data-state=none] .gf-bar-track { background: repeating-linear-gradient(45deg, var(--gf-none-fg) 0 1.5px, transparent 1.5px 6px); outline: 1px dashed var(--gf-none-fg); outline-offset: -1px; }
 .gf-bar-row[data-state=none] .gf-bar-value { color: var(--gf-bad-fg); font-weight: 600; }
 .gf-bar-row[data-state=zero] .gf-bar-track { border-left: 4px solid var(--gf-zero); }
 .gf-bar-row[data-state=zero] .gf-bar-value { color: var(--gf-warn-fg); font-weight: 600; }

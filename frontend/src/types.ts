@@ -91,6 +91,20 @@ export interface GraphResponse extends GraphHead {
   nonfinite_variables: string[];
 }
 
+/** `layers`: each layer's gradient norm (L2 over its variables') at up to `columns` logged steps. */
+export interface LayersResponse {
+  run: string;
+  tag: string;
+  /** the steps shown, one column each: every logged step, or an even sample of them */
+  steps: number[];
+  /** how many steps are logged in all */
+  count: number;
+  /** smallest and largest flowing layer norm over every logged step: the colour scale */
+  range: [number, number] | null;
+  /** inputs first */
+  layers: { name: string; variables: string[]; states: (GradState | null)[]; norms: WireNorm[] }[];
+}
+
 export interface HistoryResponse {
   run: string;
   tag: string;

@@ -3,12 +3,15 @@
 // exactly its keys.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { test } from "node:test";
-import type { DiagnosisResponse, GroupsResponse, HistoryResponse, NoticesResponse, RunsResponse } from "../src/types";
+import type { DiagnosisResponse, GroupsResponse, HistoryResponse, LayersResponse, NoticesResponse, RunsResponse } from "../src/types";
 import { brokenVae, served, storyCut } from "./fixture";
 
 type Schema = { [key: string]: any };
-const SCHEMA: Schema = JSON.parse(readFileSync(new URL("../../../tb_gradflow/plugin/route_schema.json", import.meta.url), "utf8"));
+// From the package directory `npm test` runs in, not from the compiled test's URL: node_modules
+// may be a symlink to another checkout's (a git worktree), whose schema is not this one.
+const SCHEMA: Schema = JSON.parse(readFileSync(resolve(process.cwd(), "../tb_gradflow/plugin/route_schema.json"), "utf8"));
 
 const TYPES: Record<string, (v: unknown) => boolean> = {
   object: (v) => typeof v === "object" && v !== null && !Array.isArray(v),
@@ -76,6 +79,17 @@ test("diagnosis, history and runs typed by types.ts conform too", () => {
   assert.deepEqual(errors(notices, SCHEMA.routes.notices), []);
   assert.notDeepEqual(errors({ notices: [{ ...notices.notices[0], kind: "other" }] }, SCHEMA.routes.notices), []);
   assert.notDeepEqual(errors({ ...h, states: ["sideways"] }, SCHEMA.routes.history), []);
+});
+
+test("a layers body typed by types.ts conforms, key for key", () => {
+  const l: LayersResponse = {
+    run: "r", tag: "t", steps: [0, 5], count: 9, range: [1e-5, 2],
+    layers: [{ name: "dense", variables: ["dense/kernel", "dense/bias"], states: ["flowing", null], norms: [0.5, null] }],
+  };
+  assert.deepEqual(errors(l, SCHEMA.routes.layers), []);
+  assert.deepEqual(Object.keys(l).sort(), [...SCHEMA.routes.layers.required].sort());
+  assert.deepEqual(Object.keys(l.layers[0]).sort(), [...SCHEMA.routes.layers.properties.layers.items.required].sort());
+  assert.notDeepEqual(errors({ ...l, layers: [{ ...l.layers[0], states: ["sideways"] }] }, SCHEMA.routes.layers), []);
 });
 
 test("a graph_groups level typed by types.ts is what the schema describes, key for key", () => {

@@ -26,6 +26,7 @@ import numpy as np
 
 from tb_gradflow import route_json as R
 from tb_gradflow import vocabulary as V
+from tb_gradflow.reading.layer_series import layer_series, layer_series_json
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 
 # 2: norms as the routes' digits and powers of ten, where 1 had float32 norms the page rounded.
@@ -126,6 +127,8 @@ def series_payload(series: TagSeries) -> dict[str, Any]:
         "steps": series.steps,
         "where": [[order.index(series.where[s][0]), series.where[s][1]] for s in series.steps],
         "diagnosis": R.diagnosis_body(series, series.last_step),
+        # the `layers` route's body over the file's steps; the page samples it to its width
+        "layers": layer_series_json(layer_series(series, R.LAYER_COLUMNS)),
     }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from typing import Mapping, Sequence
 
+from tb_gradflow.route_json import LAYER_COLUMNS
+
 # An int64 step, written the way a person or a script would: no spaces, no "+", no "1e3".
 _STEP = re.compile(r"-?[0-9]{1,19}")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -70,3 +72,18 @@ def group(args: Args) -> str:
     if value.endswith("/") or value.startswith("/") or "//" in value:
         raise bad_request("parameter 'group' must be a name scope such as 'model/block_1'")
     return value
+
+
+# The most columns the `layers` route samples a run to; its default when `columns` is absent.
+MAX_COLUMNS = 10_000
+DEFAULT_COLUMNS = LAYER_COLUMNS
+
+
+def columns(args: Args) -> int:
+    """The `columns` parameter of `layers`: how many steps at most (1 to MAX_COLUMNS)."""
+    value = optional(args, "columns")
+    if value is None:
+        return DEFAULT_COLUMNS
+    if not value.isdigit() or not 1 <= int(value) <= MAX_COLUMNS:
+        raise bad_request(f"parameter 'columns' must be an integer from 1 to {MAX_COLUMNS}")
+    return int(value)

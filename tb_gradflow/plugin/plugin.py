@@ -96,6 +96,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
             "/diagnosis": _json_route(self._diagnosis),
             "/graph_groups": _json_route(self._graph_groups),
             "/notices": _json_route(self._notices),
+            "/layers": _json_route(self._layers),
         }
 
     def is_active(self) -> bool:
@@ -176,6 +177,11 @@ class GradflowPlugin(base_plugin.TBPlugin):
         step = params.step(request.args.to_dict(flat=False))
         _, _, cached = self._lookup(request)
         return views.diagnosis_view(cached, step)
+
+    def _layers(self, request: wrappers.Request) -> str:
+        columns = params.columns(request.args.to_dict(flat=False))
+        run, tag, cached = self._lookup(request)
+        return views.layers_view(run, tag, cached, columns)
 
     # Static files
 

@@ -1,0 +1,195 @@
+"""Issue 17 in the tab on a 1440x900 laptop screen, with a real TensorBoard and Chromium.
+
+- The layers view's heatmap on a 12-layer tanh MLP whose gradient vanishes towards the inputs
+  (tests/scripts/vanishing_mlp.py): its cells are what `tb-gradflow report --json` says under
+  "layers", hover names layer, step and value, a click picks that step and layer.
+- The layers view's axis label clear of its last tick; starved bars not pale grey.
+- A small model (the cut model, 17 ops) opens at a zoom where labels are drawn, its cut's label
+  drawn at every zoom, also in the HTML export of two runs.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("playwright")
+from support.browser import ROOT, browser, doc_screenshot, no_errors_from_the_tab, open_tab, page, screenshot, tab_frame, wait_render  # noqa: E402,F401
+from support.tensorboard_proc import running_tensorboard  # noqa: E402
+
+LAPTOP = {"width": 1440, "height": 900}
+HEATMAP_READY = "[data-field=heatmap][data-status=ready] .gf-hm-cell"
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    """Runs `mlp/train` (the vanishing MLP, 60 logged steps) and `cut_a`, `cut_b` (the cut model)."""
+    root = str(tmp_path_factory.mktemp("heatmap"))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT + os.pathsep + os.path.join(ROOT, "tests"))
+    script = (
+        "import sys; sys.path.insert(0, 'tests/scripts'); import vanishing_mlp; "
+        "from support.plugin_logdirs import write_steps; "
+        f"vanishing_mlp.write({os.path.join(root, 'mlp')!r}); "
+        f"write_steps({os.path.join(root, 'cut_a')!r}, range(0, 6, 2)); write_steps({os.path.join(root, 'cut_b')!r}, range(0, 6, 2))"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+    return root
+
+
+@pytest.fixture(scope="module")
+def base_url(logdir):
+    with running_tensorboard(logdir, load_fast="false") as url:
+        yield url
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "tb_gradflow", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def cli_layers(logdir: str, run: str) -> dict:
+    out = cli("report", logdir, "--json")
+    assert out.returncode in (0, 1), out.stderr
+    return json.loads(out.stdout)["runs"][run]["tags"]["gradflow"]["layers"]
+
+
+def cells(frame) -> list[dict]:
+    frame.locator(HEATMAP_READY).first.wait_for()
+    return frame.locator(".gf-hm-cell").evaluate_all(
+        "cs => cs.map(c => ({layer: c.dataset.layer, step: Number(c.dataset.step), norm: c.dataset.norm, state: c.dataset.state, fill: c.dataset.fill || ''}))")
+
+
+def open_layers(page, base_url: str, run: str):
+    page.set_viewport_size(LAPTOP)
+    return open_tab(page, base_url, f"gradflow&p.gradflow.run={run}&p.gradflow.view=layers")
+
+
+def test_heatmap_cells_are_the_cli_layer_series_and_show_the_vanishing_band(page, base_url, logdir):
+    frame = open_layers(page, base_url, "mlp/train")
+    shown = cells(frame)
+    served = cli_layers(logdir, "mlp/train")
+    steps = served["steps"]
+    names = [layer["name"] for layer in served["layers"]]
+    assert names[:12] == [f"layer_{i:02d}" for i in range(1, 13)] and names[-1] == "head"  # inputs first
+    rows = frame.locator(".gf-hm-row").evaluate_all("rs => rs.map(r => r.dataset.layer)")
+    assert rows == names
+    # every cell of the CLI's series is drawn (60 steps fit the width), with its norm and state
+    assert len(shown) == len(names) * len(steps)
+    by_cell = {(c["layer"], c["step"]): c for c in shown}
+    for layer in served["layers"]:
+        for step, state, norm in zip(steps, layer["states"], layer["norms"], strict=True):
+            cell = by_cell[(layer["name"], step)]
+            assert cell["state"] == state
+            assert (cell["norm"] == "") if norm is None else math.isclose(float(cell["norm"]), norm, rel_tol=1e-9)
+            assert bool(cell["fill"]) == (state == "flowing")  # only flowing cells get a ramp colour
+    # the band: the first layer's gradient is orders of magnitude below the last one's at every step
+    first, last = served["layers"][0]["norms"], served["layers"][11]["norms"]
+    assert all(b / a > 100 for a, b in zip(first, last, strict=True))
+    fills = {c["layer"]: c["fill"] for c in shown if c["step"] == steps[-1]}
+    assert fills["layer_01"] != fills["layer_12"]
+    doc_screenshot(page, "heatmap.png")
+
+
+def test_heatmap_hover_names_the_cell_and_a_click_picks_step_and_layer(page, base_url, logdir):
+    frame = open_layers(page, base_url, "mlp/train")
+    cells(frame)
+    target = frame.locator('.gf-hm-cell[data-layer="layer_03"]').nth(5)
+    step = int(target.get_attribute("data-step"))
+    norm = float(target.get_attribute("data-norm"))
+    target.hover()
+    tip = frame.locator(".gf-hm-tip")
+    tip.wait_for(state="visible")
+    text = tip.inner_text()
+    assert "layer_03" in text and f"step {step}" in text and "|grad|" in text, text
+    value = text.split("|grad| ")[1]
+    assert math.isclose(float(value.replace("e", "E")), norm, rel_tol=0.01)
+    seq = int(frame.locator("#gf-root").get_attribute("data-render-seq"))
+    target.click()
+    frame.wait_for_function("s => document.querySelector('#gf-root').dataset.step === String(s)", arg=step)
+    wait_render(frame, seq)
+    assert frame.locator("#gf-step-label").inner_text().startswith(str(step))
+    assert frame.locator('.gf-layer[data-layer="layer_03"]').get_attribute("data-selected") is not None
+    assert frame.locator('.gf-hm-row[data-layer="layer_03"]').get_attribute("data-selected") is not None
+    assert frame.locator(".gf-hm-now").get_attribute("data-step") == str(step)
+    # the details panel shows an op that reads the layer's variables
+    frame.locator("#gf-details:not([hidden])").wait_for()
+    assert "layer_03" in frame.locator("#gf-details").inner_text()
+
+
+def test_layers_axis_label_clear_of_its_last_tick_and_starved_bars_in_contrast(page, base_url):
+    frame = open_layers(page, base_url, "cut_a")
+    cells(frame)
+    last = frame.locator(".gf-axis-track .gf-tick").last.bounding_box()
+    label = frame.locator("[data-field=axis-label]").bounding_box()
+    assert label["x"] - (last["x"] + last["width"]) >= 4, (last, label)
+    starved = frame.locator('.gf-bar-row[data-state="none"] .gf-bar-track').first
+    colour = starved.evaluate("t => getComputedStyle(t).outlineColor")
+    background = frame.locator("#gf-root").evaluate(
+        "r => { const x = document.createElement('i'); x.style.background = 'var(--gf-bg)'; r.append(x); const c = getComputedStyle(x).backgroundColor; x.remove(); return c; }")
+    assert contrast(colour, background) >= 4.5, (colour, background)
+    # the heatmap marks starved layers instead of colouring them
+    marked = frame.locator('.gf-hm-cell[data-layer="encoder"]').evaluate_all("cs => cs.map(c => [c.dataset.state, c.dataset.fill])")
+    assert marked and all(state == "none" and not fill for state, fill in marked)
+    # the painted hatch follows dark mode
+    pixel = "() => { const c = document.querySelector('.gf-hm-canvas'); return [...c.getContext('2d').getImageData(2, 2, 1, 1).data]; }"
+    light = frame.evaluate(pixel)
+    frame.evaluate("() => { document.querySelector('#gf-root').dataset.theme = 'dark'; }")
+    frame.wait_for_function(f"() => ({pixel})().join() !== {json.dumps(','.join(map(str, light)))}")
+
+
+def test_a_small_model_opens_with_labels_and_the_cut_label_at_every_zoom(page, base_url):
+    page.set_viewport_size(LAPTOP)
+    frame = open_tab(page, base_url, "gradflow&p.gradflow.run=cut_a")
+    ops = int(frame.evaluate("document.querySelectorAll('#gf-panes .gf-pane:first-child .gf-op').length"))
+    assert 10 <= ops <= 40
+    graph = frame.locator("#gf-panes .gf-pane:first-child .gf-graph")
+    assert graph.get_attribute("data-lod") == "full", graph.get_attribute("data-zoom")
+    # starved ops are dimmed, their labels still readable on their fill (over the page)
+    starved = frame.locator('#gf-panes .gf-pane:first-child .gf-op[data-state="none"]').first
+    text, fill, opacity = starved.evaluate(
+        "n => [getComputedStyle(n.querySelector('text')).fill, getComputedStyle(n.querySelector('.gf-shape')).fill, Number(getComputedStyle(n).opacity)]")
+    assert opacity < 1
+    assert contrast(blend(text, opacity), blend(fill, opacity)) >= 4.5, (text, fill, opacity)
+    cut_label = frame.locator("#gf-panes .gf-pane:first-child .gf-node[data-cut] text").first
+    assert cut_label.is_visible()
+    for _ in range(12):
+        frame.locator("#gf-panes .gf-pane:first-child button[title^='zoom out']").click()
+    assert graph.get_attribute("data-lod") == "none"
+    assert cut_label.is_visible()
+    assert not frame.locator("#gf-panes .gf-pane:first-child .gf-node:not([data-cut]) text").first.is_visible()
+
+
+def test_the_export_of_two_runs_opens_with_labels_and_the_heatmap(page, browser, logdir, tmp_path):
+    out = str(tmp_path / "two.html")
+    done = cli("export", logdir, "--run", "cut_a", "--run", "cut_b", "-o", out)
+    assert done.returncode == 0, done.stderr
+    page.set_viewport_size(LAPTOP)
+    page.goto(f"file://{out}")
+    page.locator("#gf-root[data-status=ready]").wait_for()
+    for pane in range(page.locator("#gf-panes .gf-graph").count()):
+        assert page.locator("#gf-panes .gf-graph").nth(pane).get_attribute("data-lod") == "full"
+    page.locator("#gf-view-layers").click()
+    page.locator(HEATMAP_READY).first.wait_for()
+    served = cli_layers(logdir, "cut_a")
+    shown = page.locator(".gf-hm-row").evaluate_all("rs => rs.map(r => r.dataset.layer)")
+    assert shown == [layer["name"] for layer in served["layers"]]
+
+
+def blend(css: str, opacity: float) -> str:
+    """An rgb() colour drawn at `opacity` over a white page."""
+    channels = [float(x) for x in css[css.index("(") + 1:css.index(")")].split(",")[:3]]
+    return "rgb(%s)" % ",".join(str(c * opacity + 255 * (1 - opacity)) for c in channels)
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two CSS rgb() colours."""
+    def luminance(css: str) -> float:
+        r, g, bl = (int(float(x)) / 255 for x in css[css.index("(") + 1:css.index(")")].split(",")[:3])
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, bl)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)

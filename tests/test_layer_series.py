@@ -1,0 +1,131 @@
+"""Issue 17, layers over training: each layer's gradient norm at every logged step
+(tb_gradflow/reading/layer_series.py), as `report --json` and `report --layers` print it.
+
+A layer's norm is checked against a plain tf.GradientTape over the variables Keras trains; the
+rules for none / zero / NaN cells, the data-flow order and the sampling on crafted runs.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from support.crafted_logdir import CraftedOp, CraftedVariable, write_run
+from tb_gradflow import summary
+from tb_gradflow.reading.layer_series import layer_order, layer_series, layer_series_json
+from tb_gradflow.reading.local_logdir import local_provider
+from tb_gradflow.reading.reader import GradflowReader
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read(logdir: str, run: str):
+    reader = GradflowReader(local_provider(logdir))
+    return reader.read(run, "gradflow", reader.list()[run]["gradflow"])
+
+
+def test_layer_norms_are_the_tape_gradient_of_each_layer_of_a_keras_model(tmp_path):
+    """A functional model with BatchNormalization: each layer's norm at each step is the L2
+    norm over the tape's gradients of that layer's trainable variables."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(8, activation="tanh", name="first")(inputs)
+    h = keras.layers.BatchNormalization(name="norm")(h)
+    h = keras.layers.Dense(8, activation="relu", name="second")(h)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="head")(h))
+    optimizer = keras.optimizers.SGD(0.1)
+    rng = np.random.default_rng(0)
+    expected: dict[int, dict[str, float]] = {}
+    writer = tf.summary.create_file_writer(str(tmp_path / "run"))
+    with writer.as_default():
+        for step in range(3):
+            x = tf.constant(rng.normal(size=(16, 6)), tf.float32)
+            y = tf.constant(rng.normal(size=(16, 1)), tf.float32)
+
+            def loss_fn(x=x, y=y):
+                return tf.reduce_mean(tf.square(model(x, training=True) - y))
+
+            with tf.GradientTape() as tape:
+                loss = loss_fn()
+            grads = tape.gradient(loss, model.trainable_variables)
+            per_layer: dict[str, float] = {}
+            for v, g in zip(model.trainable_variables, grads, strict=True):
+                layer = v.path.rpartition("/")[0]
+                per_layer[layer] = per_layer.get(layer, 0.0) + float(tf.reduce_sum(tf.square(g)))
+            expected[step] = {k: math.sqrt(s) for k, s in per_layer.items()}
+            summary.gradflow("gradflow", loss_fn, step=step, strict=True)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+    writer.close()
+    served = layer_series_json(layer_series(read(str(tmp_path), "run")))
+    assert [layer["name"] for layer in served["layers"]] == ["first", "norm", "second", "head"]
+    for layer in served["layers"]:
+        assert layer["states"] == ["flowing"] * 3
+        for step, norm in zip(served["steps"], layer["norms"], strict=True):
+            assert math.isclose(norm, expected[step][layer["name"]], rel_tol=1e-4), (layer["name"], step)
+    lo, hi = served["range"]
+    assert math.isclose(lo, min(min(e.values()) for e in expected.values()), rel_tol=1e-4)
+    assert math.isclose(hi, max(max(e.values()) for e in expected.values()), rel_tol=1e-4)
+
+
+def crafted_run(tmp_path, steps=range(5)):
+    """x -> a (reads a/w, a/b) -> b (reads b/w) -> c (reads c/w, c/b); listed loss first, and the
+    variable reads have no inputs (depth 0 by plain depth)."""
+    ops = [
+        CraftedOp("loss", "Mean", "flowing", inputs=[3]),
+        CraftedOp("a/read", "ReadVariableOp", "flowing", variable_inputs=[0, 1]),
+        CraftedOp("c/read", "ReadVariableOp", "flowing", variable_inputs=[3, 4]),
+        CraftedOp("c/MatMul", "MatMul", "flowing", inputs=[6, 2]),
+        CraftedOp("x", "Placeholder", "none"),
+        CraftedOp("a/MatMul", "MatMul", "flowing", inputs=[4, 1]),
+        CraftedOp("b/MatMul", "MatMul", "flowing", inputs=[5], variable_inputs=[2]),
+    ]
+    variables = [
+        CraftedVariable("a/w", "flowing", 3.0), CraftedVariable("a/b", "flowing", 4.0),
+        CraftedVariable("b/w", "none", None),
+        CraftedVariable("c/w", "zero", 0.0), CraftedVariable("c/b", "nonfinite", math.inf),
+    ]
+    write_run(str(tmp_path / "crafted"), ops, variables, list(steps))
+    return read(str(tmp_path), "crafted")
+
+
+def test_states_of_a_layer_and_the_data_flow_order(tmp_path):
+    series = crafted_run(tmp_path)
+    graph = next(iter(series.versions.values())).graph
+    assert [layer for layer, _ in layer_order(graph)] == ["a", "b", "c"]  # reads do not come first
+    served = layer_series_json(layer_series(series))
+    a, b, c = served["layers"]
+    assert a["variables"] == ["a/w", "a/b"]
+    # write_run scales flowing norms by 1 + step: the L2 of 3 and 4 is 5
+    assert a["norms"] == [5.0 * (1 + s) for s in served["steps"]] and set(a["states"]) == {"flowing"}
+    assert b["states"] == ["none"] * 5 and b["norms"] == [None] * 5
+    assert c["states"] == ["nonfinite"] * 5 and c["norms"] == ["inf"] * 5  # nonfinite wins over zero
+    assert served["range"] == [5.0, 25.0]
+
+
+def test_columns_sample_evenly_with_the_first_and_last_step(tmp_path):
+    series = crafted_run(tmp_path, steps=range(0, 100, 10))
+    few = layer_series_json(layer_series(series, columns=4))
+    assert few["steps"] == [0, 30, 60, 90] and few["count"] == 10
+    assert few["range"] == [5.0, 5.0 * 91]  # over every step, not only those shown
+    assert len(few["layers"][0]["norms"]) == 4
+
+
+def test_report_json_carries_the_layers_and_layers_prints_a_sparkline_each(tmp_path):
+    crafted_run(tmp_path)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    done = subprocess.run([sys.executable, "-m", "tb_gradflow", "report", str(tmp_path), "--json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    layers = json.loads(done.stdout)["runs"]["crafted"]["tags"]["gradflow"]["layers"]
+    assert layers == layer_series_json(layer_series(read(str(tmp_path), "crafted")))
+    text = subprocess.run([sys.executable, "-m", "tb_gradflow", "report", str(tmp_path), "--layers", "--color", "never"],
+                          capture_output=True, text=True, env=env, timeout=120).stdout
+    lines = {line.split()[0]: line.split()[1] for line in text.splitlines() if line.startswith("  ") and len(line.split()) == 2}
+    assert lines["a"] == "▁▄▆▇█"  # 5, 10 ... 25 on the log scale 5 ... 25
+    assert lines["b"] == "·····" and lines["c"] == "!!!!!"
+    assert "inputs first" in text
