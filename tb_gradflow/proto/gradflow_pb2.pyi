@@ -61,6 +61,8 @@ class _CauseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Cause.ValueType
     INTEGER_CAST: _Cause.ValueType  # 3
     NON_DIFFERENTIABLE: _Cause.ValueType  # 4
     CUSTOM_GRADIENT: _Cause.ValueType  # 5
+    INTEGER_VARIABLE: _Cause.ValueType  # 6
+    """An integer variable: no gradient is ever defined for it."""
 
 class Cause(_Cause, metaclass=_CauseEnumTypeWrapper):
     """Why a cut point blocks the gradient."""
@@ -71,6 +73,8 @@ STOP_GRADIENT: Cause.ValueType  # 2
 INTEGER_CAST: Cause.ValueType  # 3
 NON_DIFFERENTIABLE: Cause.ValueType  # 4
 CUSTOM_GRADIENT: Cause.ValueType  # 5
+INTEGER_VARIABLE: Cause.ValueType  # 6
+"""An integer variable: no gradient is ever defined for it."""
 Global___Cause: _TypeAlias = Cause  # noqa: Y015
 
 @_typing.final
@@ -135,15 +139,38 @@ class Graph(_message.Message):
     VARIABLES_FIELD_NUMBER: _builtins.int
     LOSS_OP_FIELD_NUMBER: _builtins.int
     FALLBACK_REASON_FIELD_NUMBER: _builtins.int
+    FROZEN_VARIABLES_FIELD_NUMBER: _builtins.int
+    FROZEN_MODELS_FIELD_NUMBER: _builtins.int
+    UNREAD_MODELS_FIELD_NUMBER: _builtins.int
+    LOSS_SHAPE_FIELD_NUMBER: _builtins.int
     graph_id: _builtins.str
     loss_op: _builtins.int
     """Index into ops of the op producing the loss, or -1."""
     fallback_reason: _builtins.str
     """Set when op-level detail is unavailable (eager fallback): why."""
+    loss_shape: _builtins.str
+    """The loss's shape when it is not a scalar ("8x1"): its sum is differentiated, as
+    tf.GradientTape does. Empty for a scalar loss.
+    """
     @_builtins.property
     def ops(self) -> _containers.RepeatedCompositeFieldContainer[Global___Op]: ...
     @_builtins.property
     def variables(self) -> _containers.RepeatedCompositeFieldContainer[Global___Variable]: ...
+    @_builtins.property
+    def frozen_variables(self) -> _containers.RepeatedCompositeFieldContainer[Global___Variable]:
+        """Fields 6-9: what the report leaves out on purpose, and what it is told about the loss.
+        Variables the trace reads that Keras would not train (a frozen layer or model,
+        `trainable = False`): never counted, starved or blamed; listed so a user sees them.
+        """
+
+    @_builtins.property
+    def frozen_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The names by which the loss reaches Keras models that are entirely frozen."""
+
+    @_builtins.property
+    def unread_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The names by which the loss refers to Keras models whose variables it never reads."""
+
     def __init__(
         self,
         *,
@@ -152,10 +179,14 @@ class Graph(_message.Message):
         variables: _abc.Iterable[Global___Variable] | None = ...,
         loss_op: _builtins.int = ...,
         fallback_reason: _builtins.str = ...,
+        frozen_variables: _abc.Iterable[Global___Variable] | None = ...,
+        frozen_models: _abc.Iterable[_builtins.str] | None = ...,
+        unread_models: _abc.Iterable[_builtins.str] | None = ...,
+        loss_shape: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fallback_reason", b"fallback_reason", "graph_id", b"graph_id", "loss_op", b"loss_op", "ops", b"ops", "variables", b"variables"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fallback_reason", b"fallback_reason", "frozen_models", b"frozen_models", "frozen_variables", b"frozen_variables", "graph_id", b"graph_id", "loss_op", b"loss_op", "loss_shape", b"loss_shape", "ops", b"ops", "unread_models", b"unread_models", "variables", b"variables"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
