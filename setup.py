@@ -24,7 +24,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["tb_gradflow", "tb_gradflow.*"]),
     package_data={
-        "tb_gradflow": ["py.typed", "proto/*.proto", "plugin/static/*", "export/static/*"],
+        "tb_gradflow": ["py.typed", "proto/*.proto", "proto/*.pyi", "plugin/static/*", "export/static/*"],
     },
     # The viewer (TensorBoard tab, CLI, export) reads event files without TensorFlow.
     install_requires=[

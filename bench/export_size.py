@@ -38,14 +38,15 @@ def demo_logdir(root: str, steps: int, log_every: int) -> str:
 
 
 def resnet_logdir(root: str, steps: int) -> str:
-    import numpy as np
     from plugin_speed import trace_resnet
     from support.event_writer import write_steps
 
+    from tb_gradflow.format.records import step_arrays
+
     logdir = os.path.join(root, "resnet")
     traced = trace_resnet(os.path.join(logdir, "traced"))
-    op_codes = np.frombuffer(traced.step.op_states, np.uint8)
-    var_codes = np.frombuffer(traced.step.variable_states, np.uint8)
+    # the traced step's real states (format version 2 packs them: step_arrays reads either)
+    op_codes, _, var_codes, _ = step_arrays(traced.step, len(traced.graph.ops), len(traced.graph.variables))
     write_steps(os.path.join(logdir, "train"), traced.graph, range(steps), op_codes, var_codes)
     return logdir
 

@@ -65,7 +65,15 @@ def trace_resnet(run_dir: str):
     run = os.path.basename(run_dir)
     series = reader.read(run, TAG, reader.list()[run][TAG])
     values = next(iter(series.versions.values()))
-    return ProbeResult(values.graph, values.step_proto(0))
+    from tb_gradflow.format import presence as P
+    from tb_gradflow.format.records import encode_step_arrays
+
+    step = encode_step_arrays(
+        values.graph.graph_id, values.op_states[0], values.op_norms[0], values.variable_states[0],
+        values.variable_norms[0], float(values.losses[0]),
+        P.from_codes(values.presence_codes("op", 0)), P.from_codes(values.presence_codes("variable", 0)),
+    )
+    return ProbeResult(values.graph, step)
 
 
 def measure(urls: list[str], warmup: int = 3) -> list[float]:

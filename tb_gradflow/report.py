@@ -1,20 +1,42 @@
 """The report: what analyze() returns, what summaries store and what the CLI prints.
 
 Built from a graph version (structure, cut points) and one step's values; pure Python so that the
-reader can rebuild the same report from a logdir without TensorFlow.
+reader can rebuild the same report from a logdir without TensorFlow. This is the bottom record
+type: it imports no other layer. How a report is told (`str`, `to_html`, `_repr_html_`) is bound
+from above by `present_with` (docs/architecture.md), so that the story and the export may build
+on this module without it importing them.
 """
 from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import math
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tb_gradflow import vocabulary as V
+from tb_gradflow.json_values import json_float
+
+if TYPE_CHECKING:
+    from tb_gradflow.proto import gradflow_pb2
 
 
 @dataclasses.dataclass(slots=True)
 class VariableRecord:
+    """One trainable variable's gradient at the report's step.
+
+    Attributes:
+        name: The variable's name, as the framework gives it (`dense/kernel`).
+        state: Its gradient state, one of `vocabulary.STATES` ("flowing", "zero", "none",
+            "nonfinite").
+        norm: The gradient's L2 norm (exact); None when there is no gradient. A nonfinite
+            gradient keeps its NaN or Inf.
+        shape: The variable's shape as text ("3x2"), "" when unknown.
+        presence: Fraction of the gradient's elements that are nonzero and finite, within
+            1/254; None when unknown.
+        sparse_gradient: The gradient arrives as IndexedSlices (embedding, gather): rows the
+            batch does not touch get none, which is normal.
+    """
+
     name: str
     state: str
     norm: float | None
@@ -27,6 +49,24 @@ class VariableRecord:
 
 @dataclasses.dataclass(slots=True)
 class OpRecord:
+    """One op on the path from the trainable variables to the loss, at the report's step.
+
+    Attributes:
+        name: The op's name in the traced graph.
+        type: The op's type ("MatMul", "PyFunc").
+        state: The state of the gradient arriving at its output (`vocabulary.STATES`).
+        norm: That gradient's L2 norm (op norms are logged within 4.4 %); None when there is
+            none or it was not measured.
+        source: The user's line that made the op ("model.py:12"), "" when unknown.
+        inputs: Names of the ops it reads, on the loss path.
+        cause: Why the op blocks the gradient (`vocabulary.CAUSES`), None for an op that
+            passes it.
+        measured: False for ops whose gradient was not measured (their state is inferred).
+        presence: Fraction of elements nonzero and finite; None when unknown.
+        presence_at_input: For a gating op (ReLU, clip, tf.where), `presence` is that of the
+            gradient it passes back to its input.
+    """
+
     name: str
     type: str
     state: str
@@ -50,6 +90,7 @@ class OpRecord:
 
     @property
     def presence_of(self) -> str:
+        """Which gradient `presence` is of: "input" (gating ops) or "output"."""
         return "input" if self.presence_at_input else "output"
 
     @property
@@ -70,7 +111,7 @@ class _MadeOnFirstUse:
         self._records: Any = None
 
     def _all(self) -> Any:
-        if self._records is None:
+        if self._make is not None:
             self._records, self._make = self._make(), None
         return self._records
 
@@ -121,7 +162,7 @@ class VariableRecords(_MadeOnFirstUse, collections.abc.Mapping):
             return self._all() == dict(other.items())
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment] - unhashable, like the dict it stands for
+    __hash__ = None  # type: ignore[assignment]  # unhashable, like the dict it stands for
 
     def __reduce__(self):
         return dict, (self._all(),)
@@ -129,6 +170,22 @@ class VariableRecords(_MadeOnFirstUse, collections.abc.Mapping):
 
 @dataclasses.dataclass(frozen=True)
 class CutPoint:
+    """An op that blocks the gradient, where it was made and what it starves.
+
+    Attributes:
+        op_name: The blocking op's name.
+        op_type: Its type ("PyFunc", "StopGradient").
+        cause: Why it blocks (`vocabulary.CAUSES`); `hint` says how to fix it.
+        source: The user's line that made it ("model.py:12").
+        starved_variables: Trainable variables that get no gradient because of it; empty for a
+            harmless blocker (another path carries the gradient).
+        detail: More words on the cause, when the capture knows them.
+        parallel_cuts: Other cut points starving some of the same variables: each alone would
+            feed them.
+        library_source: The library frame that made the op, when `source` is the user's line
+            calling into it.
+    """
+
     op_name: str
     op_type: str
     cause: str
@@ -142,6 +199,7 @@ class CutPoint:
 
     @property
     def hint(self) -> str:
+        """How to fix a cut of this cause, in one sentence."""
         return V.HINTS[self.cause]
 
     @property
@@ -150,6 +208,7 @@ class CutPoint:
         return _source_path(self.source)
 
     def to_dict(self) -> dict[str, Any]:
+        """The cut point as JSON (the `diagnosis` route and `--json` carry it)."""
         return {
             "op_name": self.op_name,
             "op_type": self.op_type,
@@ -169,24 +228,36 @@ def _source_path(source: str) -> str:
     return absolute_source(source)
 
 
-def _json_norm(norm: float | None) -> float | str | None:
-    """JSON has no NaN/Inf; a nonfinite norm is spelled as a string."""
-    if norm is None or math.isfinite(norm):
-        return norm
-    return str(norm)
-
-
 @dataclasses.dataclass(frozen=True)
 class Report:
-    variables: "dict[str, VariableRecord] | VariableRecords"
-    ops: "tuple[OpRecord, ...] | OpRecords"
+    """Where the gradient of one step flows, stops and starves: what `analyze()` returns.
+
+    `str(report)` is the diagnosis in words (what the CLI prints); `to_html()` and, in Jupyter,
+    the cell's display add the interactive graph. Reports compare by their values, not by the
+    graph they were built from.
+
+    Attributes:
+        variables: Each trainable variable's record, by name.
+        ops: The ops on the loss path, in graph order.
+        cut_points: The ops that block the gradient, with what they starve.
+        step: The training step logged, None for a report of no step (`analyze`).
+        loss: The loss at that step, None when unknown.
+        graph_id: The graph version's id (a digest of its structure).
+        fallback_reason: Why op-level detail is missing (eager fallback); "" when the graph was
+            traced.
+        computes_in_float16: Some op on the loss path computes in float16: an all-zero
+            gradient may be underflow.
+        graph: The Graph proto the report was built from (call structure, shapes), None for a
+            report made by hand; not compared.
+    """
+
+    variables: dict[str, VariableRecord] | VariableRecords
+    ops: tuple[OpRecord, ...] | OpRecords
     cut_points: tuple[CutPoint, ...]
     step: int | None = None
     loss: float | None = None
     graph_id: str = ""
-    # Why op-level detail is missing (eager fallback); empty when the graph was traced.
     fallback_reason: str = ""
-    # Some op on the loss path computes in float16: an all-zero gradient may be underflow.
     computes_in_float16: bool = False
     # Op name -> the first logged step of its current streak of dead units at or above
     # V.DEAD_UNITS_THRESHOLD (filled by a reader from the steps before; empty otherwise).
@@ -200,6 +271,7 @@ class Report:
     unread_models: tuple[str, ...] = ()
     # The loss's shape when it is not a scalar (its sum is differentiated); "" for a scalar.
     loss_shape: str = ""
+    graph: gradflow_pb2.Graph | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def reads_nothing(self) -> bool:
@@ -209,23 +281,27 @@ class Report:
 
     @property
     def starved_variables(self) -> list[str]:
+        """Names of the variables that get no gradient at all."""
         return [n for n, v in self.variables.items() if v.state == V.NONE]
 
     def variables_in(self, state: str) -> list[str]:
+        """Names of the variables whose gradient is in `state` (`vocabulary.STATES`)."""
         return [n for n, v in self.variables.items() if v.state == state]
 
     @property
     def starving_cut_points(self) -> list[CutPoint]:
+        """The cut points that starve some variable (harmless blockers left out)."""
         return [c for c in self.cut_points if c.starved_variables]
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON: NaN and Inf norms spelled as strings, as in every route."""
         return {
             "step": self.step,
-            "loss": _json_norm(self.loss),
+            "loss": json_float(self.loss),
             "graph_id": self.graph_id,
             "fallback_reason": self.fallback_reason or None,
             "variables": {
-                n: {"state": v.state, "norm": _json_norm(v.norm), "presence": v.presence,
+                n: {"state": v.state, "norm": json_float(v.norm), "presence": v.presence,
                     "sparse_gradient": v.sparse_gradient}
                 for n, v in self.variables.items()
             },
@@ -240,7 +316,7 @@ class Report:
                     "name": o.name,
                     "type": o.type,
                     "state": o.state,
-                    "norm": _json_norm(o.norm),
+                    "norm": json_float(o.norm),
                     "source": o.source,
                     "cause": o.cause,
                     "measured": o.measured,
@@ -257,15 +333,14 @@ class Report:
         }
 
     def __str__(self) -> str:
-        return format_diagnosis(self)
+        return _presenter().text(self)
 
     # ---- sharing: HTML and notebooks (tb_gradflow/export/report_html.py) ----
 
     def to_html(self) -> str:
-        """A self-contained page with this diagnosis in the interactive graph: no server, no network."""
-        from tb_gradflow.export.report_html import report_page
-
-        return report_page(self)
+        """A self-contained page with this diagnosis in the interactive graph: no server, no
+        network."""
+        return _presenter().page(self)
 
     def save_html(self, path: str) -> None:
         """Writes `to_html()` to `path`, to attach to an issue or open from disk."""
@@ -274,20 +349,36 @@ class Report:
 
     def _repr_html_(self) -> str:
         """Jupyter: the diagnosis, then the interactive graph."""
-        from tb_gradflow.export.report_html import notebook_html
-
-        return notebook_html(self)
+        return _presenter().notebook(self)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """IPython's text display: the report's words, not the dataclass fields."""
         printer.text("Report(...)" if cycle else str(self))
 
 
-def format_diagnosis(report: Report) -> str:
-    """Plain words a person can act on: each cut, where it is, what it starves, how to fix it.
+class Presenter(Protocol):
+    """How reports are told: bound once by the package (`tb_gradflow/presenting.py`)."""
 
-    The sentences are `tb_gradflow.story`'s, which the plugin serves to the tab too.
-    """
-    from tb_gradflow.story import story_lines  # story builds on this module's Report
+    def text(self, report: Report) -> str:
+        """The diagnosis in words: `str(report)`."""
 
-    return "\n".join(story_lines(report))
+    def page(self, report: Report) -> str:
+        """The self-contained HTML page: `report.to_html()`."""
+
+    def notebook(self, report: Report) -> str:
+        """A notebook cell's HTML: `report._repr_html_()`."""
+
+
+_bound: list[Presenter] = []
+
+
+def present_with(presenter: Presenter) -> None:
+    """Makes `presenter` tell every report: the story and the export sit above this module, so
+    the package binds them here rather than this module importing them."""
+    _bound[:] = [presenter]
+
+
+def _presenter() -> Presenter:
+    if not _bound:
+        raise RuntimeError("no presenter bound: import tb_gradflow (its __init__ binds one)")
+    return _bound[0]

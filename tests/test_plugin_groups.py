@@ -9,6 +9,7 @@ import pytest
 from support import crafted_logdir as crafted
 from support.plugin_servers import LOADERS
 from support.tensorboard_proc import TensorBoardProcess, fetch_json
+from tb_gradflow import route_json
 from tb_gradflow.plugin import views
 from tb_gradflow.reading.cache import SeriesCache
 from tb_gradflow.reading.local_logdir import local_provider
@@ -78,8 +79,8 @@ def test_diagnosis_is_computed_once_per_step(logdir, monkeypatch):
     reader = GradflowReader(local_provider(logdir), warn=lambda m: None)
     cached = SeriesCache().get(reader, "", "wide", TAG, reader.list()["wide"][TAG], None)
     calls = []
-    original = views.diagnosis_json
-    monkeypatch.setattr(views, "diagnosis_json", lambda series, step: calls.append(step) or original(series, step))
+    original = route_json.diagnosis_json
+    monkeypatch.setattr(route_json, "diagnosis_json", lambda series, step: calls.append(step) or original(series, step))
     first = views.diagnosis_view(cached, 3)
     assert views.diagnosis_view(cached, 3) == first and views.diagnosis_view(cached, None) != first
     assert calls == [3, 9]

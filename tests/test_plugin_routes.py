@@ -22,7 +22,7 @@ from tb_gradflow.format import metadata
 from tb_gradflow.plugin.views import NORM_DIGITS
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
-from tb_gradflow.report import _json_norm
+from tb_gradflow.json_values import json_float as _json_norm
 
 STATES = {"flowing", "zero", "none", "nonfinite"}
 CAUSES = {None, "numpy_function", "stop_gradient", "integer_cast", "non_differentiable", "custom_gradient",

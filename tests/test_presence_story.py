@@ -5,34 +5,18 @@ from __future__ import annotations
 import json
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 import tb_gradflow
+from support.models import dead_relu_model
 from support.presence_logdir import relu_graph
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format.records import build_report, decode_step, encode_step
 from tb_gradflow.story import story, story_lines
 
 
-def _dead_relu_model(live_units: int):
-    keras.utils.set_random_seed(0)
-    layer = keras.layers.Dense(16, activation="relu", name="dense_3")
-    head = keras.layers.Dense(1, name="head")
-    x = tf.random.normal([32, 5], seed=1)
-    head(layer(x))
-    bias = np.full(16, -1e3, np.float32)
-    bias[:live_units] = 0.0
-    layer.bias.assign(bias)
-
-    def loss_fn(x):
-        return tf.reduce_sum(head(layer(x)) ** 2)
-
-    return loss_fn, x
-
-
 def test_mostly_dead_relu_is_called_out_with_its_share_and_step():
-    loss_fn, x = _dead_relu_model(live_units=1)
+    loss_fn, x = dead_relu_model(live_units=1)
     report = tb_gradflow.analyze(loss_fn, x)
     relu = next(op for op in report.ops if op.type == "Relu")
     assert relu.presence < V.PRESENCE_GATE_THRESHOLD
@@ -53,7 +37,7 @@ def test_mostly_dead_relu_is_called_out_with_its_share_and_step():
 
 
 def test_half_dead_relu_is_not_an_alarm():
-    loss_fn, x = _dead_relu_model(live_units=8)
+    loss_fn, x = dead_relu_model(live_units=8)
     report = tb_gradflow.analyze(loss_fn, x)
     relu = next(op for op in report.ops if op.type == "Relu")
     assert 0.1 < relu.presence <= 0.5

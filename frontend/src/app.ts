@@ -14,6 +14,7 @@ import { clear, el, setText } from "./dom";
 import type { Hierarchy } from "./hierarchy";
 import { ancestors, buildHierarchy, defaultExpansion, ROOT_ID } from "./hierarchy";
 import { listenForReloads, readHash, watchDarkMode, watchHash, writeHash } from "./host";
+import { Latest, type Ticket } from "./latest";
 import { LayoutClient } from "./layout_client";
 import { renderLayers } from "./layers_view";
 import { Heatmap, layerCount } from "./heatmap";
@@ -55,8 +56,9 @@ export class App {
   private renderSeq = 0;
   private renderedData: { model: GraphModel | null; other: GraphModel | null; selected: string | null; scale: MagnitudeScale | null } = { model: null, other: null, selected: null, scale: null };
   private stepTimer: number | undefined;
-  private loadSeq = 0;
-  private allSeq = 0;
+  /** graph loads, and whole reloads (runs, steps, graphs): the newest of each applies */
+  private readonly graphLoads = new Latest();
+  private readonly reloads = new Latest();
   /** a huge graph's levels (progressive.ts); null while the graph is loaded whole */
   private progressive: ProgressiveLoader | null = null;
   private tree: ProgressiveTree | null = null;
@@ -217,10 +219,10 @@ export class App {
 
   /** Fetches the graph(s) and diagnoses of the current run, tag and step and renders them. */
   private async loadGraphs(anchor?: string): Promise<void> {
-    const seq = ++this.loadSeq;
+    const current = this.graphLoads.begin();
     const step = this.currentStep();
     const { run, tag, compare } = this.state;
-    if (api.servesGroups() && loadsProgressively(this.runs[run]?.[tag])) return this.loadProgressively(seq, anchor);
+    if (api.servesGroups() && loadsProgressively(this.runs[run]?.[tag])) return this.loadProgressively(current, anchor);
     this.progressive = null;
     this.tree = null;
     this.ui.progressive.hidden = true;
@@ -230,7 +232,7 @@ export class App {
       api.diagnosis(run, tag, step),
       compare ? this.fetchCompared(compare, step) : Promise.resolve(null),
     ]);
-    if (seq !== this.loadSeq) return; // a newer request is in flight
+    if (!current()) return; // a newer request is in flight
     this.setPaneModel(this.main, buildModel(mine), mineTold);
     if (theirs) {
       if (!this.other) {
@@ -247,13 +249,13 @@ export class App {
   }
 
   /** A huge graph: the diagnosis now, the levels in render (they follow the open groups). */
-  private async loadProgressively(seq: number, anchor?: string): Promise<void> {
+  private async loadProgressively(current: Ticket, anchor?: string): Promise<void> {
     const { run, tag } = this.state;
     const step = this.currentStep();
     const loader = this.enterProgressive();
     // the top level loads while the diagnosis is computed (both take seconds on a first request)
     const [told] = await Promise.all([api.diagnosis(run, tag, step), loader.load(run, tag, step, new Set(), [], null)]);
-    if (seq !== this.loadSeq) return;
+    if (!current()) return;
     this.main.diagnosis = told;
     await this.render(anchor);
   }
@@ -264,7 +266,7 @@ export class App {
     const { run, tag, step } = this.state;
     const summary = this.runs[run]?.[tag];
     if (step !== null || !summary || !api.servesGroups() || !loadsProgressively(summary)) return;
-    ++this.loadSeq; // a graph load still in flight is older than this
+    this.graphLoads.begin(); // a graph load still in flight is older than this
     this.enterProgressive();
     this.steps = [summary.steps[1]]; // until the diagnosis lists every step
     this.timeline = null;
@@ -333,20 +335,20 @@ export class App {
   /** Runs, then the steps of the chosen run and tag, then its graph(s): on start, reload, a
    * change of run or tag and a pasted link. A newer call supersedes an older one. */
   private async loadAll(): Promise<void> {
-    const seq = ++this.allSeq;
+    const current = this.reloads.begin();
     try {
       if (!(await this.loadRuns())) {
         this.showEmpty();
         return;
       }
-      if (seq !== this.allSeq) return;
+      if (!current()) return;
       await this.paintTopLevelFirst();
-      if (seq !== this.allSeq) return;
+      if (!current()) return;
       await this.loadSteps();
-      if (seq !== this.allSeq) return;
+      if (!current()) return;
       await this.loadGraphs();
     } catch (e) {
-      if (seq === this.allSeq) this.showError(e);
+      if (current()) this.showError(e);
     }
   }
 

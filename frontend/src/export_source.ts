@@ -20,9 +20,11 @@ interface VersionData {
   rows: number;
   losses: (number | string | null)[];
   op_states: BlobRef;
-  op_norms: BlobRef;
+  op_norm_digits: BlobRef;
+  op_norm_exponents: BlobRef;
   variable_states: BlobRef;
-  variable_norms: BlobRef;
+  variable_norm_digits: BlobRef;
+  variable_norm_exponents: BlobRef;
   op_presence: BlobRef;
   variable_presence: BlobRef;
 }
@@ -41,6 +43,9 @@ export interface ExportPayload {
   state_names: GradState[];
   /** the routes' JSON value of each presence code (null: unknown) */
   presence_values: (number | null)[];
+  /** a norm whose exponent is `norm_special_exponent` reads as norm_specials[its digits] */
+  norm_specials: WireNorm[];
+  norm_special_exponent: number;
   runs: RunsResponse;
   series: Record<string, Record<string, SeriesData>>;
   initial: { run: string; tag: string; step: number | null; compare: string | null };
@@ -67,22 +72,41 @@ function unplane(planes: Uint8Array<ArrayBuffer>, width: number): Uint8Array<Arr
   return out;
 }
 
+/** Norms as the routes write them, from their digits and powers of ten (bundle.py): the number
+ * nearest digits × 10^exponent, which is what parsing the route's JSON gives. */
+class Norms {
+  private readonly digits: Int32Array;
+  private readonly exponents: Int8Array;
+
+  constructor(digits: Uint8Array<ArrayBuffer>, exponents: Uint8Array<ArrayBuffer>, private readonly payload: ExportPayload) {
+    this.digits = new Int32Array(digits.buffer);
+    this.exponents = new Int8Array(exponents.buffer);
+  }
+
+  at(i: number): WireNorm {
+    const e = this.exponents[i];
+    return e === this.payload.norm_special_exponent ? this.payload.norm_specials[this.digits[i]] : Number(`${this.digits[i]}e${e}`);
+  }
+}
+
 /** A decoded version: value (step row r, item i) at [i * rows + r]. */
 class Values {
   readonly opStates: Uint8Array;
-  readonly opNorms: Float32Array;
+  readonly opNorms: Norms;
   readonly varStates: Uint8Array;
-  readonly varNorms: Float32Array;
+  readonly varNorms: Norms;
   readonly opPresence: Uint8Array;
   readonly varPresence: Uint8Array;
   private opIndex: Map<string, number> | null = null;
   private varIndex: Map<string, number> | null = null;
 
-  constructor(readonly data: VersionData, blobs: Uint8Array<ArrayBuffer>[]) {
+  constructor(readonly data: VersionData, payload: ExportPayload) {
+    const blobs = payload.blobs;
+    const norms = (digits: BlobRef, exponents: BlobRef) => new Norms(unplane(blobs[digits.blob], 4), unplane(blobs[exponents.blob], 1), payload);
     this.opStates = unplane(blobs[data.op_states.blob], 1);
-    this.opNorms = new Float32Array(unplane(blobs[data.op_norms.blob], 4).buffer);
+    this.opNorms = norms(data.op_norm_digits, data.op_norm_exponents);
     this.varStates = unplane(blobs[data.variable_states.blob], 1);
-    this.varNorms = new Float32Array(unplane(blobs[data.variable_norms.blob], 4).buffer);
+    this.varNorms = norms(data.variable_norm_digits, data.variable_norm_exponents);
     this.opPresence = unplane(blobs[data.op_presence.blob], 1);
     this.varPresence = unplane(blobs[data.variable_presence.blob], 1);
   }
@@ -97,37 +121,17 @@ class Values {
   }
 }
 
-// Significant digits of norms in the routes' JSON (tb_gradflow/plugin/views.py NORM_DIGITS).
-const NORM_DIGITS = 6;
-
-/** numpy's round: halves to even. */
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** A norm rounded as views._rounded rounds it, so the file answers what the routes answer. */
-function rounded(x: number): number {
-  if (x === 0) return x;
-  const shift = NORM_DIGITS - 1 - Math.floor(Math.log10(Math.abs(x)));
-  if (shift < 0 || shift > 22) return Number(x.toPrecision(NORM_DIGITS));
-  const scale = Number(`1e${shift}`); // exact, as numpy's power of ten is
-  return roundHalfEven(x * scale) / scale;
-}
-
-/** A norm as the routes spell it: null for "no norm", "inf"/"nan" for a nonfinite gradient. */
-function wireNorm(state: GradState, norm: number): WireNorm {
-  if (Number.isNaN(norm)) return state === "nonfinite" ? "nan" : null;
-  if (!Number.isFinite(norm)) return (norm > 0 ? "inf" : "-inf") as WireNorm;
-  return rounded(norm);
-}
-
 export class InlineSource implements DataSource {
   private readonly decoded = new Map<VersionData, Values>();
 
   constructor(private readonly payload: ExportPayload) {}
 
-  async get(route: string, params: RouteParams): Promise<unknown> {
+  get(route: string, params: RouteParams): Promise<unknown> {
+    // a RouteError thrown while answering rejects the promise, as an HTTP route's answer would
+    return new Promise((resolve) => resolve(this.answer(route, params)));
+  }
+
+  private answer(route: string, params: RouteParams): unknown {
     if (route === "runs") return this.payload.runs;
     const run = String(params.run ?? "");
     const tag = String(params.tag ?? "");
@@ -146,7 +150,7 @@ export class InlineSource implements DataSource {
   private values(v: VersionData): Values {
     let d = this.decoded.get(v);
     if (!d) {
-      d = new Values(v, this.payload.blobs);
+      d = new Values(v, this.payload);
       this.decoded.set(v, d);
     }
     return d;
@@ -161,7 +165,7 @@ export class InlineSource implements DataSource {
     const v = this.values(data);
     const names = this.payload.state_names;
     const presenceOf = this.payload.presence_values;
-    const column = (states: Uint8Array, norms: Float32Array, presences: Uint8Array, count: number) => {
+    const column = (states: Uint8Array, norms: Norms, presences: Uint8Array, count: number) => {
       const state: GradState[] = [];
       const norm: WireNorm[] = [];
       const presence: (number | null)[] = [];
@@ -169,7 +173,7 @@ export class InlineSource implements DataSource {
         const at = i * data.rows + row;
         const s = names[states[at]];
         state.push(s);
-        norm.push(wireNorm(s, norms[at]));
+        norm.push(norms.at(at));
         presence.push(presenceOf[presences[at]]);
       }
       return { state, norm, presence };
@@ -207,7 +211,7 @@ export class InlineSource implements DataSource {
       const s = this.payload.state_names[kind === "op" ? v.opStates[at] : v.varStates[at]];
       steps.push(step);
       states.push(s);
-      norms.push(wireNorm(s, kind === "op" ? v.opNorms[at] : v.varNorms[at]));
+      norms.push((kind === "op" ? v.opNorms : v.varNorms).at(at));
       presences.push(this.payload.presence_values[kind === "op" ? v.opPresence[at] : v.varPresence[at]]);
     });
     if (steps.length === 0) throw new RouteError(404, `no ${kind} named ${JSON.stringify(name)} in run ${JSON.stringify(run)}, tag ${JSON.stringify(tag)}`);

@@ -157,12 +157,17 @@ export class GraphView {
       return { id: n.id, width: size.width, height: size.height, cluster: n.cluster };
     });
     const anchorBefore = input.anchor ? this.screenBoxOfGroup(input.anchor) : null;
-    const layout = await this.layoutClient.layout({
-      nodes: sized,
-      clusters: visible.clusters.map((c) => ({ id: c.id, cluster: c.cluster })),
-      edges: visible.edges.map((e) => ({ id: e.id, from: e.from, to: e.to })),
-    });
-    if (generation !== this.generation) return; // a newer show() superseded this one
+    const layout = await this.layoutClient.layout(
+      {
+        nodes: sized,
+        clusters: visible.clusters.map((c) => ({ id: c.id, cluster: c.cluster })),
+        edges: visible.edges.map((e) => ({ id: e.id, from: e.from, to: e.to })),
+      },
+      this.markerId, // one caller per view: its newer layout cancels the older one
+      (progress) => (this.element.dataset.layout = progress.kind),
+    );
+    if (layout === null || generation !== this.generation) return; // a newer show() superseded this one
+    this.element.dataset.layout = "done";
     this.visible = visible;
     this.layout = layout;
     this.layoutKey = key;
@@ -243,7 +248,7 @@ export class GraphView {
   focusOp(index: number): void {
     const nodeId = this.visible?.nodeOfOp[index];
     const node = nodeId ? this.drawn.get(nodeId) : undefined;
-    (node as SVGGElement | undefined)?.focus({ preventScroll: true });
+    (node)?.focus({ preventScroll: true });
   }
 
   /** Group summaries of the shown step (for the overview). */
@@ -330,7 +335,7 @@ export class GraphView {
   private keepMovableNodes(): void {
     for (const [id, node] of this.drawn) {
       const item = this.itemById.get(id);
-      const same = item?.kind === "node" && (node as SVGGElement).dataset.size === `${item.bounds.width}x${item.bounds.height}`;
+      const same = item?.kind === "node" && (node).dataset.size === `${item.bounds.width}x${item.bounds.height}`;
       if (same) {
         node.setAttribute("transform", `translate(${item.bounds.x.toFixed(1)},${item.bounds.y.toFixed(1)})`);
         continue;
@@ -472,7 +477,7 @@ export class GraphView {
       if (title) setText(title, `${op.name}\n${op.type} · ${op.state}${presence ? `\npresence: ${presence}` : ""}${op.source ? `\n${op.source}` : ""}`);
       this.colourFlowing(op, node, shape, texts);
       const [w, h] = (node.dataset.size ?? "0x0").split("x").map(Number);
-      presenceBar(node as SVGGElement, op, w, h);
+      presenceBar(node, op, w, h);
       toggleAttr(node, "data-selected", n.op === input.selected);
       toggleAttr(node, "data-match", input.matches.has(n.op));
       toggleAttr(node, "data-path", !!input.path?.has(n.op));

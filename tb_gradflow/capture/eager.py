@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tb_gradflow import vocabulary as V
@@ -11,7 +12,7 @@ from tb_gradflow.capture.graph_proto import graph_skeleton, loss_shape_text, sea
 from tb_gradflow.capture.op_log import OpLog, eager_cuts
 from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
 from tb_gradflow.capture.probe import ProbeResult, check_loss_value
-from tb_gradflow.capture.reductions import Reducer, tensor_state
+from tb_gradflow.capture.reductions import Reducer, presence_fractions, tensor_state
 from tb_gradflow.capture.variables import Namer, discover
 from tb_gradflow.format.records import encode_step
 from tb_gradflow.proto import gradflow_pb2
@@ -51,27 +52,24 @@ def eager_probe(
     present = [g for g in grads if g is not None]
     exact = unscale_reductions(tf.zeros([0]), Reducer().exact(present), scale)[1]
     stats = iter(exact.numpy()) if present else iter(())
-    counts = iter(Reducer().presence(present).numpy().tolist())
+    counts = Reducer().presence(present).numpy().reshape(-1, 2) if present else np.zeros((0, 2))
     values = [
         tensor_state(False) if g is None else tensor_state(True, *(float(x) for x in next(stats)))
         for g in grads
     ]
+    with_grad = [i for i, g in enumerate(grads) if g is not None]
+    presence = np.full(len(grads), np.nan)
+    presence[with_grad] = presence_fractions(
+        counts[:, 0], counts[:, 1], np.array([V.STATE_CODE[values[i][0]] for i in with_grad], np.uint8)
+    )
     n_ops = len(graph.ops)
     step = encode_step(
         graph.graph_id, [V.NONE] * n_ops, [None] * n_ops, [s for s, _ in values], [n for _, n in values],
         float(tf.reduce_sum(tf.cast(loss, tf.float32)).numpy()),
         op_presence=[None] * n_ops,
-        variable_presence=[
-            None if g is None else _fraction(*next(counts), state)
-            for g, (state, _) in zip(grads, values)
-        ],
+        variable_presence=presence.tolist(),
     )
     return ProbeResult(graph, step)
-
-
-def _fraction(half_present: float, size: float, state: str) -> float | None:
-    """Presence from Reducer.presence's counts: unknown for a NaN or Inf gradient."""
-    return 2.0 * half_present / size if size > 0 and state != V.NONFINITE else None  # halves: Reducer.presence
 
 
 def _add_cuts(graph: gradflow_pb2.Graph, log: OpLog, tape: tf.GradientTape, loss: Any, starved) -> None:

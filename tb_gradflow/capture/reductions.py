@@ -324,26 +324,54 @@ def _as_count(n: tf.Tensor) -> tf.Tensor:
     return tf.raw_ops.Cast(x=n, DstT=tf.float32)
 
 
+_FLOWING, _ZERO, _NONFINITE = (np.uint8(V.STATE_CODE[s]) for s in (V.FLOWING, V.ZERO, V.NONFINITE))
+
+
+def exact_states(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """State codes and norms of gradients from their Reducer.exact rows (half the sum of
+    squares, max, min): the one rule, over arrays (a thousand variables' states in Python cost
+    a millisecond a step)."""
+    stats = np.asarray(stats, np.float64)
+    sumsq = 2.0 * stats[:, 0]
+    with np.errstate(invalid="ignore"):
+        maxabs = np.maximum(stats[:, 1], -stats[:, 2])  # -inf for an empty gradient
+        nan_sum = np.isnan(sumsq)
+        overflow = ~nan_sum & np.isposinf(maxabs)
+        zero = ~nan_sum & ~overflow & (maxabs <= 0.0)
+        # The float32 sum of squares underflows to 0 or overflows to Inf for extreme finite values.
+        in_range = (sumsq > 0.0) & (sumsq < np.inf)
+        norms = np.where(in_range, np.sqrt(np.where(in_range, sumsq, 0.0)), maxabs)
+    codes = np.full(len(stats), _FLOWING, np.uint8)
+    codes[zero], norms[zero] = _ZERO, 0.0
+    codes[overflow], norms[overflow] = _NONFINITE, np.inf
+    codes[nan_sum], norms[nan_sum] = _NONFINITE, sumsq[nan_sum]
+    return codes, norms
+
+
 def tensor_state(
     has_grad: bool, half_sumsq: float = 0.0, high: float | None = None, low: float | None = None
 ) -> tuple[str, float | None]:
-    """State and L2 norm of one gradient from its reductions (see Reducer)."""
+    """State and L2 norm of one gradient from its reductions (see Reducer): `exact_states` of
+    one row. Without `high` and `low` (op tensors: the sum alone), the largest magnitude is taken
+    as the norm's, which the sum alone decides."""
     if not has_grad:
         return V.NONE, None
-    sumsq = 2.0 * half_sumsq
-    if math.isnan(sumsq):
-        return V.NONFINITE, sumsq
     if high is None or low is None:
-        if math.isinf(sumsq):
-            return V.NONFINITE, sumsq
-        return (V.ZERO, 0.0) if sumsq == 0.0 else (V.FLOWING, math.sqrt(sumsq))
-    maxabs = max(high, -low)  # -inf for an empty gradient: max and min of nothing
-    if math.isinf(maxabs) and maxabs > 0:
-        return V.NONFINITE, math.inf
-    if maxabs <= 0.0:
-        return V.ZERO, 0.0
-    # The float32 sum of squares underflows to 0 or overflows to Inf for extreme finite values.
-    return V.FLOWING, math.sqrt(sumsq) if 0.0 < sumsq < math.inf else maxabs
+        sumsq = 2.0 * half_sumsq
+        high = math.sqrt(sumsq) if sumsq > 0.0 else 0.0
+        low = -high
+    codes, norms = exact_states(np.array([[half_sumsq, high, low]]))
+    return V.STATES[int(codes[0])], float(norms[0])
+
+
+def presence_fractions(half_present: np.ndarray, size: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Presence of gradients from Reducer.presence's counts (half the present elements, size)
+    and their state codes: NaN (unknown) for an empty or a NaN or Inf gradient, whose elements
+    are counted from signs and so not exactly."""
+    half_present, size = np.asarray(half_present, np.float64), np.asarray(size, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fractions = 2.0 * half_present / size  # halves: Reducer.presence
+    return np.where((size > 0) & (np.asarray(codes) != _NONFINITE), fractions, np.nan)
 
 
 def combine(values: list[tuple[str, float | None]]) -> tuple[str, float | None]:

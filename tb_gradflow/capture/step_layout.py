@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from tb_gradflow import vocabulary as V
-from tb_gradflow.capture.reductions import combine
+from tb_gradflow.capture.reductions import combine, exact_states, presence_fractions
 from tb_gradflow.format.records import encode_step_arrays
 from tb_gradflow.proto import gradflow_pb2
 
@@ -89,32 +89,13 @@ class Layout:
         return tf.concat([tf.reshape(p, [-1]) for p in parts], 0)
 
 
-def _fractions(counts: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
-    """Presence per owner from rows of (half the present count, size); NaN where an owner has
-    no rows."""
+def _fractions(counts: np.ndarray, owner: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Presence per owner from rows of (half the present count, size) and each owner's state
+    code; NaN where an owner has no rows or a NaN or Inf gradient (`presence_fractions`)."""
     counts = counts.reshape(-1, 2)
-    present = np.bincount(owner, weights=counts[:, 0], minlength=n)
-    size = np.bincount(owner, weights=counts[:, 1], minlength=n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(size > 0, 2.0 * present / size, np.nan)  # halves: Reducer.presence
-
-
-def exact_states(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """State codes and norms of gradients from their Reducer.exact rows: `tensor_state` over
-    arrays (a thousand variables' states in Python cost a millisecond a step)."""
-    sumsq = 2.0 * stats[:, 0]
-    with np.errstate(invalid="ignore"):
-        maxabs = np.maximum(stats[:, 1], -stats[:, 2])
-        nan_sum = np.isnan(sumsq)
-        overflow = ~nan_sum & np.isposinf(maxabs)
-        zero = ~nan_sum & ~overflow & (maxabs <= 0.0)
-        in_range = (sumsq > 0.0) & (sumsq < np.inf)
-        norms = np.where(in_range, np.sqrt(np.where(in_range, sumsq, 0.0)), maxabs)
-    codes = np.full(len(stats), FLOWING, np.uint8)
-    codes[zero], norms[zero] = ZERO, 0.0
-    codes[overflow], norms[overflow] = NONFINITE, np.inf
-    codes[nan_sum], norms[nan_sum] = NONFINITE, sumsq[nan_sum]
-    return codes, norms
+    present = np.bincount(owner, weights=counts[:, 0], minlength=len(codes))
+    size = np.bincount(owner, weights=counts[:, 1], minlength=len(codes))
+    return presence_fractions(present, size, codes)
 
 
 def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
@@ -146,9 +127,7 @@ def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
         var_codes[layout.variables_with_grad], var_norms[layout.variables_with_grad] = exact_states(
             values[layout.exact].reshape(-1, 3)
         )
-    presence = _fractions(values[layout.presence], layout.presence_items, layout.n_items)
-    # Counted from signs (Reducer.presence): exact unless the gradient holds a NaN or an Inf.
-    presence[np.concatenate([op_codes, var_codes]) == NONFINITE] = np.nan
+    presence = _fractions(values[layout.presence], layout.presence_items, np.concatenate([op_codes, var_codes]))
     if len(layout.body_op):
         _measured_bodies(layout, values, op_codes, op_norms, presence)
     n_ops = len(op_codes)

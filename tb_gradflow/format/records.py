@@ -5,8 +5,8 @@ import collections
 import dataclasses
 import functools
 import math
-import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +14,14 @@ from tb_gradflow import vocabulary as V
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.proto import gradflow_pb2
-from tb_gradflow.report import CutPoint, OpRecord, OpRecords, Report, VariableRecord, VariableRecords
+from tb_gradflow.report import (
+    CutPoint,
+    OpRecord,
+    OpRecords,
+    Report,
+    VariableRecord,
+    VariableRecords,
+)
 
 
 def encode_step(
@@ -27,21 +34,27 @@ def encode_step(
     op_presence: Sequence[float | None] | None = None,
     variable_presence: Sequence[float | None] | None = None,
 ) -> gradflow_pb2.Step:
-    nan = float("nan")
+    """The Step of states and norms given by name and as Python numbers (None: no norm, unknown
+    presence): `encode_step_arrays` of them, for tests and hand-made steps."""
 
-    def floats(values: Sequence[float | None] | None) -> np.ndarray | None:
-        return None if values is None else np.array([nan if v is None else v for v in values], np.float32)
+    def optional(values: Sequence[float | None] | None) -> np.ndarray | None:
+        return None if values is None else _floats(values)
 
     return encode_step_arrays(
         graph_id,
         np.array([V.STATE_CODE[s] for s in op_states], np.uint8),
-        floats(op_norms),
+        _floats(op_norms),
         np.array([V.STATE_CODE[s] for s in variable_states], np.uint8),
-        floats(variable_norms),
+        _floats(variable_norms),
         loss,
-        op_presence=floats(op_presence),
-        variable_presence=floats(variable_presence),
+        op_presence=optional(op_presence),
+        variable_presence=optional(variable_presence),
     )
+
+
+def _floats(values: Sequence[float | None]) -> np.ndarray:
+    """float32, NaN for None."""
+    return np.array([np.nan if v is None else v for v in values], np.float32)
 
 
 def encode_step_arrays(
@@ -196,6 +209,7 @@ def step_arrays(step: gradflow_pb2.Step, n_ops: int, n_vars: int) -> tuple[np.nd
 
 
 def decode_step(data: bytes) -> gradflow_pb2.Step:
+    """A Step parsed from untrusted bytes; FormatError if malformed."""
     step = gradflow_pb2.Step()
     try:
         step.ParseFromString(data)
@@ -205,6 +219,7 @@ def decode_step(data: bytes) -> gradflow_pb2.Step:
 
 
 def decode_graph(data: bytes) -> gradflow_pb2.Graph:
+    """A Graph parsed from untrusted bytes; FormatError if malformed."""
     graph = gradflow_pb2.Graph()
     try:
         graph.ParseFromString(data)
@@ -217,6 +232,8 @@ _STATE_BYTES = bytes(range(len(V.STATES)))
 
 
 def check_aligned(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> None:
+    """Raises FormatError unless `step` holds one value of each kind per op and variable of
+    `graph`, in either format version: what a hostile logdir must not get past."""
     if step.graph_id != graph.graph_id:
         raise FormatError(f"step refers to graph {step.graph_id!r}, not {graph.graph_id!r}")
     n_ops, n_vars = len(graph.ops), len(graph.variables)
@@ -252,6 +269,7 @@ def _check_units_and_loops(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -
 
 
 def decode_state(code: int) -> str:
+    """The state name of a state code."""
     return V.STATES[code]
 
 
@@ -269,13 +287,14 @@ def _fraction(value: float) -> float | None:
 
 
 def cut_points(graph: gradflow_pb2.Graph) -> list[CutPoint]:
+    """The graph's cut points, in op order: every op with a cause."""
     names = [v.name for v in graph.variables]
     op_names = [op.name for op in graph.ops]
     return [
         CutPoint(
             op_name=op.name,
             op_type=op.type,
-            cause=V.CAUSES[op.cause],
+            cause=V.CAUSES[op.cause] or "",  # never "": only ops with a cause are cut points
             source=op.source,
             starved_variables=tuple(names[i] for i in op.starved_variables),
             detail=op.cause_detail,
@@ -324,7 +343,7 @@ def _read_fields(graph: gradflow_pb2.Graph) -> _GraphFields:
 # claims: a logdir is untrusted, and hand-made graphs reuse ids. Each entry holds its graph, so an
 # object id cannot be reused while cached; a graph is not changed once a report is built from it.
 _FIELDS_KEPT = 8
-_fields_by_object: "collections.OrderedDict[int, tuple[gradflow_pb2.Graph, _GraphFields]]" = (
+_fields_by_object: collections.OrderedDict[int, tuple[gradflow_pb2.Graph, _GraphFields]] = (
     collections.OrderedDict()
 )
 
@@ -346,7 +365,7 @@ def build_report(
     dead_since: dict[str, int] | None = None,
     exact: tuple[np.ndarray, ...] | None = None,
 ) -> Report:
-    """The report for one logged step: analyze() and every reader go through this.
+    """The report for one logged step: analyze() and every summary go through this.
 
     The step is checked here (`checked=False` only for a step just encoded from this graph);
     its values are decoded on the first read of the report's ops or variables (a logging
@@ -357,7 +376,6 @@ def build_report(
     which keeps them exact)."""
     if checked:
         check_aligned(graph, step)
-    fields = _graph_fields(graph)
     if exact is not None:
         # Dead units and iteration norms are exact in the Step already.
         values: Callable[[], tuple[Any, ...]] = lambda: (  # noqa: E731
@@ -365,8 +383,38 @@ def build_report(
         )
     else:
         values = functools.cache(functools.partial(_step_values, graph, step))
-    loss = None if math.isnan(step.loss) else step.loss
-    report = Report(
+    return _report(graph, values, None if math.isnan(step.loss) else step.loss, step_number, dead_since)
+
+
+def report_from_columns(
+    graph: gradflow_pb2.Graph,
+    columns: Callable[[], tuple[Any, ...]],
+    loss: float | None,
+    step_number: int | None,
+    dead_since: dict[str, int] | None = None,
+) -> Report:
+    """The report of one row of a reader's columns, without a Step in between: `columns` gives
+    (op codes, op norms, variable codes, variable norms, op presence codes, variable presence
+    codes, dead units per counted op, iteration norms per loop) of that row, on the first read
+    of the report's ops or variables."""
+
+    def values() -> tuple[Any, ...]:
+        op_codes, op_norms, var_codes, var_norms, op_presence, var_presence, dead, loops = columns()
+        return (op_codes, op_norms, var_codes, var_norms, P.from_codes(op_presence),
+                P.from_codes(var_presence), dead, loops)
+
+    return _report(graph, functools.cache(values), loss, step_number, dead_since)
+
+
+def _report(
+    graph: gradflow_pb2.Graph,
+    values: Callable[[], tuple[Any, ...]],
+    loss: float | None,
+    step_number: int | None,
+    dead_since: dict[str, int] | None,
+) -> Report:
+    fields = _graph_fields(graph)
+    return Report(
         variables=VariableRecords(functools.partial(_variable_records, fields, values)),
         ops=OpRecords(functools.partial(_op_records, fields, values)),
         cut_points=fields.cut_points,
@@ -380,10 +428,8 @@ def build_report(
         unread_models=tuple(graph.unread_models),
         loss_shape=graph.loss_shape,
         dead_since=dead_since or {},
+        graph=graph,
     )
-    _graphs[id(report)] = graph
-    weakref.finalize(report, _graphs.pop, id(report), None)
-    return report
 
 
 def _step_values(graph: gradflow_pb2.Graph, step: gradflow_pb2.Step) -> tuple[Any, ...]:
@@ -398,7 +444,7 @@ def _variable_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarra
     _, _, codes, norms, _, presence, _, _ = values()
     variables = {}
     for (name, shape, sparse), code, norm, fraction in zip(
-        fields.variables, codes.tolist(), norms.tolist(), presence.tolist()
+        fields.variables, codes.tolist(), norms.tolist(), presence.tolist(), strict=False
     ):
         state = decode_state(code)
         variables[name] = VariableRecord(
@@ -428,15 +474,7 @@ def _op_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarray, ...
             iteration_norms=tuple(loop_of[i].tolist()) if i in loop_of else None,
         )
         for i, ((name, op_type, source, inputs, cause, measured, at_input), code, norm, fraction) in enumerate(zip(
-            fields.ops, codes.tolist(), norms.tolist(), presence.tolist()
+            fields.ops, codes.tolist(), norms.tolist(), presence.tolist(), strict=False
         ))
     )
 
-
-# The graph each live report was built from, for Report.to_html (call structure, shapes).
-_graphs: dict[int, gradflow_pb2.Graph] = {}
-
-
-def graph_of(report: Report) -> gradflow_pb2.Graph | None:
-    """The Graph proto `report` was built from, while the report lives; None if built otherwise."""
-    return _graphs.get(id(report))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from typing import Mapping, Sequence
 
+from tb_gradflow.route_json import LAYER_COLUMNS
+
 # An int64 step, written the way a person or a script would: no spaces, no "+", no "1e3".
 _STEP = re.compile(r"-?[0-9]{1,19}")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
@@ -74,7 +76,7 @@ def group(args: Args) -> str:
 
 # The most columns the `layers` route samples a run to; its default when `columns` is absent.
 MAX_COLUMNS = 10_000
-DEFAULT_COLUMNS = 2_000
+DEFAULT_COLUMNS = LAYER_COLUMNS
 
 
 def columns(args: Args) -> int:

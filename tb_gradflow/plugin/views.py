@@ -7,15 +7,11 @@ are returned as strings; `http_util.Respond` then only compresses them.
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import Any
 
 import numpy as np
 
+from tb_gradflow import route_json as R
 from tb_gradflow import vocabulary as V
-from tb_gradflow.diagnosis import diagnosis_json
-from tb_gradflow.format import presence as P
-from tb_gradflow.format.records import cut_points, decode_norm
 from tb_gradflow.plugin import groups
 from tb_gradflow.plugin.params import not_found
 from tb_gradflow.proto import gradflow_pb2
@@ -23,82 +19,22 @@ from tb_gradflow.reading.cache import CachedSeries
 from tb_gradflow.reading.fast_loader_names import why_unreadable
 from tb_gradflow.reading.layer_series import layer_series, layer_series_json
 from tb_gradflow.reading.reader import TagSeries, VersionValues
-from tb_gradflow.report import _json_norm as json_norm
-from tb_gradflow.timeline import live_rows as _live_rows  # the one spelling of NaN/Inf in our JSON
+from tb_gradflow.route_json import NORM_DIGITS, encode, presence_json
+from tb_gradflow.route_json import STATE_NAMES as _STATE_NAMES
+from tb_gradflow.route_json import norms_json as _norms
+from tb_gradflow.route_json import splice as _fields
+from tb_gradflow.timeline import live_rows as _live_rows
 
-_STATE_NAMES = np.array(V.STATES, dtype=object)
-
-
-def encode(value: Any) -> str:
-    """Compact JSON; NaN and Inf must have been spelled as strings before (allow_nan=False)."""
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
-
-
-def _fields(pairs: dict[str, str]) -> str:
-    """`"key":value,...` from already-encoded values, to splice into an object."""
-    return ",".join(f"{encode(k)}:{v}" for k, v in pairs.items())
+__all__ = ["NORM_DIGITS", "encode", "presence_json", "runs_json", "graph_json", "history_json",
+           "diagnosis_view", "graph_groups_json"]
 
 
-# Significant digits of norms in JSON: float32 holds about 7, a stored op norm about 2 (4.4 %).
-NORM_DIGITS = 6
-
-
-def _rounded(norms: np.ndarray) -> np.ndarray:
-    """Finite nonzero norms rounded to NORM_DIGITS significant digits, as float64 values whose
-    shortest repr is that short: a third of the JSON that float32-to-float64 repr gives."""
-    x = norms.astype(np.float64)
-    ok = np.isfinite(x) & (x != 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shift = (NORM_DIGITS - 1) - np.floor(np.log10(np.abs(np.where(ok, x, 1.0)))).astype(np.int64)
-    exact = ok & (shift >= 0) & (shift <= 22)  # powers of ten exact in float64: one rounding
-    out = x.copy()
-    scale = np.power(10.0, shift[exact])
-    out[exact] = np.round(x[exact] * scale) / scale
-    for i in np.flatnonzero(ok & ~exact).tolist():  # norms above 1e5 or below 1e-17: rare
-        out[i] = float(f"{x[i]:.{NORM_DIGITS}g}")
-    return out
-
-
-def _norms(codes: np.ndarray, norms: np.ndarray) -> list[Any]:
-    """JSON norms: null for no norm (NaN unless the state is nonfinite), "inf"/"nan" spelled."""
-    values = _rounded(norms).astype(object)
-    finite = np.isfinite(norms)
-    nonfinite_state = codes == V.STATE_CODE[V.NONFINITE]
-    values[~finite & ~nonfinite_state & np.isnan(norms)] = None
-    for i in np.flatnonzero(~finite & (nonfinite_state | ~np.isnan(norms))).tolist():
-        values[i] = json_norm(decode_norm(V.STATES[codes[i]], float(norms[i])))
-    return values.tolist()
-
-
-def presence_json(codes: np.ndarray) -> list[float | None]:
-    """Presence codes (format/presence.py) for JSON: null where unknown, else the fraction
-    rounded to 4 decimals (it is within 1/254 of the measured one anyway)."""
-    values = P.from_codes(codes).astype(np.float64)
-    return [None if np.isnan(p) else round(p, 4) for p in values.tolist()]
-
-
-def _sampled(series: TagSeries) -> dict[str, str]:
-    """`{"sampled": why}` for a series the provider served only a sample of, else {}."""
-    return {"sampled": series.sampled} if series.sampled else {}
+_sampled = R.sampled
 
 
 def runs_json(series_by_run: dict[str, dict[str, TagSeries]]) -> str:
-    return encode(
-        {
-            run: {
-                tag: {
-                    "steps": [s.steps[0], s.last_step],
-                    "count": len(s.steps),
-                    "graph_versions": len(s.versions),
-                    "description": s.description,
-                    "ops": len(s.versions[s.where[s.last_step][0]].graph.ops),
-                    **_sampled(s),
-                }
-                for tag, s in sorted(tags.items())
-            }
-            for run, tags in sorted(series_by_run.items())
-        }
-    )
+    """The `runs` route's body."""
+    return encode(R.runs_body(series_by_run))
 
 
 def notices_json(series_by_run: dict[str, dict[str, TagSeries]], unreadable: list[tuple[str, str]],
@@ -127,22 +63,12 @@ class _VersionParts:
 
 
 def _version_parts(graph: gradflow_pb2.Graph) -> _VersionParts:
-    ops = graph.ops
-    op_columns = groups.op_columns(graph, list(range(len(ops))))
-    cut_indices = [i for i, op in enumerate(ops) if op.cause]
-    cuts = [
-        {"op": i, **cut.to_dict(), "detail": cut.detail}
-        for i, cut in zip(cut_indices, cut_points(graph))
-    ]
-    names = [v.name for v in graph.variables]
+    all_ops = list(range(len(graph.ops)))
     return _VersionParts(
-        op_fields=_fields({k: encode(v) for k, v in op_columns.items()}),
-        variable_fields=_fields(
-            {"name": encode(names), "shape": encode([v.shape for v in graph.variables]),
-             "sparse_gradient": encode([v.sparse_gradient for v in graph.variables])}
-        ),
-        cut_points=encode(cuts),
-        variable_names=np.array(names, dtype=object),
+        op_fields=_fields({k: encode(v) for k, v in R.op_columns(graph, all_ops).items()}),
+        variable_fields=_fields({k: encode(v) for k, v in R.variable_columns(graph).items()}),
+        cut_points=encode(R.cut_points_json(graph)),
+        variable_names=np.array([v.name for v in graph.variables], dtype=object),
     )
 
 
@@ -159,27 +85,16 @@ def _lookup_step(series: TagSeries, step: int | None) -> tuple[int, VersionValue
 
 
 def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> str:
+    """The `graph` route's body at `step` (default the last): the version's structure, encoded
+    once, and this step's columns."""
     series = _readable(cached)
     step, values, row = _lookup_step(series, step)
     graph = values.graph
     parts: _VersionParts = cached.derived(("graph", graph.graph_id), lambda: _version_parts(graph))
-    numbers = cached.derived("version_numbers", lambda: {gid: i + 1 for i, gid in enumerate(series.versions)})
+    numbers = cached.derived("version_numbers", lambda: R.version_numbers(series))
     op_codes, var_codes = values.op_states[row], values.variable_states[row]
-    loss = float(values.losses[row])
-    head = {
-        "run": run,
-        "tag": tag,
-        "step": step,
-        "steps": [series.steps[0], series.last_step],
-        "count": len(series.steps),
-        "graph_id": graph.graph_id,
-        "graph_version": numbers[graph.graph_id],
-        "graph_versions": len(series.versions),
-        "loss": None if np.isnan(loss) else json_norm(loss),
-        "fallback_reason": graph.fallback_reason or None,
-        **_sampled(series),
-    }
-    ops = "{%s,%s}" % (
+    head = R.graph_head(run, tag, series, graph, numbers, step, R.loss_json(values.losses[row]))
+    ops = "{{{},{}}}".format(
         parts.op_fields,
         _fields(
             {
@@ -190,7 +105,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
             }
         ),
     )
-    variables = "{%s,%s}" % (
+    variables = "{{{},{}}}".format(
         parts.variable_fields,
         _fields(
             {
@@ -204,7 +119,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
     def names_in(state: str) -> str:
         return encode(parts.variable_names[var_codes == V.STATE_CODE[state]].tolist())
 
-    return "{%s}" % _fields(
+    return "{" + _fields(
         {
             **{k: encode(v) for k, v in head.items()},
             "ops": ops,
@@ -214,7 +129,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
             "zero_variables": names_in(V.ZERO),
             "nonfinite_variables": names_in(V.NONFINITE),
         }
-    )
+    ) + "}"
 
 
 def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str) -> str:
@@ -238,7 +153,7 @@ def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str)
     order = np.argsort(np.concatenate(steps), kind="stable")
     step_array = np.concatenate(steps)[order]
     code_array = np.concatenate(codes)[order]
-    return "{%s}" % _fields(
+    return "{" + _fields(
         {
             "run": encode(run),
             "tag": encode(tag),
@@ -249,7 +164,7 @@ def history_json(run: str, tag: str, cached: CachedSeries, kind: str, name: str)
             "presences": encode(presence_json(np.concatenate(presences)[order])),
             **{k: encode(v) for k, v in _sampled(series).items()},
         }
-    )
+    ) + "}"
 
 
 def diagnosis_view(cached: CachedSeries, step: int | None) -> str:
@@ -257,7 +172,7 @@ def diagnosis_view(cached: CachedSeries, step: int | None) -> str:
     computed once per step and read of the series (seconds on a 230,000-op graph)."""
     series = _readable(cached)
     step, _, _ = _lookup_step(series, step)
-    return cached.derived(("diagnosis", step), lambda: encode({"step": step, **diagnosis_json(series, step)}))
+    return cached.derived(("diagnosis", step), lambda: encode(R.diagnosis_body(series, step)))
 
 
 def graph_groups_json(run: str, tag: str, cached: CachedSeries, step: int | None, group: str) -> str:
@@ -270,7 +185,7 @@ def graph_groups_json(run: str, tag: str, cached: CachedSeries, step: int | None
     layout = cached.derived(("group", graph.graph_id, group), lambda: groups.group_layout(index, graph, group))
     op_codes = values.op_states[row]
     direct = np.array(layout.direct_ops, np.int64)
-    numbers = cached.derived("version_numbers", lambda: {gid: i + 1 for i, gid in enumerate(series.versions)})
+    numbers = cached.derived("version_numbers", lambda: R.version_numbers(series))
     body = {
         "run": run, "tag": tag, "step": step, "steps": [series.steps[0], series.last_step],
         "count": len(series.steps), "graph_id": graph.graph_id, "graph_version": numbers[graph.graph_id],

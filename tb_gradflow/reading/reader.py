@@ -6,11 +6,13 @@ input: a tag that cannot be decoded is skipped with a warning naming its run and
 """
 from __future__ import annotations
 
+import builtins
 import concurrent.futures
 import dataclasses
 import functools
 import logging
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 import numpy as np
 from tensorboard import context as tb_context
@@ -21,7 +23,15 @@ from tb_gradflow.format import metadata
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.metadata import FormatError
 from tb_gradflow.format.records import (
-    build_report, check_aligned, decode_graph, decode_step, dequantize_norms, is_packed, loop_arrays, presence_arrays, step_arrays,
+    check_aligned,
+    decode_graph,
+    decode_step,
+    dequantize_norms,
+    is_packed,
+    loop_arrays,
+    presence_arrays,
+    report_from_columns,
+    step_arrays,
     unpack_states,
 )
 from tb_gradflow.proto import gradflow_pb2
@@ -109,11 +119,13 @@ class VersionValues:
     _variable_index: dict[str, int] | None = None
 
     def op_index(self) -> dict[str, int]:
+        """Each op's column by name (made on first use)."""
         if self._op_index is None:
             self._op_index = {op.name: i for i, op in enumerate(self.graph.ops)}
         return self._op_index
 
     def variable_index(self) -> dict[str, int]:
+        """Each variable's column by name (made on first use)."""
         if self._variable_index is None:
             self._variable_index = {v.name: i for i, v in enumerate(self.graph.variables)}
         return self._variable_index
@@ -153,27 +165,16 @@ class VersionValues:
             since[counted[k].name] = int(self.steps[alive[-1] + 1 if len(alive) else 0])
         return since
 
-    def step_proto(self, row: int) -> gradflow_pb2.Step:
-        step = gradflow_pb2.Step(
-            graph_id=self.graph.graph_id,
-            op_states=self.op_states[row].tobytes(),
-            op_norms=self.op_norms[row].tolist(),
-            variable_states=self.variable_states[row].tobytes(),
-            variable_norms=self.variable_norms[row].tolist(),
-            loss=float(self.losses[row]),
-        )
-        op_p, var_p = self.presence_codes("op", row), self.presence_codes("variable", row)
-        if op_p.any() or var_p.any():
-            step.has_presence = True
-            step.op_presence_stored, step.op_presence_codes = P.encode(self.op_states[row], P.from_codes(op_p))
-            step.variable_presence_stored, step.variable_presence_codes = P.encode(
-                self.variable_states[row], P.from_codes(var_p))
+    def columns(self, row: int) -> tuple[Any, ...]:
+        """One step's (op codes, op norms, variable codes, variable norms, op presence codes,
+        variable presence codes, dead units per counted op, iteration norms per loop): what
+        `report_from_columns` reads. Dead units are given only when every counted op has them."""
+        dead: list[int] = []
         if self.dead_units is not None and (self.dead_units[row] >= 0).all():
-            step.dead_units.extend(self.dead_units[row].tolist())
-        if self.iteration_norms is not None and self.iteration_norms[row]:
-            step.iteration_counts.extend(len(n) for n in self.iteration_norms[row])
-            step.iteration_norms.extend(np.concatenate(self.iteration_norms[row]).tolist())
-        return step
+            dead = self.dead_units[row].tolist()
+        loops = list(self.iteration_norms[row]) if self.iteration_norms is not None else []
+        return (self.op_states[row], self.op_norms[row], self.variable_states[row], self.variable_norms[row],
+                self.presence_codes("op", row), self.presence_codes("variable", row), dead, loops)
 
 
 @dataclasses.dataclass
@@ -192,14 +193,18 @@ class TagSeries:
 
     @property
     def last_step(self) -> int:
+        """The last logged step."""
         return self.steps[-1]
 
     def report(self, step: int | None = None) -> Report:
+        """The report at a logged `step` (default the last), built from the columns."""
         if step is None:
             step = self.last_step
         graph_id, row = self.where[step]
         values = self.versions[graph_id]
-        return build_report(values.graph, values.step_proto(row), step, dead_since=values.dead_since(row))
+        loss = float(values.losses[row])
+        return report_from_columns(values.graph, functools.partial(values.columns, row),
+                                   None if np.isnan(loss) else loss, step, values.dead_since(row))
 
 
 Warn = Callable[[str], None]
@@ -318,7 +323,7 @@ class GradflowReader:
                               f"of it at once); start TensorBoard with --load_fast=false to see all")
         return series
 
-    def _read_tensors(self, ctx: Any, run: str, name: str, downsample: int) -> list:
+    def _read_tensors(self, ctx: Any, run: str, name: str, downsample: int) -> builtins.list[Any]:
         tensors = self._provider.read_tensors(
             ctx,
             experiment_id=self._experiment_id,
@@ -470,7 +475,7 @@ def _known_rows(previous: TagSeries | None, graphs: dict[str, gradflow_pb2.Graph
     for graph_id, values in (previous.versions.items() if previous else ()):
         if graphs.get(graph_id) != values.graph:
             continue
-        for row, key in enumerate(zip(values.steps.tolist(), values.wall_times.tolist())):
+        for row, key in enumerate(zip(values.steps.tolist(), values.wall_times.tolist(), strict=False)):
             known[key] = (values, row)
     return known
 
@@ -504,7 +509,7 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
             losses[i] = source.loss
             op_presence[i], variable_presence[i] = map(P.to_codes, presence_arrays(source, op_states[i], variable_states[i]))
     if packed:
-        steps = [rows[i][2] for i in packed]
+        steps = [cast(gradflow_pb2.Step, rows[i][2]) for i in packed]
         index = np.array(packed, np.int64)
 
         def matrix(field: str, width: int) -> np.ndarray:

@@ -138,3 +138,23 @@ def gan(latent: int = 3, features: int = 5, batch: int = 8, seed: int = 0):
     z = tf.random.stateless_normal([batch, latent], seed=[seed, 5])
     real = tf.random.stateless_normal([batch, features], seed=[seed, 6])
     return generator, discriminator, generator_loss, discriminator_loss, z, real
+
+
+def dead_relu_model(live_units: int):
+    """(loss_fn, x): a ReLU layer of 16 units of which only `live_units` ever fire (the others'
+    bias is -1e3), and a head; the kernels get a gradient through the live units alone."""
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    layer = keras.layers.Dense(16, activation="relu", name="dense_3")
+    head = keras.layers.Dense(1, name="head")
+    x = tf.random.normal([32, 5], seed=1)
+    head(layer(x))
+    bias = np.full(16, -1e3, np.float32)
+    bias[:live_units] = 0.0
+    layer.bias.assign(bias)
+
+    def loss_fn(x):
+        return tf.reduce_sum(head(layer(x)) ** 2)
+
+    return loss_fn, x
