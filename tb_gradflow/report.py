@@ -325,7 +325,7 @@ class Report:
                     "units": o.units,
                     "dead_units": o.dead_units,
                     "iteration_norms": None if o.iteration_norms is None else [
-                        _json_norm(n) for n in o.iteration_norms
+                        json_float(n) for n in o.iteration_norms
                     ],
                 }
                 for o in self.ops

@@ -7,6 +7,7 @@ are returned as strings; `http_util.Respond` then only compresses them.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from tb_gradflow.reading.cache import CachedSeries
 from tb_gradflow.reading.fast_loader_names import why_unreadable
 from tb_gradflow.reading.layer_series import layer_series, layer_series_json
 from tb_gradflow.reading.reader import TagSeries, VersionValues
+from tb_gradflow.json_values import json_float
 from tb_gradflow.route_json import NORM_DIGITS, encode, presence_json
 from tb_gradflow.route_json import STATE_NAMES as _STATE_NAMES
 from tb_gradflow.route_json import norms_json as _norms
@@ -234,7 +236,7 @@ def unit_and_loop_columns(values: VersionValues, row: int, ops: Any) -> dict[str
         "units": [units.get(i) for i in ops],
         "dead_units": [dead[i] if dead.get(i, -1) >= 0 else None for i in ops],
         "iteration_norms": [
-            [json_norm(float(n)) for n in by_loop[i].tolist()] if i in by_loop else None for i in ops
+            [json_float(float(n)) for n in by_loop[i].tolist()] if i in by_loop else None for i in ops
         ],
     }
 
