@@ -31,8 +31,8 @@ from tensorboard.compat.proto import event_pb2
 
 from tb_gradflow.format import metadata
 from tb_gradflow.reading import live_files
-from tb_gradflow.reading.crc32c import crc32c_many, mask, masked_crc32c_windows
-from tb_gradflow.reading.crc32c import masked_crc32c as masked_crc
+from tb_gradflow.format.crc32c import crc32c_many, mask, masked_crc32c_windows
+from tb_gradflow.format.crc32c import masked_crc32c as masked_crc
 from tb_gradflow.reading.event_files import EVENT_FILE_MARK, find_runs
 from tb_gradflow.reading.fast_loader_names import why_unreadable
 

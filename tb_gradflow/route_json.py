@@ -20,7 +20,7 @@ from tb_gradflow.format import presence as P
 from tb_gradflow.format.records import cut_points
 from tb_gradflow.json_values import json_float
 from tb_gradflow.proto import gradflow_pb2
-from tb_gradflow.reading.reader import TagSeries
+from tb_gradflow.reading.reader import TagSeries, VersionValues
 
 STATE_NAMES = np.array(V.STATES, dtype=object)
 
@@ -233,3 +233,30 @@ def graph_head(
 def diagnosis_body(series: TagSeries, step: int) -> dict[str, Any]:
     """The `diagnosis` route's body at a logged `step`: `tb-gradflow report --json`'s, with it."""
     return {"step": step, **diagnosis_json(series, step)}
+
+
+def unit_and_loop_values(
+    values: VersionValues, row: int
+) -> tuple[dict[int, int], dict[int, int], dict[int, list[Any]]]:
+    """Issue 17's values at `row`, keyed by op index: the units of each ReLU-family gate whose
+    dead units are counted, its dead units where the step stores them, and each loop's
+    iteration norms as JSON values. Sparse, since few ops have them; the routes and the export
+    spread them over the ops."""
+    units, loops = values.unit_and_loop_ops()
+    dead: dict[int, int] = {}
+    if values.dead_units is not None:
+        dead = {i: n for i, n in zip(units, values.dead_units[row].tolist(), strict=True) if n >= 0}
+    norms = values.iteration_norms[row] if values.iteration_norms is not None else []
+    by_loop = {i: [json_float(float(x)) for x in n.tolist()] for i, n in zip(loops, norms, strict=False)}
+    return units, dead, by_loop
+
+
+def unit_and_loop_columns(values: VersionValues, row: int, ops: Any) -> dict[str, list[Any]]:
+    """The `graph` and `graph_groups` routes' `units`, `dead_units` and `iteration_norms`
+    columns at `row` for the ops `ops` (indices): null for ops without them."""
+    units, dead, by_loop = unit_and_loop_values(values, row)
+    return {
+        "units": [units.get(i) for i in ops],
+        "dead_units": [dead.get(i) for i in ops],
+        "iteration_norms": [by_loop.get(i) for i in ops],
+    }

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference
 
-from tb_gradflow.reading.crc32c import crc32c, crc32c_many, mask
+from tb_gradflow.format.crc32c import crc32c, crc32c_many, mask
 from tb_gradflow.reading.event_files import RecordError, read_records
 
 SIZES = [0, 1, 3, 4, 5, 255, 256, 1023, 1024, 1025, 4097, 70_001]

@@ -20,7 +20,7 @@ LAYERS = [
               "tb_gradflow.install_hint"]),
     ("records", 1, ["tb_gradflow.report"]),
     ("format", 2, ["tb_gradflow.format"]),
-    ("capture", 3, ["tb_gradflow.capture", "tb_gradflow.summary", "tb_gradflow.keras"]),
+    ("capture", 3, ["tb_gradflow.capture", "tb_gradflow.summary", "tb_gradflow.keras", "tb_gradflow.torch"]),
     ("reading", 3, ["tb_gradflow.reading", "tb_gradflow.logcheck"]),
     (
         "telling",

@@ -216,7 +216,7 @@ def test_liveness_by_age_and_growth(tmp_path):
 def test_window_checksums_equal_the_plain_ones():
     import numpy as np
 
-    from tb_gradflow.reading.crc32c import masked_crc32c, masked_crc32c_windows
+    from tb_gradflow.format.crc32c import masked_crc32c, masked_crc32c_windows
 
     data = np.random.default_rng(1).integers(0, 256, 300, np.uint8)
     windows = masked_crc32c_windows(data, 8, 290).tolist()

@@ -30,6 +30,7 @@ CAUSES = {None, "numpy_function", "stop_gradient", "integer_cast", "non_differen
 OP_COLUMNS = {
     "name", "type", "scope", "inputs", "variable_inputs", "parent", "shape", "dtype", "source",
     "state", "norm", "measured", "cause", "cause_detail", "starved", "presence", "presence_at_input",
+    "units", "dead_units", "iteration_norms",
 }
 GRAPH_KEYS = {
     "run", "tag", "step", "steps", "count", "graph_id", "graph_version", "graph_versions", "loss",

@@ -27,6 +27,10 @@ interface VersionData {
   variable_norm_exponents: BlobRef;
   op_presence: BlobRef;
   variable_presence: BlobRef;
+  /** issue 17, by op index, only for graphs that have them: counted units, and per step row the
+   * dead units and loops' iteration norms */
+  units?: Record<string, number>;
+  unit_rows?: { dead_units: Record<string, number>; iteration_norms: Record<string, WireNorm[]> }[];
 }
 
 interface SeriesData {
@@ -182,13 +186,16 @@ export class InlineSource implements DataSource {
     const ops = column(v.opStates, v.opNorms, v.opPresence, s.ops.name.length);
     const vars = column(v.varStates, v.varNorms, v.varPresence, s.variables.name.length);
     const namesIn = (state: GradState) => s.variables.name.filter((_, i) => vars.state[i] === state);
+    const spread = <T>(byOp: Record<string, T> | undefined): (T | null)[] => s.ops.name.map((_, i) => byOp?.[i] ?? null);
+    const unitRow = data.unit_rows?.[row];
+    const units = { units: spread(data.units), dead_units: spread(unitRow?.dead_units), iteration_norms: spread(unitRow?.iteration_norms) };
     return {
       ...s,
       run,
       tag,
       step,
       loss: data.losses[row] as number | null,
-      ops: { ...s.ops, ...ops },
+      ops: { ...s.ops, ...ops, ...units },
       variables: { ...s.variables, ...vars },
       starved_variables: namesIn("none"),
       zero_variables: namesIn("zero"),

@@ -77,6 +77,20 @@ def _version(run: str, tag: str, series: TagSeries, values: VersionValues) -> di
         "variable_norm_exponents": variable_exponents,
         "op_presence": byte_planes(values.presence_codes("op", rows), "u1"),
         "variable_presence": byte_planes(values.presence_codes("variable", rows), "u1"),
+        **_unit_rows(values, rows),
+    }
+
+
+def _unit_rows(values: VersionValues, rows: np.ndarray) -> dict[str, Any]:
+    """Dead units and loops' iteration norms by op index, one entry per step row; the page
+    spreads them over the ops as the routes do. Nothing for a graph without them."""
+    units, loops = values.unit_and_loop_ops()
+    if not units and not loops:
+        return {}
+    per_row = [R.unit_and_loop_values(values, int(r)) for r in rows]
+    return {
+        "units": units,
+        "unit_rows": [{"dead_units": dead, "iteration_norms": norms} for _, dead, norms in per_row],
     }
 
 
@@ -112,6 +126,10 @@ def thin(series: TagSeries, max_steps: int, keep: int | None = None) -> TagSerie
             else values.variable_presence[rows],
             losses=values.losses[rows],
             wall_times=values.wall_times[rows],
+            dead_units=None if values.dead_units is None else values.dead_units[rows],
+            iteration_norms=None
+            if values.iteration_norms is None
+            else [values.iteration_norms[r] for r in rows],
             _op_index=None,
             _variable_index=None,
         )

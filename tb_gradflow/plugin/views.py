@@ -103,7 +103,7 @@ def graph_json(run: str, tag: str, cached: CachedSeries, step: int | None) -> st
                 "state": encode(_STATE_NAMES[op_codes].tolist()),
                 "norm": encode(_norms(op_codes, values.op_norms[row])),
                 "presence": encode(presence_json(values.presence_codes("op", row))),
-                **{k: encode(v) for k, v in unit_and_loop_columns(values, row, range(len(graph.ops))).items()},
+                **{k: encode(v) for k, v in R.unit_and_loop_columns(values, row, range(len(graph.ops))).items()},
             }
         ),
     )
@@ -207,7 +207,7 @@ def graph_groups_json(run: str, tag: str, cached: CachedSeries, step: int | None
             "state": _STATE_NAMES[op_codes[direct]].tolist(),
             "norm": _norms(op_codes[direct], values.op_norms[row][direct]),
             "presence": presence_json(values.presence_codes("op", row, direct)),
-            **unit_and_loop_columns(values, row, layout.direct_ops),
+            **R.unit_and_loop_columns(values, row, layout.direct_ops),
         },
     }
     return encode(body)
@@ -219,26 +219,6 @@ def layers_view(run: str, tag: str, cached: CachedSeries, columns: int) -> str:
     series = _readable(cached)
     body = cached.derived(("layers", columns), lambda: encode(layer_series_json(layer_series(series, columns))))
     return "{%s,%s" % (_fields({"run": encode(run), "tag": encode(tag)}), body[1:])
-
-
-def unit_and_loop_columns(values: VersionValues, row: int, ops: Any) -> dict[str, list[Any]]:
-    """Issue 17's op columns at `row` for the ops `ops` (indices): `units` and `dead_units` of
-    ReLU-family gates (null for other ops, and dead units null where the step stores none), and
-    `iteration_norms` of loops (null for other ops)."""
-    units, loops = values.unit_and_loop_ops()
-    if not units and not loops:
-        nothing: list[Any] = [None] * len(ops)
-        return {"units": nothing, "dead_units": nothing, "iteration_norms": nothing}
-    dead = dict(zip(units, values.dead_units[row].tolist())) if values.dead_units is not None else {}
-    norms = values.iteration_norms[row] if values.iteration_norms is not None else []
-    by_loop = dict(zip(loops, norms))
-    return {
-        "units": [units.get(i) for i in ops],
-        "dead_units": [dead[i] if dead.get(i, -1) >= 0 else None for i in ops],
-        "iteration_norms": [
-            [json_float(float(n)) for n in by_loop[i].tolist()] if i in by_loop else None for i in ops
-        ],
-    }
 
 
 def _readable(cached: CachedSeries) -> TagSeries:

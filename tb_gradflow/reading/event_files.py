@@ -18,7 +18,7 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from tb_gradflow.format import metadata
-from tb_gradflow.reading.crc32c import crc32c_many, mask, masked_crc32c
+from tb_gradflow.format.crc32c import crc32c_many, mask, masked_crc32c
 
 Warn = Callable[[str], None]
 

@@ -17,7 +17,7 @@ import time
 
 from tensorboard.compat.proto import event_pb2
 
-from tb_gradflow.reading.crc32c import masked_crc32c
+from tb_gradflow.format.crc32c import masked_crc32c
 
 _counter = itertools.count()
 
