@@ -7,7 +7,6 @@ are returned as strings; `http_util.Respond` then only compresses them.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 
@@ -20,7 +19,6 @@ from tb_gradflow.reading.cache import CachedSeries
 from tb_gradflow.reading.fast_loader_names import why_unreadable
 from tb_gradflow.reading.layer_series import layer_series, layer_series_json
 from tb_gradflow.reading.reader import TagSeries, VersionValues
-from tb_gradflow.json_values import json_float
 from tb_gradflow.route_json import NORM_DIGITS, encode, presence_json
 from tb_gradflow.route_json import STATE_NAMES as _STATE_NAMES
 from tb_gradflow.route_json import norms_json as _norms
