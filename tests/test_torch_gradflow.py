@@ -331,3 +331,22 @@ def test_layers_over_training_group_a_torch_run_by_module(tmp_path, capsys):
     assert cli.main(["report", str(tmp_path), "--json"]) == 0
     tag = next(iter(json.loads(capsys.readouterr().out)["runs"].values()))["tags"]["g"]
     assert [row["name"] for row in tag["layers"]["layers"]] == ["0", "2"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_presence_counts_match_count_nonzero(dtype):
+    """The nonzero count (a sum of |sign|, for speed) equals count_nonzero in every float dtype,
+    including a 70,000-element half-zero gradient whose count a float16 sum could not hold, and
+    tells all-zero from a gradient whose L2 norm underflows to 0."""
+    from tb_gradflow import vocabulary as V
+    from tb_gradflow.torch.measure import values
+
+    torch.manual_seed(0)
+    masked = torch.randn(70_000).relu().to(dtype)  # a ReLU gradient: about half zeros
+    tiny = torch.full((4,), 1e-30, dtype=torch.float32)  # its squares underflow: norm 0
+    grads = [masked, torch.zeros(5, dtype=dtype), tiny, None]
+    got = values(grads)
+    assert [V.STATES[c] for c in got.codes] == [V.FLOWING, V.ZERO, V.FLOWING, V.NONE]
+    assert got.norms[2] == 0.0  # flowing by its count, not by its norm
+    assert got.presence[0] == int(torch.count_nonzero(masked)) / masked.numel()
+    assert got.presence[1] == 0.0 and got.presence[2] == 1.0
