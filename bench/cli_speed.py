@@ -24,7 +24,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from support.crafted_logdir import CraftedOp, CraftedVariable, crafted_graph  # noqa: E402
 from support.event_writer import write_steps  # noqa: E402
-
 from tb_gradflow import vocabulary as V  # noqa: E402
 
 _OLD_PATH = """

@@ -39,8 +39,8 @@ def demo_logdir(root: str, steps: int, log_every: int) -> str:
 
 def resnet_logdir(root: str, steps: int) -> str:
     from plugin_speed import trace_resnet
-    from support.event_writer import write_steps
 
+    from support.event_writer import write_steps
     from tb_gradflow.format.records import step_arrays
 
     logdir = os.path.join(root, "resnet")
@@ -63,6 +63,7 @@ def export(logdir: str, out: str, *extra: str) -> tuple[float, int, int]:
 
 def ready_ms(path: str) -> float:
     from playwright.sync_api import sync_playwright
+
     from support.browser import READY, launch
 
     with sync_playwright() as p:

@@ -45,6 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from plugin_speed import write_huge_run  # noqa: E402
+
 from support.browser import launch, tab_frame  # noqa: E402
 from support.crafted_logdir import CraftedOp, CraftedVariable, write_run  # noqa: E402
 from support.tensorboard_proc import TensorBoardProcess  # noqa: E402

@@ -10,15 +10,16 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from tb_gradflow import __version__, logcheck
 from tb_gradflow import terminal_text as T
+from tb_gradflow.diagnosis import diagnosis_json
 from tb_gradflow.reading.event_files import EventFileProvider, LogdirError
+from tb_gradflow.reading.layer_series import SPARK_LEGEND, layer_series, layer_series_json, sparkline
 from tb_gradflow.reading.reader import GradflowReader, TagSeries
 from tb_gradflow.report import CutPoint, Report
-from tb_gradflow.diagnosis import diagnosis_json
-from tb_gradflow.reading.layer_series import SPARK_LEGEND, layer_series, layer_series_json, sparkline
 
 EXIT_OK = 0
 EXIT_STARVING = 1  # report: a trainable variable starves; diff: the second run has cuts the first lacks
@@ -272,9 +273,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tb_gradflow.export.html import export_logdir  # the bundle is read only when exporting
-
     from tb_gradflow.export.bundle import thin
+    from tb_gradflow.export.html import export_logdir  # the bundle is read only when exporting
 
     runs = args.run or None
     loaded = load(args.logdir, runs, args.tag)

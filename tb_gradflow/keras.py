@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from tb_gradflow import install_hint
 

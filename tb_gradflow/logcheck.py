@@ -24,7 +24,7 @@ import mmap
 import os
 import struct
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2
@@ -175,7 +175,7 @@ def _sound_records(buf: mmap.mmap, size: int, offset: int) -> list[tuple[int, in
         total += length
         offset += _HEADER + length + _FOOTER
     bodies = [buf[o + _HEADER : o + _HEADER + n] for o, n in found]
-    for k, ((o, n), crc) in enumerate(zip(found, crc32c_many(bodies, small=64))):
+    for k, ((o, n), crc) in enumerate(zip(found, crc32c_many(bodies, small=64), strict=False)):
         if mask(crc) != struct.unpack("<I", buf[o + _HEADER + n : o + _HEADER + n + _FOOTER])[0]:
             return found[:k]
     return found

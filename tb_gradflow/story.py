@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.report import CutPoint, Report
@@ -297,7 +298,7 @@ def _all_names(names: Sequence[str], noun: str = "variables") -> str:  # noqa: A
     return ", ".join(names)
 
 
-def _listed_harmless(cuts: list[dict[str, Any]], telling: "Telling") -> list[str]:
+def _listed_harmless(cuts: list[dict[str, Any]], telling: Telling) -> list[str]:
     lines = [f"    {telling.where(cut)}" for cut in cuts[:HARMLESS_SHOWN]]
     if len(cuts) > HARMLESS_SHOWN:
         lines.append(f"    ... and {len(cuts) - HARMLESS_SHOWN} more (report.cut_points)")
@@ -311,7 +312,7 @@ class Telling:
     order are the story's, whoever tells them (str(report), the CLI's terminal text)."""
 
     names: Callable[..., str] = _all_names
-    harmless: Callable[[list[dict[str, Any]], "Telling"], list[str]] = _listed_harmless
+    harmless: Callable[[list[dict[str, Any]], Telling], list[str]] = _listed_harmless
     text: Callable[[str], str] = _plain
     bad: Callable[[str], str] = _plain
     good: Callable[[str], str] = _plain

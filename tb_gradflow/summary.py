@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,10 @@ except ModuleNotFoundError as _missing:  # a viewer-only install: say which extr
 from tb_gradflow.capture.analyze import probe_for, run_probe
 from tb_gradflow.capture.optimizer_step import apply_gradients, plain_step
 from tb_gradflow.capture.tf_internals import (
-    default_summary_writer, in_xla_context, records_summaries_now, write_summary_now,
+    default_summary_writer,
+    in_xla_context,
+    records_summaries_now,
+    write_summary_now,
 )
 from tb_gradflow.format import metadata
 from tb_gradflow.format.records import build_report
@@ -37,7 +41,7 @@ logger = logging.getLogger("tb_gradflow")
 # Per writer: the (tag, graph id) pairs whose graph blob has really been written (not merely
 # attempted: `record_if` may have skipped it). Eager calls and calls compiled into a
 # tf.function read and update the same set.
-_written: "weakref.WeakKeyDictionary[Any, set[tuple[str, str]]]" = weakref.WeakKeyDictionary()
+_written: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
 
 
 def _current_writer() -> Any:

@@ -12,7 +12,8 @@ import os
 import re
 import shutil
 import textwrap
-from typing import IO, Any, Sequence
+from collections.abc import Sequence
+from typing import IO, Any
 
 from tb_gradflow.report import Report
 from tb_gradflow.story import Telling, story_lines

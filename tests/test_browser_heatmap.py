@@ -18,7 +18,17 @@ import sys
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import ROOT, browser, doc_screenshot, no_errors_from_the_tab, open_tab, page, screenshot, tab_frame, wait_render  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    ROOT,
+    browser,
+    doc_screenshot,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    screenshot,
+    tab_frame,
+    wait_render,
+)
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 
 LAPTOP = {"width": 1440, "height": 900}
@@ -182,7 +192,7 @@ def test_the_export_of_two_runs_opens_with_labels_and_the_heatmap(page, browser,
 def blend(css: str, opacity: float) -> str:
     """An rgb() colour drawn at `opacity` over a white page."""
     channels = [float(x) for x in css[css.index("(") + 1:css.index(")")].split(",")[:3]]
-    return "rgb(%s)" % ",".join(str(c * opacity + 255 * (1 - opacity)) for c in channels)
+    return "rgb({})".format(",".join(str(c * opacity + 255 * (1 - opacity)) for c in channels))
 
 
 def contrast(a: str, b: str) -> float:

@@ -9,8 +9,21 @@ import re
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import doc_screenshot, browser, edge_crossings, large_logdir, no_errors_from_the_tab, open_tab, page, render_seq, route, screenshot, wait_render  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    browser,
+    doc_screenshot,
+    edge_crossings,
+    large_logdir,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    render_seq,
+    route,
+    screenshot,
+    wait_render,
+)
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def base_url():

@@ -9,7 +9,13 @@ import pytest
 
 pytest.importorskip("playwright")
 from support.browser import (  # noqa: E402,F401
-    browser, doc_screenshot, no_errors_from_the_tab, open_tab, page, route, screenshot,
+    browser,
+    doc_screenshot,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    route,
+    screenshot,
 )
 from support.loop_logdir import TIME_STEPS, write_vanishing_rnn_run  # noqa: E402
 from support.presence_logdir import STEPS, write_dead_relu_run  # noqa: E402

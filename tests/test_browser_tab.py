@@ -11,9 +11,22 @@ import urllib.parse
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import READY, base_url, no_errors_from_the_tab, browser, demo_logdir, graph, open_tab, page, render_seq, route, screenshot, tab_frame, wait_render  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    READY,
+    base_url,
+    browser,
+    demo_logdir,
+    graph,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    render_seq,
+    route,
+    screenshot,
+    tab_frame,
+    wait_render,
+)
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
-
 
 
 def fit(frame) -> None:
@@ -126,7 +139,7 @@ def test_ops_upstream_of_the_cut_are_none_and_dimmed(page, base_url):
     assert region <= set(states), region - set(states)
     assert {states[name] for name in region} == {"none"}
     # every drawn op shows the state the route reports
-    expected = dict(zip(g["ops"]["name"], g["ops"]["state"]))
+    expected = dict(zip(g["ops"]["name"], g["ops"]["state"], strict=False))
     assert {name: expected[name] for name in states} == states
     some = sorted(region)[0]
     opacity = frame.locator(f'[data-op-name="{some}"]').evaluate("n => getComputedStyle(n).opacity")
@@ -239,7 +252,7 @@ def test_layers_view_in_depth_order_with_starved_variables_marked(page, base_url
     wait_render(frame, seq)
     layers = frame.locator(".gf-layer").evaluate_all("ls => ls.map(l => l.dataset.layer)")
     assert layers.index("colour_vae/encoder/conv1") < layers.index("colour_vae/encoder/dense") < layers.index("colour_vae/decoder/dense")
-    for name, state in zip(g["variables"]["name"], g["variables"]["state"]):
+    for name, state in zip(g["variables"]["name"], g["variables"]["state"], strict=False):
         var = frame.locator(f'.gf-var[data-variable="{name}"]')
         assert var.get_attribute("data-state") == state
         if state == "none":

@@ -3,11 +3,22 @@
 overview. On the demo logdir in Debian's Chromium."""
 from __future__ import annotations
 
-
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import doc_screenshot, base_url, browser, diagnosis, edge_crossings, no_errors_from_the_tab, open_tab, page, render_seq, screenshot, wait_render  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    base_url,
+    browser,
+    diagnosis,
+    doc_screenshot,
+    edge_crossings,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    render_seq,
+    screenshot,
+    wait_render,
+)
 
 
 def pane(frame, n: int):

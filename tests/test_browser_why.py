@@ -10,7 +10,18 @@ import urllib.parse
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import doc_screenshot, base_url, browser, diagnosis, graph, no_errors_from_the_tab, open_tab, page, route, screenshot  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    base_url,
+    browser,
+    diagnosis,
+    doc_screenshot,
+    graph,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    route,
+    screenshot,
+)
 from support.crafted_logdir import CraftedOp, CraftedVariable, write_run  # noqa: E402
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 
@@ -35,7 +46,7 @@ def test_a_starved_op_names_its_cut_and_the_path_to_the_loss(page, base_url):
     g = graph(base_url)
     cut = g["cut_points"][0]
     ops = g["ops"]
-    starved = next(n for n, s, t in zip(ops["name"], ops["state"], ops["type"]) if s == "none" and t == "ReadVariableOp" and "decoder" in n)
+    starved = next(n for n, s, t in zip(ops["name"], ops["state"], ops["type"], strict=False) if s == "none" and t == "ReadVariableOp" and "decoder" in n)
     frame = select(page, base_url, starved)
     details = frame.locator("#gf-details")
     details.locator(".gf-chart").wait_for()

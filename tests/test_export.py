@@ -14,7 +14,6 @@ pytest.importorskip("playwright")
 from support.browser import READY, browser, page  # noqa: E402,F401
 from support.crafted_logdir import CraftedOp, CraftedVariable, crafted_graph  # noqa: E402
 from support.event_writer import write_steps  # noqa: E402
-
 from tb_gradflow import cli  # noqa: E402
 from tb_gradflow import vocabulary as V  # noqa: E402
 from tb_gradflow.plugin.views import diagnosis_view, graph_json, history_json  # noqa: E402

@@ -100,7 +100,7 @@ def _without_presence(diagnosis: dict, expected: dict) -> dict:
     assert diagnosis.get("op_presence", {}) == {}
     known = {**diagnosis, "variables": variables}
     known["cut_points"] = [
-        {k: c[k] for k in old} for c, old in zip(diagnosis["cut_points"], expected["cut_points"])
+        {k: c[k] for k in old} for c, old in zip(diagnosis["cut_points"], expected["cut_points"], strict=False)
     ]
     return {k: known[k] for k in expected}
 

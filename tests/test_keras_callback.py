@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 import tb_gradflow
+from support.oracle import line_of, report_states
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
-from support.oracle import line_of, report_states
 
 
 class Quantized(keras.Model):
@@ -82,7 +82,7 @@ def test_probing_does_not_change_batch_norm_statistics(tmp_path):
     before = [v.numpy().copy() for v in model.non_trainable_variables]
     callback.log_now()
     after = [v.numpy() for v in model.non_trainable_variables]
-    for a, b in zip(before, after):
+    for a, b in zip(before, after, strict=False):
         np.testing.assert_array_equal(a, b)
     assert callback.last_report is not None
 

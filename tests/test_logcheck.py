@@ -3,10 +3,10 @@ crafted byte by byte; after `--repair`, a real TensorBoard serves every step und
 from __future__ import annotations
 
 import functools
-import time
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 

@@ -10,7 +10,8 @@ that the file stays fast.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -18,9 +19,9 @@ import pytest
 import tensorflow as tf
 
 import tb_gradflow
+from support.oracle import line_of, report_states, tape_states
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
-from support.oracle import line_of, report_states, tape_states
 
 
 @dataclasses.dataclass

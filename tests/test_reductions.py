@@ -111,7 +111,7 @@ def test_exact_states_equal_tensor_state_row_by_row():
         [0.0, -np.inf, np.inf],  # empty: max and min of nothing
     ])
     codes, norms = exact_states(rows)
-    for row, code, norm in zip(rows, codes, norms):
+    for row, code, norm in zip(rows, codes, norms, strict=False):
         state, expected = tensor_state(True, *row)
         assert V.STATES[code] == state, row
         assert (math.isnan(norm) and math.isnan(expected)) or norm == expected, row

@@ -12,11 +12,11 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.compat.proto import summary_pb2
 
 import tb_gradflow
+from support.oracle import report_states, tape_states
 from tb_gradflow.capture.analyze import probe_for
 from tb_gradflow.format import metadata
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
-from support.oracle import report_states, tape_states
 
 
 def _events(logdir: str) -> list:
@@ -259,7 +259,7 @@ def test_name_scope_prefixes_the_tag_like_tf_summary(tmp_path):
 def _same_report(a, b):
     assert [(o.name, o.state) for o in a.ops] == [(o.name, o.state) for o in b.ops]
     assert report_states(a) == report_states(b)
-    for x, y in zip(a.ops, b.ops):
+    for x, y in zip(a.ops, b.ops, strict=False):
         if x.norm is not None:
             np.testing.assert_allclose(x.norm, y.norm, rtol=1e-5)
 
@@ -334,7 +334,7 @@ def test_inside_a_tf_function_with_optimizer_iterations_as_step(tmp_path):
     for tag in ("flow", "again"):
         series = _read(str(tmp_path), tag)
         assert series.steps == [1, 2, 3]
-        for step, states in zip(series.steps, expected):
+        for step, states in zip(series.steps, expected, strict=False):
             assert report_states(series.report(step)) == states
     # The step written is the optimizer's, after its update, as when called eagerly.
     eager = tb_gradflow.analyze(loss_fn, x, y)

@@ -21,7 +21,6 @@ from tb_gradflow.capture.loss_path import (
 from tb_gradflow.capture.registry_hook import GradientCall, OpKey, watch_registry
 from tb_gradflow.capture.starving import body_roots, parallel_cuts, starved_by
 
-
 # Ops that read a variable's value: an integer variable's cut is its read.
 VARIABLE_READS = frozenset({"ReadVariableOp", "ResourceGather", "ResourceGatherNd"})
 

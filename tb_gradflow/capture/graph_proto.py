@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -40,7 +41,7 @@ def graph_skeleton(
     )
     variables = discovery.variables
     sparse = list(sparse) or [False] * len(variables)
-    for v, is_sparse in zip(variables, sparse):
+    for v, is_sparse in zip(variables, sparse, strict=False):
         graph.variables.add(**_variable_fields(v), sparse_gradient=is_sparse)
     for v in discovery.frozen:
         graph.frozen_variables.add(**_variable_fields(v))

@@ -95,7 +95,7 @@ class PathOp:
     # Variables its Python callable may read out of the graph's sight (numpy functions).
     hidden_variables: list[int] = dataclasses.field(default_factory=list)
     # Body graphs, for call ops.
-    bodies: list["Body"] = dataclasses.field(default_factory=list)
+    bodies: list[Body] = dataclasses.field(default_factory=list)
 
     @property
     def top_level(self) -> bool:
@@ -135,7 +135,7 @@ def bodies_of(op: Operation) -> list[Body]:
         labels = ["then", "else"] if op.type in ("If", "StatelessIf") else [
             f"branch{i}" for i in range(len(graphs))
         ]
-        return [Body(g, label, 1, False) for g, label in zip(graphs, labels)]
+        return [Body(g, label, 1, False) for g, label in zip(graphs, labels, strict=False)]
     return []
 
 
@@ -209,7 +209,7 @@ class Walker:
             strip = call.op.name + "/"
             if body.is_loop:
                 feeds = self._loop_fixed_point(graph, roots, feeds, prefix, strip)
-            inputs = {t.ref(): info for t, info in zip(graph.inputs, feeds)}
+            inputs = {t.ref(): info for t, info in zip(graph.inputs, feeds, strict=False)}
             info = self.walk(graph, roots, inputs, prefix, strip, idx)
             for out in roots:
                 out_deps |= info.get(out.ref(), _NOTHING)[1]
@@ -221,7 +221,7 @@ class Walker:
         for _ in range(len(feeds) + 1):
             trial = Walker(0, self.hidden)
             trial.data_bit = self.data_bit
-            inputs = {t.ref(): info for t, info in zip(graph.inputs, feeds)}
+            inputs = {t.ref(): info for t, info in zip(graph.inputs, feeds, strict=False)}
             info = trial.walk(graph, roots, inputs, prefix, strip, 0)
             changed = False
             for i, out in enumerate(roots[: len(feeds)]):

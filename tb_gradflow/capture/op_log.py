@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -54,7 +55,7 @@ class OpLog:
             self.ops.append(LoggedOp(op_type, list(inputs), list(outputs or ()), _user_line()))
         return None
 
-    def __enter__(self) -> "OpLog":
+    def __enter__(self) -> OpLog:
         self._context = tf_internals.op_callback(self._record)
         self._context.__enter__()
         return self

@@ -20,7 +20,8 @@ import gc
 import re
 import sys
 import types
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from tb_gradflow.capture.sources import is_library_file
 from tb_gradflow.capture.tf_internals import autocast_inner, tf_function_parts, tf_keras_sublayers
@@ -135,7 +136,7 @@ def _children(obj: Any, layer_kinds: tuple[type, ...]) -> Iterable[tuple[str, An
         if not _is_user_function(obj):
             return
         code = obj.__code__
-        for name, cell in zip(code.co_freevars, obj.__closure__ or ()):
+        for name, cell in zip(code.co_freevars, obj.__closure__ or (), strict=False):
             try:
                 yield name, cell.cell_contents
             except ValueError:  # an empty cell

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -96,7 +97,7 @@ class Probe:
         # Graph versions in order of tracing: a call names its version by index (Layout.values).
         self._versions: list[str] = []
         # Graph version of each traced FuncGraph, for calls made inside an enclosing trace.
-        self._graph_ids: "weakref.WeakKeyDictionary[tf.Graph, str]" = weakref.WeakKeyDictionary()
+        self._graph_ids: weakref.WeakKeyDictionary[tf.Graph, str] = weakref.WeakKeyDictionary()
         self._loss_error: Exception | None = None
         # The accumulators of each trace's loops and bodies (capture/bodies.py): the traced
         # function holds only their handles, and a variable frees its resource when collected.
@@ -136,7 +137,7 @@ class Probe:
         layout = self._layouts[self._versions[int(values[0])]]
         return ProbeResult(layout.graph, decode_step(layout, values))
 
-    def symbolic_call(self, *args, **kwargs) -> "SymbolicCall":
+    def symbolic_call(self, *args, **kwargs) -> SymbolicCall:
         """Inside an enclosing `tf.function` trace: adds a call of the probe to that graph.
 
         Returns the graph version (known at trace time), the reductions the call will produce at
@@ -188,7 +189,7 @@ class Probe:
             loss, walker.ops, variables, handles, walker.index, scale, measure_bodies=self._measure_bodies
         )
         presence_grads, presence_owners = backward.presence_sources()
-        widths = [unit_width(p, g) for p, g in zip(walker.ops, backward.passed_back)]
+        widths = [unit_width(p, g) for p, g in zip(walker.ops, backward.passed_back, strict=False)]
         meter = backward.bodies
         self._body_meters.append(meter)
         after = [g for g in [*backward.tensor_grads, *backward.variable_grads] if isinstance(g, tf.Tensor)]

@@ -1,7 +1,8 @@
 """Run time: one step's device vectors folded back into per-op and per-variable states."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -62,7 +63,7 @@ class Layout:
             self.n_loops,
         ])
         self.sums, self.exact, self.presence, self.dead_units, self.body_rows, self.loop_lengths = (
-            slice(a, b) for a, b in zip(ends[:-1], ends[1:])
+            slice(a, b) for a, b in zip(ends[:-1], ends[1:], strict=False)
         )
         # Rows of the body accumulators that are measured, and the op each belongs to.
         row_of = {op: r for r, op in enumerate(body_ops)}
@@ -113,7 +114,7 @@ def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
     op_codes, op_norms = codes[layout.op_row], norms[layout.op_row]
     for i, rows in layout.multi:  # ops with several float outputs: few
         state, norm = combine([
-            (V.STATES[c], None if c == NONE else n) for c, n in zip(codes[rows].tolist(), norms[rows].tolist())
+            (V.STATES[c], None if c == NONE else n) for c, n in zip(codes[rows].tolist(), norms[rows].tolist(), strict=False)
         ])
         op_codes[i] = V.STATE_CODE[state]
         op_norms[i] = np.nan if norm is None else norm

@@ -13,12 +13,17 @@ gave, so one variable keeps one name from step to step and across retraces.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import tensorflow as tf
 
 from tb_gradflow.capture.owners import (
-    KerasIndex, Owner, keras_index, keras_variables_by_referrers, model_keys,
+    KerasIndex,
+    Owner,
+    keras_index,
+    keras_variables_by_referrers,
+    model_keys,
 )
 from tb_gradflow.capture.tf_internals import autocast_inner, tf_function_parts
 
@@ -78,7 +83,7 @@ def unique_names(entries: Sequence[tuple[str, Owner | None]]) -> list[str]:
                 break
         else:
             trial = [path if k == 0 else f"{path}#{k + 1}" for k in range(len(members))]
-        for i, name in zip(members, trial):
+        for i, name in zip(members, trial, strict=False):
             names[i] = name
         taken.update(trial)
     return names
@@ -105,24 +110,24 @@ class Namer:
         """TrackedVariables for `users` (Keras or TF variables), Keras ones found where possible."""
         index = index if index is not None else self.index()
         tf_vars = [tf_variable_of(v) for v in users]
-        users = [index.keras_variable.get(id(t), u) for t, u in zip(tf_vars, users)]
-        missing = [t for t, u in zip(tf_vars, users)
+        users = [index.keras_variable.get(id(t), u) for t, u in zip(tf_vars, users, strict=False)]
+        missing = [t for t, u in zip(tf_vars, users, strict=False)
                    if u is t and id(t) not in self._given and id(t) not in index.keras_variable]
         by_referrers = keras_variables_by_referrers(missing)
-        users = [by_referrers.get(id(t), u) if u is t else u for t, u in zip(tf_vars, users)]
+        users = [by_referrers.get(id(t), u) if u is t else u for t, u in zip(tf_vars, users, strict=False)]
         names = self._names(tf_vars, users, index)
-        return [TrackedVariable(n, t, u) for n, t, u in zip(names, tf_vars, users)]
+        return [TrackedVariable(n, t, u) for n, t, u in zip(names, tf_vars, users, strict=False)]
 
     def _names(self, tf_vars: list[tf.Variable], users: list[Any], index: KerasIndex) -> list[str]:
         # The universe a name must be unique in: every Keras variable the loss reaches (stable
         # from trace to trace), then the ones only this trace found.
         universe: dict[int, Any] = dict(index.keras_variable)
-        for t, u in zip(tf_vars, users):
+        for t, u in zip(tf_vars, users, strict=False):
             universe.setdefault(id(t), u)
         keys = list(universe)
         computed = dict(zip(keys, unique_names(
             [(index.tree_path.get(k) or variable_name(universe[k]), index.owner.get(k)) for k in keys]
-        )))
+        ), strict=False))
         used = {name for _, name in self._given.values()}
         names = []
         for t in tf_vars:

@@ -17,6 +17,7 @@ from typing import Any
 from tb_gradflow.export import bundle
 from tb_gradflow.reading.reader import TagSeries
 
+
 def content_security_policy(script: str) -> str:
     """The page's CSP: only the one inline script whose source is `script` may run (by its
     SHA-256), so that markup injected into the page some day cannot run a script of its own.

@@ -106,7 +106,7 @@ def loop_arrays(step: gradflow_pb2.Step) -> list[np.ndarray]:
     step that stores none. `check_aligned` must have passed."""
     norms = np.array(step.iteration_norms, np.float32)
     ends = np.cumsum(list(step.iteration_counts))
-    return [norms[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends)]
+    return [norms[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends, strict=False)]
 
 
 def presence_arrays(step: gradflow_pb2.Step, op_codes: np.ndarray, variable_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -455,8 +455,8 @@ def _variable_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarra
 
 def _op_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarray, ...]]) -> tuple[OpRecord, ...]:
     codes, norms, _, _, presence, _, dead, loops = values()
-    dead_of = dict(zip([i for i, u in enumerate(fields.units) if u], dead))
-    loop_of = dict(zip([i for i, has in enumerate(fields.loops) if has], loops))
+    dead_of = dict(zip([i for i, u in enumerate(fields.units) if u], dead, strict=False))
+    loop_of = dict(zip([i for i, has in enumerate(fields.loops) if has], loops, strict=False))
     return tuple(
         OpRecord(
             name=name,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from tensorboard import errors
+from tensorboard import errors, plugin_util
 from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
-from tensorboard import plugin_util
 from werkzeug import wrappers
 
 from tb_gradflow.format import metadata

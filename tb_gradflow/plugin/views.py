@@ -13,6 +13,7 @@ import numpy as np
 
 from tb_gradflow import route_json as R
 from tb_gradflow import vocabulary as V
+from tb_gradflow.json_values import json_float
 from tb_gradflow.plugin import groups
 from tb_gradflow.plugin.params import not_found
 from tb_gradflow.proto import gradflow_pb2
@@ -20,7 +21,6 @@ from tb_gradflow.reading.cache import CachedSeries
 from tb_gradflow.reading.fast_loader_names import why_unreadable
 from tb_gradflow.reading.layer_series import layer_series, layer_series_json
 from tb_gradflow.reading.reader import TagSeries, VersionValues
-from tb_gradflow.json_values import json_float
 from tb_gradflow.route_json import NORM_DIGITS, encode, presence_json
 from tb_gradflow.route_json import STATE_NAMES as _STATE_NAMES
 from tb_gradflow.route_json import norms_json as _norms
@@ -218,7 +218,7 @@ def layers_view(run: str, tag: str, cached: CachedSeries, columns: int) -> str:
     heatmap, the numbers `tb-gradflow report --json` prints under "layers"."""
     series = _readable(cached)
     body = cached.derived(("layers", columns), lambda: encode(layer_series_json(layer_series(series, columns))))
-    return "{%s,%s" % (_fields({"run": encode(run), "tag": encode(tag)}), body[1:])
+    return "{{{},{}".format(_fields({"run": encode(run), "tag": encode(tag)}), body[1:])
 
 
 def unit_and_loop_columns(values: VersionValues, row: int, ops: Any) -> dict[str, list[Any]]:
@@ -229,9 +229,9 @@ def unit_and_loop_columns(values: VersionValues, row: int, ops: Any) -> dict[str
     if not units and not loops:
         nothing: list[Any] = [None] * len(ops)
         return {"units": nothing, "dead_units": nothing, "iteration_norms": nothing}
-    dead = dict(zip(units, values.dead_units[row].tolist())) if values.dead_units is not None else {}
+    dead = dict(zip(units, values.dead_units[row].tolist(), strict=False)) if values.dead_units is not None else {}
     norms = values.iteration_norms[row] if values.iteration_norms is not None else []
-    by_loop = dict(zip(loops, norms))
+    by_loop = dict(zip(loops, norms, strict=False))
     return {
         "units": [units.get(i) for i in ops],
         "dead_units": [dead[i] if dead.get(i, -1) >= 0 else None for i in ops],

@@ -19,7 +19,8 @@ import sys
 import threading
 import time
 import zlib
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import numpy as np
 

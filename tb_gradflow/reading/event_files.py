@@ -12,7 +12,8 @@ import dataclasses
 import mmap
 import os
 import struct
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -79,7 +80,7 @@ def read_records(path: str, wanted: Wanted | None = None) -> Iterator[bytes]:
 
 
 def _checked(payloads: list[bytes], stored: list[int]) -> Iterator[bytes]:
-    for payload, crc, expected in zip(payloads, crc32c_many(payloads), stored):
+    for payload, crc, expected in zip(payloads, crc32c_many(payloads), stored, strict=False):
         if mask(crc) != expected:
             raise RecordError("bad record checksum")
         yield payload
