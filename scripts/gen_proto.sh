@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${PROTOC_PYTHON:?set PROTOC_PYTHON to a Python with grpcio-tools 1.62 (see .ci/bootstrap)}"
 PROTOC_GEN_MYPY=${PROTOC_GEN_MYPY:-$(command -v protoc-gen-mypy || true)}
-: "${PROTOC_GEN_MYPY:?set PROTOC_GEN_MYPY to mypy-protobuf's protoc-gen-mypy}"
+: "${PROTOC_GEN_MYPY:?set PROTOC_GEN_MYPY to the protoc-gen-mypy of mypy-protobuf}"
 "$PROTOC_PYTHON" -m grpc_tools.protoc -I. --python_out=. --mypy_out=. \
   --plugin=protoc-gen-mypy="$PROTOC_GEN_MYPY" tb_gradflow/proto/gradflow.proto
 echo "regenerated tb_gradflow/proto/gradflow_pb2.py and gradflow_pb2.pyi"
