@@ -73,7 +73,7 @@ def no_loss_message(model: Any) -> str:
     )
 
 
-class GradFlowCallback(_callback_base()):
+class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_keras, chosen at import
     """Logs every `every_n_steps` batches (and the first) under `log_dir/train`.
 
     That is where Keras' own TensorBoard callback writes, so both can share one logdir. The probe

@@ -266,10 +266,10 @@ def _write_graph_once(writer: Any, tag: str, graph: gradflow_pb2.Graph, step: An
     # In a graph, the same host-side set decides at run time, so that eager calls and every
     # trace of every function agree (a tf.Variable could not be created in a later trace).
 
-    def needed() -> np.ndarray:
+    def needed() -> np.bool_:
         return np.bool_(key not in written)
 
-    def mark(ok: np.ndarray) -> np.ndarray:
+    def mark(ok: np.ndarray) -> np.bool_:
         if ok:
             written.add(key)
         return np.bool_(ok)

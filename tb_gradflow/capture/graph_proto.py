@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import tensorflow as tf
@@ -60,12 +61,12 @@ def graph_proto(
     discovery: Discovery,
     structure: Structure,
     loss_op: int,
-    gates: set[int] = frozenset(),
+    gates: AbstractSet[int] = frozenset(),
     sparse: Sequence[bool] = (),
     loss_shape: str = "",
     units: Sequence[int] = (),
-    loops: set[int] = frozenset(),
-    body_measured: set[int] = frozenset(),
+    loops: AbstractSet[int] = frozenset(),
+    body_measured: AbstractSet[int] = frozenset(),
 ) -> gradflow_pb2.Graph:
     """The sealed Graph of one trace: every path op with its inputs, source and cut facts.
     `gates`: the ops whose presence is that of the gradient they pass back (capture/gates.py);

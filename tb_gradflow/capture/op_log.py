@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 import tensorflow as tf
@@ -36,7 +37,7 @@ class LoggedOp:
 
 
 def _user_line() -> str:
-    frame = sys._getframe(2)  # pylint: disable=protected-access
+    frame: FrameType | None = sys._getframe(2)  # pylint: disable=protected-access
     while frame is not None:
         if frame_kind(frame.f_code.co_filename) == USER:
             return frame_text(frame.f_code.co_filename, frame.f_lineno)

@@ -93,7 +93,8 @@ def _keras() -> Any:
 
 def _kinds() -> _Kinds:
     keras = _keras()
-    layer, model = (), ()
+    layer: tuple[type, ...] = ()
+    model: tuple[type, ...] = ()
     if "tf_keras" in sys.modules:  # imported by `import tf_keras` or TF_USE_LEGACY_KERAS=1
         try:
             import tf_keras
@@ -113,7 +114,7 @@ def _is_user_function(fn: Any) -> bool:
 
 def _is_library_object(obj: Any) -> bool:
     module_file = getattr(sys.modules.get(type(obj).__module__), "__file__", None)
-    return bool(module_file) and is_library_file(module_file)
+    return isinstance(module_file, str) and bool(module_file) and is_library_file(module_file)
 
 
 def _code_names(code: types.CodeType) -> Iterator[str]:
@@ -174,7 +175,8 @@ def _walk(root: Any, kinds: _Kinds) -> tuple[list[Owner], list[Any]]:
     layers: list[Owner] = []
     variables: list[Any] = []
     seen: set[int] = set()
-    layer_kinds = kinds.keras_layer + kinds.tf_keras_layer
+    # Any, not type: the Keras layer classes have no type information, their instances neither.
+    layer_kinds: tuple[Any, ...] = kinds.keras_layer + kinds.tf_keras_layer
     queue: collections.deque[tuple[str, Any, int]] = collections.deque([("", root, 0)])
     while queue and len(seen) < _MAX_OBJECTS:
         name, obj, depth = queue.popleft()  # breadth first: the nearest reference names win

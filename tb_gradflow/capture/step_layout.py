@@ -27,14 +27,14 @@ class Layout:
         variable_has_grad: list[bool],
         reached: list[bool],
         top_ancestor: list[int],
-        presence_owner: list[int] = (),
+        presence_owner: Sequence[int] = (),
         body_ops: Sequence[int] = (),
         body_measured: Sequence[int] = (),
     ):
         self.graph = graph
         # Row of each measured tensor in the stats vector, or -1 where no gradient reaches it.
-        rows = np.cumsum(tensor_has_grad) - 1
-        self.tensor_row = np.where(tensor_has_grad, rows, -1).astype(np.int64)
+        cumulative = np.cumsum(tensor_has_grad) - 1
+        self.tensor_row = np.where(tensor_has_grad, cumulative, -1).astype(np.int64)
         # The variables that get a gradient, in the order of their rows in the stats.
         self.variables_with_grad = np.flatnonzero(np.asarray(variable_has_grad, bool))
         # Per op, the row of its one measured tensor, or -1 (none, or several: `multi`). Row

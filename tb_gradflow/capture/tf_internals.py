@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import tensorflow as tf
 from tensorflow.python.autograph.core import ag_ctx
@@ -31,7 +31,8 @@ from tensorflow.python.util import tf_decorator
 
 # pylint: disable=protected-access
 
-Operation = _ops.Operation
+# An alias usable in annotations (TensorFlow has no type information: Any to the checker).
+Operation: TypeAlias = _ops.Operation
 FuncGraph = _func_graph.FuncGraph
 # Records the variables a trace reads, as GradientTape does (the default-variables case).
 VariableWatcher = record.VariableWatcher

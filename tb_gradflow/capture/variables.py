@@ -75,17 +75,18 @@ def unique_names(entries: Sequence[tuple[str, Owner | None]]) -> list[str]:
         if len(members) == 1:
             continue
         qualifiers: list[Callable[[Owner | None], str | None]] = [
-            lambda o: o and o.model.name, lambda o: o and o.reference,
+            lambda o: o.model.name if o else None, lambda o: o.reference if o else None,
         ]
         for qualify in qualifiers:
             trial = [_qualified(path, qualify(entries[i][1])) for i in members]
-            if None not in trial and len(set(trial)) == len(trial) and not taken & set(trial):
+            named = [name for name in trial if name is not None]
+            if len(named) == len(trial) and len(set(named)) == len(named) and not taken & set(named):
                 break
         else:
-            trial = [path if k == 0 else f"{path}#{k + 1}" for k in range(len(members))]
-        for i, name in zip(members, trial, strict=False):
+            named = [path if k == 0 else f"{path}#{k + 1}" for k in range(len(members))]
+        for i, name in zip(members, named, strict=True):
             names[i] = name
-        taken.update(trial)
+        taken.update(named)
     return names
 
 

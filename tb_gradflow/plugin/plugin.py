@@ -185,12 +185,15 @@ class GradflowPlugin(base_plugin.TBPlugin):
 
     # Static files
 
+    # Static methods: werkzeug's `application` is typed (and meant) for a function of the request.
+    @staticmethod
     @wrappers.Request.application
-    def _serve_index(self, request: wrappers.Request) -> wrappers.Response:
+    def _serve_index(request: wrappers.Request) -> wrappers.Response:
         return _serve_file(request, "index.js")
 
+    @staticmethod
     @wrappers.Request.application
-    def _serve_static(self, request: wrappers.Request) -> wrappers.Response:
+    def _serve_static(request: wrappers.Request) -> wrappers.Response:
         _, _, relative = request.path.partition(f"/data/plugin/{metadata.PLUGIN_NAME}{_STATIC_ROUTE}")
         return _serve_file(request, relative)
 
