@@ -134,6 +134,7 @@ def _shown_run(run: str, logdir: str) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """`report`: the diagnosis in a terminal, for logdirs without a TensorBoard at hand."""
     runs = [args.run] if args.run is not None else None
     loaded = load(args.logdir, runs, args.tag)
     _print_warnings(loaded.warnings)
@@ -240,6 +241,7 @@ def _diff_lines(run_a: str, run_b: str, d: dict[str, Any], style: T.Style) -> li
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    """`diff`: what changed between two runs, to see whether a fix made the gradient flow."""
     if len(args.run) != 2:
         raise CliError("diff needs exactly two runs: --run A --run B", EXIT_USAGE)
     run_a, run_b = args.run
@@ -273,6 +275,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """`export`: one self-contained HTML file, to share a diagnosis without TensorBoard."""
     from tb_gradflow.export.bundle import thin
     from tb_gradflow.export.html import export_logdir  # the bundle is read only when exporting
 
@@ -403,6 +406,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `tb-gradflow` command; returns an exit code so that tests call it in-process."""
     args = _parser().parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -137,6 +137,7 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
             logger.warning("tb_gradflow: GradFlowCallback failed (%s): %s: %s", what, type(e).__name__, e)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        """Opens the writer lazily, so that a callback never used leaves no empty event file."""
         def open_writer() -> None:
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
@@ -144,6 +145,7 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
         self._guarded("opening the writer", open_writer)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Logs on the due batches; a logging failure is warned about and never stops training."""
         due = self._batches % self.every_n_steps == 0
         self._batches += 1
         if due:
@@ -185,6 +187,7 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
             print(first_write_line(self.log_dir), flush=True)
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        """Closes the writer so that the last steps reach the disk."""
         writer, self._writer = self._writer, None
         if writer is not None:
             self._guarded("closing the writer", writer.close)

@@ -79,6 +79,7 @@ class FileCheck:
 
     @property
     def ok(self) -> bool:
+        """Whether the logdir can be read as written, so that the caller can exit non-zero."""
         return not self.problems
 
     @property

@@ -19,6 +19,7 @@ HARMLESS_SHOWN = 10
 
 
 def plural(n: int, word: str) -> str:
+    """A count with its noun, so that the story never says "1 variables"."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
@@ -321,10 +322,12 @@ class Telling:
     bold: Callable[[str], str] = _plain
 
     def where(self, cut: dict[str, Any]) -> str:
+        """Where a cut is, in one line of plain text."""
         t = self.text
         return f"{t(cut['op_type'])} '{t(cut['op_name'])}' ({cut['cause']}) at {t(cut['source']) or '?'}"
 
     def sentence(self, sentence: dict[str, Any], noun: str = "variables") -> str:
+        """A story sentence with the names it does not already say."""
         names = [n for n in sentence["names"] if n not in sentence["text"]]  # not said twice
         text = self.text(sentence["text"])
         return f"{text}: {self.names(names, noun)}" if names else f"{text}."

@@ -209,7 +209,7 @@ def test_record_if_keeps_every_recorded_step_readable(tmp_path):
     writer = tf.summary.create_file_writer(str(tmp_path))
     with writer.as_default():
         for step in range(1, 10):
-            with tf.summary.record_if(lambda: step % 3 == 0):
+            with tf.summary.record_if(lambda step=step: step % 3 == 0):
                 report = tb_gradflow.summary.gradflow("flow", loss_fn, x, step=step, strict=True)
             assert report.step == step
     writer.flush()

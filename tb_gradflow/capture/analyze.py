@@ -32,6 +32,7 @@ def _cache_key(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: An
 def probe_for(
     loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any, apply_inside: bool = True
 ) -> Probe:
+    """The one probe for these arguments, so that `analyze` and the callback trace alike."""
     check_loss_fn(loss_fn)
     apply_inside = apply_inside or optimizer is None  # without an optimizer, one probe serves both
     key = _cache_key(loss_fn, variables, optimizer, apply_inside)

@@ -17,6 +17,7 @@ from tb_gradflow.capture.variables import TrackedVariable
 
 @dataclasses.dataclass
 class Backward:
+    """What the backward pass gives, kept apart so that each reduction reads the same tensors."""
     # Per path op: positions of its measured outputs in `measured`.
     op_tensors: list[list[int]]
     # Gradient of each measured tensor and of each variable; None where none really reaches it.

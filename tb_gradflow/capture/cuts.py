@@ -27,6 +27,7 @@ VARIABLE_READS = frozenset({"ReadVariableOp", "ResourceGather", "ResourceGatherN
 
 @dataclasses.dataclass
 class Cut:
+    """Why one op stops the gradient, held until the whole path is known to name what starves."""
     cause: str
     detail: str
     blocked_inputs: list[int]

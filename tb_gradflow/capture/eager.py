@@ -30,6 +30,7 @@ def eager_probe(
     reason: str,
     namer: Namer | None = None,
 ) -> ProbeResult:
+    """The probe for eager code, which has no graph to read cuts from: the op log stands in."""
     # Persistent: after the step's gradients, the same tape tells which logged op passes none.
     with OpLog() as log, tf.GradientTape(persistent=True) as tape:
         loss = loss_fn(*args, **kwargs)

@@ -17,6 +17,7 @@ from tb_gradflow.proto import gradflow_pb2
 
 
 def shape_text(shape: tf.TensorShape) -> str:
+    """A shape as the tab shows it: short, with `?` where TensorFlow does not know the size."""
     if shape.rank is None:
         return "?"
     return "x".join("?" if d is None else str(d) for d in shape.as_list()) or "scalar"

@@ -76,11 +76,13 @@ def element_dtype(tensor: tf.Tensor, hops: int = 32) -> tf.DType | None:
 
 
 def is_measurable_dtype(dtype: tf.DType) -> bool:
+    """Whether a gradient can be measured here: integer and boolean tensors carry none."""
     return dtype.base_dtype.is_floating or dtype.base_dtype.is_complex
 
 
 @dataclasses.dataclass
 class PathOp:
+    """One op on the path to the loss, with what the later passes need to place it."""
     op: Operation
     name: str
     parent: int
@@ -99,10 +101,12 @@ class PathOp:
 
     @property
     def top_level(self) -> bool:
+        """Whether the op sits in the traced graph itself, not in a body that a call op runs."""
         return self.parent < 0
 
     @property
     def key(self) -> OpKey:
+        """The op's key across graphs, so that body ops with equal names stay apart."""
         return op_key(self.op)
 
 
@@ -145,6 +149,7 @@ _NOTHING: TensorInfo = (-1, 0, -1)
 
 
 class Walker:
+    """Walks back from the loss once, so that each op is visited and numbered a single time."""
     def __init__(self, n_variables: int, hidden: dict[OpKey, int] | None = None):
         self.ops: list[PathOp] = []
         self.index: dict[OpKey, int] = {}

@@ -30,6 +30,7 @@ from tb_gradflow.capture.sources import USER, frame_kind, frame_text
 
 @dataclasses.dataclass
 class LoggedOp:
+    """An op as the eager hook saw it, kept so that eager cuts can be named after the fact."""
     type: str
     inputs: list[Any]
     outputs: list[Any]
@@ -67,6 +68,7 @@ class OpLog:
 
 @dataclasses.dataclass
 class EagerCut:
+    """A cut found in an eager run, where no graph is left to point at."""
     op: LoggedOp
     cause: str
     detail: str

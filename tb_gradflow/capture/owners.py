@@ -57,6 +57,7 @@ class KerasIndex:
     frozen: set[int] = dataclasses.field(default_factory=set)
 
     def all_variables(self) -> list[Any]:
+        """Every Keras variable found, so that untracked ones can still be named by owner."""
         return list(self.keras_variable.values())
 
 
@@ -165,7 +166,7 @@ def _children(obj: Any, layer_kinds: tuple[type, ...]) -> Iterable[tuple[str, An
             return
         yield from attrs.items()
         if callable(obj) and not isinstance(obj, types.FunctionType):
-            call = getattr(type(obj), "__call__", None)
+            call = getattr(type(obj), "__call__", None)  # noqa: B004 - the method itself is walked, not a test of callability
             if call is not None:
                 yield "", call
 

@@ -55,6 +55,7 @@ def check_loss_value(loss_fn: Callable[..., Any], loss: Any) -> None:
 
 @dataclasses.dataclass
 class ProbeResult:
+    """One step's graph and values together, so that the writer never pairs a step with a stale graph."""
     graph: gradflow_pb2.Graph
     step: gradflow_pb2.Step
 
@@ -116,6 +117,7 @@ class Probe:
 
     @property
     def graphs(self) -> dict[str, gradflow_pb2.Graph]:
+        """The graph of each trace, to be written once per trace rather than per step."""
         return {k: v.graph for k, v in self._layouts.items()}
 
     def _raise_loss_error(self) -> None:
@@ -127,6 +129,7 @@ class Probe:
             raise LossTraceError(str(error)) from error
 
     def __call__(self, *args, **kwargs) -> ProbeResult:
+        """Runs one step's probe; a failing loss is reported as the user's error, not ours."""
         self._loss_error = None
         try:
             out = self._function(*args, **kwargs)

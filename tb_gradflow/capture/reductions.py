@@ -375,6 +375,7 @@ def presence_fractions(half_present: np.ndarray, size: np.ndarray, codes: np.nda
 
 
 def combine(values: list[tuple[str, float | None]]) -> tuple[str, float | None]:
+    """The state and norm of a variable split in parts, so that it reads as one variable."""
     state = V.combined_state([s for s, _ in values])
     if state == V.NONE:
         return state, None

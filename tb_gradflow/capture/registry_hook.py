@@ -31,6 +31,7 @@ class GradientCall:
 
 
 def op_key(op: Operation) -> OpKey:
+    """A key naming an op across graphs: names repeat between a function and its bodies."""
     return (getattr(op.graph, "name", ""), op.name)
 
 

@@ -30,6 +30,7 @@ from tb_gradflow.capture.tf_internals import autocast_inner, tf_function_parts
 
 @dataclasses.dataclass(frozen=True)
 class TrackedVariable:
+    """A variable under the name the tab shows, with the tf.Variable the tape watches."""
     name: str
     tf_variable: tf.Variable
     # What the user handed us (a Keras variable, say): what an optimizer must be given.
@@ -55,6 +56,7 @@ def tf_variable_of(v: Any) -> tf.Variable:
 
 
 def track(v: Any) -> TrackedVariable:
+    """Tracks a variable the user gave, whatever framework object it is."""
     return TrackedVariable(variable_name(v), tf_variable_of(v), v)
 
 

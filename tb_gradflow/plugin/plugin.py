@@ -75,6 +75,7 @@ def cache_budget_bytes() -> int:
 
 
 class GradflowPlugin(base_plugin.TBPlugin):
+    """The Gradient Flow tab's server side: JSON routes over the data provider, and the bundle."""
     plugin_name = metadata.PLUGIN_NAME
 
     def __init__(self, context: base_plugin.TBContext):
@@ -87,6 +88,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
         self._read_budget = read_budget_bytes()
 
     def get_plugin_apps(self) -> dict[str, Any]:
+        """The routes TensorBoard serves under this plugin's prefix."""
         return {
             "/index.js": self._serve_index,
             _STATIC_ROUTE + "*": self._serve_static,
@@ -100,12 +102,15 @@ class GradflowPlugin(base_plugin.TBPlugin):
         }
 
     def is_active(self) -> bool:
+        """Never active by itself: `data_plugin_names` lets TensorBoard activate the tab on data."""
         return False  # data_plugin_names() activates the tab when gradflow data exists
 
     def data_plugin_names(self) -> tuple[str, ...]:
+        """The plugin name in summary metadata that marks data as this tab's."""
         return (metadata.PLUGIN_NAME,)
 
     def frontend_metadata(self) -> base_plugin.FrontendMetadata:
+        """Tells TensorBoard to load the tab as an ES module from this plugin."""
         return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Gradient Flow")
 
     # JSON routes
@@ -236,11 +241,13 @@ class GradflowLoader(base_plugin.TBLoader):
     """
 
     def fix_flags(self, flags: Any) -> None:
+        """Keeps every gradflow step: TensorBoard would otherwise sample them down."""
         samples = getattr(flags, "samples_per_plugin", None)
         if isinstance(samples, dict):
             samples.setdefault(metadata.PLUGIN_NAME, 0)
 
     def load(self, context: base_plugin.TBContext) -> GradflowPlugin | None:
+        """The plugin, or None without a data provider (the tab then stays away, with a warning)."""
         if context.data_provider is None:
             logger.warning("tb_gradflow: no data provider; the Gradient Flow tab is disabled")
             return None

@@ -158,6 +158,7 @@ class SeriesCache:
 
     @property
     def nbytes(self) -> int:
+        """Bytes held, so that the cache stays under its budget."""
         return self._bytes
 
     def __len__(self) -> int:

@@ -115,4 +115,5 @@ def masked_crc32c_windows(data: np.ndarray, width: int, count: int) -> np.ndarra
 
 
 def masked_crc32c(data: bytes) -> int:
+    """The checksum TFRecord stores, to tell a corrupt record from a good one."""
     return mask(crc32c(data))
