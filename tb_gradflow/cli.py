@@ -212,7 +212,8 @@ def diff_json(a: Report, b: Report) -> dict[str, Any]:
 def _diff_lines(run_a: str, run_b: str, d: dict[str, Any], style: T.Style) -> list[str]:
     def cut_text(c: dict[str, Any]) -> str:
         starves = f", starved {T.name_list(c['starved_variables'])}" if c["starved_variables"] else ""
-        return f"    {T.safe(c['op_type'])} '{T.safe(c['op_name'])}' ({c['cause']}) at {T.safe(c['source']) or '?'}{starves}"
+        where = T.safe(c["source"]) or "?"
+        return f"    {T.safe(c['op_type'])} '{T.safe(c['op_name'])}' ({c['cause']}) at {where}{starves}"
 
     a, b = T.safe(run_a), T.safe(run_b)
     lines: list[str] = []
@@ -265,7 +266,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
         d.update(a={"run": run_a, "step": sa.last_step}, b={"run": run_b, "step": sb.last_step})
         results[tag] = d
         worse = worse or bool(d["cuts_only_in_b"] or d["starved_only_in_b"])
-        title = style.bold(f"== tag {T.safe(tag)}: {T.safe(run_a)} (step {sa.last_step}) -> {T.safe(run_b)} (step {sb.last_step})")
+        title = style.bold(
+            f"== tag {T.safe(tag)}: {T.safe(run_a)} (step {sa.last_step}) -> {T.safe(run_b)} (step {sb.last_step})"
+        )
         blocks.append(T.wrap([title, *_diff_lines(run_a, run_b, d, style)], T.terminal_width(sys.stdout)))
     if args.json:
         print(json.dumps({"tags": results}, indent=1, sort_keys=True))

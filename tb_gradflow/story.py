@@ -198,12 +198,16 @@ def _presence_notes(report: Report) -> list[dict[str, Any]]:
     thin = thin_variables(report)
     dense = [v.name for v in thin if not v.sparse_gradient]
     if dense:
-        text = (f"{plural(len(dense), 'variable')} {_verb(len(dense), 'gets', 'get')} a gradient in under "
-                f"{_percent(V.PRESENCE_VARIABLE_THRESHOLD)} of {_verb(len(dense), 'its', 'their')} elements{_at_step(report)}")
+        text = (
+            f"{plural(len(dense), 'variable')} {_verb(len(dense), 'gets', 'get')} a gradient in under "
+            f"{_percent(V.PRESENCE_VARIABLE_THRESHOLD)} of {_verb(len(dense), 'its', 'their')} "
+            f"elements{_at_step(report)}"
+        )
         notes.append({"kind": V.SPARSE_VARIABLE, **_sentence(text, dense)})
     for v in thin:
         if v.sparse_gradient:
-            text = f"{v.name}: the batch touches {_percent(v.presence)} of its rows{_at_step(report)}, {V.FEW_ROWS_NORMAL}"
+            touched = f"the batch touches {_percent(v.presence)} of its rows{_at_step(report)}"
+            text = f"{v.name}: {touched}, {V.FEW_ROWS_NORMAL}"
             notes.append({"kind": V.FEW_ROWS, **_sentence(text, [v.name])})
     return notes
 

@@ -48,7 +48,8 @@ def eager_probe(
         discovery, sparse, loss_op=-1, fallback_reason=reason,
         loss_shape=loss_shape_text(tf.convert_to_tensor(loss)),
     )
-    _add_cuts(graph, log, tape, loss, [(i, v.tf_variable) for i, (v, g) in enumerate(zip(tracked, grads, strict=False)) if g is None])
+    ungraded = [(i, v.tf_variable) for i, (v, g) in enumerate(zip(tracked, grads, strict=False)) if g is None]
+    _add_cuts(graph, log, tape, loss, ungraded)
     del tape
     graph = seal(graph)
     present = [g for g in grads if g is not None]

@@ -114,7 +114,8 @@ def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
     op_codes, op_norms = codes[layout.op_row], norms[layout.op_row]
     for i, rows in layout.multi:  # ops with several float outputs: few
         state, norm = combine([
-            (V.STATES[c], None if c == NONE else n) for c, n in zip(codes[rows].tolist(), norms[rows].tolist(), strict=False)
+            (V.STATES[c], None if c == NONE else n)
+            for c, n in zip(codes[rows].tolist(), norms[rows].tolist(), strict=False)
         ])
         op_codes[i] = V.STATE_CODE[state]
         op_norms[i] = np.nan if norm is None else norm

@@ -109,7 +109,9 @@ def loop_arrays(step: gradflow_pb2.Step) -> list[np.ndarray]:
     return [norms[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends, strict=False)]
 
 
-def presence_arrays(step: gradflow_pb2.Step, op_codes: np.ndarray, variable_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def presence_arrays(
+    step: gradflow_pb2.Step, op_codes: np.ndarray, variable_codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(op presence, variable presence) as float32 fractions, NaN unknown (all of a step written
     before presence existed); `check_aligned` must have passed."""
     if not step.has_presence:
@@ -193,7 +195,9 @@ def is_packed(step: gradflow_pb2.Step) -> bool:
     return not step.op_states and not step.variable_states and not step.op_norms
 
 
-def step_arrays(step: gradflow_pb2.Step, n_ops: int, n_vars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def step_arrays(
+    step: gradflow_pb2.Step, n_ops: int, n_vars: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(op codes uint8, op norms float32, variable codes uint8, variable norms float32) of a
     Step of either format version; `check_aligned` must have passed."""
     variable_norms = np.array(step.variable_norms, np.float32)

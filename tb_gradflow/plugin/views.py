@@ -50,7 +50,8 @@ def notices_json(series_by_run: dict[str, dict[str, TagSeries]], unreadable: lis
     for run, tag in sorted(unreadable):
         why = why_unreadable(run, tag) if fast_loader else None
         if why:
-            notices.append({"kind": "unreadable_name", "run": run, "tag": tag, "text": f"run {run!r} is missing: {why}"})
+            text = f"run {run!r} is missing: {why}"
+            notices.append({"kind": "unreadable_name", "run": run, "tag": tag, "text": text})
     return encode({"notices": notices})
 
 
@@ -195,7 +196,9 @@ def graph_groups_json(run: str, tag: str, cached: CachedSeries, step: int | None
         "ops_in_group": len(layout.subtree), **_sampled(series),
         "groups": {
             "name": layout.group_names,
-            "ops": np.bincount(layout.child_of_op, minlength=len(layout.group_names))[: len(layout.group_names)].tolist(),
+            "ops": np.bincount(layout.child_of_op, minlength=len(layout.group_names))[
+                : len(layout.group_names)
+            ].tolist(),
             "states": groups.group_state_counts(layout, op_codes),
             "cut_points": layout.cut_counts,
             "inputs": layout.group_inputs,

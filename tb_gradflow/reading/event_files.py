@@ -233,15 +233,21 @@ class EventFileProvider:
                 )
         return out
 
-    def list_tensors(self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any) -> dict[str, dict[str, TimeSeries]]:
+    def list_tensors(
+        self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any
+    ) -> dict[str, dict[str, TimeSeries]]:
         """Tensor series per run and tag, as TensorBoard's data provider lists them."""
         return self._listing(summary_pb2.DATA_CLASS_TENSOR, run_tag_filter)
 
-    def list_blob_sequences(self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any) -> dict[str, dict[str, TimeSeries]]:
+    def list_blob_sequences(
+        self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any
+    ) -> dict[str, dict[str, TimeSeries]]:
         """Blob sequence series per run and tag, as TensorBoard's data provider lists them."""
         return self._listing(summary_pb2.DATA_CLASS_BLOB_SEQUENCE, run_tag_filter)
 
-    def read_tensors(self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any) -> dict[str, dict[str, list[TensorDatum]]]:
+    def read_tensors(
+        self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any
+    ) -> dict[str, dict[str, list[TensorDatum]]]:
         """Every stored step of the selected tensor series, for readers written against TensorBoard."""
         out: dict[str, dict[str, list[TensorDatum]]] = {}
         for run, tag, s in self._selected(summary_pb2.DATA_CLASS_TENSOR, run_tag_filter):
@@ -250,7 +256,9 @@ class EventFileProvider:
             ]
         return out
 
-    def read_blob_sequences(self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any) -> dict[str, dict[str, list[BlobSequenceDatum]]]:
+    def read_blob_sequences(
+        self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any
+    ) -> dict[str, dict[str, list[BlobSequenceDatum]]]:
         """Every stored step of the selected blob sequences, for readers written against TensorBoard."""
         out: dict[str, dict[str, list[BlobSequenceDatum]]] = {}
         for run, tag, s in self._selected(summary_pb2.DATA_CLASS_BLOB_SEQUENCE, run_tag_filter):
