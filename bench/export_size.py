@@ -54,7 +54,8 @@ def resnet_logdir(root: str, steps: int) -> str:
 def export(logdir: str, out: str, *extra: str) -> tuple[float, int, int]:
     """Seconds to export, total bytes, bytes of the inlined data."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tb_gradflow", "export", logdir, "-o", out, *extra], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "tb_gradflow", "export", logdir, "-o", out, *extra], check=True,
+                   stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     text = open(out, encoding="utf-8").read()
     data = re.search(r'id="gradflow-data">([^<]*)<', text).group(1)

@@ -67,7 +67,8 @@ def synthetic_ops(n_blocks: int = 20, layers_per_block: int = 10, ops_per_layer:
         starved = b < cut_block
         for layer in range(layers_per_block):
             scope = f"model/block{b}/layer{layer}"
-            variables.append(CraftedVariable(f"{scope}/kernel", "none" if starved else "flowing", None if starved else 0.01 * (1 + layer)))
+            variables.append(CraftedVariable(f"{scope}/kernel", "none" if starved else "flowing",
+                                             None if starved else 0.01 * (1 + layer)))
             layer_in = prev
             for k in range(ops_per_layer):
                 inputs = [prev]
@@ -83,7 +84,8 @@ def synthetic_ops(n_blocks: int = 20, layers_per_block: int = 10, ops_per_layer:
                 prev = len(ops) - 1
         if b == cut_block - 1:
             starved_vars = list(range(len(variables)))
-            ops.append(CraftedOp("model/cut/PyFunc", "PyFunc", "flowing", inputs=[prev], cause="numpy_function", starved=starved_vars, source="synthetic.py:1"))
+            ops.append(CraftedOp("model/cut/PyFunc", "PyFunc", "flowing", inputs=[prev], cause="numpy_function",
+                                 starved=starved_vars, source="synthetic.py:1"))
             prev = len(ops) - 1
     ops.append(CraftedOp("loss", "Mean", "flowing", inputs=[prev]))
     return ops, variables
@@ -94,7 +96,8 @@ def ensure_logdir(workdir: str) -> str:
     if not os.path.isdir(os.path.join(logdir, "transformer64")):
         print("writing the ResNet50 and 64-block Transformer runs (about 3 minutes)...", flush=True)
         script = os.path.join(ROOT, "tests", "scripts", "write_large_logdirs.py")
-        subprocess.run([sys.executable, script, logdir, "--steps", "2"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([sys.executable, script, logdir, "--steps", "2"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     synthetic = os.path.join(logdir, "synthetic20k")
     if not os.path.isdir(synthetic):
         print("writing the synthetic 20,000-op run...", flush=True)
@@ -325,7 +328,8 @@ def bench_huge(browser, base_url: str, repeats: int) -> dict:
             opens.append(frame.evaluate(TIME_EXPAND, chunk)[0])  # a chunk of the top level: no fetch
             opens.append(frame.evaluate(TIME_EXPAND, "block_0")[0])  # a block: its level fetched
             for b in range(1, OPENED_BLOCKS + 1):  # blocks down to their ops, one after the other
-                ms, loaded = frame.evaluate(OPEN_BY_LINK, [chunk, f"block_{b}", *(f"block_{b}/layer_{j}" for j in range(10))])
+                ms, loaded = frame.evaluate(OPEN_BY_LINK, [chunk, f"block_{b}",
+                                                           *(f"block_{b}/layer_{j}" for j in range(10))])
                 links.append(ms)
             heap_opened = heap_mb(page)
         page.context.close()
@@ -336,8 +340,10 @@ def bench_huge(browser, base_url: str, repeats: int) -> dict:
     whole_heap = heap_mb(page) - base
     page.context.close()
     return {
-        "cold_paint_ms": cold_paint, "cold_banner_ms": cold_banner, "cold_wall_s": cold_wall, "paint_ms": statistics.median(paints), "paint_max_ms": max(paints),
-        "wall_s": statistics.median(walls), "heap_mb": statistics.median(heaps), "heap_opened_mb": heap_opened, "opens": opens, "links": links,
+        "cold_paint_ms": cold_paint, "cold_banner_ms": cold_banner, "cold_wall_s": cold_wall,
+                "paint_ms": statistics.median(paints), "paint_max_ms": max(paints),
+        "wall_s": statistics.median(walls), "heap_mb": statistics.median(heaps), "heap_opened_mb": heap_opened,
+                "opens": opens, "links": links,
         "loaded_ops": loaded, "whole_ms": whole_ms, "whole_ops": whole_ops, "whole_heap_mb": whole_heap,
     }
 
@@ -410,7 +416,8 @@ def main_heatmap(repeats: int) -> None:
     steps = 10_000
     with tempfile.TemporaryDirectory(prefix="gradflow-bench-heatmap-") as tmp:
         for run, layers in (("layers50", 50), ("layers500", 500)):
-            write_fast_run(os.path.join(tmp, run), chain_graph(f"{run}-1", 1_400 if layers <= 140 else 5_000, layers), range(steps))
+            write_fast_run(os.path.join(tmp, run), chain_graph(f"{run}-1", 1_400 if layers <= 140 else 5_000, layers),
+                           range(steps))
         with TensorBoardProcess(tmp, load_fast="false", timeout=900) as tb:
             tb.wait_for_runs({"layers50": {"gradflow": steps}, "layers500": {"gradflow": steps}}, timeout=900)
             with sync_playwright() as p:
@@ -435,7 +442,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default=None, help="where to keep the logdirs between runs")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--parts", default="models", help="models (ResNet50, Transformer, 20,000 ops), huge (230,000 ops), heatmap")
+    parser.add_argument("--parts", default="models",
+                        help="models (ResNet50, Transformer, 20,000 ops), huge (230,000 ops), heatmap")
     args = parser.parse_args()
     if "heatmap" in args.parts.split(","):
         main_heatmap(args.repeats)
@@ -450,7 +458,8 @@ def main() -> None:
 
         runs = ("resnet50", "transformer64", "synthetic20k")
         with TensorBoardProcess(logdir, load_fast="false") as tb:
-            tb.wait_for_runs({"resnet50": {"gradflow": 2}, "transformer64": {"gradflow": 2}, "synthetic20k": {"gradflow": 2}})
+            tb.wait_for_runs({"resnet50": {"gradflow": 2}, "transformer64": {"gradflow": 2},
+                              "synthetic20k": {"gradflow": 2}})
             with sync_playwright() as p:
                 browser = launch(p)
                 # warm up: TensorBoard's own first load and the plugin's first read of each run

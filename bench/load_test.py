@@ -60,7 +60,8 @@ class LiveWriter(threading.Thread):
             variants = crafted.step_payloads(self.graph)
             while not self.stop.is_set():
                 step = self.written
-                event = crafted.tensor_event(TAG, step, crafted.string_tensor([variants[step % 16]]), step_md if step == 0 else None)
+                event = crafted.tensor_event(TAG, step, crafted.string_tensor([variants[step % 16]]),
+                                             step_md if step == 0 else None)
                 writer.write(event.SerializeToString())
                 writer.flush()
                 self.written += 1
@@ -135,7 +136,8 @@ def main() -> None:
     args = parser.parse_args()
     for load_fast in args.loaders.split(","):
         with tempfile.TemporaryDirectory(prefix="gradflow-load-") as tmp:
-            crafted.write_fast_run(os.path.join(tmp, "static"), crafted.chain_graph("static-1", OPS, 50), range(STATIC_STEPS))
+            crafted.write_fast_run(os.path.join(tmp, "static"), crafted.chain_graph("static-1", OPS, 50),
+                                   range(STATIC_STEPS))
             bench(load_fast, tmp, args.seconds, args.clients)
 
 

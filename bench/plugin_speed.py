@@ -228,7 +228,8 @@ def main() -> None:
     if "long" in parts:
         with tempfile.TemporaryDirectory(prefix="gradflow-bench-long-") as tmp:
             start = time.perf_counter()
-            crafted.write_fast_run(os.path.join(tmp, "long"), crafted.chain_graph("long-1", 1_400, 50), range(args.long_steps))
+            crafted.write_fast_run(os.path.join(tmp, "long"), crafted.chain_graph("long-1", 1_400, 50),
+                                   range(args.long_steps))
             print(f"wrote {args.long_steps:,} crafted steps in {time.perf_counter() - start:.1f} s")
             for load_fast in args.loaders.split(","):
                 bench_long_run(load_fast, tmp, args.long_steps, 1_400, args.repeats)

@@ -46,7 +46,8 @@ def logdir(tmp_path_factory):
         f"vanishing_mlp.write({os.path.join(root, 'mlp')!r}); "
         f"write_steps({os.path.join(root, 'cut_a')!r}, range(0, 6, 2)); write_steps({os.path.join(root, 'cut_b')!r}, range(0, 6, 2))"
     )
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, timeout=600)
     return root
 
 
@@ -58,7 +59,8 @@ def base_url(logdir):
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "tb_gradflow", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    return subprocess.run([sys.executable, "-m", "tb_gradflow", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
 
 
 def cli_layers(logdir: str, run: str) -> dict:

@@ -25,7 +25,8 @@ HOSTILE_OPS = [
     CraftedOp("x", "Placeholder", "none", norm=None),
     CraftedOp(HOSTILE_SCOPE_OP, "MatMul", "none", inputs=[0], variable_inputs=[0], norm=None),
     CraftedOp("scope/relu", "Relu", "none", inputs=[1], norm=None),
-    CraftedOp(HOSTILE_OP, "PyFunc", "flowing", inputs=[2, 1], cause="numpy_function", starved=[0], source=HOSTILE_SOURCE),
+    CraftedOp(HOSTILE_OP, "PyFunc", "flowing", inputs=[2, 1], cause="numpy_function", starved=[0],
+              source=HOSTILE_SOURCE),
     CraftedOp("loss", "Mean", "flowing", inputs=[3]),
 ]
 HOSTILE_VARS = [CraftedVariable(HOSTILE_VAR, "none", norm=None)]
@@ -118,7 +119,8 @@ def test_hostile_names_are_text_and_run_no_script(page, tensorboard):
 
 def test_hostile_state_in_the_url_is_only_text(page, tensorboard):
     evil = urllib.parse.quote('"><img src=x onerror=alert(5)>', safe="")
-    frame = open_tab(page, tensorboard.url, f"gradflow&p.gradflow.run=hostile&p.gradflow.q={evil}&p.gradflow.expanded={evil}")
+    frame = open_tab(page, tensorboard.url,
+                     f"gradflow&p.gradflow.run=hostile&p.gradflow.q={evil}&p.gradflow.expanded={evil}")
     assert frame.locator("#gf-search").input_value() == '"><img src=x onerror=alert(5)>'
     _no_injected_markup(frame)
     assert page.dialogs == []
@@ -161,4 +163,5 @@ def test_zero_and_nonfinite_gradients_are_called_out(page, tensorboard):
     frame.locator("#gf-view-layers").click()
     wait_render(frame, seq)
     rows = frame.locator(".gf-var").evaluate_all("vs => vs.map(v => [v.dataset.variable, v.dataset.state, v.querySelector('.gf-bar-value').textContent])")
-    assert rows == [["a/kernel", "flowing", "0.25"], ["b/kernel", "zero", "zero"], ["c/kernel", "nonfinite", "nonfinite (NaN)"]]
+    assert rows == [["a/kernel", "flowing", "0.25"], ["b/kernel", "zero", "zero"], ["c/kernel", "nonfinite",
+            "nonfinite (NaN)"]]

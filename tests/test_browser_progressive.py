@@ -50,7 +50,8 @@ def requests_of(page) -> list[str]:
 
 
 def groups_asked(seen: list[str]) -> list[str]:
-    return [urllib.parse.parse_qs(q.partition("?")[2]).get("group", [""])[0] for q in seen if q.startswith("graph_groups?")]
+    return [urllib.parse.parse_qs(q.partition("?")[2]).get("group",
+                                                           [""])[0] for q in seen if q.startswith("graph_groups?")]
 
 
 def test_a_huge_graph_loads_group_by_group(page, base_url):

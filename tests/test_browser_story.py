@@ -116,7 +116,8 @@ def test_one_colour_scale_over_all_steps_with_the_range_in_the_legend(page, base
     frame.locator("#gf-scale-step").check()
     wait_render(frame, seq)
     g = graph(base_url, step=first)
-    step_norms = [n for n, s in zip(g["ops"]["norm"], g["ops"]["state"], strict=False) if s == "flowing" and isinstance(n, float) and n > 0]
+    step_norms = [n for n, s in zip(g["ops"]["norm"], g["ops"]["state"],
+                                    strict=False) if s == "flowing" and isinstance(n, float) and n > 0]
     shades = _flowing_shades(frame)
     name = next(iter(shades))
     norms = dict(zip(g["ops"]["name"], g["ops"]["norm"], strict=False))
@@ -151,7 +152,8 @@ def test_compare_shares_one_colour_scale_and_one_layers_axis(page, base_url):
     assert ticks[0] == vlo and ticks[-1] == vhi and len(ticks) >= 2
     for run in ("broken", "fixed"):
         g = graph(base_url, run=run)
-        for name, state, norm in zip(g["variables"]["name"], g["variables"]["state"], g["variables"]["norm"], strict=False):
+        for name, state, norm in zip(g["variables"]["name"], g["variables"]["state"], g["variables"]["norm"],
+                                     strict=False):
             row = frame.locator(f'.gf-var[data-variable="{name}"] .gf-bar-row[data-run="{run}"]')
             if row.count() == 0:
                 continue  # matched to the other run's name (Keras suffixes)

@@ -155,7 +155,8 @@ def test_the_step_slider_changes_the_values_shown(page, base_url):
     first, last = steps[0], steps[-1]
     cut = graph(base_url)["cut_points"][0]["op_name"]
     frame = open_tab(page, base_url, f"gradflow&p.gradflow.op={urllib.parse.quote(cut, safe='')}")
-    norm_at = {s: graph(base_url, step=s)["ops"]["norm"][graph(base_url, step=s)["cut_points"][0]["op"]] for s in (first, last)}
+    norm_at = {s: graph(base_url, step=s)["ops"]["norm"][graph(base_url,
+                                                               step=s)["cut_points"][0]["op"]] for s in (first, last)}
     assert norm_at[first] != pytest.approx(norm_at[last], rel=0.02)
     shown = frame.locator("#gf-details [data-field=norm]")
     assert float(shown.inner_text()) == pytest.approx(norm_at[last], rel=0.01)
@@ -272,7 +273,8 @@ def test_compare_two_runs_side_by_side(page, base_url):
     frame.locator("#gf-view-layers").click()
     wait_render(frame, seq)
     rows = frame.locator('.gf-var[data-variable="colour_vae/decoder/dense/kernel"] .gf-bar-row')
-    assert rows.evaluate_all("rs => rs.map(r => [r.dataset.run, r.dataset.state])") == [["broken", "none"], ["fixed", "flowing"]]
+    assert rows.evaluate_all("rs => rs.map(r => [r.dataset.run, r.dataset.state])") == [["broken", "none"], ["fixed",
+            "flowing"]]
     assert "p.gradflow.compare=fixed" in page.url
 
 

@@ -28,7 +28,8 @@ def pane(frame, n: int):
 def centre_offset(frame, op: str, n: int = 1) -> tuple[float, float]:
     node = pane(frame, n).locator(f'[data-op-name="{op}"]').first.bounding_box()
     view = pane(frame, n).locator(".gf-svg").bounding_box()
-    return (node["x"] + node["width"] / 2 - (view["x"] + view["width"] / 2), node["y"] + node["height"] / 2 - (view["y"] + view["height"] / 2))
+    return (node["x"] + node["width"] / 2 - (view["x"] + view["width"] / 2),
+            node["y"] + node["height"] / 2 - (view["y"] + view["height"] / 2))
 
 
 def test_the_selection_stays_in_view_on_every_resize(page, base_url):

@@ -46,7 +46,8 @@ def test_a_starved_op_names_its_cut_and_the_path_to_the_loss(page, base_url):
     g = graph(base_url)
     cut = g["cut_points"][0]
     ops = g["ops"]
-    starved = next(n for n, s, t in zip(ops["name"], ops["state"], ops["type"], strict=False) if s == "none" and t == "ReadVariableOp" and "decoder" in n)
+    starved = next(n for n, s, t in zip(ops["name"], ops["state"], ops["type"],
+                                        strict=False) if s == "none" and t == "ReadVariableOp" and "decoder" in n)
     frame = select(page, base_url, starved)
     details = frame.locator("#gf-details")
     details.locator(".gf-chart").wait_for()
@@ -95,7 +96,9 @@ OPS = [
     CraftedOp("loss", "Mean", "flowing", inputs=[5]),
 ]
 VARS = [CraftedVariable(f"layer{i}/kernel", "flowing", n) for i, n in enumerate([1.0, 0.5, 1e-6, 0.4, 0.8])]
-NAN_OPS = [*OPS[:-2], CraftedOp("layer4/MatMul", "MatMul", "nonfinite", inputs=[4], variable_inputs=[4], norm=float("nan")), CraftedOp("loss", "Mean", "nonfinite", inputs=[5], norm=float("nan"))]
+NAN_OPS = [*OPS[:-2], CraftedOp("layer4/MatMul", "MatMul", "nonfinite", inputs=[4], variable_inputs=[4],
+                                norm=float("nan")), CraftedOp("loss", "Mean", "nonfinite", inputs=[5],
+                                norm=float("nan"))]
 NAN_VARS = [*VARS[:-1], CraftedVariable("layer4/kernel", "nonfinite", float("nan"))]
 
 

@@ -97,12 +97,14 @@ def test_fit_with_a_cut_is_reported_by_the_cli(tmp_path):
     code, data = _report_json(logdir)
     assert code == 1
     entry = data["runs"]["train"]["tags"]["gradflow"]
-    assert set(entry) == {"steps", "last_step", "variables", "cut_points", "starved_variables", "ops", "frozen_variables",
+    assert set(entry) == {"steps", "last_step", "variables", "cut_points", "starved_variables", "ops",
+                          "frozen_variables",
                           "op_presence", "story", "norm_range", "first_nonfinite_step", "version_changes"}
     assert entry["steps"] == [1, 2]
     assert sorted(entry["starved_variables"]) == ["quantized/first/bias", "quantized/first/kernel"]
     assert entry["variables"]["quantized/second/kernel"]["state"] == "flowing"
-    assert entry["variables"]["quantized/first/kernel"] == {"state": "none", "norm": None, "presence": None, "sparse_gradient": False}
+    assert entry["variables"]["quantized/first/kernel"] == {"state": "none", "norm": None, "presence": None,
+                                                            "sparse_gradient": False}
     [cut] = entry["cut_points"]
     assert set(cut) == {"op_name", "op_type", "cause", "source", "starved_variables", "parallel_cuts", "library_source"}
     assert cut["cause"] == "numpy_function"

@@ -69,7 +69,8 @@ def test_opening_a_group_and_its_ops(tb):
     assert set(ops["state"]) == {"flowing"}
 
 
-@pytest.mark.parametrize("group,code", [("block_99", 404), ("block_7/", 400), ("/block_7", 400), ("block_7//layer_1", 400)])
+@pytest.mark.parametrize("group,code", [("block_99", 404), ("block_7/", 400), ("/block_7", 400), ("block_7//layer_1",
+        400)])
 def test_bad_groups(tb, group, code):
     status, body = groups(tb, group=group)
     assert status == code and "error" in body

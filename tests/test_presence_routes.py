@@ -94,4 +94,5 @@ def test_a_reread_keeps_presence_of_the_steps_it_reuses(logged):
     for series in (first, again):
         last = series.report()
         assert [op.presence for op in last.ops] == [op.presence for op in report.ops]
-        assert {n: v.presence for n, v in last.variables.items()} == {n: v.presence for n, v in report.variables.items()}
+        assert {n: v.presence for n, v in last.variables.items()} == {n: v.presence for n,
+                                                                      v in report.variables.items()}

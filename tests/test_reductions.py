@@ -32,9 +32,12 @@ def _gradients() -> list:
     tensors.append(tensors[1])
     # Narrow rows (summed by Bincount), int64 indices, wide rows and float16 (UnsortedSegmentSum).
     slices = [
-        tf.IndexedSlices(tf.constant([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]]), tf.constant([3, 0, 3]), tf.constant([6, 2])),
-        tf.IndexedSlices(tf.constant([[1.5], [-1.5], [2.0]], tf.float64), tf.constant([2, 2, 0], tf.int64), tf.constant([4, 1])),
-        tf.IndexedSlices(tf.constant(rng.normal(size=[3, 20]).astype(np.float32)), tf.constant([1, 4, 1]), tf.constant([6, 20])),
+        tf.IndexedSlices(tf.constant([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]]), tf.constant([3, 0, 3]), tf.constant([6,
+                2])),
+        tf.IndexedSlices(tf.constant([[1.5], [-1.5], [2.0]], tf.float64), tf.constant([2, 2, 0], tf.int64),
+                         tf.constant([4, 1])),
+        tf.IndexedSlices(tf.constant(rng.normal(size=[3, 20]).astype(np.float32)), tf.constant([1, 4, 1]),
+                         tf.constant([6, 20])),
         tf.IndexedSlices(tf.constant([[1.0, 2.0], [-1.0, 0.0]], tf.float16), tf.constant([0, 0]), tf.constant([3, 2])),
     ]
     assert [reductions._bincount_fits(s) for s in slices] == [True, True, False, False]

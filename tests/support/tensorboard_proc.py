@@ -202,7 +202,8 @@ def fetch_json(url: str, timeout: float = 60) -> tuple[int, Any]:
 
 
 @contextlib.contextmanager
-def running_data_server(logdir: str, samples_per_plugin: str = "gradflow=all", reload: str = "1", timeout: float = 60) -> Iterator[str]:
+def running_data_server(logdir: str, samples_per_plugin: str = "gradflow=all", reload: str = "1",
+                        timeout: float = 60) -> Iterator[str]:
     """Yields the `HOST:PORT` of a `tensorboard-data-server` (the Rust loader) serving `logdir`,
     for `tensorboard --grpc_data_provider=HOST:PORT`: a data provider TensorBoard reaches over
     gRPC, as a remote one. Sampling is the server's flag here, not TensorBoard's."""
