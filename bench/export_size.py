@@ -99,7 +99,8 @@ def main() -> None:
         for name, logdir, *extra in cases:
             out = os.path.join(root, "out.html")
             seconds, total, data = export(logdir, out, *extra)
-            print(f"| {name} | {total / 1024:,.0f} KiB | {data / 1024:,.0f} KiB | {seconds:.1f} s | {ready_ms(out):,.0f} ms |", flush=True)
+            print(f"| {name} | {total / 1024:,.0f} KiB | {data / 1024:,.0f} KiB | {seconds:.1f} s | "
+                  f"{ready_ms(out):,.0f} ms |", flush=True)
 
 
 if __name__ == "__main__":

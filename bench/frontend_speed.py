@@ -361,16 +361,22 @@ def main_huge(repeats: int) -> None:
                 browser.close()
     print()
     print(f"huge graph ({len(graph.ops):,} ops, loaded group by group), headless Chromium, Python loader:")
-    print(f"  first paint, cold (TensorBoard's first graph_groups)  {r['cold_paint_ms']:7.0f} ms  (page load to ready {r['cold_wall_s']:.1f} s; "
+    print(f"  first paint, cold (TensorBoard's first graph_groups)  {r['cold_paint_ms']:7.0f} ms  (page load to ready "
+          f"{r['cold_wall_s']:.1f} s; "
           f"the diagnosis banner, computed once, about {r['cold_banner_ms']:.0f} ms)")
-    print(f"  first paint, then (median of {repeats}, max)  {r['paint_ms']:7.0f} ms  ({r['paint_max_ms']:.0f}; page load to ready {r['wall_s']:.1f} s)")
+    print(f"  first paint, then (median of {repeats}, max)  {r['paint_ms']:7.0f} ms  ({r['paint_max_ms']:.0f}; page "
+          f"load to ready {r['wall_s']:.1f} s)")
     opens = r["opens"]
     links = r["links"]
-    print(f"  opening a group, click to painted frame: a chunk of 200 blocks {opens[0]:.0f} ms, a block (its level fetched) {opens[1]:.0f} ms")
-    print(f"  opening a block and its 10 layers by link (11 levels fetched): median {statistics.median(links):.0f} ms, max {max(links):.0f} ms over {len(links)}")
-    print(f"  JS heap of the page (TensorBoard included) after first paint {r['heap_mb']:.1f} MB; after {OPENED_BLOCKS} blocks opened down to their ops "
+    print(f"  opening a group, click to painted frame: a chunk of 200 blocks {opens[0]:.0f} ms, a block (its level "
+          f"fetched) {opens[1]:.0f} ms")
+    print(f"  opening a block and its 10 layers by link (11 levels fetched): median {statistics.median(links):.0f} ms, "
+          f"max {max(links):.0f} ms over {len(links)}")
+    print(f"  JS heap of the page (TensorBoard included) after first paint {r['heap_mb']:.1f} MB; after "
+          f"{OPENED_BLOCKS} blocks opened down to their ops "
           f"({r['loaded_ops']:,} ops loaded) {r['heap_opened_mb']:.1f} MB")
-    print(f"  before: fetching and parsing the whole graph route alone: {r['whole_ms']:.0f} ms and {r['whole_heap_mb']:.1f} MB more heap "
+    print(f"  before: fetching and parsing the whole graph route alone: {r['whole_ms']:.0f} ms and "
+          f"{r['whole_heap_mb']:.1f} MB more heap "
           f"for {r['whole_ops']:,} ops (ratio to progressive first paint: {r['whole_ms'] / r['paint_ms']:.1f}x time)")
 
 
@@ -477,17 +483,25 @@ def main() -> None:
         r = results[run]
         target = FIRST_PAINT_TARGET_S[run]
         print(f"{run} ({n_ops[run]} ops):")
-        print(f"  first complete paint   {r['first_paint_s'] * 1000:7.0f} ms  ({r['first_paint_max_s'] * 1000:.0f}; target {target * 1000:.0f} ms, ratio {r['first_paint_s'] / target:.2f})")
-        print(f"  group expand re-render {r['expand_ms']:7.0f} ms  ({r['expand_max_ms']:.0f} over {r['expands']}; target {EXPAND_TARGET_MS:.0f} ms, ratio {r['expand_ms'] / EXPAND_TARGET_MS:.2f}; layout {r['expand_layout_ms']:.0f} ms)")
+        print(f"  first complete paint   {r['first_paint_s'] * 1000:7.0f} ms  ({r['first_paint_max_s'] * 1000:.0f}; "
+              f"target {target * 1000:.0f} ms, ratio {r['first_paint_s'] / target:.2f})")
+        print(f"  group expand re-render {r['expand_ms']:7.0f} ms  ({r['expand_max_ms']:.0f} over {r['expands']}; "
+              f"target {EXPAND_TARGET_MS:.0f} ms, ratio {r['expand_ms'] / EXPAND_TARGET_MS:.2f}; layout "
+              f"{r['expand_layout_ms']:.0f} ms)")
         if r["top_group"]:
-            print(f"  largest top group after Collapse all ({r['top_group'][0]}, {r['top_group'][1]} ops): {r['top_expand_ms']:.0f} ms ({r['top_expand_max_ms']:.0f}; ratio {r['top_expand_ms'] / EXPAND_TARGET_MS:.2f})")
+            print(f"  largest top group after Collapse all ({r['top_group'][0]}, {r['top_group'][1]} ops): "
+                  f"{r['top_expand_ms']:.0f} ms ({r['top_expand_max_ms']:.0f}; ratio "
+                  f"{r['top_expand_ms'] / EXPAND_TARGET_MS:.2f})")
         print(f"  nodes drawn at first paint: {r['drawn']}; page load to tab ready {r['wall_s'] * 1000:.0f} ms")
     s20 = results["synthetic20k"]
     pz = s20["pan_zoom_ms"] or {}
     print(f"synthetic graph ({n_ops['synthetic20k']} ops):")
-    print(f"  first complete paint   {s20['first_paint_s'] * 1000:7.0f} ms; group expand {s20['expand_ms']:.0f} ms ({s20['expand_max_ms']:.0f})")
-    print(f"  pan / zoom frame interval p95 {pz.get('p95', float('nan')):.1f} ms (median {pz.get('median', float('nan')):.1f}, max {pz.get('max', float('nan')):.1f}; "
-          f"target {FRAME_TARGET_MS} ms, ratio {pz.get('p95', float('nan')) / FRAME_TARGET_MS:.2f}); main-thread work per step p95 {pz.get('work_p95', float('nan')):.1f} ms")
+    print(f"  first complete paint   {s20['first_paint_s'] * 1000:7.0f} ms; group expand {s20['expand_ms']:.0f} ms "
+          f"({s20['expand_max_ms']:.0f})")
+    print(f"  pan / zoom frame interval p95 {pz.get('p95', float('nan')):.1f} ms (median "
+          f"{pz.get('median', float('nan')):.1f}, max {pz.get('max', float('nan')):.1f}; "
+          f"target {FRAME_TARGET_MS} ms, ratio {pz.get('p95', float('nan')) / FRAME_TARGET_MS:.2f}); main-thread work "
+          f"per step p95 {pz.get('work_p95', float('nan')):.1f} ms")
 
 
 if __name__ == "__main__":

@@ -244,7 +244,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gradflow-bench-") as tmp:
         big, sweep = os.path.join(tmp, "big"), os.path.join(tmp, "sweep")
         protos = trace_resnet(os.path.join(big, "resnet"))
-        print(f"graph: {len(protos.graph.ops)} ops, {len(protos.graph.variables)} variables; step: {protos.step.ByteSize()} bytes")
+        print(f"graph: {len(protos.graph.ops)} ops, {len(protos.graph.variables)} variables; step: "
+              f"{protos.step.ByteSize()} bytes")
         start = time.perf_counter()
         write_protos(os.path.join(big, "resnet"), protos, range(1, args.steps))
         for i in range(100):

@@ -71,7 +71,8 @@ def tensorboard(logdir):
 
 def _find_node(frame, name: str):
     return frame.evaluate_handle(
-        "name => [...document.querySelectorAll('[data-op-name]')].find(n => n.getAttribute('data-op-name') === name) || null",
+        "name => [...document.querySelectorAll('[data-op-name]')].find(n => n.getAttribute('data-op-name') === name) "
+        "|| null",
         name,
     )
 
@@ -80,7 +81,8 @@ def _no_injected_markup(frame) -> None:
     injected = frame.evaluate(
         "({img: document.querySelectorAll('img').length,"
         " handlers: document.querySelectorAll('[onerror],[onload],[onmouseover]').length,"
-        " scripts: [...document.querySelectorAll('script')].filter(s => (s.textContent || '').includes('alert')).length,"
+        " scripts: [...document.querySelectorAll('script')].filter(s => (s.textContent || "
+        "'').includes('alert')).length,"
         " b: document.querySelectorAll('#gf-root b').length})"
     )
     assert injected == {"img": 0, "handlers": 0, "scripts": 0, "b": 0}
@@ -154,14 +156,18 @@ def test_zero_and_nonfinite_gradients_are_called_out(page, tensorboard):
     assert "1 variable has a NaN or Inf gradient: c/kernel" in text
     assert "1 variable has an all-zero gradient: b/kernel" in text
     assert "NaN or Inf gradients first appear at step 0" in text
-    states = frame.evaluate("Object.fromEntries([...document.querySelectorAll('[data-op-name]')].map(n => [n.getAttribute('data-op-name'), n.getAttribute('data-state')]))")
+    states = frame.evaluate("Object.fromEntries([...document.querySelectorAll('[data-op-name]')].map(n => "
+                            "[n.getAttribute('data-op-name'), n.getAttribute('data-state')]))")
     assert states == {"x": "none", "a/MatMul": "flowing", "b/Sign": "zero", "c/Log": "nonfinite", "loss": "nonfinite"}
-    fills = frame.evaluate("Object.fromEntries(['b/Sign', 'c/Log'].map(n => [n, getComputedStyle([...document.querySelectorAll('[data-op-name]')].find(e => e.getAttribute('data-op-name') === n).querySelector('.gf-shape')).fill]))")
+    fills = frame.evaluate("Object.fromEntries(['b/Sign', 'c/Log'].map(n => [n, "
+                           "getComputedStyle([...document.querySelectorAll('[data-op-name]')].find(e => "
+                           "e.getAttribute('data-op-name') === n).querySelector('.gf-shape')).fill]))")
     assert fills == {"b/Sign": "rgb(242, 182, 0)", "c/Log": "rgb(123, 31, 162)"}
     assert "Inf" in frame.locator('[data-op-name="c/Log"]').text_content()
     seq = render_seq(frame)
     frame.locator("#gf-view-layers").click()
     wait_render(frame, seq)
-    rows = frame.locator(".gf-var").evaluate_all("vs => vs.map(v => [v.dataset.variable, v.dataset.state, v.querySelector('.gf-bar-value').textContent])")
+    rows = frame.locator(".gf-var").evaluate_all("vs => vs.map(v => [v.dataset.variable, v.dataset.state, "
+                                                 "v.querySelector('.gf-bar-value').textContent])")
     assert rows == [["a/kernel", "flowing", "0.25"], ["b/kernel", "zero", "zero"], ["c/kernel", "nonfinite",
             "nonfinite (NaN)"]]

@@ -89,7 +89,8 @@ def test_a_huge_graph_loads_group_by_group(page, base_url):
     wait_render(frame, seq, timeout=60000)
     assert groups_asked(seen) == ["", "stage_2"]
     assert frame.locator('#gf-panes .gf-cluster[data-group="stage_2"]').count() == 1
-    blocks = frame.locator('#gf-panes .gf-group[data-group^="stage_2/block_"]').evaluate_all("gs => gs.map(g => g.dataset.group)")
+    blocks = frame.locator('#gf-panes .gf-group[data-group^="stage_2/block_"]').evaluate_all("gs => gs.map(g => "
+                                                                                             "g.dataset.group)")
     assert blocks and all(b.startswith("stage_2/block_2") for b in blocks), blocks
     # one level deeper, down to ops
     seq = render_seq(frame)

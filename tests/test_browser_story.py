@@ -169,7 +169,8 @@ def test_a_pasted_link_applies_to_the_open_tab(page, base_url):
     assert frame.locator("#gf-root").get_attribute("data-step") == str(steps[-1])
     seq = render_seq(frame)
     op = urllib.parse.quote(cut, safe="")
-    page.evaluate(f"location.hash = '#gradflow&p.gradflow.run=broken&p.gradflow.tag=gradflow&p.gradflow.step={steps[0]}&p.gradflow.op={op}&p.gradflow.view=layers'")
+    page.evaluate("location.hash = "
+                  f"'#gradflow&p.gradflow.run=broken&p.gradflow.tag=gradflow&p.gradflow.step={steps[0]}&p.gradflow.op={op}&p.gradflow.view=layers'")
     wait_render(frame, seq)
     frame.wait_for_function(f"document.querySelector('#gf-root').dataset.step === '{steps[0]}'")
     assert frame.locator("#gf-details [data-field=name]").inner_text() == cut

@@ -107,7 +107,8 @@ def test_labels_by_level_of_detail_without_repeated_types(page, base_url):
     frame.wait_for_timeout(100)
     # a node named as its type says the type once; the tooltip has the whole name
     nodes = frame.locator('[data-op-type="ReadVariableOp"]').evaluate_all(
-        "ns => ns.map(n => [n.dataset.opName, [...n.querySelectorAll('text')].map(t => t.textContent), n.querySelector('title').textContent])"
+        "ns => ns.map(n => [n.dataset.opName, [...n.querySelectorAll('text')].map(t => t.textContent), "
+        "n.querySelector('title').textContent])"
     )
     assert nodes
     for name, lines, title in nodes:

@@ -117,7 +117,8 @@ def test_nan_steps_and_graph_versions_on_the_slider_banner_and_chart(page, craft
     assert d["first_nonfinite_step"] == 3 and [c["step"] for c in d["version_changes"]] == [0, 3]
     frame = open_tab(page, crafted_url, "gradflow&p.gradflow.run=turns_nan&p.gradflow.op=layer1%2FMatMul")
     assert "NaN or Inf gradients first appear at step 3" in frame.locator("#gf-banner").inner_text()
-    marks = frame.locator("#gf-step-marks .gf-mark").evaluate_all("ms => ms.map(m => [m.dataset.kind, Number(m.dataset.step)])")
+    marks = frame.locator("#gf-step-marks .gf-mark").evaluate_all("ms => ms.map(m => [m.dataset.kind, "
+                                                                  "Number(m.dataset.step)])")
     assert sorted(marks) == [["nonfinite", 3], ["version", 3]]
     frame.locator("#gf-details .gf-chart").wait_for()
     assert frame.locator("#gf-details .gf-chart-version").evaluate_all("vs => vs.map(v => Number(v.dataset.step))") == [3]

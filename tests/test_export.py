@@ -101,7 +101,8 @@ def test_export_opens_from_file_with_its_graph_and_compare_pane(tmp_path, logdir
     # History and layers come from the inlined data too.
     page.locator("[data-op-name='enc/MatMul']").first.click()
     page.wait_for_selector("#gf-details:not([hidden])")
-    page.wait_for_function("() => /10 logged steps/.test(document.querySelector('[data-field=history]')?.textContent || '')")
+    page.wait_for_function("() => /10 logged steps/.test(document.querySelector('[data-field=history]')?.textContent "
+                           "|| '')")
     assert page.locator("[data-field=history] .gf-error").count() == 0
     page.click("#gf-view-layers")
     page.wait_for_selector("#gf-layers:not([hidden])")
@@ -150,7 +151,8 @@ def test_inlined_answers_equal_the_plugin_routes(tmp_path, logdir, page):
             "head/kernel")):
         mine = page.evaluate(ask, ["history", {"run": "versions", "tag": "gradflow", kind: name}])
         assert mine == json.loads(history_json("versions", "gradflow", cached, kind, name)), name
-    missing = page.evaluate("() => window.gradflowSource.get('graph', {run: 'versions', tag: 'gradflow', step: 99}).catch(e => e.status)")
+    missing = page.evaluate("() => window.gradflowSource.get('graph', {run: 'versions', tag: 'gradflow', step: "
+                            "99}).catch(e => e.status)")
     assert missing == 404
 
 

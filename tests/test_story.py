@@ -69,7 +69,8 @@ def test_the_cli_text_says_the_story_sentences():
 
 def test_a_healthy_step_and_a_warning():
     fine = Report(variables={"w": VariableRecord("w", "flowing", 1.0)}, ops=(), cut_points=())
-    assert story(fine)["tone"] == "ok" and story(fine)["headline"]["text"] == "Gradient reaches every trainable variable"
+    assert story(fine)["tone"] == "ok" and story(fine)["headline"]["text"] == ("Gradient reaches every trainable "
+                                                                               "variable")
     zero = Report(variables={"w": VariableRecord("w", "zero", 0.0)}, ops=(), cut_points=())
     assert story(zero)["tone"] == "warn"
     assert [n["names"] for n in story(zero)["notes"]] == [["w"]]

@@ -82,7 +82,8 @@ def open_tab(page: Any, base_url: str, hash_: str = "gradflow") -> Any:
 def wait_render(frame: Any, after: int, timeout: float = 15000) -> int:
     """Waits until the tab finished a render later than number `after`; returns its number."""
     frame.wait_for_function(
-        "n => { const r = document.querySelector('#gf-root'); return r && r.dataset.status === 'ready' && Number(r.dataset.renderSeq) > n; }",
+        "n => { const r = document.querySelector('#gf-root'); return r && r.dataset.status === 'ready' && "
+        "Number(r.dataset.renderSeq) > n; }",
         arg=after,
         timeout=timeout,
     )
