@@ -148,7 +148,8 @@ async () => {
       if (work.length) work[work.length - 1] += performance.now() - ts; // the cull ran before us
       if (i === steps) return done();
       const t0 = performance.now();
-      if (i % 40 < 20) svg.dispatchEvent(new WheelEvent('wheel', {deltaY: (i % 40 < 10) ? 60 : -60, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true, cancelable: true}));
+      if (i % 40 < 20) svg.dispatchEvent(new WheelEvent('wheel', {deltaY: (i % 40 < 10) ? 60 : -60,
+        clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true, cancelable: true}));
       else svg.dispatchEvent(new KeyboardEvent('keydown', {key: i % 2 ? 'ArrowLeft' : 'ArrowDown', bubbles: true}));
       work.push(performance.now() - t0);
       i++;
@@ -159,13 +160,15 @@ async () => {
   const intervals = stamps.slice(1).map((t, k) => t - stamps[k]).sort((a, b) => a - b);
   work.sort((a, b) => a - b);
   const p = (xs, q) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))];
-  return {p95: p(intervals, 0.95), median: p(intervals, 0.5), max: intervals[intervals.length - 1], work_p95: p(work, 0.95), work_median: p(work, 0.5)};
+  return {p95: p(intervals, 0.95), median: p(intervals, 0.5), max: intervals[intervals.length - 1],
+          work_p95: p(work, 0.95), work_median: p(work, 0.5)};
 }
 """
 
 LARGEST_AFTER_COLLAPSE = """
 () => {
-  const b = [...document.querySelectorAll('#gf-panes .gf-pane:first-child .gf-controls button')].find(x => x.textContent === 'Collapse all');
+  const b = [...document.querySelectorAll('#gf-panes .gf-pane:first-child .gf-controls button')]
+    .find(x => x.textContent === 'Collapse all');
   b.click();
   return null;
 }
@@ -274,7 +277,10 @@ async (ids) => {
   const t0 = performance.now();
   const hash = window.top.location.hash.replace(/&p\\.gradflow\\.expanded=[^&]*/, '');
   window.top.location.hash = hash + '&p.gradflow.expanded=' + encodeURIComponent(ids.map(encodeURIComponent).join(','));
-  while (!(root.dataset.status === 'ready' && Number(root.dataset.renderSeq) > seq && note.dataset.loadedOps !== before)) await new Promise(r => setTimeout(r, 2));
+  while (!(root.dataset.status === 'ready' && Number(root.dataset.renderSeq) > seq
+           && note.dataset.loadedOps !== before)) {
+    await new Promise(r => setTimeout(r, 2));
+  }
   await new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
   return [performance.now() - t0, Number(note.dataset.loadedOps)];
 }
@@ -392,7 +398,9 @@ async () => {
   const paint = performance.now() - start;
   const heatmap = document.querySelector('[data-field=heatmap]');
   const own = Number(heatmap.dataset.painted) - Number(heatmap.dataset.started);
-  while (!document.querySelector('[data-field=heatmap][data-status=ready] .gf-hm-cell')) await new Promise((r) => setTimeout(r, 2));
+  while (!document.querySelector('[data-field=heatmap][data-status=ready] .gf-hm-cell')) {
+    await new Promise((r) => setTimeout(r, 2));
+  }
   return [paint, performance.now() - start, document.querySelectorAll('.gf-hm-cell').length, own];
 }
 """

@@ -5,8 +5,8 @@ writer thread extends by 20 steps a second (one flushed event file, as training 
 client threads request `runs`, `graph` (random step), `history` (random op), `diagnosis` and
 `graph_groups` in a loop, with made-up experiment ids on a quarter of their requests. Printed per
 loader: throughput, p50/p99 latency, the largest resident memory seen (TensorBoard and its data
-server), errors (any status but 200 counts: every request names a logged step), and whether every written step was served in the
-end (the live run's history lists each step once, none lost).
+server), errors (any status but 200 counts: every request names a logged step), and whether every written step was
+served in the end (the live run's history lists each step once, none lost).
 
 Run: .venv/bin/python bench/load_test.py [--seconds 60] [--clients 16] [--loaders false,true]
 """

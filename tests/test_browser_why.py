@@ -52,14 +52,17 @@ def test_a_starved_op_names_its_cut_and_the_path_to_the_loss(page, base_url):
     details = frame.locator("#gf-details")
     details.locator(".gf-chart").wait_for()
     doc_screenshot(page, "path.png")
-    assert details.locator("[data-field=starved-by] [data-op-link]").evaluate_all("ls => ls.map(l => l.dataset.opLink)") == [cut["op_name"]]
+    starved_by = details.locator("[data-field=starved-by] [data-op-link]")
+    links = starved_by.evaluate_all("ls => ls.map(l => l.dataset.opLink)")
+    assert links == [cut["op_name"]]
     frame.get_by_role("button", name="fit the graph to the view (0)").first.click()
     frame.wait_for_timeout(150)
     on_path = set(frame.locator("[data-op-name][data-path]").evaluate_all("ns => ns.map(n => n.dataset.opName)"))
     assert {starved, cut["op_name"]} <= on_path
     sinks = [n for i, n in enumerate(ops["name"]) if not any(i in ins for ins in ops["inputs"])]
     assert on_path & set(sinks), "the path ends at the loss"
-    assert all(ops["state"][ops["name"].index(n)] == "none" or n == cut["op_name"] or n in sinks or ops["state"][ops["name"].index(n)] == "flowing" for n in on_path)
+    assert all(ops["state"][ops["name"].index(n)] == "none" or n == cut["op_name"] or n in sinks
+               or ops["state"][ops["name"].index(n)] == "flowing" for n in on_path)
     assert frame.locator(".gf-edge[data-path]").count() >= len(on_path) - 1 > 0
     screenshot(page, "path.png")
 
@@ -121,7 +124,8 @@ def test_nan_steps_and_graph_versions_on_the_slider_banner_and_chart(page, craft
                                                                   "Number(m.dataset.step)])")
     assert sorted(marks) == [["nonfinite", 3], ["version", 3]]
     frame.locator("#gf-details .gf-chart").wait_for()
-    assert frame.locator("#gf-details .gf-chart-version").evaluate_all("vs => vs.map(v => Number(v.dataset.step))") == [3]
+    versions = frame.locator("#gf-details .gf-chart-version").evaluate_all("vs => vs.map(v => Number(v.dataset.step))")
+    assert versions == [3]
 
 
 def test_a_layer_far_below_its_neighbours_is_called_out(page, crafted_url):

@@ -222,7 +222,8 @@ def test_history_merges_interleaved_graph_versions(tb, local):
     history = ok(tb, "history", run="retrace", tag=TAG, variable="decoder/kernel")
     assert history["steps"] == list(range(RETRACE_STEPS))
     series = local[("retrace", TAG)]
-    assert history["norms"] == norms_json([series.report(s).variables["decoder/kernel"].norm for s in range(RETRACE_STEPS)])
+    norms = [series.report(s).variables["decoder/kernel"].norm for s in range(RETRACE_STEPS)]
+    assert history["norms"] == norms_json(norms)
 
 
 def norms_json(norms: list) -> list:

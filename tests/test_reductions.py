@@ -157,4 +157,5 @@ def test_reshaped_gradients_are_reduced_once_with_their_source():
     np.testing.assert_allclose(np.maximum(exact[:, 1], -exact[:, 2]), [3.0] * 4)
     assert (2.0 * presence[:, 0]).tolist() == [3.0] * 4 and presence[:, 1].tolist() == [6.0] * 4
     graph = reduce.get_concrete_function().graph
-    assert [op.type for op in graph.get_operations()].count("L2Loss") == 2 * 2 + 2  # sums, exact, presence: source and Cast
+    # sums, exact, presence: source and Cast
+    assert [op.type for op in graph.get_operations()].count("L2Loss") == 2 * 2 + 2

@@ -19,7 +19,8 @@ from tb_gradflow.proto import gradflow_pb2
 
 
 def _string_tensor(values: list[bytes], rank1: bool) -> tensor_pb2.TensorProto:
-    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))] if rank1 else [])
+    dims = [tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))] if rank1 else []
+    shape = tensor_shape_pb2.TensorShapeProto(dim=dims)
     return tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=shape, string_val=values)
 
 
