@@ -45,6 +45,12 @@ setup(
             "ipykernel>=6.29",
             "build>=1.2",
             "twine>=6",
+            # The quality gates (scripts/gates.sh); the proto's stub is checked with types-protobuf
+            # and regenerated with mypy-protobuf's plugin.
+            "ruff>=0.17,<0.18",
+            "mypy>=2.4,<3",
+            "mypy-protobuf>=5.1,<6",
+            "types-protobuf>=7.35",
         ],
         # Libraries users combine with Keras; their tests skip without them. .ci/bootstrap
         # installs tf_keras and keras-hub without their dependencies: both would pull the full

@@ -23,7 +23,6 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
 from support import crafted_logdir as crafted  # noqa: E402
-
 from tb_gradflow import logcheck  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")

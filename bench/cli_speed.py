@@ -24,7 +24,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from support.crafted_logdir import CraftedOp, CraftedVariable, crafted_graph  # noqa: E402
 from support.event_writer import write_steps  # noqa: E402
-
 from tb_gradflow import vocabulary as V  # noqa: E402
 
 _OLD_PATH = """
@@ -41,11 +40,14 @@ for run in sorted(listing):
 
 def build_logdir(root: str, runs: int, steps: int) -> None:
     ops = [CraftedOp("input", "Placeholder", V.FLOWING)]
-    variables = [CraftedVariable(f"block_{i:02d}/{w}", V.NONE if i < 4 else V.FLOWING) for i in range(8) for w in ("kernel", "bias")]
+    variables = [CraftedVariable(f"block_{i:02d}/{w}",
+                                 V.NONE if i < 4 else V.FLOWING) for i in range(8) for w in ("kernel", "bias")]
     for i in range(8):
-        ops.append(CraftedOp(f"block_{i:02d}/dense/MatMul", "MatMul", V.FLOWING, inputs=[len(ops) - 1], variable_inputs=[2 * i, 2 * i + 1]))
+        ops.append(CraftedOp(f"block_{i:02d}/dense/MatMul", "MatMul", V.FLOWING, inputs=[len(ops) - 1],
+                             variable_inputs=[2 * i, 2 * i + 1]))
         if i == 3:
-            ops.append(CraftedOp("lookup/PyFunc", "PyFunc", V.FLOWING, inputs=[len(ops) - 1], cause=V.NUMPY_FUNCTION, starved=range(8)))
+            ops.append(CraftedOp("lookup/PyFunc", "PyFunc", V.FLOWING, inputs=[len(ops) - 1], cause=V.NUMPY_FUNCTION,
+                                 starved=range(8)))
     ops.append(CraftedOp("loss", "Mean", V.FLOWING, inputs=[len(ops) - 1]))
     graph = crafted_graph("bench-1", ops, variables)
     op_codes = np.array([V.STATE_CODE[o.state] for o in ops], np.uint8)

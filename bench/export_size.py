@@ -39,8 +39,8 @@ def demo_logdir(root: str, steps: int, log_every: int) -> str:
 
 def resnet_logdir(root: str, steps: int) -> str:
     from plugin_speed import trace_resnet
-    from support.event_writer import write_steps
 
+    from support.event_writer import write_steps
     from tb_gradflow.format.records import step_arrays
 
     logdir = os.path.join(root, "resnet")
@@ -54,7 +54,8 @@ def resnet_logdir(root: str, steps: int) -> str:
 def export(logdir: str, out: str, *extra: str) -> tuple[float, int, int]:
     """Seconds to export, total bytes, bytes of the inlined data."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tb_gradflow", "export", logdir, "-o", out, *extra], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "tb_gradflow", "export", logdir, "-o", out, *extra], check=True,
+                   stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     text = open(out, encoding="utf-8").read()
     data = re.search(r'id="gradflow-data">([^<]*)<', text).group(1)
@@ -63,6 +64,7 @@ def export(logdir: str, out: str, *extra: str) -> tuple[float, int, int]:
 
 def ready_ms(path: str) -> float:
     from playwright.sync_api import sync_playwright
+
     from support.browser import READY, launch
 
     with sync_playwright() as p:
@@ -97,7 +99,8 @@ def main() -> None:
         for name, logdir, *extra in cases:
             out = os.path.join(root, "out.html")
             seconds, total, data = export(logdir, out, *extra)
-            print(f"| {name} | {total / 1024:,.0f} KiB | {data / 1024:,.0f} KiB | {seconds:.1f} s | {ready_ms(out):,.0f} ms |", flush=True)
+            print(f"| {name} | {total / 1024:,.0f} KiB | {data / 1024:,.0f} KiB | {seconds:.1f} s | "
+                  f"{ready_ms(out):,.0f} ms |", flush=True)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ def main() -> None:
     parser.add_argument("--loaders", default="false,true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
-        crafted.write_fast_run(os.path.join(root, "big"), crafted.chain_graph("big-1", args.ops, 50, cuts=(args.ops // 2,)), range(3))
+        crafted.write_fast_run(os.path.join(root, "big"), crafted.chain_graph("big-1", args.ops, 50,
+                                                                              cuts=(args.ops // 2,)), range(3))
         for load_fast in args.loaders.split(","):
             alone, alone_mb = first_requests(root, load_fast, 1)
             worst, worst_mb = first_requests(root, load_fast, args.clients)

@@ -45,6 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from plugin_speed import write_huge_run  # noqa: E402
+
 from support.browser import launch, tab_frame  # noqa: E402
 from support.crafted_logdir import CraftedOp, CraftedVariable, write_run  # noqa: E402
 from support.tensorboard_proc import TensorBoardProcess  # noqa: E402
@@ -66,7 +67,8 @@ def synthetic_ops(n_blocks: int = 20, layers_per_block: int = 10, ops_per_layer:
         starved = b < cut_block
         for layer in range(layers_per_block):
             scope = f"model/block{b}/layer{layer}"
-            variables.append(CraftedVariable(f"{scope}/kernel", "none" if starved else "flowing", None if starved else 0.01 * (1 + layer)))
+            variables.append(CraftedVariable(f"{scope}/kernel", "none" if starved else "flowing",
+                                             None if starved else 0.01 * (1 + layer)))
             layer_in = prev
             for k in range(ops_per_layer):
                 inputs = [prev]
@@ -82,7 +84,8 @@ def synthetic_ops(n_blocks: int = 20, layers_per_block: int = 10, ops_per_layer:
                 prev = len(ops) - 1
         if b == cut_block - 1:
             starved_vars = list(range(len(variables)))
-            ops.append(CraftedOp("model/cut/PyFunc", "PyFunc", "flowing", inputs=[prev], cause="numpy_function", starved=starved_vars, source="synthetic.py:1"))
+            ops.append(CraftedOp("model/cut/PyFunc", "PyFunc", "flowing", inputs=[prev], cause="numpy_function",
+                                 starved=starved_vars, source="synthetic.py:1"))
             prev = len(ops) - 1
     ops.append(CraftedOp("loss", "Mean", "flowing", inputs=[prev]))
     return ops, variables
@@ -93,7 +96,8 @@ def ensure_logdir(workdir: str) -> str:
     if not os.path.isdir(os.path.join(logdir, "transformer64")):
         print("writing the ResNet50 and 64-block Transformer runs (about 3 minutes)...", flush=True)
         script = os.path.join(ROOT, "tests", "scripts", "write_large_logdirs.py")
-        subprocess.run([sys.executable, script, logdir, "--steps", "2"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([sys.executable, script, logdir, "--steps", "2"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     synthetic = os.path.join(logdir, "synthetic20k")
     if not os.path.isdir(synthetic):
         print("writing the synthetic 20,000-op run...", flush=True)
@@ -144,7 +148,8 @@ async () => {
       if (work.length) work[work.length - 1] += performance.now() - ts; // the cull ran before us
       if (i === steps) return done();
       const t0 = performance.now();
-      if (i % 40 < 20) svg.dispatchEvent(new WheelEvent('wheel', {deltaY: (i % 40 < 10) ? 60 : -60, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true, cancelable: true}));
+      if (i % 40 < 20) svg.dispatchEvent(new WheelEvent('wheel', {deltaY: (i % 40 < 10) ? 60 : -60,
+        clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true, cancelable: true}));
       else svg.dispatchEvent(new KeyboardEvent('keydown', {key: i % 2 ? 'ArrowLeft' : 'ArrowDown', bubbles: true}));
       work.push(performance.now() - t0);
       i++;
@@ -155,13 +160,15 @@ async () => {
   const intervals = stamps.slice(1).map((t, k) => t - stamps[k]).sort((a, b) => a - b);
   work.sort((a, b) => a - b);
   const p = (xs, q) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))];
-  return {p95: p(intervals, 0.95), median: p(intervals, 0.5), max: intervals[intervals.length - 1], work_p95: p(work, 0.95), work_median: p(work, 0.5)};
+  return {p95: p(intervals, 0.95), median: p(intervals, 0.5), max: intervals[intervals.length - 1],
+          work_p95: p(work, 0.95), work_median: p(work, 0.5)};
 }
 """
 
 LARGEST_AFTER_COLLAPSE = """
 () => {
-  const b = [...document.querySelectorAll('#gf-panes .gf-pane:first-child .gf-controls button')].find(x => x.textContent === 'Collapse all');
+  const b = [...document.querySelectorAll('#gf-panes .gf-pane:first-child .gf-controls button')]
+    .find(x => x.textContent === 'Collapse all');
   b.click();
   return null;
 }
@@ -270,7 +277,10 @@ async (ids) => {
   const t0 = performance.now();
   const hash = window.top.location.hash.replace(/&p\\.gradflow\\.expanded=[^&]*/, '');
   window.top.location.hash = hash + '&p.gradflow.expanded=' + encodeURIComponent(ids.map(encodeURIComponent).join(','));
-  while (!(root.dataset.status === 'ready' && Number(root.dataset.renderSeq) > seq && note.dataset.loadedOps !== before)) await new Promise(r => setTimeout(r, 2));
+  while (!(root.dataset.status === 'ready' && Number(root.dataset.renderSeq) > seq
+           && note.dataset.loadedOps !== before)) {
+    await new Promise(r => setTimeout(r, 2));
+  }
   await new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
   return [performance.now() - t0, Number(note.dataset.loadedOps)];
 }
@@ -324,7 +334,8 @@ def bench_huge(browser, base_url: str, repeats: int) -> dict:
             opens.append(frame.evaluate(TIME_EXPAND, chunk)[0])  # a chunk of the top level: no fetch
             opens.append(frame.evaluate(TIME_EXPAND, "block_0")[0])  # a block: its level fetched
             for b in range(1, OPENED_BLOCKS + 1):  # blocks down to their ops, one after the other
-                ms, loaded = frame.evaluate(OPEN_BY_LINK, [chunk, f"block_{b}", *(f"block_{b}/layer_{j}" for j in range(10))])
+                ms, loaded = frame.evaluate(OPEN_BY_LINK, [chunk, f"block_{b}",
+                                                           *(f"block_{b}/layer_{j}" for j in range(10))])
                 links.append(ms)
             heap_opened = heap_mb(page)
         page.context.close()
@@ -335,8 +346,10 @@ def bench_huge(browser, base_url: str, repeats: int) -> dict:
     whole_heap = heap_mb(page) - base
     page.context.close()
     return {
-        "cold_paint_ms": cold_paint, "cold_banner_ms": cold_banner, "cold_wall_s": cold_wall, "paint_ms": statistics.median(paints), "paint_max_ms": max(paints),
-        "wall_s": statistics.median(walls), "heap_mb": statistics.median(heaps), "heap_opened_mb": heap_opened, "opens": opens, "links": links,
+        "cold_paint_ms": cold_paint, "cold_banner_ms": cold_banner, "cold_wall_s": cold_wall,
+                "paint_ms": statistics.median(paints), "paint_max_ms": max(paints),
+        "wall_s": statistics.median(walls), "heap_mb": statistics.median(heaps), "heap_opened_mb": heap_opened,
+                "opens": opens, "links": links,
         "loaded_ops": loaded, "whole_ms": whole_ms, "whole_ops": whole_ops, "whole_heap_mb": whole_heap,
     }
 
@@ -354,16 +367,22 @@ def main_huge(repeats: int) -> None:
                 browser.close()
     print()
     print(f"huge graph ({len(graph.ops):,} ops, loaded group by group), headless Chromium, Python loader:")
-    print(f"  first paint, cold (TensorBoard's first graph_groups)  {r['cold_paint_ms']:7.0f} ms  (page load to ready {r['cold_wall_s']:.1f} s; "
+    print(f"  first paint, cold (TensorBoard's first graph_groups)  {r['cold_paint_ms']:7.0f} ms  (page load to ready "
+          f"{r['cold_wall_s']:.1f} s; "
           f"the diagnosis banner, computed once, about {r['cold_banner_ms']:.0f} ms)")
-    print(f"  first paint, then (median of {repeats}, max)  {r['paint_ms']:7.0f} ms  ({r['paint_max_ms']:.0f}; page load to ready {r['wall_s']:.1f} s)")
+    print(f"  first paint, then (median of {repeats}, max)  {r['paint_ms']:7.0f} ms  ({r['paint_max_ms']:.0f}; page "
+          f"load to ready {r['wall_s']:.1f} s)")
     opens = r["opens"]
     links = r["links"]
-    print(f"  opening a group, click to painted frame: a chunk of 200 blocks {opens[0]:.0f} ms, a block (its level fetched) {opens[1]:.0f} ms")
-    print(f"  opening a block and its 10 layers by link (11 levels fetched): median {statistics.median(links):.0f} ms, max {max(links):.0f} ms over {len(links)}")
-    print(f"  JS heap of the page (TensorBoard included) after first paint {r['heap_mb']:.1f} MB; after {OPENED_BLOCKS} blocks opened down to their ops "
+    print(f"  opening a group, click to painted frame: a chunk of 200 blocks {opens[0]:.0f} ms, a block (its level "
+          f"fetched) {opens[1]:.0f} ms")
+    print(f"  opening a block and its 10 layers by link (11 levels fetched): median {statistics.median(links):.0f} ms, "
+          f"max {max(links):.0f} ms over {len(links)}")
+    print(f"  JS heap of the page (TensorBoard included) after first paint {r['heap_mb']:.1f} MB; after "
+          f"{OPENED_BLOCKS} blocks opened down to their ops "
           f"({r['loaded_ops']:,} ops loaded) {r['heap_opened_mb']:.1f} MB")
-    print(f"  before: fetching and parsing the whole graph route alone: {r['whole_ms']:.0f} ms and {r['whole_heap_mb']:.1f} MB more heap "
+    print(f"  before: fetching and parsing the whole graph route alone: {r['whole_ms']:.0f} ms and "
+          f"{r['whole_heap_mb']:.1f} MB more heap "
           f"for {r['whole_ops']:,} ops (ratio to progressive first paint: {r['whole_ms'] / r['paint_ms']:.1f}x time)")
 
 
@@ -379,7 +398,9 @@ async () => {
   const paint = performance.now() - start;
   const heatmap = document.querySelector('[data-field=heatmap]');
   const own = Number(heatmap.dataset.painted) - Number(heatmap.dataset.started);
-  while (!document.querySelector('[data-field=heatmap][data-status=ready] .gf-hm-cell')) await new Promise((r) => setTimeout(r, 2));
+  while (!document.querySelector('[data-field=heatmap][data-status=ready] .gf-hm-cell')) {
+    await new Promise((r) => setTimeout(r, 2));
+  }
   return [paint, performance.now() - start, document.querySelectorAll('.gf-hm-cell').length, own];
 }
 """
@@ -409,7 +430,8 @@ def main_heatmap(repeats: int) -> None:
     steps = 10_000
     with tempfile.TemporaryDirectory(prefix="gradflow-bench-heatmap-") as tmp:
         for run, layers in (("layers50", 50), ("layers500", 500)):
-            write_fast_run(os.path.join(tmp, run), chain_graph(f"{run}-1", 1_400 if layers <= 140 else 5_000, layers), range(steps))
+            write_fast_run(os.path.join(tmp, run), chain_graph(f"{run}-1", 1_400 if layers <= 140 else 5_000, layers),
+                           range(steps))
         with TensorBoardProcess(tmp, load_fast="false", timeout=900) as tb:
             tb.wait_for_runs({"layers50": {"gradflow": steps}, "layers500": {"gradflow": steps}}, timeout=900)
             with sync_playwright() as p:
@@ -434,7 +456,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default=None, help="where to keep the logdirs between runs")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--parts", default="models", help="models (ResNet50, Transformer, 20,000 ops), huge (230,000 ops), heatmap")
+    parser.add_argument("--parts", default="models",
+                        help="models (ResNet50, Transformer, 20,000 ops), huge (230,000 ops), heatmap")
     args = parser.parse_args()
     if "heatmap" in args.parts.split(","):
         main_heatmap(args.repeats)
@@ -449,7 +472,8 @@ def main() -> None:
 
         runs = ("resnet50", "transformer64", "synthetic20k")
         with TensorBoardProcess(logdir, load_fast="false") as tb:
-            tb.wait_for_runs({"resnet50": {"gradflow": 2}, "transformer64": {"gradflow": 2}, "synthetic20k": {"gradflow": 2}})
+            tb.wait_for_runs({"resnet50": {"gradflow": 2}, "transformer64": {"gradflow": 2},
+                              "synthetic20k": {"gradflow": 2}})
             with sync_playwright() as p:
                 browser = launch(p)
                 # warm up: TensorBoard's own first load and the plugin's first read of each run
@@ -467,17 +491,25 @@ def main() -> None:
         r = results[run]
         target = FIRST_PAINT_TARGET_S[run]
         print(f"{run} ({n_ops[run]} ops):")
-        print(f"  first complete paint   {r['first_paint_s'] * 1000:7.0f} ms  ({r['first_paint_max_s'] * 1000:.0f}; target {target * 1000:.0f} ms, ratio {r['first_paint_s'] / target:.2f})")
-        print(f"  group expand re-render {r['expand_ms']:7.0f} ms  ({r['expand_max_ms']:.0f} over {r['expands']}; target {EXPAND_TARGET_MS:.0f} ms, ratio {r['expand_ms'] / EXPAND_TARGET_MS:.2f}; layout {r['expand_layout_ms']:.0f} ms)")
+        print(f"  first complete paint   {r['first_paint_s'] * 1000:7.0f} ms  ({r['first_paint_max_s'] * 1000:.0f}; "
+              f"target {target * 1000:.0f} ms, ratio {r['first_paint_s'] / target:.2f})")
+        print(f"  group expand re-render {r['expand_ms']:7.0f} ms  ({r['expand_max_ms']:.0f} over {r['expands']}; "
+              f"target {EXPAND_TARGET_MS:.0f} ms, ratio {r['expand_ms'] / EXPAND_TARGET_MS:.2f}; layout "
+              f"{r['expand_layout_ms']:.0f} ms)")
         if r["top_group"]:
-            print(f"  largest top group after Collapse all ({r['top_group'][0]}, {r['top_group'][1]} ops): {r['top_expand_ms']:.0f} ms ({r['top_expand_max_ms']:.0f}; ratio {r['top_expand_ms'] / EXPAND_TARGET_MS:.2f})")
+            print(f"  largest top group after Collapse all ({r['top_group'][0]}, {r['top_group'][1]} ops): "
+                  f"{r['top_expand_ms']:.0f} ms ({r['top_expand_max_ms']:.0f}; ratio "
+                  f"{r['top_expand_ms'] / EXPAND_TARGET_MS:.2f})")
         print(f"  nodes drawn at first paint: {r['drawn']}; page load to tab ready {r['wall_s'] * 1000:.0f} ms")
     s20 = results["synthetic20k"]
     pz = s20["pan_zoom_ms"] or {}
     print(f"synthetic graph ({n_ops['synthetic20k']} ops):")
-    print(f"  first complete paint   {s20['first_paint_s'] * 1000:7.0f} ms; group expand {s20['expand_ms']:.0f} ms ({s20['expand_max_ms']:.0f})")
-    print(f"  pan / zoom frame interval p95 {pz.get('p95', float('nan')):.1f} ms (median {pz.get('median', float('nan')):.1f}, max {pz.get('max', float('nan')):.1f}; "
-          f"target {FRAME_TARGET_MS} ms, ratio {pz.get('p95', float('nan')) / FRAME_TARGET_MS:.2f}); main-thread work per step p95 {pz.get('work_p95', float('nan')):.1f} ms")
+    print(f"  first complete paint   {s20['first_paint_s'] * 1000:7.0f} ms; group expand {s20['expand_ms']:.0f} ms "
+          f"({s20['expand_max_ms']:.0f})")
+    print(f"  pan / zoom frame interval p95 {pz.get('p95', float('nan')):.1f} ms (median "
+          f"{pz.get('median', float('nan')):.1f}, max {pz.get('max', float('nan')):.1f}; "
+          f"target {FRAME_TARGET_MS} ms, ratio {pz.get('p95', float('nan')) / FRAME_TARGET_MS:.2f}); main-thread work "
+          f"per step p95 {pz.get('work_p95', float('nan')):.1f} ms")
 
 
 if __name__ == "__main__":

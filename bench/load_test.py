@@ -5,8 +5,8 @@ writer thread extends by 20 steps a second (one flushed event file, as training 
 client threads request `runs`, `graph` (random step), `history` (random op), `diagnosis` and
 `graph_groups` in a loop, with made-up experiment ids on a quarter of their requests. Printed per
 loader: throughput, p50/p99 latency, the largest resident memory seen (TensorBoard and its data
-server), errors (any status but 200 counts: every request names a logged step), and whether every written step was served in the
-end (the live run's history lists each step once, none lost).
+server), errors (any status but 200 counts: every request names a logged step), and whether every written step was
+served in the end (the live run's history lists each step once, none lost).
 
 Run: .venv/bin/python bench/load_test.py [--seconds 60] [--clients 16] [--loaders false,true]
 """
@@ -60,7 +60,8 @@ class LiveWriter(threading.Thread):
             variants = crafted.step_payloads(self.graph)
             while not self.stop.is_set():
                 step = self.written
-                event = crafted.tensor_event(TAG, step, crafted.string_tensor([variants[step % 16]]), step_md if step == 0 else None)
+                event = crafted.tensor_event(TAG, step, crafted.string_tensor([variants[step % 16]]),
+                                             step_md if step == 0 else None)
                 writer.write(event.SerializeToString())
                 writer.flush()
                 self.written += 1
@@ -135,7 +136,8 @@ def main() -> None:
     args = parser.parse_args()
     for load_fast in args.loaders.split(","):
         with tempfile.TemporaryDirectory(prefix="gradflow-load-") as tmp:
-            crafted.write_fast_run(os.path.join(tmp, "static"), crafted.chain_graph("static-1", OPS, 50), range(STATIC_STEPS))
+            crafted.write_fast_run(os.path.join(tmp, "static"), crafted.chain_graph("static-1", OPS, 50),
+                                   range(STATIC_STEPS))
             bench(load_fast, tmp, args.seconds, args.clients)
 
 

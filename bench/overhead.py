@@ -104,7 +104,7 @@ def measure(name: str, build, repeats: int, min_seconds: float = 0.0) -> dict:
         with tf.GradientTape() as tape:
             loss = loss_fn(*a)
         grads = tape.gradient(loss, variables)
-        plain_opt.apply_gradients(zip(grads, variables))
+        plain_opt.apply_gradients(zip(grads, variables, strict=False))
         return loss
 
     logdir = tempfile.mkdtemp(prefix="gradflow-bench-")

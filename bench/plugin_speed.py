@@ -228,7 +228,8 @@ def main() -> None:
     if "long" in parts:
         with tempfile.TemporaryDirectory(prefix="gradflow-bench-long-") as tmp:
             start = time.perf_counter()
-            crafted.write_fast_run(os.path.join(tmp, "long"), crafted.chain_graph("long-1", 1_400, 50), range(args.long_steps))
+            crafted.write_fast_run(os.path.join(tmp, "long"), crafted.chain_graph("long-1", 1_400, 50),
+                                   range(args.long_steps))
             print(f"wrote {args.long_steps:,} crafted steps in {time.perf_counter() - start:.1f} s")
             for load_fast in args.loaders.split(","):
                 bench_long_run(load_fast, tmp, args.long_steps, 1_400, args.repeats)
@@ -243,7 +244,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gradflow-bench-") as tmp:
         big, sweep = os.path.join(tmp, "big"), os.path.join(tmp, "sweep")
         protos = trace_resnet(os.path.join(big, "resnet"))
-        print(f"graph: {len(protos.graph.ops)} ops, {len(protos.graph.variables)} variables; step: {protos.step.ByteSize()} bytes")
+        print(f"graph: {len(protos.graph.ops)} ops, {len(protos.graph.variables)} variables; step: "
+              f"{protos.step.ByteSize()} bytes")
         start = time.perf_counter()
         write_protos(os.path.join(big, "resnet"), protos, range(1, args.steps))
         for i in range(100):

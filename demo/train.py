@@ -15,10 +15,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-import tb_gradflow  # noqa: E402
 from logdir import prepare_logdir  # noqa: E402
 from vae import ColourVAE, make_images, vae_loss  # noqa: E402
+
+import tb_gradflow  # noqa: E402
 
 
 def train(logdir: str, lookup: str, run: str, steps: int, log_every: int, batch: int = 32) -> None:
@@ -35,7 +35,7 @@ def train(logdir: str, lookup: str, run: str, steps: int, log_every: int, batch:
         with tf.GradientTape() as tape:
             loss = vae_loss(model, batch_images)
         grads = tape.gradient(loss, variables)
-        optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+        optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables, strict=False) if g is not None])
         return loss
 
     writer = tf.summary.create_file_writer(os.path.join(logdir, run))

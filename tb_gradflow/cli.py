@@ -10,15 +10,16 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from tb_gradflow import __version__, logcheck
 from tb_gradflow import terminal_text as T
+from tb_gradflow.diagnosis import diagnosis_json
 from tb_gradflow.reading.event_files import EventFileProvider, LogdirError
+from tb_gradflow.reading.layer_series import SPARK_LEGEND, layer_series, layer_series_json, sparkline
 from tb_gradflow.reading.reader import GradflowReader, TagSeries
 from tb_gradflow.report import CutPoint, Report
-from tb_gradflow.diagnosis import diagnosis_json
-from tb_gradflow.reading.layer_series import SPARK_LEGEND, layer_series, layer_series_json, sparkline
 
 EXIT_OK = 0
 EXIT_STARVING = 1  # report: a trainable variable starves; diff: the second run has cuts the first lacks
@@ -133,6 +134,7 @@ def _shown_run(run: str, logdir: str) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """`report`: the diagnosis in a terminal, for logdirs without a TensorBoard at hand."""
     runs = [args.run] if args.run is not None else None
     loaded = load(args.logdir, runs, args.tag)
     _print_warnings(loaded.warnings)
@@ -210,7 +212,8 @@ def diff_json(a: Report, b: Report) -> dict[str, Any]:
 def _diff_lines(run_a: str, run_b: str, d: dict[str, Any], style: T.Style) -> list[str]:
     def cut_text(c: dict[str, Any]) -> str:
         starves = f", starved {T.name_list(c['starved_variables'])}" if c["starved_variables"] else ""
-        return f"    {T.safe(c['op_type'])} '{T.safe(c['op_name'])}' ({c['cause']}) at {T.safe(c['source']) or '?'}{starves}"
+        where = T.safe(c["source"]) or "?"
+        return f"    {T.safe(c['op_type'])} '{T.safe(c['op_name'])}' ({c['cause']}) at {where}{starves}"
 
     a, b = T.safe(run_a), T.safe(run_b)
     lines: list[str] = []
@@ -239,6 +242,7 @@ def _diff_lines(run_a: str, run_b: str, d: dict[str, Any], style: T.Style) -> li
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    """`diff`: what changed between two runs, to see whether a fix made the gradient flow."""
     if len(args.run) != 2:
         raise CliError("diff needs exactly two runs: --run A --run B", EXIT_USAGE)
     run_a, run_b = args.run
@@ -262,7 +266,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
         d.update(a={"run": run_a, "step": sa.last_step}, b={"run": run_b, "step": sb.last_step})
         results[tag] = d
         worse = worse or bool(d["cuts_only_in_b"] or d["starved_only_in_b"])
-        title = style.bold(f"== tag {T.safe(tag)}: {T.safe(run_a)} (step {sa.last_step}) -> {T.safe(run_b)} (step {sb.last_step})")
+        title = style.bold(
+            f"== tag {T.safe(tag)}: {T.safe(run_a)} (step {sa.last_step}) -> {T.safe(run_b)} (step {sb.last_step})"
+        )
         blocks.append(T.wrap([title, *_diff_lines(run_a, run_b, d, style)], T.terminal_width(sys.stdout)))
     if args.json:
         print(json.dumps({"tags": results}, indent=1, sort_keys=True))
@@ -272,9 +278,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tb_gradflow.export.html import export_logdir  # the bundle is read only when exporting
-
+    """`export`: one self-contained HTML file, to share a diagnosis without TensorBoard."""
     from tb_gradflow.export.bundle import thin
+    from tb_gradflow.export.html import export_logdir  # the bundle is read only when exporting
 
     runs = args.run or None
     loaded = load(args.logdir, runs, args.tag)
@@ -403,6 +409,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `tb-gradflow` command; returns an exit code so that tests call it in-process."""
     args = _parser().parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from tb_gradflow import install_hint
 
@@ -72,7 +73,7 @@ def no_loss_message(model: Any) -> str:
     )
 
 
-class GradFlowCallback(_callback_base()):
+class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_keras, chosen at import
     """Logs every `every_n_steps` batches (and the first) under `log_dir/train`.
 
     That is where Keras' own TensorBoard callback writes, so both can share one logdir. The probe
@@ -136,6 +137,7 @@ class GradFlowCallback(_callback_base()):
             logger.warning("tb_gradflow: GradFlowCallback failed (%s): %s: %s", what, type(e).__name__, e)
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        """Opens the writer lazily, so that a callback never used leaves no empty event file."""
         def open_writer() -> None:
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
@@ -143,6 +145,7 @@ class GradFlowCallback(_callback_base()):
         self._guarded("opening the writer", open_writer)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Logs on the due batches; a logging failure is warned about and never stops training."""
         due = self._batches % self.every_n_steps == 0
         self._batches += 1
         if due:
@@ -184,6 +187,7 @@ class GradFlowCallback(_callback_base()):
             print(first_write_line(self.log_dir), flush=True)
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        """Closes the writer so that the last steps reach the disk."""
         writer, self._writer = self._writer, None
         if writer is not None:
             self._guarded("closing the writer", writer.close)

@@ -24,15 +24,15 @@ import mmap
 import os
 import struct
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2
 
 from tb_gradflow.format import metadata
-from tb_gradflow.reading import live_files
 from tb_gradflow.format.crc32c import crc32c_many, mask, masked_crc32c_windows
 from tb_gradflow.format.crc32c import masked_crc32c as masked_crc
+from tb_gradflow.reading import live_files
 from tb_gradflow.reading.event_files import EVENT_FILE_MARK, find_runs
 from tb_gradflow.reading.fast_loader_names import why_unreadable
 
@@ -79,6 +79,7 @@ class FileCheck:
 
     @property
     def ok(self) -> bool:
+        """Whether the logdir can be read as written, so that the caller can exit non-zero."""
         return not self.problems
 
     @property
@@ -175,7 +176,7 @@ def _sound_records(buf: mmap.mmap, size: int, offset: int) -> list[tuple[int, in
         total += length
         offset += _HEADER + length + _FOOTER
     bodies = [buf[o + _HEADER : o + _HEADER + n] for o, n in found]
-    for k, ((o, n), crc) in enumerate(zip(found, crc32c_many(bodies, small=64))):
+    for k, ((o, n), crc) in enumerate(zip(found, crc32c_many(bodies, small=64), strict=False)):
         if mask(crc) != struct.unpack("<I", buf[o + _HEADER + n : o + _HEADER + n + _FOOTER])[0]:
             return found[:k]
     return found
@@ -206,7 +207,8 @@ def _accept(result: FileCheck, buf: mmap.mmap, offset: int, length: int) -> None
     """Adds the record at `offset` (checksums valid) as an Event, or as a problem if it is not."""
     event = _event(buf[offset + _HEADER : offset + _HEADER + length])
     if event is None:
-        result.problems.append(Problem(offset, "not_an_event", f"a {length}-byte record with valid checksums does not parse as an Event"))
+        text = f"a {length}-byte record with valid checksums does not parse as an Event"
+        result.problems.append(Problem(offset, "not_an_event", text))
         return
     result.records.append((offset + _HEADER, length))
     result.lost_to_readers += bool(result.problems)
@@ -214,14 +216,18 @@ def _accept(result: FileCheck, buf: mmap.mmap, offset: int, length: int) -> None
 
 
 def _describe(offset: int, length: int, why: str, resume: int, size: int) -> Problem:
-    skipped = f"{resume - offset} bytes skipped" + (" to the end of the file" if resume >= size else f", valid records resume at byte {resume}")
+    resumes = " to the end of the file" if resume >= size else f", valid records resume at byte {resume}"
+    skipped = f"{resume - offset} bytes skipped" + resumes
     at_end = resume >= size
     if why == "absurd" or (why == "beyond_end" and length > size):
-        return Problem(offset, "absurd_length", f"the header declares {length} bytes with a valid checksum (the file has {size}); {skipped}", at_end)
+        text = f"the header declares {length} bytes with a valid checksum (the file has {size}); {skipped}"
+        return Problem(offset, "absurd_length", text, at_end)
     if why in ("beyond_end", "short") and at_end:
-        return Problem(offset, "torn", f"the last record is cut short (a full disk or a killed writer); {skipped}", at_end)
+        text = f"the last record is cut short (a full disk or a killed writer); {skipped}"
+        return Problem(offset, "torn", text, at_end)
     if why == "data_crc" and not at_end:
-        return Problem(offset, "torn", f"a {length}-byte record is cut short and later records follow it (a full disk?); {skipped}")
+        text = f"a {length}-byte record is cut short and later records follow it (a full disk?); {skipped}"
+        return Problem(offset, "torn", text)
     return Problem(offset, "corrupt", f"{why.replace('_', ' ')}; {skipped}", at_end)
 
 
@@ -330,7 +336,8 @@ def _report_file(result: FileCheck, args: argparse.Namespace) -> str:
     except LiveFileError as e:
         print(f"  not repaired: {e}; run `tb-gradflow check --repair` after training ends")
         return "left"
-    print(f"  repaired: {len(result.records)} records rewritten to {shown}; original kept as {os.path.relpath(kept, args.logdir)}")
+    kept_as = os.path.relpath(kept, args.logdir)
+    print(f"  repaired: {len(result.records)} records rewritten to {shown}; original kept as {kept_as}")
     return "repaired"
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.report import CutPoint, Report
@@ -18,6 +19,7 @@ HARMLESS_SHOWN = 10
 
 
 def plural(n: int, word: str) -> str:
+    """A count with its noun, so that the story never says "1 variables"."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
@@ -196,12 +198,16 @@ def _presence_notes(report: Report) -> list[dict[str, Any]]:
     thin = thin_variables(report)
     dense = [v.name for v in thin if not v.sparse_gradient]
     if dense:
-        text = (f"{plural(len(dense), 'variable')} {_verb(len(dense), 'gets', 'get')} a gradient in under "
-                f"{_percent(V.PRESENCE_VARIABLE_THRESHOLD)} of {_verb(len(dense), 'its', 'their')} elements{_at_step(report)}")
+        text = (
+            f"{plural(len(dense), 'variable')} {_verb(len(dense), 'gets', 'get')} a gradient in under "
+            f"{_percent(V.PRESENCE_VARIABLE_THRESHOLD)} of {_verb(len(dense), 'its', 'their')} "
+            f"elements{_at_step(report)}"
+        )
         notes.append({"kind": V.SPARSE_VARIABLE, **_sentence(text, dense)})
     for v in thin:
         if v.sparse_gradient:
-            text = f"{v.name}: the batch touches {_percent(v.presence)} of its rows{_at_step(report)}, {V.FEW_ROWS_NORMAL}"
+            touched = f"the batch touches {_percent(v.presence)} of its rows{_at_step(report)}"
+            text = f"{v.name}: {touched}, {V.FEW_ROWS_NORMAL}"
             notes.append({"kind": V.FEW_ROWS, **_sentence(text, [v.name])})
     return notes
 
@@ -297,7 +303,7 @@ def _all_names(names: Sequence[str], noun: str = "variables") -> str:  # noqa: A
     return ", ".join(names)
 
 
-def _listed_harmless(cuts: list[dict[str, Any]], telling: "Telling") -> list[str]:
+def _listed_harmless(cuts: list[dict[str, Any]], telling: Telling) -> list[str]:
     lines = [f"    {telling.where(cut)}" for cut in cuts[:HARMLESS_SHOWN]]
     if len(cuts) > HARMLESS_SHOWN:
         lines.append(f"    ... and {len(cuts) - HARMLESS_SHOWN} more (report.cut_points)")
@@ -311,7 +317,7 @@ class Telling:
     order are the story's, whoever tells them (str(report), the CLI's terminal text)."""
 
     names: Callable[..., str] = _all_names
-    harmless: Callable[[list[dict[str, Any]], "Telling"], list[str]] = _listed_harmless
+    harmless: Callable[[list[dict[str, Any]], Telling], list[str]] = _listed_harmless
     text: Callable[[str], str] = _plain
     bad: Callable[[str], str] = _plain
     good: Callable[[str], str] = _plain
@@ -320,10 +326,12 @@ class Telling:
     bold: Callable[[str], str] = _plain
 
     def where(self, cut: dict[str, Any]) -> str:
+        """Where a cut is, in one line of plain text."""
         t = self.text
         return f"{t(cut['op_type'])} '{t(cut['op_name'])}' ({cut['cause']}) at {t(cut['source']) or '?'}"
 
     def sentence(self, sentence: dict[str, Any], noun: str = "variables") -> str:
+        """A story sentence with the names it does not already say."""
         names = [n for n in sentence["names"] if n not in sentence["text"]]  # not said twice
         text = self.text(sentence["text"])
         return f"{text}: {self.names(names, noun)}" if names else f"{text}."

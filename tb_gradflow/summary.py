@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import logging
 import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,10 @@ except ModuleNotFoundError as _missing:  # a viewer-only install: say which extr
 from tb_gradflow.capture.analyze import probe_for, run_probe
 from tb_gradflow.capture.optimizer_step import apply_gradients, plain_step
 from tb_gradflow.capture.tf_internals import (
-    default_summary_writer, in_xla_context, records_summaries_now, write_summary_now,
+    default_summary_writer,
+    in_xla_context,
+    records_summaries_now,
+    write_summary_now,
 )
 from tb_gradflow.format import metadata
 from tb_gradflow.format.records import build_report
@@ -37,7 +41,7 @@ logger = logging.getLogger("tb_gradflow")
 # Per writer: the (tag, graph id) pairs whose graph blob has really been written (not merely
 # attempted: `record_if` may have skipped it). Eager calls and calls compiled into a
 # tf.function read and update the same set.
-_written: "weakref.WeakKeyDictionary[Any, set[tuple[str, str]]]" = weakref.WeakKeyDictionary()
+_written: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
 
 
 def _current_writer() -> Any:
@@ -262,10 +266,10 @@ def _write_graph_once(writer: Any, tag: str, graph: gradflow_pb2.Graph, step: An
     # In a graph, the same host-side set decides at run time, so that eager calls and every
     # trace of every function agree (a tf.Variable could not be created in a later trace).
 
-    def needed() -> np.ndarray:
+    def needed() -> np.bool_:
         return np.bool_(key not in written)
 
-    def mark(ok: np.ndarray) -> np.ndarray:
+    def mark(ok: np.ndarray) -> np.bool_:
         if ok:
             written.add(key)
         return np.bool_(ok)

@@ -12,7 +12,8 @@ import os
 import re
 import shutil
 import textwrap
-from typing import IO, Any, Sequence
+from collections.abc import Sequence
+from typing import IO, Any
 
 from tb_gradflow.report import Report
 from tb_gradflow.story import Telling, story_lines
@@ -57,18 +58,23 @@ class Style:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
 
     def bad(self, text: str) -> str:
+        """Marks a problem (bold red where the terminal has colour)."""
         return self._sgr("1;31", text)
 
     def good(self, text: str) -> str:
+        """Marks a healthy finding (green where the terminal has colour)."""
         return self._sgr("32", text)
 
     def note(self, text: str) -> str:
+        """Marks a warning (yellow where the terminal has colour)."""
         return self._sgr("33", text)
 
     def dim(self, text: str) -> str:
+        """Marks what matters less (dim where the terminal has colour)."""
         return self._sgr("2", text)
 
     def bold(self, text: str) -> str:
+        """Marks a heading (bold where the terminal has colour)."""
         return self._sgr("1", text)
 
 

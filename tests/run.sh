@@ -5,5 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/.ci/bootstrap"
 cd "$root"
+# The quality gates (ruff, mypy, the generated proto, eslint, the committed bundles) fail the run.
+PYTHON="$root/.venv/bin/python" PROTOC_PYTHON="$root/.venv-protoc/bin/python" bash "$root/scripts/gates.sh"
 (cd frontend && npm test --silent)
 exec "$root/.venv/bin/python" -m pytest -q -p no:cacheprovider "$@" tests

@@ -18,7 +18,17 @@ import sys
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import ROOT, browser, doc_screenshot, no_errors_from_the_tab, open_tab, page, screenshot, tab_frame, wait_render  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    ROOT,
+    browser,
+    doc_screenshot,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    screenshot,
+    tab_frame,
+    wait_render,
+)
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 
 LAPTOP = {"width": 1440, "height": 900}
@@ -34,9 +44,11 @@ def logdir(tmp_path_factory):
         "import sys; sys.path.insert(0, 'tests/scripts'); import vanishing_mlp; "
         "from support.plugin_logdirs import write_steps; "
         f"vanishing_mlp.write({os.path.join(root, 'mlp')!r}); "
-        f"write_steps({os.path.join(root, 'cut_a')!r}, range(0, 6, 2)); write_steps({os.path.join(root, 'cut_b')!r}, range(0, 6, 2))"
+        f"write_steps({os.path.join(root, 'cut_a')!r}, range(0, 6, 2)); write_steps({os.path.join(root, 'cut_b')!r}, "
+        "range(0, 6, 2))"
     )
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, timeout=600)
     return root
 
 
@@ -48,7 +60,8 @@ def base_url(logdir):
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "tb_gradflow", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    return subprocess.run([sys.executable, "-m", "tb_gradflow", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
 
 
 def cli_layers(logdir: str, run: str) -> dict:
@@ -60,7 +73,8 @@ def cli_layers(logdir: str, run: str) -> dict:
 def cells(frame) -> list[dict]:
     frame.locator(HEATMAP_READY).first.wait_for()
     return frame.locator(".gf-hm-cell").evaluate_all(
-        "cs => cs.map(c => ({layer: c.dataset.layer, step: Number(c.dataset.step), norm: c.dataset.norm, state: c.dataset.state, fill: c.dataset.fill || ''}))")
+        "cs => cs.map(c => ({layer: c.dataset.layer, step: Number(c.dataset.step), norm: c.dataset.norm, state: "
+        "c.dataset.state, fill: c.dataset.fill || ''}))")
 
 
 def open_layers(page, base_url: str, run: str):
@@ -129,13 +143,16 @@ def test_layers_axis_label_clear_of_its_last_tick_and_starved_bars_in_contrast(p
     starved = frame.locator('.gf-bar-row[data-state="none"] .gf-bar-track').first
     colour = starved.evaluate("t => getComputedStyle(t).outlineColor")
     background = frame.locator("#gf-root").evaluate(
-        "r => { const x = document.createElement('i'); x.style.background = 'var(--gf-bg)'; r.append(x); const c = getComputedStyle(x).backgroundColor; x.remove(); return c; }")
+        "r => { const x = document.createElement('i'); x.style.background = 'var(--gf-bg)'; r.append(x); const c = "
+        "getComputedStyle(x).backgroundColor; x.remove(); return c; }")
     assert contrast(colour, background) >= 4.5, (colour, background)
     # the heatmap marks starved layers instead of colouring them
-    marked = frame.locator('.gf-hm-cell[data-layer="encoder"]').evaluate_all("cs => cs.map(c => [c.dataset.state, c.dataset.fill])")
+    marked = frame.locator('.gf-hm-cell[data-layer="encoder"]').evaluate_all("cs => cs.map(c => [c.dataset.state, "
+                                                                             "c.dataset.fill])")
     assert marked and all(state == "none" and not fill for state, fill in marked)
     # the painted hatch follows dark mode
-    pixel = "() => { const c = document.querySelector('.gf-hm-canvas'); return [...c.getContext('2d').getImageData(2, 2, 1, 1).data]; }"
+    pixel = ("() => { const c = document.querySelector('.gf-hm-canvas'); return [...c.getContext('2d').getImageData(2, "
+             "2, 1, 1).data]; }")
     light = frame.evaluate(pixel)
     frame.evaluate("() => { document.querySelector('#gf-root').dataset.theme = 'dark'; }")
     frame.wait_for_function(f"() => ({pixel})().join() !== {json.dumps(','.join(map(str, light)))}")
@@ -151,7 +168,8 @@ def test_a_small_model_opens_with_labels_and_the_cut_label_at_every_zoom(page, b
     # starved ops are dimmed, their labels still readable on their fill (over the page)
     starved = frame.locator('#gf-panes .gf-pane:first-child .gf-op[data-state="none"]').first
     text, fill, opacity = starved.evaluate(
-        "n => [getComputedStyle(n.querySelector('text')).fill, getComputedStyle(n.querySelector('.gf-shape')).fill, Number(getComputedStyle(n).opacity)]")
+        "n => [getComputedStyle(n.querySelector('text')).fill, getComputedStyle(n.querySelector('.gf-shape')).fill, "
+        "Number(getComputedStyle(n).opacity)]")
     assert opacity < 1
     assert contrast(blend(text, opacity), blend(fill, opacity)) >= 4.5, (text, fill, opacity)
     cut_label = frame.locator("#gf-panes .gf-pane:first-child .gf-node[data-cut] text").first
@@ -182,7 +200,7 @@ def test_the_export_of_two_runs_opens_with_labels_and_the_heatmap(page, browser,
 def blend(css: str, opacity: float) -> str:
     """An rgb() colour drawn at `opacity` over a white page."""
     channels = [float(x) for x in css[css.index("(") + 1:css.index(")")].split(",")[:3]]
-    return "rgb(%s)" % ",".join(str(c * opacity + 255 * (1 - opacity)) for c in channels)
+    return "rgb({})".format(",".join(str(c * opacity + 255 * (1 - opacity)) for c in channels))
 
 
 def contrast(a: str, b: str) -> float:

@@ -25,7 +25,8 @@ HOSTILE_OPS = [
     CraftedOp("x", "Placeholder", "none", norm=None),
     CraftedOp(HOSTILE_SCOPE_OP, "MatMul", "none", inputs=[0], variable_inputs=[0], norm=None),
     CraftedOp("scope/relu", "Relu", "none", inputs=[1], norm=None),
-    CraftedOp(HOSTILE_OP, "PyFunc", "flowing", inputs=[2, 1], cause="numpy_function", starved=[0], source=HOSTILE_SOURCE),
+    CraftedOp(HOSTILE_OP, "PyFunc", "flowing", inputs=[2, 1], cause="numpy_function", starved=[0],
+              source=HOSTILE_SOURCE),
     CraftedOp("loss", "Mean", "flowing", inputs=[3]),
 ]
 HOSTILE_VARS = [CraftedVariable(HOSTILE_VAR, "none", norm=None)]
@@ -70,7 +71,8 @@ def tensorboard(logdir):
 
 def _find_node(frame, name: str):
     return frame.evaluate_handle(
-        "name => [...document.querySelectorAll('[data-op-name]')].find(n => n.getAttribute('data-op-name') === name) || null",
+        "name => [...document.querySelectorAll('[data-op-name]')].find(n => n.getAttribute('data-op-name') === name) "
+        "|| null",
         name,
     )
 
@@ -79,7 +81,8 @@ def _no_injected_markup(frame) -> None:
     injected = frame.evaluate(
         "({img: document.querySelectorAll('img').length,"
         " handlers: document.querySelectorAll('[onerror],[onload],[onmouseover]').length,"
-        " scripts: [...document.querySelectorAll('script')].filter(s => (s.textContent || '').includes('alert')).length,"
+        " scripts: [...document.querySelectorAll('script')].filter(s => (s.textContent || "
+        "'').includes('alert')).length,"
         " b: document.querySelectorAll('#gf-root b').length})"
     )
     assert injected == {"img": 0, "handlers": 0, "scripts": 0, "b": 0}
@@ -118,7 +121,8 @@ def test_hostile_names_are_text_and_run_no_script(page, tensorboard):
 
 def test_hostile_state_in_the_url_is_only_text(page, tensorboard):
     evil = urllib.parse.quote('"><img src=x onerror=alert(5)>', safe="")
-    frame = open_tab(page, tensorboard.url, f"gradflow&p.gradflow.run=hostile&p.gradflow.q={evil}&p.gradflow.expanded={evil}")
+    frame = open_tab(page, tensorboard.url,
+                     f"gradflow&p.gradflow.run=hostile&p.gradflow.q={evil}&p.gradflow.expanded={evil}")
     assert frame.locator("#gf-search").input_value() == '"><img src=x onerror=alert(5)>'
     _no_injected_markup(frame)
     assert page.dialogs == []
@@ -152,13 +156,18 @@ def test_zero_and_nonfinite_gradients_are_called_out(page, tensorboard):
     assert "1 variable has a NaN or Inf gradient: c/kernel" in text
     assert "1 variable has an all-zero gradient: b/kernel" in text
     assert "NaN or Inf gradients first appear at step 0" in text
-    states = frame.evaluate("Object.fromEntries([...document.querySelectorAll('[data-op-name]')].map(n => [n.getAttribute('data-op-name'), n.getAttribute('data-state')]))")
+    states = frame.evaluate("Object.fromEntries([...document.querySelectorAll('[data-op-name]')].map(n => "
+                            "[n.getAttribute('data-op-name'), n.getAttribute('data-state')]))")
     assert states == {"x": "none", "a/MatMul": "flowing", "b/Sign": "zero", "c/Log": "nonfinite", "loss": "nonfinite"}
-    fills = frame.evaluate("Object.fromEntries(['b/Sign', 'c/Log'].map(n => [n, getComputedStyle([...document.querySelectorAll('[data-op-name]')].find(e => e.getAttribute('data-op-name') === n).querySelector('.gf-shape')).fill]))")
+    fills = frame.evaluate("Object.fromEntries(['b/Sign', 'c/Log'].map(n => [n, "
+                           "getComputedStyle([...document.querySelectorAll('[data-op-name]')].find(e => "
+                           "e.getAttribute('data-op-name') === n).querySelector('.gf-shape')).fill]))")
     assert fills == {"b/Sign": "rgb(242, 182, 0)", "c/Log": "rgb(123, 31, 162)"}
     assert "Inf" in frame.locator('[data-op-name="c/Log"]').text_content()
     seq = render_seq(frame)
     frame.locator("#gf-view-layers").click()
     wait_render(frame, seq)
-    rows = frame.locator(".gf-var").evaluate_all("vs => vs.map(v => [v.dataset.variable, v.dataset.state, v.querySelector('.gf-bar-value').textContent])")
-    assert rows == [["a/kernel", "flowing", "0.25"], ["b/kernel", "zero", "zero"], ["c/kernel", "nonfinite", "nonfinite (NaN)"]]
+    rows = frame.locator(".gf-var").evaluate_all("vs => vs.map(v => [v.dataset.variable, v.dataset.state, "
+                                                 "v.querySelector('.gf-bar-value').textContent])")
+    assert rows == [["a/kernel", "flowing", "0.25"], ["b/kernel", "zero", "zero"], ["c/kernel", "nonfinite",
+            "nonfinite (NaN)"]]

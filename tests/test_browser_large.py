@@ -9,8 +9,21 @@ import re
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import doc_screenshot, browser, edge_crossings, large_logdir, no_errors_from_the_tab, open_tab, page, render_seq, route, screenshot, wait_render  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    browser,
+    doc_screenshot,
+    edge_crossings,
+    large_logdir,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    render_seq,
+    route,
+    screenshot,
+    wait_render,
+)
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def base_url():
@@ -27,7 +40,9 @@ def overview(frame):
 
 def readable(cards) -> None:
     """Every card's name is at least 12 px and drawn whole or cut with an ellipsis, never clipped to nothing."""
-    sizes = cards.evaluate_all("cs => cs.map(c => { const n = c.querySelector('.gf-ov-name'); const r = n.getBoundingClientRect(); return [parseFloat(getComputedStyle(n).fontSize), r.width, r.height]; })")
+    sizes = cards.evaluate_all("cs => cs.map(c => { const n = c.querySelector('.gf-ov-name'); const r = "
+                               "n.getBoundingClientRect(); return [parseFloat(getComputedStyle(n).fontSize), r.width, "
+                               "r.height]; })")
     assert all(size >= 12 and width > 30 and height >= 12 for size, width, height in sizes), sizes[:5]
 
 
@@ -85,7 +100,8 @@ def test_resnet50_overview_on_a_laptop_titles_whole_inputs_first_coloured_by_nor
     o = overview(frame)
     cards = o.locator(".gf-ov-group")
     info = cards.evaluate_all(
-        "cs => cs.map(c => { const n = c.querySelector('.gf-ov-name'); return {group: c.dataset.group || '', title: n.textContent,"
+        "cs => cs.map(c => { const n = c.querySelector('.gf-ov-name'); return {group: c.dataset.group || '', title: "
+        "n.textContent,"
         " whole: n.scrollWidth <= n.clientWidth + 1 && n.scrollHeight <= n.clientHeight + 1, norm: c.dataset.norm,"
         " fill: c.style.backgroundColor, state: c.dataset.state, starved: c.dataset.starved || ''}; })")
     assert len(info) > 100

@@ -9,7 +9,13 @@ import pytest
 
 pytest.importorskip("playwright")
 from support.browser import (  # noqa: E402,F401
-    browser, doc_screenshot, no_errors_from_the_tab, open_tab, page, route, screenshot,
+    browser,
+    doc_screenshot,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    route,
+    screenshot,
 )
 from support.loop_logdir import TIME_STEPS, write_vanishing_rnn_run  # noqa: E402
 from support.presence_logdir import STEPS, write_dead_relu_run  # noqa: E402
@@ -54,7 +60,8 @@ def test_dead_relu_called_out_in_the_banner_and_marked_on_the_graph(page, served
     track = float(node.locator(".gf-presence-track").get_attribute("width"))
     assert fill == pytest.approx(track * relu.presence, abs=0.2)
     details = frame.locator("#gf-details")
-    assert details.locator("[data-field=presence]").inner_text() == f"{round(100 * relu.presence)} % passed back to its input"
+    assert details.locator("[data-field=presence]").inner_text() == (f"{round(100 * relu.presence)} % passed back to "
+                                                                     "its input")
     assert details.locator("[data-field=dead-units]").inner_text() == "15 of 16 units dead (94 %) for the whole batch"
     strip = details.locator("[data-field=presence-history] .gf-presence-cell")
     strip.first.wait_for()

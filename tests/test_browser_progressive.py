@@ -13,8 +13,8 @@ import urllib.parse
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import browser, no_errors_from_the_tab, open_tab, page, render_seq, route, screenshot, wait_render  # noqa: E402,F401
 from support import crafted_logdir as crafted  # noqa: E402
+from support.browser import browser, no_errors_from_the_tab, open_tab, page, render_seq, route, screenshot, wait_render  # noqa: E402,F401
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 
 N_OPS = 60_000
@@ -50,14 +50,15 @@ def requests_of(page) -> list[str]:
 
 
 def groups_asked(seen: list[str]) -> list[str]:
-    return [urllib.parse.parse_qs(q.partition("?")[2]).get("group", [""])[0] for q in seen if q.startswith("graph_groups?")]
+    return [urllib.parse.parse_qs(q.partition("?")[2]).get("group",
+                                                           [""])[0] for q in seen if q.startswith("graph_groups?")]
 
 
 def test_a_huge_graph_loads_group_by_group(page, base_url):
     runs = route(base_url, "runs")
     assert runs["big"][TAG]["ops"] == N_OPS  # what the tab decides by
     seen = requests_of(page)
-    frame = open_tab(page, base_url, f"gradflow&p.gradflow.run=big")
+    frame = open_tab(page, base_url, "gradflow&p.gradflow.run=big")
     note = frame.locator("#gf-progressive")
     assert note.is_visible()
     assert "60,000 ops" in note.inner_text() and "Compare and the Layers view" in note.inner_text()
@@ -88,7 +89,8 @@ def test_a_huge_graph_loads_group_by_group(page, base_url):
     wait_render(frame, seq, timeout=60000)
     assert groups_asked(seen) == ["", "stage_2"]
     assert frame.locator('#gf-panes .gf-cluster[data-group="stage_2"]').count() == 1
-    blocks = frame.locator('#gf-panes .gf-group[data-group^="stage_2/block_"]').evaluate_all("gs => gs.map(g => g.dataset.group)")
+    blocks = frame.locator('#gf-panes .gf-group[data-group^="stage_2/block_"]').evaluate_all("gs => gs.map(g => "
+                                                                                             "g.dataset.group)")
     assert blocks and all(b.startswith("stage_2/block_2") for b in blocks), blocks
     # one level deeper, down to ops
     seq = render_seq(frame)
@@ -119,7 +121,7 @@ def test_a_huge_graph_loads_group_by_group(page, base_url):
     # search covers loaded ops and says so
     frame.locator("#gf-search").fill("op_3000")
     frame.locator('#gf-search-results [data-field="search-scope"]').wait_for(timeout=10000)
-    assert frame.locator(f'#gf-search-results [data-hit="stage_3/block_300/layer_0/op_30001"]').count() == 1
+    assert frame.locator('#gf-search-results [data-hit="stage_3/block_300/layer_0/op_30001"]').count() == 1
 
     # the layers view says why it is off
     frame.locator("#gf-view-layers").click()

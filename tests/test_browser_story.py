@@ -12,7 +12,18 @@ import urllib.parse
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import base_url, no_errors_from_the_tab, browser, diagnosis, graph, open_tab, page, render_seq, screenshot, wait_render  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    base_url,
+    browser,
+    diagnosis,
+    graph,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    render_seq,
+    screenshot,
+    wait_render,
+)
 
 
 def fit(frame) -> None:
@@ -94,7 +105,7 @@ def test_one_colour_scale_over_all_steps_with_the_range_in_the_legend(page, base
             wait_render(frame, seq)
         shades = _flowing_shades(frame)
         assert len(shades) > 5
-        norms = dict(zip(g["ops"]["name"], g["ops"]["norm"]))
+        norms = dict(zip(g["ops"]["name"], g["ops"]["norm"], strict=False))
         for name, shade in shades.items():
             assert shade == pytest.approx(_shade(norms[name], lo, hi), abs=2e-4), name
         at[step] = shades
@@ -105,10 +116,11 @@ def test_one_colour_scale_over_all_steps_with_the_range_in_the_legend(page, base
     frame.locator("#gf-scale-step").check()
     wait_render(frame, seq)
     g = graph(base_url, step=first)
-    step_norms = [n for n, s in zip(g["ops"]["norm"], g["ops"]["state"]) if s == "flowing" and isinstance(n, float) and n > 0]
+    step_norms = [n for n, s in zip(g["ops"]["norm"], g["ops"]["state"],
+                                    strict=False) if s == "flowing" and isinstance(n, float) and n > 0]
     shades = _flowing_shades(frame)
     name = next(iter(shades))
-    norms = dict(zip(g["ops"]["name"], g["ops"]["norm"]))
+    norms = dict(zip(g["ops"]["name"], g["ops"]["norm"], strict=False))
     assert shades[name] == pytest.approx(_shade(norms[name], min(step_norms), max(step_norms)), abs=2e-4)
     assert legend.locator("[data-field=range]").get_attribute("data-scale") == "step"
     assert "p.gradflow.scale=step" in page.url
@@ -124,7 +136,7 @@ def test_compare_shares_one_colour_scale_and_one_layers_axis(page, base_url):
     assert len(legends) == 2 and legends[0] == legends[1]
     for pane, run in ((1, "broken"), (2, "fixed")):
         g = graph(base_url, run=run)
-        norms = dict(zip(g["ops"]["name"], g["ops"]["norm"]))
+        norms = dict(zip(g["ops"]["name"], g["ops"]["norm"], strict=False))
         shades = _flowing_shades(frame, pane)
         assert shades
         for name, shade in shades.items():
@@ -140,7 +152,8 @@ def test_compare_shares_one_colour_scale_and_one_layers_axis(page, base_url):
     assert ticks[0] == vlo and ticks[-1] == vhi and len(ticks) >= 2
     for run in ("broken", "fixed"):
         g = graph(base_url, run=run)
-        for name, state, norm in zip(g["variables"]["name"], g["variables"]["state"], g["variables"]["norm"]):
+        for name, state, norm in zip(g["variables"]["name"], g["variables"]["state"], g["variables"]["norm"],
+                                     strict=False):
             row = frame.locator(f'.gf-var[data-variable="{name}"] .gf-bar-row[data-run="{run}"]')
             if row.count() == 0:
                 continue  # matched to the other run's name (Keras suffixes)
@@ -156,7 +169,8 @@ def test_a_pasted_link_applies_to_the_open_tab(page, base_url):
     assert frame.locator("#gf-root").get_attribute("data-step") == str(steps[-1])
     seq = render_seq(frame)
     op = urllib.parse.quote(cut, safe="")
-    page.evaluate(f"location.hash = '#gradflow&p.gradflow.run=broken&p.gradflow.tag=gradflow&p.gradflow.step={steps[0]}&p.gradflow.op={op}&p.gradflow.view=layers'")
+    page.evaluate("location.hash = "
+                  f"'#gradflow&p.gradflow.run=broken&p.gradflow.tag=gradflow&p.gradflow.step={steps[0]}&p.gradflow.op={op}&p.gradflow.view=layers'")
     wait_render(frame, seq)
     frame.wait_for_function(f"document.querySelector('#gf-root').dataset.step === '{steps[0]}'")
     assert frame.locator("#gf-details [data-field=name]").inner_text() == cut

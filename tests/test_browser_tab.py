@@ -11,9 +11,22 @@ import urllib.parse
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import READY, base_url, no_errors_from_the_tab, browser, demo_logdir, graph, open_tab, page, render_seq, route, screenshot, tab_frame, wait_render  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    READY,
+    base_url,
+    browser,
+    demo_logdir,
+    graph,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    render_seq,
+    route,
+    screenshot,
+    tab_frame,
+    wait_render,
+)
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
-
 
 
 def fit(frame) -> None:
@@ -126,7 +139,7 @@ def test_ops_upstream_of_the_cut_are_none_and_dimmed(page, base_url):
     assert region <= set(states), region - set(states)
     assert {states[name] for name in region} == {"none"}
     # every drawn op shows the state the route reports
-    expected = dict(zip(g["ops"]["name"], g["ops"]["state"]))
+    expected = dict(zip(g["ops"]["name"], g["ops"]["state"], strict=False))
     assert {name: expected[name] for name in states} == states
     some = sorted(region)[0]
     opacity = frame.locator(f'[data-op-name="{some}"]').evaluate("n => getComputedStyle(n).opacity")
@@ -134,7 +147,8 @@ def test_ops_upstream_of_the_cut_are_none_and_dimmed(page, base_url):
     dead = frame.locator(".gf-edge[data-flow=dead]").count()
     live = frame.locator(".gf-edge[data-flow=flowing]").count()
     assert dead > 0 and live > 0
-    assert frame.locator(".gf-edge[data-flow=dead]").first.evaluate("e => getComputedStyle(e).strokeDasharray") != "none"
+    dash = frame.locator(".gf-edge[data-flow=dead]").first.evaluate("e => getComputedStyle(e).strokeDasharray")
+    assert dash != "none"
 
 
 def test_the_step_slider_changes_the_values_shown(page, base_url):
@@ -142,7 +156,8 @@ def test_the_step_slider_changes_the_values_shown(page, base_url):
     first, last = steps[0], steps[-1]
     cut = graph(base_url)["cut_points"][0]["op_name"]
     frame = open_tab(page, base_url, f"gradflow&p.gradflow.op={urllib.parse.quote(cut, safe='')}")
-    norm_at = {s: graph(base_url, step=s)["ops"]["norm"][graph(base_url, step=s)["cut_points"][0]["op"]] for s in (first, last)}
+    norm_at = {s: graph(base_url, step=s)["ops"]["norm"][graph(base_url,
+                                                               step=s)["cut_points"][0]["op"]] for s in (first, last)}
     assert norm_at[first] != pytest.approx(norm_at[last], rel=0.02)
     shown = frame.locator("#gf-details [data-field=norm]")
     assert float(shown.inner_text()) == pytest.approx(norm_at[last], rel=0.01)
@@ -238,8 +253,9 @@ def test_layers_view_in_depth_order_with_starved_variables_marked(page, base_url
     frame.locator("#gf-view-layers").click()
     wait_render(frame, seq)
     layers = frame.locator(".gf-layer").evaluate_all("ls => ls.map(l => l.dataset.layer)")
-    assert layers.index("colour_vae/encoder/conv1") < layers.index("colour_vae/encoder/dense") < layers.index("colour_vae/decoder/dense")
-    for name, state in zip(g["variables"]["name"], g["variables"]["state"]):
+    order = [layers.index(f"colour_vae/{name}") for name in ("encoder/conv1", "encoder/dense", "decoder/dense")]
+    assert order == sorted(order)
+    for name, state in zip(g["variables"]["name"], g["variables"]["state"], strict=False):
         var = frame.locator(f'.gf-var[data-variable="{name}"]')
         assert var.get_attribute("data-state") == state
         if state == "none":
@@ -259,7 +275,8 @@ def test_compare_two_runs_side_by_side(page, base_url):
     frame.locator("#gf-view-layers").click()
     wait_render(frame, seq)
     rows = frame.locator('.gf-var[data-variable="colour_vae/decoder/dense/kernel"] .gf-bar-row')
-    assert rows.evaluate_all("rs => rs.map(r => [r.dataset.run, r.dataset.state])") == [["broken", "none"], ["fixed", "flowing"]]
+    assert rows.evaluate_all("rs => rs.map(r => [r.dataset.run, r.dataset.state])") == [["broken", "none"], ["fixed",
+            "flowing"]]
     assert "p.gradflow.compare=fixed" in page.url
 
 

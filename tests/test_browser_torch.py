@@ -12,6 +12,10 @@ pytest.importorskip("playwright")
 import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import tb_gradflow  # noqa: E402
+import tb_gradflow.torch as gt  # noqa: E402
 from support.browser import (  # noqa: E402,F401
     browser,
     no_errors_from_the_tab,
@@ -24,10 +28,6 @@ from support.browser import (  # noqa: E402,F401
 )
 from support.route_schema import errors, load_schema  # noqa: E402
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
-from torch import nn  # noqa: E402
-
-import tb_gradflow  # noqa: E402
-import tb_gradflow.torch as gt  # noqa: E402
 
 
 class _AutoEncoder(nn.Module):

@@ -3,11 +3,22 @@
 overview. On the demo logdir in Debian's Chromium."""
 from __future__ import annotations
 
-
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import doc_screenshot, base_url, browser, diagnosis, edge_crossings, no_errors_from_the_tab, open_tab, page, render_seq, screenshot, wait_render  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    base_url,
+    browser,
+    diagnosis,
+    doc_screenshot,
+    edge_crossings,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    render_seq,
+    screenshot,
+    wait_render,
+)
 
 
 def pane(frame, n: int):
@@ -17,7 +28,8 @@ def pane(frame, n: int):
 def centre_offset(frame, op: str, n: int = 1) -> tuple[float, float]:
     node = pane(frame, n).locator(f'[data-op-name="{op}"]').first.bounding_box()
     view = pane(frame, n).locator(".gf-svg").bounding_box()
-    return (node["x"] + node["width"] / 2 - (view["x"] + view["width"] / 2), node["y"] + node["height"] / 2 - (view["y"] + view["height"] / 2))
+    return (node["x"] + node["width"] / 2 - (view["x"] + view["width"] / 2),
+            node["y"] + node["height"] / 2 - (view["y"] + view["height"] / 2))
 
 
 def test_the_selection_stays_in_view_on_every_resize(page, base_url):
@@ -95,7 +107,8 @@ def test_labels_by_level_of_detail_without_repeated_types(page, base_url):
     frame.wait_for_timeout(100)
     # a node named as its type says the type once; the tooltip has the whole name
     nodes = frame.locator('[data-op-type="ReadVariableOp"]').evaluate_all(
-        "ns => ns.map(n => [n.dataset.opName, [...n.querySelectorAll('text')].map(t => t.textContent), n.querySelector('title').textContent])"
+        "ns => ns.map(n => [n.dataset.opName, [...n.querySelectorAll('text')].map(t => t.textContent), "
+        "n.querySelector('title').textContent])"
     )
     assert nodes
     for name, lines, title in nodes:

@@ -10,7 +10,18 @@ import urllib.parse
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import doc_screenshot, base_url, browser, diagnosis, graph, no_errors_from_the_tab, open_tab, page, route, screenshot  # noqa: E402,F401
+from support.browser import (  # noqa: E402,F401
+    base_url,
+    browser,
+    diagnosis,
+    doc_screenshot,
+    graph,
+    no_errors_from_the_tab,
+    open_tab,
+    page,
+    route,
+    screenshot,
+)
 from support.crafted_logdir import CraftedOp, CraftedVariable, write_run  # noqa: E402
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 
@@ -35,19 +46,23 @@ def test_a_starved_op_names_its_cut_and_the_path_to_the_loss(page, base_url):
     g = graph(base_url)
     cut = g["cut_points"][0]
     ops = g["ops"]
-    starved = next(n for n, s, t in zip(ops["name"], ops["state"], ops["type"]) if s == "none" and t == "ReadVariableOp" and "decoder" in n)
+    starved = next(n for n, s, t in zip(ops["name"], ops["state"], ops["type"],
+                                        strict=False) if s == "none" and t == "ReadVariableOp" and "decoder" in n)
     frame = select(page, base_url, starved)
     details = frame.locator("#gf-details")
     details.locator(".gf-chart").wait_for()
     doc_screenshot(page, "path.png")
-    assert details.locator("[data-field=starved-by] [data-op-link]").evaluate_all("ls => ls.map(l => l.dataset.opLink)") == [cut["op_name"]]
+    starved_by = details.locator("[data-field=starved-by] [data-op-link]")
+    links = starved_by.evaluate_all("ls => ls.map(l => l.dataset.opLink)")
+    assert links == [cut["op_name"]]
     frame.get_by_role("button", name="fit the graph to the view (0)").first.click()
     frame.wait_for_timeout(150)
     on_path = set(frame.locator("[data-op-name][data-path]").evaluate_all("ns => ns.map(n => n.dataset.opName)"))
     assert {starved, cut["op_name"]} <= on_path
     sinks = [n for i, n in enumerate(ops["name"]) if not any(i in ins for ins in ops["inputs"])]
     assert on_path & set(sinks), "the path ends at the loss"
-    assert all(ops["state"][ops["name"].index(n)] == "none" or n == cut["op_name"] or n in sinks or ops["state"][ops["name"].index(n)] == "flowing" for n in on_path)
+    assert all(ops["state"][ops["name"].index(n)] == "none" or n == cut["op_name"] or n in sinks
+               or ops["state"][ops["name"].index(n)] == "flowing" for n in on_path)
     assert frame.locator(".gf-edge[data-path]").count() >= len(on_path) - 1 > 0
     screenshot(page, "path.png")
 
@@ -84,7 +99,9 @@ OPS = [
     CraftedOp("loss", "Mean", "flowing", inputs=[5]),
 ]
 VARS = [CraftedVariable(f"layer{i}/kernel", "flowing", n) for i, n in enumerate([1.0, 0.5, 1e-6, 0.4, 0.8])]
-NAN_OPS = [*OPS[:-2], CraftedOp("layer4/MatMul", "MatMul", "nonfinite", inputs=[4], variable_inputs=[4], norm=float("nan")), CraftedOp("loss", "Mean", "nonfinite", inputs=[5], norm=float("nan"))]
+NAN_OPS = [*OPS[:-2], CraftedOp("layer4/MatMul", "MatMul", "nonfinite", inputs=[4], variable_inputs=[4],
+                                norm=float("nan")), CraftedOp("loss", "Mean", "nonfinite", inputs=[5],
+                                norm=float("nan"))]
 NAN_VARS = [*VARS[:-1], CraftedVariable("layer4/kernel", "nonfinite", float("nan"))]
 
 
@@ -103,10 +120,12 @@ def test_nan_steps_and_graph_versions_on_the_slider_banner_and_chart(page, craft
     assert d["first_nonfinite_step"] == 3 and [c["step"] for c in d["version_changes"]] == [0, 3]
     frame = open_tab(page, crafted_url, "gradflow&p.gradflow.run=turns_nan&p.gradflow.op=layer1%2FMatMul")
     assert "NaN or Inf gradients first appear at step 3" in frame.locator("#gf-banner").inner_text()
-    marks = frame.locator("#gf-step-marks .gf-mark").evaluate_all("ms => ms.map(m => [m.dataset.kind, Number(m.dataset.step)])")
+    marks = frame.locator("#gf-step-marks .gf-mark").evaluate_all("ms => ms.map(m => [m.dataset.kind, "
+                                                                  "Number(m.dataset.step)])")
     assert sorted(marks) == [["nonfinite", 3], ["version", 3]]
     frame.locator("#gf-details .gf-chart").wait_for()
-    assert frame.locator("#gf-details .gf-chart-version").evaluate_all("vs => vs.map(v => Number(v.dataset.step))") == [3]
+    versions = frame.locator("#gf-details .gf-chart-version").evaluate_all("vs => vs.map(v => Number(v.dataset.step))")
+    assert versions == [3]
 
 
 def test_a_layer_far_below_its_neighbours_is_called_out(page, crafted_url):

@@ -96,8 +96,8 @@ NOTEBOOK_CELLS = [
 
 @pytest.mark.skipif(not _installed("IPython", "ipykernel"), reason="test-libs extra absent")
 def test_a_notebook_cell_is_named_as_ipython_names_it():
-    from IPython.core.interactiveshell import InteractiveShell
     from ipykernel.compiler import XCachingCompiler
+    from IPython.core.interactiveshell import InteractiveShell
 
     # The compiler an IPython kernel uses: each cell runs from a file in a temporary directory.
     shell = InteractiveShell.instance(compiler_class=XCachingCompiler)

@@ -102,9 +102,9 @@ def _run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
 
 
 def test_python_m_runs_without_importing_tensorflow_and_stays_quiet(logdir):
-    probe = ("import sys, runpy; sys.argv = ['tb-gradflow', 'report', %r];"
+    probe = (f"import sys, runpy; sys.argv = ['tb-gradflow', 'report', {logdir!r}];"
              "\ntry: runpy.run_module('tb_gradflow', run_name='__main__')"
-             "\nexcept SystemExit as e: print('STATUS', e.code, 'tensorflow' in sys.modules, 'keras' in sys.modules)") % logdir
+             "\nexcept SystemExit as e: print('STATUS', e.code, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "STATUS 1 False False"
     assert done.stderr == ""  # no TensorFlow start-up lines, no warnings

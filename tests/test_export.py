@@ -14,7 +14,6 @@ pytest.importorskip("playwright")
 from support.browser import READY, browser, page  # noqa: E402,F401
 from support.crafted_logdir import CraftedOp, CraftedVariable, crafted_graph  # noqa: E402
 from support.event_writer import write_steps  # noqa: E402
-
 from tb_gradflow import cli  # noqa: E402
 from tb_gradflow import vocabulary as V  # noqa: E402
 from tb_gradflow.plugin.views import diagnosis_view, graph_json, history_json  # noqa: E402
@@ -31,7 +30,8 @@ def _codes(items) -> np.ndarray:
 
 
 def _write(run_dir: str, graph_id: str, ops, variables, steps, name: str = "gradflow", seed: int = 0) -> None:
-    write_steps(run_dir, crafted_graph(graph_id, ops, variables), steps, _codes(ops), _codes(variables), name=name, seed=seed)
+    write_steps(run_dir, crafted_graph(graph_id, ops, variables), steps, _codes(ops), _codes(variables), name=name,
+                seed=seed)
 
 
 OPS_V1 = [
@@ -42,7 +42,8 @@ OPS_V1 = [
     CraftedOp("dec/Log", "Log", V.NONFINITE, inputs=[3], variable_inputs=[2]),
     CraftedOp("loss", "Mean", V.FLOWING, inputs=[4]),
 ]
-VARS_V1 = [CraftedVariable("enc/kernel", V.NONE), CraftedVariable("dec/kernel", V.ZERO), CraftedVariable("head/kernel", V.NONFINITE)]
+VARS_V1 = [CraftedVariable("enc/kernel", V.NONE), CraftedVariable("dec/kernel", V.ZERO), CraftedVariable("head/kernel",
+        V.NONFINITE)]
 # A retrace: one op more, the cut gone.
 OPS_V2 = [
     CraftedOp("x", "Placeholder", V.FLOWING),
@@ -52,7 +53,8 @@ OPS_V2 = [
     CraftedOp("extra/Relu", "Relu", V.FLOWING, inputs=[3], variable_inputs=[2]),
     CraftedOp("loss", "Mean", V.FLOWING, inputs=[4]),
 ]
-VARS_V2 = [CraftedVariable("enc/kernel", V.FLOWING), CraftedVariable("dec/kernel", V.FLOWING), CraftedVariable("head/kernel", V.FLOWING)]
+VARS_V2 = [CraftedVariable("enc/kernel", V.FLOWING), CraftedVariable("dec/kernel", V.FLOWING),
+           CraftedVariable("head/kernel", V.FLOWING)]
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +101,8 @@ def test_export_opens_from_file_with_its_graph_and_compare_pane(tmp_path, logdir
     # History and layers come from the inlined data too.
     page.locator("[data-op-name='enc/MatMul']").first.click()
     page.wait_for_selector("#gf-details:not([hidden])")
-    page.wait_for_function("() => /10 logged steps/.test(document.querySelector('[data-field=history]')?.textContent || '')")
+    page.wait_for_function("() => /10 logged steps/.test(document.querySelector('[data-field=history]')?.textContent "
+                           "|| '')")
     assert page.locator("[data-field=history] .gf-error").count() == 0
     page.click("#gf-view-layers")
     page.wait_for_selector("#gf-layers:not([hidden])")
@@ -120,7 +123,8 @@ def test_max_steps_keeps_exact_values_of_evenly_spaced_steps(tmp_path, logdir, p
     kept = page.evaluate("() => window.gradflowSource.get('diagnosis', {run: 'versions', tag: 'gradflow'})")["steps"]
     assert kept == [0, 4, 6, 7, 11]
     for step in kept:
-        mine = page.evaluate("s => window.gradflowSource.get('graph', {run: 'versions', tag: 'gradflow', step: s})", step)
+        mine = page.evaluate("s => window.gradflowSource.get('graph', {run: 'versions', tag: 'gradflow', step: s})",
+                             step)
         full = json.loads(graph_json("versions", "gradflow", cached, step))
         assert {k: v for k, v in mine.items() if k != "count"} == {k: v for k, v in full.items() if k != "count"}
     with pytest.raises(SystemExit) as usage:
@@ -138,14 +142,17 @@ def test_inlined_answers_equal_the_plugin_routes(tmp_path, logdir, page):
         mine = page.evaluate(ask, ["graph", {"run": "versions", "tag": "gradflow", "step": step}])
         served = json.loads(graph_json("versions", "gradflow", cached, step))
         for part in ("ops", "variables"):
-            assert mine[part] == served[part], (step, part, {k: (mine[part].get(k), v) for k, v in served[part].items() if mine[part].get(k) != v})
+            assert mine[part] == served[part], (step, part, {k: (mine[part].get(k), v) for k,
+                                                             v in served[part].items() if mine[part].get(k) != v})
         assert mine == served, step
     mine = page.evaluate(ask, ["diagnosis", {"run": "versions", "tag": "gradflow"}])
     assert mine == json.loads(diagnosis_view(cached, None))
-    for kind, name in (("op", "enc/MatMul"), ("op", "lookup/PyFunc"), ("op", "extra/Relu"), ("variable", "head/kernel")):
+    for kind, name in (("op", "enc/MatMul"), ("op", "lookup/PyFunc"), ("op", "extra/Relu"), ("variable",
+            "head/kernel")):
         mine = page.evaluate(ask, ["history", {"run": "versions", "tag": "gradflow", kind: name}])
         assert mine == json.loads(history_json("versions", "gradflow", cached, kind, name)), name
-    missing = page.evaluate("() => window.gradflowSource.get('graph', {run: 'versions', tag: 'gradflow', step: 99}).catch(e => e.status)")
+    missing = page.evaluate("() => window.gradflowSource.get('graph', {run: 'versions', tag: 'gradflow', step: "
+                            "99}).catch(e => e.status)")
     assert missing == 404
 
 
@@ -154,7 +161,8 @@ def test_hostile_names_render_as_text(tmp_path, page):
     ops = [
         CraftedOp("x", "Placeholder", V.FLOWING),
         CraftedOp("scope/MatMul", "MatMul", V.FLOWING, inputs=[0], variable_inputs=[0]),
-        CraftedOp(HOSTILE_OP, "PyFunc", V.FLOWING, inputs=[1], cause=V.NUMPY_FUNCTION, starved=[0], source="<b>evil.py</b>:1"),
+        CraftedOp(HOSTILE_OP, "PyFunc", V.FLOWING, inputs=[1], cause=V.NUMPY_FUNCTION, starved=[0],
+                  source="<b>evil.py</b>:1"),
         CraftedOp("loss", "Mean", V.FLOWING, inputs=[2]),
     ]
     _write(str(root / HOSTILE_RUN), "h1", ops, [CraftedVariable(HOSTILE_VAR, V.NONE)], range(3), name=HOSTILE_TAG)

@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 import tb_gradflow
+from support.oracle import line_of, report_states
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
-from support.oracle import line_of, report_states
 
 
 class Quantized(keras.Model):
@@ -82,7 +82,7 @@ def test_probing_does_not_change_batch_norm_statistics(tmp_path):
     before = [v.numpy().copy() for v in model.non_trainable_variables]
     callback.log_now()
     after = [v.numpy() for v in model.non_trainable_variables]
-    for a, b in zip(before, after):
+    for a, b in zip(before, after, strict=False):
         np.testing.assert_array_equal(a, b)
     assert callback.last_report is not None
 
@@ -97,12 +97,14 @@ def test_fit_with_a_cut_is_reported_by_the_cli(tmp_path):
     code, data = _report_json(logdir)
     assert code == 1
     entry = data["runs"]["train"]["tags"]["gradflow"]
-    assert set(entry) == {"steps", "last_step", "variables", "cut_points", "starved_variables", "ops", "frozen_variables",
+    assert set(entry) == {"steps", "last_step", "variables", "cut_points", "starved_variables", "ops",
+                          "frozen_variables",
                           "op_presence", "story", "norm_range", "first_nonfinite_step", "version_changes"}
     assert entry["steps"] == [1, 2]
     assert sorted(entry["starved_variables"]) == ["quantized/first/bias", "quantized/first/kernel"]
     assert entry["variables"]["quantized/second/kernel"]["state"] == "flowing"
-    assert entry["variables"]["quantized/first/kernel"] == {"state": "none", "norm": None, "presence": None, "sparse_gradient": False}
+    assert entry["variables"]["quantized/first/kernel"] == {"state": "none", "norm": None, "presence": None,
+                                                            "sparse_gradient": False}
     [cut] = entry["cut_points"]
     assert set(cut) == {"op_name", "op_type", "cause", "source", "starved_variables", "parallel_cuts", "library_source"}
     assert cut["cause"] == "numpy_function"

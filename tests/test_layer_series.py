@@ -123,9 +123,11 @@ def test_report_json_carries_the_layers_and_layers_prints_a_sparkline_each(tmp_p
                           capture_output=True, text=True, env=env, timeout=120)
     layers = json.loads(done.stdout)["runs"]["crafted"]["tags"]["gradflow"]["layers"]
     assert layers == layer_series_json(layer_series(read(str(tmp_path), "crafted")))
-    text = subprocess.run([sys.executable, "-m", "tb_gradflow", "report", str(tmp_path), "--layers", "--color", "never"],
+    text = subprocess.run([sys.executable, "-m", "tb_gradflow", "report", str(tmp_path), "--layers", "--color",
+                           "never"],
                           capture_output=True, text=True, env=env, timeout=120).stdout
-    lines = {line.split()[0]: line.split()[1] for line in text.splitlines() if line.startswith("  ") and len(line.split()) == 2}
+    lines = {line.split()[0]: line.split()[1] for line in text.splitlines()
+             if line.startswith("  ") and len(line.split()) == 2}
     assert lines["a"] == "▁▄▆▇█"  # 5, 10 ... 25 on the log scale 5 ... 25
     assert lines["b"] == "·····" and lines["c"] == "!!!!!"
     assert "inputs first" in text

@@ -3,10 +3,10 @@ crafted byte by byte; after `--repair`, a real TensorBoard serves every step und
 from __future__ import annotations
 
 import functools
-import time
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -232,7 +232,8 @@ def test_writers_killed_four_times_lose_only_the_record_in_flight(tmp_path):
     good = live_records()  # file version, graph, then step k at 2 + k
     for k in range(4):  # steps 15k .. 15k + 14 whole, step 15k + 15 cut by the kill
         writer = ScriptedWriter(str(run_dir / f"events.out.tfevents.{k + 1}.killed"),
-                                good[:2] + good[2 + 15 * k : 2 + 15 * k + 15] + [good[2 + (15 * k + 15) % LIVE_STEPS]], tmp_path)
+                                good[:2] + good[2 + 15 * k : 2 + 15 * k + 15] + [good[2 + (15 * k + 15) % LIVE_STEPS]],
+                                        tmp_path)
         writer("write 0 17")
         writer("half 17")
         writer.proc.kill()

@@ -13,8 +13,8 @@ import time
 import types
 
 import pytest
-from support.browser import browser, demo_logdir, doc_screenshot, page  # noqa: F401 (fixtures)
 
+from support.browser import browser, demo_logdir, doc_screenshot, page  # noqa: F401 (fixtures)
 from tb_gradflow import cli
 from tb_gradflow.export import model_explorer as ME
 

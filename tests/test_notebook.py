@@ -84,7 +84,8 @@ with writer.as_default():
     tb_gradflow.summary.gradflow("gradflow", loss_fn, tf.ones([2, 3]), step=1, strict=True)
 writer.close()
 '''
-    nb = _execute([ANALYZE, write, "%load_ext tensorboard", f"%tensorboard --logdir {logdir} --port 0 --load_fast false",
+    nb = _execute([ANALYZE, write, "%load_ext tensorboard",
+                   f"%tensorboard --logdir {logdir} --port 0 --load_fast false",
                    TENSORBOARD_ROUTE], str(tmp_path))
     out = _stream(nb.cells[4])
     pid = int(out.split("PID ")[1].split()[0])

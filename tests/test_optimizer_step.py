@@ -43,7 +43,7 @@ def _plain_step(model, optimizer, loss_fn, *args):
         loss = loss_fn(*args)
         scaled = optimizer.scale_loss(loss)
     grads = tape.gradient(scaled, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=False))
 
 
 OPTIMIZERS = {
@@ -71,7 +71,7 @@ def test_logged_steps_train_exactly_like_plain_steps(kind, policy):
     x, y = _data()
     logged, plain = _model(), _model()
     initial = [v.numpy().copy() for v in logged.trainable_variables]
-    for a, b in zip(logged.weights, plain.weights):
+    for a, b in zip(logged.weights, plain.weights, strict=False):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     logged_opt, plain_opt = OPTIMIZERS[kind](), OPTIMIZERS[kind]()
     logged_loss, plain_loss = _loss_fn(logged), _loss_fn(plain)
@@ -84,13 +84,13 @@ def test_logged_steps_train_exactly_like_plain_steps(kind, policy):
             "flow", logged_loss, x, y, step=step, optimizer=logged_opt,
             variables=logged.trainable_variables, strict=True,
         )
-        for v, g in zip(logged.trainable_variables, expected):
+        for v, g in zip(logged.trainable_variables, expected, strict=False):
             record = report.variables[v.path]
             assert record.state == "flowing"
             np.testing.assert_allclose(record.norm, float(tf.norm(tf.cast(g, tf.float32))), rtol=2e-3)
         _plain_step(plain, plain_opt, plain_loss, x, y)
     assert int(logged_opt.iterations.numpy()) == int(plain_opt.iterations.numpy()) == STEPS
-    for a, b, start in zip(logged.trainable_variables, plain.trainable_variables, initial):
+    for a, b, start in zip(logged.trainable_variables, plain.trainable_variables, initial, strict=False):
         assert np.abs(a.numpy() - start).max() > 1e-3  # it trained
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
     if kind == "adam_loss_scaled":
@@ -120,7 +120,7 @@ def test_a_variable_whose_gradient_appears_later_keeps_training():
         )
         assert report.variables["aux/kernel"].state == ("flowing" if use_aux else "none")
         _plain_step(plain, plain_opt, plain_loss, x, y, use_aux)
-    for a, b in zip(logged.trainable_variables, plain.trainable_variables):
+    for a, b in zip(logged.trainable_variables, plain.trainable_variables, strict=False):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 

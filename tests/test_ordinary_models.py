@@ -10,7 +10,8 @@ that the file stays fast.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -18,9 +19,9 @@ import pytest
 import tensorflow as tf
 
 import tb_gradflow
+from support.oracle import line_of, report_states, tape_states
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
-from support.oracle import line_of, report_states, tape_states
 
 
 @dataclasses.dataclass
@@ -64,7 +65,8 @@ def sequential_lambda_numpy_function() -> Case:
     first = keras.layers.Dense(4, name="first")
     model = keras.Sequential([
         keras.Input((6,)), first,
-        keras.layers.Lambda(lambda h: tf.ensure_shape(tf.numpy_function(np.tanh, [h], tf.float32), h.shape)),  # CUT sequential_lambda_numpy_function
+        keras.layers.Lambda(lambda h: tf.ensure_shape(tf.numpy_function(np.tanh, [h], tf.float32), h.shape)),
+                # CUT sequential_lambda_numpy_function
         keras.layers.Dense(1, name="last"),
     ], name="seq")
     return Case(_mse(model), (_x(), _y()), model.trainable_variables, _paths(first), ("PyFunc", "numpy_function"))
@@ -75,7 +77,8 @@ def functional_argmax_router() -> Case:
     x = keras.Input((6,))
     router = keras.layers.Dense(3, name="router")
     experts = keras.layers.Dense(3, name="experts")
-    route = keras.layers.Lambda(lambda r: tf.one_hot(tf.argmax(r, axis=-1), 3))(router(x))  # CUT functional_argmax_router
+    route = keras.layers.Lambda(lambda r: tf.one_hot(tf.argmax(r, axis=-1),
+                                                     3))(router(x))  # CUT functional_argmax_router
     out = keras.layers.Dense(1, name="out")(experts(x) * route)
     model = keras.Model(x, out, name="moe")
     return Case(_mse(model), (_x(), _y()), model.trainable_variables, _paths(router), ("ArgMax", "non_differentiable"))
@@ -139,7 +142,8 @@ def lstm_after_round() -> Case:
     model = RoundedLSTM()
     x = tf.random.stateless_normal([4, 5, 3], seed=[0, 3])
     model(x)
-    return Case(_mse(model), (x, _y(4)), model.trainable_variables, _paths(model.project), ("Round", "non_differentiable"))
+    return Case(_mse(model), (x, _y(4)), model.trainable_variables, _paths(model.project), ("Round",
+            "non_differentiable"))
 
 
 class GRUThroughNumpy(keras.Model):
@@ -259,7 +263,8 @@ def subclassed_custom_gradient() -> Case:
     keras.utils.set_random_seed(0)
     model = ForgottenGradient()
     model(_x())
-    return Case(_mse(model), (_x(), _y()), model.trainable_variables, _paths(model.first), ("IdentityN", "custom_gradient"))
+    return Case(_mse(model), (_x(), _y()), model.trainable_variables, _paths(model.first), ("IdentityN",
+            "custom_gradient"))
 
 
 def conv_floor_quantization() -> Case:
@@ -294,7 +299,8 @@ def embedding_by_argmax() -> Case:
     keras.utils.set_random_seed(0)
     model = ArgmaxLookup()
     model(_x())
-    return Case(_mse(model), (_x(), _y()), model.trainable_variables, _paths(model.scorer), ("ArgMax", "non_differentiable"))
+    return Case(_mse(model), (_x(), _y()), model.trainable_variables, _paths(model.scorer), ("ArgMax",
+            "non_differentiable"))
 
 
 def mixed_precision_numpy_function() -> Case:
@@ -304,7 +310,9 @@ def mixed_precision_numpy_function() -> Case:
         first = keras.layers.Dense(4, name="first")
         model = keras.Sequential([
             keras.Input((6,)), first,
-            keras.layers.Lambda(lambda h: tf.ensure_shape(tf.numpy_function(lambda a: np.clip(a, -1, 1), [h], tf.float16), h.shape)),  # CUT mixed_precision_numpy_function
+            keras.layers.Lambda(lambda h: tf.ensure_shape(tf.numpy_function(lambda a: np.clip(a, -1, 1), [h],
+                                                                            tf.float16), h.shape)),
+                                                                            # CUT mixed_precision_numpy_function
             keras.layers.Dense(1, name="out"),
         ], name="mixed")
     finally:

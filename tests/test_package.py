@@ -55,7 +55,8 @@ def cut_logdir(root: str) -> str:
         CraftedOp("dec/MatMul", "MatMul", V.FLOWING, inputs=[2], variable_inputs=[2]),
         CraftedOp("loss", "Mean", V.FLOWING, inputs=[3]),
     ]
-    variables = [CraftedVariable("enc/kernel", V.NONE), CraftedVariable("enc/bias", V.NONE), CraftedVariable("dec/kernel", V.FLOWING)]
+    variables = [CraftedVariable("enc/kernel", V.NONE), CraftedVariable("enc/bias", V.NONE),
+                 CraftedVariable("dec/kernel", V.FLOWING)]
     graph = crafted_graph("pkg-1", ops, variables)
     codes = lambda xs: np.array([V.STATE_CODE[x.state] for x in xs], np.uint8)  # noqa: E731
     write_steps(os.path.join(root, "broken"), graph, range(0, 50, 10), codes(ops), codes(variables))
@@ -129,7 +130,8 @@ def test_sdist_runs_its_own_tests(dist, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(unpacked))
     check = _run([sys.executable, "-c", "import tb_gradflow; print(tb_gradflow.__file__)"], cwd=unpacked, env=env)
     assert check.stdout.startswith(str(unpacked)), check.stdout
-    done = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cli.py", "tests/test_format_units.py"],
+    done = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cli.py",
+                 "tests/test_format_units.py"],
                 cwd=unpacked, env=env)
     assert done.returncode == 0, done.stdout[-3000:]
     assert " passed" in done.stdout and "failed" not in done.stdout

@@ -45,7 +45,8 @@ def test_eight_concurrent_first_requests_compute_once(tmp_path, load_fast):
     with CountingTensorBoard(str(logdir), load_fast, count_file) as tb:
         tb.wait_for_runs({"run": {TAG: 20}}, timeout=90)
         base = f"run=run&tag={TAG}&step=7"
-        routes = {"diagnosis": f"diagnosis?{base}", "graph": f"graph?{base}", "graph_groups": f"graph_groups?{base}&group=block_3"}
+        routes = {"diagnosis": f"diagnosis?{base}", "graph": f"graph?{base}",
+                  "graph_groups": f"graph_groups?{base}&group=block_3"}
         for name, route in routes.items():
             barrier = threading.Barrier(CLIENTS)
 

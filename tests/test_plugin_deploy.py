@@ -23,7 +23,8 @@ def test_logdir_spec_names_runs_by_spec():
     spec = f"broken:{logdir}/cut,twice:{logdir}/retrace,nested:{logdir}/keras"
     with TensorBoardProcess(None, extra_args=["--logdir_spec", spec]) as tb:
         # TensorBoard names a run by its spec name and its path under that directory.
-        runs = tb.wait_for_runs({"broken/.": {TAG: CUT_STEPS}, "twice/.": {TAG: RETRACE_STEPS}, "nested/train": {TAG: 4}})
+        runs = tb.wait_for_runs({"broken/.": {TAG: CUT_STEPS}, "twice/.": {TAG: RETRACE_STEPS},
+                                 "nested/train": {TAG: 4}})
         assert set(runs) == {"broken/.", "twice/.", "nested/train"}
         assert graph(tb, "broken/.")["starved_variables"] == ["encoder/kernel", "encoder/bias"]
         assert graph(tb, "twice/.")["graph_versions"] == 2

@@ -46,9 +46,9 @@ def test_top_level_lists_blocks_with_counts_and_edges(tb):
     assert sorted(names) == sorted(f"block_{k}" for k in range(30)) and names == sorted(names)
     assert top["groups"]["ops"] == [100] * 30 and top["groups"]["states"]["flowing"] == [100] * 30
     assert top["groups"]["states"]["none"] == [0] * 30
-    cuts = dict(zip(names, top["groups"]["cut_points"]))
+    cuts = dict(zip(names, top["groups"]["cut_points"], strict=False))
     assert cuts["block_7"] == 1 and cuts["block_12"] == 1 and sum(cuts.values()) == 2
-    inputs = dict(zip(names, top["groups"]["inputs"]))
+    inputs = dict(zip(names, top["groups"]["inputs"], strict=False))
     assert [names[i] for i in inputs["block_8"]] == ["block_7"] and inputs["block_0"] == []
     assert top["ops"]["name"] == [] and top["ops"]["index"] == []
 
@@ -69,7 +69,8 @@ def test_opening_a_group_and_its_ops(tb):
     assert set(ops["state"]) == {"flowing"}
 
 
-@pytest.mark.parametrize("group,code", [("block_99", 404), ("block_7/", 400), ("/block_7", 400), ("block_7//layer_1", 400)])
+@pytest.mark.parametrize("group,code", [("block_99", 404), ("block_7/", 400), ("/block_7", 400), ("block_7//layer_1",
+        400)])
 def test_bad_groups(tb, group, code):
     status, body = groups(tb, group=group)
     assert status == code and "error" in body

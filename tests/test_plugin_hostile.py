@@ -8,13 +8,12 @@ import time
 import urllib.parse
 
 import pytest
+from tensorboard.context import RequestContext
 
 from support import crafted_logdir as crafted
 from support.plugin_servers import LOADERS
 from support.process_memory import tensorboard_rss_bytes
 from support.tensorboard_proc import TensorBoardProcess, fetch_json
-from tensorboard.context import RequestContext
-
 from tb_gradflow.format import metadata
 from tb_gradflow.reading.cache import SeriesCache
 from tb_gradflow.reading.local_logdir import local_provider

@@ -19,10 +19,10 @@ from support.tensorboard_proc import fetch, fetch_json
 from tb_gradflow import cli
 from tb_gradflow.diagnosis import diagnosis_json
 from tb_gradflow.format import metadata
+from tb_gradflow.json_values import json_float as _json_norm
 from tb_gradflow.plugin.views import NORM_DIGITS
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
-from tb_gradflow.json_values import json_float as _json_norm
 
 STATES = {"flowing", "zero", "none", "nonfinite"}
 CAUSES = {None, "numpy_function", "stop_gradient", "integer_cast", "non_differentiable", "custom_gradient",
@@ -159,7 +159,7 @@ def check_graph_shape(graph: dict) -> None:
         assert ops["name"][cut["op"]] == cut["op_name"] and ops["cause"][cut["op"]] == cut["cause"]
         assert cut["starved_variables"] == [variables["name"][j] for j in ops["starved"][cut["op"]]]
     for key, state in (("starved_variables", "none"), ("zero_variables", "zero"), ("nonfinite_variables", "nonfinite")):
-        assert graph[key] == [n for n, s in zip(variables["name"], variables["state"]) if s == state]
+        assert graph[key] == [n for n, s in zip(variables["name"], variables["state"], strict=False) if s == state]
     assert graph["steps"][0] <= graph["step"] <= graph["steps"][1]
     assert 1 <= graph["graph_version"] <= graph["graph_versions"]
 
@@ -223,7 +223,8 @@ def test_history_merges_interleaved_graph_versions(tb, local):
     history = ok(tb, "history", run="retrace", tag=TAG, variable="decoder/kernel")
     assert history["steps"] == list(range(RETRACE_STEPS))
     series = local[("retrace", TAG)]
-    assert history["norms"] == norms_json([series.report(s).variables["decoder/kernel"].norm for s in range(RETRACE_STEPS)])
+    norms = [series.report(s).variables["decoder/kernel"].norm for s in range(RETRACE_STEPS)]
+    assert history["norms"] == norms_json(norms)
 
 
 def norms_json(norms: list) -> list:

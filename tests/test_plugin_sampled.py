@@ -69,7 +69,8 @@ def test_a_remote_sample_says_so_in_every_answer(small_budget):
             served = set(history["steps"])
             missing = next(s for s in range(STEPS) if s not in served)
             status, body = fetch_json(url(tb, "graph", step=missing))
-            assert status == 404 and "not among the steps served" in body["error"] and "--load_fast=false" in body["error"]
+            assert status == 404
+            assert "not among the steps served" in body["error"] and "--load_fast=false" in body["error"]
             status, notices = fetch_json(tb.plugin_url("notices"))
             assert [(n["kind"], n["run"], n["tag"]) for n in notices["notices"]] == [("sampled", "long", TAG)]
             schema = load_schema()

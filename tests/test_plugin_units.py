@@ -21,7 +21,8 @@ def test_step_parses_int64(value, expected):
     assert params.step({"step": [value]}) == expected
 
 
-@pytest.mark.parametrize("value", ["", " 1", "1 ", "+1", "1.0", "1e3", "0x1", "1_0", "\u0663", "\uff11", str(2**63), "9" * 25])
+@pytest.mark.parametrize("value", ["", " 1", "1 ", "+1", "1.0", "1e3", "0x1", "1_0", "\u0663", "\uff11", str(2**63),
+                                   "9" * 25])
 def test_step_rejects_anything_else(value):
     with pytest.raises(params.RequestError) as e:
         params.step({"step": [value]})
@@ -136,10 +137,12 @@ def test_cache_rereads_only_when_the_listing_changes():
     assert second.series == ("run", "t", 2) and second.derived("x", lambda: 2) == 2
     third = cache.get(reader, "", "run", "t", _info(6, {"g": "t/_graph/g", "h": "t/_graph/h"}), None)
     assert third.series == ("run", "t", 3)
-    assert cache.get(reader, "other", "run", "t", _info(6, {"g": "t/_graph/g", "h": "t/_graph/h"}), None).series == ("run", "t", 4)
+    assert cache.get(reader, "other", "run", "t", _info(6, {"g": "t/_graph/g", "h": "t/_graph/h"}),
+                     None).series == ("run", "t", 4)
     cache.retain("", {})
     assert cache.get(reader, "", "run", "t", _info(6), None).series == ("run", "t", 5)
-    assert cache.get(reader, "other", "run", "t", _info(6, {"g": "t/_graph/g", "h": "t/_graph/h"}), None).series == ("run", "t", 4)
+    assert cache.get(reader, "other", "run", "t", _info(6, {"g": "t/_graph/g", "h": "t/_graph/h"}),
+                     None).series == ("run", "t", 4)
 
 
 def test_derived_values_stay_within_their_limit():

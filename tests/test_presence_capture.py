@@ -161,7 +161,8 @@ def test_explicit_min_max_and_where_against_constants():
     (m_grad,) = tape_grads(loss_fn, [x], seen, ["m"])  # m feeds only the Maximum
     a, b = seen["a"], seen["b"]  # these feed several ops: each gate is checked on its own share
     minimum = op_of(report, "Minimum")
-    assert abs(minimum.presence - fraction(_passed(lambda t: tf.maximum(tf.minimum(t, 0.5), -0.5) ** 2, a))) <= PRECISION
+    assert abs(minimum.presence - fraction(_passed(lambda t: tf.maximum(tf.minimum(t, 0.5), -0.5) ** 2,
+                                                   a))) <= PRECISION
     capped = next(op for op in report.ops if op.type == "Maximum" and op.presence_at_input)
     assert abs(capped.presence - fraction(m_grad)) <= PRECISION
     select = op_of(report, "SelectV2")

@@ -65,10 +65,10 @@ def test_routes_serve_presence(logged, load_fast):
         i = ops["name"].index(relu.name)
         assert ops["presence_at_input"][i] is True
         assert abs(ops["presence"][i] - relu.presence) <= PRECISION / 2
-        for name, presence in zip(ops["name"], ops["presence"]):
+        for name, presence in zip(ops["name"], ops["presence"], strict=False):
             expected = next(op.presence for op in report.ops if op.name == name)
             assert (presence is None) == (expected is None) and (presence is None or abs(presence - expected) < 1e-4)
-        variables = dict(zip(graph["variables"]["name"], graph["variables"]["presence"]))
+        variables = dict(zip(graph["variables"]["name"], graph["variables"]["presence"], strict=False))
         assert variables["embed/embeddings"] == pytest.approx(report.variables["embed/embeddings"].presence, abs=1e-4)
         assert graph["variables"]["sparse_gradient"][graph["variables"]["name"].index("embed/embeddings")] is True
 
@@ -94,4 +94,5 @@ def test_a_reread_keeps_presence_of_the_steps_it_reuses(logged):
     for series in (first, again):
         last = series.report()
         assert [op.presence for op in last.ops] == [op.presence for op in report.ops]
-        assert {n: v.presence for n, v in last.variables.items()} == {n: v.presence for n, v in report.variables.items()}
+        assert {n: v.presence for n, v in last.variables.items()} == {n: v.presence for n,
+                                                                      v in report.variables.items()}

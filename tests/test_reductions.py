@@ -32,9 +32,12 @@ def _gradients() -> list:
     tensors.append(tensors[1])
     # Narrow rows (summed by Bincount), int64 indices, wide rows and float16 (UnsortedSegmentSum).
     slices = [
-        tf.IndexedSlices(tf.constant([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]]), tf.constant([3, 0, 3]), tf.constant([6, 2])),
-        tf.IndexedSlices(tf.constant([[1.5], [-1.5], [2.0]], tf.float64), tf.constant([2, 2, 0], tf.int64), tf.constant([4, 1])),
-        tf.IndexedSlices(tf.constant(rng.normal(size=[3, 20]).astype(np.float32)), tf.constant([1, 4, 1]), tf.constant([6, 20])),
+        tf.IndexedSlices(tf.constant([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]]), tf.constant([3, 0, 3]), tf.constant([6,
+                2])),
+        tf.IndexedSlices(tf.constant([[1.5], [-1.5], [2.0]], tf.float64), tf.constant([2, 2, 0], tf.int64),
+                         tf.constant([4, 1])),
+        tf.IndexedSlices(tf.constant(rng.normal(size=[3, 20]).astype(np.float32)), tf.constant([1, 4, 1]),
+                         tf.constant([6, 20])),
         tf.IndexedSlices(tf.constant([[1.0, 2.0], [-1.0, 0.0]], tf.float16), tf.constant([0, 0]), tf.constant([3, 2])),
     ]
     assert [reductions._bincount_fits(s) for s in slices] == [True, True, False, False]
@@ -111,7 +114,7 @@ def test_exact_states_equal_tensor_state_row_by_row():
         [0.0, -np.inf, np.inf],  # empty: max and min of nothing
     ])
     codes, norms = exact_states(rows)
-    for row, code, norm in zip(rows, codes, norms):
+    for row, code, norm in zip(rows, codes, norms, strict=False):
         state, expected = tensor_state(True, *row)
         assert V.STATES[code] == state, row
         assert (math.isnan(norm) and math.isnan(expected)) or norm == expected, row
@@ -154,4 +157,5 @@ def test_reshaped_gradients_are_reduced_once_with_their_source():
     np.testing.assert_allclose(np.maximum(exact[:, 1], -exact[:, 2]), [3.0] * 4)
     assert (2.0 * presence[:, 0]).tolist() == [3.0] * 4 and presence[:, 1].tolist() == [6.0] * 4
     graph = reduce.get_concrete_function().graph
-    assert [op.type for op in graph.get_operations()].count("L2Loss") == 2 * 2 + 2  # sums, exact, presence: source and Cast
+    # sums, exact, presence: source and Cast
+    assert [op.type for op in graph.get_operations()].count("L2Loss") == 2 * 2 + 2

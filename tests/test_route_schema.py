@@ -70,5 +70,6 @@ def test_layers_bodies_conform_and_columns_bound_them(tb, run):
     assert len(few["steps"]) == min(3, whole["count"])
     assert few["steps"][0] == whole["steps"][0] and few["steps"][-1] == whole["steps"][-1]
     for bad in ("0", "-1", "x", "10001"):
-        status, data = fetch_json(f"{tb.url}/data/plugin/gradflow/layers?{urllib.parse.urlencode(dict(run=run, tag=TAG, columns=bad))}")
+        query = urllib.parse.urlencode(dict(run=run, tag=TAG, columns=bad))
+        status, data = fetch_json(f"{tb.url}/data/plugin/gradflow/layers?{query}")
         assert status == 400 and "columns" in data["error"]

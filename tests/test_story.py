@@ -41,7 +41,8 @@ def _report() -> Report:
 def test_the_story_names_cuts_hints_and_what_a_cut_blocks():
     told = story(_report())
     assert told["tone"] == "cut"
-    assert told["headline"] == {"text": "1 cut point starves 2 trainable variables", "names": ["enc/kernel", "enc/bias"]}
+    assert told["headline"] == {"text": "1 cut point starves 2 trainable variables", "names": ["enc/kernel",
+            "enc/bias"]}
     [cut] = told["cuts"]
     assert cut["text"] == "tf.numpy_function at m.py:4 has no gradient"
     assert cut["hint"] == V.HINTS["numpy_function"]
@@ -51,7 +52,8 @@ def test_the_story_names_cuts_hints_and_what_a_cut_blocks():
     assert harmless["text"].endswith("blocks the gradient but starves nothing: another path carries it")
     assert told["harmless_summary"] == "1 blocking op starves nothing: another path still carries the gradient"
     notes = {n["kind"]: n for n in told["notes"]}
-    assert notes["unused"] == {"kind": "unused", "text": "1 variable is not used by the loss at all", "names": ["spare"]}
+    assert notes["unused"] == {"kind": "unused", "text": "1 variable is not used by the loss at all",
+                               "names": ["spare"]}
     assert notes["nonfinite"]["text"] == "1 variable has a NaN or Inf gradient"
 
 
@@ -59,14 +61,16 @@ def test_the_cli_text_says_the_story_sentences():
     report = _report()
     told, text = story(report), str(report)
     assert f"{told['headline']['text']}: enc/kernel, enc/bias" in text
-    for sentence in (told["cuts"][0]["hint"], told["cuts"][0]["arriving"], told["harmless_summary"], *[n["text"] for n in told["notes"]]):
+    for sentence in (told["cuts"][0]["hint"], told["cuts"][0]["arriving"], told["harmless_summary"],
+                     *[n["text"] for n in told["notes"]]):
         assert sentence in text
     assert story_lines(report) == text.splitlines()
 
 
 def test_a_healthy_step_and_a_warning():
     fine = Report(variables={"w": VariableRecord("w", "flowing", 1.0)}, ops=(), cut_points=())
-    assert story(fine)["tone"] == "ok" and story(fine)["headline"]["text"] == "Gradient reaches every trainable variable"
+    assert story(fine)["tone"] == "ok" and story(fine)["headline"]["text"] == ("Gradient reaches every trainable "
+                                                                               "variable")
     zero = Report(variables={"w": VariableRecord("w", "zero", 0.0)}, ops=(), cut_points=())
     assert story(zero)["tone"] == "warn"
     assert [n["names"] for n in story(zero)["notes"]] == [["w"]]

@@ -12,11 +12,11 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.compat.proto import summary_pb2
 
 import tb_gradflow
+from support.oracle import report_states, tape_states
 from tb_gradflow.capture.analyze import probe_for
 from tb_gradflow.format import metadata
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
-from support.oracle import report_states, tape_states
 
 
 def _events(logdir: str) -> list:
@@ -209,7 +209,7 @@ def test_record_if_keeps_every_recorded_step_readable(tmp_path):
     writer = tf.summary.create_file_writer(str(tmp_path))
     with writer.as_default():
         for step in range(1, 10):
-            with tf.summary.record_if(lambda: step % 3 == 0):
+            with tf.summary.record_if(lambda step=step: step % 3 == 0):
                 report = tb_gradflow.summary.gradflow("flow", loss_fn, x, step=step, strict=True)
             assert report.step == step
     writer.flush()
@@ -259,7 +259,7 @@ def test_name_scope_prefixes_the_tag_like_tf_summary(tmp_path):
 def _same_report(a, b):
     assert [(o.name, o.state) for o in a.ops] == [(o.name, o.state) for o in b.ops]
     assert report_states(a) == report_states(b)
-    for x, y in zip(a.ops, b.ops):
+    for x, y in zip(a.ops, b.ops, strict=False):
         if x.norm is not None:
             np.testing.assert_allclose(x.norm, y.norm, rtol=1e-5)
 
@@ -334,7 +334,7 @@ def test_inside_a_tf_function_with_optimizer_iterations_as_step(tmp_path):
     for tag in ("flow", "again"):
         series = _read(str(tmp_path), tag)
         assert series.steps == [1, 2, 3]
-        for step, states in zip(series.steps, expected):
+        for step, states in zip(series.steps, expected, strict=False):
             assert report_states(series.report(step)) == states
     # The step written is the optimizer's, after its update, as when called eagerly.
     eager = tb_gradflow.analyze(loss_fn, x, y)

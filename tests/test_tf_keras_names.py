@@ -13,14 +13,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Any
 
 import pytest
 import tensorflow as tf
 
 import tb_gradflow
-from tb_gradflow.capture.probe import Probe
 from support.oracle import report_states, tape_states
+from tb_gradflow.capture.probe import Probe
 
 if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
     K = tf.keras

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from support.torch_truth import line_of, truth
 from torch import nn
 
 import tb_gradflow.torch as gt
+from support.torch_truth import line_of, truth
 
 HERE = __file__
 

@@ -13,12 +13,12 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from support.torch_truth import truth
 from tensorboard.compat.proto import summary_pb2
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 import tb_gradflow.torch as gt
+from support.torch_truth import truth
 from tb_gradflow import cli
 from tb_gradflow.reading.event_files import find_runs, read_run
 

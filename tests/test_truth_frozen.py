@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 
 import tb_gradflow
+from support.oracle import report_states, tape_states
 from tb_gradflow import cli
 from tb_gradflow.story import story
-from support.oracle import report_states, tape_states
 
 X = tf.random.stateless_normal([8, 6], seed=[1, 2])
 Y = tf.one_hot(tf.range(8) % 3, 3)

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 
 import tb_gradflow
+from support.oracle import line_of, report_states, tape_states
 from tb_gradflow import vocabulary as V
 from tb_gradflow.story import story, story_lines
-from support.oracle import line_of, report_states, tape_states
 
 X = tf.random.stateless_normal([3, 4], seed=[4, 2])
 

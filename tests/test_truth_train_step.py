@@ -14,10 +14,10 @@ import numpy as np
 import tensorflow as tf
 
 import tb_gradflow
+from support.oracle import report_states, tape_states
 from tb_gradflow import cli
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader
-from support.oracle import report_states, tape_states
 
 
 class Distiller(keras.Model):

@@ -620,10 +620,10 @@ export class App {
       if (e.key === "Enter") {
         e.preventDefault();
         this.runSearch();
-        (ui.results.querySelector("button") as HTMLButtonElement | null)?.click();
+        ui.results.querySelector("button")?.click();
       } else if (e.key === "ArrowDown") {
         e.preventDefault();
-        (ui.results.querySelector("button") as HTMLButtonElement | null)?.focus();
+        ui.results.querySelector("button")?.focus();
       } else if (e.key === "Escape") {
         ui.results.hidden = true;
       }

@@ -29,7 +29,7 @@ export function chartPoints(h: HistoryResponse, width = CHART.width, height = CH
   return h.steps.map((step, i) => {
     const n = norms[i];
     const ok = n !== null && Number.isFinite(n) && n > 0;
-    const t = ok ? (hi - lo < 1e-9 ? 0.5 : (Math.log10(n!) - lo) / (hi - lo)) : NaN;
+    const t = ok ? (hi - lo < 1e-9 ? 0.5 : (Math.log10(n) - lo) / (hi - lo)) : NaN;
     return { step, state: h.states[i] ?? "none", norm: n, x: xOf(step), y: ok ? height - pad - t * (height - 2 * pad) : NaN };
   });
 }

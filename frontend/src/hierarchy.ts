@@ -67,7 +67,7 @@ export function buildHierarchy(ops: readonly Op[]): Hierarchy {
     return g;
   };
 
-  const opGroup: Group[] = new Array(ops.length);
+  const opGroup: Group[] = new Array<Group>(ops.length);
   for (const op of ops) {
     const path = scopePath(ops, op.index);
     let g: Group;
@@ -116,7 +116,7 @@ function chunk(g: Group, groups: Map<string, Group>, opGroup: Group[]): void {
   ];
   if (members.length <= MAX_CHILDREN) return;
   members.sort((a, b) => a.first - b.first);
-  let level: Group[] = [];
+  const level: Group[] = [];
   for (let k = 0; k < members.length; k += MAX_CHILDREN) {
     const part = newGroup(`${g.id}/…${level.length + 1}`, g);
     for (const m of members.slice(k, k + MAX_CHILDREN)) {

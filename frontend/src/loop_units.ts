@@ -61,7 +61,7 @@ export function renderLoopChart(norms: readonly (number | null)[]): SVGSVGElemen
   norms.forEach((n, i) => {
     const ok = n !== null && Number.isFinite(n) && n > 0;
     const dot = svg("circle", {
-      class: "gf-chart-dot", cx: xOf(i), cy: ok ? yOf(Math.log10(n!)) : plotH - pad, r: 2.2,
+      class: "gf-chart-dot", cx: xOf(i), cy: ok ? yOf(Math.log10(n)) : plotH - pad, r: 2.2,
       "data-iteration": i + 1, "data-norm": n === null ? "" : String(n), "data-state": ok ? "flowing" : "zero",
     });
     dot.append(svg("title", {}, `iteration ${i + 1}: norm ${formatNorm(n)}`));

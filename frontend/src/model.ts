@@ -95,7 +95,7 @@ export function opOfColumns(c: GraphResponse["ops"], k: number, index: number): 
 export function buildModel(g: GraphResponse): GraphModel {
   const c = g.ops;
   const n = c.name.length;
-  const ops: Op[] = new Array(n);
+  const ops: Op[] = new Array<Op>(n);
   for (let i = 0; i < n; i++) {
     ops[i] = opOfColumns(c, i, i);
     ops[i].inputs = ops[i].inputs.filter((j) => j >= 0 && j < n);

@@ -59,10 +59,17 @@ export function presenceHistory(h: HistoryResponse): HTMLElement | null {
 
 const groupMemo = new WeakMap<readonly Op[], Map<string, boolean>>();
 
+/** A group as the server and the hierarchy both give it: enough to look for a dead gate. */
+interface GroupLike {
+  id: string;
+  ops: number[];
+  groups: GroupLike[];
+}
+
 /** Whether a collapsed group holds a dead gate, so that the overview shows it too. */
-export function groupHasDeadGate(group: { id: string; ops: number[]; groups: { id: string; ops: number[]; groups: any[] }[] }, ops: readonly Op[]): boolean {
+export function groupHasDeadGate(group: GroupLike, ops: readonly Op[]): boolean {
   let memo = groupMemo.get(ops);
-  if (!memo) groupMemo.set(ops, (memo = new Map()));
+  if (!memo) groupMemo.set(ops, (memo = new Map<string, boolean>()));
   const known = memo.get(group.id);
   if (known !== undefined) return known;
   const found = group.ops.some((i) => ops[i] !== undefined && isDeadGate(ops[i])) || group.groups.some((g) => groupHasDeadGate(g, ops));

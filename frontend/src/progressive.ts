@@ -187,7 +187,7 @@ export function buildTree(levelOf: (group: string) => GroupsResponse | undefined
   // loaded groups: their largest flowing norm among loaded ops (unloaded ones have none)
   const maxNorm = (g: Group): number | null => {
     let m: number | null = null;
-    for (const i of g.ops) if (ops[i].state === "flowing" && ops[i].norm !== null && Number.isFinite(ops[i].norm)) m = Math.max(m ?? 0, ops[i].norm!);
+    for (const i of g.ops) if (ops[i].state === "flowing" && ops[i].norm !== null && Number.isFinite(ops[i].norm)) m = Math.max(m ?? 0, ops[i].norm);
     for (const child of g.groups) {
       const x = maxNorm(child);
       if (x !== null) m = Math.max(m ?? 0, x);
@@ -288,7 +288,7 @@ export function visibleTree(tree: ProgressiveTree, expanded: ReadonlySet<string>
   const clusters: VisibleCluster[] = [];
   const drawnOfGroup = new Map<Group, string>();
   const ops = tree.model.ops;
-  const nodeOfOp: string[] = new Array(ops.length);
+  const nodeOfOp: string[] = new Array<string>(ops.length);
   const countsOf = new Map<string, Counts>();
 
   const hide = (g: Group, node: string): void => {

@@ -72,7 +72,7 @@ export function visibleGraph(ops: readonly Op[], h: Hierarchy, expanded: Readonl
     }
   };
 
-  const nodeOfOp: string[] = new Array(ops.length);
+  const nodeOfOp: string[] = new Array<string>(ops.length);
   for (const op of ops) {
     const home = h.opGroup[op.index];
     const collapsed = collapsedAncestor(home, expanded, memo);

@@ -4,7 +4,8 @@ from __future__ import annotations
 import collections
 import logging
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -17,7 +18,7 @@ from tb_gradflow.report import Report
 logger = logging.getLogger("tb_gradflow")
 
 _CACHE_SIZE = 64
-_probes: "collections.OrderedDict[tuple, Probe]" = collections.OrderedDict()
+_probes: collections.OrderedDict[tuple, Probe] = collections.OrderedDict()
 
 
 def _cache_key(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any, apply_inside: bool) -> tuple:
@@ -31,6 +32,7 @@ def _cache_key(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: An
 def probe_for(
     loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any, apply_inside: bool = True
 ) -> Probe:
+    """The one probe for these arguments, so that `analyze` and the callback trace alike."""
     check_loss_fn(loss_fn)
     apply_inside = apply_inside or optimizer is None  # without an optimizer, one probe serves both
     key = _cache_key(loss_fn, variables, optimizer, apply_inside)

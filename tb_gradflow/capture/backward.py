@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -16,6 +17,7 @@ from tb_gradflow.capture.variables import TrackedVariable
 
 @dataclasses.dataclass
 class Backward:
+    """What the backward pass gives, kept apart so that each reduction reads the same tensors."""
     # Per path op: positions of its measured outputs in `measured`.
     op_tensors: list[list[int]]
     # Gradient of each measured tensor and of each variable; None where none really reaches it.
@@ -78,10 +80,10 @@ def backward_pass(
     structure = analyze_structure(ops, dict(calls), loss, handles, index)
     # Only what really carries a gradient: While/If gradients hand back zeros, not None,
     # for inputs their bodies cut off.
-    t_grads = [g if t.ref() in structure.has_grad else None for t, g in zip(measured, t_grads)]
-    v_grads = [g if ok else None for g, ok in zip(v_grads, structure.variable_has_grad)]
+    t_grads = [g if t.ref() in structure.has_grad else None for t, g in zip(measured, t_grads, strict=False)]
+    v_grads = [g if ok else None for g, ok in zip(v_grads, structure.variable_has_grad, strict=False)]
     passed_back = [
         passed.get(p.key, []) if any(t_grads[k] is not None for k in positions) else []
-        for p, positions in zip(ops, op_tensors)
+        for p, positions in zip(ops, op_tensors, strict=False)
     ]
     return Backward(op_tensors, t_grads, v_grads, structure, passed_back, meter)

@@ -21,7 +21,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import tensorflow as tf
 
@@ -191,7 +192,7 @@ class BodyMeter:
         if self._ops is not None:
             rows = _read_and_reset(self._ops, deps)
         loops, counts = [], []
-        for sources, fired, op in zip(self._sources, self._fired, self._loop_ops):
+        for sources, fired, op in zip(self._sources, self._fired, self._loop_ops, strict=False):
             reads = [_read_and_reset(acc, deps) for key, acc in sources.items() if key in fired]
             if not reads:  # not in `measured_loops` either
                 continue
@@ -208,7 +209,7 @@ class BodyMeter:
     @property
     def measured_loops(self) -> list[int]:
         """Path indices of the loops whose iteration norms are measured."""
-        return [i for i, fired in zip(self.loops, self._fired) if fired]
+        return [i for i, fired in zip(self.loops, self._fired, strict=False) if fired]
 
     def measured_body_ops(self) -> list[int]:
         """Path indices of the body ops whose gradient is measured."""

@@ -21,13 +21,13 @@ from tb_gradflow.capture.loss_path import (
 from tb_gradflow.capture.registry_hook import GradientCall, OpKey, watch_registry
 from tb_gradflow.capture.starving import body_roots, parallel_cuts, starved_by
 
-
 # Ops that read a variable's value: an integer variable's cut is its read.
 VARIABLE_READS = frozenset({"ReadVariableOp", "ResourceGather", "ResourceGatherNd"})
 
 
 @dataclasses.dataclass
 class Cut:
+    """Why one op stops the gradient, held until the whole path is known to name what starves."""
     cause: str
     detail: str
     blocked_inputs: list[int]

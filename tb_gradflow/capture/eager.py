@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +30,7 @@ def eager_probe(
     reason: str,
     namer: Namer | None = None,
 ) -> ProbeResult:
+    """The probe for eager code, which has no graph to read cuts from: the op log stands in."""
     # Persistent: after the step's gradients, the same tape tells which logged op passes none.
     with OpLog() as log, tf.GradientTape(persistent=True) as tape:
         loss = loss_fn(*args, **kwargs)
@@ -46,7 +48,8 @@ def eager_probe(
         discovery, sparse, loss_op=-1, fallback_reason=reason,
         loss_shape=loss_shape_text(tf.convert_to_tensor(loss)),
     )
-    _add_cuts(graph, log, tape, loss, [(i, v.tf_variable) for i, (v, g) in enumerate(zip(tracked, grads)) if g is None])
+    ungraded = [(i, v.tf_variable) for i, (v, g) in enumerate(zip(tracked, grads, strict=False)) if g is None]
+    _add_cuts(graph, log, tape, loss, ungraded)
     del tape
     graph = seal(graph)
     present = [g for g in grads if g is not None]

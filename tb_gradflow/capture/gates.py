@@ -8,7 +8,8 @@ pass is built: no extra backward work, only a reduction of tensors that exist an
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.loss_path import PathOp

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 import tensorflow as tf
 
@@ -15,6 +17,7 @@ from tb_gradflow.proto import gradflow_pb2
 
 
 def shape_text(shape: tf.TensorShape) -> str:
+    """A shape as the tab shows it: short, with `?` where TensorFlow does not know the size."""
     if shape.rank is None:
         return "?"
     return "x".join("?" if d is None else str(d) for d in shape.as_list()) or "scalar"
@@ -40,7 +43,7 @@ def graph_skeleton(
     )
     variables = discovery.variables
     sparse = list(sparse) or [False] * len(variables)
-    for v, is_sparse in zip(variables, sparse):
+    for v, is_sparse in zip(variables, sparse, strict=False):
         graph.variables.add(**_variable_fields(v), sparse_gradient=is_sparse)
     for v in discovery.frozen:
         graph.frozen_variables.add(**_variable_fields(v))
@@ -59,12 +62,12 @@ def graph_proto(
     discovery: Discovery,
     structure: Structure,
     loss_op: int,
-    gates: set[int] = frozenset(),
+    gates: AbstractSet[int] = frozenset(),
     sparse: Sequence[bool] = (),
     loss_shape: str = "",
     units: Sequence[int] = (),
-    loops: set[int] = frozenset(),
-    body_measured: set[int] = frozenset(),
+    loops: AbstractSet[int] = frozenset(),
+    body_measured: AbstractSet[int] = frozenset(),
 ) -> gradflow_pb2.Graph:
     """The sealed Graph of one trace: every path op with its inputs, source and cut facts.
     `gates`: the ops whose presence is that of the gradient they pass back (capture/gates.py);

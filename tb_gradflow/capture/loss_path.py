@@ -76,11 +76,13 @@ def element_dtype(tensor: tf.Tensor, hops: int = 32) -> tf.DType | None:
 
 
 def is_measurable_dtype(dtype: tf.DType) -> bool:
+    """Whether a gradient can be measured here: integer and boolean tensors carry none."""
     return dtype.base_dtype.is_floating or dtype.base_dtype.is_complex
 
 
 @dataclasses.dataclass
 class PathOp:
+    """One op on the path to the loss, with what the later passes need to place it."""
     op: Operation
     name: str
     parent: int
@@ -95,14 +97,16 @@ class PathOp:
     # Variables its Python callable may read out of the graph's sight (numpy functions).
     hidden_variables: list[int] = dataclasses.field(default_factory=list)
     # Body graphs, for call ops.
-    bodies: list["Body"] = dataclasses.field(default_factory=list)
+    bodies: list[Body] = dataclasses.field(default_factory=list)
 
     @property
     def top_level(self) -> bool:
+        """Whether the op sits in the traced graph itself, not in a body that a call op runs."""
         return self.parent < 0
 
     @property
     def key(self) -> OpKey:
+        """The op's key across graphs, so that body ops with equal names stay apart."""
         return op_key(self.op)
 
 
@@ -135,7 +139,7 @@ def bodies_of(op: Operation) -> list[Body]:
         labels = ["then", "else"] if op.type in ("If", "StatelessIf") else [
             f"branch{i}" for i in range(len(graphs))
         ]
-        return [Body(g, label, 1, False) for g, label in zip(graphs, labels)]
+        return [Body(g, label, 1, False) for g, label in zip(graphs, labels, strict=False)]
     return []
 
 
@@ -145,6 +149,7 @@ _NOTHING: TensorInfo = (-1, 0, -1)
 
 
 class Walker:
+    """Walks back from the loss once, so that each op is visited and numbered a single time."""
     def __init__(self, n_variables: int, hidden: dict[OpKey, int] | None = None):
         self.ops: list[PathOp] = []
         self.index: dict[OpKey, int] = {}
@@ -209,7 +214,7 @@ class Walker:
             strip = call.op.name + "/"
             if body.is_loop:
                 feeds = self._loop_fixed_point(graph, roots, feeds, prefix, strip)
-            inputs = {t.ref(): info for t, info in zip(graph.inputs, feeds)}
+            inputs = {t.ref(): info for t, info in zip(graph.inputs, feeds, strict=False)}
             info = self.walk(graph, roots, inputs, prefix, strip, idx)
             for out in roots:
                 out_deps |= info.get(out.ref(), _NOTHING)[1]
@@ -221,7 +226,7 @@ class Walker:
         for _ in range(len(feeds) + 1):
             trial = Walker(0, self.hidden)
             trial.data_bit = self.data_bit
-            inputs = {t.ref(): info for t, info in zip(graph.inputs, feeds)}
+            inputs = {t.ref(): info for t, info in zip(graph.inputs, feeds, strict=False)}
             info = trial.walk(graph, roots, inputs, prefix, strip, 0)
             changed = False
             for i, out in enumerate(roots[: len(feeds)]):

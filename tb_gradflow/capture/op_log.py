@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
 
 import tensorflow as tf
 
@@ -28,6 +30,7 @@ from tb_gradflow.capture.sources import USER, frame_kind, frame_text
 
 @dataclasses.dataclass
 class LoggedOp:
+    """An op as the eager hook saw it, kept so that eager cuts can be named after the fact."""
     type: str
     inputs: list[Any]
     outputs: list[Any]
@@ -35,7 +38,7 @@ class LoggedOp:
 
 
 def _user_line() -> str:
-    frame = sys._getframe(2)  # pylint: disable=protected-access
+    frame: FrameType | None = sys._getframe(2)  # pylint: disable=protected-access
     while frame is not None:
         if frame_kind(frame.f_code.co_filename) == USER:
             return frame_text(frame.f_code.co_filename, frame.f_lineno)
@@ -54,7 +57,7 @@ class OpLog:
             self.ops.append(LoggedOp(op_type, list(inputs), list(outputs or ()), _user_line()))
         return None
 
-    def __enter__(self) -> "OpLog":
+    def __enter__(self) -> OpLog:
         self._context = tf_internals.op_callback(self._record)
         self._context.__enter__()
         return self
@@ -65,6 +68,7 @@ class OpLog:
 
 @dataclasses.dataclass
 class EagerCut:
+    """A cut found in an eager run, where no graph is left to point at."""
     op: LoggedOp
     cause: str
     detail: str

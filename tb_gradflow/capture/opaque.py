@@ -8,7 +8,8 @@ those join the report, and the op is where their gradient stops.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 

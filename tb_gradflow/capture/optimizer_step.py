@@ -9,7 +9,8 @@ reductions are divided by the scale, so that states and norms are those of the t
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -90,12 +91,12 @@ def apply_gradients(optimizer: Any, variables: Sequence[Any], grads: Sequence[An
     the variable). The optimizer is built on all of them; only present gradients are applied.
     """
     build_on(optimizer, variables)
-    present = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    present = [(g, v) for g, v in zip(grads, variables, strict=False) if g is not None]
     if not present:
         return
     if _is_tf_keras_loss_scaled(optimizer):
         unscaled = optimizer.get_unscaled_gradients([g for g, _ in present])
-        present = list(zip(unscaled, [v for _, v in present]))
+        present = list(zip(unscaled, [v for _, v in present], strict=False))
     if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context():
         # The probe ran once, outside the replicas; optimizers update distributed variables
         # from replica context, summing over replicas: give each replica an equal share.
@@ -106,7 +107,7 @@ def apply_gradients(optimizer: Any, variables: Sequence[Any], grads: Sequence[An
             strategy.experimental_distribute_values_from_function(lambda _, g=g: g * share)
             for g, _ in present
         ]
-        strategy.run(lambda *gs: optimizer.apply_gradients(zip(gs, targets)), args=tuple(shares))
+        strategy.run(lambda *gs: optimizer.apply_gradients(zip(gs, targets, strict=False)), args=tuple(shares))
     else:
         optimizer.apply_gradients(present)
 

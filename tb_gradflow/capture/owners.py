@@ -20,7 +20,8 @@ import gc
 import re
 import sys
 import types
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from tb_gradflow.capture.sources import is_library_file
 from tb_gradflow.capture.tf_internals import autocast_inner, tf_function_parts, tf_keras_sublayers
@@ -56,6 +57,7 @@ class KerasIndex:
     frozen: set[int] = dataclasses.field(default_factory=set)
 
     def all_variables(self) -> list[Any]:
+        """Every Keras variable found, so that untracked ones can still be named by owner."""
         return list(self.keras_variable.values())
 
 
@@ -92,7 +94,8 @@ def _keras() -> Any:
 
 def _kinds() -> _Kinds:
     keras = _keras()
-    layer, model = (), ()
+    layer: tuple[type, ...] = ()
+    model: tuple[type, ...] = ()
     if "tf_keras" in sys.modules:  # imported by `import tf_keras` or TF_USE_LEGACY_KERAS=1
         try:
             import tf_keras
@@ -112,7 +115,7 @@ def _is_user_function(fn: Any) -> bool:
 
 def _is_library_object(obj: Any) -> bool:
     module_file = getattr(sys.modules.get(type(obj).__module__), "__file__", None)
-    return bool(module_file) and is_library_file(module_file)
+    return isinstance(module_file, str) and bool(module_file) and is_library_file(module_file)
 
 
 def _code_names(code: types.CodeType) -> Iterator[str]:
@@ -135,7 +138,7 @@ def _children(obj: Any, layer_kinds: tuple[type, ...]) -> Iterable[tuple[str, An
         if not _is_user_function(obj):
             return
         code = obj.__code__
-        for name, cell in zip(code.co_freevars, obj.__closure__ or ()):
+        for name, cell in zip(code.co_freevars, obj.__closure__ or (), strict=False):
             try:
                 yield name, cell.cell_contents
             except ValueError:  # an empty cell
@@ -163,7 +166,7 @@ def _children(obj: Any, layer_kinds: tuple[type, ...]) -> Iterable[tuple[str, An
             return
         yield from attrs.items()
         if callable(obj) and not isinstance(obj, types.FunctionType):
-            call = getattr(type(obj), "__call__", None)
+            call = getattr(type(obj), "__call__", None)  # noqa: B004 - the method itself is walked, not a test of callability
             if call is not None:
                 yield "", call
 
@@ -173,7 +176,8 @@ def _walk(root: Any, kinds: _Kinds) -> tuple[list[Owner], list[Any]]:
     layers: list[Owner] = []
     variables: list[Any] = []
     seen: set[int] = set()
-    layer_kinds = kinds.keras_layer + kinds.tf_keras_layer
+    # Any, not type: the Keras layer classes have no type information, their instances neither.
+    layer_kinds: tuple[Any, ...] = kinds.keras_layer + kinds.tf_keras_layer
     queue: collections.deque[tuple[str, Any, int]] = collections.deque([("", root, 0)])
     while queue and len(seen) < _MAX_OBJECTS:
         name, obj, depth = queue.popleft()  # breadth first: the nearest reference names win

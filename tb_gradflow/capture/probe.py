@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -54,6 +55,7 @@ def check_loss_value(loss_fn: Callable[..., Any], loss: Any) -> None:
 
 @dataclasses.dataclass
 class ProbeResult:
+    """One step's graph and values together, so that the writer never pairs a step with a stale graph."""
     graph: gradflow_pb2.Graph
     step: gradflow_pb2.Step
 
@@ -96,7 +98,7 @@ class Probe:
         # Graph versions in order of tracing: a call names its version by index (Layout.values).
         self._versions: list[str] = []
         # Graph version of each traced FuncGraph, for calls made inside an enclosing trace.
-        self._graph_ids: "weakref.WeakKeyDictionary[tf.Graph, str]" = weakref.WeakKeyDictionary()
+        self._graph_ids: weakref.WeakKeyDictionary[tf.Graph, str] = weakref.WeakKeyDictionary()
         self._loss_error: Exception | None = None
         # The accumulators of each trace's loops and bodies (capture/bodies.py): the traced
         # function holds only their handles, and a variable frees its resource when collected.
@@ -115,6 +117,7 @@ class Probe:
 
     @property
     def graphs(self) -> dict[str, gradflow_pb2.Graph]:
+        """The graph of each trace, to be written once per trace rather than per step."""
         return {k: v.graph for k, v in self._layouts.items()}
 
     def _raise_loss_error(self) -> None:
@@ -126,6 +129,7 @@ class Probe:
             raise LossTraceError(str(error)) from error
 
     def __call__(self, *args, **kwargs) -> ProbeResult:
+        """Runs one step's probe; a failing loss is reported as the user's error, not ours."""
         self._loss_error = None
         try:
             out = self._function(*args, **kwargs)
@@ -136,7 +140,7 @@ class Probe:
         layout = self._layouts[self._versions[int(values[0])]]
         return ProbeResult(layout.graph, decode_step(layout, values))
 
-    def symbolic_call(self, *args, **kwargs) -> "SymbolicCall":
+    def symbolic_call(self, *args, **kwargs) -> SymbolicCall:
         """Inside an enclosing `tf.function` trace: adds a call of the probe to that graph.
 
         Returns the graph version (known at trace time), the reductions the call will produce at
@@ -188,7 +192,7 @@ class Probe:
             loss, walker.ops, variables, handles, walker.index, scale, measure_bodies=self._measure_bodies
         )
         presence_grads, presence_owners = backward.presence_sources()
-        widths = [unit_width(p, g) for p, g in zip(walker.ops, backward.passed_back)]
+        widths = [unit_width(p, g) for p, g in zip(walker.ops, backward.passed_back, strict=False)]
         meter = backward.bodies
         self._body_meters.append(meter)
         after = [g for g in [*backward.tensor_grads, *backward.variable_grads] if isinstance(g, tf.Tensor)]

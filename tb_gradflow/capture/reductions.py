@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from tb_gradflow import vocabulary as V
-
 
 # Gradients at most this large are reduced together with others of their shape and dtype: one
 # stack and a few kernels per group instead of three kernels per gradient. On small tensors a
@@ -141,7 +141,7 @@ class Reducer:
                 size += len(self._stack_members[where[0]])
         alone = [i for i, where in enumerate(placed) if where is None]
         if alone:  # one Pack per column, not one per gradient: each is a kernel at every step
-            columns = list(zip(*(reduce_one(unique[i]) for i in alone)))
+            columns = list(zip(*(reduce_one(unique[i]) for i in alone), strict=False))
             parts.append(tf.raw_ops.Pack(values=[tf.raw_ops.Pack(values=list(c)) for c in columns], axis=1))
         at_alone = {i: size + j for j, i in enumerate(alone)}
         indices = [at_alone[i] if where is None else offset[where[0]] + where[1] for i, where in enumerate(placed)]
@@ -375,6 +375,7 @@ def presence_fractions(half_present: np.ndarray, size: np.ndarray, codes: np.nda
 
 
 def combine(values: list[tuple[str, float | None]]) -> tuple[str, float | None]:
+    """The state and norm of a variable split in parts, so that it reads as one variable."""
     state = V.combined_state([s for s, _ in values])
     if state == V.NONE:
         return state, None

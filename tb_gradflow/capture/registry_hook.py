@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.tf_internals import Operation
@@ -31,6 +31,7 @@ class GradientCall:
 
 
 def op_key(op: Operation) -> OpKey:
+    """A key naming an op across graphs: names repeat between a function and its bodies."""
     return (getattr(op.graph, "name", ""), op.name)
 
 

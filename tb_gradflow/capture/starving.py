@@ -15,7 +15,7 @@ others. Cost: one walk per blocking op, over the unreached part of the path only
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tb_gradflow.capture.loss_path import PathOp
 from tb_gradflow.capture.registry_hook import OpKey, op_key
@@ -48,7 +48,7 @@ def _upstream(p: PathOp, q: int, roots: dict[int, list[Source]]) -> list[Source]
     """Where the values of op `q` come from: its bodies' results for a call op, else its inputs."""
     if q in roots:
         return roots[q]
-    return list(zip(p.input_producers, p.input_variables))
+    return list(zip(p.input_producers, p.input_variables, strict=False))
 
 
 def starved_by(

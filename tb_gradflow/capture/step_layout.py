@@ -1,7 +1,8 @@
 """Run time: one step's device vectors folded back into per-op and per-variable states."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -26,14 +27,14 @@ class Layout:
         variable_has_grad: list[bool],
         reached: list[bool],
         top_ancestor: list[int],
-        presence_owner: list[int] = (),
+        presence_owner: Sequence[int] = (),
         body_ops: Sequence[int] = (),
         body_measured: Sequence[int] = (),
     ):
         self.graph = graph
         # Row of each measured tensor in the stats vector, or -1 where no gradient reaches it.
-        rows = np.cumsum(tensor_has_grad) - 1
-        self.tensor_row = np.where(tensor_has_grad, rows, -1).astype(np.int64)
+        cumulative = np.cumsum(tensor_has_grad) - 1
+        self.tensor_row = np.where(tensor_has_grad, cumulative, -1).astype(np.int64)
         # The variables that get a gradient, in the order of their rows in the stats.
         self.variables_with_grad = np.flatnonzero(np.asarray(variable_has_grad, bool))
         # Per op, the row of its one measured tensor, or -1 (none, or several: `multi`). Row
@@ -62,7 +63,7 @@ class Layout:
             self.n_loops,
         ])
         self.sums, self.exact, self.presence, self.dead_units, self.body_rows, self.loop_lengths = (
-            slice(a, b) for a, b in zip(ends[:-1], ends[1:])
+            slice(a, b) for a, b in zip(ends[:-1], ends[1:], strict=False)
         )
         # Rows of the body accumulators that are measured, and the op each belongs to.
         row_of = {op: r for r, op in enumerate(body_ops)}
@@ -113,7 +114,8 @@ def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
     op_codes, op_norms = codes[layout.op_row], norms[layout.op_row]
     for i, rows in layout.multi:  # ops with several float outputs: few
         state, norm = combine([
-            (V.STATES[c], None if c == NONE else n) for c, n in zip(codes[rows].tolist(), norms[rows].tolist())
+            (V.STATES[c], None if c == NONE else n)
+            for c, n in zip(codes[rows].tolist(), norms[rows].tolist(), strict=False)
         ])
         op_codes[i] = V.STATE_CODE[state]
         op_norms[i] = np.nan if norm is None else norm

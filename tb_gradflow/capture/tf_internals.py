@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeAlias
 
 import tensorflow as tf
 from tensorflow.python.autograph.core import ag_ctx
@@ -18,13 +19,20 @@ from tensorflow.python.framework import func_graph as _func_graph
 from tensorflow.python.framework import op_callbacks
 from tensorflow.python.framework import ops as _ops
 from tensorflow.python.ops import (
-    cond_v2, gen_summary_ops, gradients_util, resource_variable_ops, script_ops, summary_ops_v2, while_v2,
+    cond_v2,
+    gen_summary_ops,
+    gradients_util,
+    resource_variable_ops,
+    script_ops,
+    summary_ops_v2,
+    while_v2,
 )
 from tensorflow.python.util import tf_decorator
 
 # pylint: disable=protected-access
 
-Operation = _ops.Operation
+# An alias usable in annotations (TensorFlow has no type information: Any to the checker).
+Operation: TypeAlias = _ops.Operation
 FuncGraph = _func_graph.FuncGraph
 # Records the variables a trace reads, as GradientTape does (the default-variables case).
 VariableWatcher = record.VariableWatcher

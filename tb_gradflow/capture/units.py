@@ -12,7 +12,8 @@ vector of the units) and four kernels for all gates together.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 

@@ -13,18 +13,24 @@ gave, so one variable keeps one name from step to step and across retraces.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import tensorflow as tf
 
 from tb_gradflow.capture.owners import (
-    KerasIndex, Owner, keras_index, keras_variables_by_referrers, model_keys,
+    KerasIndex,
+    Owner,
+    keras_index,
+    keras_variables_by_referrers,
+    model_keys,
 )
 from tb_gradflow.capture.tf_internals import autocast_inner, tf_function_parts
 
 
 @dataclasses.dataclass(frozen=True)
 class TrackedVariable:
+    """A variable under the name the tab shows, with the tf.Variable the tape watches."""
     name: str
     tf_variable: tf.Variable
     # What the user handed us (a Keras variable, say): what an optimizer must be given.
@@ -50,6 +56,7 @@ def tf_variable_of(v: Any) -> tf.Variable:
 
 
 def track(v: Any) -> TrackedVariable:
+    """Tracks a variable the user gave, whatever framework object it is."""
     return TrackedVariable(variable_name(v), tf_variable_of(v), v)
 
 
@@ -70,17 +77,18 @@ def unique_names(entries: Sequence[tuple[str, Owner | None]]) -> list[str]:
         if len(members) == 1:
             continue
         qualifiers: list[Callable[[Owner | None], str | None]] = [
-            lambda o: o and o.model.name, lambda o: o and o.reference,
+            lambda o: o.model.name if o else None, lambda o: o.reference if o else None,
         ]
         for qualify in qualifiers:
             trial = [_qualified(path, qualify(entries[i][1])) for i in members]
-            if None not in trial and len(set(trial)) == len(trial) and not taken & set(trial):
+            named = [name for name in trial if name is not None]
+            if len(named) == len(trial) and len(set(named)) == len(named) and not taken & set(named):
                 break
         else:
-            trial = [path if k == 0 else f"{path}#{k + 1}" for k in range(len(members))]
-        for i, name in zip(members, trial):
+            named = [path if k == 0 else f"{path}#{k + 1}" for k in range(len(members))]
+        for i, name in zip(members, named, strict=True):
             names[i] = name
-        taken.update(trial)
+        taken.update(named)
     return names
 
 
@@ -105,24 +113,24 @@ class Namer:
         """TrackedVariables for `users` (Keras or TF variables), Keras ones found where possible."""
         index = index if index is not None else self.index()
         tf_vars = [tf_variable_of(v) for v in users]
-        users = [index.keras_variable.get(id(t), u) for t, u in zip(tf_vars, users)]
-        missing = [t for t, u in zip(tf_vars, users)
+        users = [index.keras_variable.get(id(t), u) for t, u in zip(tf_vars, users, strict=False)]
+        missing = [t for t, u in zip(tf_vars, users, strict=False)
                    if u is t and id(t) not in self._given and id(t) not in index.keras_variable]
         by_referrers = keras_variables_by_referrers(missing)
-        users = [by_referrers.get(id(t), u) if u is t else u for t, u in zip(tf_vars, users)]
+        users = [by_referrers.get(id(t), u) if u is t else u for t, u in zip(tf_vars, users, strict=False)]
         names = self._names(tf_vars, users, index)
-        return [TrackedVariable(n, t, u) for n, t, u in zip(names, tf_vars, users)]
+        return [TrackedVariable(n, t, u) for n, t, u in zip(names, tf_vars, users, strict=False)]
 
     def _names(self, tf_vars: list[tf.Variable], users: list[Any], index: KerasIndex) -> list[str]:
         # The universe a name must be unique in: every Keras variable the loss reaches (stable
         # from trace to trace), then the ones only this trace found.
         universe: dict[int, Any] = dict(index.keras_variable)
-        for t, u in zip(tf_vars, users):
+        for t, u in zip(tf_vars, users, strict=False):
             universe.setdefault(id(t), u)
         keys = list(universe)
         computed = dict(zip(keys, unique_names(
             [(index.tree_path.get(k) or variable_name(universe[k]), index.owner.get(k)) for k in keys]
-        )))
+        ), strict=False))
         used = {name for _, name in self._given.values()}
         names = []
         for t in tf_vars:

@@ -17,6 +17,7 @@ from typing import Any
 from tb_gradflow.export import bundle
 from tb_gradflow.reading.reader import TagSeries
 
+
 def content_security_policy(script: str) -> str:
     """The page's CSP: only the one inline script whose source is `script` may run (by its
     SHA-256), so that markup injected into the page some day cannot run a script of its own.
@@ -70,7 +71,9 @@ def initial_view(series: dict[tuple[str, str], TagSeries], step: int | None) -> 
     return {"run": run, "tag": tag, "step": step, "compare": others[0] if others else None}
 
 
-def export_logdir(series: dict[tuple[str, str], TagSeries], path: str, step: int | None = None, title: str = "gradflow") -> int:
+def export_logdir(
+    series: dict[tuple[str, str], TagSeries], path: str, step: int | None = None, title: str = "gradflow"
+) -> int:
     """Writes the page for these series to `path`; returns its size in bytes."""
     text = page(bundle.payload(series, initial_view(series, step)), title)
     tmp = f"{path}.tmp{os.getpid()}"

@@ -90,7 +90,7 @@ def crc32c_many(payloads: list[bytes], small: int = _SMALL) -> list[int]:
         regs = _NP_TABLE[regs.astype(np.uint8) ^ column] ^ (regs >> 8)
     t0, t1, t2, t3 = _zeros_operator()
     flat = iter(regs.tolist())
-    for i, count in zip(large, counts):
+    for i, count in zip(large, counts, strict=False):
         reg = 0
         for _ in range(count):
             reg = t0[reg & 0xFF] ^ t1[reg >> 8 & 0xFF] ^ t2[reg >> 16 & 0xFF] ^ t3[reg >> 24] ^ next(flat)
@@ -115,4 +115,5 @@ def masked_crc32c_windows(data: np.ndarray, width: int, count: int) -> np.ndarra
 
 
 def masked_crc32c(data: bytes) -> int:
+    """The checksum TFRecord stores, to tell a corrupt record from a good one."""
     return mask(crc32c(data))

@@ -25,6 +25,7 @@ class FormatError(ValueError):
 
 
 def graph_tag(name: str, graph_id: str) -> str:
+    """The tag of a graph summary: it lives beside its steps' tag so that readers find it."""
     return f"{name}{GRAPH_TAG_INFIX}{graph_id}"
 
 
@@ -39,11 +40,13 @@ def _metadata(plugin_data: gradflow_pb2.PluginData, data_class: int, description
 
 
 def step_metadata(name: str, description: str = "") -> summary_pb2.SummaryMetadata:
+    """Metadata of a step summary; the version lets readers refuse a format they do not know."""
     data = gradflow_pb2.PluginData(version=FORMAT_VERSION, kind=gradflow_pb2.PluginData.STEP, name=name)
     return _metadata(data, summary_pb2.DATA_CLASS_TENSOR, description)
 
 
 def graph_metadata(name: str, graph_id: str) -> summary_pb2.SummaryMetadata:
+    """Metadata of a graph summary, written once per trace and found by its id."""
     data = gradflow_pb2.PluginData(
         version=FORMAT_VERSION, kind=gradflow_pb2.PluginData.GRAPH, name=name, graph_id=graph_id
     )

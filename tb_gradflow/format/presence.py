@@ -47,6 +47,7 @@ _IMPLIED_CODES = to_codes(default_presence(np.arange(len(V.STATES))))
 
 
 def from_codes(codes: np.ndarray) -> np.ndarray:
+    """Presence fractions back from their stored codes (NaN where unknown)."""
     codes = np.asarray(codes, np.uint8)
     values = (codes.astype(np.float32) - 1.0) / LEVELS
     return np.where(codes == UNKNOWN_CODE, np.float32(np.nan), values).astype(np.float32)

@@ -106,10 +106,12 @@ def loop_arrays(step: gradflow_pb2.Step) -> list[np.ndarray]:
     step that stores none. `check_aligned` must have passed."""
     norms = np.array(step.iteration_norms, np.float32)
     ends = np.cumsum(list(step.iteration_counts))
-    return [norms[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends)]
+    return [norms[a:b] for a, b in zip(np.concatenate([[0], ends[:-1]]), ends, strict=False)]
 
 
-def presence_arrays(step: gradflow_pb2.Step, op_codes: np.ndarray, variable_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def presence_arrays(
+    step: gradflow_pb2.Step, op_codes: np.ndarray, variable_codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(op presence, variable presence) as float32 fractions, NaN unknown (all of a step written
     before presence existed); `check_aligned` must have passed."""
     if not step.has_presence:
@@ -193,7 +195,9 @@ def is_packed(step: gradflow_pb2.Step) -> bool:
     return not step.op_states and not step.variable_states and not step.op_norms
 
 
-def step_arrays(step: gradflow_pb2.Step, n_ops: int, n_vars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def step_arrays(
+    step: gradflow_pb2.Step, n_ops: int, n_vars: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(op codes uint8, op norms float32, variable codes uint8, variable norms float32) of a
     Step of either format version; `check_aligned` must have passed."""
     variable_norms = np.array(step.variable_norms, np.float32)
@@ -455,8 +459,8 @@ def _variable_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarra
 
 def _op_records(fields: _GraphFields, values: Callable[[], tuple[np.ndarray, ...]]) -> tuple[OpRecord, ...]:
     codes, norms, _, _, presence, _, dead, loops = values()
-    dead_of = dict(zip([i for i, u in enumerate(fields.units) if u], dead))
-    loop_of = dict(zip([i for i, has in enumerate(fields.loops) if has], loops))
+    dead_of = dict(zip([i for i, u in enumerate(fields.units) if u], dead, strict=False))
+    loop_of = dict(zip([i for i, has in enumerate(fields.loops) if has], loops, strict=False))
     return tuple(
         OpRecord(
             name=name,

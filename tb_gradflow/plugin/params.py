@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from tb_gradflow.route_json import LAYER_COLUMNS
 
@@ -21,10 +21,12 @@ class RequestError(Exception):
 
 
 def bad_request(message: str) -> RequestError:
+    """A 400: the request itself is malformed."""
     return RequestError(400, message)
 
 
 def not_found(message: str) -> RequestError:
+    """A 404: the request is well formed but names nothing logged."""
     return RequestError(404, message)
 
 
@@ -40,6 +42,7 @@ def optional(args: Args, name: str) -> str | None:
 
 
 def required(args: Args, name: str) -> str:
+    """A parameter the route cannot go without: missing or empty is a 400."""
     value = optional(args, name)
     if value is None or value == "":
         raise bad_request(f"missing parameter {name!r}")

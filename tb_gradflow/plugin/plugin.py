@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from tensorboard import errors
+from tensorboard import errors, plugin_util
 from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
-from tensorboard import plugin_util
 from werkzeug import wrappers
 
 from tb_gradflow.format import metadata
@@ -75,6 +75,7 @@ def cache_budget_bytes() -> int:
 
 
 class GradflowPlugin(base_plugin.TBPlugin):
+    """The Gradient Flow tab's server side: JSON routes over the data provider, and the bundle."""
     plugin_name = metadata.PLUGIN_NAME
 
     def __init__(self, context: base_plugin.TBContext):
@@ -87,6 +88,7 @@ class GradflowPlugin(base_plugin.TBPlugin):
         self._read_budget = read_budget_bytes()
 
     def get_plugin_apps(self) -> dict[str, Any]:
+        """The routes TensorBoard serves under this plugin's prefix."""
         return {
             "/index.js": self._serve_index,
             _STATIC_ROUTE + "*": self._serve_static,
@@ -100,12 +102,15 @@ class GradflowPlugin(base_plugin.TBPlugin):
         }
 
     def is_active(self) -> bool:
+        """Never active by itself: `data_plugin_names` lets TensorBoard activate the tab on data."""
         return False  # data_plugin_names() activates the tab when gradflow data exists
 
     def data_plugin_names(self) -> tuple[str, ...]:
+        """The plugin name in summary metadata that marks data as this tab's."""
         return (metadata.PLUGIN_NAME,)
 
     def frontend_metadata(self) -> base_plugin.FrontendMetadata:
+        """Tells TensorBoard to load the tab as an ES module from this plugin."""
         return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Gradient Flow")
 
     # JSON routes
@@ -185,12 +190,15 @@ class GradflowPlugin(base_plugin.TBPlugin):
 
     # Static files
 
+    # Static methods: werkzeug's `application` is typed (and meant) for a function of the request.
+    @staticmethod
     @wrappers.Request.application
-    def _serve_index(self, request: wrappers.Request) -> wrappers.Response:
+    def _serve_index(request: wrappers.Request) -> wrappers.Response:
         return _serve_file(request, "index.js")
 
+    @staticmethod
     @wrappers.Request.application
-    def _serve_static(self, request: wrappers.Request) -> wrappers.Response:
+    def _serve_static(request: wrappers.Request) -> wrappers.Response:
         _, _, relative = request.path.partition(f"/data/plugin/{metadata.PLUGIN_NAME}{_STATIC_ROUTE}")
         return _serve_file(request, relative)
 
@@ -233,11 +241,13 @@ class GradflowLoader(base_plugin.TBLoader):
     """
 
     def fix_flags(self, flags: Any) -> None:
+        """Keeps every gradflow step: TensorBoard would otherwise sample them down."""
         samples = getattr(flags, "samples_per_plugin", None)
         if isinstance(samples, dict):
             samples.setdefault(metadata.PLUGIN_NAME, 0)
 
     def load(self, context: base_plugin.TBContext) -> GradflowPlugin | None:
+        """The plugin, or None without a data provider (the tab then stays away, with a warning)."""
         if context.data_provider is None:
             logger.warning("tb_gradflow: no data provider; the Gradient Flow tab is disabled")
             return None

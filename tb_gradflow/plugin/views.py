@@ -48,7 +48,8 @@ def notices_json(series_by_run: dict[str, dict[str, TagSeries]], unreadable: lis
     for run, tag in sorted(unreadable):
         why = why_unreadable(run, tag) if fast_loader else None
         if why:
-            notices.append({"kind": "unreadable_name", "run": run, "tag": tag, "text": f"run {run!r} is missing: {why}"})
+            text = f"run {run!r} is missing: {why}"
+            notices.append({"kind": "unreadable_name", "run": run, "tag": tag, "text": text})
     return encode({"notices": notices})
 
 
@@ -193,7 +194,9 @@ def graph_groups_json(run: str, tag: str, cached: CachedSeries, step: int | None
         "ops_in_group": len(layout.subtree), **_sampled(series),
         "groups": {
             "name": layout.group_names,
-            "ops": np.bincount(layout.child_of_op, minlength=len(layout.group_names))[: len(layout.group_names)].tolist(),
+            "ops": np.bincount(layout.child_of_op, minlength=len(layout.group_names))[
+                : len(layout.group_names)
+            ].tolist(),
             "states": groups.group_state_counts(layout, op_codes),
             "cut_points": layout.cut_counts,
             "inputs": layout.group_inputs,
@@ -216,7 +219,7 @@ def layers_view(run: str, tag: str, cached: CachedSeries, columns: int) -> str:
     heatmap, the numbers `tb-gradflow report --json` prints under "layers"."""
     series = _readable(cached)
     body = cached.derived(("layers", columns), lambda: encode(layer_series_json(layer_series(series, columns))))
-    return "{%s,%s" % (_fields({"run": encode(run), "tag": encode(tag)}), body[1:])
+    return "{{{},{}".format(_fields({"run": encode(run), "tag": encode(tag)}), body[1:])
 
 
 def _readable(cached: CachedSeries) -> TagSeries:

@@ -19,7 +19,8 @@ import sys
 import threading
 import time
 import zlib
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import numpy as np
 
@@ -157,6 +158,7 @@ class SeriesCache:
 
     @property
     def nbytes(self) -> int:
+        """Bytes held, so that the cache stays under its budget."""
         return self._bytes
 
     def __len__(self) -> int:

@@ -12,7 +12,8 @@ import dataclasses
 import mmap
 import os
 import struct
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -79,7 +80,7 @@ def read_records(path: str, wanted: Wanted | None = None) -> Iterator[bytes]:
 
 
 def _checked(payloads: list[bytes], stored: list[int]) -> Iterator[bytes]:
-    for payload, crc, expected in zip(payloads, crc32c_many(payloads), stored):
+    for payload, crc, expected in zip(payloads, crc32c_many(payloads), stored, strict=False):
         if mask(crc) != expected:
             raise RecordError("bad record checksum")
         yield payload
@@ -94,6 +95,7 @@ class GradflowRecords:
         self.tags: list[bytes] = []
 
     def __call__(self, buf: mmap.mmap, start: int, end: int) -> bool:
+        """Whether the record holds gradflow data: a cheap scan that skips all other plugins' records."""
         if buf.find(_PLUGIN, start, end) != -1:
             self._learn(buf[start:end])
             return True
@@ -139,6 +141,7 @@ class TimeSeries:
 
 @dataclasses.dataclass(frozen=True)
 class TensorDatum:
+    """A tensor at one step, shaped as TensorBoard's data provider returns it."""
     step: int
     wall_time: float
     numpy: np.ndarray
@@ -146,11 +149,13 @@ class TensorDatum:
 
 @dataclasses.dataclass(frozen=True)
 class BlobReference:
+    """A blob's key, shaped as TensorBoard's data provider returns it."""
     blob_key: str
 
 
 @dataclasses.dataclass(frozen=True)
 class BlobSequenceDatum:
+    """A blob sequence at one step, shaped as TensorBoard's data provider returns it."""
     step: int
     wall_time: float
     values: tuple[BlobReference, ...]
@@ -228,13 +233,22 @@ class EventFileProvider:
                 )
         return out
 
-    def list_tensors(self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any) -> dict[str, dict[str, TimeSeries]]:
+    def list_tensors(
+        self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any
+    ) -> dict[str, dict[str, TimeSeries]]:
+        """Tensor series per run and tag, as TensorBoard's data provider lists them."""
         return self._listing(summary_pb2.DATA_CLASS_TENSOR, run_tag_filter)
 
-    def list_blob_sequences(self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any) -> dict[str, dict[str, TimeSeries]]:
+    def list_blob_sequences(
+        self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any
+    ) -> dict[str, dict[str, TimeSeries]]:
+        """Blob sequence series per run and tag, as TensorBoard's data provider lists them."""
         return self._listing(summary_pb2.DATA_CLASS_BLOB_SEQUENCE, run_tag_filter)
 
-    def read_tensors(self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any) -> dict[str, dict[str, list[TensorDatum]]]:
+    def read_tensors(
+        self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any
+    ) -> dict[str, dict[str, list[TensorDatum]]]:
+        """Every stored step of the selected tensor series, for readers written against TensorBoard."""
         out: dict[str, dict[str, list[TensorDatum]]] = {}
         for run, tag, s in self._selected(summary_pb2.DATA_CLASS_TENSOR, run_tag_filter):
             out.setdefault(run, {})[tag] = [
@@ -242,7 +256,10 @@ class EventFileProvider:
             ]
         return out
 
-    def read_blob_sequences(self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any) -> dict[str, dict[str, list[BlobSequenceDatum]]]:
+    def read_blob_sequences(
+        self, ctx: Any = None, *, run_tag_filter: Any = None, **_: Any
+    ) -> dict[str, dict[str, list[BlobSequenceDatum]]]:
+        """Every stored step of the selected blob sequences, for readers written against TensorBoard."""
         out: dict[str, dict[str, list[BlobSequenceDatum]]] = {}
         for run, tag, s in self._selected(summary_pb2.DATA_CLASS_BLOB_SEQUENCE, run_tag_filter):
             out.setdefault(run, {})[tag] = [
@@ -252,6 +269,7 @@ class EventFileProvider:
         return out
 
     def read_blob(self, ctx: Any = None, *, blob_key: str) -> bytes:
+        """One blob by the key `read_blob_sequences` gave out."""
         run, tag, index = blob_key.split("\0")
         return self.runs[run][tag].data[int(index)].value
 

@@ -14,6 +14,7 @@ class LogdirError(Exception):
 
 
 def local_provider(logdir: str) -> tb_data_provider.MultiplexerDataProvider:
+    """A data provider over a logdir on disk, for commands that run without a TensorBoard."""
     if not os.path.exists(logdir):
         raise LogdirError(f"logdir {logdir!r} does not exist")
     if not os.path.isdir(logdir):

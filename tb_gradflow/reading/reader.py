@@ -282,7 +282,8 @@ class GradflowReader:
         graphs = self._read_graphs(ctx, run, name, info)
         known = _known_rows(previous, graphs)
         try:
-            data, sampled = self._read_step_tensors(ctx, run, name, max(map(_version_1_step_bytes, graphs.values()), default=64))
+            step_bytes = max(map(_version_1_step_bytes, graphs.values()), default=64)
+            data, sampled = self._read_step_tensors(ctx, run, name, step_bytes)
         except Exception as e:  # pylint: disable=broad-except  # a hostile tensor (MemoryError, ...)
             self._warn(f"run {run!r}, tag {name!r}: unreadable: {type(e).__name__}: {e}")
             return None
@@ -318,9 +319,11 @@ class GradflowReader:
             return None
         series = _series(run, name, info.description, graphs, per_version)
         if sampled:
-            series.sampled = (f"sampled: {len(series.steps):,} steps of a run logged from step {series.steps[0]:,} "
-                              f"to {info.max_step:,} (the fast loader serves at most {self.read_budget_bytes >> 20} MiB "
-                              f"of it at once); start TensorBoard with --load_fast=false to see all")
+            series.sampled = (
+                f"sampled: {len(series.steps):,} steps of a run logged from step {series.steps[0]:,} "
+                f"to {info.max_step:,} (the fast loader serves at most {self.read_budget_bytes >> 20} MiB "
+                f"of it at once); start TensorBoard with --load_fast=false to see all"
+            )
         return series
 
     def _read_tensors(self, ctx: Any, run: str, name: str, downsample: int) -> builtins.list[Any]:
@@ -469,7 +472,9 @@ def _filter(run: str, *tags: str) -> provider.RunTagFilter:
 _Row = tuple[int, float, "gradflow_pb2.Step | tuple[VersionValues, int]"]
 
 
-def _known_rows(previous: TagSeries | None, graphs: dict[str, gradflow_pb2.Graph]) -> dict[tuple[int, float], tuple[VersionValues, int]]:
+def _known_rows(
+    previous: TagSeries | None, graphs: dict[str, gradflow_pb2.Graph]
+) -> dict[tuple[int, float], tuple[VersionValues, int]]:
     """(step, wall time) -> row of `previous`, for versions whose graph is unchanged."""
     known: dict[tuple[int, float], tuple[VersionValues, int]] = {}
     for graph_id, values in (previous.versions.items() if previous else ()):
@@ -507,7 +512,8 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
         else:
             op_states[i], op_norms[i], variable_states[i], variable_norms[i] = step_arrays(source, n_ops, n_vars)
             losses[i] = source.loss
-            op_presence[i], variable_presence[i] = map(P.to_codes, presence_arrays(source, op_states[i], variable_states[i]))
+            fractions = presence_arrays(source, op_states[i], variable_states[i])
+            op_presence[i], variable_presence[i] = map(P.to_codes, fractions)
     if packed:
         steps = [cast(gradflow_pb2.Step, rows[i][2]) for i in packed]
         index = np.array(packed, np.int64)
@@ -522,7 +528,8 @@ def _values(graph: gradflow_pb2.Graph, rows: list[_Row]) -> VersionValues:
         for start in range(0, len(steps), _DECODE_ROWS):  # float32 at once: no wide temporaries
             part = slice(start, start + _DECODE_ROWS)
             op_norms[index[part]] = dequantize_norms(codes[part], tops[part])
-        variable_norms[index] = np.array([list(s.variable_norms) for s in steps], np.float32).reshape(len(steps), n_vars)
+        norms = np.array([list(s.variable_norms) for s in steps], np.float32)
+        variable_norms[index] = norms.reshape(len(steps), n_vars)
         losses[index] = [s.loss for s in steps]
         _fill_presence(steps, index, op_states, variable_states, op_presence, variable_presence)
     return VersionValues(

@@ -8,7 +8,8 @@ result (or its exception, which each of them then raises too) and nothing is com
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Generic, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 

@@ -11,7 +11,8 @@ import functools
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tb_gradflow.plugin import groups, views
 

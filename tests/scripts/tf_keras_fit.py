@@ -48,7 +48,7 @@ grads = tape.gradient(loss, model.trainable_variables)
 # model out for a Sequential's layers (`hidden/kernel:0`), not for a subclassed model's.
 shown = [v.name[:-2] if v.name.startswith(model.name + "/") else f"{model.name}/{v.name[:-2]}"
          for v in model.trainable_variables]
-tape_states = {name: ("none" if g is None else "flowing") for name, g in zip(shown, grads)}
+tape_states = {name: ("none" if g is None else "flowing") for name, g in zip(shown, grads, strict=False)}
 callbacks = [tb_gradflow.keras.GradFlowCallback(logdir, probe, every_n_steps=1, strict=True)]
 history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=callbacks)
 print(json.dumps({

@@ -48,7 +48,7 @@ def _log(run_dir: str, loss_fn, args: tuple, variables, steps: int) -> None:
             with tf.GradientTape() as tape:
                 loss = loss_fn(*args)
             grads = tape.gradient(loss, variables)
-            optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+            optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables, strict=False) if g is not None])
     writer.close()
 
 

@@ -82,7 +82,8 @@ def open_tab(page: Any, base_url: str, hash_: str = "gradflow") -> Any:
 def wait_render(frame: Any, after: int, timeout: float = 15000) -> int:
     """Waits until the tab finished a render later than number `after`; returns its number."""
     frame.wait_for_function(
-        "n => { const r = document.querySelector('#gf-root'); return r && r.dataset.status === 'ready' && Number(r.dataset.renderSeq) > n; }",
+        "n => { const r = document.querySelector('#gf-root'); return r && r.dataset.status === 'ready' && "
+        "Number(r.dataset.renderSeq) > n; }",
         arg=after,
         timeout=timeout,
     )
@@ -101,7 +102,8 @@ _EDGE_CROSSINGS = r"""
     const [w, h] = n.dataset.size.split('x').map(Number);
     return { id: n.dataset.nodeId, x: +t[1], y: +t[2], w, h };
   });
-  const edges = [...svg.querySelectorAll('.gf-edge')].map(e => e.getAttribute('d').split(/[ML]/).filter(s => s.trim()).map(p => p.split(',').map(Number)));
+  const edges = [...svg.querySelectorAll('.gf-edge')]
+    .map(e => e.getAttribute('d').split(/[ML]/).filter(s => s.trim()).map(p => p.split(',').map(Number)));
   const hit = (a, b, r) => {
     // Liang-Barsky clip of segment a-b against rect r shrunk by 3
     const x0 = r.x + 3, y0 = r.y + 3, x1 = r.x + r.w - 3, y1 = r.y + r.h - 3;
@@ -109,7 +111,8 @@ _EDGE_CROSSINGS = r"""
     for (const [p, q] of [[-dx, a[0] - x0], [dx, x1 - a[0]], [-dy, a[1] - y0], [dy, y1 - a[1]]]) {
       if (p === 0) { if (q < 0) return false; continue; }
       const t = q / p;
-      if (p < 0) { if (t > t1) return false; if (t > t0) t0 = t; } else { if (t < t0) return false; if (t < t1) t1 = t; }
+      if (p < 0) { if (t > t1) return false; if (t > t0) t0 = t; }
+      else { if (t < t0) return false; if (t < t1) t1 = t; }
     }
     return t0 < t1;
   };

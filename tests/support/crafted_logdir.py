@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format import metadata, records

@@ -7,7 +7,7 @@ size, a few runs for the CLI's start-up) and for a viewer-only install that has 
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
@@ -19,7 +19,8 @@ from tb_gradflow.proto import gradflow_pb2
 
 
 def _string_tensor(values: list[bytes], rank1: bool) -> tensor_pb2.TensorProto:
-    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))] if rank1 else [])
+    dims = [tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))] if rank1 else []
+    shape = tensor_shape_pb2.TensorShapeProto(dim=dims)
     return tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=shape, string_val=values)
 
 

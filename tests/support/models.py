@@ -6,7 +6,7 @@ import this module after putting `tests/` on `sys.path`.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf

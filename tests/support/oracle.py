@@ -4,7 +4,8 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -28,7 +29,7 @@ def tape_states(
         names = [variable_name(v) for v in variables]
     assert len(names) == len(variables), "one name per variable"
     owners: dict[str, int] = {}
-    for v, name in zip(variables, names):
+    for v, name in zip(variables, names, strict=False):
         if owners.setdefault(name, id(v)) != id(v):
             raise AssertionError(f"two variable objects are both named {name!r}: pass names=")
     tf_vars = [v if isinstance(v, tf.Variable) else v.value for v in variables]
@@ -36,7 +37,7 @@ def tape_states(
         loss = loss_fn(*args)
     grads = tape.gradient(loss, tf_vars)
     states = {}
-    for name, g in zip(names, grads):
+    for name, g in zip(names, grads, strict=False):
         if g is None:
             state = "none"
         else:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -58,13 +59,15 @@ class RunWriter:
         self.loss_fn, _ = cut_model()
         self.writer = tf.summary.create_file_writer(run_dir)
 
-    def log(self, steps: Iterable[int], batch_size: int | Callable[[int], int] = 8, name: str = TAG, description: str | None = None) -> None:
+    def log(self, steps: Iterable[int], batch_size: int | Callable[[int], int] = 8, name: str = TAG,
+            description: str | None = None) -> None:
         """`batch_size` (or `batch_size(step)`) sets the input shape: changing it retraces the
         probe and adds a graph version."""
         size = batch_size if callable(batch_size) else (lambda step: batch_size)
         with self.writer.as_default():
             for step in steps:
-                report = summary.gradflow(name, self.loss_fn, batch(size(step), step), step=step, description=description, strict=True)
+                report = summary.gradflow(name, self.loss_fn, batch(size(step), step), step=step,
+                                          description=description, strict=True)
                 assert report is not None
         self.writer.flush()
 
@@ -72,7 +75,8 @@ class RunWriter:
         self.writer.close()
 
 
-def write_steps(run_dir: str, steps: Iterable[int], batch_of: Callable[[int], int] = lambda s: 8, name: str = TAG, description: str | None = None) -> None:
+def write_steps(run_dir: str, steps: Iterable[int], batch_of: Callable[[int], int] = lambda s: 8, name: str = TAG,
+                description: str | None = None) -> None:
     writer = RunWriter(run_dir)
     writer.log(steps, batch_of, name, description)
     writer.close()
@@ -135,12 +139,15 @@ def write_unknown_version(run_dir: str, result: ProbeResult, steps: Iterable[int
     with writer.as_default():
         for i, step in enumerate(steps):
             if i == 0:
-                tf.summary.write(metadata.graph_tag(name, gid), tf.constant([result.graph.SerializeToString()]), step, metadata=future(metadata.graph_metadata(name, gid)))
-            tf.summary.write(name, tf.constant(result.step.SerializeToString()), step, metadata=future(metadata.step_metadata(name)))
+                tf.summary.write(metadata.graph_tag(name, gid), tf.constant([result.graph.SerializeToString()]), step,
+                                 metadata=future(metadata.graph_metadata(name, gid)))
+            tf.summary.write(name, tf.constant(result.step.SerializeToString()), step,
+                             metadata=future(metadata.step_metadata(name)))
     writer.close()
 
 
-def write_malformed_tensors(run_dir: str, result: ProbeResult, name: str, good_steps: Iterable[int], bad_steps: Iterable[int]) -> None:
+def write_malformed_tensors(run_dir: str, result: ProbeResult, name: str, good_steps: Iterable[int],
+                            bad_steps: Iterable[int]) -> None:
     """A tag with gradflow step metadata where `bad_steps` hold float vectors, not Step protos."""
     write_protos(run_dir, result, good_steps, name=name)
     writer = tf.summary.create_file_writer(run_dir)
@@ -158,8 +165,10 @@ def write_corrupt_graph(run_dir: str, result: ProbeResult, steps: Iterable[int],
     with writer.as_default():
         for i, step in enumerate(steps):
             if i == 0:
-                tf.summary.write(metadata.graph_tag(name, gid), tf.constant([damaged]), step, metadata=metadata.graph_metadata(name, gid))
-            tf.summary.write(name, tf.constant(result.step.SerializeToString()), step, metadata=metadata.step_metadata(name))
+                tf.summary.write(metadata.graph_tag(name, gid), tf.constant([damaged]), step,
+                                 metadata=metadata.graph_metadata(name, gid))
+            tf.summary.write(name, tf.constant(result.step.SerializeToString()), step,
+                             metadata=metadata.step_metadata(name))
     writer.close()
 
 

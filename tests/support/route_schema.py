@@ -6,7 +6,8 @@ import json
 import os
 from typing import Any
 
-SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tb_gradflow", "plugin", "route_schema.json")
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tb_gradflow",
+                           "plugin", "route_schema.json")
 
 _TYPES = {
     "object": lambda v: isinstance(v, dict),
@@ -29,7 +30,8 @@ def errors(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str =
     if "$ref" in schema:
         return errors(value, root["$defs"][schema["$ref"].rsplit("/", 1)[1]], root, path)
     if "anyOf" in schema:
-        return [] if any(not errors(value, s, root, path) for s in schema["anyOf"]) else [f"{path}: matches no anyOf branch"]
+        return [] if any(not errors(value, s, root,
+                                    path) for s in schema["anyOf"]) else [f"{path}: matches no anyOf branch"]
     if "enum" in schema and value not in schema["enum"]:
         return [f"{path}: {value!r} not in {schema['enum']}"]
     types = schema.get("type")

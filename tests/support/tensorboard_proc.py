@@ -24,7 +24,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 PLUGIN = "gradflow"
 _URL_PATTERN = re.compile(r"TensorBoard \S+ at (http://[^\s/]+)")
@@ -65,7 +66,7 @@ class TensorBoardProcess:
             cmd += ["--path_prefix", self.path_prefix]
         return cmd + self.extra_args
 
-    def start(self) -> "TensorBoardProcess":
+    def start(self) -> TensorBoardProcess:
         """Starts TensorBoard and waits until the plugin answers; stops it again on failure."""
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         self._proc = subprocess.Popen(
@@ -160,7 +161,7 @@ class TensorBoardProcess:
         with contextlib.suppress(OSError):
             os.unlink(self._log_file.name)
 
-    def __enter__(self) -> "TensorBoardProcess":
+    def __enter__(self) -> TensorBoardProcess:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -201,7 +202,8 @@ def fetch_json(url: str, timeout: float = 60) -> tuple[int, Any]:
 
 
 @contextlib.contextmanager
-def running_data_server(logdir: str, samples_per_plugin: str = "gradflow=all", reload: str = "1", timeout: float = 60) -> Iterator[str]:
+def running_data_server(logdir: str, samples_per_plugin: str = "gradflow=all", reload: str = "1",
+                        timeout: float = 60) -> Iterator[str]:
     """Yields the `HOST:PORT` of a `tensorboard-data-server` (the Rust loader) serving `logdir`,
     for `tensorboard --grpc_data_provider=HOST:PORT`: a data provider TensorBoard reaches over
     gRPC, as a remote one. Sampling is the server's flag here, not TensorBoard's."""
