@@ -127,6 +127,9 @@ READS_NOTHING_HEADLINE = "The loss reads no trainable variable: nothing would tr
 ALL_FROZEN_HEADLINE = (
     "Every model the loss reaches is frozen (trainable=False){models}: nothing would train"
 )
+# Added to the headline when a model the loss reaches is entirely frozen but others train
+# (distillation's teacher): "{verdict}; model `teacher` is frozen (6 frozen variables left out)".
+FROZEN_MODELS_CLAUSE = "{models} {verb} frozen ({count} left out)"
 # The likely causes of a loss that reads nothing, in the order they are met.
 READS_NOTHING_CAUSES: tuple[str, ...] = (
     "the model was called outside the loss function (preds = model(x) before it): call it "
