@@ -115,6 +115,8 @@ HINTS[INTEGER_VARIABLE] = (
     "it is a counter or a lookup table."
 )
 CAUSE_WORDS[INTEGER_VARIABLE] = "an integer variable"
+# A cut read of an integer variable: "the variable holds int32: an integer ...".
+INTEGER_VARIABLE_DETAIL = "the variable holds {dtypes}: an integer variable never gets a gradient"
 # Note and headline kinds of the story.
 FROZEN = "frozen"
 READS_NOTHING = "reads_nothing"

@@ -107,21 +107,28 @@ def test_float_loop_results_still_flow():
     assert report.cut_points == ()
 
 
-def test_an_integer_variable_is_its_own_cause():
-    class Scaled(keras.layers.Layer):
-        def build(self, shape):
-            self.k = self.add_weight(shape=(), initializer="ones", dtype="int32", name="k")
-            self.w = self.add_weight(shape=(shape[-1], 2), name="w")
+class _Scaled(keras.layers.Layer):
+    """A layer with an integer trainable weight (keras-team/keras#20058)."""
 
-        def call(self, x):
-            return (x @ self.w) * tf.cast(self.k, tf.float32)
+    def build(self, shape):
+        self.k = self.add_weight(shape=(), initializer="ones", dtype="int32", name="k")
+        self.w = self.add_weight(shape=(shape[-1], 2), name="w")
 
-    model = keras.Sequential([keras.Input((4,)), Scaled(name="scaled")], name="net")
+    def call(self, x):
+        return (x @ self.w) * tf.cast(self.k, tf.float32)
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_an_integer_variable_is_its_own_cause(eager):
+    model = keras.Sequential([keras.Input((4,)), _Scaled(name="scaled")], name="net")
 
     def loss_fn(x):
+        if eager:  # untraceable: the eager fallback must tell the same
+            float(tf.reduce_sum(x).numpy())
         return tf.reduce_sum(model(x))
 
     report = tb_gradflow.analyze(loss_fn, X)
+    assert bool(report.fallback_reason) == eager
     assert report_states(report) == tape_states(loss_fn, [X], model.trainable_variables)
     cut = _only_cut(report)
     assert cut.cause == V.INTEGER_VARIABLE and cut.starved_variables == ("net/scaled/k",)
