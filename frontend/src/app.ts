@@ -4,6 +4,7 @@
 // that a late response never overwrites a newer one.
 import { api, RouteError } from "./api";
 import { renderBanner, renderPendingBanner } from "./banner_view";
+import { renderFrozen } from "./frozen_view";
 import { loadNotices, renderNotices } from "./notices_view";
 import type { MagnitudeScale } from "./colors";
 import { magnitudeScale, scaleOfRange } from "./colors";
@@ -374,6 +375,7 @@ export class App {
     const reveal = this.progressive ? (name: string) => this.revealName(name) : undefined;
     const told = this.main.diagnosis ? tieToGraph(this.main.diagnosis, model) : null;
     if (dataChanged && told) renderBanner(this.ui.banner, told, otherTold, model.run, (op) => this.selectOp(op, true), this.timeline?.first_nonfinite_step ?? null, reveal);
+    if (dataChanged && told) renderFrozen(this.ui.banner, this.main.diagnosis?.frozen_variables);
     else if (dataChanged) renderPendingBanner(this.ui.banner);
     this.ui.graphTab.setAttribute("aria-pressed", String(s.view === "graph"));
     this.ui.layersTab.setAttribute("aria-pressed", String(s.view === "layers"));

@@ -39,7 +39,8 @@ export const CSS = `
 .gf-search-results button:hover, .gf-search-results button:focus { background: var(--gf-cluster-head); }
 .gf-search-results .gf-kind { color: var(--gf-muted); margin-right: 6px; font-size: 11px; }
 #gf-banner { padding: 8px 12px; border-bottom: 1px solid var(--gf-border); max-height: 30vh; overflow: auto; flex: none; }
-.gf-harmless summary { cursor: pointer; }
+.gf-harmless summary, .gf-frozen summary { cursor: pointer; }
+.gf-frozen { margin-top: 2px; }
 #gf-banner[data-tone=ok] { background: var(--gf-ok-bg); color: var(--gf-ok-fg); }
 #gf-banner[data-tone=warn] { background: var(--gf-warn-bg); color: var(--gf-warn-fg); }
 #gf-banner[data-tone=cut] { background: var(--gf-bad-bg); color: var(--gf-bad-fg); }
