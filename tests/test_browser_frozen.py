@@ -8,14 +8,11 @@ lists as frozen, set as text; the HTML export shows the same line.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import ROOT, browser, no_errors_from_the_tab, open_tab, page  # noqa: E402,F401
+from support.browser import browser, cli, no_errors_from_the_tab, open_tab, page, write_with_script  # noqa: E402,F401
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 
 LAPTOP = {"width": 1440, "height": 900}
@@ -24,25 +21,13 @@ FROZEN = "[data-field=frozen]"
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("frozen"))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-    subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "scripts", "transfer_learning.py"), root],
-        check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600,
-    )
-    return root
+    return write_with_script("transfer_learning.py", str(tmp_path_factory.mktemp("frozen")))
 
 
 @pytest.fixture(scope="module")
 def base_url(logdir):
     with running_tensorboard(logdir, load_fast="false") as url:
         yield url
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "tb_gradflow", *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
 
 
 def served_frozen(logdir: str) -> list[str]:

@@ -18,7 +18,7 @@ import sys
 import pytest
 
 pytest.importorskip("playwright")
-from support.browser import ROOT, browser, doc_screenshot, no_errors_from_the_tab, open_tab, page, screenshot, tab_frame, wait_render  # noqa: E402,F401
+from support.browser import ROOT, browser, cli, doc_screenshot, no_errors_from_the_tab, open_tab, page, screenshot, tab_frame, wait_render  # noqa: E402,F401
 from support.tensorboard_proc import running_tensorboard  # noqa: E402
 
 LAPTOP = {"width": 1440, "height": 900}
@@ -44,11 +44,6 @@ def logdir(tmp_path_factory):
 def base_url(logdir):
     with running_tensorboard(logdir, load_fast="false") as url:
         yield url
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "tb_gradflow", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
 
 def cli_layers(logdir: str, run: str) -> dict:
