@@ -3,7 +3,8 @@
 A transfer-learning run (tests/scripts/transfer_learning.py: a frozen 6-variable base under a
 trainable head, `model.fit` with GradFlowCallback): the banner carries a collapsed line
 "Frozen (not trained): 6 variables" whose names, opened, are the ones `tb-gradflow report --json`
-lists as frozen, set as text; the HTML export shows the same line.
+lists as frozen, set as text; the Layers view marks the frozen layers after the trained one; the
+HTML export shows the same line.
 """
 from __future__ import annotations
 
@@ -58,6 +59,18 @@ def test_the_tab_shows_the_frozen_base_collapsed_with_its_names(page, base_url, 
     assert frame.locator("#gf-banner").get_attribute("data-tone") == "ok"
     check_frozen_line(frame, frozen)
     assert frame.locator(f"#gf-banner {FROZEN}").bounding_box()["y"] < LAPTOP["height"]
+
+
+def test_the_layers_view_marks_the_frozen_layers_after_the_trained_ones(page, base_url, logdir):
+    frozen = served_frozen(logdir)
+    page.set_viewport_size(LAPTOP)
+    frame = open_tab(page, base_url, "gradflow&p.gradflow.run=train&p.gradflow.view=layers")
+    rows = frame.locator(".gf-layers-table .gf-layer")
+    rows.first.wait_for()
+    shown = rows.evaluate_all("rs => rs.map(r => [r.dataset.layer, r.dataset.frozen === 'true'])")
+    frozen_layers = list(dict.fromkeys(name.rsplit("/", 1)[0] for name in frozen))
+    assert shown == [["head", False]] + [[layer, True] for layer in frozen_layers]
+    assert frame.locator(".gf-layer[data-frozen] .gf-layer-frozen").first.inner_text() == "frozen: not trained"
 
 
 def test_the_export_shows_the_frozen_line_too(page, logdir, tmp_path):

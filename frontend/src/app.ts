@@ -4,7 +4,7 @@
 // that a late response never overwrites a newer one.
 import { api, RouteError } from "./api";
 import { renderBanner, renderPendingBanner } from "./banner_view";
-import { renderFrozen } from "./frozen_view";
+import { renderFrozen, renderFrozenLayers } from "./frozen_view";
 import { loadNotices, renderNotices } from "./notices_view";
 import type { MagnitudeScale } from "./colors";
 import { magnitudeScale, scaleOfRange } from "./colors";
@@ -387,6 +387,7 @@ export class App {
     } else if (s.view === "layers") {
       const range = unionRange(this.main.diagnosis!.norm_range.variables, this.other?.diagnosis?.norm_range.variables);
       renderLayers(this.ui.layers, model, this.other?.model ?? null, range, (name) => this.selectVariable(name));
+      renderFrozenLayers(this.ui.layers, this.main.diagnosis?.frozen_variables);
       void this.heatmap.show(this.ui.layers, { run: model.run, tag: model.tag, step: model.step, lastStep: this.steps[this.steps.length - 1] ?? model.step, layers: layerCount(model) });
     }
     const panes = this.other ? [this.main, this.other] : [this.main];

@@ -34,3 +34,21 @@ export function renderFrozen(container: HTMLElement, frozen: readonly string[] |
   container.append(el("details", { class: "gf-frozen", "data-field": "frozen" }, el("summary", {}, line.summary), el("div", { class: "gf-name-groups" }, ...rows)));
 }
 
+
+/** Marks the frozen layers in the Layers view: one muted row per layer after the trained ones
+ * ("frozen: not trained", its variables), in the view's table when it has one. */
+export function renderFrozenLayers(container: HTMLElement, frozen: readonly string[] | undefined | null): void {
+  const line = frozenLine(frozen);
+  if (!line) return;
+  const table = container.querySelector<HTMLElement>(".gf-layers-table") ?? container;
+  for (const [layer, members] of line.groups) {
+    table.append(
+      el(
+        "div",
+        { class: "gf-layer", role: "listitem", "data-layer": layer, "data-frozen": "true" },
+        el("div", { class: "gf-layer-name", title: layer }, layer || "(top level)", el("div", { class: "gf-layer-frozen" }, "frozen: not trained")),
+        el("div", { class: "gf-layer-vars gf-muted" }, members.join(", ")),
+      ),
+    );
+  }
+}

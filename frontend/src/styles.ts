@@ -86,6 +86,8 @@ export const CSS = `
 .gf-bar-row[data-state=flowing] .gf-bar-track { background-image: repeating-linear-gradient(to right, var(--gf-border) 0 1px, transparent 1px calc(100% / var(--gf-decades, 1))); }
 .gf-layer[data-flag] { background: var(--gf-warn-bg); }
 .gf-layer-flag { color: var(--gf-warn-fg); font-family: inherit; font-weight: 600; font-size: 11px; }
+.gf-layer[data-frozen] { opacity: 0.75; }
+.gf-layer-frozen { color: var(--gf-muted); font-family: inherit; font-size: 11px; }
 .gf-badge[data-state=cut] { background: var(--gf-cut); color: var(--gf-cut-fg); font-weight: 600; }
 .gf-swatch { display: inline-block; width: 26px; height: 12px; border-radius: 3px; border: 1px solid var(--gf-border); vertical-align: middle; }
 .gf-swatch[data-kind=ramp] { width: 90px; }
