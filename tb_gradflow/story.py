@@ -64,6 +64,21 @@ def _cut_json(cut: CutPoint, ops_by_name: dict[str, Any], eager: bool = False) -
 
 
 def _headline(report: Report, starving: list[CutPoint]) -> tuple[str, dict[str, Any]]:
+    """The verdict; a model the loss reaches that is entirely frozen is said in the same sentence
+    (a frozen teacher beside a trainable student), so that nobody misses what was left out."""
+    tone, sentence = _verdict(report, starving)
+    models = list(report.frozen_models)
+    if report.reads_nothing or not models:
+        return tone, sentence
+    clause = V.FROZEN_MODELS_CLAUSE.format(
+        models=("model " if len(models) == 1 else "models ") + ", ".join(f"`{m}`" for m in models),
+        verb=_verb(len(models), "is", "are"),
+        count=plural(len(report.frozen_variables), "frozen variable"),
+    )
+    return tone, _sentence(f"{sentence['text']}; {clause}", [*sentence["names"], *models])
+
+
+def _verdict(report: Report, starving: list[CutPoint]) -> tuple[str, dict[str, Any]]:
     starved = report.starved_variables
     if report.reads_nothing:
         if report.frozen_variables and not report.unread_models:

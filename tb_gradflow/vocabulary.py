@@ -115,6 +115,8 @@ HINTS[INTEGER_VARIABLE] = (
     "it is a counter or a lookup table."
 )
 CAUSE_WORDS[INTEGER_VARIABLE] = "an integer variable"
+# A cut read of an integer variable: "the variable holds int32: an integer ...".
+INTEGER_VARIABLE_DETAIL = "the variable holds {dtypes}: an integer variable never gets a gradient"
 # Note and headline kinds of the story.
 FROZEN = "frozen"
 READS_NOTHING = "reads_nothing"
@@ -127,6 +129,9 @@ READS_NOTHING_HEADLINE = "The loss reads no trainable variable: nothing would tr
 ALL_FROZEN_HEADLINE = (
     "Every model the loss reaches is frozen (trainable=False){models}: nothing would train"
 )
+# Added to the headline when a model the loss reaches is entirely frozen but others train
+# (distillation's teacher): "{verdict}; model `teacher` is frozen (6 frozen variables left out)".
+FROZEN_MODELS_CLAUSE = "{models} {verb} frozen ({count} left out)"
 # The likely causes of a loss that reads nothing, in the order they are met.
 READS_NOTHING_CAUSES: tuple[str, ...] = (
     "the model was called outside the loss function (preds = model(x) before it): call it "

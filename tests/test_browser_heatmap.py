@@ -21,6 +21,7 @@ pytest.importorskip("playwright")
 from support.browser import (  # noqa: E402,F401
     ROOT,
     browser,
+    cli,
     doc_screenshot,
     no_errors_from_the_tab,
     open_tab,
@@ -56,12 +57,6 @@ def logdir(tmp_path_factory):
 def base_url(logdir):
     with running_tensorboard(logdir, load_fast="false") as url:
         yield url
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "tb_gradflow", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
 
 
 def cli_layers(logdir: str, run: str) -> dict:

@@ -89,7 +89,7 @@ def test_transfer_learning_counts_only_the_head(stop_features, tmp_path, capsys)
     assert set(data["variables"]) == {"head/kernel", "head/bias"}
 
 
-def test_frozen_teacher_is_left_out_of_distillation():
+def test_frozen_teacher_is_left_out_of_distillation(tmp_path, capsys):
     teacher = _backbone("teacher")
     teacher.trainable = False
     student = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, name="s")], name="student")
@@ -106,7 +106,17 @@ def test_frozen_teacher_is_left_out_of_distillation():
         ["teacher/conv/kernel", "teacher/conv/bias", "teacher/bn/gamma", "teacher/bn/beta",
          "teacher/proj/kernel", "teacher/proj/bias"])
     assert report.frozen_models == ("teacher",)
-    assert story(report)["tone"] == "ok"
+    told = story(report)
+    # The healthy verdict, and the frozen model in the same sentence.
+    assert told["tone"] == "ok"
+    assert told["headline"]["text"] == (
+        "Gradient reaches every trainable variable; model `teacher` is frozen "
+        "(6 frozen variables left out)")
+    status, _ = _cli_report(tmp_path, distill)
+    out = " ".join(capsys.readouterr().out.split())  # the CLI wraps its lines
+    assert status == 0, out
+    assert "variable; model `teacher` is frozen (6 frozen variables left out)." in out
+    assert "6 frozen variables left out: they are not trained" in out
 
 
 def test_fully_frozen_model_is_the_headline_failure(tmp_path, capsys):

@@ -107,21 +107,28 @@ def test_float_loop_results_still_flow():
     assert report.cut_points == ()
 
 
-def test_an_integer_variable_is_its_own_cause():
-    class Scaled(keras.layers.Layer):
-        def build(self, shape):
-            self.k = self.add_weight(shape=(), initializer="ones", dtype="int32", name="k")
-            self.w = self.add_weight(shape=(shape[-1], 2), name="w")
+class _Scaled(keras.layers.Layer):
+    """A layer with an integer trainable weight (keras-team/keras#20058)."""
 
-        def call(self, x):
-            return (x @ self.w) * tf.cast(self.k, tf.float32)
+    def build(self, shape):
+        self.k = self.add_weight(shape=(), initializer="ones", dtype="int32", name="k")
+        self.w = self.add_weight(shape=(shape[-1], 2), name="w")
 
-    model = keras.Sequential([keras.Input((4,)), Scaled(name="scaled")], name="net")
+    def call(self, x):
+        return (x @ self.w) * tf.cast(self.k, tf.float32)
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_an_integer_variable_is_its_own_cause(eager):
+    model = keras.Sequential([keras.Input((4,)), _Scaled(name="scaled")], name="net")
 
     def loss_fn(x):
+        if eager:  # untraceable: the eager fallback must tell the same
+            float(tf.reduce_sum(x).numpy())
         return tf.reduce_sum(model(x))
 
     report = tb_gradflow.analyze(loss_fn, X)
+    assert bool(report.fallback_reason) == eager
     assert report_states(report) == tape_states(loss_fn, [X], model.trainable_variables)
     cut = _only_cut(report)
     assert cut.cause == V.INTEGER_VARIABLE and cut.starved_variables == ("net/scaled/k",)
@@ -149,3 +156,26 @@ def test_a_cut_never_claims_an_unnamed_closer_cut(case):
     # A top-level cut is measured: the tab must not call it "not measured inside a body".
     op = next(o for o in report.ops if o.name == cut["op_name"])
     assert op.measured and op.name.count("/body/") == 0
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_a_keras_rnn_loop_is_reached_through_its_tensor_list(kind):
+    """A Keras RNN hands its outputs to the loss through a TensorList stacked after the loop: the
+    `While` op and its body ops are reached (never "none"), as every RNN variable's tape says."""
+    x = tf.random.stateless_normal([4, 5, 3], seed=[1, 2])
+    y = tf.random.stateless_normal([4, 2], seed=[3, 4])
+    model = keras.Sequential(
+        [keras.Input((5, 3)), getattr(keras.layers, kind)(6, name="rnn"), keras.layers.Dense(2)]
+    )
+
+    def loss_fn(x, y):
+        return tf.reduce_mean(tf.square(model(x, training=True) - y))
+
+    report = tb_gradflow.analyze(loss_fn, x, y)
+    tape = tape_states(loss_fn, (x, y), model.trainable_variables)
+    assert report_states(report) == tape and set(tape.values()) == {V.FLOWING}
+    loops = [op for op in report.ops if op.type in ("While", "StatelessWhile")]
+    assert loops and all(op.state == V.FLOWING and op.norm > 0 for op in loops)
+    body = [op for op in report.ops if "/while/body/" in op.name]
+    assert len(body) > 10 and {op.state for op in body} == {V.FLOWING}
+    assert story(report)["tone"] == "ok"

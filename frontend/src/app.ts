@@ -4,6 +4,7 @@
 // that a late response never overwrites a newer one.
 import { api, RouteError } from "./api";
 import { renderBanner, renderPendingBanner } from "./banner_view";
+import { renderFrozen, renderFrozenLayers } from "./frozen_view";
 import { loadNotices, renderNotices } from "./notices_view";
 import type { MagnitudeScale } from "./colors";
 import { magnitudeScale, scaleOfRange } from "./colors";
@@ -376,6 +377,7 @@ export class App {
     const reveal = this.progressive ? (name: string) => this.revealName(name) : undefined;
     const told = this.main.diagnosis ? tieToGraph(this.main.diagnosis, model) : null;
     if (dataChanged && told) renderBanner(this.ui.banner, told, otherTold, model.run, (op) => this.selectOp(op, true), this.timeline?.first_nonfinite_step ?? null, reveal);
+    if (dataChanged && told) renderFrozen(this.ui.banner, this.main.diagnosis?.frozen_variables);
     else if (dataChanged) renderPendingBanner(this.ui.banner);
     this.ui.graphTab.setAttribute("aria-pressed", String(s.view === "graph"));
     this.ui.layersTab.setAttribute("aria-pressed", String(s.view === "layers"));
@@ -387,6 +389,7 @@ export class App {
     } else if (s.view === "layers") {
       const range = unionRange(this.main.diagnosis!.norm_range.variables, this.other?.diagnosis?.norm_range.variables);
       renderLayers(this.ui.layers, model, this.other?.model ?? null, range, (name) => this.selectVariable(name));
+      renderFrozenLayers(this.ui.layers, this.main.diagnosis?.frozen_variables);
       void this.heatmap.show(this.ui.layers, { run: model.run, tag: model.tag, step: model.step, lastStep: this.steps[this.steps.length - 1] ?? model.step, layers: layerCount(model) });
     }
     const panes = this.other ? [this.main, this.other] : [this.main];

@@ -2,7 +2,7 @@
 import { nameList } from "./banner_view";
 import { renderChart } from "./chart";
 import { clear, el } from "./dom";
-import { formatNorm } from "./format";
+import { formatNorm, notMeasuredText } from "./format";
 import type { GraphModel } from "./model";
 import { STATE_LABEL } from "./colors";
 import { presenceHistory, presenceText } from "./presence";
@@ -50,8 +50,8 @@ export function renderDetails(
     row("Type", "type", op.type),
     // a cut point's own gradient is what arrives from the loss; what it is, is the cut
     row("State", "state", cut ? el("span", { class: "gf-badge", "data-state": "cut" }, "✂ cut point") : el("span", { class: "gf-badge", "data-state": op.state }, STATE_LABEL[op.state])),
-    row("Gradient norm", "norm", op.measured ? formatNorm(op.norm) : `${formatNorm(op.norm)} (not measured inside a body)`),
-    row("Presence", "presence", presenceText(op) ?? (op.measured ? "unknown" : "not measured inside a body")),
+    row("Gradient norm", "norm", op.measured ? formatNorm(op.norm) : `${formatNorm(op.norm)} (${notMeasuredText(op.parent, Boolean(model.fallbackReason))})`),
+    row("Presence", "presence", presenceText(op) ?? (op.measured ? "unknown" : notMeasuredText(op.parent, Boolean(model.fallbackReason)))),
     ...(deadUnitsText(op) ? [row("Dead units", "dead-units", deadUnitsText(op))] : []),
     row("Source", "source", op.source || "unknown"),
     row("Output", "output", op.shapes.map((s, i) => `${op.dtypes[i] ?? ""}[${s}]`).join(", ") || "—"),

@@ -28,3 +28,10 @@ export function listNames(names: readonly string[], max = 4): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+/** Why an op's norm or presence is not known: a body op's value is not fetched, and the eager
+ * fallback (a loss that cannot be traced) records no op's gradient at all. */
+export function notMeasuredText(parent: number, fallback: boolean): string {
+  if (fallback) return "not recorded in the eager fallback";
+  return parent >= 0 ? "not measured inside a body" : "not measured";
+}

@@ -39,7 +39,8 @@ export const CSS = `
 .gf-search-results button:hover, .gf-search-results button:focus { background: var(--gf-cluster-head); }
 .gf-search-results .gf-kind { color: var(--gf-muted); margin-right: 6px; font-size: 11px; }
 #gf-banner { padding: 8px 12px; border-bottom: 1px solid var(--gf-border); max-height: 30vh; overflow: auto; flex: none; }
-.gf-harmless summary { cursor: pointer; }
+.gf-harmless summary, .gf-frozen summary { cursor: pointer; }
+.gf-frozen { margin-top: 2px; }
 #gf-banner[data-tone=ok] { background: var(--gf-ok-bg); color: var(--gf-ok-fg); }
 #gf-banner[data-tone=warn] { background: var(--gf-warn-bg); color: var(--gf-warn-fg); }
 #gf-banner[data-tone=cut] { background: var(--gf-bad-bg); color: var(--gf-bad-fg); }
@@ -85,6 +86,8 @@ export const CSS = `
 .gf-bar-row[data-state=flowing] .gf-bar-track { background-image: repeating-linear-gradient(to right, var(--gf-border) 0 1px, transparent 1px calc(100% / var(--gf-decades, 1))); }
 .gf-layer[data-flag] { background: var(--gf-warn-bg); }
 .gf-layer-flag { color: var(--gf-warn-fg); font-family: inherit; font-weight: 600; font-size: 11px; }
+.gf-layer[data-frozen] { opacity: 0.75; }
+.gf-layer-frozen { color: var(--gf-muted); font-family: inherit; font-size: 11px; }
 .gf-badge[data-state=cut] { background: var(--gf-cut); color: var(--gf-cut-fg); font-weight: 600; }
 .gf-swatch { display: inline-block; width: 26px; height: 12px; border-radius: 3px; border: 1px solid var(--gf-border); vertical-align: middle; }
 .gf-swatch[data-kind=ramp] { width: 90px; }

@@ -10,7 +10,7 @@ import tensorflow as tf
 from tb_gradflow.capture.bodies import BodyMeter
 from tb_gradflow.capture.cuts import Structure, analyze_structure
 from tb_gradflow.capture.gates import gated_inputs, record_passed_back
-from tb_gradflow.capture.loss_path import PathOp, is_measurable_dtype
+from tb_gradflow.capture.loss_path import PathOp, carries_gradient, is_measurable_dtype
 from tb_gradflow.capture.registry_hook import watch_registry
 from tb_gradflow.capture.variables import TrackedVariable
 
@@ -43,17 +43,42 @@ class Backward:
         return grads, owners
 
 
+# Ops that read a TensorList's elements out as a float tensor: the gradient arriving at that
+# tensor is exactly what arrives at the list (TensorFlow builds the list's gradient from it).
+LIST_READS = frozenset({"TensorListStack", "TensorListGetItem", "TensorListGather", "TensorListPopBack"})
+
+
+def _list_reads(op: tf.Operation) -> list[tf.Tensor]:
+    """The float tensors read out of `op`'s TensorList outputs (a Keras RNN's `While` hands its
+    outputs to the loss through a TensorList, stacked after the loop), through identities."""
+    found: list[tf.Tensor] = []
+    frontier = [t for t in op.outputs if t.dtype.base_dtype == tf.variant and carries_gradient(t)]
+    for _ in range(4):  # a few identities deep
+        nxt: list[tf.Tensor] = []
+        for t in frontier:
+            for consumer in t.consumers():
+                if consumer.type in LIST_READS:
+                    found.extend(o for o in consumer.outputs if is_measurable_dtype(o.dtype))
+                elif consumer.type in ("Identity", "IdentityN"):
+                    nxt.extend(o for o in consumer.outputs if o.dtype.base_dtype == tf.variant)
+        frontier = nxt
+    return found
+
+
 def measured_tensors(ops: list[PathOp]) -> tuple[list[tf.Tensor], list[list[int]]]:
-    """The float outputs of top-level path ops (body values are not fetched), and their positions."""
+    """The float outputs of top-level path ops (body values are not fetched), and their positions.
+
+    An op's TensorList outputs (variants, which have no norm) are measured by the float tensors
+    read out of them, so that a loop whose gradient arrives only through its list is not told
+    as reached by none."""
     measured: list[tf.Tensor] = []
     op_tensors: list[list[int]] = []
     for p in ops:
         positions = []
         if p.top_level and p.op.type != "Placeholder":
-            for t in p.op.outputs:
-                if is_measurable_dtype(t.dtype):
-                    positions.append(len(measured))
-                    measured.append(t)
+            for t in [*(t for t in p.op.outputs if is_measurable_dtype(t.dtype)), *_list_reads(p.op)]:
+                positions.append(len(measured))
+                measured.append(t)
         op_tensors.append(positions)
     return measured, op_tensors
 

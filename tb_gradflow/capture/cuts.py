@@ -271,8 +271,7 @@ def _cause(p: PathOp, call: GradientCall | None) -> tuple[str, str]:
         carries_gradient(t) for t in op.outputs
     ):
         dtypes = ", ".join(sorted({t.dtype.name for t in op.outputs}))
-        detail = f"the variable holds {dtypes}: an integer variable never gets a gradient"
-        return V.INTEGER_VARIABLE, detail
+        return V.INTEGER_VARIABLE, V.INTEGER_VARIABLE_DETAIL.format(dtypes=dtypes)
     if _is_custom_gradient(p):
         return V.CUSTOM_GRADIENT, "its tf.custom_gradient function returns None for an input"
     if call is not None and call.kind == "missing":

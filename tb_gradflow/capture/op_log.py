@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.capture import tf_internals
+from tb_gradflow.capture.cuts import VARIABLE_READS
 from tb_gradflow.capture.loss_path import (
     SHAPE_ONLY,
     bit_indices,
@@ -80,6 +81,9 @@ def _cause(op: LoggedOp) -> tuple[str, str]:
         return V.NUMPY_FUNCTION, "tf.numpy_function has no gradient"
     if op.type == "StopGradient":
         return V.STOP_GRADIENT, "tf.stop_gradient (often intended)"
+    if op.type in VARIABLE_READS and op.outputs and not is_measurable_dtype(op.outputs[0].dtype):
+        dtypes = ", ".join(sorted({t.dtype.name for t in op.outputs}))
+        return V.INTEGER_VARIABLE, V.INTEGER_VARIABLE_DETAIL.format(dtypes=dtypes)
     if op.type == "Cast" and op.outputs and not is_measurable_dtype(op.outputs[0].dtype):
         return V.INTEGER_CAST, f"cast to {op.outputs[0].dtype.name}"
     return V.NON_DIFFERENTIABLE, f"{op.type} passes no gradient (seen in an eager run)"
@@ -125,8 +129,8 @@ class _Passes:
         self._known: dict[tuple, bool] = {}
 
     def __call__(self, op: LoggedOp, position: int, source: Any) -> bool:
-        if op.type == "ReadVariableOp":
-            return True
+        if op.type == "ReadVariableOp":  # an integer variable's read passes nothing
+            return is_measurable_dtype(op.outputs[0].dtype) if op.outputs else True
         if not any(is_measurable_dtype(t.dtype) for t in op.outputs):
             return False
         if not (isinstance(source, tf.Variable) or id(source) in self._taped):

@@ -65,6 +65,23 @@ def large_logdir() -> str:
     return logdir
 
 
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """`tb-gradflow ARGS` in a subprocess on this checkout (its output captured as text)."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "tb_gradflow", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300, check=False)
+
+
+def write_with_script(script: str, logdir: str) -> str:
+    """Runs tests/scripts/SCRIPT LOGDIR (a real training run that logs into LOGDIR); returns it."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
+    subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "scripts", script), logdir],
+        check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=600,
+    )
+    return logdir
+
+
 def tab_frame(page: Any, timeout: float = 30000) -> Any:
     """The tab's iframe (TensorBoard's plugin_entry.html), once the tab has rendered."""
     page.frame_locator("iframe").locator(READY).wait_for(timeout=timeout)
