@@ -91,9 +91,11 @@ def test_overlays_are_graph_node_data_keyed_by_node_id(exported):
     )
     assert [g["stop"] for g in norms["gradient"]] == [0, 1]
     assert all(0 <= r["value"] <= 1 for r in presence["results"].values())
-    assert not os.path.exists(
-        os.path.join(exported, ME.DEAD_UNITS_FILE)
-    )  # no op carries dead units yet
+    # The VAE's ReLUs count their dead units: the overlay holds each counted gate's fraction.
+    with open(os.path.join(exported, ME.DEAD_UNITS_FILE)) as f:
+        dead = json.load(f)
+    counted = {op.name: op.dead_units / op.units for op in report.ops if op.units and op.dead_units is not None}
+    assert counted and {k: r["value"] for k, r in dead["results"].items()} == pytest.approx(counted, abs=1e-4)
 
 
 def test_dead_units_overlay_is_written_once_ops_carry_them():

@@ -55,7 +55,7 @@ def _nan():
 # Each report and the kinds of note its story must hold (so that the check below is not vacuous).
 REPORTS = {
     "cut": (_cut, set()),
-    "dead_relu": (_dead_relu, {V.DEAD_GATE}),
+    "dead_relu": (_dead_relu, {V.DEAD_UNITS}),
     "sparse_embedding": (_sparse_embedding, {V.FEW_ROWS}),
     "nan": (_nan, {V.NONFINITE}),
 }
