@@ -99,7 +99,8 @@ def gradflow(
                 measure_bodies,
             )
         return _gradflow_eager(
-            name, loss_fn, args, kwargs, variables, step, description or "", optimizer, measure_bodies
+            name, loss_fn, args, kwargs, variables, step, description or "", optimizer,
+            measure_bodies,
         )
     except NotLoggable as e:
         if strict:
@@ -166,7 +167,9 @@ def _gradflow_in_graph(
 ) -> tf.Tensor:
     if in_xla_context():
         return _in_xla(name, loss_fn, args, kwargs, variables, optimizer)
-    probe = probe_for(loss_fn, variables, optimizer, apply_inside=False, measure_bodies=measure_bodies)
+    probe = probe_for(
+        loss_fn, variables, optimizer, apply_inside=False, measure_bodies=measure_bodies
+    )
     writer = _current_writer()
     if writer is None:
         if optimizer is not None:  # the training step still happens

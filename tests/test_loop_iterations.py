@@ -173,15 +173,21 @@ def test_summary_and_callback_pass_the_body_switch(tmp_path, monkeypatch):
         return any(op.measured for op in report.ops if "/body/" in op.name)
 
     monkeypatch.delenv(BODY_OPS_ENV, raising=False)
-    args = dict(variables=model.trainable_variables, step=0, strict=True)
-    assert not body_measured(tb_gradflow.summary.gradflow("g", loss_fn, x, y, **args))
-    assert body_measured(tb_gradflow.summary.gradflow("g", loss_fn, x, y, measure_bodies=True, **args))
+    def logged(**switch):
+        return tb_gradflow.summary.gradflow(
+            "g", loss_fn, x, y, variables=model.trainable_variables, step=0, strict=True, **switch
+        )
+
+    assert not body_measured(logged())
+    assert body_measured(logged(measure_bodies=True))
     monkeypatch.setenv(BODY_OPS_ENV, "1")
-    assert body_measured(tb_gradflow.summary.gradflow("g", loss_fn, x, y, **args))
-    assert not body_measured(tb_gradflow.summary.gradflow("g", loss_fn, x, y, measure_bodies=False, **args))
+    assert body_measured(logged())
+    assert not body_measured(logged(measure_bodies=False))
 
     monkeypatch.delenv(BODY_OPS_ENV)
-    callback = tb_gradflow.keras.GradFlowCallback(str(tmp_path), (x, y), strict=True, measure_bodies=True)
+    callback = tb_gradflow.keras.GradFlowCallback(
+        str(tmp_path), (x, y), strict=True, measure_bodies=True
+    )
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
     reader = GradflowReader(local_provider(str(tmp_path)))
     listing = reader.list()

@@ -22,13 +22,18 @@ _probes: "collections.OrderedDict[tuple, Probe]" = collections.OrderedDict()
 
 
 def _cache_key(
-    loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any, apply_inside: bool, bodies: bool
+    loss_fn: Callable,
+    variables: Sequence[Any] | None,
+    optimizer: Any,
+    apply_inside: bool,
+    bodies: bool,
 ) -> tuple:
     # A bound method is a new object at each attribute access: key on the function and its owner.
     fn = getattr(loss_fn, "__func__", loss_fn)
     owner = id(getattr(loss_fn, "__self__", None))
     var_ids = None if variables is None else tuple(id(v) for v in variables)
-    return (fn, owner, var_ids, id(optimizer) if optimizer is not None else None, apply_inside, bodies)
+    opt = id(optimizer) if optimizer is not None else None
+    return (fn, owner, var_ids, opt, apply_inside, bodies)
 
 
 def probe_for(
