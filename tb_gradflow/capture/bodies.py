@@ -3,11 +3,13 @@
 A `While` op's gradient is another loop, built once by TensorFlow from the body's gradient
 functions. While that backward body is built (inside our one backward pass, with the registry
 lookup wrapped as in registry_hook), each body op's gradient function receives the gradient of
-its outputs at one iteration. Next to it we add a few ops that fold that gradient into
-accumulators: per body op its half sum of squares, half its count of nonzero elements and its
-size, summed over iterations (resource variables, since a loop's outputs are fixed once built);
-per loop, for each iteration, the half sum of squares of the gradient of the float loop-carried
-state it outputs. The probe reads them once the backward pass has run and resets them.
+its outputs at one iteration. We collect those gradients, and once that backward body is
+complete (the build of each gradient graph is wrapped: tf_internals.wrapped_gradients_builder)
+fold them into accumulators with one update per backward iteration: per body op its half sum of
+squares, half its count of nonzero elements and its size, summed over iterations (resource
+variables, since a loop's outputs are fixed once built); per loop, for each iteration, the half
+sum of squares of the gradient of the float loop-carried state it outputs. The probe reads them
+once the backward pass has run and resets them.
 
 The loop-carried state an iteration outputs is taken where the body computes it, before the
 Identity ops the loop wraps it in: its gradient there sums every use within the iteration (the
