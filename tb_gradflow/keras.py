@@ -89,6 +89,9 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
     `loss_fn=distiller.distill_loss`), and `variables`, the ones it applies gradients to (by
     default `model.trainable_variables`). `train_step` itself is not probed: it applies the
     optimizer, and probing must not change training.
+
+    `measure_bodies` is passed to `summary.gradflow`: True also measures the ops inside loop
+    bodies (an RNN cell's), None follows $TB_GRADFLOW_BODY_OPS.
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
         strict: bool = False,
         loss_fn: Callable[[Any, Any], Any] | None = None,
         variables: Sequence[Any] | None = None,
+        measure_bodies: bool | None = None,
     ):
         super().__init__()
         if every_n_steps < 1:
@@ -110,6 +114,7 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
         self.every_n_steps = every_n_steps
         self.name = name
         self.strict = strict
+        self.measure_bodies = measure_bodies
         self._x = tf.nest.map_structure(tf.convert_to_tensor, data[0])
         self._y = tf.nest.map_structure(tf.convert_to_tensor, data[1])
         self._writer = None
@@ -176,6 +181,7 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
                     variables=self.model.trainable_variables if variables is None else variables,
                     step=step,
                     strict=True,
+                    measure_bodies=self.measure_bodies,
                 )
         finally:
             for v, value in saved:

@@ -69,6 +69,7 @@ def gradflow(
     description: str | None = None,
     optimizer: Any = None,
     strict: bool = False,
+    measure_bodies: bool | None = None,
     **kwargs: Any,
 ) -> Any:
     """Analyzes `loss_fn(*args, **kwargs)` and writes the step to the default summary writer.
@@ -84,6 +85,11 @@ def gradflow(
     optimizer's plain step so that training is unchanged.
 
     Any failure is logged as a warning and returns None, unless `strict=True`.
+
+    `measure_bodies`: also give each op inside a `while` loop's body (a Keras RNN's cell on the
+    CPU) a norm and a presence over all iterations. Each loop's iteration norms are measured
+    either way; the body ops cost more (README, "Through a loop's iterations"). None follows
+    the environment variable TB_GRADFLOW_BODY_OPS (1: on); off otherwise.
     """
     try:
         if not is_chief():
@@ -93,10 +99,12 @@ def gradflow(
             return None
         if tf.inside_function():
             return _gradflow_in_graph(
-                name, loss_fn, args, kwargs, variables, step, description or "", optimizer
+                name, loss_fn, args, kwargs, variables, step, description or "", optimizer,
+                measure_bodies,
             )
         return _gradflow_eager(
-            name, loss_fn, args, kwargs, variables, step, description or "", optimizer
+            name, loss_fn, args, kwargs, variables, step, description or "", optimizer,
+            measure_bodies,
         )
     except NotLoggable as e:
         if strict:
@@ -134,9 +142,9 @@ def _no_step() -> ValueError:
 
 def _gradflow_eager(
     name: str, loss_fn: Callable, args: tuple, kwargs: dict, variables: Any, step: Any,
-    description: str, optimizer: Any,
+    description: str, optimizer: Any, measure_bodies: bool | None = None,
 ) -> Report:
-    result = run_probe(loss_fn, args, kwargs, variables, optimizer)
+    result = run_probe(loss_fn, args, kwargs, variables, optimizer, measure_bodies)
     step = _resolve_step(step)
     step_value = None if step is None else int(step.numpy() if hasattr(step, "numpy") else step)
     report = build_report(result.graph, result.step, step_value, checked=False)  # our own step
@@ -159,11 +167,13 @@ def _step_write_args(tag: str, description: str) -> tuple[tf.Tensor, tf.Tensor]:
 
 def _gradflow_in_graph(
     name: str, loss_fn: Callable, args: tuple, kwargs: dict, variables: Any, step: Any,
-    description: str, optimizer: Any,
+    description: str, optimizer: Any, measure_bodies: bool | None = None,
 ) -> tf.Tensor:
     if in_xla_context():
         return _in_xla(name, loss_fn, args, kwargs, variables, optimizer)
-    probe = probe_for(loss_fn, variables, optimizer, apply_inside=False)
+    probe = probe_for(
+        loss_fn, variables, optimizer, apply_inside=False, measure_bodies=measure_bodies
+    )
     writer = _current_writer()
     if writer is None:
         if optimizer is not None:  # the training step still happens

@@ -98,7 +98,7 @@ def test_fit_with_a_cut_is_reported_by_the_cli(tmp_path):
     assert code == 1
     entry = data["runs"]["train"]["tags"]["gradflow"]
     assert set(entry) == {"steps", "last_step", "variables", "cut_points", "starved_variables", "ops",
-                          "frozen_variables",
+                          "frozen_variables", "dead_units", "iteration_norms", "layers",
                           "op_presence", "story", "norm_range", "first_nonfinite_step", "version_changes"}
     assert entry["steps"] == [1, 2]
     assert sorted(entry["starved_variables"]) == ["quantized/first/bias", "quantized/first/kernel"]

@@ -17,6 +17,8 @@ from tb_gradflow import vocabulary as V
 from tb_gradflow.capture.bodies import BODY_OPS_ENV
 from tb_gradflow.capture.probe import Probe
 from tb_gradflow.format.records import build_report
+from tb_gradflow.reading.local_logdir import local_provider
+from tb_gradflow.reading.reader import GradflowReader
 from tb_gradflow.story import story
 
 T, BATCH = 7, 3
@@ -161,3 +163,39 @@ def test_body_ops_are_measured_only_when_asked_iterations_always():
     np.testing.assert_allclose(
         _loop(reports[False]).iteration_norms, _loop(reports[True]).iteration_norms, rtol=1e-6
     )
+
+
+def test_summary_and_callback_pass_the_body_switch(tmp_path, monkeypatch):
+    """`measure_bodies=` of summary.gradflow and GradFlowCallback reaches the probe; None
+    follows the environment variable."""
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential([keras.Input((T, 2)), keras.layers.GRU(3), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = tf.random.normal([BATCH, T, 2], seed=7), tf.random.normal([BATCH, 1], seed=8)
+
+    def loss_fn(x, y):
+        return tf.reduce_mean((model(x) - y) ** 2)
+
+    def body_measured(report) -> bool:
+        return any(op.measured for op in report.ops if "/body/" in op.name)
+
+    monkeypatch.delenv(BODY_OPS_ENV, raising=False)
+    def logged(**switch):
+        return tb_gradflow.summary.gradflow(
+            "g", loss_fn, x, y, variables=model.trainable_variables, step=0, strict=True, **switch
+        )
+
+    assert not body_measured(logged())
+    assert body_measured(logged(measure_bodies=True))
+    monkeypatch.setenv(BODY_OPS_ENV, "1")
+    assert body_measured(logged())
+    assert not body_measured(logged(measure_bodies=False))
+
+    monkeypatch.delenv(BODY_OPS_ENV)
+    callback = tb_gradflow.keras.GradFlowCallback(
+        str(tmp_path), (x, y), strict=True, measure_bodies=True
+    )
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
+    reader = GradflowReader(local_provider(str(tmp_path)))
+    listing = reader.list()
+    assert body_measured(reader.read("train", "gradflow", listing["train"]["gradflow"]).report())

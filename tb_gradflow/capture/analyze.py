@@ -9,6 +9,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tb_gradflow.capture.bodies import body_ops_default
 from tb_gradflow.capture.eager import eager_probe
 from tb_gradflow.capture.probe import LossTraceError, Probe, ProbeResult
 from tb_gradflow.capture.sources import frame_text, is_library_file
@@ -21,24 +22,40 @@ _CACHE_SIZE = 64
 _probes: collections.OrderedDict[tuple, Probe] = collections.OrderedDict()
 
 
-def _cache_key(loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any, apply_inside: bool) -> tuple:
+def _cache_key(
+    loss_fn: Callable,
+    variables: Sequence[Any] | None,
+    optimizer: Any,
+    apply_inside: bool,
+    bodies: bool,
+) -> tuple:
     # A bound method is a new object at each attribute access: key on the function and its owner.
     fn = getattr(loss_fn, "__func__", loss_fn)
     owner = id(getattr(loss_fn, "__self__", None))
     var_ids = None if variables is None else tuple(id(v) for v in variables)
-    return (fn, owner, var_ids, id(optimizer) if optimizer is not None else None, apply_inside)
+    opt = id(optimizer) if optimizer is not None else None
+    return (fn, owner, var_ids, opt, apply_inside, bodies)
 
 
 def probe_for(
-    loss_fn: Callable, variables: Sequence[Any] | None, optimizer: Any, apply_inside: bool = True
+    loss_fn: Callable,
+    variables: Sequence[Any] | None,
+    optimizer: Any,
+    apply_inside: bool = True,
+    measure_bodies: bool | None = None,
 ) -> Probe:
-    """The one probe for these arguments, so that `analyze` and the callback trace alike."""
+    """The cached probe of `loss_fn` for these variables, optimizer and options (made once).
+
+    `measure_bodies`: measure the ops inside loop bodies too (see capture/bodies.py); None
+    follows $TB_GRADFLOW_BODY_OPS.
+    """
     check_loss_fn(loss_fn)
     apply_inside = apply_inside or optimizer is None  # without an optimizer, one probe serves both
-    key = _cache_key(loss_fn, variables, optimizer, apply_inside)
+    bodies = body_ops_default() if measure_bodies is None else bool(measure_bodies)
+    key = _cache_key(loss_fn, variables, optimizer, apply_inside, bodies)
     probe = _probes.get(key)
     if probe is None:
-        probe = Probe(loss_fn, variables, optimizer, apply_inside)
+        probe = Probe(loss_fn, variables, optimizer, apply_inside, measure_bodies=bodies)
         _probes[key] = probe
         while len(_probes) > _CACHE_SIZE:
             _probes.popitem(last=False)
@@ -48,7 +65,12 @@ def probe_for(
 
 
 def run_probe(
-    loss_fn: Callable, args: tuple, kwargs: dict, variables: Sequence[Any] | None, optimizer: Any
+    loss_fn: Callable,
+    args: tuple,
+    kwargs: dict,
+    variables: Sequence[Any] | None,
+    optimizer: Any,
+    measure_bodies: bool | None = None,
 ) -> ProbeResult:
     """Runs the graph probe; if the loss cannot be traced, falls back to an eager tape.
 
@@ -56,7 +78,7 @@ def run_probe(
       TypeError: `loss_fn` is not callable (a loss tensor passed where its function belongs).
       LossValueError: `loss_fn` returned None.
     """
-    probe = probe_for(loss_fn, variables, optimizer)
+    probe = probe_for(loss_fn, variables, optimizer, measure_bodies=measure_bodies)
     try:
         return probe(*args, **kwargs)
     except LossTraceError as trace_error:

@@ -3,11 +3,13 @@
 A `While` op's gradient is another loop, built once by TensorFlow from the body's gradient
 functions. While that backward body is built (inside our one backward pass, with the registry
 lookup wrapped as in registry_hook), each body op's gradient function receives the gradient of
-its outputs at one iteration. Next to it we add a few ops that fold that gradient into
-accumulators: per body op its half sum of squares, half its count of nonzero elements and its
-size, summed over iterations (resource variables, since a loop's outputs are fixed once built);
-per loop, for each iteration, the half sum of squares of the gradient of the float loop-carried
-state it outputs. The probe reads them once the backward pass has run and resets them.
+its outputs at one iteration. We collect those gradients, and once that backward body is
+complete (the build of each gradient graph is wrapped: tf_internals.wrapped_gradients_builder)
+fold them into accumulators with one update per backward iteration: per body op its half sum of
+squares, half its count of nonzero elements and its size, summed over iterations (resource
+variables, since a loop's outputs are fixed once built); per loop, for each iteration, the half
+sum of squares of the gradient of the float loop-carried state it outputs. The probe reads them
+once the backward pass has run and resets them.
 
 The loop-carried state an iteration outputs is taken where the body computes it, before the
 Identity ops the loop wraps it in: its gradient there sums every use within the iteration (the
@@ -28,16 +30,17 @@ import tensorflow as tf
 
 from tb_gradflow.capture import tf_internals
 from tb_gradflow.capture.loss_path import WHILE_OPS, PathOp, is_measurable_dtype
+from tb_gradflow.capture.reductions import values_key
 from tb_gradflow.capture.registry_hook import OpKey, op_key
 from tb_gradflow.capture.tf_internals import Operation
 
 _PASS_THROUGH = ("Identity", "IdentityN", "Snapshot")
 
-# Body ops' norms and presence cost a few kernels per body op and iteration: on a Keras LSTM
-# (32 steps) they took the logging call from 1.0 to about 1.8 times a plain training step, over
-# the 1.3 budget, so they are off unless asked for (Probe(measure_bodies=True), or this
-# environment variable set to 1). A loop's iteration norms cost a few kernels per iteration and
-# are always on.
+# Body ops' norms and presence cost a stateful update per backward iteration: on a Keras LSTM
+# (32 steps) they take the logging call to about 1.7-1.85 times a plain training step, over the
+# 1.3 budget (README, "Through a loop's iterations"), so they are off unless asked for
+# (measure_bodies=True, or this environment variable set to 1). A loop's iteration norms cost a
+# few kernels per iteration and are always on.
 BODY_OPS_ENV = "TB_GRADFLOW_BODY_OPS"
 
 
@@ -58,12 +61,29 @@ def _accumulator(shape: list[int | None], initial: Any) -> _Accumulator:
     return _Accumulator(variable, tf.identity(variable.handle), tf.constant(initial, tf.float32))
 
 
+@dataclasses.dataclass
+class _Pending:
+    """What the gradient functions of one gradient graph (a backward loop body, say) handed
+    over while it was built: folded into the accumulators once, when that graph is complete."""
+
+    graph: tf.Graph
+    rows: list[int] = dataclasses.field(default_factory=list)  # accumulator row of each grad
+    grads: list[tf.Tensor] = dataclasses.field(default_factory=list)
+    carried: dict[int, list[tf.Tensor]] = dataclasses.field(default_factory=dict)  # loop -> grads
+
+
 class BodyMeter:
     """Accumulators for the ops of While bodies on the loss path and their loops' iterations.
 
     Make it in the loss's graph before the backward pass; build that pass inside `recording()`;
     then `values()` gives [rows of body ops (half sumsq, half nonzero count, size)], and the
     half sums of squares per iteration of each loop in `measured_loops`.
+
+    The gradients a backward body's ops receive are collected while that body is built and
+    folded in once it is complete: one stack reduction (capture/reductions.py, as for the
+    top-level gradients) and one scatter-add per iteration for all its body ops, and one append
+    per iteration for its loop's carried state. One update per op and iteration cost about
+    twice as many kernels as the loop itself on a Keras LSTM.
     """
 
     def __init__(self, ops: list[PathOp], measure_ops: bool = True) -> None:
@@ -85,10 +105,11 @@ class BodyMeter:
                 self._rows[p.key] = len(self.body_ops)
                 self.body_ops.append(i)
         self._ops: _Accumulator | None = None
-        # Per loop: one accumulator per body op that computes part of its carried state (made
-        # in the loss's graph, in `recording`), and those whose gradient function ran.
-        self._sources: list[dict[OpKey, _Accumulator]] = [{} for _ in self.loops]
-        self._fired: list[set[OpKey]] = [set() for _ in self.loops]
+        # Per loop: its iterations' accumulator (made in the loss's graph, in `recording`), and
+        # whether any of its carried state's gradient functions ran.
+        self._iterations: list[_Accumulator | None] = [None for _ in self.loops]
+        self._fired: list[bool] = [False for _ in self.loops]
+        self._pending: list[_Pending] = []
         self.measured_rows: set[int] = set()
 
     def _plan_loop(self, index: int, p: PathOp) -> None:
@@ -116,16 +137,14 @@ class BodyMeter:
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[None]:
-        """Within this block (inside `watch_registry`), gradient functions of body ops also fold
-        their gradients into the accumulators."""
+        """Within this block (inside `watch_registry`), gradient functions of body ops hand
+        their gradients over, and each gradient graph folds them into the accumulators."""
         if not self.active:
             yield
             return
         if self._rows:
-            self._ops = _accumulator([len(self.body_ops), 3], [[0.0] * 3] * len(self.body_ops))
-        for key, outputs in self._carried.items():
-            for loop in set(outputs.values()):
-                self._sources[loop][key] = _accumulator([None], [])
+            self._ops = _accumulator([3 * len(self.body_ops)], [0.0] * (3 * len(self.body_ops)))
+        self._iterations = [_accumulator([None], []) for _ in self.loops]
         inner = tf_internals.gradient_function_lookup()
 
         def lookup(op: Operation) -> Callable | None:
@@ -135,26 +154,40 @@ class BodyMeter:
                 return grad_fn
 
             def measuring(op_: Operation, *out_grads):
-                self._fold(key, out_grads)
+                self._collect(key, out_grads)
                 return grad_fn(op_, *out_grads)
 
             return measuring
 
-        with tf_internals.replaced_gradient_function_lookup(lookup):
+        with tf_internals.replaced_gradient_function_lookup(lookup), \
+                tf_internals.wrapped_gradients_builder(self._building):
             yield
 
-    def _fold(self, key: OpKey, out_grads: tuple[Any, ...]) -> None:
-        dense = [g for g in out_grads if isinstance(g, tf.Tensor) and is_measurable_dtype(g.dtype)]
+    def _building(self, build: Callable[[], Any]) -> Any:
+        """Builds one gradient graph, then folds what its ops handed over into the accumulators."""
+        pending = _Pending(tf.compat.v1.get_default_graph())
+        self._pending.append(pending)
+        try:
+            result = build()
+        finally:
+            self._pending.pop()
+        self._fold(pending)
+        return result
+
+    def _collect(self, key: OpKey, out_grads: tuple[Any, ...]) -> None:
+        graph = tf.compat.v1.get_default_graph()
+        pending = self._pending[-1] if self._pending else None
+        alone = pending is None or pending.graph is not graph
+        if alone:  # not within a gradient graph we saw begin: fold this op's own now
+            pending = _Pending(graph)
+        assert pending is not None
         row = self._rows.get(key)
-        if row is not None and dense and self._ops is not None:
-            self.measured_rows.add(row)
-            parts = [_half_sum_count_size(g) for g in dense]
-            totals = parts[0] if len(parts) == 1 else tf.raw_ops.AddN(inputs=parts)
-            tf.raw_ops.ResourceScatterAdd(
-                resource=self._ops.handle,
-                indices=tf.constant([row], tf.int32),
-                updates=tf.raw_ops.Reshape(tensor=totals, shape=tf.constant([1, 3], tf.int32)),
-            )
+        if row is not None and self._ops is not None:
+            for g in out_grads:
+                if isinstance(g, tf.Tensor) and is_measurable_dtype(g.dtype):
+                    pending.rows.append(row)
+                    pending.grads.append(g)
+                    self.measured_rows.add(row)
         for loop, outputs in _by_loop(self._carried.get(key, {})).items():
             carried = [
                 out_grads[k]
@@ -162,13 +195,28 @@ class BodyMeter:
                 if k < len(out_grads) and isinstance(out_grads[k], tf.Tensor)
             ]
             if carried:
-                self._append(loop, key, carried)
+                pending.carried.setdefault(loop, []).extend(carried)
+                self._fired[loop] = True
+        if alone:
+            self._fold(pending)
 
-    def _append(self, loop: int, key: OpKey, grads: list[tf.Tensor]) -> None:
-        sums = [tf.raw_ops.L2Loss(t=_float32(g)) for g in grads]
+    def _fold(self, pending: _Pending) -> None:
+        """In the graph just built: one scatter-add of all its body ops' rows and one append per
+        loop whose carried state it computes."""
+        once = _Once()
+        if pending.grads and self._ops is not None:
+            indices, updates = _row_updates(pending.rows, pending.grads, once)
+            tf.raw_ops.ResourceScatterAdd(
+                resource=self._ops.handle, indices=tf.constant(indices, tf.int32), updates=updates
+            )
+        for loop, grads in pending.carried.items():
+            self._append(loop, [once.half_sum(g) for g in grads])
+
+    def _append(self, loop: int, sums: list[tf.Tensor]) -> None:
+        """Appends the sum of `sums` to the loop's iterations' accumulator."""
+        acc = self._iterations[loop]
+        assert acc is not None
         total = sums[0] if len(sums) == 1 else tf.raw_ops.AddN(inputs=sums)
-        acc = self._sources[loop][key]
-        self._fired[loop].add(key)
         now = tf.raw_ops.ReadVariableOp(resource=acc.handle, dtype=tf.float32)
         tf.raw_ops.AssignVariableOp(
             resource=acc.handle,
@@ -190,13 +238,14 @@ class BodyMeter:
         deps = [g.op for g in after if isinstance(g, tf.Tensor)]
         rows = tf.zeros([len(self.body_ops), 3], tf.float32)
         if self._ops is not None:
-            rows = _read_and_reset(self._ops, deps)
+            rows = tf.raw_ops.Reshape(
+                tensor=_read_and_reset(self._ops, deps), shape=tf.constant([-1, 3], tf.int32)
+            )
         loops, counts = [], []
-        for sources, fired, op in zip(self._sources, self._fired, self._loop_ops, strict=False):
-            reads = [_read_and_reset(acc, deps) for key, acc in sources.items() if key in fired]
-            if not reads:  # not in `measured_loops` either
+        for acc, fired, op in zip(self._iterations, self._fired, self._loop_ops, strict=False):
+            if not fired or acc is None:  # not in `measured_loops` either
                 continue
-            total = reads[0] if len(reads) == 1 else tf.raw_ops.AddN(inputs=reads)
+            total = _read_and_reset(acc, deps)
             loops.append(tf.reverse(total, [0]))
             counter = op.outputs[0]
             counts.append(
@@ -237,12 +286,63 @@ def _float32(g: tf.Tensor) -> tf.Tensor:
     return g if g.dtype == tf.float32 else tf.raw_ops.Cast(x=g, DstT=tf.float32)
 
 
-def _half_sum_count_size(g: tf.Tensor) -> tf.Tensor:
-    """[3]: half the sum of squares, half the count of nonzero elements, the size."""
-    x = _float32(g)
-    sign = tf.raw_ops.Sign(x=x)
-    size = tf.raw_ops.Cast(x=tf.raw_ops.Size(input=x), DstT=tf.float32)
-    return tf.raw_ops.Pack(values=[tf.raw_ops.L2Loss(t=x), tf.raw_ops.L2Loss(t=sign), size])
+class _Once:
+    """Half sums of squares and half counts of nonzero elements, each made once per distinct
+    gradient in one gradient graph: a gradient that is another's reshaped or passed through an
+    Identity (a body's Identity ops hand their input the very tensor they received) shares its
+    reductions, and a loop's carried state shares its op's."""
+
+    def __init__(self) -> None:
+        self._sums: dict[Any, tf.Tensor] = {}
+        self._counts: dict[Any, tf.Tensor] = {}
+
+    def half_sum(self, g: tf.Tensor) -> tf.Tensor:
+        """L2Loss of `g` as float32."""
+        key = values_key(g)
+        if key not in self._sums:
+            self._sums[key] = tf.raw_ops.L2Loss(t=_float32(g))
+        return self._sums[key]
+
+    def half_count(self, g: tf.Tensor) -> tf.Tensor:
+        """L2Loss of the sign of `g`, taken in its own dtype: no value rounds to 0 first."""
+        key = values_key(g)
+        if key not in self._counts:
+            self._counts[key] = tf.raw_ops.L2Loss(t=_float32(tf.raw_ops.Sign(x=g)))
+        return self._counts[key]
+
+
+def _row_updates(
+    rows: list[int], grads: list[tf.Tensor], once: _Once
+) -> tuple[list[int], tf.Tensor]:
+    """(place of each update in the flat [rows * 3] accumulator, [N] updates) for `grads`, each
+    belonging to `rows`: a row holds half the sum of squares, half the count of nonzero elements
+    (the host doubles both) and the count of elements.
+
+    Each distinct gradient gets its L2Loss and that of its sign (`_Once`), sizes known at trace
+    time are constants, and one Pack and one scatter-add fold them all. Measured on a Keras
+    LSTM's backward body: one scatter-add per op cost about as much as the backward loop itself
+    (each update of a resource is ordered after the previous one), and reducing the gradients
+    concatenated along their last axis (column sums, a scatter of one number per column) was
+    slower than these per-gradient L2Losses.
+    """
+    sums = [once.half_sum(g) for g in grads]
+    counts = [once.half_count(g) for g in grads]
+    at = [3 * r for r in rows] + [3 * r + 1 for r in rows]
+    static: dict[int, float] = {}
+    dynamic: list[tf.Tensor] = []
+    for r, g in zip(rows, grads, strict=True):
+        n = g.shape.num_elements()
+        if n is None:
+            dynamic.append(tf.raw_ops.Cast(x=tf.raw_ops.Size(input=g), DstT=tf.float32))
+            at.append(3 * r + 2)
+        else:
+            static[r] = static.get(r, 0.0) + float(n)
+    updates = tf.raw_ops.Pack(values=[*sums, *counts, *dynamic])
+    if static:
+        at += [3 * r + 2 for r in static]
+        sizes = tf.constant(list(static.values()), tf.float32)
+        updates = tf.raw_ops.ConcatV2(values=[updates, sizes], axis=tf.constant(0))
+    return at, updates
 
 
 def _in_while_body(ops: list[PathOp], p: PathOp) -> bool:

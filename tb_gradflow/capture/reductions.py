@@ -112,10 +112,10 @@ class Reducer:
         """Stacks for those of `grads` not placed yet (see _stack_plan)."""
         if not self._grouped:
             return
-        fresh = [g for g in _distinct(grads)[0] if _key(g) not in self._place]
+        fresh = [g for g in _distinct(grads)[0] if values_key(g) not in self._place]
         for members in _stack_plan(fresh)[0]:
             for row, i in enumerate(members):
-                self._place[_key(fresh[i])] = (len(self._stack_members), row)
+                self._place[values_key(fresh[i])] = (len(self._stack_members), row)
             self._stack_members.append([fresh[i] for i in members])
 
     def _reduced_stack(self, family: str, index: int, reduce_stack) -> tf.Tensor:
@@ -130,7 +130,7 @@ class Reducer:
         `reduce_one` (one gradient -> C scalars) over the rest; each stack reduced once."""
         unique, rows = _distinct(grads)
         self._plan(unique)
-        placed = [self._place.get(_key(g)) for g in unique]
+        placed = [self._place.get(values_key(g)) for g in unique]
         parts: list[tf.Tensor] = []
         offset: dict[int, int] = {}
         size = 0
@@ -226,7 +226,7 @@ def _dense_by_bincount(grad: tf.IndexedSlices) -> tf.Tensor:
 _SAME_ELEMENTS = frozenset({"Reshape", "ExpandDims", "Squeeze", "Identity", "Snapshot"})
 
 
-def _key(grad: Any) -> Any:
+def values_key(grad: Any) -> Any:
     """What identifies a gradient's values: a tensor made from another by reshaping holds the
     same elements, and is reduced once with it (the VAE's Flatten and Reshape, a bias's
     ExpandDims)."""
@@ -305,7 +305,7 @@ def _distinct(grads: list[Any]) -> tuple[list[Any], list[int] | None]:
     unique: list[Any] = []
     rows: list[int] = []
     for g in grads:
-        key = _key(g)
+        key = values_key(g)
         if key not in rows_of:
             rows_of[key] = len(unique)
             unique.append(g)

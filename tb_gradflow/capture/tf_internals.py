@@ -69,6 +69,29 @@ def replaced_gradient_function_lookup(lookup: Callable[[Operation], Any]) -> Ite
         _ops.get_gradient_function = original
 
 
+@contextlib.contextmanager
+def wrapped_gradients_builder(
+    after: Callable[[Callable[[], Any]], Any],
+) -> Iterator[None]:
+    """Within this block, every gradient graph TensorFlow builds (the top-level `tf.gradients`
+    and, inside it, the backward body of each While, If and function call) is built through
+    `after(build)`, which calls `build()` and returns its result; ops `after` adds once `build`
+    returns land in that same gradient graph, before it is closed into a function.
+
+    For capture/bodies.py: one combined update per backward loop body instead of one per op.
+    """
+    original = gradients_util._GradientsHelper
+
+    def helper(*args: Any, **kwargs: Any) -> Any:
+        return after(lambda: original(*args, **kwargs))
+
+    gradients_util._GradientsHelper = helper
+    try:
+        yield
+    finally:
+        gradients_util._GradientsHelper = original
+
+
 def eager_variable(initial: Any, shape: tf.TensorShape) -> tf.Variable:
     """A non-trainable resource variable made eagerly, even while a `tf.function` traces (which
     allows new variables only on its first trace): the class itself, not `tf.Variable`, so that
