@@ -65,8 +65,9 @@ def sequential_lambda_numpy_function() -> Case:
     first = keras.layers.Dense(4, name="first")
     model = keras.Sequential([
         keras.Input((6,)), first,
-        keras.layers.Lambda(lambda h: tf.ensure_shape(tf.numpy_function(np.tanh, [h], tf.float32), h.shape)),
-                # CUT sequential_lambda_numpy_function
+        keras.layers.Lambda(
+            lambda h: tf.ensure_shape(tf.numpy_function(np.tanh, [h], tf.float32), h.shape)  # CUT sequential_lambda_numpy_function  # noqa: E501
+        ),
         keras.layers.Dense(1, name="last"),
     ], name="seq")
     return Case(_mse(model), (_x(), _y()), model.trainable_variables, _paths(first), ("PyFunc", "numpy_function"))
@@ -77,8 +78,9 @@ def functional_argmax_router() -> Case:
     x = keras.Input((6,))
     router = keras.layers.Dense(3, name="router")
     experts = keras.layers.Dense(3, name="experts")
-    route = keras.layers.Lambda(lambda r: tf.one_hot(tf.argmax(r, axis=-1),
-                                                     3))(router(x))  # CUT functional_argmax_router
+    route = keras.layers.Lambda(
+        lambda r: tf.one_hot(tf.argmax(r, axis=-1), 3)  # CUT functional_argmax_router
+    )(router(x))
     out = keras.layers.Dense(1, name="out")(experts(x) * route)
     model = keras.Model(x, out, name="moe")
     return Case(_mse(model), (_x(), _y()), model.trainable_variables, _paths(router), ("ArgMax", "non_differentiable"))
@@ -310,9 +312,12 @@ def mixed_precision_numpy_function() -> Case:
         first = keras.layers.Dense(4, name="first")
         model = keras.Sequential([
             keras.Input((6,)), first,
-            keras.layers.Lambda(lambda h: tf.ensure_shape(tf.numpy_function(lambda a: np.clip(a, -1, 1), [h],
-                                                                            tf.float16), h.shape)),
-                                                                            # CUT mixed_precision_numpy_function
+            keras.layers.Lambda(
+                lambda h: tf.ensure_shape(
+                    tf.numpy_function(lambda a: np.clip(a, -1, 1), [h], tf.float16),  # CUT mixed_precision_numpy_function  # noqa: E501
+                    h.shape,
+                )
+            ),
             keras.layers.Dense(1, name="out"),
         ], name="mixed")
     finally:
