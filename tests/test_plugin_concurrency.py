@@ -46,7 +46,7 @@ def test_eight_concurrent_first_requests_compute_once(tmp_path, load_fast):
         tb.wait_for_runs({"run": {TAG: 20}}, timeout=90)
         base = f"run=run&tag={TAG}&step=7"
         routes = {"diagnosis": f"diagnosis?{base}", "graph": f"graph?{base}",
-                  "graph_groups": f"graph_groups?{base}&group=block_3"}
+                  "graph_groups": f"graph_groups?{base}&group=block_3", "layers": f"layers?run=run&tag={TAG}"}
         for name, route in routes.items():
             barrier = threading.Barrier(CLIENTS)
 

@@ -32,7 +32,8 @@ def counted(name: str, count_file: str, function: Callable) -> Callable:
 
 def main() -> None:
     count_file = sys.argv.pop(1)
-    views.diagnosis_json = counted("diagnosis", count_file, views.diagnosis_json)
+    views.R.diagnosis_body = counted("diagnosis", count_file, views.R.diagnosis_body)
+    views.layer_series = counted("layers", count_file, views.layer_series)
     views._version_parts = counted("graph", count_file, views._version_parts)  # pylint: disable=protected-access
     groups.group_layout = counted("graph_groups", count_file, groups.group_layout)
     from tensorboard import main as tb_main
