@@ -7,7 +7,6 @@ import { renderBanner, renderPendingBanner } from "./banner_view";
 import { renderFrozen, renderFrozenLayers } from "./frozen_view";
 import { loadNotices, renderNotices } from "./notices_view";
 import type { MagnitudeScale } from "./colors";
-import { magnitudeScale, scaleOfRange } from "./colors";
 import { cutNamed, tieToGraph } from "./diagnosis";
 import type { HistoryState } from "./details";
 import { renderDetails } from "./details";
@@ -24,10 +23,11 @@ import type { GraphModel } from "./model";
 import { buildModel } from "./model";
 import type { Pane } from "./pane";
 import { makePane, renderLegend, showOverview } from "./pane";
-import { cutsStarving, pathThroughCut, starvedRegion } from "./paths";
 import type { ProgressiveTree } from "./progressive";
 import { loadsProgressively, PROGRESSIVE_ABOVE_OPS, ProgressiveLoader, scopesOf, visibleTree } from "./progressive";
 import { matchingOps, search } from "./search";
+import type { Why } from "./shown";
+import { colourScaleOf, legendOver, nearestStep, paneShown, selectedIndex, starvingCuts, whyOf } from "./shown";
 import { renderEmpty, renderSlider } from "./toolbar_view";
 import { CSS } from "./styles";
 import type { DiagnosisResponse, GraphResponse, RunsResponse } from "./types";
@@ -393,19 +393,17 @@ export class App {
       void this.heatmap.show(this.ui.layers, { run: model.run, tag: model.tag, step: model.step, lastStep: this.steps[this.steps.length - 1] ?? model.step, layers: layerCount(model) });
     }
     const panes = this.other ? [this.main, this.other] : [this.main];
-    const scale = this.colourScale(panes);
+    const scale = colourScaleOf(s.scale, panes.map((p) => ({ model: p.model!, diagnosis: p.diagnosis })));
     const scaleChanged = this.renderedData.scale?.lo !== scale?.lo || this.renderedData.scale?.hi !== scale?.hi;
     const open = this.openGroups();
     const why = this.why();
-    const over = s.scale === "all" ? (this.other ? "all steps, both runs" : "all steps") : "this step only";
+    const over = legendOver(s.scale, this.other !== null);
     await Promise.all(
       panes.map((pane, i) => {
         setText(pane.title, this.other ? `${pane.model!.run} · step ${pane.model!.step}` : "");
         if (dataChanged || scaleChanged) renderLegend(pane, scale, over, s.scale);
         const m = pane.model!;
-        const sel = s.selected ? (m.opIndex.get(s.selected) ?? -1) : -1;
-        const focus = sel >= 0 ? sel : starvingCuts(m)[0];
-        const expanded = new Set([ROOT_ID, ...open[i]]);
+        const { selected: sel, focus, expanded } = paneShown(m, s.selected, open[i]);
         // the path and the region are the run's: the compared run's ops of the same names may flow
         const mine = pane === this.main;
         const given = mine && this.tree ? { visible: visibleTree(this.tree, expanded), summaries: this.tree.summaries } : undefined;
@@ -430,24 +428,14 @@ export class App {
     if (!this.root.dataset.firstPaintMs) this.root.dataset.firstPaintMs = performance.now().toFixed(0);
   }
 
-  private whyCache: { model: GraphModel | null; selected: string | null; why: { starvedBy: number[]; path: number[]; region: number[] } } = { model: null, selected: null, why: { starvedBy: [], path: [], region: [] } };
+  private whyCache: { model: GraphModel | null; selected: string | null; why: Why } = { model: null, selected: null, why: { starvedBy: [], path: [], region: [] } };
 
-  /** For the selected op: the cuts that starve it and its path through the first to the loss;
-   * for a selected cut, its starved region. */
-  private why(): { starvedBy: number[]; path: number[]; region: number[] } {
+  /** The selected op's why (shown.ts), cached while the model and the selection stay. */
+  private why(): Why {
     const m = this.main.model;
     const c = this.whyCache;
     if (c.model === m && c.selected === this.state.selected) return c.why;
-    const i = this.selectedIndex();
-    let why = { starvedBy: [] as number[], path: [] as number[], region: [] as number[] };
-    if (m && i >= 0) {
-      const op = m.ops[i];
-      if (op.cause) why = { starvedBy: [], path: [], region: starvedRegion(m, i) };
-      else if (op.state === "none") {
-        const cuts = cutsStarving(m, i);
-        why = { starvedBy: cuts, path: cuts.length ? pathThroughCut(m, i, cuts[0]) : [], region: [] };
-      }
-    }
+    const why = whyOf(m, this.state.selected);
     this.whyCache = { model: m, selected: this.state.selected, why };
     return why;
   }
@@ -464,16 +452,8 @@ export class App {
     return matches;
   }
 
-  /** One colour scale for every pane: the runs' range over all logged steps, or (toggle) this step's. */
-  private colourScale(panes: Pane[]): MagnitudeScale | null {
-    if (this.state.scale === "all") return scaleOfRange(unionRange(...panes.map((p) => p.diagnosis?.norm_range.ops)));
-    return magnitudeScale(panes.flatMap((p) => p.model!.ops.map((op) => (op.state === "flowing" ? op.norm : null))));
-  }
-
   private selectedIndex(): number {
-    const m = this.main.model;
-    if (!m || !this.state.selected) return -1;
-    return m.opIndex.get(this.state.selected) ?? -1;
+    return selectedIndex(this.main.model, this.state.selected);
   }
 
   private renderDetailsPanel(): void {
@@ -688,18 +668,6 @@ function fillSelect(select: HTMLSelectElement, values: string[], current: string
     for (const v of values) select.append(el("option", { value: v }, label(v)));
   }
   select.value = current;
-}
-
-function nearestStep(steps: number[], step: number): number | null {
-  if (steps.length === 0) return null;
-  let best = steps[0];
-  for (const s of steps) if (Math.abs(s - step) < Math.abs(best - step)) best = s;
-  return best;
-}
-
-/** Ops of the cut points that starve variables (the ones worth opening groups for). */
-function starvingCuts(model: GraphModel): number[] {
-  return model.ops.filter((op) => op.cause && op.starved.length > 0).map((op) => op.index);
 }
 
 function errorText(e: unknown): string {
