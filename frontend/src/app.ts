@@ -1,7 +1,7 @@
 // The tab: toolbar, banner, graph panes (or layers), details panel. The view is one serializable
 // TabState (view_state.ts) changed only by its pure transitions through `update`, which then loads
-// or renders what the change needs and mirrors the state into the URL. Every load is numbered so
-// that a late response never overwrites a newer one.
+// or renders what the change needs and mirrors the state into the URL. Graphs and diagnoses come
+// from pane_loader.ts, which drops a late response to an older load; what to show is shown.ts's.
 import { api, RouteError } from "./api";
 import { renderBanner, renderPendingBanner } from "./banner_view";
 import { renderFrozen, renderFrozenLayers } from "./frozen_view";
@@ -11,8 +11,7 @@ import { cutNamed, tieToGraph } from "./diagnosis";
 import type { HistoryState } from "./details";
 import { renderDetails } from "./details";
 import { clear, el, setText } from "./dom";
-import type { Hierarchy } from "./hierarchy";
-import { ancestors, buildHierarchy, defaultExpansion, ROOT_ID } from "./hierarchy";
+import { ancestors, defaultExpansion, ROOT_ID } from "./hierarchy";
 import { listenForReloads, readHash, watchDarkMode, watchHash, writeHash } from "./host";
 import { Latest, type Ticket } from "./latest";
 import { LayoutClient } from "./layout_client";
@@ -20,17 +19,18 @@ import { renderLayers } from "./layers_view";
 import { Heatmap, layerCount } from "./heatmap";
 import { unionRange } from "./log_axis";
 import type { GraphModel } from "./model";
-import { buildModel } from "./model";
 import type { Pane } from "./pane";
 import { makePane, renderLegend, showOverview } from "./pane";
 import type { ProgressiveTree } from "./progressive";
 import { loadsProgressively, PROGRESSIVE_ABOVE_OPS, ProgressiveLoader, scopesOf, visibleTree } from "./progressive";
+import type { Loaded } from "./pane_loader";
+import { PaneLoader } from "./pane_loader";
 import { matchingOps, search } from "./search";
 import type { Why } from "./shown";
 import { colourScaleOf, legendOver, nearestStep, paneShown, selectedIndex, starvingCuts, whyOf } from "./shown";
 import { renderEmpty, renderSlider } from "./toolbar_view";
 import { CSS } from "./styles";
-import type { DiagnosisResponse, GraphResponse, RunsResponse } from "./types";
+import type { DiagnosisResponse, RunsResponse } from "./types";
 import { PREFIX, readViewState, writeViewState } from "./url_state";
 import * as S from "./view_state";
 import type { TabState } from "./view_state";
@@ -44,7 +44,6 @@ export class App {
   private steps: number[] = [];
   /** the diagnosis at the last step: the all-steps facts (first NaN step, version changes) */
   private timeline: DiagnosisResponse | null = null;
-  private readonly hierarchies = new Map<string, Hierarchy>();
   private readonly histories = new Map<string, HistoryState>();
   private readonly layoutClient: LayoutClient;
   // ---- issue 17: the layers x steps heatmap of the layers view (heatmap.ts) ----
@@ -57,8 +56,8 @@ export class App {
   private renderSeq = 0;
   private renderedData: { model: GraphModel | null; other: GraphModel | null; selected: string | null; scale: MagnitudeScale | null } = { model: null, other: null, selected: null, scale: null };
   private stepTimer: number | undefined;
-  /** graph loads, and whole reloads (runs, steps, graphs): the newest of each applies */
-  private readonly graphLoads = new Latest();
+  /** graph loads (pane_loader.ts), and whole reloads (runs, steps, graphs): the newest of each applies */
+  private readonly loads = new PaneLoader(api);
   private readonly reloads = new Latest();
   /** a huge graph's levels (progressive.ts); null while the graph is loaded whole */
   private progressive: ProgressiveLoader | null = null;
@@ -220,7 +219,7 @@ export class App {
 
   /** Fetches the graph(s) and diagnoses of the current run, tag and step and renders them. */
   private async loadGraphs(anchor?: string): Promise<void> {
-    const current = this.graphLoads.begin();
+    const current = this.loads.begin();
     const step = this.currentStep();
     const { run, tag, compare } = this.state;
     if (api.servesGroups() && loadsProgressively(this.runs[run]?.[tag])) return this.loadProgressively(current, anchor);
@@ -228,20 +227,16 @@ export class App {
     this.tree = null;
     this.ui.progressive.hidden = true;
     this.ui.compare.disabled = false;
-    const [mine, mineTold, theirs] = await Promise.all([
-      api.graph(run, tag, step),
-      api.diagnosis(run, tag, step),
-      compare ? this.fetchCompared(compare, step) : Promise.resolve(null),
-    ]);
-    if (!current()) return; // a newer request is in flight
-    this.setPaneModel(this.main, buildModel(mine), mineTold);
-    if (theirs) {
+    const loaded = await this.loads.whole(current, run, tag, step, compare);
+    if (!loaded) return; // a newer request is in flight
+    this.applyLoaded(this.main, loaded.main);
+    if (loaded.other) {
       if (!this.other) {
         this.other = this.newPane(1, `op graph of ${compare}`);
         this.ui.panes.append(this.other.element);
         this.otherIsNew = true;
       }
-      this.setPaneModel(this.other, buildModel(theirs[0]), theirs[1]);
+      this.applyLoaded(this.other, loaded.other);
     } else if (this.other) {
       this.other.element.remove();
       this.other = null;
@@ -255,9 +250,9 @@ export class App {
     const step = this.currentStep();
     const loader = this.enterProgressive();
     // the top level loads while the diagnosis is computed (both take seconds on a first request)
-    const [told] = await Promise.all([api.diagnosis(run, tag, step), loader.load(run, tag, step, new Set(), [], null)]);
-    if (!current()) return;
-    this.main.diagnosis = told;
+    const answers = await this.loads.settle(current, Promise.all([api.diagnosis(run, tag, step), loader.load(run, tag, step, new Set(), [], null)]));
+    if (!answers) return;
+    this.main.diagnosis = answers[0];
     await this.render(anchor);
   }
 
@@ -267,7 +262,7 @@ export class App {
     const { run, tag, step } = this.state;
     const summary = this.runs[run]?.[tag];
     if (step !== null || !summary || !api.servesGroups() || !loadsProgressively(summary)) return;
-    this.graphLoads.begin(); // a graph load still in flight is older than this
+    this.loads.begin(); // a graph load still in flight is older than this
     this.enterProgressive();
     this.steps = [summary.steps[1]]; // until the diagnosis lists every step
     this.timeline = null;
@@ -309,28 +304,12 @@ export class App {
     return true;
   }
 
-  private async fetchCompared(run: string, step: number): Promise<[GraphResponse, DiagnosisResponse]> {
-    let g: GraphResponse;
-    try {
-      g = await api.graph(run, this.state.tag, step);
-    } catch (e) {
-      if (!(e instanceof RouteError && e.status === 404)) throw e;
-      g = await api.graph(run, this.state.tag); // no such step there: its last
-    }
-    return [g, await api.diagnosis(run, this.state.tag, g.step)];
-  }
-
-  private setPaneModel(pane: Pane, model: GraphModel, diagnosis: DiagnosisResponse): void {
-    const key = `${model.run}\u0000${model.tag}\u0000${model.graphId}`;
-    let h = this.hierarchies.get(key);
-    if (!h) {
-      h = buildHierarchy(model.ops);
-      this.hierarchies.set(key, h);
-    }
-    if (pane.hierarchy !== h) pane.defaultExpanded = [...defaultExpansion(h, starvingCuts(model))];
-    pane.model = model;
-    pane.diagnosis = diagnosis;
-    pane.hierarchy = h;
+  /** Shows a loaded value in a pane; a graph's first load opens its default groups. */
+  private applyLoaded(pane: Pane, loaded: Loaded): void {
+    if (pane.hierarchy !== loaded.hierarchy) pane.defaultExpanded = [...defaultExpansion(loaded.hierarchy, starvingCuts(loaded.model))];
+    pane.model = loaded.model;
+    pane.diagnosis = loaded.diagnosis;
+    pane.hierarchy = loaded.hierarchy;
   }
 
   /** Runs, then the steps of the chosen run and tag, then its graph(s): on start, reload, a
