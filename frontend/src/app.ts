@@ -6,7 +6,6 @@ import { api, RouteError } from "./api";
 import { renderBanner, renderPendingBanner } from "./banner_view";
 import { renderFrozen, renderFrozenLayers } from "./frozen_view";
 import { loadNotices, renderNotices } from "./notices_view";
-import type { MagnitudeScale } from "./colors";
 import { cutNamed, tieToGraph } from "./diagnosis";
 import type { HistoryState } from "./details";
 import { renderDetails } from "./details";
@@ -22,12 +21,12 @@ import type { GraphModel } from "./model";
 import type { Pane } from "./pane";
 import { makePane, renderLegend, showOverview } from "./pane";
 import type { ProgressiveTree } from "./progressive";
-import { loadsProgressively, PROGRESSIVE_ABOVE_OPS, ProgressiveLoader, scopesOf, visibleTree } from "./progressive";
+import { loadsProgressively, ProgressiveLoader, scopesOf, visibleTree } from "./progressive";
 import type { Loaded } from "./pane_loader";
 import { PaneLoader } from "./pane_loader";
 import { matchingOps, search } from "./search";
-import type { Why } from "./shown";
-import { colourScaleOf, legendOver, nearestStep, paneShown, selectedIndex, starvingCuts, whyOf } from "./shown";
+import type { Drawn, Why } from "./shown";
+import { colourScaleOf, layersOffText, legendOver, nearestStep, NOTHING_DRAWN, paneShown, paneTitle, progressiveNote, redraws, selectedIndex, starvingCuts, statusText, whyOf } from "./shown";
 import { renderEmpty, renderSlider } from "./toolbar_view";
 import { CSS } from "./styles";
 import type { DiagnosisResponse, RunsResponse } from "./types";
@@ -54,7 +53,7 @@ export class App {
   private other: Pane | null = null;
   private otherIsNew = false;
   private renderSeq = 0;
-  private renderedData: { model: GraphModel | null; other: GraphModel | null; selected: string | null; scale: MagnitudeScale | null } = { model: null, other: null, selected: null, scale: null };
+  private drawn: Drawn = NOTHING_DRAWN;
   private stepTimer: number | undefined;
   /** graph loads (pane_loader.ts), and whole reloads (runs, steps, graphs): the newest of each applies */
   private readonly loads = new PaneLoader(api);
@@ -295,12 +294,7 @@ export class App {
     const loaded = tree.model.ops.length;
     this.ui.progressive.hidden = false;
     this.ui.progressive.dataset.loadedOps = String(loaded);
-    setText(
-      this.ui.progressive,
-      `This graph has ${tree.opsTotal.toLocaleString("en")} ops, so it is loaded group by group (above ${PROGRESSIVE_ABOVE_OPS.toLocaleString("en")} ops): ` +
-        `${loaded.toLocaleString("en")} ops loaded. Search, inputs and outputs, and the path of a starved op cover loaded groups only; ` +
-        "an edge into an open group ends at its box; Compare and the Layers view need every op and are off.",
-    );
+    setText(this.ui.progressive, progressiveNote(tree.opsTotal, loaded));
     return true;
   }
 
@@ -347,11 +341,13 @@ export class App {
     const s = this.state;
     this.root.dataset.status = "rendering";
     // an eager fallback logs variables only: say why there is no graph
-    setText(this.ui.status, model.ops.length ? "" : `No op graph at this step. ${model.fallbackReason ?? ""}`);
+    setText(this.ui.status, statusText(model));
     this.syncSlider();
     // the banner, legends and details depend only on the data and the selection: redraw on change
-    const dataChanged = this.renderedData.model !== model || this.renderedData.other !== (this.other?.model ?? null);
-    const selectionChanged = dataChanged || this.renderedData.selected !== s.selected;
+    const panes = this.other ? [this.main, this.other] : [this.main];
+    const scale = colourScaleOf(s.scale, panes.map((p) => ({ model: p.model!, diagnosis: p.diagnosis })));
+    const drawn: Drawn = { model, other: this.other?.model ?? null, selected: s.selected, scale };
+    const { data: dataChanged, selection: selectionChanged, scale: scaleChanged } = redraws(this.drawn, drawn);
     const otherTold = this.other?.model && this.other.diagnosis ? { run: this.other.model.run, told: tieToGraph(this.other.diagnosis, this.other.model) } : null;
     const reveal = this.progressive ? (name: string) => this.revealName(name) : undefined;
     const told = this.main.diagnosis ? tieToGraph(this.main.diagnosis, model) : null;
@@ -364,22 +360,19 @@ export class App {
     this.ui.layers.hidden = s.view !== "layers";
     if (s.view === "layers" && this.tree) {
       clear(this.ui.layers);
-      this.ui.layers.append(el("p", { class: "gf-muted", "data-field": "layers-off" }, `The layers view needs every op and variable; this graph has ${this.tree.opsTotal.toLocaleString("en")} ops and is loaded group by group. Open groups in the Graph view instead.`));
+      this.ui.layers.append(el("p", { class: "gf-muted", "data-field": "layers-off" }, layersOffText(this.tree.opsTotal)));
     } else if (s.view === "layers") {
       const range = unionRange(this.main.diagnosis!.norm_range.variables, this.other?.diagnosis?.norm_range.variables);
       renderLayers(this.ui.layers, model, this.other?.model ?? null, range, (name) => this.selectVariable(name));
       renderFrozenLayers(this.ui.layers, this.main.diagnosis?.frozen_variables);
       void this.heatmap.show(this.ui.layers, { run: model.run, tag: model.tag, step: model.step, lastStep: this.steps[this.steps.length - 1] ?? model.step, layers: layerCount(model) });
     }
-    const panes = this.other ? [this.main, this.other] : [this.main];
-    const scale = colourScaleOf(s.scale, panes.map((p) => ({ model: p.model!, diagnosis: p.diagnosis })));
-    const scaleChanged = this.renderedData.scale?.lo !== scale?.lo || this.renderedData.scale?.hi !== scale?.hi;
     const open = this.openGroups();
     const why = this.why();
     const over = legendOver(s.scale, this.other !== null);
     await Promise.all(
       panes.map((pane, i) => {
-        setText(pane.title, this.other ? `${pane.model!.run} · step ${pane.model!.step}` : "");
+        setText(pane.title, paneTitle(pane.model!, this.other !== null));
         if (dataChanged || scaleChanged) renderLegend(pane, scale, over, s.scale);
         const m = pane.model!;
         const { selected: sel, focus, expanded } = paneShown(m, s.selected, open[i]);
@@ -396,7 +389,7 @@ export class App {
     }
     if (selectionChanged) this.renderDetailsPanel();
     if (dataChanged) for (const pane of panes) if (pane.overview.hidden !== true) showOverview(pane, true);
-    this.renderedData = { model, other: this.other?.model ?? null, selected: s.selected, scale };
+    this.drawn = { ...drawn, other: this.other?.model ?? null };
     this.writeUrl();
     await nextPaint();
     this.root.dataset.status = "ready";

@@ -8,6 +8,7 @@ import { ROOT_ID } from "./hierarchy";
 import { unionRange } from "./log_axis";
 import type { GraphModel } from "./model";
 import { cutsStarving, pathThroughCut, starvedRegion } from "./paths";
+import { PROGRESSIVE_ABOVE_OPS } from "./progressive";
 import type { DiagnosisResponse } from "./types";
 import type { TabState } from "./view_state";
 
@@ -79,4 +80,46 @@ export function nearestStep(steps: readonly number[], step: number): number | nu
   let best = steps[0];
   for (const s of steps) if (Math.abs(s - step) < Math.abs(best - step)) best = s;
   return best;
+}
+
+/** The status line under the panes: empty, or why a step has no op graph (an eager fallback
+ * logs variables only). */
+export function statusText(model: GraphModel): string {
+  return model.ops.length ? "" : `No op graph at this step. ${model.fallbackReason ?? ""}`;
+}
+
+/** A pane's title: the run and step of each pane while Compare shows two, else nothing. */
+export function paneTitle(model: GraphModel, compared: boolean): string {
+  return compared ? `${model.run} · step ${model.step}` : "";
+}
+
+/** The note over a graph loaded group by group: how many of its ops are loaded, what that limits. */
+export function progressiveNote(opsTotal: number, loaded: number): string {
+  return (
+    `This graph has ${opsTotal.toLocaleString("en")} ops, so it is loaded group by group (above ${PROGRESSIVE_ABOVE_OPS.toLocaleString("en")} ops): ` +
+    `${loaded.toLocaleString("en")} ops loaded. Search, inputs and outputs, and the path of a starved op cover loaded groups only; ` +
+    "an edge into an open group ends at its box; Compare and the Layers view need every op and are off."
+  );
+}
+
+/** What the layers view says instead of itself for a graph loaded group by group. */
+export function layersOffText(opsTotal: number): string {
+  return `The layers view needs every op and variable; this graph has ${opsTotal.toLocaleString("en")} ops and is loaded group by group. Open groups in the Graph view instead.`;
+}
+
+/** What the last render drew: the panes' models, the selection, the colour scale. */
+export interface Drawn {
+  readonly model: GraphModel | null;
+  readonly other: GraphModel | null;
+  readonly selected: string | null;
+  readonly scale: MagnitudeScale | null;
+}
+
+export const NOTHING_DRAWN: Drawn = { model: null, other: null, selected: null, scale: null };
+
+/** What a render must redraw beyond the panes: the banner, legends and overviews on new data,
+ * the details on new data or a new selection, the legends on a new scale. */
+export function redraws(before: Drawn, now: Drawn): { data: boolean; selection: boolean; scale: boolean } {
+  const data = before.model !== now.model || before.other !== now.other;
+  return { data, selection: data || before.selected !== now.selected, scale: before.scale?.lo !== now.scale?.lo || before.scale?.hi !== now.scale?.hi };
 }

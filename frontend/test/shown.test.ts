@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildModel } from "../src/model";
-import { colourScaleOf, legendOver, nearestStep, paneShown, selectedIndex, starvingCuts, whyOf } from "../src/shown";
+import { colourScaleOf, layersOffText, legendOver, nearestStep, NOTHING_DRAWN, paneShown, paneTitle, progressiveNote, redraws, selectedIndex, starvingCuts, statusText, whyOf } from "../src/shown";
 import { brokenVae, graph } from "./fixture";
 import type { DiagnosisResponse } from "../src/types";
 
@@ -63,4 +63,29 @@ test("a link's step the run no longer logs moves to the nearest logged step", ()
   assert.equal(nearestStep([0, 10, 20], 16), 20);
   assert.equal(nearestStep([0, 10, 20], 99), 20);
   assert.equal(nearestStep([], 5), null);
+});
+
+test("the texts around the panes: status, Compare's titles, the group-by-group notes", () => {
+  const m = buildModel(brokenVae());
+  assert.equal(statusText(m), "");
+  const fallback = buildModel(graph([], [{ name: "w" }], { fallback_reason: "eager mode" }));
+  assert.equal(statusText(fallback), "No op graph at this step. eager mode");
+  assert.equal(statusText(buildModel(graph([]))), "No op graph at this step. ");
+  assert.equal(paneTitle(m, false), "");
+  assert.equal(paneTitle(m, true), "run · step 5");
+  const note = progressiveNote(1234567, 4321);
+  assert.match(note, /^This graph has 1,234,567 ops, so it is loaded group by group \(above 50,000 ops\): 4,321 ops loaded\./);
+  assert.match(note, /Compare and the Layers view need every op and are off\.$/);
+  assert.match(layersOffText(70000), /this graph has 70,000 ops and is loaded group by group/);
+});
+
+test("a render redraws the banner on new data, the details on a new selection, the legend on a new scale", () => {
+  const m = buildModel(brokenVae());
+  const drawn = { model: m, other: null, selected: null, scale: { lo: -2, hi: 1 } };
+  assert.deepEqual(redraws(NOTHING_DRAWN, drawn), { data: true, selection: true, scale: true });
+  assert.deepEqual(redraws(drawn, { ...drawn, scale: { lo: -2, hi: 1 } }), { data: false, selection: false, scale: false });
+  assert.deepEqual(redraws(drawn, { ...drawn, selected: "Square" }), { data: false, selection: true, scale: false });
+  assert.deepEqual(redraws(drawn, { ...drawn, scale: { lo: -3, hi: 1 } }), { data: false, selection: false, scale: true });
+  assert.deepEqual(redraws(drawn, { ...drawn, other: buildModel(brokenVae()) }), { data: true, selection: true, scale: false });
+  assert.deepEqual(redraws(drawn, { ...drawn, model: buildModel(brokenVae()) }).data, true);
 });
