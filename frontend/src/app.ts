@@ -26,7 +26,7 @@ import type { Loaded } from "./pane_loader";
 import { PaneLoader } from "./pane_loader";
 import { matchingOps, search } from "./search";
 import type { Drawn, Why } from "./shown";
-import { colourScaleOf, layersOffText, legendOver, nearestStep, NOTHING_DRAWN, paneShown, paneTitle, progressiveNote, redraws, selectedIndex, starvingCuts, statusText, whyOf } from "./shown";
+import { colourScaleOf, layersOffText, legendOver, nearestStep, NOTHING_DRAWN, openGroupsOf, paneShown, paneTitle, progressiveNote, redraws, selectedIndex, starvingCuts, statusText, whyOf } from "./shown";
 import { renderEmpty, renderSlider } from "./toolbar_view";
 import { CSS } from "./styles";
 import type { DiagnosisResponse, RunsResponse } from "./types";
@@ -330,8 +330,7 @@ export class App {
 
   /** Each pane's open groups: its own list, or its graph's default. */
   private openGroups(): [string[], string[]] {
-    const of = (pane: Pane | null, i: 0 | 1): string[] => this.state.panes[i].expanded ?? pane?.defaultExpanded.filter((g) => g !== ROOT_ID) ?? [];
-    return [of(this.main, 0), of(this.other, 1)];
+    return openGroupsOf(this.state, [this.main.defaultExpanded, this.other?.defaultExpanded ?? null]);
   }
 
   private async render(anchor?: string): Promise<void> {

@@ -123,3 +123,10 @@ export function redraws(before: Drawn, now: Drawn): { data: boolean; selection: 
   const data = before.model !== now.model || before.other !== now.other;
   return { data, selection: data || before.selected !== now.selected, scale: before.scale?.lo !== now.scale?.lo || before.scale?.hi !== now.scale?.hi };
 }
+
+/** Each pane's open groups besides the root: its own list in the view state, else its graph's
+ * default (`defaults[i]`; none while the pane has no graph). */
+export function openGroupsOf(state: TabState, defaults: readonly [readonly string[] | null, readonly string[] | null]): [string[], string[]] {
+  const of = (i: 0 | 1): string[] => state.panes[i].expanded ?? defaults[i]?.filter((g) => g !== ROOT_ID) ?? [];
+  return [of(0), of(1)];
+}

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildModel } from "../src/model";
-import { colourScaleOf, layersOffText, legendOver, nearestStep, NOTHING_DRAWN, paneShown, paneTitle, progressiveNote, redraws, selectedIndex, starvingCuts, statusText, whyOf } from "../src/shown";
+import { colourScaleOf, layersOffText, legendOver, nearestStep, NOTHING_DRAWN, openGroupsOf, paneShown, paneTitle, progressiveNote, redraws, selectedIndex, starvingCuts, statusText, whyOf } from "../src/shown";
 import { brokenVae, graph } from "./fixture";
 import type { DiagnosisResponse } from "../src/types";
+import { INITIAL } from "../src/view_state";
 
 const names = (m: ReturnType<typeof buildModel>, xs: number[]) => xs.map((i) => m.ops[i].name);
 
@@ -88,4 +89,10 @@ test("a render redraws the banner on new data, the details on a new selection, t
   assert.deepEqual(redraws(drawn, { ...drawn, scale: { lo: -3, hi: 1 } }), { data: false, selection: false, scale: true });
   assert.deepEqual(redraws(drawn, { ...drawn, other: buildModel(brokenVae()) }), { data: true, selection: true, scale: false });
   assert.deepEqual(redraws(drawn, { ...drawn, model: buildModel(brokenVae()) }).data, true);
+});
+
+test("a pane's open groups: its own list in the view state, else its graph's default without the root", () => {
+  assert.deepEqual(openGroupsOf(INITIAL, [["", "vae", "vae/decoder"], null]), [["vae", "vae/decoder"], []]);
+  const own = { ...INITIAL, panes: [{ expanded: [] }, { expanded: ["b"] }] as typeof INITIAL.panes };
+  assert.deepEqual(openGroupsOf(own, [["", "vae"], ["", "a"]]), [[], ["b"]]);
 });
