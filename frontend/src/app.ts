@@ -1,19 +1,16 @@
 // The tab: toolbar, banner, graph panes (or layers), details panel. The view is one serializable
 // TabState (view_state.ts) changed only by its pure transitions through `update`, which then loads
-// or renders what the change needs and mirrors the state into the URL. Every load is numbered so
-// that a late response never overwrites a newer one.
+// or renders what the change needs and mirrors the state into the URL. Graphs and diagnoses come
+// from pane_loader.ts, which drops a late response to an older load; what to show is shown.ts's.
 import { api, RouteError } from "./api";
 import { renderBanner, renderPendingBanner } from "./banner_view";
 import { renderFrozen, renderFrozenLayers } from "./frozen_view";
 import { loadNotices, renderNotices } from "./notices_view";
-import type { MagnitudeScale } from "./colors";
-import { magnitudeScale, scaleOfRange } from "./colors";
 import { cutNamed, tieToGraph } from "./diagnosis";
 import type { HistoryState } from "./details";
 import { renderDetails } from "./details";
 import { clear, el, setText } from "./dom";
-import type { Hierarchy } from "./hierarchy";
-import { ancestors, buildHierarchy, defaultExpansion, ROOT_ID } from "./hierarchy";
+import { ancestors, defaultExpansion, ROOT_ID } from "./hierarchy";
 import { listenForReloads, readHash, watchDarkMode, watchHash, writeHash } from "./host";
 import { Latest, type Ticket } from "./latest";
 import { LayoutClient } from "./layout_client";
@@ -21,16 +18,18 @@ import { renderLayers } from "./layers_view";
 import { Heatmap, layerCount } from "./heatmap";
 import { unionRange } from "./log_axis";
 import type { GraphModel } from "./model";
-import { buildModel } from "./model";
 import type { Pane } from "./pane";
 import { makePane, renderLegend, showOverview } from "./pane";
-import { cutsStarving, pathThroughCut, starvedRegion } from "./paths";
 import type { ProgressiveTree } from "./progressive";
-import { loadsProgressively, PROGRESSIVE_ABOVE_OPS, ProgressiveLoader, scopesOf, visibleTree } from "./progressive";
+import { loadsProgressively, ProgressiveLoader, scopesOf, visibleTree } from "./progressive";
+import type { Loaded } from "./pane_loader";
+import { PaneLoader } from "./pane_loader";
 import { matchingOps, search } from "./search";
+import type { Drawn, Why } from "./shown";
+import { colourScaleOf, layersOffText, legendOver, nearestStep, NOTHING_DRAWN, openGroupsOf, paneShown, paneTitle, progressiveNote, redraws, selectedIndex, starvingCuts, statusText, whyOf } from "./shown";
 import { renderEmpty, renderSlider } from "./toolbar_view";
 import { CSS } from "./styles";
-import type { DiagnosisResponse, GraphResponse, RunsResponse } from "./types";
+import type { DiagnosisResponse, RunsResponse } from "./types";
 import { PREFIX, readViewState, writeViewState } from "./url_state";
 import * as S from "./view_state";
 import type { TabState } from "./view_state";
@@ -44,7 +43,6 @@ export class App {
   private steps: number[] = [];
   /** the diagnosis at the last step: the all-steps facts (first NaN step, version changes) */
   private timeline: DiagnosisResponse | null = null;
-  private readonly hierarchies = new Map<string, Hierarchy>();
   private readonly histories = new Map<string, HistoryState>();
   private readonly layoutClient: LayoutClient;
   // ---- issue 17: the layers x steps heatmap of the layers view (heatmap.ts) ----
@@ -55,10 +53,10 @@ export class App {
   private other: Pane | null = null;
   private otherIsNew = false;
   private renderSeq = 0;
-  private renderedData: { model: GraphModel | null; other: GraphModel | null; selected: string | null; scale: MagnitudeScale | null } = { model: null, other: null, selected: null, scale: null };
+  private drawn: Drawn = NOTHING_DRAWN;
   private stepTimer: number | undefined;
-  /** graph loads, and whole reloads (runs, steps, graphs): the newest of each applies */
-  private readonly graphLoads = new Latest();
+  /** graph loads (pane_loader.ts), and whole reloads (runs, steps, graphs): the newest of each applies */
+  private readonly loads = new PaneLoader(api);
   private readonly reloads = new Latest();
   /** a huge graph's levels (progressive.ts); null while the graph is loaded whole */
   private progressive: ProgressiveLoader | null = null;
@@ -220,7 +218,7 @@ export class App {
 
   /** Fetches the graph(s) and diagnoses of the current run, tag and step and renders them. */
   private async loadGraphs(anchor?: string): Promise<void> {
-    const current = this.graphLoads.begin();
+    const current = this.loads.begin();
     const step = this.currentStep();
     const { run, tag, compare } = this.state;
     if (api.servesGroups() && loadsProgressively(this.runs[run]?.[tag])) return this.loadProgressively(current, anchor);
@@ -228,20 +226,16 @@ export class App {
     this.tree = null;
     this.ui.progressive.hidden = true;
     this.ui.compare.disabled = false;
-    const [mine, mineTold, theirs] = await Promise.all([
-      api.graph(run, tag, step),
-      api.diagnosis(run, tag, step),
-      compare ? this.fetchCompared(compare, step) : Promise.resolve(null),
-    ]);
-    if (!current()) return; // a newer request is in flight
-    this.setPaneModel(this.main, buildModel(mine), mineTold);
-    if (theirs) {
+    const loaded = await this.loads.whole(current, run, tag, step, compare);
+    if (!loaded) return; // a newer request is in flight
+    this.applyLoaded(this.main, loaded.main);
+    if (loaded.other) {
       if (!this.other) {
         this.other = this.newPane(1, `op graph of ${compare}`);
         this.ui.panes.append(this.other.element);
         this.otherIsNew = true;
       }
-      this.setPaneModel(this.other, buildModel(theirs[0]), theirs[1]);
+      this.applyLoaded(this.other, loaded.other);
     } else if (this.other) {
       this.other.element.remove();
       this.other = null;
@@ -255,9 +249,9 @@ export class App {
     const step = this.currentStep();
     const loader = this.enterProgressive();
     // the top level loads while the diagnosis is computed (both take seconds on a first request)
-    const [told] = await Promise.all([api.diagnosis(run, tag, step), loader.load(run, tag, step, new Set(), [], null)]);
-    if (!current()) return;
-    this.main.diagnosis = told;
+    const answers = await this.loads.settle(current, Promise.all([api.diagnosis(run, tag, step), loader.load(run, tag, step, new Set(), [], null)]));
+    if (!answers) return;
+    this.main.diagnosis = answers[0];
     await this.render(anchor);
   }
 
@@ -267,7 +261,7 @@ export class App {
     const { run, tag, step } = this.state;
     const summary = this.runs[run]?.[tag];
     if (step !== null || !summary || !api.servesGroups() || !loadsProgressively(summary)) return;
-    this.graphLoads.begin(); // a graph load still in flight is older than this
+    this.loads.begin(); // a graph load still in flight is older than this
     this.enterProgressive();
     this.steps = [summary.steps[1]]; // until the diagnosis lists every step
     this.timeline = null;
@@ -300,37 +294,16 @@ export class App {
     const loaded = tree.model.ops.length;
     this.ui.progressive.hidden = false;
     this.ui.progressive.dataset.loadedOps = String(loaded);
-    setText(
-      this.ui.progressive,
-      `This graph has ${tree.opsTotal.toLocaleString("en")} ops, so it is loaded group by group (above ${PROGRESSIVE_ABOVE_OPS.toLocaleString("en")} ops): ` +
-        `${loaded.toLocaleString("en")} ops loaded. Search, inputs and outputs, and the path of a starved op cover loaded groups only; ` +
-        "an edge into an open group ends at its box; Compare and the Layers view need every op and are off.",
-    );
+    setText(this.ui.progressive, progressiveNote(tree.opsTotal, loaded));
     return true;
   }
 
-  private async fetchCompared(run: string, step: number): Promise<[GraphResponse, DiagnosisResponse]> {
-    let g: GraphResponse;
-    try {
-      g = await api.graph(run, this.state.tag, step);
-    } catch (e) {
-      if (!(e instanceof RouteError && e.status === 404)) throw e;
-      g = await api.graph(run, this.state.tag); // no such step there: its last
-    }
-    return [g, await api.diagnosis(run, this.state.tag, g.step)];
-  }
-
-  private setPaneModel(pane: Pane, model: GraphModel, diagnosis: DiagnosisResponse): void {
-    const key = `${model.run}\u0000${model.tag}\u0000${model.graphId}`;
-    let h = this.hierarchies.get(key);
-    if (!h) {
-      h = buildHierarchy(model.ops);
-      this.hierarchies.set(key, h);
-    }
-    if (pane.hierarchy !== h) pane.defaultExpanded = [...defaultExpansion(h, starvingCuts(model))];
-    pane.model = model;
-    pane.diagnosis = diagnosis;
-    pane.hierarchy = h;
+  /** Shows a loaded value in a pane; a graph's first load opens its default groups. */
+  private applyLoaded(pane: Pane, loaded: Loaded): void {
+    if (pane.hierarchy !== loaded.hierarchy) pane.defaultExpanded = [...defaultExpansion(loaded.hierarchy, starvingCuts(loaded.model))];
+    pane.model = loaded.model;
+    pane.diagnosis = loaded.diagnosis;
+    pane.hierarchy = loaded.hierarchy;
   }
 
   /** Runs, then the steps of the chosen run and tag, then its graph(s): on start, reload, a
@@ -357,8 +330,7 @@ export class App {
 
   /** Each pane's open groups: its own list, or its graph's default. */
   private openGroups(): [string[], string[]] {
-    const of = (pane: Pane | null, i: 0 | 1): string[] => this.state.panes[i].expanded ?? pane?.defaultExpanded.filter((g) => g !== ROOT_ID) ?? [];
-    return [of(this.main, 0), of(this.other, 1)];
+    return openGroupsOf(this.state, [this.main.defaultExpanded, this.other?.defaultExpanded ?? null]);
   }
 
   private async render(anchor?: string): Promise<void> {
@@ -368,11 +340,13 @@ export class App {
     const s = this.state;
     this.root.dataset.status = "rendering";
     // an eager fallback logs variables only: say why there is no graph
-    setText(this.ui.status, model.ops.length ? "" : `No op graph at this step. ${model.fallbackReason ?? ""}`);
+    setText(this.ui.status, statusText(model));
     this.syncSlider();
     // the banner, legends and details depend only on the data and the selection: redraw on change
-    const dataChanged = this.renderedData.model !== model || this.renderedData.other !== (this.other?.model ?? null);
-    const selectionChanged = dataChanged || this.renderedData.selected !== s.selected;
+    const panes = this.other ? [this.main, this.other] : [this.main];
+    const scale = colourScaleOf(s.scale, panes.map((p) => ({ model: p.model!, diagnosis: p.diagnosis })));
+    const drawn: Drawn = { model, other: this.other?.model ?? null, selected: s.selected, scale };
+    const { data: dataChanged, selection: selectionChanged, scale: scaleChanged } = redraws(this.drawn, drawn);
     const otherTold = this.other?.model && this.other.diagnosis ? { run: this.other.model.run, told: tieToGraph(this.other.diagnosis, this.other.model) } : null;
     const reveal = this.progressive ? (name: string) => this.revealName(name) : undefined;
     const told = this.main.diagnosis ? tieToGraph(this.main.diagnosis, model) : null;
@@ -385,27 +359,22 @@ export class App {
     this.ui.layers.hidden = s.view !== "layers";
     if (s.view === "layers" && this.tree) {
       clear(this.ui.layers);
-      this.ui.layers.append(el("p", { class: "gf-muted", "data-field": "layers-off" }, `The layers view needs every op and variable; this graph has ${this.tree.opsTotal.toLocaleString("en")} ops and is loaded group by group. Open groups in the Graph view instead.`));
+      this.ui.layers.append(el("p", { class: "gf-muted", "data-field": "layers-off" }, layersOffText(this.tree.opsTotal)));
     } else if (s.view === "layers") {
       const range = unionRange(this.main.diagnosis!.norm_range.variables, this.other?.diagnosis?.norm_range.variables);
       renderLayers(this.ui.layers, model, this.other?.model ?? null, range, (name) => this.selectVariable(name));
       renderFrozenLayers(this.ui.layers, this.main.diagnosis?.frozen_variables);
       void this.heatmap.show(this.ui.layers, { run: model.run, tag: model.tag, step: model.step, lastStep: this.steps[this.steps.length - 1] ?? model.step, layers: layerCount(model) });
     }
-    const panes = this.other ? [this.main, this.other] : [this.main];
-    const scale = this.colourScale(panes);
-    const scaleChanged = this.renderedData.scale?.lo !== scale?.lo || this.renderedData.scale?.hi !== scale?.hi;
     const open = this.openGroups();
     const why = this.why();
-    const over = s.scale === "all" ? (this.other ? "all steps, both runs" : "all steps") : "this step only";
+    const over = legendOver(s.scale, this.other !== null);
     await Promise.all(
       panes.map((pane, i) => {
-        setText(pane.title, this.other ? `${pane.model!.run} · step ${pane.model!.step}` : "");
+        setText(pane.title, paneTitle(pane.model!, this.other !== null));
         if (dataChanged || scaleChanged) renderLegend(pane, scale, over, s.scale);
         const m = pane.model!;
-        const sel = s.selected ? (m.opIndex.get(s.selected) ?? -1) : -1;
-        const focus = sel >= 0 ? sel : starvingCuts(m)[0];
-        const expanded = new Set([ROOT_ID, ...open[i]]);
+        const { selected: sel, focus, expanded } = paneShown(m, s.selected, open[i]);
         // the path and the region are the run's: the compared run's ops of the same names may flow
         const mine = pane === this.main;
         const given = mine && this.tree ? { visible: visibleTree(this.tree, expanded), summaries: this.tree.summaries } : undefined;
@@ -419,7 +388,7 @@ export class App {
     }
     if (selectionChanged) this.renderDetailsPanel();
     if (dataChanged) for (const pane of panes) if (pane.overview.hidden !== true) showOverview(pane, true);
-    this.renderedData = { model, other: this.other?.model ?? null, selected: s.selected, scale };
+    this.drawn = { ...drawn, other: this.other?.model ?? null };
     this.writeUrl();
     await nextPaint();
     this.root.dataset.status = "ready";
@@ -430,24 +399,14 @@ export class App {
     if (!this.root.dataset.firstPaintMs) this.root.dataset.firstPaintMs = performance.now().toFixed(0);
   }
 
-  private whyCache: { model: GraphModel | null; selected: string | null; why: { starvedBy: number[]; path: number[]; region: number[] } } = { model: null, selected: null, why: { starvedBy: [], path: [], region: [] } };
+  private whyCache: { model: GraphModel | null; selected: string | null; why: Why } = { model: null, selected: null, why: { starvedBy: [], path: [], region: [] } };
 
-  /** For the selected op: the cuts that starve it and its path through the first to the loss;
-   * for a selected cut, its starved region. */
-  private why(): { starvedBy: number[]; path: number[]; region: number[] } {
+  /** The selected op's why (shown.ts), cached while the model and the selection stay. */
+  private why(): Why {
     const m = this.main.model;
     const c = this.whyCache;
     if (c.model === m && c.selected === this.state.selected) return c.why;
-    const i = this.selectedIndex();
-    let why = { starvedBy: [] as number[], path: [] as number[], region: [] as number[] };
-    if (m && i >= 0) {
-      const op = m.ops[i];
-      if (op.cause) why = { starvedBy: [], path: [], region: starvedRegion(m, i) };
-      else if (op.state === "none") {
-        const cuts = cutsStarving(m, i);
-        why = { starvedBy: cuts, path: cuts.length ? pathThroughCut(m, i, cuts[0]) : [], region: [] };
-      }
-    }
+    const why = whyOf(m, this.state.selected);
     this.whyCache = { model: m, selected: this.state.selected, why };
     return why;
   }
@@ -464,16 +423,8 @@ export class App {
     return matches;
   }
 
-  /** One colour scale for every pane: the runs' range over all logged steps, or (toggle) this step's. */
-  private colourScale(panes: Pane[]): MagnitudeScale | null {
-    if (this.state.scale === "all") return scaleOfRange(unionRange(...panes.map((p) => p.diagnosis?.norm_range.ops)));
-    return magnitudeScale(panes.flatMap((p) => p.model!.ops.map((op) => (op.state === "flowing" ? op.norm : null))));
-  }
-
   private selectedIndex(): number {
-    const m = this.main.model;
-    if (!m || !this.state.selected) return -1;
-    return m.opIndex.get(this.state.selected) ?? -1;
+    return selectedIndex(this.main.model, this.state.selected);
   }
 
   private renderDetailsPanel(): void {
@@ -688,18 +639,6 @@ function fillSelect(select: HTMLSelectElement, values: string[], current: string
     for (const v of values) select.append(el("option", { value: v }, label(v)));
   }
   select.value = current;
-}
-
-function nearestStep(steps: number[], step: number): number | null {
-  if (steps.length === 0) return null;
-  let best = steps[0];
-  for (const s of steps) if (Math.abs(s - step) < Math.abs(best - step)) best = s;
-  return best;
-}
-
-/** Ops of the cut points that starve variables (the ones worth opening groups for). */
-function starvingCuts(model: GraphModel): number[] {
-  return model.ops.filter((op) => op.cause && op.starved.length > 0).map((op) => op.index);
 }
 
 function errorText(e: unknown): string {
