@@ -53,3 +53,8 @@ class EventFile:
         with self._lock:
             self._file.write(data)
             self._file.flush()
+
+    def close(self) -> None:
+        """Closes the file; every event is on disk already, so nothing is lost."""
+        with self._lock:
+            self._file.close()

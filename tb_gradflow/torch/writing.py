@@ -7,6 +7,7 @@ through its file writer, or, for a logdir path, through TensorBoard's own event 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -35,6 +36,15 @@ _written_by_writer: weakref.WeakKeyDictionary[Any, set[tuple[str, str]]] = (
     weakref.WeakKeyDictionary()
 )
 _written_by_path: dict[str, set[tuple[str, str]]] = {}
+
+
+@atexit.register
+def _close_path_writers() -> None:
+    """Closes the files of writers opened on a path: the process owns them, and it is ending."""
+    with _lock:
+        for writer in _path_writers.values():
+            writer.close()
+        _path_writers.clear()
 
 
 def gradflow(
