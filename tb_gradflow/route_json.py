@@ -18,7 +18,7 @@ from tb_gradflow import vocabulary as V
 from tb_gradflow.diagnosis import diagnosis_json
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.records import cut_points
-from tb_gradflow.json_values import json_float
+from tb_gradflow.json_values import json_float, rounded_norms, significant_digits
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 
@@ -27,8 +27,6 @@ STATE_NAMES = np.array(V.STATES, dtype=object)
 # The columns the `layers` route samples a run to when the request names none (the export too).
 LAYER_COLUMNS = 2_000
 
-# Significant digits of norms in JSON: float32 holds about 7, a stored op norm about 2 (4.4 %).
-NORM_DIGITS = 6
 
 # What a norm that is not a number reads as, by special code (`norm_digits`).
 NORM_SPECIALS: tuple[str | float | None, ...] = (None, "nan", "inf", "-inf", -0.0)
@@ -45,38 +43,6 @@ def encode(value: Any) -> str:
 def splice(pairs: dict[str, str]) -> str:
     """`"key":value,...` from already-encoded values, to splice into an object."""
     return ",".join(f"{encode(k)}:{v}" for k, v in pairs.items())
-
-
-def _digits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(mantissa, exponent, finite nonzero, exact) of 1-D float64 `x`: for each finite nonzero
-    value, its NORM_DIGITS significant digits m and exponent e, the JSON value being the double
-    nearest m * 10**e. `exact` marks those whose power of ten is exact in float64 (one rounding).
-    """
-    ok = np.isfinite(x) & (x != 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shift = (NORM_DIGITS - 1) - np.floor(np.log10(np.abs(np.where(ok, x, 1.0)))).astype(
-            np.int64
-        )
-    exact = ok & (shift >= 0) & (shift <= 22)
-    mantissa = np.zeros(x.shape, np.float64)
-    mantissa[exact] = np.round(x[exact] * np.power(10.0, shift[exact]))
-    exponent = np.where(ok, -shift, 0)
-    for i in np.flatnonzero(ok & ~exact).tolist():  # norms above 1e5 or below 1e-17: rare
-        digits, _, power = f"{x[i]:.{NORM_DIGITS - 1}e}".partition("e")
-        mantissa[i], exponent[i] = int(digits.replace(".", "")), int(power) - (NORM_DIGITS - 1)
-    return mantissa, exponent, ok, exact
-
-
-def rounded_norms(norms: np.ndarray) -> np.ndarray:
-    """Finite nonzero norms rounded to NORM_DIGITS significant digits, as float64 values whose
-    shortest repr is that short: a third of the JSON that float32-to-float64 repr gives."""
-    x = np.asarray(norms, np.float64).ravel()
-    mantissa, exponent, ok, exact = _digits(x)
-    out = x.copy()
-    out[exact] = mantissa[exact] / np.power(10.0, -exponent[exact])
-    for i in np.flatnonzero(ok & ~exact).tolist():
-        out[i] = float(f"{x[i]:.{NORM_DIGITS}g}")
-    return out.reshape(np.shape(norms))
 
 
 def _specials(codes: np.ndarray, norms: np.ndarray) -> np.ndarray:
@@ -107,7 +73,7 @@ def norm_digits(codes: np.ndarray, norms: np.ndarray) -> tuple[np.ndarray, np.nd
     as the double nearest mantissa * 10**exponent, the very value `norms_json` gives; where the
     exponent is SPECIAL_EXPONENT, the mantissa indexes NORM_SPECIALS."""
     x = np.asarray(norms, np.float64)
-    mantissa, exponent, _, _ = _digits(x.ravel())
+    mantissa, exponent, _, _ = significant_digits(x.ravel())
     specials = _specials(np.asarray(codes).ravel(), np.asarray(norms).ravel())
     special = specials >= 0
     mantissa[special], exponent[special] = specials[special], SPECIAL_EXPONENT

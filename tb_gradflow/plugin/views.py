@@ -12,6 +12,7 @@ import numpy as np
 
 from tb_gradflow import route_json as R
 from tb_gradflow import vocabulary as V
+from tb_gradflow.json_values import NORM_DIGITS
 from tb_gradflow.plugin import groups
 from tb_gradflow.plugin.params import not_found
 from tb_gradflow.proto import gradflow_pb2
@@ -19,8 +20,8 @@ from tb_gradflow.reading.cache import CachedSeries
 from tb_gradflow.reading.fast_loader_names import why_unreadable
 from tb_gradflow.reading.layer_series import layer_series, layer_series_json
 from tb_gradflow.reading.reader import TagSeries, VersionValues
-from tb_gradflow.route_json import NORM_DIGITS, encode, presence_json
 from tb_gradflow.route_json import STATE_NAMES as _STATE_NAMES
+from tb_gradflow.route_json import encode, presence_json
 from tb_gradflow.route_json import norms_json as _norms
 from tb_gradflow.route_json import splice as _fields
 from tb_gradflow.timeline import live_rows as _live_rows

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tb_gradflow import vocabulary as V
+from tb_gradflow.json_values import rounded_norms
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 
@@ -29,8 +30,6 @@ _NONE = V.STATE_CODE[V.NONE]
 _NONFINITE = V.STATE_CODE[V.NONFINITE]
 # A layer absent from the graph version of a step (a retrace that dropped it).
 ABSENT = 255
-# Significant digits of a layer norm in JSON (the routes' NORM_DIGITS).
-_DIGITS = 6
 
 
 def layer_of(variable: str) -> str:
@@ -253,15 +252,10 @@ def _sample(n: int, columns: int | None) -> list[int]:
 def _json_norms(states: np.ndarray, norms: np.ndarray) -> list[list[float | str | None]]:
     """Norms as JSON values, a list per layer.
 
-    Null for none or absent, "inf"/"nan" spelled, others rounded to _DIGITS significant digits;
-    at once for all cells (30,000 of them for ResNet50 at 300 columns).
+    Null for none or absent, "inf"/"nan" spelled, others rounded as the routes round every norm
+    (json_values.rounded_norms); at once for all cells (30,000 of them for ResNet50 at 300 columns).
     """
-    finite = np.isfinite(norms) & (norms != 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shift = (_DIGITS - 1) - np.floor(np.log10(np.abs(np.where(finite, norms, 1.0))))
-        scale = np.power(10.0, shift)
-        rounded = np.where(finite, np.round(norms * scale) / scale, norms)
-    values = rounded.astype(object)
+    values = rounded_norms(norms).astype(object)
     values[np.isinf(norms)] = "inf"
     values[np.isnan(norms)] = "nan"
     values[(states == _NONE) | (states == ABSENT)] = None
@@ -282,7 +276,7 @@ def layer_series_json(s: LayerSeries) -> dict[str, Any]:
     return {
         "steps": s.steps,
         "count": s.count,
-        "range": None if s.range is None else [float(f"{x:.{_DIGITS}g}") for x in s.range],
+        "range": None if s.range is None else rounded_norms(np.asarray(s.range, np.float64)).tolist(),
         "layers": [
             {"name": name, "variables": names, "states": row_states, "norms": row_norms}
             for name, names, row_states, row_norms in zip(
