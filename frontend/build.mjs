@@ -1,5 +1,5 @@
 // Bundles the tab into the Python package (tb_gradflow/plugin/static/), or, with --tests,
-// the unit tests into node_modules/.test-out/ for `node --test`. No CDN: every dependency is bundled.
+// the unit tests into .test-out/ for `node --test`. No CDN: every dependency is bundled.
 import { build } from "esbuild";
 import { readdirSync, rmSync } from "node:fs";
 
@@ -8,12 +8,12 @@ const staticDir = `${here}../tb_gradflow/plugin/static`;
 const common = { bundle: true, logLevel: "warning", legalComments: "none" };
 
 if (process.argv.includes("--tests")) {
-  rmSync(`${here}node_modules/.test-out`, { recursive: true, force: true });
+  rmSync(`${here}.test-out`, { recursive: true, force: true });
   const tests = readdirSync(`${here}test`).filter((f) => f.endsWith(".test.ts"));
   await build({
     ...common,
     entryPoints: tests.map((f) => `${here}test/${f}`),
-    outdir: `${here}node_modules/.test-out`,
+    outdir: `${here}.test-out`,
     platform: "node",
     format: "esm",
     target: "node20",
