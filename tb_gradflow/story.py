@@ -136,8 +136,9 @@ def thin_variables(report: Report) -> list[Any]:
 
 # Dead gates told one sentence each, up to this many; the rest in one sentence.
 GATES_SHOWN = 10
-# tf.where passing little back is a mask by design (attention, a [CLS] pooler), not dead units.
-_MASKS = ("Select", "SelectV2")
+# tf.where / torch.where passing little back is a mask by design (attention, a [CLS] pooler), not
+# dead units; how each is named in the mask sentence.
+_MASKS = {"Select": "tf.where mask", "SelectV2": "tf.where mask", "where": "torch.where mask"}
 
 
 def dead_unit_ops(report: Report) -> list[Any]:
@@ -206,7 +207,8 @@ def _presence_notes(report: Report) -> list[dict[str, Any]]:
                f"{_percent(V.PRESENCE_GATE_THRESHOLD)} of the gradient{_at_step(report)}"
         notes.append({"kind": V.DEAD_GATE, **_sentence(text, rest), "hint": V.DEAD_GATE_HINT})
     if masks:
-        text = (f"{plural(len(masks), 'tf.where mask')} {_verb(len(masks), 'passes', 'pass')} back under "
+        noun = _MASKS[masks[0].type]
+        text = (f"{plural(len(masks), noun)} {_verb(len(masks), 'passes', 'pass')} back under "
                 f"{_percent(V.PRESENCE_GATE_THRESHOLD)} of the gradient{_at_step(report)}: normal for an "
                 "attention mask or a pooler that keeps one position")
         notes.append({"kind": V.MASK, **_sentence(text, [op.name for op in masks])})
@@ -268,7 +270,7 @@ def _notes(report: Report) -> list[dict[str, Any]]:
         names = report.variables_in(state)
         if names:
             text = f"{plural(len(names), 'variable')} {_verb(len(names), 'has', 'have')} {words}"
-            why = _zero_reason(report) if state == V.ZERO else ""
+            why = _zero_reason(report) if state == V.ZERO else _nonfinite_reason(report)
             notes.append({"kind": state, **_sentence(text, names), **({"hint": why} if why else {})})
     return notes + _dead_unit_notes(report) + _presence_notes(report) + _loop_notes(report)
 
@@ -280,6 +282,33 @@ def _zero_reason(report: Report) -> str:
         if op.type in V.ZERO_GRADIENT_OPS and op.state != V.NONE:
             return V.ZERO_GRADIENT_REASON.format(op=f"{op.type} '{op.name}'", source=op.source or "?")
     return ""
+
+
+def nonfinite_origins(report: Report) -> list[Any]:
+    """Measured ops with a finite gradient at their output and a NaN or Inf one at an input: one
+    of their own backwards made the NaN, so that is where to look, not at the variables it
+    reaches. Ops with a singular derivative among them are named alone when there are any."""
+    by_name = {op.name: op for op in report.ops}
+
+    def bad(name: str) -> bool:
+        op = by_name.get(name)
+        return op is not None and op.measured and op.state == V.NONFINITE
+
+    origins = [op for op in report.ops
+               if op.measured and op.state in (V.FLOWING, V.ZERO) and any(bad(i) for i in op.inputs)]
+    # A tensor's gradient sums all its consumers': when one of them is an op with a singular
+    # derivative (sqrt at 0), the others beside it (a Sum on the same tensor) are innocent.
+    singular = [op for op in origins if op.type.lower() in V.SINGULAR_DERIVATIVE_OPS]
+    return singular or origins
+
+
+def _nonfinite_reason(report: Report) -> str:
+    """Where NaN/Inf gradients start, in words: the first few origin ops with their lines."""
+    origins = nonfinite_origins(report)[: V.NONFINITE_ORIGINS_SHOWN]
+    if not origins:
+        return ""
+    ops = ", ".join(f"{op.type} '{op.name}' at {op.source or '?'}" for op in origins)
+    return V.NONFINITE_ORIGIN_REASON.format(ops=ops)
 
 
 def story(report: Report) -> dict[str, Any]:

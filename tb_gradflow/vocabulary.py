@@ -225,6 +225,24 @@ ZERO_GRADIENT_REASON = (
     "{op} at {source} passes back an all-zero gradient: its derivative is 0 almost everywhere "
     "(use a straight-through estimator, x + (torch.round(x) - x).detach(), to train through it)"
 )
+# Where a NaN or Inf gradient starts: an op whose output's gradient is finite and whose input's is
+# not made it in its own backward. Both frameworks; the usual ops and the usual fix, in words.
+NONFINITE_ORIGIN_REASON = (
+    "the gradient turns NaN or Inf in the backward of {ops}: the gradient of its output is "
+    "finite, that of its input is not. sqrt, log, pow, division, norm and acos have an infinite "
+    "derivative at 0 or outside their domain, and a where/select that drops such a value keeps "
+    "its NaN gradient: make the op's input safe too (where(mask, x, safe_value) before the op), "
+    "or add a small epsilon"
+)
+NONFINITE_ORIGINS_SHOWN = 3
+# Op types (lower case, TensorFlow and torch spellings) whose derivative is infinite somewhere in
+# or at the edge of their domain: when several consumers of a NaN-gradient tensor are finite,
+# these are the ones to name.
+SINGULAR_DERIVATIVE_OPS = frozenset({
+    "sqrt", "rsqrt", "log", "log1p", "log2", "log10", "pow", "div", "realdiv", "truediv",
+    "true_divide", "__truediv__", "__rtruediv__", "reciprocal", "acos", "asin", "atanh",
+    "norm", "linalg_vector_norm", "euclideannorm", "cdist", "lgamma", "digamma", "xlogy",
+})
 # Torch gating ops, for the presence notes (the TensorFlow ones are above).
 GATE_WORDS.update({
     "relu": "dead ReLUs",

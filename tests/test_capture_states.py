@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import tb_gradflow
 from support.oracle import report_states, tape_states
+from tb_gradflow.story import story
 
 X = tf.constant([[1.0, 2.0, 3.0], [-1.0, 0.5, 2.0]])
 
@@ -147,3 +148,23 @@ def test_every_op_has_a_state_and_ops_carry_sources():
     assert matmul.norm is not None and matmul.norm > 0
     data = report.to_dict()
     assert len(data["ops"]) == len(report.ops)
+
+
+def test_nonfinite_story_names_the_op_whose_backward_made_it():
+    """tf.norm of a zero vector (a distance to itself, a zero residual): the norm's Sqrt has an
+    infinite derivative at 0. The story names that Sqrt and its line, not the Sum beside it on
+    the same tensor, whose backward is finite."""
+    dense = tf.keras.layers.Dense(4)
+    dense.build((None, 3))
+
+    def loss_fn(x):
+        h = dense(x)
+        return tf.norm(h - tf.stop_gradient(h)) + tf.reduce_sum(h)  # NAN-norm
+
+    report = tb_gradflow.analyze(loss_fn, X)
+    assert report_states(report) == tape_states(loss_fn, [X], dense.trainable_variables)
+    assert set(report.variables_in("nonfinite")) == {v.name for v in report.variables.values()}
+    told = next(n for n in story(report)["notes"] if n["kind"] == "nonfinite")
+    line = next(i for i, t in enumerate(open(__file__), 1) if "# NAN-norm" in t and "tf.norm" in t)
+    assert f"backward of Sqrt 'norm/Sqrt' at tests/test_capture_states.py:{line}:" in told["hint"]
+    assert "'Sum'" not in told["hint"]

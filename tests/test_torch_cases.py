@@ -14,6 +14,7 @@ from torch import nn
 
 import tb_gradflow.torch as gt
 from support.torch_truth import line_of, truth
+from tb_gradflow import vocabulary as V
 
 HERE = __file__
 
@@ -362,11 +363,17 @@ def test_where_nan_from_branch_not_taken():
 
     def loss_fn(x):
         h = net(x) - 10.0
-        return torch.where(h > 0, torch.sqrt(h), h).sum()
+        return torch.where(h > 0, torch.sqrt(h), h).sum()  # NAN-sqrt
 
     report = check(loss_fn, (x,), list(net.named_parameters()))
     assert report.variables["weight"].state == "nonfinite"
-    assert "NaN or Inf" in str(report)
+    # the story names where the NaN starts (sqrt's backward), not only the variables it reaches
+    text = str(report)
+    origin = text.split("turns NaN or Inf in the backward of ", 1)[1].split("\n", 1)[0]
+    assert origin.startswith("sqrt 'loss/sqrt' at ") and line_of(HERE, "NAN-sqrt") in origin
+    assert "'loss/where'" not in origin.split(": the gradient of its output", 1)[0]
+    # the where that drops sqrt's NaN is a mask by design: told as one, without the dead-ReLU hint
+    assert "torch.where mask passes back under" in text and V.DEAD_GATE_HINT not in text
 
 
 def test_dead_relus_presence():
