@@ -46,16 +46,27 @@ def unrolled_norms(cells, x, y, head) -> list[np.ndarray]:
     ]
 
 
-def check_flow(report, variables, loss_fn, *args) -> None:
-    """Nothing cut, and each trained variable flows with the tape's gradient norm."""
+def analyzed(K, layer, head):
+    """A Sequential of `layer` and `head` (Keras `K`), its loss on a fixed batch, and analyze()'s
+    report of it, checked: nothing cut, each trained variable flowing with the tape's norm.
+    Returns (report, loss_fn, x, y)."""
+    model = K.Sequential([K.Input((T, 4)), layer, head])
+    x, y = tf.random.normal([BATCH, T, 4], seed=12), tf.random.normal([BATCH, 1], seed=13)
+
+    def loss_fn(x, y):
+        return tf.reduce_mean((model(x) - y) ** 2)
+
+    report = tb_gradflow.analyze(loss_fn, x, y)
     with tf.GradientTape() as tape:
-        loss = loss_fn(*args)
+        loss = loss_fn(x, y)
+    variables = model.trainable_variables
     grads = tape.gradient(loss, variables)
     assert not report.cut_points and not report.starved_variables
     assert len(report.variables) == len(variables)
     for record, g in zip(report.variables.values(), grads, strict=True):
         assert record.state == V.FLOWING
         assert record.norm == pytest.approx(float(tf.norm(g)), rel=1e-5)
+    return report, loss_fn, x, y
 
 
 def loops_of(report) -> dict[str, tuple[float, ...]]:
@@ -69,14 +80,7 @@ def test_tf_keras_lstm_runs_its_loop_in_a_function_and_is_measured(tmp_path, mon
     monkeypatch.setenv(BODY_OPS_ENV, "1")
     K.utils.set_random_seed(11)
     layer, head = K.layers.LSTM(UNITS), K.layers.Dense(1)
-    model = K.Sequential([K.Input((T, 4)), layer, head])
-    x, y = tf.random.normal([BATCH, T, 4], seed=12), tf.random.normal([BATCH, 1], seed=13)
-
-    def loss_fn(x, y):
-        return tf.reduce_mean((model(x) - y) ** 2)
-
-    report = tb_gradflow.analyze(loss_fn, x, y)
-    check_flow(report, model.trainable_variables, loss_fn, x, y)
+    report, loss_fn, x, y = analyzed(K, layer, head)
     (expected,) = unrolled_norms([(layer.cell, False)], x, y, head)
     ((name, norms),) = loops_of(report).items()
     assert "standard_lstm/while" in name
@@ -103,14 +107,7 @@ def test_tf_keras_lstm_runs_its_loop_in_a_function_and_is_measured(tmp_path, mon
 def test_bidirectional_lstm_two_loops_each_match_its_cell():
     keras.utils.set_random_seed(11)
     layer, head = keras.layers.Bidirectional(keras.layers.LSTM(UNITS)), keras.layers.Dense(1)
-    model = keras.Sequential([keras.Input((T, 4)), layer, head])
-    x, y = tf.random.normal([BATCH, T, 4], seed=12), tf.random.normal([BATCH, 1], seed=13)
-
-    def loss_fn(x, y):
-        return tf.reduce_mean((model(x) - y) ** 2)
-
-    report = tb_gradflow.analyze(loss_fn, x, y)
-    check_flow(report, model.trainable_variables, loss_fn, x, y)
+    report, _, x, y = analyzed(keras, layer, head)
     forward, backward = unrolled_norms(
         [(layer.forward_layer.cell, False), (layer.backward_layer.cell, True)], x, y, head
     )
