@@ -34,7 +34,7 @@ from tensorboard.plugins.scalar import metadata as scalar_plugin_metadata
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format.records import step_arrays
-from tb_gradflow.layer_norms import layer_norms, layer_of
+from tb_gradflow.layer_norms import grouping, layer_of, reduce_layers
 from tb_gradflow.proto import gradflow_pb2
 
 GRAD_NORM = "grad_norm"
@@ -51,11 +51,14 @@ class ScalarLayout:
     Attributes:
       tags: The layers' grad-norm tags (layers in order of their first variable), then the
         dead-unit tags.
+      rows, starts: The variables grouped by layer, for layer_norms.reduce_layers.
       unit_ops: The ops whose dead units are counted, in graph order (as the Step stores them).
       unit_group: Per such op, the index of its dead-unit tag among the dead-unit tags.
     """
 
     tags: tuple[str, ...]
+    rows: np.ndarray
+    starts: np.ndarray
     unit_ops: np.ndarray
     unit_group: np.ndarray
 
@@ -75,7 +78,9 @@ def scalar_layout(tag: str, graph: gradflow_pb2.Graph) -> ScalarLayout:
 
 
 def _make_layout(tag: str, graph: gradflow_pb2.Graph) -> ScalarLayout:
-    layers = dict.fromkeys(layer_of(v.name) for v in graph.variables)
+    of = [layer_of(v.name) for v in graph.variables]
+    layers = {layer: i for i, layer in enumerate(dict.fromkeys(of))}
+    rows, starts = grouping(np.array([layers[layer] for layer in of], np.int64))
     unit_ops = [i for i, op in enumerate(graph.ops) if op.units > 0]
     unit_layers = [gate_layer(graph, i) for i in unit_ops]
     groups = list(dict.fromkeys(unit_layers))
@@ -83,6 +88,8 @@ def _make_layout(tag: str, graph: gradflow_pb2.Graph) -> ScalarLayout:
     return ScalarLayout(
         tags=(*(f"{tag}/{GRAD_NORM}/{layer}" for layer in layers),
               *(f"{tag}/{DEAD_UNITS}/{g}" for g in groups)),
+        rows=rows,
+        starts=starts,
         unit_ops=np.array(unit_ops, np.int64),
         unit_group=np.array([at[layer] for layer in unit_layers], np.int64),
     )
@@ -117,10 +124,14 @@ def scalar_values(
     where there is nothing to chart (see the module's docstring).
     """
     op_codes, _, var_codes, var_norms = step_arrays(step, len(graph.ops), len(graph.variables))
-    layers = layer_norms([v.name for v in graph.variables], var_codes, var_norms)
-    norms = np.array([n for _, n in layers.values()], np.float64)
-    has_norm = np.array([s != V.NONE for s, _ in layers.values()], bool)
-    n_groups = len(layout.tags) - len(layers)
+    norms = np.zeros(0)
+    has_norm = np.zeros(0, bool)
+    if len(layout.rows):
+        states, layer_norms = reduce_layers(
+            var_codes[layout.rows][:, None], var_norms[layout.rows][:, None], layout.starts
+        )
+        norms, has_norm = layer_norms[:, 0], states[:, 0] != _NONE
+    n_groups = len(layout.tags) - len(norms)
     dead = np.zeros(n_groups)
     units = np.zeros(n_groups)
     if len(step.dead_units) == len(layout.unit_ops) and len(layout.unit_ops):
