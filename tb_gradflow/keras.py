@@ -92,6 +92,11 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
 
     `measure_bodies` is passed to `summary.gradflow`: True also measures the ops inside loop
     bodies (an RNN cell's), None follows $TB_GRADFLOW_BODY_OPS.
+
+    `scalars=True` also writes, at each logged step, one TensorBoard scalar per layer (its
+    gradient norm, and the dead share of its ReLU units where they are counted) under
+    `<name>/grad_norm/<layer>` and `<name>/dead_units/<layer>`: the per-layer gradient norms in
+    the Time Series tab that Keras' `write_grads` used to give. Off by default.
     """
 
     def __init__(
@@ -104,6 +109,7 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
         loss_fn: Callable[[Any, Any], Any] | None = None,
         variables: Sequence[Any] | None = None,
         measure_bodies: bool | None = None,
+        scalars: bool = False,
     ):
         super().__init__()
         if every_n_steps < 1:
@@ -115,6 +121,7 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
         self.name = name
         self.strict = strict
         self.measure_bodies = measure_bodies
+        self.scalars = scalars
         self._x = tf.nest.map_structure(tf.convert_to_tensor, data[0])
         self._y = tf.nest.map_structure(tf.convert_to_tensor, data[1])
         self._writer = None
@@ -182,6 +189,7 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
                     step=step,
                     strict=True,
                     measure_bodies=self.measure_bodies,
+                    scalars=self.scalars,
                 )
         finally:
             for v, value in saved:

@@ -24,6 +24,7 @@ except ModuleNotFoundError as _missing:  # a viewer-only install: say which extr
     raise install_hint.needs_tensorflow("tb_gradflow.summary", _missing) from _missing
 
 from tb_gradflow.capture.analyze import probe_for, run_probe
+from tb_gradflow.capture.layer_scalars import scalar_summary
 from tb_gradflow.capture.optimizer_step import apply_gradients, plain_step
 from tb_gradflow.capture.tf_internals import (
     default_summary_writer,
@@ -70,6 +71,7 @@ def gradflow(
     optimizer: Any = None,
     strict: bool = False,
     measure_bodies: bool | None = None,
+    scalars: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Analyzes `loss_fn(*args, **kwargs)` and writes the step to the default summary writer.
@@ -90,6 +92,12 @@ def gradflow(
     CPU) a norm and a presence over all iterations. Each loop's iteration norms are measured
     either way; the body ops cost more (README, "Through a loop's iterations"). None follows
     the environment variable TB_GRADFLOW_BODY_OPS (1: on); off otherwise.
+
+    `scalars`: also write, at each logged step, one TensorBoard scalar per layer: its gradient
+    norm under `<tag>/grad_norm/<layer>` (the Layers view's norm) and, where ReLU-family gates
+    count dead units, their dead share under `<tag>/dead_units/<layer>`
+    (capture/layer_scalars.py). They are ordinary `tf.summary.scalar` records, grouped as one
+    section of the Time Series tab. Off by default.
     """
     try:
         if not is_chief():
@@ -100,11 +108,11 @@ def gradflow(
         if tf.inside_function():
             return _gradflow_in_graph(
                 name, loss_fn, args, kwargs, variables, step, description or "", optimizer,
-                measure_bodies,
+                measure_bodies, scalars,
             )
         return _gradflow_eager(
             name, loss_fn, args, kwargs, variables, step, description or "", optimizer,
-            measure_bodies,
+            measure_bodies, scalars,
         )
     except NotLoggable as e:
         if strict:
@@ -142,7 +150,7 @@ def _no_step() -> ValueError:
 
 def _gradflow_eager(
     name: str, loss_fn: Callable, args: tuple, kwargs: dict, variables: Any, step: Any,
-    description: str, optimizer: Any, measure_bodies: bool | None = None,
+    description: str, optimizer: Any, measure_bodies: bool | None = None, scalars: bool = False,
 ) -> Report:
     result = run_probe(loss_fn, args, kwargs, variables, optimizer, measure_bodies)
     step = _resolve_step(step)
@@ -156,6 +164,10 @@ def _gradflow_eager(
             tag = _tag(name)
             _write_graph_once(writer, tag, result.graph, step_value)
             write_summary_now(writer, result.step.SerializeToString(), step_value, *_step_write_args(tag, description))
+            if scalars:
+                tf.summary.experimental.write_raw_pb(
+                    scalar_summary(tag, result.graph, result.step).SerializeToString(), step_value
+                )
     return report
 
 
@@ -167,7 +179,7 @@ def _step_write_args(tag: str, description: str) -> tuple[tf.Tensor, tf.Tensor]:
 
 def _gradflow_in_graph(
     name: str, loss_fn: Callable, args: tuple, kwargs: dict, variables: Any, step: Any,
-    description: str, optimizer: Any, measure_bodies: bool | None = None,
+    description: str, optimizer: Any, measure_bodies: bool | None = None, scalars: bool = False,
 ) -> tf.Tensor:
     if in_xla_context():
         return _in_xla(name, loss_fn, args, kwargs, variables, optimizer)
@@ -198,6 +210,8 @@ def _gradflow_in_graph(
 
         graph_written = _write_graph_once(writer, tag, call.graph, step)
         with tf.control_dependencies([graph_written]):
+            if scalars:
+                return _write_step_and_scalars(tag, call, step, description)
             return tf.summary.write(
                 tag=tag, tensor=step_tensor, step=step, metadata=metadata.step_metadata(tag, description)
             )
@@ -234,6 +248,39 @@ def _probe_and_step(
 
 def _serialize_step(encode: Callable[..., gradflow_pb2.Step], *values: np.ndarray) -> np.ndarray:
     return np.array(encode(*values).SerializeToString(), dtype=object)
+
+
+def _write_step_and_scalars(tag: str, call: Any, step: Any, description: str) -> tf.Tensor:
+    """In a graph, the step and its layer scalars (`scalars=True`), from one host-side encoding
+    run only when summaries are recorded; the scalars go as one Summary of all layers."""
+
+    def write() -> tf.Tensor:
+        serialized, scalars = tf.numpy_function(
+            functools.partial(_serialize_step_and_scalars, tag, call.graph, call.encode),
+            call.encode_inputs, [tf.string, tf.string], stateful=False,
+        )
+        with tf.summary.record_if(True):  # decided by the cond around: no cond in each write
+            written = tf.summary.write(
+                tag=tag, tensor=tf.reshape(serialized, []), step=step,
+                metadata=metadata.step_metadata(tag, description),
+            )
+            return tf.logical_and(written, tf.summary.experimental.write_raw_pb(tf.reshape(scalars, []), step))
+
+    return tf.cond(tf.summary.should_record_summaries(), write, lambda: tf.constant(False))
+
+
+def _serialize_step_and_scalars(
+    tag: str, graph: gradflow_pb2.Graph, encode: Callable[..., gradflow_pb2.Step], *values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the serialized step, the serialized Summary of its layer scalars). Runs inside the user's
+    training function: a failure to make the scalars writes none and warns, never raises."""
+    step = encode(*values)
+    try:
+        scalars = scalar_summary(tag, graph, step).SerializeToString()
+    except Exception as e:  # noqa: BLE001 - logging must never stop training
+        logger.warning("tb_gradflow: layer scalars of %r failed: %s: %s", tag, type(e).__name__, e)
+        scalars = b""
+    return np.array(step.SerializeToString(), dtype=object), np.array(scalars, dtype=object)
 
 
 class NotLoggable(RuntimeError):

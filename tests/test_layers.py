@@ -17,7 +17,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "tb_gradflow"
 # lower rank, or of its own layer; layers of the same rank never import each other.
 LAYERS = [
     ("base", 0, ["tb_gradflow.vocabulary", "tb_gradflow.json_values", "tb_gradflow.proto",
-              "tb_gradflow.install_hint"]),
+              "tb_gradflow.install_hint", "tb_gradflow.layer_norms"]),
     ("records", 1, ["tb_gradflow.report"]),
     ("format", 2, ["tb_gradflow.format"]),
     ("capture", 3, ["tb_gradflow.capture", "tb_gradflow.summary", "tb_gradflow.keras", "tb_gradflow.torch"]),

@@ -206,7 +206,7 @@ def test_imports_no_tensorflow_and_tb_gradflow_no_torch(tmp_path):
         "import tb_gradflow.torch as gt\n"
         "m = torch.nn.Linear(2, 1)\n"
         f"gt.gradflow({str(tmp_path)!r}, 'g', lambda x: m(x).sum(), torch.ones(1, 2), step=0,"
-        " strict=True)\n"
+        " strict=True, scalars=True)\n"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
     assert out.splitlines() == ["True", "False False"]

@@ -108,6 +108,8 @@ class BodyMeter:
         # Per loop: its iterations' accumulator (made in the loss's graph, in `recording`), and
         # whether any of its carried state's gradient functions ran.
         self._iterations: list[_Accumulator | None] = [None for _ in self.loops]
+        # Per loop inside a function the loss calls: how many iterations it appended (below).
+        self._counts: list[_Accumulator | None] = [None for _ in self.loops]
         self._fired: list[bool] = [False for _ in self.loops]
         self._pending: list[_Pending] = []
         self.measured_rows: set[int] = set()
@@ -145,6 +147,7 @@ class BodyMeter:
         if self._rows:
             self._ops = _accumulator([3 * len(self.body_ops)], [0.0] * (3 * len(self.body_ops)))
         self._iterations = [_accumulator([None], []) for _ in self.loops]
+        self._counts = [_nested_loop_count(op) for op in self._loop_ops]
         inner = tf_internals.gradient_function_lookup()
 
         def lookup(op: Operation) -> Callable | None:
@@ -217,6 +220,9 @@ class BodyMeter:
         acc = self._iterations[loop]
         assert acc is not None
         total = sums[0] if len(sums) == 1 else tf.raw_ops.AddN(inputs=sums)
+        count = self._counts[loop]
+        if count is not None:
+            tf.raw_ops.AssignAddVariableOp(resource=count.handle, value=tf.constant(1.0))
         now = tf.raw_ops.ReadVariableOp(resource=acc.handle, dtype=tf.float32)
         tf.raw_ops.AssignVariableOp(
             resource=acc.handle,
@@ -242,11 +248,14 @@ class BodyMeter:
                 tensor=_read_and_reset(self._ops, deps), shape=tf.constant([-1, 3], tf.int32)
             )
         loops, counts = [], []
-        for acc, fired, op in zip(self._iterations, self._fired, self._loop_ops, strict=False):
+        for acc, fired, op, count in zip(self._iterations, self._fired, self._loop_ops, self._counts, strict=False):
             if not fired or acc is None:  # not in `measured_loops` either
                 continue
             total = _read_and_reset(acc, deps)
             loops.append(tf.reverse(total, [0]))
+            if count is not None:
+                counts.append(_read_and_reset(count, deps))
+                continue
             counter = op.outputs[0]
             counts.append(
                 tf.raw_ops.Cast(
@@ -263,6 +272,18 @@ class BodyMeter:
     def measured_body_ops(self) -> list[int]:
         """Path indices of the body ops whose gradient is measured."""
         return [self.body_ops[r] for r in sorted(self.measured_rows)]
+
+
+def _nested_loop_count(loop: Operation) -> _Accumulator | None:
+    """For a loop inside a function the loss calls (tf_keras' LSTM runs in a function of its
+    own), a counter of the iterations its backward loop appends; None for a loop of the loss's
+    own graph, whose counter is read directly.
+
+    The nested loop's counter is out of the loss graph's reach, and the size of the appended
+    norms cannot stand in for it (see `values`): a variable's value can."""
+    if loop.graph is tf.compat.v1.get_default_graph():
+        return None
+    return _accumulator([], 0.0)
 
 
 def _read_and_reset(acc: _Accumulator, deps: list[Any]) -> tf.Tensor:

@@ -1,11 +1,10 @@
 """Each layer's gradient norm at every logged step: the layers x steps picture of issue 17.
 
-A layer is a variable's name up to its last "/" (Keras' `dense_3/kernel` and `dense_3/bias` are
-layer `dense_3`), as the tab's layers view groups them. A layer's norm at a step is the L2 norm
-over its variables' norms, so it is the norm of the layer's whole gradient. Rows are in data-flow
-order, inputs first: a variable's depth is that of the first op on its data path that depends on
-the model's inputs, so that variable reads (which have no inputs) do not pull the last block to
-the front.
+Which layer a variable belongs to and a layer's norm at a step (the L2 norm over its variables'
+norms) follow tb_gradflow/layer_norms.py, the one rule that the scalars written with
+`scalars=True` share. Rows are in data-flow order, inputs first: a variable's depth is that of
+the first op on its data path that depends on the model's inputs, so that variable reads (which
+have no inputs) do not pull the last block to the front.
 
 One pure function of the reader's column arrays serves the plugin's `layers` route, the CLI
 (`report --json` and `report --layers`) and the HTML export, so all three show the same numbers.
@@ -21,6 +20,7 @@ import numpy as np
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.json_values import rounded_norms
+from tb_gradflow.layer_norms import grouping, layer_of, reduce_layers
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 
@@ -30,16 +30,6 @@ _NONE = V.STATE_CODE[V.NONE]
 _NONFINITE = V.STATE_CODE[V.NONFINITE]
 # A layer absent from the graph version of a step (a retrace that dropped it).
 ABSENT = 255
-
-
-def layer_of(variable: str) -> str:
-    """The layer of a variable: its name up to the last "/"; for a PyTorch parameter, which has
-    no "/", its module path (up to the last "."); else the whole name. As the tab's layerOf."""
-    cut = variable.rfind("/")
-    if cut > 0:
-        return variable[:cut]
-    dot = variable.rfind(".")
-    return variable[:dot] if dot > 0 else variable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,12 +138,6 @@ def layer_order(graph: gradflow_pb2.Graph) -> list[tuple[str, list[str]]]:
     return [(layer, names) for layer, (_, _, names) in ordered]
 
 
-# Which state a layer takes from its variables: the highest of theirs in this order.
-_PRIORITY = np.zeros(256, np.uint8)
-_PRIORITY[[_NONE, _ZERO, _FLOWING, _NONFINITE]] = [0, 1, 2, 3]
-_BY_PRIORITY = np.array([_NONE, _ZERO, _FLOWING, _NONFINITE], np.uint8)
-
-
 def _version_layers(
     values: VersionValues, rows: np.ndarray, layers: dict[str, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -165,26 +149,12 @@ def _version_layers(
     """
     of = np.array([layers[layer_of(v.name)] for v in values.graph.variables], np.int64)
     present, column = np.unique(of, return_inverse=True)
-    perm = np.argsort(column, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(column[perm]) != 0])
+    perm, starts = grouping(column)
     every = len(rows) == len(values.steps)  # every row (one version, no step logged twice)
     states = values.variable_states[:, perm].T if every else values.variable_states[rows][:, perm].T
     norms = values.variable_norms[:, perm].T if every else values.variable_norms[rows][:, perm].T
     states, norms = np.ascontiguousarray(states), np.ascontiguousarray(norms)  # [vars, r] by layer
-    flowing = states == _FLOWING
-    squares = np.square(np.where(flowing, norms, 0.0), dtype=np.float64)
-    sums = np.add.reduceat(squares, starts, axis=0)
-    out_states = _BY_PRIORITY[np.maximum.reduceat(_PRIORITY[states], starts, axis=0)]
-    out_states[(out_states == _FLOWING) & ~(sums > 0)] = _ZERO  # flowing at norm 0 reads as zero
-    with np.errstate(invalid="ignore"):
-        out_norms = np.sqrt(sums)
-    out_norms[out_states == _NONE] = np.nan
-    bad = out_states == _NONFINITE
-    if bad.any():  # Inf, or NaN when any of the layer's norms is NaN
-        nan_norm = (np.isnan(norms) & (states == _NONFINITE)).astype(np.uint8)
-        nan = np.maximum.reduceat(nan_norm, starts, axis=0)
-        out_norms[bad] = np.inf
-        out_norms[bad & (nan > 0)] = np.nan
+    out_states, out_norms = reduce_layers(states, norms, starts)
     return present, out_states, out_norms
 
 

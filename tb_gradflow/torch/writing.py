@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
+from tb_gradflow.capture.layer_scalars import scalar_summary
 from tb_gradflow.format import metadata
 from tb_gradflow.report import Report
 from tb_gradflow.torch.capture import CaptureError, capture
@@ -58,6 +59,7 @@ def gradflow(
     scaler: Any = None,
     description: str = "",
     strict: bool = False,
+    scalars: bool = False,
     **kwargs: Any,
 ) -> Report | None:
     """Analyzes `loss_fn(*args, **kwargs)` and writes the step under tag `name`.
@@ -82,6 +84,10 @@ def gradflow(
         `scaler.scale(loss).backward()`, `scaler.step(optimizer)`, `scaler.update()`, as in a
         mixed-precision loop under `torch.autocast`; the report's norms are unscaled.
       strict: raise instead of warning when logging fails.
+      scalars: also write one TensorBoard scalar per layer (module path) and step, its gradient
+        norm, under `<name>/grad_norm/<layer>`: ordinary scalars-plugin records, the same as
+        the TensorFlow side writes (tb_gradflow/capture/layer_scalars.py; the torch capture
+        counts no dead units, so there is no dead-unit scalar). Off by default.
 
     Returns:
       The step's Report, or None when logging failed (a warning says why; with `optimizer`, the
@@ -107,7 +113,7 @@ def gradflow(
     if optimizer is not None:
         _apply(result.parameters.trained, result.grads, optimizer, scaler)
     try:
-        _write(writer, name, result, int(step), description)
+        _write(writer, name, result, int(step), description, scalars)
     except Exception as e:  # noqa: BLE001 - logging must never stop training
         if strict:
             raise
@@ -165,7 +171,7 @@ def _string_tensor(value: bytes, shape: list[int]) -> tensor_pb2.TensorProto:
     )
 
 
-def _write(writer: Any, name: str, result: Any, step: int, description: str) -> None:
+def _write(writer: Any, name: str, result: Any, step: int, description: str, scalars: bool = False) -> None:
     add_event, written = _sink(writer)
     values = []
     graph_id = result.graph.graph_id
@@ -184,6 +190,8 @@ def _write(writer: Any, name: str, result: Any, step: int, description: str) -> 
             tensor=_string_tensor(result.step.SerializeToString(), []),
         )
     )
+    if scalars:
+        values.extend(scalar_summary(name, result.graph, result.step).value)
     add_event(
         event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values))
     )
