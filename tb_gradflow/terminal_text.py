@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import IO, Any
 
+from tb_gradflow.layer_norms import layer_of
 from tb_gradflow.report import Report
 from tb_gradflow.story import Telling, story_lines
 
@@ -29,12 +30,6 @@ _SGR = re.compile(r"\x1b\[[0-9;]*m")
 def safe(text: str) -> str:
     """Untrusted text with control characters escaped, so that it cannot drive the terminal."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def layer_of(name: str) -> str:
-    """The layer path of a variable or op name: all but its last component."""
-    head, sep, _ = name.rpartition("/")
-    return head if sep else name
 
 
 def name_list(names: Sequence[str], noun: str = "variables") -> str:
