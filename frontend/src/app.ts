@@ -3,15 +3,14 @@
 // or renders what the change needs and mirrors the state into the URL. The graphs come from a
 // GraphSource (graph_source.ts: whole, or group by group), chosen by the run's size; what to show
 // is one `Shown` value (shown.ts), which `render` applies.
-import { api, RouteError } from "./api";
-import { renderBanner, renderPendingBanner } from "./banner_view";
-import { renderFrozen, renderFrozenLayers } from "./frozen_view";
+import { api } from "./api";
+import { showBanner } from "./banner_view";
+import { renderFrozenLayers } from "./frozen_view";
 import { loadNotices, renderNotices } from "./notices_view";
-import type { HistoryState } from "./details";
-import { renderDetails } from "./details";
+import { DetailsPanel } from "./details_panel";
 import { clear, el, setText } from "./dom";
 import type { GraphRequest, GraphSource, Panes } from "./graph_source";
-import { chooseSource, GroupByGroup, WholeGraph } from "./graph_source";
+import { GraphSources } from "./graph_source";
 import { ancestors, ROOT_ID } from "./hierarchy";
 import { listenForReloads, readHash, watchDarkMode, watchHash, writeHash } from "./host";
 import { Latest } from "./latest";
@@ -20,12 +19,11 @@ import { renderLayers } from "./layers_view";
 import { Heatmap, layerCount } from "./heatmap";
 import type { Pane } from "./pane";
 import { makePane, renderLegend, showOverview } from "./pane";
-import { PaneLoader } from "./pane_loader";
-import { search } from "./search";
-import type { BannerShown, LayersShown, Shown } from "./shown";
+import type { LayersShown, Shown } from "./shown";
 import { nearestStep, openGroupsOf, redraws, searchScopeText, selectedIndex, shownOf } from "./shown";
-import { renderEmpty, renderSlider } from "./toolbar_view";
-import { CSS } from "./styles";
+import { renderSlider } from "./toolbar_view";
+import type { TabElements } from "./tab_view";
+import { bindSearchKeys, buildTab, fillSelect, renderHits, showAround, showEmpty, showError, syncControls } from "./tab_view";
 import type { DiagnosisResponse, RunsResponse } from "./types";
 import { PREFIX, readViewState, writeViewState } from "./url_state";
 import * as S from "./view_state";
@@ -40,7 +38,6 @@ export class App {
   private steps: number[] = [];
   /** the diagnosis at the last step: the all-steps facts (first NaN step, version changes) */
   private timeline: DiagnosisResponse | null = null;
-  private readonly histories = new Map<string, HistoryState>();
   private readonly layoutClient: LayoutClient;
   // ---- issue 17: the layers x steps heatmap of the layers view (heatmap.ts) ----
   private readonly heatmap = new Heatmap((step, _layer, variables) => {
@@ -51,86 +48,23 @@ export class App {
   private otherIsNew = false;
   private renderSeq = 0;
   private stepTimer: number | undefined;
-  /** graph loads (pane_loader.ts), and whole reloads (runs, steps, graphs): the newest of each applies */
-  private readonly loads = new PaneLoader(api);
+  /** the graphs' two sources over one load guard, and whole reloads (runs, steps, graphs): the
+   * newest load of each kind applies */
+  private readonly sources = new GraphSources(api);
+  private readonly loads = this.sources.loader;
   private readonly reloads = new Latest();
-  private readonly sources = {
-    whole: new WholeGraph(this.loads),
-    groups: new GroupByGroup(this.loads, api, api.graphGroups, (e) => e instanceof RouteError && e.status === 404),
-  };
-  /** where the shown graphs come from, and what it loaded last */
+  /** where the shown graphs come from (chosen by the run's size), and what it loaded last */
   private source: GraphSource = this.sources.whole;
   private loaded: Panes | null = null;
   /** what the last render applied: the next one redraws only the parts whose keys changed */
   private shown: Shown | null = null;
-  private readonly ui: {
-    run: HTMLSelectElement;
-    tag: HTMLSelectElement;
-    slider: HTMLInputElement;
-    marks: HTMLElement;
-    stepLabel: HTMLOutputElement;
-    compare: HTMLSelectElement;
-    linked: HTMLInputElement;
-    scaleStep: HTMLInputElement;
-    graphTab: HTMLButtonElement;
-    layersTab: HTMLButtonElement;
-    search: HTMLInputElement;
-    results: HTMLElement;
-    banner: HTMLElement;
-    notices: HTMLElement;
-    progressive: HTMLElement;
-    panes: HTMLElement;
-    layers: HTMLElement;
-    details: HTMLElement;
-    status: HTMLElement;
-  };
+  private readonly ui: TabElements;
+  private readonly details: DetailsPanel;
 
   constructor(host: HTMLElement, workerUrl: URL) {
     this.layoutClient = new LayoutClient(workerUrl);
-    const style = document.createElement("style");
-    style.textContent = CSS;
-    document.head.appendChild(style);
-    this.ui = {
-      run: el("select", { id: "gf-run", "aria-label": "run" }),
-      tag: el("select", { id: "gf-tag", "aria-label": "tag" }),
-      slider: el("input", { id: "gf-step", type: "range", min: 0, max: 0, step: 1, value: 0, "aria-label": "step" }),
-      marks: el("div", { id: "gf-step-marks", class: "gf-step-marks", "aria-hidden": "true" }),
-      stepLabel: el("output", { id: "gf-step-label", for: "gf-step" }),
-      compare: el("select", { id: "gf-compare", "aria-label": "compare with run" }),
-      linked: el("input", { id: "gf-linked", type: "checkbox", checked: true, title: "pan, zoom and open groups in both panes together" }),
-      scaleStep: el("input", { id: "gf-scale-step", type: "checkbox", title: "colour by this step's range instead of the range over all logged steps" }),
-      graphTab: el("button", { type: "button", id: "gf-view-graph", "aria-pressed": "true" }, "Graph"),
-      layersTab: el("button", { type: "button", id: "gf-view-layers", "aria-pressed": "false" }, "Layers"),
-      search: el("input", { id: "gf-search", type: "search", placeholder: "Search ops or variables (regex)  /", "aria-label": "search ops or variables by regular expression", autocomplete: "off" }),
-      results: el("div", { id: "gf-search-results", class: "gf-search-results", role: "listbox", hidden: true }),
-      banner: el("section", { id: "gf-banner", role: "status", "aria-live": "polite" }),
-      notices: el("section", { id: "gf-notices", class: "gf-note", role: "status", hidden: true }),
-      progressive: el("div", { id: "gf-progressive", class: "gf-note gf-progressive", hidden: true }),
-      panes: el("div", { id: "gf-panes", class: "gf-panes" }),
-      layers: el("div", { id: "gf-layers", class: "gf-layers", hidden: true }),
-      details: el("aside", { id: "gf-details", "aria-label": "details of the selected op", hidden: true }),
-      status: el("div", { id: "gf-status", class: "gf-status" }, "Loading…"),
-    };
-    this.root = el(
-      "div",
-      { id: "gf-root", class: "gf", "data-status": "loading" },
-      el(
-        "div",
-        { class: "gf-toolbar", role: "toolbar" },
-        el("label", {}, "Run", this.ui.run),
-        el("label", {}, "Tag", this.ui.tag),
-        el("label", { class: "gf-step-control" }, "Step", el("span", { class: "gf-slider" }, this.ui.slider, this.ui.marks), this.ui.stepLabel),
-        el("label", {}, "Compare with", this.ui.compare),
-        el("label", { class: "gf-linked", hidden: true }, this.ui.linked, "linked"),
-        el("label", {}, this.ui.scaleStep, "this step only"),
-        el("div", { class: "gf-tabs", role: "group", "aria-label": "view" }, this.ui.graphTab, " ", this.ui.layersTab),
-        el("div", { class: "gf-search" }, this.ui.search, this.ui.results),
-      ),
-      this.ui.notices,
-      this.ui.banner,
-      this.ui.progressive,
-      el("div", { class: "gf-body" }, el("div", { class: "gf-main" }, this.ui.panes, this.ui.layers, this.ui.status), this.ui.details),
-    );
+    ({ root: this.root, ui: this.ui } = buildTab());
+    this.details = new DetailsPanel(this.ui.details, api.opHistory, { select: (i) => this.selectOp(i, true), close: () => this.clearSelection() });
     host.appendChild(this.root);
     this.main = this.newPane(0, "op graph");
     this.ui.panes.append(this.main.element);
@@ -142,7 +76,7 @@ export class App {
     this.state = S.fromUrl(readViewState(readHash()));
     this.syncControls();
     listenForReloads(() => {
-      this.histories.clear();
+      this.details.forget();
       void this.loadAll();
     });
     watchHash(() => this.urlPasted());
@@ -172,11 +106,7 @@ export class App {
   }
 
   private syncControls(): void {
-    const s = this.state;
-    this.ui.search.value = s.query;
-    this.ui.scaleStep.checked = s.scale === "step";
-    this.ui.linked.checked = s.linked;
-    (this.ui.linked.parentElement as HTMLElement).hidden = !s.compare;
+    syncControls(this.ui, this.state);
   }
 
   // ---- loading ---------------------------------------------------------------------------------
@@ -186,14 +116,9 @@ export class App {
     void loadNotices().then((notices) => renderNotices(this.ui.notices, notices));
     const runs = Object.keys(this.runs).sort();
     if (runs.length === 0) return false;
-    let s = this.state;
-    if (!this.runs[s.run]) s = { ...s, run: runs.find((r) => Object.keys(this.runs[r]).length) ?? runs[0] };
-    const tags = Object.keys(this.runs[s.run]).sort();
-    if (!this.runs[s.run][s.tag]) s = { ...s, tag: tags[0] };
-    if (s.compare && !this.runs[s.compare]?.[s.tag]) s = { ...s, compare: null };
-    this.state = s;
+    const s = (this.state = S.onRuns(this.state, this.runs));
     fillSelect(this.ui.run, runs, s.run);
-    fillSelect(this.ui.tag, tags, s.tag);
+    fillSelect(this.ui.tag, Object.keys(this.runs[s.run]).sort(), s.tag);
     const others = runs.filter((r) => r !== s.run && this.runs[r][s.tag]);
     fillSelect(this.ui.compare, ["", ...others], s.compare ?? "", (r) => (r ? r : "— none —"));
     this.syncControls();
@@ -225,7 +150,7 @@ export class App {
   }
 
   private sourceOfRun(): GraphSource {
-    return chooseSource(this.sources, this.runs[this.state.run]?.[this.state.tag], api.servesGroups());
+    return this.sources.of(this.runs[this.state.run]?.[this.state.tag], api.servesGroups());
   }
 
   /** Fetches the graph(s) and diagnoses of the current run, tag and step and renders them. */
@@ -261,7 +186,7 @@ export class App {
     const current = this.reloads.begin();
     try {
       if (!(await this.loadRuns())) {
-        this.showEmpty();
+        showEmpty(this.root, this.ui);
         return;
       }
       if (!current()) return;
@@ -299,21 +224,10 @@ export class App {
     // recorded now, with the parts drawn below: a load that lands while the panes draw is new to the next render
     this.shown = shown;
     this.root.dataset.status = "rendering";
-    setText(this.ui.status, shown.status);
     this.syncSlider();
     const panes = this.placePanes(shown);
-    this.ui.compare.disabled = shown.compare.disabled;
-    this.ui.compare.title = shown.compare.title;
-    this.ui.progressive.hidden = !shown.progress;
-    if (shown.progress) {
-      this.ui.progressive.dataset.loadedOps = String(shown.progress.loadedOps);
-      setText(this.ui.progressive, shown.progress.text);
-    }
-    if (redraw.banner) this.applyBanner(shown.banner);
-    this.ui.graphTab.setAttribute("aria-pressed", String(shown.view === "graph"));
-    this.ui.layersTab.setAttribute("aria-pressed", String(shown.view === "layers"));
-    this.ui.panes.hidden = shown.view !== "graph";
-    this.ui.layers.hidden = shown.view !== "layers";
+    showAround(this.ui, shown);
+    if (redraw.banner) showBanner(this.ui.banner, shown.banner, (op) => this.selectOp(op, true), (name) => this.revealName(name));
     if (shown.layers) this.applyLayers(shown.layers, shown);
     const { scale, over, mode } = shown.legend;
     await Promise.all(
@@ -329,7 +243,7 @@ export class App {
       this.otherIsNew = false;
       if (this.state.linked) this.other.view.setTransform(this.main.view.currentTransform);
     }
-    if (redraw.details) this.renderDetailsPanel();
+    if (redraw.details) this.details.show(shown.details);
     if (redraw.overview) for (const pane of panes) if (pane.overview.hidden !== true) showOverview(pane, true);
     this.writeUrl();
     await nextPaint();
@@ -361,12 +275,6 @@ export class App {
     return panes;
   }
 
-  private applyBanner(b: BannerShown): void {
-    if (!b.told) return renderPendingBanner(this.ui.banner);
-    renderBanner(this.ui.banner, b.told, b.other, b.run, (op) => this.selectOp(op, true), b.firstBad, b.reveals ? (name) => this.revealName(name) : undefined);
-    renderFrozen(this.ui.banner, b.frozen);
-  }
-
   private applyLayers(layers: LayersShown, shown: Shown): void {
     const model = shown.panes[0].graph.model;
     if (layers.off !== null) {
@@ -383,35 +291,6 @@ export class App {
     return selectedIndex(this.main.model, this.state.selected);
   }
 
-  private renderDetailsPanel(): void {
-    const d = this.shown?.details;
-    if (!d || d.index < 0) {
-      this.ui.details.hidden = true;
-      clear(this.ui.details);
-      return;
-    }
-    const m = d.model;
-    this.ui.details.hidden = false;
-    const key = `${m.run}\u0000${m.tag}\u0000${m.ops[d.index].name}`;
-    let history = this.histories.get(key);
-    if (!history) {
-      history = { kind: "loading" };
-      this.histories.set(key, history);
-      api.opHistory(m.run, m.tag, m.ops[d.index].name).then(
-        (data) => this.historyArrived(key, { kind: "ready", data }),
-        (e: unknown) => this.historyArrived(key, { kind: "error", message: errorText(e) }),
-      );
-    }
-    renderDetails(this.ui.details, m, d.index, history, (i) => this.selectOp(i, true), () => this.clearSelection(), d.cut, { starvedBy: d.starvedBy, region: d.region }, d.versionChanges);
-    if (d.note) this.ui.details.append(el("p", { class: "gf-muted", "data-field": "progressive-note" }, d.note));
-  }
-
-  private historyArrived(key: string, state: HistoryState): void {
-    this.histories.set(key, state);
-    const d = this.shown?.details;
-    if (d && d.index >= 0 && key === `${d.model.run}\u0000${d.model.tag}\u0000${d.model.ops[d.index].name}`) this.renderDetailsPanel();
-  }
-
   private writeUrl(): void {
     try {
       writeHash(writeViewState(readHash(), S.toUrl(this.state)));
@@ -421,16 +300,7 @@ export class App {
   }
 
   private showError(e: unknown): void {
-    this.root.dataset.status = "error";
-    setText(this.ui.status, errorText(e));
-  }
-
-  /** A logdir without gradflow data: how to log some, instead of dead controls. */
-  private showEmpty(): void {
-    this.root.dataset.status = "empty";
-    this.root.dataset.empty = "true";
-    clear(this.ui.status);
-    this.ui.status.append(renderEmpty());
+    showError(this.root, this.ui, e);
   }
 
   // ---- interaction -------------------------------------------------------------------------------
@@ -523,80 +393,21 @@ export class App {
       window.clearTimeout(searchTimer);
       searchTimer = window.setTimeout(() => this.runSearch(), 150);
     });
-    ui.search.addEventListener("keydown", (e) => {
-      if (e.key === "Enter") {
-        e.preventDefault();
-        this.runSearch();
-        ui.results.querySelector("button")?.click();
-      } else if (e.key === "ArrowDown") {
-        e.preventDefault();
-        ui.results.querySelector("button")?.focus();
-      } else if (e.key === "Escape") {
-        ui.results.hidden = true;
-      }
-    });
-    ui.results.addEventListener("keydown", (e) => {
-      const current = document.activeElement as HTMLElement | null;
-      if (e.key === "ArrowDown") (current?.nextElementSibling as HTMLElement | null)?.focus();
-      else if (e.key === "ArrowUp") ((current?.previousElementSibling as HTMLElement | null) ?? ui.search).focus();
-      else if (e.key === "Escape") {
-        ui.results.hidden = true;
-        ui.search.focus();
-      } else return;
-      e.preventDefault();
-    });
-    document.addEventListener("keydown", (e) => {
-      const typing = e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement;
-      if (e.key === "/" && !typing) {
-        e.preventDefault();
-        ui.search.focus();
-      } else if (e.key === "Escape" && !typing && this.state.selected) {
-        this.clearSelection();
-      }
-    });
+    bindSearchKeys(ui, () => this.runSearch(), () => this.state.selected && this.clearSelection());
   }
 
   private runSearch(): void {
-    const ui = this.ui;
-    const query = ui.search.value;
+    const query = this.ui.search.value;
     const m = this.main.model;
-    clear(ui.results);
     if (!m || !query) {
-      ui.results.hidden = true;
-      void this.update(S.setQuery(this.state, query));
-      return;
+      clear(this.ui.results);
+      this.ui.results.hidden = true;
+    } else {
+      const scope = this.loaded ? searchScopeText(this.loaded.main) : null;
+      renderHits(this.ui.results, query, m, scope, (hit) => (hit.kind === "op" ? this.selectOp(hit.index, true) : this.selectVariable(hit.name)));
     }
-    const result = search(query, m.ops, m.variables, 50);
-    ui.results.hidden = false;
-    if (result.error) ui.results.append(el("div", { class: "gf-error", role: "alert" }, `Invalid regex: ${result.error}`));
-    else if (result.total === 0) ui.results.append(el("div", { class: "gf-muted" }, "No match"));
-    for (const hit of result.hits) {
-      const b = el("button", { type: "button", role: "option", "data-hit": hit.name, "data-kind": hit.kind }, el("span", { class: "gf-kind" }, hit.kind), hit.name);
-      b.addEventListener("click", () => {
-        ui.results.hidden = true;
-        if (hit.kind === "op") this.selectOp(hit.index, true);
-        else this.selectVariable(hit.name);
-      });
-      ui.results.append(b);
-    }
-    if (result.total > result.hits.length) ui.results.append(el("div", { class: "gf-muted" }, `… ${result.total - result.hits.length} more`));
-    const scope = this.loaded ? searchScopeText(this.loaded.main) : null;
-    if (scope) ui.results.append(el("div", { class: "gf-muted", "data-field": "search-scope" }, scope));
     void this.update(S.setQuery(this.state, query));
   }
-}
-
-function fillSelect(select: HTMLSelectElement, values: string[], current: string, label: (v: string) => string = (v) => v): void {
-  const same = select.options.length === values.length && values.every((v, i) => select.options[i].value === v);
-  if (!same) {
-    clear(select);
-    for (const v of values) select.append(el("option", { value: v }, label(v)));
-  }
-  select.value = current;
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 function nextPaint(): Promise<void> {

@@ -4,11 +4,13 @@
 // it: `early` (what can be painted before the steps' diagnosis), `load` (a new run, step or
 // Compare) and `follow` (the open groups and the selection changed). Each gives one frozen
 // `Panes` value; a load superseded by a newer one gives null.
+import { RouteError } from "./api";
 import type { Hierarchy } from "./hierarchy";
 import { defaultExpansion, ROOT_ID } from "./hierarchy";
 import type { Ticket } from "./latest";
 import type { GraphModel } from "./model";
-import type { GraphRoutes, Loaded, PaneLoader } from "./pane_loader";
+import type { GraphRoutes, Loaded } from "./pane_loader";
+import { PaneLoader } from "./pane_loader";
 import type { FetchLevel, ProgressiveTree } from "./progressive";
 import { loadsProgressively, ProgressiveLoader, scopesOf } from "./progressive";
 import type { DiagnosisResponse, TagSummary } from "./types";
@@ -140,8 +142,24 @@ export class GroupByGroup implements GraphSource {
   }
 }
 
-/** The source of a run's graph: group by group above the size where the whole graph would take
- * the browser seconds and hundreds of MB (and only where the server serves levels). */
-export function chooseSource(sources: { whole: GraphSource; groups: GraphSource }, summary: TagSummary | undefined, servesGroups: boolean): GraphSource {
-  return servesGroups && loadsProgressively(summary) ? sources.groups : sources.whole;
+/** Both sources over one loader (one out-of-order guard for every load), and the choice between
+ * them: group by group above the size where the whole graph would take the browser seconds and
+ * hundreds of MB, and only where the server serves levels. */
+export class GraphSources {
+  readonly whole: WholeGraph;
+  readonly groups: GroupByGroup;
+
+  /** every graph load's guard: a load begun later makes the panes of those before it stale */
+  readonly loader: PaneLoader;
+
+  constructor(routes: GraphRoutes & LevelRoutes) {
+    const loader = (this.loader = new PaneLoader(routes));
+    this.whole = new WholeGraph(loader);
+    this.groups = new GroupByGroup(loader, routes, routes.graphGroups, (e) => e instanceof RouteError && e.status === 404);
+  }
+
+  /** The source for a run's graph of `summary`. */
+  of(summary: TagSummary | undefined, servesGroups: boolean): GraphSource {
+    return servesGroups && loadsProgressively(summary) ? this.groups : this.whole;
+  }
 }

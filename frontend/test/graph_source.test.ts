@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { RouteError } from "../src/api";
 import type { GraphRequest } from "../src/graph_source";
-import { chooseSource, GroupByGroup, WholeGraph } from "../src/graph_source";
+import { GraphSources, GroupByGroup, WholeGraph } from "../src/graph_source";
 import { defaultExpansion, ROOT_ID } from "../src/hierarchy";
 import { PaneLoader } from "../src/pane_loader";
 import type { GraphRoutes } from "../src/pane_loader";
@@ -95,10 +95,22 @@ test("group by group: the top level first, then the levels of the open groups an
 });
 
 test("the source is chosen by the graph's size, group by group only where the server serves levels", () => {
-  const sources = { whole: new WholeGraph(new PaneLoader(routes().r)), groups: new GroupByGroup(new PaneLoader(routes().r), routes().r, routes().fetchLevel, () => false) };
+  const { r, fetchLevel } = routes();
+  const sources = new GraphSources({ ...r, graphGroups: fetchLevel });
   const summary = (ops: number): TagSummary => ({ steps: [0, 1], count: 2, graph_versions: 1, description: "", ops });
-  assert.equal(chooseSource(sources, summary(PROGRESSIVE_ABOVE_OPS + 1), true), sources.groups);
-  assert.equal(chooseSource(sources, summary(PROGRESSIVE_ABOVE_OPS + 1), false), sources.whole);
-  assert.equal(chooseSource(sources, summary(PROGRESSIVE_ABOVE_OPS), true), sources.whole);
-  assert.equal(chooseSource(sources, undefined, true), sources.whole);
+  assert.equal(sources.of(summary(PROGRESSIVE_ABOVE_OPS + 1), true), sources.groups);
+  assert.equal(sources.of(summary(PROGRESSIVE_ABOVE_OPS + 1), false), sources.whole);
+  assert.equal(sources.of(summary(PROGRESSIVE_ABOVE_OPS), true), sources.whole);
+  assert.equal(sources.of(undefined, true), sources.whole);
+});
+
+test("group by group: a group the route does not know (a stale link) is skipped, not an error", async () => {
+  const { r, fetchLevel } = routes();
+  const missing = (run: string, tag: string, step: number, group: string) => (group === "c" ? Promise.reject(new RouteError(404, "no group c")) : fetchLevel(run, tag, step, group));
+  const sources = new GraphSources({ ...r, graphGroups: missing });
+  const loaded = (await sources.groups.load(sources.loader.begin(), at()))!;
+  const followed = (await sources.groups.follow(at({ open: ["c", "a"] }), loaded))!;
+  assert.ok(followed.main.model.opIndex.has("a/PyFunc"));
+  assert.ok(!followed.main.model.opIndex.has("c/n"));
+  assert.ok(followed.main.levels?.unloaded.has("c"));
 });
