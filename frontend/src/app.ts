@@ -20,7 +20,7 @@ import { Heatmap, layerCount } from "./heatmap";
 import type { Pane } from "./pane";
 import { makePane, renderLegend, showOverview } from "./pane";
 import type { LayersShown, Shown } from "./shown";
-import { nearestStep, openGroupsOf, redraws, searchScopeText, selectedIndex, shownOf } from "./shown";
+import { nearestStep, openGroupsOf, redraws, sameKey, searchScopeText, selectedIndex, shownOf } from "./shown";
 import { renderSlider } from "./toolbar_view";
 import type { TabElements } from "./tab_view";
 import { bindSearchKeys, buildTab, fillSelect, renderHits, showAround, showEmpty, showError, syncControls } from "./tab_view";
@@ -229,6 +229,7 @@ export class App {
     showAround(this.ui, shown);
     if (redraw.banner) showBanner(this.ui.banner, shown.banner, (op) => this.selectOp(op, true), (name) => this.revealName(name));
     if (shown.layers) this.applyLayers(shown.layers, shown);
+    if (redraw.details) this.details.show(shown.details);
     const { scale, over, mode } = shown.legend;
     await Promise.all(
       panes.map((pane, i) => {
@@ -243,8 +244,8 @@ export class App {
       this.otherIsNew = false;
       if (this.state.linked) this.other.view.setTransform(this.main.view.currentTransform);
     }
-    if (redraw.details) this.details.show(shown.details);
-    if (redraw.overview) for (const pane of panes) if (pane.overview.hidden !== true) showOverview(pane, true);
+    // the overviews read the groups the views just summed; a newer render with other data draws its own
+    if (redraw.overview && sameKey(this.shown.overview, shown.overview)) for (const pane of panes) if (pane.overview.hidden !== true) showOverview(pane, true);
     this.writeUrl();
     await nextPaint();
     const model = shown.panes[0].graph.model;
