@@ -48,8 +48,6 @@ export interface GraphRequest {
 }
 
 export interface GraphSource {
-  /** Whether a second run can be shown beside (Compare needs every op of both graphs). */
-  readonly compares: boolean;
   /** Whether the panes may hold part of the graph: an op not in the model may be in a group
    * not loaded yet (so selecting it by name loads its groups). */
   readonly partial: boolean;
@@ -65,7 +63,6 @@ export interface GraphSource {
 
 /** The whole graph of each pane at once, its groups opened by default within a budget. */
 export class WholeGraph implements GraphSource {
-  readonly compares = true;
   readonly partial = false;
   /** a graph's default open groups, from its first load (a new step of it keeps them) */
   private readonly defaults = new WeakMap<Hierarchy, readonly string[]>();
@@ -105,7 +102,6 @@ export interface LevelRoutes {
 /** A huge graph: its top level first, then the level of each group the user opens (and of the
  * groups holding the selected op); closed groups' levels are released beyond a budget. */
 export class GroupByGroup implements GraphSource {
-  readonly compares = false;
   readonly partial = true;
   private readonly levels: ProgressiveLoader;
 
