@@ -123,9 +123,18 @@ def test_a_huge_graph_loads_group_by_group(page, base_url):
     frame.locator('#gf-search-results [data-field="search-scope"]').wait_for(timeout=10000)
     assert frame.locator('#gf-search-results [data-hit="stage_3/block_300/layer_0/op_30001"]').count() == 1
 
-    # the layers view says why it is off
+    # the layers view: the heatmap from its own route (every layer over the steps), and why the
+    # bars of each variable are off
     frame.locator("#gf-view-layers").click()
     assert "loaded group by group" in frame.locator('#gf-layers [data-field="layers-off"]').inner_text()
+    heatmap = frame.locator("#gf-layers [data-field=heatmap][data-status=ready]")
+    heatmap.wait_for(timeout=60000)
+    layers = route(base_url, "layers", run="big", tag=TAG)["layers"]
+    assert len(layers) == 60
+    rows = heatmap.locator(".gf-hm-row").evaluate_all("rs => rs.map(r => r.dataset.layer)")
+    assert rows == [layer["name"] for layer in layers]
+    frame.locator("#gf-layers .gf-hm-cell").first.wait_for()
+    assert heatmap.locator('[data-field="heatmap-now"]').get_attribute("data-step") == "1"
     assert frame.locator("#gf-compare").is_disabled()
 
     # never the whole graph

@@ -3,6 +3,8 @@
 import { clear, el } from "./dom";
 import { groupByLayer } from "./diagnosis";
 import type { Told } from "./diagnosis";
+import { renderFrozen } from "./frozen_view";
+import type { BannerShown } from "./shown";
 import type { Sentence, StoryCut } from "./types";
 
 const SHOWN = 4;
@@ -93,4 +95,11 @@ export function renderPendingBanner(container: HTMLElement): void {
   clear(container);
   container.dataset.tone = "warn";
   container.append(el("div", { class: "gf-banner-head", "data-field": "pending" }, "Diagnosing this step… (the first diagnosis of a graph this large takes TensorBoard a few seconds)"));
+}
+
+/** The banner as `b` (shown.ts) has it: the story with its frozen line, or that it is coming. */
+export function showBanner(container: HTMLElement, b: BannerShown, onCut: (op: number) => void, reveal: (opName: string) => void): void {
+  if (!b.told) return renderPendingBanner(container);
+  renderBanner(container, b.told, b.other, b.run, onCut, b.firstBad, b.reveals ? reveal : undefined);
+  renderFrozen(container, b.frozen);
 }

@@ -1,4 +1,4 @@
-// One graph pane: its view, title, controls and legend, and what it shows (model, diagnosis,
+// One graph pane: its view, title, controls and legend, and what it shows (model and
 // hierarchy). The run's pane and Compare's pane are the same kind of thing.
 import { magnitudeColor } from "./colors";
 import type { MagnitudeScale } from "./colors";
@@ -10,7 +10,6 @@ import type { Hierarchy } from "./hierarchy";
 import type { LayoutClient } from "./layout_client";
 import type { GraphModel } from "./model";
 import { renderOverview } from "./overview";
-import type { DiagnosisResponse } from "./types";
 
 export interface Pane {
   view: GraphView;
@@ -24,11 +23,7 @@ export interface Pane {
   model: GraphModel | null;
   /** the colour scale the pane was last drawn with (the overview's cards use it too) */
   scale?: MagnitudeScale | null;
-  /** the diagnosis route at the pane's step: the story and the all-steps range */
-  diagnosis: DiagnosisResponse | null;
   hierarchy: Hierarchy | null;
-  /** the groups open by default for this hierarchy (root included) */
-  defaultExpanded: string[];
 }
 
 export interface PaneActions extends GraphViewEvents {
@@ -50,9 +45,7 @@ export function makePane(layoutClient: LayoutClient, label: string, actions: Pan
     actions,
     overviewButton: el("button", { type: "button", class: "gf-overview-toggle", "aria-pressed": "false", title: "overview: the model's top groups, readable at any size (o)" }, "Overview"),
     model: null,
-    diagnosis: null,
     hierarchy: null,
-    defaultExpanded: [],
   };
   const button = (text: string, title: string, action: () => void): HTMLButtonElement => {
     const b = el("button", { type: "button", "aria-label": title, title }, text);

@@ -163,6 +163,19 @@ export function setLinked(s: TabState, linked: boolean): TabState {
   return { ...s, linked, panes: linked ? [s.panes[0], { expanded: s.panes[0].expanded }] : s.panes };
 }
 
+/** The state on a logdir's runs (sorted names, each run's tags): a run that is gone gives way to
+ * the first run with data, a tag the run lacks to its first, a compared run without the tag to
+ * none. */
+export function onRuns(s: TabState, runs: Readonly<Record<string, Readonly<Record<string, unknown>>>>): TabState {
+  const names = Object.keys(runs).sort();
+  let next = s;
+  if (!runs[next.run]) next = { ...next, run: names.find((r) => Object.keys(runs[r]).length) ?? names[0] };
+  const tags = Object.keys(runs[next.run]).sort();
+  if (!runs[next.run][next.tag]) next = { ...next, tag: tags[0] };
+  if (next.compare && !runs[next.compare]?.[next.tag]) next = { ...next, compare: null };
+  return next;
+}
+
 /** What a change needs: new runs/steps ("all"), new graphs ("graphs") or only a redraw ("render"). */
 export function needs(before: TabState, after: TabState): "all" | "graphs" | "render" {
   if (before.run !== after.run || before.tag !== after.tag) return "all";

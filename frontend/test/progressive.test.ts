@@ -2,51 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ancestors, MAX_CHILDREN, ROOT_ID } from "../src/hierarchy";
 import { buildTree, countedFlow, LevelCache, levelCost, loadsProgressively, PROGRESSIVE_ABOVE_OPS, ProgressiveLoader, scopesOf, visibleTree } from "../src/progressive";
-import type { Cause, GradState, GroupsResponse, Story } from "../src/types";
-import { STATES } from "../src/types";
-
-interface Spec {
-  name: string;
-  inputs?: string[];
-  state?: GradState;
-  cause?: Cause;
-}
-
-/** What the `graph_groups` route answers for `group` of a graph of `specs` (the route's rules,
- * tb_gradflow/plugin/groups.py: groups by name scope, children numbered subgroups then ops). */
-function level(specs: Spec[], group: string, step = 1): GroupsResponse {
-  const index = new Map(specs.map((s, i) => [s.name, i]));
-  const scope = (s: Spec): string => s.name.split("/").slice(0, -1).join("/");
-  const inside = specs.map((s, i) => ({ s, i })).filter(({ s }) => !group || s.name.startsWith(`${group}/`));
-  if (group && !inside.length) throw Object.assign(new Error(`no group ${group}`), { status: 404 });
-  const start = group ? group.length + 1 : 0;
-  const childOf = (s: Spec): string | null => (scope(s) === group ? null : (group ? `${group}/` : "") + scope(s).slice(start).split("/")[0]);
-  const names = [...new Set(inside.map(({ s }) => childOf(s)).filter((n): n is string => n !== null))].sort();
-  const direct = inside.filter(({ s }) => childOf(s) === null);
-  const number = new Map<number, number>();
-  for (const { s, i } of inside) number.set(i, childOf(s) === null ? names.length + direct.findIndex((d) => d.i === i) : names.indexOf(childOf(s)!));
-  const states = Object.fromEntries(STATES.map((st) => [st, names.map((n) => inside.filter(({ s }) => childOf(s) === n && (s.state ?? "flowing") === st).length)])) as Record<GradState, number[]>;
-  const inputsOf = (s: Spec): number[] => (s.inputs ?? []).map((n) => index.get(n)!);
-  const groupInputs = names.map((_, k) => {
-    const feeding = new Set<number>();
-    for (const { s } of inside) if (number.get(index.get(s.name)!) === k) for (const j of inputsOf(s)) if (number.has(j) && number.get(j) !== k) feeding.add(number.get(j)!);
-    return [...feeding].sort((a, b) => a - b);
-  });
-  const ds = direct.map(({ s }) => s);
-  return {
-    run: "r", tag: "t", step, steps: [0, step], count: 2, graph_id: "g", graph_version: 1, graph_versions: 1, group,
-    ops_total: specs.length, ops_in_group: inside.length,
-    groups: { name: names, ops: names.map((n) => inside.filter(({ s }) => childOf(s) === n).length), states, cut_points: names.map((n) => inside.filter(({ s }) => childOf(s) === n && s.cause).length), inputs: groupInputs },
-    ops: {
-      index: direct.map(({ i }) => i), name: ds.map((s) => s.name), type: ds.map(() => "Op"), scope: ds.map(scope),
-      inputs: ds.map(inputsOf), variable_inputs: ds.map(() => []), parent: ds.map(() => -1), shape: ds.map(() => []), dtype: ds.map(() => []),
-      source: ds.map(() => ""), state: ds.map((s) => s.state ?? "flowing"), norm: ds.map(() => 1), measured: ds.map(() => true),
-      cause: ds.map((s) => s.cause ?? null), cause_detail: ds.map(() => ""), starved: ds.map((s) => (s.cause ? [0] : [])),
-      presence: ds.map(() => null), presence_at_input: ds.map(() => false),
-      input_children: ds.map((s) => inputsOf(s).map((j) => number.get(j) ?? -1)),
-    },
-  };
-}
+import type { GroupsResponse, Story } from "../src/types";
+import { level, type Spec } from "./fixture";
 
 // x -> a/b/m1 -> a/b/m2 -> a/PyFunc (cut) -> c/n -> loss; "a" is starved above the cut
 const SPECS: Spec[] = [

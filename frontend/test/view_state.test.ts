@@ -47,3 +47,12 @@ test("selecting with reveal opens the op's groups and shows the graph", () => {
   assert.equal(quiet.panes[0].expanded, null);
   assert.equal(S.clearSelection(s).selected, null);
 });
+
+test("on the logdir's runs: a gone run gives way to the first with data, a missing tag to the run's first, Compare without the tag to none", () => {
+  const runs = { a: {}, b: { t2: 1, t1: 1 }, c: { t1: 1 } };
+  const s = { ...S.INITIAL, run: "gone", tag: "t9", compare: "c" };
+  assert.deepEqual(S.onRuns(s, runs), { ...s, run: "b", tag: "t1", compare: "c" });
+  assert.deepEqual(S.onRuns({ ...s, run: "b", tag: "t2" }, runs), { ...s, run: "b", tag: "t2", compare: null });
+  const kept = { ...s, run: "c", tag: "t1", compare: "b" };
+  assert.equal(S.onRuns(kept, runs), kept);
+});
