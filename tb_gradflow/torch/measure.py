@@ -120,7 +120,10 @@ def measured_pass(
 
 def _reducer(out: list[Any], k: int, counted: bool) -> Callable[[torch.Tensor], None]:
     def hook(g: torch.Tensor) -> None:
-        out[k] = reduce(g, counted)
+        try:
+            out[k] = reduce(g, counted)
+        except Exception:  # noqa: BLE001 - never fail the pass: hold the gradient instead
+            out[k] = g
 
     return hook
 
