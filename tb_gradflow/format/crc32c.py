@@ -9,7 +9,6 @@ records of a whole file go through one such pass.
 from __future__ import annotations
 
 import functools
-import struct
 
 import numpy as np
 
@@ -32,32 +31,9 @@ _TABLE = _make_table()
 _NP_TABLE = np.array(_TABLE, dtype=np.uint32)
 
 
-def _slicing_tables() -> tuple[tuple[int, ...], ...]:
-    """Eight tables: entry v of table k is the register after byte v followed by k zero bytes."""
-    tables = [_TABLE]
-    for _ in range(7):
-        prev = tables[-1]
-        tables.append([_TABLE[c & 0xFF] ^ (c >> 8) for c in prev])
-    return tuple(tuple(t) for t in tables)
-
-
-_T0, _T1, _T2, _T3, _T4, _T5, _T6, _T7 = _slicing_tables()
-
-
 def _update(reg: int, data: bytes) -> int:
-    """The register after `data`: eight bytes a step (slicing-by-8), so that the small records
-    of a logged step cost a third of a byte-by-byte loop, then the tail byte by byte."""
     table = _TABLE
-    whole = len(data) >> 3
-    if whole:
-        t0, t1, t2, t3, t4, t5, t6, t7 = _T0, _T1, _T2, _T3, _T4, _T5, _T6, _T7
-        for word in struct.unpack_from(f"<{whole}Q", data):
-            x = reg ^ word
-            reg = (
-                t7[x & 0xFF] ^ t6[x >> 8 & 0xFF] ^ t5[x >> 16 & 0xFF] ^ t4[x >> 24 & 0xFF]
-                ^ t3[x >> 32 & 0xFF] ^ t2[x >> 40 & 0xFF] ^ t1[x >> 48 & 0xFF] ^ t0[x >> 56]
-            )
-    for b in data[whole << 3 :]:
+    for b in data:
         reg = table[(reg ^ b) & 0xFF] ^ (reg >> 8)
     return reg
 
