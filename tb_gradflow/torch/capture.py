@@ -127,7 +127,8 @@ class _Analysis:
         n_vars = len(self.params.trained)
         self.grads_used = True
         differentiated = scalar.reshape(())
-        if self.scaler is not None and differentiated.requires_grad:
+        scaled = self.scaler is not None and differentiated.requires_grad
+        if scaled:
             differentiated = self.scaler.scale(differentiated)
         gates = [self.rec.ops[i] for i in on_path if classify.is_gate(self.rec.ops[i])]
         gate_inputs = {j for op in gates for j in op.inputs}
@@ -140,7 +141,7 @@ class _Analysis:
             for _, handle in watches.values():
                 handle.remove()
         values = measure.values([*grads, *reduced], [True] * n_vars + counted)
-        if differentiated is not scalar.reshape(()) and self.scaler is not None:
+        if scaled:
             values.norms /= float(self.scaler.get_scale())
         self._judge_functions(watches)
         var_codes = values.codes[:n_vars]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -69,13 +69,13 @@ def gradients(loss: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tens
 HOOKED_BYTES = 256 * 1024
 
 
-@dataclasses.dataclass
-class Reduced:
+class Reduced(NamedTuple):
     """A gradient's L2 norm and nonzero count (0-dim tensors on its device), taken as it arrives
-    in the pass; the gradient itself only when a value may be NaN or Inf (those need it again)."""
+    in the pass; the gradient itself only when a value may be NaN or Inf (those need it again).
+    A tuple: one is made per gradient per logged step."""
 
     norm: torch.Tensor
-    count: torch.Tensor | None
+    nonzero: torch.Tensor | None
     numel: int
     grad: torch.Tensor | None
 
@@ -187,7 +187,7 @@ def values(
         return Values(codes, norms, presence)
     # Fused L2 norms, nonzero counts, then one transfer.
     parts = [_stacked([r.norm for _, r in present])]
-    counts = [r.count for _, r in present if r.count is not None]
+    counts = [r.nonzero for _, r in present if r.nonzero is not None]
     if counts:
         parts.append(_stacked(counts))
     numbers = torch.cat(parts).tolist()
@@ -195,7 +195,7 @@ def values(
     for j, (i, r) in enumerate(present):
         norm, size = numbers[j], max(r.numel, 1)
         count: float | None = None
-        if r.count is not None:
+        if r.nonzero is not None:
             count, c = numbers[c], c + 1
         if not math.isfinite(norm) and r.grad is not None:
             g = r.grad
@@ -232,7 +232,8 @@ def _reduced(
                         g.numel(), g))
             for (i, g), norm in zip(tensors, fused, strict=True)
         ]
-        out.sort(key=lambda item: item[0])
+        if len(out) > len(tensors):  # some reduced in the pass: back in the gradients' order
+            out.sort(key=lambda item: item[0])
     return out
 
 
