@@ -186,11 +186,8 @@ def values(
     if not present:
         return Values(codes, norms, presence)
     # Fused L2 norms, nonzero counts, then one transfer.
-    parts = [_stacked([r.norm for _, r in present])]
     counts = [r.nonzero for _, r in present if r.nonzero is not None]
-    if counts:
-        parts.append(_stacked(counts))
-    numbers = torch.cat(parts).tolist()
+    numbers = _stacked([r.norm for _, r in present] + counts).tolist()
     c = len(present)
     for j, (i, r) in enumerate(present):
         norm, size = numbers[j], max(r.numel, 1)
@@ -251,9 +248,11 @@ def _nonzero_count(g: torch.Tensor) -> torch.Tensor:
 
 
 def _stacked(scalars: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Per-tensor results as one float64 vector (gradients of mixed dtypes give mixed dtypes)."""
+    """Per-tensor results as one vector, for one transfer: as they are when of one dtype (float32
+    values are exact as Python floats), else as float64 (gradients of mixed dtypes give mixed
+    dtypes)."""
     if all(x.dtype == scalars[0].dtype for x in scalars):
-        return torch.stack(list(scalars)).to(torch.float64)
+        return torch.stack(list(scalars))
     return torch.stack([x.to(torch.float64) for x in scalars])
 
 
