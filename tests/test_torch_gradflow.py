@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -350,3 +351,43 @@ def test_presence_counts_match_count_nonzero(dtype):
     assert got.norms[2] == 0.0  # flowing by its count, not by its norm
     assert got.presence[0] == int(torch.count_nonzero(masked)) / masked.numel()
     assert got.presence[1] == 0.0 and got.presence[2] == 1.0
+
+
+@pytest.mark.parametrize("trained", ["all", "head"])
+def test_gradients_reduced_in_the_pass_equal_autograd_grad(trained):
+    """Activation gradients of 256 KB and more are reduced by hooks as the pass computes them,
+    not held to its end: states, norms and presence equal those of one `autograd.grad` over the
+    parameters and the tensors, for a NaN gradient (the torch.where trap) and, with only the head
+    trained, for tensors below which no trained parameter lies (their gradients asked for)."""
+    from tb_gradflow.torch import measure
+
+    torch.manual_seed(0)
+    conv, head = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 4, 3, padding=1)
+    params = list(conv.parameters()) + list(head.parameters())
+    if trained == "head":
+        params = list(head.parameters())
+    x = torch.randn(4, 3, 32, 32, requires_grad=True)  # an input that requires grad: not trained
+
+    def forward():
+        h = conv(x)  # 4x16x32x32 float32: 256 KB
+        r = h.relu()
+        masked = torch.where(h > 0, torch.sqrt(h), 0.0)  # NaN gradient into h where h < 0
+        out = head(r + masked)
+        loss = out.square().mean()
+        return loss, [h, r, masked, out, loss]
+
+    counted = [True, False, True, False, False]
+    loss, tensors = forward()
+    assert tensors[0].numel() * 4 >= measure.HOOKED_BYTES > tensors[3].numel() * 4
+    grads, reduced = measure.measured_pass(loss, params, tensors, counted)
+    got = measure.values([*grads, *reduced], [True] * len(params) + counted)
+    loss, tensors = forward()
+    want = measure.values(
+        measure.gradients(loss, params + tensors), [True] * len(params) + counted
+    )
+    assert isinstance(reduced[1], measure.Reduced) == (trained == "all")
+    assert isinstance(reduced[3], torch.Tensor)  # small: asked for
+    assert got.codes.tolist() == want.codes.tolist()
+    assert got.codes[len(params)] == measure._NONFINITE
+    np.testing.assert_allclose(got.norms, want.norms, rtol=1e-6)
+    np.testing.assert_array_equal(got.presence, want.presence)

@@ -127,20 +127,21 @@ class _Analysis:
         n_vars = len(self.params.trained)
         self.grads_used = True
         differentiated = scalar.reshape(())
-        if self.scaler is not None and differentiated.requires_grad:
+        scaled = self.scaler is not None and differentiated.requires_grad
+        if scaled:
             differentiated = self.scaler.scale(differentiated)
+        gates = [self.rec.ops[i] for i in on_path if classify.is_gate(self.rec.ops[i])]
+        gate_inputs = {j for op in gates for j in op.inputs}
+        counted = [i in gate_inputs for i, _ in targets]
         try:
-            grads = measure.gradients(
-                differentiated, [p for _, p in self.params.trained] + [t for _, t in targets]
+            grads, reduced = measure.measured_pass(
+                differentiated, [p for _, p in self.params.trained], [t for _, t in targets], counted
             )
         finally:
             for _, handle in watches.values():
                 handle.remove()
-        gates = [self.rec.ops[i] for i in on_path if classify.is_gate(self.rec.ops[i])]
-        gate_inputs = {j for op in gates for j in op.inputs}
-        counted = [True] * n_vars + [i in gate_inputs for i, _ in targets]
-        values = measure.values(grads, counted)
-        if differentiated is not scalar.reshape(()) and self.scaler is not None:
+        values = measure.values([*grads, *reduced], [True] * n_vars + counted)
+        if scaled:
             values.norms /= float(self.scaler.get_scale())
         self._judge_functions(watches)
         var_codes = values.codes[:n_vars]
@@ -161,7 +162,7 @@ class _Analysis:
             exact[4],
             exact[5],
         )
-        return Capture(graph, step, exact, self.params, grads[:n_vars], loss)
+        return Capture(graph, step, exact, self.params, grads, loss)
 
     def _dead_outputs_read(self, on_path: set[int]) -> None:
         """An op with outputs of both kinds (topk, max, sort: values and indices) is a cut when

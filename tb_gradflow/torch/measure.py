@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -64,34 +64,138 @@ def gradients(loss: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tens
     return list(torch.autograd.grad(loss, inputs, allow_unused=True))
 
 
-def values(grads: Sequence[torch.Tensor | None], counted: Sequence[bool] | None = None) -> Values:
+# From this size on, a tensor's gradient is reduced by a hook as it arrives rather than held to
+# the end of the pass (bench/overhead.py --torch: the CNN's 256 KB to 2 MB activation gradients).
+HOOKED_BYTES = 256 * 1024
+
+
+class Reduced(NamedTuple):
+    """A gradient's L2 norm and nonzero count (0-dim tensors on its device), taken as it arrives
+    in the pass; the gradient itself only when a value may be NaN or Inf (those need it again).
+    A tuple: one is made per gradient per logged step."""
+
+    norm: torch.Tensor
+    nonzero: torch.Tensor | None
+    numel: int
+    grad: torch.Tensor | None
+
+
+def measured_pass(
+    loss: torch.Tensor,
+    parameters: list[torch.Tensor],
+    tensors: list[torch.Tensor],
+    counted: Sequence[bool],
+) -> tuple[list[torch.Tensor | None], list[Reduced | torch.Tensor | None]]:
+    """One backward pass: the parameters' gradients, and for each of `tensors` what `values`
+    needs of its gradient (None where `torch.autograd.grad` would give None).
+
+    The same pass as `gradients(loss, parameters + tensors)`, cheaper: a gradient the pass
+    computes on its way to a parameter is reduced by a hook where it arrives and then freed, as
+    `backward()` frees it, instead of being held to the end (on CPU, ten held activation
+    gradients of a small CNN cost as much as a third of its backward pass, in fresh pages). Only
+    the tensors below which no parameter lies are asked for as inputs, so that the pass still
+    computes their gradients. Small gradients are asked for too: below `HOOKED_BYTES`, a hook
+    costs more than holding one (a small MLP's are 128 KB).
+    """
+    reduced: list[Reduced | torch.Tensor | None] = [None] * len(tensors)
+    if not loss.requires_grad or not (parameters or tensors):
+        return [None] * len(parameters), reduced
+    large = [t.numel() * t.element_size() >= HOOKED_BYTES for t in tensors]
+    above = _above_parameters(loss, parameters) if any(large) else set()
+    asked, handles = [], []
+    try:
+        for k, t in enumerate(tensors):
+            if large[k] and t.grad_fn in above:
+                handles.append(t.register_hook(_reducer(reduced, k, counted[k])))
+            else:
+                asked.append(k)
+        grads = gradients(loss, parameters + [tensors[k] for k in asked])
+    finally:
+        for handle in handles:
+            handle.remove()
+    for k, g in zip(asked, grads[len(parameters) :], strict=True):
+        reduced[k] = g
+    return grads[: len(parameters)], reduced
+
+
+def _reducer(out: list[Any], k: int, counted: bool) -> Callable[[torch.Tensor], None]:
+    def hook(g: torch.Tensor) -> None:
+        try:
+            out[k] = reduce(g, counted)
+        except Exception:  # noqa: BLE001 - never fail the pass: hold the gradient instead
+            out[k] = g
+
+    return hook
+
+
+def reduce(g: torch.Tensor, counted: bool) -> Reduced:
+    """`g`'s norm (and nonzero count when `counted`), keeping `g` only when the norm is not
+    finite (off the CPU always: checking there would wait for the device)."""
+    dense = _dense(g)
+    norm = torch._foreach_norm([dense])[0]
+    keep = dense.device.type != "cpu" or not math.isfinite(norm.item())
+    return Reduced(
+        norm, _nonzero_count(dense) if counted else None, dense.numel(), dense if keep else None
+    )
+
+
+def _above_parameters(loss: torch.Tensor, parameters: list[torch.Tensor]) -> set[Any]:
+    """The autograd nodes below `loss` from which one of `parameters` is reached: the nodes a
+    pass over the parameters runs (and so whose tensor hooks fire)."""
+    leaf_ids = {id(p) for p in parameters if p.grad_fn is None}
+    inner = {p.grad_fn for p in parameters if p.grad_fn is not None}
+    above: dict[Any, bool] = {}
+    below: dict[Any, list[Any]] = {}
+    stack = [loss.grad_fn] if loss.grad_fn is not None else []
+    while stack:  # depth first, without recursion (an unrolled RNN is deep)
+        node = stack[-1]
+        if node in above:
+            stack.pop()
+            continue
+        nexts = below.get(node)
+        if nexts is None:
+            nexts = below[node] = [n for n, _ in node.next_functions if n is not None]
+            pending = [n for n in nexts if n not in above]
+            if pending:
+                stack.extend(pending)
+                continue
+        stack.pop()
+        above[node] = (
+            node in inner
+            or id(getattr(node, "variable", None)) in leaf_ids
+            or any(above[n] for n in nexts)
+        )
+    return {node for node, reaches in above.items() if reaches}
+
+
+def values(
+    grads: Sequence[Reduced | torch.Tensor | None], counted: Sequence[bool] | None = None
+) -> Values:
     """States, norms and presence of gradients, read from the device in one transfer.
 
     Every gradient gets its L2 norm; those `counted` says (default: all) also get their nonzero
     count, hence presence and an exact zero state. Counting is the costlier reduction, so the
     capture counts parameters and the inputs of gates, whose presence the story tells, and leaves
-    the other ops' presence unknown (their zero state then rests on a norm of exactly 0)."""
+    the other ops' presence unknown (their zero state then rests on a norm of exactly 0).
+    A gradient reduced already (`Reduced`) keeps its own count or lack of one."""
     n = len(grads)
     codes = np.full(n, _NONE, np.uint8)
     norms = np.full(n, np.nan)
     presence = np.full(n, np.nan)
-    present = [(i, _dense(g)) for i, g in enumerate(grads) if g is not None]
+    present = _reduced(grads, counted)
     if not present:
         return Values(codes, norms, presence)
-    tensors = [g for _, g in present]
-    to_count = [g for i, g in present if counted is None or counted[i]]
     # Fused L2 norms, nonzero counts, then one transfer.
-    parts = [_stacked(torch._foreach_norm(tensors))]
-    if to_count:
-        parts.append(_stacked([_nonzero_count(g) for g in to_count]))
-    numbers = torch.cat(parts).tolist()
+    counts = [r.nonzero for _, r in present if r.nonzero is not None]
+    numbers = _stacked([r.norm for _, r in present] + counts).tolist()
     c = len(present)
-    for j, (i, g) in enumerate(present):
-        norm, size = numbers[j], max(g.numel(), 1)
+    for j, (i, r) in enumerate(present):
+        norm, size = numbers[j], max(r.numel, 1)
         count: float | None = None
-        if counted is None or counted[i]:
+        if r.nonzero is not None:
             count, c = numbers[c], c + 1
-        if not math.isfinite(norm):
+        if not math.isfinite(norm) and r.grad is not None:
+            g = r.grad
             finite = torch.isfinite(g)
             if bool(finite.all()):  # a float32 norm that overflowed
                 norm = float(torch.linalg.vector_norm(g.to(torch.float64)))
@@ -104,6 +208,30 @@ def values(grads: Sequence[torch.Tensor | None], counted: Sequence[bool] | None 
         if count is not None:
             presence[i] = count / size
     return Values(codes, norms, presence)
+
+
+def _reduced(
+    grads: Sequence[Reduced | torch.Tensor | None], counted: Sequence[bool] | None
+) -> list[tuple[int, Reduced]]:
+    """(index, Reduced) of each gradient present; the tensors among them reduced together (one
+    fused norm)."""
+    out: list[tuple[int, Reduced]] = []
+    tensors: list[tuple[int, torch.Tensor]] = []
+    for i, g in enumerate(grads):
+        if isinstance(g, Reduced):
+            out.append((i, g))
+        elif g is not None:
+            tensors.append((i, _dense(g)))
+    if tensors:
+        fused = torch._foreach_norm([g for _, g in tensors])
+        out += [
+            (i, Reduced(norm, _nonzero_count(g) if counted is None or counted[i] else None,
+                        g.numel(), g))
+            for (i, g), norm in zip(tensors, fused, strict=True)
+        ]
+        if len(out) > len(tensors):  # some reduced in the pass: back in the gradients' order
+            out.sort(key=lambda item: item[0])
+    return out
 
 
 def _nonzero_count(g: torch.Tensor) -> torch.Tensor:
@@ -120,9 +248,11 @@ def _nonzero_count(g: torch.Tensor) -> torch.Tensor:
 
 
 def _stacked(scalars: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Per-tensor results as one float64 vector (gradients of mixed dtypes give mixed dtypes)."""
+    """Per-tensor results as one vector, for one transfer: as they are when of one dtype (float32
+    values are exact as Python floats), else as float64 (gradients of mixed dtypes give mixed
+    dtypes)."""
     if all(x.dtype == scalars[0].dtype for x in scalars):
-        return torch.stack(list(scalars)).to(torch.float64)
+        return torch.stack(list(scalars))
     return torch.stack([x.to(torch.float64) for x in scalars])
 
 

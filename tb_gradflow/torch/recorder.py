@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -144,16 +144,28 @@ class Recording:
         self.kept.extend(results)
 
 
-def _flatten(obj: Any, depth: int = 3) -> Iterator[Any]:
-    """Tensors and Python numbers/arrays inside nested lists, tuples and dicts."""
+_NOT_VALUES = (str, bool, torch.dtype, torch.device, type)
+
+
+def _flatten(obj: Any, depth: int = 3) -> list[Any]:
+    """Tensors and Python numbers/arrays inside nested lists, tuples and dicts (a list: this
+    runs for every recorded op, where generators cost more than the op's record)."""
+    out: list[Any] = []
+    _collect(obj, depth, out)
+    return out
+
+
+def _collect(obj: Any, depth: int, out: list[Any]) -> None:
     if isinstance(obj, (list, tuple)) and depth > 0:
         for item in obj:
-            yield from _flatten(item, depth - 1)
+            if isinstance(item, torch.Tensor):
+                out.append(item)
+            else:
+                _collect(item, depth - 1, out)
     elif isinstance(obj, dict) and depth > 0:
-        for item in obj.values():
-            yield from _flatten(item, depth - 1)
-    elif obj is not None and not isinstance(obj, (str, bool, torch.dtype, torch.device, type)):
-        yield obj
+        _collect(list(obj.values()), depth, out)
+    elif obj is not None and not isinstance(obj, _NOT_VALUES):
+        out.append(obj)
 
 
 def op_type(func: Callable[..., Any]) -> str:
@@ -211,10 +223,12 @@ class _Mode(TorchFunctionMode):
         if name in _SKIPPED and name != "data":
             return
         rec = self.recording
-        inputs = list(_flatten(args)) + list(_flatten(kwargs))
+        inputs = _flatten(args) + _flatten(kwargs) if kwargs else _flatten(args)
         in_place = name.endswith("_") and not name.startswith("_") or name in ("setitem", "copy_")
         if in_place and inputs and isinstance(inputs[0], torch.Tensor):
             results = [inputs[0]]  # the mutated buffer is what later ops read
+        elif isinstance(result, torch.Tensor):
+            results = [result]
         else:
             results = [r for r in _flatten(result) if isinstance(r, torch.Tensor)]
             if name in LEAVES_TORCH and result is not None:
@@ -324,7 +338,7 @@ def _install_apply_wrapper() -> None:
 
 
 def _record_function(rec: Recording, cls: Any, args: tuple, kwargs: dict, result: Any) -> None:
-    inputs = list(_flatten(args)) + list(_flatten(kwargs))
+    inputs = _flatten(args) + _flatten(kwargs)
     outputs = [r for r in _flatten(result) if isinstance(r, torch.Tensor)]
     if not outputs:
         return
