@@ -4,7 +4,7 @@
 // from pane_loader.ts, which drops a late response to an older load; what to show is shown.ts's.
 import { api, RouteError } from "./api";
 import { renderBanner, renderPendingBanner } from "./banner_view";
-import { renderFrozen, renderFrozenLayers } from "./frozen_view";
+import { renderFrozen } from "./frozen_view";
 import { loadNotices, renderNotices } from "./notices_view";
 import { cutNamed, tieToGraph } from "./diagnosis";
 import type { HistoryState } from "./details";
@@ -14,8 +14,8 @@ import { ancestors, defaultExpansion, ROOT_ID } from "./hierarchy";
 import { listenForReloads, readHash, watchDarkMode, watchHash, writeHash } from "./host";
 import { Latest, type Ticket } from "./latest";
 import { LayoutClient } from "./layout_client";
-import { renderLayers } from "./layers_view";
-import { Heatmap, layerCount } from "./heatmap";
+import { showLayers } from "./layers_panel";
+import { Heatmap } from "./heatmap";
 import { unionRange } from "./log_axis";
 import type { GraphModel } from "./model";
 import type { Pane } from "./pane";
@@ -47,7 +47,7 @@ export class App {
   private readonly layoutClient: LayoutClient;
   // ---- issue 17: the layers x steps heatmap of the layers view (heatmap.ts) ----
   private readonly heatmap = new Heatmap((step, _layer, variables) => {
-    void this.update(S.setStep(this.state, this.steps, this.steps.indexOf(step))).then(() => this.selectVariable(variables[0] ?? ""));
+    void this.update(S.setStep(this.state, this.steps, this.steps.indexOf(nearestStep(this.steps, step) ?? step))).then(() => this.selectVariable(variables[0] ?? ""));
   });
   private readonly main: Pane;
   private other: Pane | null = null;
@@ -362,9 +362,8 @@ export class App {
       this.ui.layers.append(el("p", { class: "gf-muted", "data-field": "layers-off" }, layersOffText(this.tree.opsTotal)));
     } else if (s.view === "layers") {
       const range = unionRange(this.main.diagnosis!.norm_range.variables, this.other?.diagnosis?.norm_range.variables);
-      renderLayers(this.ui.layers, model, this.other?.model ?? null, range, (name) => this.selectVariable(name));
-      renderFrozenLayers(this.ui.layers, this.main.diagnosis?.frozen_variables);
-      void this.heatmap.show(this.ui.layers, { run: model.run, tag: model.tag, step: model.step, lastStep: this.steps[this.steps.length - 1] ?? model.step, layers: layerCount(model) });
+      const lastStep = (run: string): number | undefined => (run === model.run ? this.steps[this.steps.length - 1] : this.runs[run]?.[model.tag]?.steps[1]);
+      showLayers(this.ui.layers, this.heatmap, { model, other: this.other?.model ?? null, range, frozen: this.main.diagnosis?.frozen_variables, lastStep, onVariable: (name) => this.selectVariable(name) });
     }
     const open = this.openGroups();
     const why = this.why();

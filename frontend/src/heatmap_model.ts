@@ -3,6 +3,7 @@
 // node (test/heatmap.test.ts); heatmap.ts draws it.
 import type { MagnitudeScale } from "./colors";
 import { magnitudeColor, magnitudeFraction, scaleOfRange } from "./colors";
+import { unionRange } from "./log_axis";
 import { parseNorm } from "./model";
 import type { GradState, LayersResponse } from "./types";
 
@@ -82,9 +83,10 @@ export function cellColour(state: CellState, norm: number | null, scale: Magnitu
   return magnitudeColor(scale ? magnitudeFraction(norm, scale) : 0.5);
 }
 
-/** The route's body as rows of cells, in its order (inputs first). */
-export function heatmapModel(body: LayersResponse): HeatmapModel {
-  const scale = scaleOfRange(body.range);
+/** The route's body as rows of cells, in its order (inputs first), coloured on `range`: the run's
+ * own, or in Compare both runs' together (`sharedRange`), so that a colour means one norm. */
+export function heatmapModel(body: LayersResponse, range: readonly [number, number] | null = body.range): HeatmapModel {
+  const scale = scaleOfRange(range);
   const rows = body.layers.map((l) => ({
     layer: l.name,
     variables: l.variables,
@@ -95,6 +97,16 @@ export function heatmapModel(body: LayersResponse): HeatmapModel {
     }),
   }));
   return { run: body.run, tag: body.tag, steps: body.steps, count: body.count, scale, rows };
+}
+
+/** One colour scale for the heatmaps of compared runs: the union of their ranges. */
+export function sharedRange(bodies: readonly LayersResponse[]): [number, number] | null {
+  return unionRange(...bodies.map((b) => b.range));
+}
+
+/** Columns per heatmap when heatmaps of `rows[i]` layers share the cell budget (MAX_CELLS in all). */
+export function columnsShared(columns: number, rows: readonly number[]): number {
+  return columnsForRows(columns, rows.reduce((a, b) => a + b, 0));
 }
 
 /** The column showing `step`: its own, else the nearest shown step before it (else the first). */
