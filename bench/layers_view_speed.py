@@ -99,7 +99,8 @@ def report(name: str, times: list[list[float]]) -> None:
     print(f"  {name}: {int(times[0][3]):,} layer rows, {int(times[-1][4])} heatmap(s), {int(times[-1][2])} rows in "
           f"view at paint; click to painted view: "
           f"first (route computed) {paint[0]:.0f} ms, then median {median:.0f} ms, max {max(later):.0f} ms "
-          f"(ratio {median / TARGET_MS:.2f} of {TARGET_MS:.0f} ms); every bar row attached after {attached:.0f} ms", flush=True)
+          f"(ratio {median / TARGET_MS:.2f} of {TARGET_MS:.0f} ms); every bar row attached after {attached:.0f} ms",
+          flush=True)
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 // gradient norm on the run's log scale; none, zero and NaN/Inf cells marked. Hover names layer,
 // step and value; a click picks that step and layer. Cells carry data-layer, data-step and
 // data-norm. Fetches the `layers` route itself and keeps the element between renders, so that a
-// step change only moves the current-step mark.
+// step change only moves the current-step mark. In Compare, the compared run's grid is drawn below
+// the run's, each labelled, both on the union of the two runs' ranges.
 import { api } from "./api";
 import { clear, el, setText } from "./dom";
 import { formatNorm } from "./format";
