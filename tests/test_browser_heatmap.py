@@ -3,6 +3,7 @@
 - The layers view's heatmap on a 12-layer tanh MLP whose gradient vanishes towards the inputs
   (tests/scripts/vanishing_mlp.py): its cells are what `tb-gradflow report --json` says under
   "layers", hover names layer, step and value, a click picks that step and layer.
+- With 200 layers, every bar row listed after the first paint, in the heatmap's order.
 - In Compare, the compared run's heatmap below the run's, each labelled, on one log scale (the
   union of both runs' ranges), each run's cells its own CLI series; hover names the run.
 - The layers view's axis label clear of its last tick; starved bars not pale grey.
@@ -41,7 +42,8 @@ HEATMAP_READY = "[data-field=heatmap][data-status=ready] .gf-hm-cell"
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
     """Runs `mlp/train` (the vanishing MLP, 60 logged steps), `torch_mlp` (the same MLP in PyTorch at
-    its default init, 10 logged steps) and `cut_a`, `cut_b` (the cut model)."""
+    its default init, 10 logged steps), `cut_a`, `cut_b` (the cut model) and `deep` (a crafted chain
+    of 200 layers, 3 steps)."""
     root = str(tmp_path_factory.mktemp("heatmap"))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT + os.pathsep + os.path.join(ROOT, "tests"))
     script = (
@@ -50,7 +52,9 @@ def logdir(tmp_path_factory):
         f"vanishing_mlp.write({os.path.join(root, 'mlp')!r}); "
         f"vanishing_mlp.write_torch({os.path.join(root, 'torch_mlp')!r}); "
         f"write_steps({os.path.join(root, 'cut_a')!r}, range(0, 6, 2)); write_steps({os.path.join(root, 'cut_b')!r}, "
-        "range(0, 6, 2))"
+        "range(0, 6, 2)); "
+        "from support.crafted_logdir import chain_graph, write_fast_run; "
+        f"write_fast_run({os.path.join(root, 'deep')!r}, chain_graph('deep-1', 2_000, 200), range(3))"
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE, timeout=600)
@@ -194,6 +198,22 @@ def test_compare_shows_both_runs_heatmaps_on_one_scale(page, base_url, logdir):
     assert frame.locator('.gf-layer[data-layer="layer_12"]').get_attribute("data-selected") is not None
     frame.locator("#gf-details:not([hidden])").wait_for()
     assert "layer_12" in frame.locator("#gf-details").inner_text()
+
+
+def test_hundreds_of_layers_every_bar_row_follows_the_first_paint_in_order(page, base_url):
+    """The bar list builds the first screen's rows before the first paint and the others after it,
+    in chunks: all of them end up listed, inputs first, as the heatmap's rows are."""
+    frame = open_layers(page, base_url, "deep")
+    frame.locator(HEATMAP_READY).first.wait_for()
+    frame.locator(".gf-layers-table[data-complete]").wait_for()
+    assert frame.locator(".gf-layers-table").get_attribute("data-rows") == "200"
+    listed = frame.locator(".gf-layer").evaluate_all("ls => ls.map(l => l.dataset.layer)")
+    assert listed == [f"block_{j}" for j in range(200)]
+    assert frame.locator(".gf-hm-row").evaluate_all("rs => rs.map(r => r.dataset.layer)") == listed
+    assert frame.locator(".gf-layer").first.bounding_box()["y"] < LAPTOP["height"]
+    last = frame.locator('.gf-layer[data-layer="block_199"]')
+    last.scroll_into_view_if_needed()
+    assert last.is_visible() and last.locator(".gf-bar-row").get_attribute("data-state") == "flowing"
 
 
 def test_layers_axis_label_clear_of_its_last_tick_and_starved_bars_in_contrast(page, base_url):
