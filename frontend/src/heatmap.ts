@@ -9,7 +9,7 @@ import { api } from "./api";
 import { clear, el, setText } from "./dom";
 import { formatNorm } from "./format";
 import type { HeatCell, HeatmapModel } from "./heatmap_model";
-import { cellText, columnOf, columnsFor, columnsShared, heatmapModel, LABEL_ROW_PX, labelEvery, rowHeight, rowLabel, sampleLayers, sharedRange } from "./heatmap_model";
+import { cellText, columnOf, columnsFor, columnsShared, fillRuns, heatmapModel, LABEL_ROW_PX, labelEvery, rowHeight, rowLabel, sampleLayers, sharedRange } from "./heatmap_model";
 import { layerOf } from "./layers_model";
 import type { GraphModel } from "./model";
 import { cardTitles } from "./overview";
@@ -81,31 +81,17 @@ function drawCells(canvas: HTMLCanvasElement, m: HeatmapModel, rowPx: number, wi
   const fills: Record<string, string | CanvasPattern> = { none: hatch ?? colour("--gf-none"), zero: colour("--gf-zero"), nonfinite: colour("--gf-nonfinite") };
   const n = m.steps.length;
   const xs = Array.from({ length: n + 1 }, (_, c) => Math.round((c * width) / n));
-  // one fillStyle per colour, a cell's neighbours of the same colour in one rect: tens of
-  // thousands of cells, far fewer colours
-  const byFill = new Map<string, number[]>();
-  const outlined: number[] = [];
-  m.rows.forEach((row, i) => {
-    let c = 0;
-    while (c < n) {
-      const cell = row.cells[c];
-      const key = cell.colour ?? (cell.state in fills ? cell.state : null);
-      let end = c + 1;
-      while (end < n && (row.cells[end].colour ?? row.cells[end].state) === (cell.colour ?? cell.state)) end++;
-      if (key !== null) {
-        const rects = byFill.get(key) ?? byFill.set(key, []).get(key)!;
-        rects.push(xs[c], i * rowPx, xs[end] - xs[c]);
-      }
-      if (cell.state === "nonfinite" && rowPx >= 4) for (let k = c; k < end; k++) outlined.push(xs[k], i * rowPx, xs[k + 1] - xs[k]);
-      c = end;
-    }
-  });
-  for (const [key, rects] of byFill) {
+  // one fillStyle per colour, neighbours of one colour in one rect: far fewer calls than cells
+  const runs = fillRuns(m, new Set(Object.keys(fills)));
+  for (const [key, list] of runs) {
     ctx.fillStyle = fills[key] ?? key;
-    for (let k = 0; k < rects.length; k += 3) ctx.fillRect(rects[k], rects[k + 1], rects[k + 2], rowPx);
+    for (const [i, from, to] of list) ctx.fillRect(xs[from], i * rowPx, xs[to] - xs[from], rowPx);
   }
+  if (rowPx < 4) return;
   ctx.strokeStyle = colour("--gf-cut");
-  for (let k = 0; k < outlined.length; k += 3) ctx.strokeRect(outlined[k] + 0.5, outlined[k + 1] + 0.5, outlined[k + 2] - 1, rowPx - 1);
+  for (const [i, from, to] of runs.get("nonfinite") ?? []) {
+    for (let c = from; c < to; c++) ctx.strokeRect(xs[c] + 0.5, i * rowPx + 0.5, xs[c + 1] - xs[c] - 1, rowPx - 1);
+  }
 }
 
 function hatchPattern(ctx: CanvasRenderingContext2D, background: string, stroke: string): CanvasPattern | null {

@@ -99,6 +99,28 @@ export function heatmapModel(body: LayersResponse, range: readonly [number, numb
   return { run: body.run, tag: body.tag, steps: body.steps, count: body.count, scale, rows };
 }
 
+/** Neighbouring cells of one row painted alike: [row, first column, the column after the last]. */
+export type CellRun = [number, number, number];
+
+/** The cells to paint, grouped by fill: a flowing cell's colour, else its state when `marked`
+ * holds it (none, zero, nonfinite); neighbours in a row with the same fill make one run, so that
+ * tens of thousands of cells take a few thousand rects. Absent cells, and flowing ones without a
+ * colour, are left out. */
+export function fillRuns(m: HeatmapModel, marked: ReadonlySet<string>): Map<string, CellRun[]> {
+  const out = new Map<string, CellRun[]>();
+  m.rows.forEach((row, i) => {
+    const fill = (c: number): string | null => row.cells[c].colour ?? (marked.has(row.cells[c].state) ? row.cells[c].state : null);
+    for (let c = 0; c < row.cells.length; ) {
+      const key = fill(c);
+      let end = c + 1;
+      while (end < row.cells.length && fill(end) === key) end++;
+      if (key !== null) (out.get(key) ?? out.set(key, []).get(key)!).push([i, c, end]);
+      c = end;
+    }
+  });
+  return out;
+}
+
 /** One colour scale for the heatmaps of compared runs: the union of their ranges. */
 export function sharedRange(bodies: readonly LayersResponse[]): [number, number] | null {
   return unionRange(...bodies.map((b) => b.range));

@@ -33,7 +33,7 @@ function flagText(f: LayerFlag, run: string): string {
 
 /** Rows built before the view's first paint (more than a laptop screen holds); the others are
  * attached ROWS_PER_TASK at a time after it, so that 500 layers paint as fast as 50. */
-export const FIRST_ROWS = 60;
+const FIRST_ROWS = 60;
 const ROWS_PER_TASK = 120;
 
 /** Renders the bar list of `model` (and `other`, compared) into `container`, after the heatmap
@@ -50,16 +50,7 @@ export async function renderLayers(
   for (const child of [...container.children]) if (child.getAttribute("data-field") !== "heatmap") child.remove();
   const rows = layerRows(model, other);
   const axis = logAxis(range);
-  const what = axis ? `log axis ${formatNorm(10 ** axis.lo)} … ${formatNorm(10 ** axis.hi)}, the same at every step${other ? " and for both runs" : ""}` : "no finite gradient";
-  container.append(
-    el(
-      "div",
-      { class: "gf-layers-head" },
-      el("strong", {}, `Gradient norm of each layer's variables at step ${model.step}`),
-      el("span", { class: "gf-muted", "data-field": "axis-range" }, ` (${what}; inputs first)`),
-      other ? el("span", { class: "gf-muted" }, ` · upper bar: ${model.run} (step ${model.step}), lower bar: ${other.run} (step ${other.step})`) : null,
-    ),
-  );
+  container.append(listHead(model, other, axis));
   if (rows.length === 0) container.append(el("p", { class: "gf-muted" }, "No trainable variables."));
   const table = el("div", { class: "gf-layers-table", role: "list", "data-rows": rows.length });
   if (axis) {
@@ -76,10 +67,27 @@ export async function renderLayers(
   };
   table.append(build(0, FIRST_ROWS));
   container.append(table);
-  if (rows.length > FIRST_ROWS) await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-  for (let from = FIRST_ROWS; from < rows.length; from += ROWS_PER_TASK) {
+  await attachRest(table, rows.length, build);
+}
+
+function listHead(model: GraphModel, other: GraphModel | null, axis: LogAxis | null): HTMLElement {
+  const what = axis ? `log axis ${formatNorm(10 ** axis.lo)} … ${formatNorm(10 ** axis.hi)}, the same at every step${other ? " and for both runs" : ""}` : "no finite gradient";
+  return el(
+    "div",
+    { class: "gf-layers-head" },
+    el("strong", {}, `Gradient norm of each layer's variables at step ${model.step}`),
+    el("span", { class: "gf-muted", "data-field": "axis-range" }, ` (${what}; inputs first)`),
+    other ? el("span", { class: "gf-muted" }, ` · upper bar: ${model.run} (step ${model.step}), lower bar: ${other.run} (step ${other.step})`) : null,
+  );
+}
+
+/** Attaches rows FIRST_ROWS … `count` to `table` after the first paint, a chunk per idle moment,
+ * before the frozen rows that renderFrozenLayers put after the trained ones; marks the table
+ * complete. Stops when the table is no longer in the page (a newer render replaced it). */
+async function attachRest(table: HTMLElement, count: number, build: (from: number, to: number) => DocumentFragment): Promise<void> {
+  if (count > FIRST_ROWS) await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  for (let from = FIRST_ROWS; from < count; from += ROWS_PER_TASK) {
     if (!table.isConnected) return;
-    // before the frozen rows that renderFrozenLayers put after the trained ones
     table.insertBefore(build(from, from + ROWS_PER_TASK), table.querySelector(":scope > [data-frozen]"));
     await idle();
   }

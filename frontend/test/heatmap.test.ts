@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildHierarchy } from "../src/hierarchy";
-import { cellColour, cellText, columnOf, columnsFor, columnsForRows, columnsShared, heatmapModel, labelEvery, MAX_CELLS, rowHeight, rowLabel, sampleIndices, sampleLayers, sharedRange } from "../src/heatmap_model";
+import { cellColour, cellText, columnOf, columnsFor, columnsForRows, columnsShared, fillRuns, heatmapModel, labelEvery, MAX_CELLS, rowHeight, rowLabel, sampleIndices, sampleLayers, sharedRange } from "../src/heatmap_model";
 import { buildModel, variableDepths } from "../src/model";
 import { cardTitles, groupNorm, overviewEntries } from "../src/overview";
 import type { LayersResponse } from "../src/types";
@@ -108,4 +108,14 @@ test("variable depths on a long chain of variable-only ops: every variable at th
   const model = buildModel(graph(ops, Array.from({ length: 400 }, (_, i) => ({ name: `v/w_${i}` }))));
   const depths = variableDepths(model.ops, model.variables);
   assert.deepEqual(new Set(depths), new Set([1]));
+});
+
+test("fill runs: neighbours of one fill in one rect, every drawn cell once, absent ones left out", () => {
+  const layer: LayersResponse["layers"][number] = { name: "a", variables: ["a/w"], states: ["none", "none", "flowing", "flowing", "zero", null, "nonfinite"], norms: [null, null, 1, 1, 0, null, "nan"] };
+  const m = heatmapModel({ run: "r", tag: "t", steps: [0, 1, 2, 3, 4, 5, 6], count: 7, range: [0.1, 10], layers: [layer] });
+  const runs = fillRuns(m, new Set(["none", "zero", "nonfinite"]));
+  const blue = m.rows[0].cells[2].colour!;
+  assert.deepEqual([...runs.entries()], [["none", [[0, 0, 2]]], [blue, [[0, 2, 4]]], ["zero", [[0, 4, 5]]], ["nonfinite", [[0, 6, 7]]]]);
+  // unmarked states are not drawn: with none left out, its cells are in no run
+  assert.equal(fillRuns(m, new Set(["zero"])).has("none"), false);
 });
