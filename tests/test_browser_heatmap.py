@@ -3,6 +3,9 @@
 - The layers view's heatmap on a 12-layer tanh MLP whose gradient vanishes towards the inputs
   (tests/scripts/vanishing_mlp.py): its cells are what `tb-gradflow report --json` says under
   "layers", hover names layer, step and value, a click picks that step and layer.
+- With 200 layers, every bar row listed after the first paint, in the heatmap's order.
+- In Compare, the compared run's heatmap below the run's, each labelled, on one log scale (the
+  union of both runs' ranges), each run's cells its own CLI series; hover names the run.
 - The layers view's axis label clear of its last tick; starved bars not pale grey.
 - A small model (the cut model, 17 ops) opens at a zoom where labels are drawn, its cut's label
   drawn at every zoom, also in the HTML export of two runs.
@@ -38,15 +41,20 @@ HEATMAP_READY = "[data-field=heatmap][data-status=ready] .gf-hm-cell"
 
 @pytest.fixture(scope="module")
 def logdir(tmp_path_factory):
-    """Runs `mlp/train` (the vanishing MLP, 60 logged steps) and `cut_a`, `cut_b` (the cut model)."""
+    """Runs `mlp/train` (the vanishing MLP, 60 logged steps), `torch_mlp` (the same MLP in PyTorch at
+    its default init, 10 logged steps), `cut_a`, `cut_b` (the cut model) and `deep` (a crafted chain
+    of 200 layers, 3 steps)."""
     root = str(tmp_path_factory.mktemp("heatmap"))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT + os.pathsep + os.path.join(ROOT, "tests"))
     script = (
         "import sys; sys.path.insert(0, 'tests/scripts'); import vanishing_mlp; "
         "from support.plugin_logdirs import write_steps; "
         f"vanishing_mlp.write({os.path.join(root, 'mlp')!r}); "
+        f"vanishing_mlp.write_torch({os.path.join(root, 'torch_mlp')!r}); "
         f"write_steps({os.path.join(root, 'cut_a')!r}, range(0, 6, 2)); write_steps({os.path.join(root, 'cut_b')!r}, "
-        "range(0, 6, 2))"
+        "range(0, 6, 2)); "
+        "from support.crafted_logdir import chain_graph, write_fast_run; "
+        f"write_fast_run({os.path.join(root, 'deep')!r}, chain_graph('deep-1', 2_000, 200), range(3))"
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE, timeout=600)
@@ -129,6 +137,85 @@ def test_heatmap_hover_names_the_cell_and_a_click_picks_step_and_layer(page, bas
     assert "layer_03" in frame.locator("#gf-details").inner_text()
 
 
+def served_cells(series: dict) -> dict:
+    """{(layer, step): (state, norm)} of one run's CLI layer series."""
+    return {(layer["name"], step): (state, norm) for layer in series["layers"]
+            for step, state, norm in zip(series["steps"], layer["states"], layer["norms"], strict=True)}
+
+
+def ramp(norm: float, lo: float, hi: float) -> tuple[float, float, float]:
+    """Hue, saturation and lightness of `norm` on the log scale lo … hi (colors.ts' ramp)."""
+    t = min(1.0, max(0.0, (math.log10(norm) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))))
+    return 175 + 50 * t, 55 + 25 * t, 82 - 50 * t
+
+
+def test_compare_shows_both_runs_heatmaps_on_one_scale(page, base_url, logdir):
+    page.set_viewport_size(LAPTOP)
+    frame = open_tab(page, base_url, "gradflow&p.gradflow.run=mlp/train&p.gradflow.view=layers"
+                                     "&p.gradflow.compare=torch_mlp")
+    frame.locator(HEATMAP_READY).first.wait_for()
+    grids = frame.locator(".gf-hm-run")
+    assert grids.evaluate_all("gs => gs.map(g => g.dataset.run)") == ["mlp/train", "torch_mlp"]
+    assert frame.locator("[data-field=heatmap-run]").all_inner_texts() == ["mlp/train", "torch_mlp"]
+    keras_series, torch_series = cli_layers(logdir, "mlp/train"), cli_layers(logdir, "torch_mlp")
+    lo = min(keras_series["range"][0], torch_series["range"][0])
+    hi = max(keras_series["range"][1], torch_series["range"][1])
+    assert torch_series["range"][0] > 10 * keras_series["range"][0]  # the Keras run vanishes further
+    for run, series in (("mlp/train", keras_series), ("torch_mlp", torch_series)):
+        shown = grids.filter(has=frame.locator(f'[data-field=heatmap-run]:text-is("{run}")')).locator(
+            ".gf-hm-cell").evaluate_all("cs => cs.map(c => [c.dataset.layer, Number(c.dataset.step), c.dataset.state, "
+                                        "c.dataset.norm, c.dataset.fill || ''])")
+        served = served_cells(series)
+        assert len(shown) == len(served)
+        for layer, step, state, norm, fill in shown:
+            want_state, want_norm = served[(layer, step)]
+            assert state == want_state
+            assert (norm == "") if want_norm is None else math.isclose(float(norm), want_norm, rel_tol=1e-9)
+            if state == "flowing":  # the colour of the norm on the scale of both runs together
+                got = [float(x.strip("%")) for x in fill[fill.index("(") + 1:-1].split(",")]
+                assert all(abs(g - w) <= 1 for g, w in zip(got, ramp(want_norm, lo, hi), strict=True)), (fill, norm)
+    assert "for both runs" in frame.locator("[data-field=heatmap-range]").inner_text()
+    # both heatmaps and the first bar rows on the laptop screen
+    assert grids.nth(1).bounding_box()["y"] < LAPTOP["height"]
+    assert frame.locator(".gf-layer").first.bounding_box()["y"] < LAPTOP["height"]
+    doc_screenshot(page, "heatmap-compare.png")
+    # hover on the compared run's grid names that run, its layer, step and value
+    target = grids.nth(1).locator('.gf-hm-cell[data-layer="layer_12"]').nth(3)
+    target.hover()
+    tip = frame.locator(".gf-hm-tip")
+    tip.wait_for(state="visible")
+    assert tip.inner_text().startswith(f"torch_mlp · layer_12 · step {target.get_attribute('data-step')} · |grad|")
+    # a click on it picks that step (the run's nearest logged one) and the layer, in both grids and the
+    # list, and shows the layer's op in the graph, as a click on the run's own grid does
+    step = int(target.get_attribute("data-step"))
+    nearest = min(keras_series["steps"], key=lambda s: abs(s - step))
+    seq = int(frame.locator("#gf-root").get_attribute("data-render-seq"))
+    target.click()
+    wait_render(frame, seq)
+    assert frame.locator("#gf-step-label").inner_text().startswith(str(nearest))
+    assert frame.locator(".gf-hm-row[data-selected]").evaluate_all("rs => rs.map(r => r.dataset.layer)") == [
+        "layer_12", "layer_12"]
+    assert frame.locator('.gf-layer[data-layer="layer_12"]').get_attribute("data-selected") is not None
+    frame.locator("#gf-details:not([hidden])").wait_for()
+    assert "layer_12" in frame.locator("#gf-details").inner_text()
+
+
+def test_hundreds_of_layers_every_bar_row_follows_the_first_paint_in_order(page, base_url):
+    """The bar list builds the first screen's rows before the first paint and the others after it,
+    in chunks: all of them end up listed, inputs first, as the heatmap's rows are."""
+    frame = open_layers(page, base_url, "deep")
+    frame.locator(HEATMAP_READY).first.wait_for()
+    frame.locator(".gf-layers-table[data-complete]").wait_for()
+    assert frame.locator(".gf-layers-table").get_attribute("data-rows") == "200"
+    listed = frame.locator(".gf-layer").evaluate_all("ls => ls.map(l => l.dataset.layer)")
+    assert listed == [f"block_{j}" for j in range(200)]
+    assert frame.locator(".gf-hm-row").evaluate_all("rs => rs.map(r => r.dataset.layer)") == listed
+    assert frame.locator(".gf-layer").first.bounding_box()["y"] < LAPTOP["height"]
+    last = frame.locator('.gf-layer[data-layer="block_199"]')
+    last.scroll_into_view_if_needed()
+    assert last.is_visible() and last.locator(".gf-bar-row").get_attribute("data-state") == "flowing"
+
+
 def test_layers_axis_label_clear_of_its_last_tick_and_starved_bars_in_contrast(page, base_url):
     frame = open_layers(page, base_url, "cut_a")
     cells(frame)
@@ -187,9 +274,14 @@ def test_the_export_of_two_runs_opens_with_labels_and_the_heatmap(page, browser,
         assert page.locator("#gf-panes .gf-graph").nth(pane).get_attribute("data-lod") == "full"
     page.locator("#gf-view-layers").click()
     page.locator(HEATMAP_READY).first.wait_for()
-    served = cli_layers(logdir, "cut_a")
-    shown = page.locator(".gf-hm-row").evaluate_all("rs => rs.map(r => r.dataset.layer)")
-    assert shown == [layer["name"] for layer in served["layers"]]
+    # the export opens comparing its two runs: a heatmap for each, from the file's own series
+    compared = page.locator("#gf-compare").input_value()
+    runs = ["cut_a", compared] if compared else ["cut_a"]
+    assert page.locator(".gf-hm-run").evaluate_all("gs => gs.map(g => g.dataset.run)") == runs
+    for run in runs:
+        shown = page.locator(f'.gf-hm-run[data-run="{run}"] .gf-hm-row').evaluate_all(
+            "rs => rs.map(r => r.dataset.layer)")
+        assert shown == [layer["name"] for layer in cli_layers(logdir, run)["layers"]]
 
 
 def blend(css: str, opacity: float) -> str:

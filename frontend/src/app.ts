@@ -5,7 +5,6 @@
 // is one `Shown` value (shown.ts), which `render` applies.
 import { api } from "./api";
 import { showBanner } from "./banner_view";
-import { renderFrozenLayers } from "./frozen_view";
 import { loadNotices, renderNotices } from "./notices_view";
 import { DetailsPanel } from "./details_panel";
 import { clear, el, setText } from "./dom";
@@ -15,8 +14,8 @@ import { ancestors, ROOT_ID } from "./hierarchy";
 import { listenForReloads, readHash, watchDarkMode, watchHash, writeHash } from "./host";
 import { Latest } from "./latest";
 import { LayoutClient } from "./layout_client";
-import { renderLayers } from "./layers_view";
-import { Heatmap, layerCount } from "./heatmap";
+import { heatmapRun, showLayers } from "./layers_panel";
+import { Heatmap } from "./heatmap";
 import type { Pane } from "./pane";
 import { makePane, renderLegend, showOverview } from "./pane";
 import type { LayersShown, Shown } from "./shown";
@@ -41,7 +40,7 @@ export class App {
   private readonly layoutClient: LayoutClient;
   // ---- issue 17: the layers x steps heatmap of the layers view (heatmap.ts) ----
   private readonly heatmap = new Heatmap((step, _layer, variables) => {
-    void this.update(S.setStep(this.state, this.steps, this.steps.indexOf(step))).then(() => this.selectVariable(variables[0] ?? ""));
+    void this.update(S.setStep(this.state, this.steps, this.steps.indexOf(nearestStep(this.steps, step) ?? step))).then(() => this.selectVariable(variables[0] ?? ""));
   });
   private readonly main: Pane;
   private other: Pane | null = null;
@@ -278,14 +277,16 @@ export class App {
 
   private applyLayers(layers: LayersShown, shown: Shown): void {
     const model = shown.panes[0].graph.model;
-    if (layers.off !== null) {
-      clear(this.ui.layers);
-      this.ui.layers.append(el("p", { class: "gf-muted", "data-field": "layers-off" }, layers.off));
-    } else {
-      renderLayers(this.ui.layers, model, shown.panes[1]?.graph.model ?? null, layers.range, (name) => this.selectVariable(name));
-      renderFrozenLayers(this.ui.layers, layers.frozen);
+    const lastStep = (run: string): number | undefined => (run === model.run ? this.steps[this.steps.length - 1] : this.runs[run]?.[model.tag]?.steps[1]);
+    if (layers.off === null) {
+      const other = shown.panes[1]?.graph.model ?? null;
+      showLayers(this.ui.layers, this.heatmap, { model, other, range: layers.range, frozen: layers.frozen, lastStep, onVariable: (name) => this.selectVariable(name) });
+      return;
     }
-    void this.heatmap.show(this.ui.layers, { run: model.run, tag: model.tag, step: model.step, lastStep: this.steps[this.steps.length - 1] ?? model.step, layers: layerCount(model) });
+    // group by group: the heatmap (its route serves any graph) above a line saying why no bars
+    clear(this.ui.layers);
+    this.ui.layers.append(el("p", { class: "gf-muted", "data-field": "layers-off" }, layers.off));
+    void this.heatmap.show(this.ui.layers, { ...heatmapRun(model, lastStep(model.run)), tag: model.tag, other: null });
   }
 
   private selectedIndex(): number {

@@ -3,12 +3,13 @@
 // gradient norm on the run's log scale; none, zero and NaN/Inf cells marked. Hover names layer,
 // step and value; a click picks that step and layer. Cells carry data-layer, data-step and
 // data-norm. Fetches the `layers` route itself and keeps the element between renders, so that a
-// step change only moves the current-step mark.
+// step change only moves the current-step mark. In Compare, the compared run's grid is drawn below
+// the run's, each labelled, both on the union of the two runs' ranges.
 import { api } from "./api";
 import { clear, el, setText } from "./dom";
 import { formatNorm } from "./format";
 import type { HeatCell, HeatmapModel } from "./heatmap_model";
-import { cellText, columnOf, columnsFor, columnsForRows, heatmapModel, LABEL_ROW_PX, labelEvery, rowHeight, rowLabel, sampleLayers } from "./heatmap_model";
+import { cellText, columnOf, columnsFor, columnsShared, fillRuns, heatmapModel, LABEL_ROW_PX, labelEvery, rowHeight, rowLabel, sampleLayers, sharedRange } from "./heatmap_model";
 import { layerOf } from "./layers_model";
 import type { GraphModel } from "./model";
 import { cardTitles } from "./overview";
@@ -38,6 +39,8 @@ export const HEATMAP_CSS = `
 .gf-hm-key i[data-state=zero] { background: var(--gf-zero); }
 .gf-hm-key i[data-state=nonfinite] { background: var(--gf-nonfinite); box-shadow: inset 0 0 0 1px var(--gf-cut); }
 .gf-hm-now { position: absolute; z-index: 2; top: -3px; bottom: -3px; border-left: 2px solid var(--gf-cut); pointer-events: none; }
+.gf-hm-run + .gf-hm-run { margin-top: 8px; }
+.gf-hm-run-label { font-size: 11px; font-weight: 600; margin: 2px 0 2px ${NAME_PX}px; }
 .gf-hm-steps { display: flex; justify-content: space-between; font-size: 10px; color: var(--gf-muted); margin-left: ${NAME_PX}px; }
 .gf-layer[data-selected] { outline: 2px solid var(--gf-fg); outline-offset: -2px; }
 .gf-hm-tip { position: absolute; pointer-events: none; background: var(--gf-panel); border: 1px solid var(--gf-border); padding: 2px 6px; font-size: 11px; white-space: nowrap; z-index: 3; }
@@ -78,19 +81,17 @@ function drawCells(canvas: HTMLCanvasElement, m: HeatmapModel, rowPx: number, wi
   const fills: Record<string, string | CanvasPattern> = { none: hatch ?? colour("--gf-none"), zero: colour("--gf-zero"), nonfinite: colour("--gf-nonfinite") };
   const n = m.steps.length;
   const xs = Array.from({ length: n + 1 }, (_, c) => Math.round((c * width) / n));
-  m.rows.forEach((row, i) => {
-    const y = i * rowPx;
-    row.cells.forEach((cell, c) => {
-      const fill = cell.colour ?? fills[cell.state];
-      if (!fill) return; // absent: nothing
-      ctx.fillStyle = fill;
-      ctx.fillRect(xs[c], y, xs[c + 1] - xs[c], rowPx);
-      if (cell.state === "nonfinite" && rowPx >= 4) {
-        ctx.strokeStyle = colour("--gf-cut");
-        ctx.strokeRect(xs[c] + 0.5, y + 0.5, xs[c + 1] - xs[c] - 1, rowPx - 1);
-      }
-    });
-  });
+  // one fillStyle per colour, neighbours of one colour in one rect: far fewer calls than cells
+  const runs = fillRuns(m, new Set(Object.keys(fills)));
+  for (const [key, list] of runs) {
+    ctx.fillStyle = fills[key] ?? key;
+    for (const [i, from, to] of list) ctx.fillRect(xs[from], i * rowPx, xs[to] - xs[from], rowPx);
+  }
+  if (rowPx < 4) return;
+  ctx.strokeStyle = colour("--gf-cut");
+  for (const [i, from, to] of runs.get("nonfinite") ?? []) {
+    for (let c = from; c < to; c++) ctx.strokeRect(xs[c] + 0.5, i * rowPx + 0.5, xs[c + 1] - xs[c] - 1, rowPx - 1);
+  }
 }
 
 function hatchPattern(ctx: CanvasRenderingContext2D, background: string, stroke: string): CanvasPattern | null {
@@ -108,70 +109,175 @@ function hatchPattern(ctx: CanvasRenderingContext2D, background: string, stroke:
   return ctx.createPattern(tile, "repeat");
 }
 
-export interface HeatmapView {
+/** One run's place in the heatmap: the step the tab shows of it, its last logged step (a reload
+ * that logs more fetches again) and how many layers its graph has (many: fewer columns). */
+export interface HeatmapRun {
   run: string;
-  tag: string;
-  /** the step the tab shows */
   step: number;
-  /** the last logged step: a reload that logs more steps fetches again */
   lastStep: number;
-  /** how many layers the step's graph has: with many, fewer columns are asked for */
   layers: number;
 }
 
-/** A click on a cell: that step and that layer (with its variables). */
+export interface HeatmapView extends HeatmapRun {
+  tag: string;
+  /** the compared run (Compare), drawn below the run on the same colour scale; null for none */
+  other?: HeatmapRun | null;
+}
+
+/** A click on a cell: that step (of the clicked run: the tab takes the run's nearest) and that
+ * layer (with the run's variables of it). */
 export type PickCell = (step: number, layer: string, variables: string[]) => void;
+
+interface Hit {
+  layer: string;
+  variables: string[];
+  cell: HeatCell;
+}
+
+/** One run's rows: layer names, the painted canvas with one row element per layer (the cell
+ * elements attached later) and the step axis; labelled with the run when two are shown. */
+class RunGrid {
+  readonly element: HTMLElement;
+  readonly grid: HTMLElement;
+  private readonly now = el("div", { class: "gf-hm-now", "data-field": "heatmap-now" });
+  private readonly canvas = el("canvas", { class: "gf-hm-canvas", "aria-hidden": "true" });
+  private readonly rowPx: number;
+
+  constructor(readonly model: HeatmapModel, labelled: boolean, maxRowsPx: number) {
+    const m = model;
+    this.rowPx = rowHeight(m.rows.length, maxRowsPx);
+    const h = this.rowPx;
+    const names = el("div", { class: "gf-hm-names", "aria-hidden": "true" });
+    this.grid = el("div", { class: "gf-hm-grid", role: "grid", "aria-rowcount": m.rows.length, "aria-label": `${m.run}: layers over steps` });
+    this.grid.style.height = `${h * m.rows.length}px`;
+    const every = labelEvery(h);
+    const labels = cardTitles(m.rows.map((r) => r.layer)).map((t) => rowLabel(t));
+    const nameRows = document.createDocumentFragment();
+    const lines = document.createDocumentFragment();
+    m.rows.forEach((row, i) => {
+      // thin rows: a name on every few rows, drawn over the unnamed ones below it
+      const name = el("div", { class: "gf-hm-name", title: row.layer, "data-layer": row.layer, "data-thin": h < LABEL_ROW_PX ? "" : null }, i % every === 0 ? labels[i] : "");
+      name.style.height = `${h}px`;
+      name.style.lineHeight = `${Math.max(h, LABEL_ROW_PX)}px`;
+      nameRows.append(name);
+      const line = el("div", { class: "gf-hm-row", role: "row", "data-layer": row.layer });
+      line.style.height = `${h}px`;
+      lines.append(line);
+    });
+    names.append(nameRows);
+    this.grid.append(this.canvas, lines, this.now);
+    const steps = m.steps.length ? el("div", { class: "gf-hm-steps" }, el("span", {}, `step ${m.steps[0]}`), el("span", {}, `step ${m.steps[m.steps.length - 1]}`)) : null;
+    const body = m.rows.length ? el("div", { class: "gf-hm-body" }, names, this.grid) : el("p", { class: "gf-muted" }, "No trainable variables.");
+    const title = labelled ? el("div", { class: "gf-hm-run-label", "data-field": "heatmap-run" }, m.run) : null;
+    this.element = el("div", { class: "gf-hm-run", "data-run": m.run }, title, body, steps);
+  }
+
+  /** Paints the cells at the grid's width (`width`, read once for every grid). */
+  draw(width: number, styled: HTMLElement): void {
+    if (this.model.rows.length) drawCells(this.canvas, this.model, this.rowPx, width, styled);
+  }
+
+  /** The cells as elements over the painted canvas, a few thousand per task so that the page
+   * stays responsive: what hover, tests and assistive technology read (`data-layer`,
+   * `data-step`, `data-norm`, `data-state`; `data-fill` the colour painted below). Stops when
+   * `current` turns false (a newer heatmap is coming). */
+  async attachCells(current: () => boolean): Promise<void> {
+    const m = this.model;
+    const lines = [...this.grid.querySelectorAll<HTMLElement>(".gf-hm-row")];
+    let done = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const row = m.rows[i];
+      const cells = document.createDocumentFragment();
+      for (const cell of row.cells) cells.append(cellElement(row.layer, cell));
+      lines[i].append(cells);
+      done += row.cells.length;
+      if (done >= CELLS_PER_TASK) {
+        done = 0;
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        if (!current()) return;
+      }
+    }
+  }
+
+  /** The row and cell under the pointer, from its position (cells may not be attached yet). */
+  cellAt(e: MouseEvent): Hit | null {
+    const m = this.model;
+    if (m.steps.length === 0) return null;
+    const box = this.grid.getBoundingClientRect();
+    const c = Math.floor(((e.clientX - box.left) / box.width) * m.steps.length);
+    const row = m.rows[Math.floor((e.clientY - box.top) / this.rowPx)];
+    const cell = row?.cells[c];
+    return row && cell ? { layer: row.layer, variables: row.variables, cell } : null;
+  }
+
+  /** Marks the column of `step` (the run's shown step) and the row of `picked`. */
+  mark(step: number, picked: string | null): void {
+    const m = this.model;
+    if (m.steps.length === 0) return;
+    const c = columnOf(m.steps, step);
+    this.now.style.left = `calc(${((c + 0.5) / m.steps.length) * 100}% - 1px)`;
+    this.now.dataset.step = String(m.steps[c]);
+    for (const row of this.element.querySelectorAll<HTMLElement>(".gf-hm-row, .gf-hm-name")) row.toggleAttribute("data-selected", row.dataset.layer === picked);
+  }
+}
 
 export class Heatmap {
   readonly element: HTMLElement;
   private readonly head = el("div", { class: "gf-hm-head" });
-  private readonly body = el("div", { class: "gf-hm-body" });
-  private readonly stepsAxis = el("div", { class: "gf-hm-steps" });
+  private readonly runs = el("div", { class: "gf-hm-runs" });
   private readonly tip = el("div", { class: "gf-hm-tip", hidden: true });
-  private model: HeatmapModel | null = null;
+  private grids: RunGrid[] = [];
   private key = "";
-  private grid: HTMLElement | null = null;
-  private now: HTMLElement | null = null;
   private view: HeatmapView | null = null;
   /** the layer last clicked, outlined here and in the layers view's list */
   private picked: string | null = null;
-  private rowPx = 1;
   private themeWatched = false;
 
   constructor(private readonly onPick: PickCell) {
     document.head.append(el("style", { "data-for": "gf-heatmap" }, HEATMAP_CSS));
-    this.element = el("section", { class: "gf-heatmap", "data-field": "heatmap", "aria-label": "gradient norm of each layer over the logged steps" }, this.head, this.body, this.stepsAxis, this.tip);
+    this.element = el("section", { class: "gf-heatmap", "data-field": "heatmap", "aria-label": "gradient norm of each layer over the logged steps" }, this.head, this.runs, this.tip);
+    this.runs.addEventListener("mousemove", (e) => this.hover(e));
+    this.runs.addEventListener("mouseleave", () => (this.tip.hidden = true));
+    this.runs.addEventListener("click", (e) => this.click(e));
   }
 
-  /** Shows `view` in `container` (first child): fetches the route when run, tag, width or the
-   * logged steps changed, else only moves the marks. */
+  /** The layer last picked by a click on a cell (the layers view outlines its row too). */
+  get pickedLayer(): string | null {
+    return this.picked;
+  }
+
+  /** Shows `view` in `container` (first child): fetches the route when a run, the tag, the width
+   * or the logged steps changed, else only moves the marks. */
   async show(container: HTMLElement, view: HeatmapView): Promise<void> {
     if (this.element.parentElement !== container || container.firstChild !== this.element) container.prepend(this.element);
     this.view = view;
     this.followTheme(container);
+    const shown = view.other ? [view, view.other] : [view];
     const fit = columnsFor(Math.max(40, (container.clientWidth || 800) - NAME_PX - 24));
-    const columns = columnsForRows(fit, view.layers);
-    const key = JSON.stringify([view.run, view.tag, view.lastStep, columns]);
+    const columns = columnsShared(fit, shown.map((r) => r.layers));
+    const key = JSON.stringify([view.tag, columns, ...shown.map((r) => [r.run, r.lastStep])]);
     if (key !== this.key) {
       this.key = key;
+      const current = (): boolean => this.key === key;
       this.element.dataset.status = "loading";
       this.element.dataset.started = String(performance.now());
       delete this.element.dataset.painted;
       try {
-        const body = await api.layers(view.run, view.tag, columns);
-        if (this.key !== key) return;
-        // many layers: fewer columns, so that the cells stay few enough to paint at once
-        this.model = heatmapModel(sampleLayers(body, columnsForRows(columns, body.layers.length)));
-        this.paint();
+        const bodies = await Promise.all(shown.map((r) => api.layers(r.run, view.tag, columns)));
+        if (!current()) return;
+        // one scale for both runs; many layers: fewer columns, so that the cells stay few enough
+        const range = bodies.length > 1 ? sharedRange(bodies) : bodies[0].range;
+        const cut = columnsShared(columns, bodies.map((b) => b.layers.length));
+        this.paint(bodies.map((b) => heatmapModel(sampleLayers(b, cut), range)));
         await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
-        if (this.key !== key) return;
+        if (!current()) return;
         this.element.dataset.painted = String(performance.now()); // the frame with the heatmap is drawn
-        await this.attachCells(key);
-        if (this.key !== key) return;
+        for (const grid of this.grids) await grid.attachCells(current);
+        if (!current()) return;
       } catch (e) {
-        if (this.key !== key) return;
-        this.model = null;
-        clear(this.body);
+        if (!current()) return;
+        this.grids = [];
+        clear(this.runs);
         setText(this.head, `Layers over training: ${e instanceof Error ? e.message : String(e)}`);
       }
       this.element.dataset.status = "ready";
@@ -179,13 +285,13 @@ export class Heatmap {
     this.mark();
   }
 
-  private paint(): void {
-    const m = this.model!;
+  private paint(models: HeatmapModel[]): void {
     clear(this.head);
-    clear(this.body);
-    clear(this.stepsAxis);
+    clear(this.runs);
+    const m = models[0];
     const sampled = m.steps.length < m.count ? `, ${m.steps.length} of ${m.count} steps evenly sampled` : "";
-    const scale = m.scale ? `log scale ${formatNorm(10 ** m.scale.lo)} … ${formatNorm(10 ** m.scale.hi)} over all steps` : "no finite gradient";
+    const both = models.length > 1 ? " for both runs" : "";
+    const scale = m.scale ? `log scale ${formatNorm(10 ** m.scale.lo)} … ${formatNorm(10 ** m.scale.hi)} over all steps${both}` : "no finite gradient";
     const ramp = el("i", { class: "gf-hm-ramp" });
     ramp.style.background = "linear-gradient(to right, hsl(175,55%,82%), hsl(225,80%,32%))";
     this.head.append(
@@ -200,88 +306,40 @@ export class Heatmap {
         el("span", {}, el("i", { "data-state": "nonfinite" }), "NaN / Inf"),
       ),
     );
-    if (m.rows.length === 0) {
-      this.body.append(el("p", { class: "gf-muted" }, "No trainable variables."));
-      return;
-    }
-    const h = rowHeight(m.rows.length, MAX_ROWS_PX);
-    this.rowPx = h;
-    const names = el("div", { class: "gf-hm-names", "aria-hidden": "true" });
-    const grid = el("div", { class: "gf-hm-grid", role: "grid", "aria-rowcount": m.rows.length });
-    grid.style.height = `${h * m.rows.length}px`;
-    const every = labelEvery(h);
-    const labels = cardTitles(m.rows.map((r) => r.layer)).map((t) => rowLabel(t));
-    const canvas = el("canvas", { class: "gf-hm-canvas", "aria-hidden": "true" });
-    grid.append(canvas);
-    m.rows.forEach((row, i) => {
-      // thin rows: a name on every few rows, drawn over the unnamed ones below it
-      const name = el("div", { class: "gf-hm-name", title: row.layer, "data-layer": row.layer, "data-thin": h < LABEL_ROW_PX ? "" : null }, i % every === 0 ? labels[i] : "");
-      name.style.height = `${h}px`;
-      name.style.lineHeight = `${Math.max(h, LABEL_ROW_PX)}px`;
-      names.append(name);
-      const line = el("div", { class: "gf-hm-row", role: "row", "data-layer": row.layer });
-      line.style.height = `${h}px`;
-      grid.append(line);
-    });
-    this.now = el("div", { class: "gf-hm-now", "data-field": "heatmap-now" });
-    grid.append(this.now);
-    grid.addEventListener("mousemove", (e) => this.hover(e));
-    grid.addEventListener("mouseleave", () => (this.tip.hidden = true));
-    grid.addEventListener("click", (e) => this.click(e));
-    this.grid = grid;
-    this.body.append(names, grid);
-    this.stepsAxis.append(el("span", {}, `step ${m.steps[0]}`), el("span", {}, `step ${m.steps[m.steps.length - 1]}`));
-    drawCells(canvas, m, h, grid.clientWidth, this.element);
+    // two runs share the height one had, so that the bar list still starts on the first screen
+    const rowsPx = MAX_ROWS_PX / models.length;
+    this.grids = models.map((model) => new RunGrid(model, models.length > 1, rowsPx));
+    this.runs.append(...this.grids.map((g) => g.element));
+    this.drawAll();
   }
 
-  /** Repaints the canvas when the tab's theme (dark mode) changes: its colours are the theme's. */
+  /** Paints every grid's canvas: one layout read for all of them. */
+  private drawAll(): void {
+    const width = this.grids.find((g) => g.model.rows.length)?.grid.clientWidth ?? 0;
+    for (const grid of this.grids) grid.draw(width, this.element);
+  }
+
+  /** Repaints the canvases when the tab's theme (dark mode) changes: their colours are the theme's. */
   private followTheme(container: HTMLElement): void {
     const root = container.closest<HTMLElement>("#gf-root");
     if (this.themeWatched || !root) return;
     this.themeWatched = true;
-    new MutationObserver(() => {
-      const canvas = this.grid?.querySelector("canvas");
-      if (this.model && this.grid && canvas) drawCells(canvas, this.model, this.rowPx, this.grid.clientWidth, this.element);
-    }).observe(root, { attributes: true, attributeFilter: ["data-theme"] });
+    new MutationObserver(() => this.drawAll()).observe(root, { attributes: true, attributeFilter: ["data-theme"] });
   }
 
-  /** The cells as elements over the painted canvas, a few thousand per task so that the page
-   * stays responsive: what hover, tests and assistive technology read (`data-layer`,
-   * `data-step`, `data-norm`, `data-state`; `data-fill` the colour painted below). */
-  private async attachCells(key: string): Promise<void> {
-    const m = this.model!;
-    const lines = this.grid ? [...this.grid.querySelectorAll<HTMLElement>(".gf-hm-row")] : [];
-    let done = 0;
-    for (let i = 0; i < lines.length; i++) {
-      const row = m.rows[i];
-      for (const cell of row.cells) lines[i].append(cellElement(row.layer, cell));
-      done += row.cells.length;
-      if (done >= CELLS_PER_TASK) {
-        done = 0;
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        if (this.key !== key) return;
-      }
-    }
-  }
-
-  /** The row and cell under the pointer, from its position (cells may not be attached yet). */
-  private cellAt(e: MouseEvent): { layer: string; cell: HeatCell } | null {
-    const m = this.model;
-    if (!m || !this.grid || m.steps.length === 0) return null;
-    const box = this.grid.getBoundingClientRect();
-    const c = Math.floor(((e.clientX - box.left) / box.width) * m.steps.length);
-    const row = m.rows[Math.floor((e.clientY - box.top) / this.rowPx)];
-    const cell = row?.cells[c];
-    return row && cell ? { layer: row.layer, cell } : null;
+  private gridOf(e: MouseEvent): RunGrid | null {
+    return this.grids.find((g) => g.grid.contains(e.target as Node)) ?? null;
   }
 
   private hover(e: MouseEvent): void {
-    const hit = this.cellAt(e);
+    const hit = this.gridOf(e)?.cellAt(e);
     if (!hit) {
       this.tip.hidden = true;
       return;
     }
-    setText(this.tip, cellText(hit.layer, hit.cell, formatNorm));
+    const grid = this.gridOf(e)!;
+    const run = this.grids.length > 1 ? `${grid.model.run} · ` : "";
+    setText(this.tip, run + cellText(hit.layer, hit.cell, formatNorm));
     const box = this.element.getBoundingClientRect();
     const x = e.clientX - box.left;
     this.tip.style.left = `${Math.min(x + 12, box.width - 260)}px`;
@@ -290,23 +348,25 @@ export class Heatmap {
   }
 
   private click(e: MouseEvent): void {
-    const hit = this.cellAt(e);
+    const hit = this.gridOf(e)?.cellAt(e);
     if (!hit || !this.view) return;
-    const row = this.model!.rows.find((r) => r.layer === hit.layer)!;
     this.picked = hit.layer;
     this.mark();
-    this.onPick(hit.cell.step, hit.layer, row.variables);
+    // a cell of the compared run: the run's own variables of that layer, when it has the layer
+    const own = this.grids[0]?.model.rows.find((r) => r.layer === hit.layer);
+    this.onPick(hit.cell.step, hit.layer, own?.variables ?? hit.variables);
   }
 
-  /** The current step's column and the picked layer's row. */
+  /** Each run's current-step column, and the picked layer's row here and in the bar list. */
   private mark(): void {
-    const m = this.model;
-    if (!m || !this.grid || !this.now || !this.view) return;
-    const c = columnOf(m.steps, this.view.step);
-    this.now.style.left = `calc(${((c + 0.5) / m.steps.length) * 100}% - 1px)`;
-    this.now.dataset.step = String(m.steps[c]);
-    const container = this.element.parentElement;
-    const rows = [...this.body.querySelectorAll<HTMLElement>(".gf-hm-row, .gf-hm-name"), ...(container?.querySelectorAll<HTMLElement>(".gf-layer") ?? [])];
-    for (const row of rows) row.toggleAttribute("data-selected", row.dataset.layer === this.picked);
+    const view = this.view;
+    if (!view) return;
+    this.grids.forEach((g, i) => g.mark(i === 0 ? view.step : (view.other?.step ?? view.step), this.picked));
+    markPicked(this.element.parentElement, this.picked);
   }
+}
+
+/** Outlines the bar list's row of `layer` (and no other) in `container`. */
+export function markPicked(container: ParentNode | null, layer: string | null): void {
+  for (const row of container?.querySelectorAll<HTMLElement>(".gf-layer") ?? []) row.toggleAttribute("data-selected", row.dataset.layer === layer);
 }

@@ -3,6 +3,7 @@
 // node (test/heatmap.test.ts); heatmap.ts draws it.
 import type { MagnitudeScale } from "./colors";
 import { magnitudeColor, magnitudeFraction, scaleOfRange } from "./colors";
+import { unionRange } from "./log_axis";
 import { parseNorm } from "./model";
 import type { GradState, LayersResponse } from "./types";
 
@@ -82,9 +83,10 @@ export function cellColour(state: CellState, norm: number | null, scale: Magnitu
   return magnitudeColor(scale ? magnitudeFraction(norm, scale) : 0.5);
 }
 
-/** The route's body as rows of cells, in its order (inputs first). */
-export function heatmapModel(body: LayersResponse): HeatmapModel {
-  const scale = scaleOfRange(body.range);
+/** The route's body as rows of cells, in its order (inputs first), coloured on `range`: the run's
+ * own, or in Compare both runs' together (`sharedRange`), so that a colour means one norm. */
+export function heatmapModel(body: LayersResponse, range: readonly [number, number] | null = body.range): HeatmapModel {
+  const scale = scaleOfRange(range);
   const rows = body.layers.map((l) => ({
     layer: l.name,
     variables: l.variables,
@@ -95,6 +97,38 @@ export function heatmapModel(body: LayersResponse): HeatmapModel {
     }),
   }));
   return { run: body.run, tag: body.tag, steps: body.steps, count: body.count, scale, rows };
+}
+
+/** Neighbouring cells of one row painted alike: [row, first column, the column after the last]. */
+export type CellRun = [number, number, number];
+
+/** The cells to paint, grouped by fill: a flowing cell's colour, else its state when `marked`
+ * holds it (none, zero, nonfinite); neighbours in a row with the same fill make one run, so that
+ * tens of thousands of cells take a few thousand rects. Absent cells, and flowing ones without a
+ * colour, are left out. */
+export function fillRuns(m: HeatmapModel, marked: ReadonlySet<string>): Map<string, CellRun[]> {
+  const out = new Map<string, CellRun[]>();
+  m.rows.forEach((row, i) => {
+    const fill = (c: number): string | null => row.cells[c].colour ?? (marked.has(row.cells[c].state) ? row.cells[c].state : null);
+    for (let c = 0; c < row.cells.length; ) {
+      const key = fill(c);
+      let end = c + 1;
+      while (end < row.cells.length && fill(end) === key) end++;
+      if (key !== null) (out.get(key) ?? out.set(key, []).get(key)!).push([i, c, end]);
+      c = end;
+    }
+  });
+  return out;
+}
+
+/** One colour scale for the heatmaps of compared runs: the union of their ranges. */
+export function sharedRange(bodies: readonly LayersResponse[]): [number, number] | null {
+  return unionRange(...bodies.map((b) => b.range));
+}
+
+/** Columns per heatmap when heatmaps of `rows[i]` layers share the cell budget (MAX_CELLS in all). */
+export function columnsShared(columns: number, rows: readonly number[]): number {
+  return columnsForRows(columns, rows.reduce((a, b) => a + b, 0));
 }
 
 /** The column showing `step`: its own, else the nearest shown step before it (else the first). */

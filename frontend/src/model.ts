@@ -171,17 +171,14 @@ export function dataDepths(ops: readonly Op[]): Int32Array {
  * themselves (and their Reshape/Squeeze chains) have no data depth, so they do not count. */
 export function variableDepths(ops: readonly Op[], variables: readonly Variable[]): number[] {
   const dataDepth = dataDepths(ops);
-  return variables.map((v) => {
-    let best = Infinity;
-    const seen = new Set<number>();
-    const queue = [...v.readers];
-    for (let head = 0; head < queue.length; head++) {
-      const i = queue[head];
-      if (seen.has(i)) continue;
-      seen.add(i);
-      if (dataDepth[i] >= 0) best = Math.min(best, dataDepth[i]);
-      else queue.push(...ops[i].outputs);
-    }
-    return best;
-  });
+  // the nearest data depth at or below each op, consumers first: one pass for every variable
+  // (a walk per variable from its reads was quadratic on a long chain of variable-only ops)
+  const depth = opDepths(ops);
+  const order = [...ops.keys()].sort((a, b) => depth[b] - depth[a]);
+  const below = new Float64Array(ops.length).fill(Infinity);
+  for (const i of order) {
+    if (dataDepth[i] >= 0) below[i] = dataDepth[i];
+    else for (const o of ops[i].outputs) below[i] = Math.min(below[i], below[o]);
+  }
+  return variables.map((v) => v.readers.reduce((best, r) => Math.min(best, below[r]), Infinity));
 }

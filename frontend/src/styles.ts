@@ -203,6 +203,8 @@ export const CSS = `
 .gf-layers { flex: 1; overflow: auto; padding: 8px 12px; }
 .gf-layers-head { margin-bottom: 8px; }
 .gf-layer, .gf-axis-row { display: grid; grid-template-columns: minmax(160px, 30%) 1fr; gap: 8px; padding: 4px 0; border-bottom: 1px solid var(--gf-border); }
+/* hundreds of layers: the rows out of view are neither laid out nor painted until scrolled to */
+.gf-layer { content-visibility: auto; contain-intrinsic-size: auto 29px; }
 .gf-layer-name { font-family: monospace; font-size: 12px; word-break: break-all; }
 .gf-var, .gf-axis-var { display: grid; grid-template-columns: 110px 1fr; gap: 6px; align-items: center; }
 .gf-var-name { border: 0 !important; background: transparent !important; text-align: left; padding: 0 !important; color: var(--gf-accent); overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }

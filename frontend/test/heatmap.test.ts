@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { buildHierarchy } from "../src/hierarchy";
-import { cellColour, cellText, columnOf, columnsFor, columnsForRows, heatmapModel, labelEvery, rowHeight, rowLabel, sampleIndices, sampleLayers } from "../src/heatmap_model";
-import { buildModel } from "../src/model";
+import { cellColour, cellText, columnOf, columnsFor, columnsForRows, columnsShared, fillRuns, heatmapModel, labelEvery, MAX_CELLS, rowHeight, rowLabel, sampleIndices, sampleLayers, sharedRange } from "../src/heatmap_model";
+import { buildModel, variableDepths } from "../src/model";
 import { cardTitles, groupNorm, overviewEntries } from "../src/overview";
 import type { LayersResponse } from "../src/types";
 import { graph } from "./fixture";
@@ -82,4 +82,40 @@ test("overview: variable reads at depth 0 do not pull the last block to the fron
   const groups = overviewEntries(h, model.ops).flatMap((e) => (e.kind === "group" ? [e.group] : []));
   assert.deepEqual(groups.map((g) => g.id), Array.from({ length: 8 }, (_, b) => `m/block_${b}`));
   assert.equal(groupNorm(groups[3], model.ops), 1e-3);
+});
+
+test("compare: both runs' heatmaps on the union of their ranges, so that a colour is one norm", () => {
+  const other: LayersResponse = { ...body, run: "s", range: [1e-2, 10], layers: [{ name: "dense", variables: ["dense/kernel"], states: ["flowing", "flowing", "flowing"], norms: [1, 1e-2, 10] }] };
+  const range = sharedRange([body, other]);
+  assert.deepEqual(range, [1e-4, 10]);
+  const mine = heatmapModel(body, range);
+  const theirs = heatmapModel(other, range);
+  // the same norm (1) gets the same colour in both; alone, each run would put it elsewhere
+  assert.equal(mine.rows[1].cells[0].colour, theirs.rows[0].cells[0].colour);
+  assert.notEqual(heatmapModel(body).rows[1].cells[0].colour, heatmapModel(other).rows[0].cells[0].colour);
+  assert.equal(theirs.rows[0].cells[2].colour, cellColour("flowing", 10, mine.scale)); // the top of the shared ramp
+  assert.equal(sharedRange([{ ...body, range: null }, { ...other, range: null }]), null);
+  // the cell budget is shared: two grids of 250 layers get the columns one of 500 would
+  assert.equal(columnsShared(300, [250, 250]), columnsForRows(300, 500));
+  assert.ok(columnsShared(300, [250, 250]) * 500 <= MAX_CELLS);
+});
+
+test("variable depths on a long chain of variable-only ops: every variable at the first data op", () => {
+  // 400 ops computed from variables alone, then one op that also reads the data input
+  const ops: OpSpec[] = [{ name: "x" }, { name: "v/read_0", type: "ReadVariableOp", reads: ["v/w_0"] }];
+  for (let i = 1; i < 400; i++) ops.push({ name: `v/read_${i}`, type: "ReadVariableOp", reads: [`v/w_${i}`], inputs: [`v/read_${i - 1}`] });
+  ops.push({ name: "mix", inputs: ["x", "v/read_399"] }, { name: "loss", inputs: ["mix"] });
+  const model = buildModel(graph(ops, Array.from({ length: 400 }, (_, i) => ({ name: `v/w_${i}` }))));
+  const depths = variableDepths(model.ops, model.variables);
+  assert.deepEqual(new Set(depths), new Set([1]));
+});
+
+test("fill runs: neighbours of one fill in one rect, every drawn cell once, absent ones left out", () => {
+  const layer: LayersResponse["layers"][number] = { name: "a", variables: ["a/w"], states: ["none", "none", "flowing", "flowing", "zero", null, "nonfinite"], norms: [null, null, 1, 1, 0, null, "nan"] };
+  const m = heatmapModel({ run: "r", tag: "t", steps: [0, 1, 2, 3, 4, 5, 6], count: 7, range: [0.1, 10], layers: [layer] });
+  const runs = fillRuns(m, new Set(["none", "zero", "nonfinite"]));
+  const blue = m.rows[0].cells[2].colour!;
+  assert.deepEqual([...runs.entries()], [["none", [[0, 0, 2]]], [blue, [[0, 2, 4]]], ["zero", [[0, 4, 5]]], ["nonfinite", [[0, 6, 7]]]]);
+  // unmarked states are not drawn: with none left out, its cells are in no run
+  assert.equal(fillRuns(m, new Set(["zero"])).has("none"), false);
 });
