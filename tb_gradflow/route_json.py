@@ -19,6 +19,7 @@ from tb_gradflow.diagnosis import diagnosis_json
 from tb_gradflow.format import presence as P
 from tb_gradflow.format.records import cut_points
 from tb_gradflow.json_values import json_float, rounded_norms, significant_digits
+from tb_gradflow.layer_norms import layer_of
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 
@@ -143,9 +144,11 @@ def op_columns(graph: gradflow_pb2.Graph, indices: list[int]) -> dict[str, list]
 
 
 def variable_columns(graph: gradflow_pb2.Graph) -> dict[str, list]:
-    """The `graph` route's structural variable columns."""
+    """The `graph` route's structural variable columns, with each variable's layer by the one
+    rule the Layers view, its heatmap and the layer scalars share (the tab restates no rule)."""
     return {
         "name": [v.name for v in graph.variables],
+        "layer": [layer_of(v.name) for v in graph.variables],
         "shape": [v.shape for v in graph.variables],
         "sparse_gradient": [v.sparse_gradient for v in graph.variables],
     }

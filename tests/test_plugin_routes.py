@@ -141,7 +141,7 @@ def check_graph_shape(graph: dict) -> None:
     assert set(ops) == OP_COLUMNS
     n_ops, n_vars = len(ops["name"]), len(variables["name"])
     assert all(len(column) == n_ops for column in ops.values())
-    assert set(variables) == {"name", "shape", "state", "norm", "presence", "sparse_gradient"}
+    assert set(variables) == {"name", "layer", "shape", "state", "norm", "presence", "sparse_gradient"}
     assert all(len(column) == n_vars for column in variables.values())
     assert set(ops["state"]) | set(variables["state"]) <= STATES
     assert set(ops["cause"]) <= CAUSES

@@ -75,3 +75,14 @@ def test_extremes_and_specials():
     matrix = np.stack([values, values[::-1]])
     both = R.norm_digits(np.stack([codes, codes[::-1]]), matrix)
     assert _same(_read_back(both[0][1], both[1][1]), R.norms_json(codes[::-1], values[::-1]))
+
+
+def test_graph_route_names_each_variables_layer_by_the_one_rule():
+    """The tab groups the Layers view by the `layer` column and restates no rule: a TensorFlow
+    name scope, a torch parameter's module path, or the name itself."""
+    from tb_gradflow.proto import gradflow_pb2
+
+    graph = gradflow_pb2.Graph()
+    for name in ("vae/encoder/dense/kernel", "encoder.0.weight", "w"):
+        graph.variables.add(name=name)
+    assert R.variable_columns(graph)["layer"] == ["vae/encoder/dense", "encoder.0", "w"]

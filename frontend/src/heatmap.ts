@@ -10,7 +10,6 @@ import { clear, el, setText } from "./dom";
 import { formatNorm } from "./format";
 import type { HeatCell, HeatmapModel } from "./heatmap_model";
 import { cellText, columnOf, columnsFor, columnsShared, fillRuns, heatmapModel, LABEL_ROW_PX, labelEvery, rowHeight, rowLabel, sampleLayers, sharedRange } from "./heatmap_model";
-import { layerOf } from "./layers_model";
 import type { GraphModel } from "./model";
 import { cardTitles } from "./overview";
 
@@ -48,7 +47,7 @@ export const HEATMAP_CSS = `
 
 /** How many layers (rows) a model's variables make. */
 export function layerCount(model: GraphModel): number {
-  return new Set(model.variables.map((v) => layerOf(v.name))).size;
+  return new Set(model.variables.map((v) => v.layer)).size;
 }
 
 /** Cells attached per task after the paint. */

@@ -23,22 +23,23 @@ export interface LayerRow {
   variables: Array<{ bar: VariableBar | null; other: VariableBar | null }>;
 }
 
-/** A variable's layer: its name scope ("enc/dense/kernel" -> "enc/dense"), or for a PyTorch
- * parameter, which has no scope, its module path ("encoder.0.weight" -> "encoder.0"). */
-export function layerOf(variable: string): string {
-  const i = variable.lastIndexOf("/");
-  if (i > 0) return variable.slice(0, i);
-  const dot = variable.lastIndexOf(".");
-  return dot > 0 ? variable.slice(0, dot) : variable;
+/** A variable's bar, its depth from the inputs, its order in the graph and its layer (the
+ * server's grouping: name scope, or a torch parameter's module path). */
+interface Placed {
+  bar: VariableBar;
+  depth: number;
+  order: number;
+  layer: string;
 }
 
-function bars(model: GraphModel): Map<string, { bar: VariableBar; depth: number; order: number }> {
+function bars(model: GraphModel): Map<string, Placed> {
   const depths = variableDepths(model.ops, model.variables);
-  const out = new Map<string, { bar: VariableBar; depth: number; order: number }>();
+  const out = new Map<string, Placed>();
   for (const v of model.variables) {
     const d = depths[v.index];
-    const layer = layerOf(v.name);
+    const layer = v.layer;
     out.set(v.name, {
+      layer,
       bar: { name: v.name, label: v.name === layer ? v.name : v.name.slice(layer.length + 1), state: v.state, norm: v.norm, presence: v.presence, sparseGradient: v.sparseGradient },
       depth: d,
       order: v.index,
@@ -79,7 +80,7 @@ export function alignNames(mine: readonly string[], theirs: readonly string[]): 
 /** Rows of one model, or of two aligned by variable name for a comparison. */
 export function layerRows(model: GraphModel, other: GraphModel | null = null): LayerRow[] {
   const mine = bars(model);
-  const theirs = new Map<string, { bar: VariableBar; depth: number; order: number }>();
+  const theirs = new Map<string, Placed>();
   if (other) {
     const theirBars = bars(other);
     const aligned = alignNames([...mine.keys()], [...theirBars.keys()]);
@@ -92,7 +93,7 @@ export function layerRows(model: GraphModel, other: GraphModel | null = null): L
     const b = theirs.get(name);
     const depth = Math.min(a?.depth ?? Infinity, b?.depth ?? Infinity);
     const order = a ? a.order : 1e9 + (b?.order ?? 0);
-    const layer = layerOf(name);
+    const layer = (a ?? b)!.layer;
     let row = rows.get(layer);
     if (!row) {
       row = { layer, depth, order, variables: [] };

@@ -34,6 +34,8 @@ export interface Op {
 export interface Variable {
   index: number;
   name: string;
+  /** its layer, as the server groups it (the Layers view's rows, the heatmap's) */
+  layer: string;
   shape: string;
   state: GradState;
   norm: number | null;
@@ -105,6 +107,7 @@ export function buildModel(g: GraphResponse): GraphModel {
   const variables: Variable[] = v.name.map((name, i) => ({
     index: i,
     name,
+    layer: v.layer?.[i] ?? name,
     shape: v.shape[i] ?? "",
     state: v.state[i] ?? "none",
     norm: parseNorm(v.norm[i]),

@@ -86,6 +86,8 @@ export interface GraphResponse extends GraphHead {
   };
   variables: {
     name: string[];
+    /** the variable's layer (name scope, or a torch parameter's module path), by the server's rule */
+    layer: string[];
     shape: string[];
     state: GradState[];
     norm: WireNorm[];

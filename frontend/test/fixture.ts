@@ -76,6 +76,7 @@ export function graph(ops: OpSpec[], variables: VarSpec[] = [], extra: Partial<G
     },
     variables: {
       name: variables.map((v) => v.name),
+      layer: variables.map((v) => (v.name.includes("/") ? v.name.slice(0, v.name.lastIndexOf("/")) : v.name)),
       shape: variables.map(() => "3"),
       state: vstate,
       norm: variables.map((v, i) => (v.norm === undefined ? (vstate[i] === "none" ? null : 1) : v.norm)),

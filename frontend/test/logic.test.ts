@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { chartPoints } from "../src/chart";
 import { magnitudeFraction, magnitudeScale } from "../src/colors";
 import { formatNorm, listNames } from "../src/format";
-import { alignNames, barLength, layerFlags, layerOf, layerRows } from "../src/layers_model";
+import { alignNames, barLength, layerFlags, layerRows } from "../src/layers_model";
 import { axisFraction, decadeTicks, logAxis, unionRange } from "../src/log_axis";
 import { buildModel, parseNorm } from "../src/model";
 import { fitText, nodeLines, nodeSize } from "../src/node_text";
@@ -145,8 +145,3 @@ test("runs are aligned across Keras' name suffixes, exact names first, then in o
   ]);
 });
 
-test("layerOf: a TensorFlow name scope, or a PyTorch module path", () => {
-  assert.equal(layerOf("vae/encoder/dense/kernel"), "vae/encoder/dense");
-  assert.equal(layerOf("encoder.0.weight"), "encoder.0");
-  assert.equal(layerOf("w"), "w");
-});
