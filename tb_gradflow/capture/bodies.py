@@ -29,6 +29,7 @@ from typing import Any
 import tensorflow as tf
 
 from tb_gradflow.capture import tf_internals
+from tb_gradflow.capture.iteration_rows import iteration_row
 from tb_gradflow.capture.loss_path import WHILE_OPS, PathOp, is_measurable_dtype
 from tb_gradflow.capture.reductions import values_key
 from tb_gradflow.capture.registry_hook import OpKey, op_key
@@ -72,18 +73,38 @@ class _Pending:
     carried: dict[int, list[tf.Tensor]] = dataclasses.field(default_factory=dict)  # loop -> grads
 
 
+@dataclasses.dataclass
+class _Carried:
+    """A backward loop body whose iterations push one row each (iteration_rows.Row) onto a
+    TensorList carried by that backward loop. After the loop: column c adds to the flat op
+    accumulator at position p for each (c, p) in `entries`, `sizes` (position -> static size)
+    are added once per iteration, and loop j's iteration sums are its `loops[j]` columns."""
+
+    body: tf.Graph
+    captured: tf.Tensor  # the TensorList's loop variable inside `body`
+    width: int
+    entries: list[tuple[int, int]]
+    sizes: dict[int, float]
+    loops: dict[int, list[int]]
+
+
 class BodyMeter:
-    """Accumulators for the ops of While bodies on the loss path and their loops' iterations.
+    """Measures the ops of While bodies on the loss path and their loops' iterations.
 
     Make it in the loss's graph before the backward pass; build that pass inside `recording()`;
     then `values()` gives [rows of body ops (half sumsq, half nonzero count, size)], and the
     half sums of squares per iteration of each loop in `measured_loops`.
 
     The gradients a backward body's ops receive are collected while that body is built and
-    folded in once it is complete: one stack reduction (capture/reductions.py, as for the
-    top-level gradients) and one scatter-add per iteration for all its body ops, and one append
-    per iteration for its loop's carried state. One update per op and iteration cost about
-    twice as many kernels as the loop itself on a Keras LSTM.
+    reduced once it is complete (one L2Loss per distinct gradient and one of its sign). Their
+    numbers leave the loop statelessly: each iteration pushes one row onto a TensorList that the
+    backward loop carries as a loop variable of its own, as TensorFlow carries the forward
+    loop's intermediates to the backward loop; after the loop, one stack and one segment sum
+    fold the rows. A stateful update per iteration (a resource variable's) was measured about
+    as costly as the backward loop itself on a Keras LSTM: it makes the backward body's outputs
+    wait for it (automatic control dependencies), so no iteration overlapped the next. That
+    update remains for the loops whose backward loop is not built in the loss's own graph (a
+    loop inside a called function): their accumulator variables are read once after the pass.
     """
 
     def __init__(self, ops: list[PathOp], measure_ops: bool = True) -> None:
@@ -104,14 +125,15 @@ class BodyMeter:
             ):
                 self._rows[p.key] = len(self.body_ops)
                 self.body_ops.append(i)
+        self._graph: tf.Graph | None = None  # the loss's graph, once recording
+        # Stateful accumulators, made only for gradient graphs that cannot carry their own.
         self._ops: _Accumulator | None = None
-        # Per loop: its iterations' accumulator (made in the loss's graph, in `recording`), and
-        # whether any of its carried state's gradient functions ran.
         self._iterations: list[_Accumulator | None] = [None for _ in self.loops]
+        self._lists: list[_Carried] = []
+        # Per loop: whether any of its carried state's gradient functions ran.
         self._fired: list[bool] = [False for _ in self.loops]
         self._pending: list[_Pending] = []
         self.measured_rows: set[int] = set()
-
     def _plan_loop(self, index: int, p: PathOp) -> None:
         body = p.bodies[0].graph
         loop = len(self.loops)
@@ -142,9 +164,7 @@ class BodyMeter:
         if not self.active:
             yield
             return
-        if self._rows:
-            self._ops = _accumulator([3 * len(self.body_ops)], [0.0] * (3 * len(self.body_ops)))
-        self._iterations = [_accumulator([None], []) for _ in self.loops]
+        self._graph = tf.compat.v1.get_default_graph()
         inner = tf_internals.gradient_function_lookup()
 
         def lookup(op: Operation) -> Callable | None:
@@ -182,7 +202,7 @@ class BodyMeter:
             pending = _Pending(graph)
         assert pending is not None
         row = self._rows.get(key)
-        if row is not None and self._ops is not None:
+        if row is not None:
             for g in out_grads:
                 if isinstance(g, tf.Tensor) and is_measurable_dtype(g.dtype):
                     pending.rows.append(row)
@@ -201,21 +221,80 @@ class BodyMeter:
             self._fold(pending)
 
     def _fold(self, pending: _Pending) -> None:
-        """In the graph just built: one scatter-add of all its body ops' rows and one append per
-        loop whose carried state it computes."""
+        """In the graph just built: its body ops' rows and its loops' carried state reduced, and
+        pushed onto a TensorList the backward loop carries (see the class docstring), or, where
+        the graph is no backward loop body of the loss's graph, one scatter-add and one append
+        per loop into accumulator variables."""
+        if not pending.grads and not pending.carried:
+            return
+        if self._carries(pending):
+            self._fold_carried(pending)
+            return
         once = _Once()
-        if pending.grads and self._ops is not None:
+        if pending.grads:
             indices, updates = _row_updates(pending.rows, pending.grads, once)
+            if self._ops is None:
+                size = 3 * len(self.body_ops)
+                self._ops = self._in_loss_graph(lambda: _accumulator([size], [0.0] * size))
             tf.raw_ops.ResourceScatterAdd(
                 resource=self._ops.handle, indices=tf.constant(indices, tf.int32), updates=updates
             )
         for loop, grads in pending.carried.items():
             self._append(loop, [once.half_sum(g) for g in grads])
 
+    def _in_loss_graph(self, make: Callable[[], Any]) -> Any:
+        """`make()` run in the loss's graph (the gradient graph being built captures from it)."""
+        assert self._graph is not None
+        with self._graph.as_default(), tf.control_dependencies(None):
+            return make()
+
+    def _carries(self, pending: _Pending) -> bool:
+        """Whether `pending.graph` is a backward loop body built in the loss's graph, none of
+        whose loops is measured by another graph already."""
+        return (
+            tf_internals.is_backward_loop_body(pending.graph)
+            and getattr(pending.graph, "outer_graph", None) is self._graph
+            and not any(
+                self._iterations[loop] is not None or any(loop in c.loops for c in self._lists)
+                for loop in pending.carried
+            )
+        )
+
+    def _fold_carried(self, pending: _Pending) -> None:
+        """One row per iteration pushed onto a TensorList that the backward loop carries."""
+        body = pending.graph
+        carried = [g for grads in pending.carried.values() for g in grads]
+        row = iteration_row([*pending.grads, *carried], pending.grads)
+        entries: list[tuple[int, int]] = []
+        sizes: dict[int, float] = {}
+        for r, g in zip(pending.rows, pending.grads, strict=True):
+            key = values_key(g)
+            entries += [(c, 3 * r) for c in row.sums[key]] + [(c, 3 * r + 1) for c in row.counts[key]]
+            n = g.shape.num_elements()
+            if n is None:
+                entries += [(c, 3 * r + 2) for c in row.sizes[key]]
+            else:
+                sizes[3 * r + 2] = sizes.get(3 * r + 2, 0.0) + float(n)
+        width = int(row.values.shape[0])
+        empty = self._in_loss_graph(
+            lambda: tf.raw_ops.EmptyTensorList(
+                element_shape=tf.constant([width], tf.int32),
+                max_num_elements=tf.constant(-1, tf.int32),
+                element_dtype=tf.float32,
+            )
+        )
+        captured = tf_internals.loop_carried_capture(body, empty)
+        assert captured is not None
+        pushed = tf.raw_ops.TensorListPushBack(input_handle=captured, tensor=row.values)
+        tf_internals.set_loop_carried_output(body, captured, pushed)
+        loops = {loop: [c for g in grads for c in row.sum_of(g)] for loop, grads in pending.carried.items()}
+        self._lists.append(_Carried(body, captured, width, entries, sizes, loops))
+
     def _append(self, loop: int, sums: list[tf.Tensor]) -> None:
-        """Appends the sum of `sums` to the loop's iterations' accumulator."""
+        """Appends the sum of `sums` to the loop's iterations' accumulator variable."""
         acc = self._iterations[loop]
-        assert acc is not None
+        if acc is None:
+            acc = self._iterations[loop] = self._in_loss_graph(lambda: _accumulator([None], []))
         total = sums[0] if len(sums) == 1 else tf.raw_ops.AddN(inputs=sums)
         now = tf.raw_ops.ReadVariableOp(resource=acc.handle, dtype=tf.float32)
         tf.raw_ops.AssignVariableOp(
@@ -229,24 +308,38 @@ class BodyMeter:
     def values(self, after: list[Any]) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
         """In the loss's graph, after the backward pass (`after`: its gradients): ([rows, 3] of
         the body ops, the half sum of squares per iteration of each loop, first iteration
-        first, and the number of iterations of each loop as float32), each accumulator reset
-        for the next call.
+        first, and the number of iterations of each loop as float32); accumulator variables
+        are reset for the next call.
 
         The counts are the loops' own iteration counters (a While op's first output), not the
         size of what was read: TensorFlow may fold that size from the accumulator's shape when
         the function was first run."""
         deps = [g.op for g in after if isinstance(g, tf.Tensor)]
-        rows = tf.zeros([len(self.body_ops), 3], tf.float32)
+        flat: list[tf.Tensor] = []
+        iterations: dict[int, tf.Tensor] = {}
+        for c in self._lists:
+            stacked, ops = self._read_list(c)
+            if ops is not None:
+                flat.append(ops)
+            for loop, cols in c.loops.items():
+                sums = tf.gather(stacked, cols, axis=1)
+                iterations[loop] = tf.reverse(tf.reduce_sum(sums, axis=1), [0])
         if self._ops is not None:
-            rows = tf.raw_ops.Reshape(
-                tensor=_read_and_reset(self._ops, deps), shape=tf.constant([-1, 3], tf.int32)
-            )
+            flat.append(_read_and_reset(self._ops, deps))
+        rows = tf.zeros([len(self.body_ops), 3], tf.float32)
+        if flat:
+            total = flat[0] if len(flat) == 1 else tf.raw_ops.AddN(inputs=flat)
+            rows = tf.raw_ops.Reshape(tensor=total, shape=tf.constant([-1, 3], tf.int32))
         loops, counts = [], []
-        for acc, fired, op in zip(self._iterations, self._fired, self._loop_ops, strict=False):
-            if not fired or acc is None:  # not in `measured_loops` either
+        for loop, (acc, fired, op) in enumerate(zip(self._iterations, self._fired, self._loop_ops, strict=False)):
+            if not fired:  # not in `measured_loops` either
                 continue
-            total = _read_and_reset(acc, deps)
-            loops.append(tf.reverse(total, [0]))
+            if loop in iterations:
+                total = iterations[loop]
+            else:
+                assert acc is not None
+                total = tf.reverse(_read_and_reset(acc, deps), [0])
+            loops.append(total)
             counter = op.outputs[0]
             counts.append(
                 tf.raw_ops.Cast(
@@ -254,6 +347,28 @@ class BodyMeter:
                 )
             )
         return rows, loops, counts
+
+    def _read_list(self, c: _Carried) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """([iterations, width] half sums of `c`'s backward loop, last iteration first; its op
+        columns summed over the iterations into a flat [rows * 3] vector, or None)."""
+        assert self._graph is not None
+        out = tf_internals.while_output_of(self._graph, c.body, c.captured)
+        if out is None:
+            raise RuntimeError(f"the backward loop of {c.body.name} was not found in the loss's graph")
+        stacked = tf.raw_ops.TensorListStack(
+            input_handle=out, element_shape=tf.constant([c.width], tf.int32), element_dtype=tf.float32
+        )
+        if not c.entries and not c.sizes:
+            return stacked, None
+        parts = [tf.gather(tf.reduce_sum(stacked, axis=0), [column for column, _ in c.entries])]
+        ids = [position for _, position in c.entries]
+        if c.sizes:
+            n = tf.cast(tf.shape(stacked)[0], tf.float32)
+            parts.append(n * tf.constant(list(c.sizes.values()), tf.float32))
+            ids += list(c.sizes)
+        return stacked, tf.math.unsorted_segment_sum(
+            tf.concat(parts, 0), tf.constant(ids, tf.int32), 3 * len(self.body_ops)
+        )
 
     @property
     def measured_loops(self) -> list[int]:
