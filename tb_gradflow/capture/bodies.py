@@ -129,6 +129,9 @@ class BodyMeter:
         # Stateful accumulators, made only for gradient graphs that cannot carry their own.
         self._ops: _Accumulator | None = None
         self._iterations: list[_Accumulator | None] = [None for _ in self.loops]
+        # ... and their counts of iterations (the size of what was read is no count: TensorFlow
+        # may fold it from the variable's shape when the function was first run).
+        self._counted: list[_Accumulator | None] = [None for _ in self.loops]
         self._lists: list[_Carried] = []
         # Per loop: whether any of its carried state's gradient functions ran.
         self._fired: list[bool] = [False for _ in self.loops]
@@ -295,6 +298,10 @@ class BodyMeter:
         acc = self._iterations[loop]
         if acc is None:
             acc = self._iterations[loop] = self._in_loss_graph(lambda: _accumulator([None], []))
+            self._counted[loop] = self._in_loss_graph(lambda: _accumulator([], 0.0))
+        counted = self._counted[loop]
+        assert counted is not None
+        tf.raw_ops.AssignAddVariableOp(resource=counted.handle, value=tf.constant(1.0))
         total = sums[0] if len(sums) == 1 else tf.raw_ops.AddN(inputs=sums)
         now = tf.raw_ops.ReadVariableOp(resource=acc.handle, dtype=tf.float32)
         tf.raw_ops.AssignVariableOp(
@@ -312,8 +319,9 @@ class BodyMeter:
         are reset for the next call.
 
         The counts are the loops' own iteration counters (a While op's first output), not the
-        size of what was read: TensorFlow may fold that size from the accumulator's shape when
-        the function was first run."""
+        size of what was read: TensorFlow may fold that size from an accumulator variable's
+        shape when the function was first run. A loop inside a called function keeps its
+        counter there: its iterations count themselves into a variable."""
         deps = [g.op for g in after if isinstance(g, tf.Tensor)]
         flat: list[tf.Tensor] = []
         iterations: dict[int, tf.Tensor] = {}
@@ -334,18 +342,16 @@ class BodyMeter:
         for loop, (acc, fired, op) in enumerate(zip(self._iterations, self._fired, self._loop_ops, strict=False)):
             if not fired:  # not in `measured_loops` either
                 continue
-            if loop in iterations:
-                total = iterations[loop]
-            else:
-                assert acc is not None
-                total = tf.reverse(_read_and_reset(acc, deps), [0])
-            loops.append(total)
             counter = op.outputs[0]
-            counts.append(
-                tf.raw_ops.Cast(
-                    x=counter if counter.dtype.is_integer else tf.size(total), DstT=tf.float32
-                )
-            )
+            if loop in iterations:
+                loops.append(iterations[loop])
+                own = counter.dtype.is_integer and op.graph is self._graph
+                counts.append(tf.raw_ops.Cast(x=counter if own else tf.size(iterations[loop]), DstT=tf.float32))
+            else:
+                counted = self._counted[loop]
+                assert acc is not None and counted is not None
+                loops.append(tf.reverse(_read_and_reset(acc, deps), [0]))
+                counts.append(_read_and_reset(counted, deps))
         return rows, loops, counts
 
     def _read_list(self, c: _Carried) -> tuple[tf.Tensor, tf.Tensor | None]:
