@@ -5,17 +5,21 @@ functions. While that backward body is built (inside our one backward pass, with
 lookup wrapped as in registry_hook), each body op's gradient function receives the gradient of
 its outputs at one iteration. We collect those gradients, and once that backward body is
 complete (the build of each gradient graph is wrapped: tf_internals.wrapped_gradients_builder)
-fold them into accumulators with one update per backward iteration: per body op its half sum of
-squares, half its count of nonzero elements and its size, summed over iterations (resource
-variables, since a loop's outputs are fixed once built); per loop, for each iteration, the half
-sum of squares of the gradient of the float loop-carried state it outputs. The probe reads them
-once the backward pass has run and resets them.
+reduce them to one row per iteration (iteration_rows): per body op its half sum of squares,
+half its count of nonzero elements (and its size when not static); per loop, the half sum of
+squares of the gradient of the float loop-carried state the iteration outputs. Each iteration
+pushes its row onto a TensorList that the backward loop carries as a loop variable of its own;
+after the backward pass the probe stacks it, sums the op columns over the iterations and keeps
+the loop's column per iteration. Nothing stateful runs in the backward body, so its iterations
+overlap as in a plain backward pass. A backward loop built elsewhere than in the loss's graph
+(a loop inside a called function) cannot hand a loop variable out: there the rows go into
+resource variables instead, one update per iteration, read and reset after the pass.
 
 The loop-carried state an iteration outputs is taken where the body computes it, before the
 Identity ops the loop wraps it in: its gradient there sums every use within the iteration (the
 carry to the next iteration, and the write to the output sequence), which is dL/dh_{i+1} of the
-recurrence written out. The backward loop runs from the last iteration to the first; the
-accumulator is reversed when read.
+recurrence written out. The backward loop runs from the last iteration to the first; the rows
+are reversed when read.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any
 import tensorflow as tf
 
 from tb_gradflow.capture import tf_internals
-from tb_gradflow.capture.iteration_rows import iteration_row
+from tb_gradflow.capture.iteration_rows import half_count, half_sum, iteration_row
 from tb_gradflow.capture.loss_path import WHILE_OPS, PathOp, is_measurable_dtype
 from tb_gradflow.capture.reductions import values_key
 from tb_gradflow.capture.registry_hook import OpKey, op_key
@@ -37,11 +41,12 @@ from tb_gradflow.capture.tf_internals import Operation
 
 _PASS_THROUGH = ("Identity", "IdentityN", "Snapshot")
 
-# Body ops' norms and presence cost a stateful update per backward iteration: on a Keras LSTM
-# (32 steps) they take the logging call to about 1.7-1.85 times a plain training step, over the
-# 1.3 budget (README, "Through a loop's iterations"), so they are off unless asked for
-# (measure_bodies=True, or this environment variable set to 1). A loop's iteration norms cost a
-# few kernels per iteration and are always on.
+# Body ops' norms and presence cost two or three kernels per distinct gradient and backward
+# iteration: on the bench's Keras LSTM (32 steps, 18 distinct gradients per step) they add about
+# 0.1 to 0.25 of a plain training step to the logging call, which is itself 1.3 to 1.4 times a
+# plain step with iteration norms only; over the 1.3 budget (README, "Through a loop's
+# iterations"), so they are off unless asked for (measure_bodies=True, or this environment
+# variable set to 1). A loop's iteration norms cost a few kernels per iteration and are always on.
 BODY_OPS_ENV = "TB_GRADFLOW_BODY_OPS"
 
 
@@ -401,12 +406,6 @@ def _by_loop(outputs: dict[int, int]) -> dict[int, list[int]]:
     return loops
 
 
-def _float32(g: tf.Tensor) -> tf.Tensor:
-    if g.dtype.is_complex:
-        g = tf.raw_ops.ComplexAbs(x=g, Tout=g.dtype.real_dtype)
-    return g if g.dtype == tf.float32 else tf.raw_ops.Cast(x=g, DstT=tf.float32)
-
-
 class _Once:
     """Half sums of squares and half counts of nonzero elements, each made once per distinct
     gradient in one gradient graph: a gradient that is another's reshaped or passed through an
@@ -421,14 +420,14 @@ class _Once:
         """L2Loss of `g` as float32."""
         key = values_key(g)
         if key not in self._sums:
-            self._sums[key] = tf.raw_ops.L2Loss(t=_float32(g))
+            self._sums[key] = half_sum(g)
         return self._sums[key]
 
     def half_count(self, g: tf.Tensor) -> tf.Tensor:
         """L2Loss of the sign of `g`, taken in its own dtype: no value rounds to 0 first."""
         key = values_key(g)
         if key not in self._counts:
-            self._counts[key] = tf.raw_ops.L2Loss(t=_float32(tf.raw_ops.Sign(x=g)))
+            self._counts[key] = half_count(g)
         return self._counts[key]
 
 
@@ -439,12 +438,10 @@ def _row_updates(
     belonging to `rows`: a row holds half the sum of squares, half the count of nonzero elements
     (the host doubles both) and the count of elements.
 
-    Each distinct gradient gets its L2Loss and that of its sign (`_Once`), sizes known at trace
-    time are constants, and one Pack and one scatter-add fold them all. Measured on a Keras
-    LSTM's backward body: one scatter-add per op cost about as much as the backward loop itself
-    (each update of a resource is ordered after the previous one), and reducing the gradients
-    concatenated along their last axis (column sums, a scatter of one number per column) was
-    slower than these per-gradient L2Losses.
+    For gradient graphs that cannot carry their rows out (BodyMeter._fold): each distinct
+    gradient gets its L2Loss and that of its sign (`_Once`), sizes known at trace time are
+    constants, and one Pack and one scatter-add per gradient graph fold them all (one
+    scatter-add per op cost more still: each update of a resource is ordered after the last).
     """
     sums = [once.half_sum(g) for g in grads]
     counts = [once.half_count(g) for g in grads]

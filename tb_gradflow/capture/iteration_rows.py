@@ -56,10 +56,10 @@ def iteration_row(grads: list[tf.Tensor], counted: list[tf.Tensor]) -> Row:
         if k in joined:
             continue
         sums[k] = [len(scalars)]
-        scalars.append(tf.raw_ops.L2Loss(t=_float32(g)))
+        scalars.append(half_sum(g))
         if k in wants_count:
             counts[k] = [len(scalars)]
-            scalars.append(tf.raw_ops.L2Loss(t=_float32(tf.raw_ops.Sign(x=g))))
+            scalars.append(half_count(g))
             if g.shape.num_elements() is None:
                 sizes[k] = [len(scalars)]
                 scalars.append(tf.raw_ops.Cast(x=tf.raw_ops.Size(input=g), DstT=tf.float32))
@@ -88,6 +88,17 @@ def _joins(distinct: dict[Any, tf.Tensor], counted: set[Any]) -> dict[Any, list[
 def _reduced_part(part: Any, whole: Any, distinct: dict[Any, tf.Tensor], counted: set[Any]) -> bool:
     """Whether `part` is a counted gradient of the row other than `whole`, reduced itself."""
     return part in counted and part in distinct and part != whole and distinct[part].op.type not in _JOINS
+
+
+def half_sum(g: tf.Tensor) -> tf.Tensor:
+    """Half the sum of squares of `g` (an L2Loss), as float32."""
+    return tf.raw_ops.L2Loss(t=_float32(g))
+
+
+def half_count(g: tf.Tensor) -> tf.Tensor:
+    """Half the count of nonzero elements of `g`: the L2Loss of its sign, taken in its own
+    dtype (no value rounds to 0 first)."""
+    return tf.raw_ops.L2Loss(t=_float32(tf.raw_ops.Sign(x=g)))
 
 
 def _float32(g: tf.Tensor) -> tf.Tensor:
