@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -199,7 +199,8 @@ class BodyMeter:
             result = build()
         finally:
             self._pending.pop()
-        self._fold(pending)
+        outputs = result if isinstance(result, (list, tuple)) else [result]
+        self._fold(pending, [t for t in outputs if isinstance(t, tf.Tensor)])
         return result
 
     def _collect(self, key: OpKey, out_grads: tuple[Any, ...]) -> None:
@@ -228,15 +229,15 @@ class BodyMeter:
         if alone:
             self._fold(pending)
 
-    def _fold(self, pending: _Pending) -> None:
-        """In the graph just built: its body ops' rows and its loops' carried state reduced, and
-        pushed onto a TensorList the backward loop carries (see the class docstring), or, where
-        the graph is no backward loop body of the loss's graph, one scatter-add and one append
-        per loop into accumulator variables."""
+    def _fold(self, pending: _Pending, outputs: Sequence[tf.Tensor] = ()) -> None:
+        """In the graph just built (whose gradients are `outputs`): its body ops' rows and its
+        loops' carried state reduced, and pushed onto a TensorList the backward loop carries
+        (see the class docstring), or, where the graph is no backward loop body of the loss's
+        graph, one scatter-add and one append per loop into accumulator variables."""
         if not pending.grads and not pending.carried:
             return
         if self._carries(pending):
-            self._fold_carried(pending)
+            self._fold_carried(pending, outputs)
             return
         once = _Once()
         if pending.grads:
@@ -268,11 +269,17 @@ class BodyMeter:
             )
         )
 
-    def _fold_carried(self, pending: _Pending) -> None:
-        """One row per iteration pushed onto a TensorList that the backward loop carries."""
+    def _fold_carried(self, pending: _Pending, outputs: Sequence[tf.Tensor]) -> None:
+        """One row per iteration pushed onto a TensorList that the backward loop carries.
+
+        The row's reductions wait for the iteration's `outputs` (the gradients it hands the
+        next iteration): run as soon as their gradients are, they delayed the iteration's own
+        work, and the next iteration with it (a Keras LSTM's logging call: 1.50 times a plain
+        step against 1.35 so, the same work)."""
         body = pending.graph
         carried = [g for grads in pending.carried.values() for g in grads]
-        row = iteration_row([*pending.grads, *carried], pending.grads)
+        with tf.control_dependencies(outputs):
+            row = iteration_row([*pending.grads, *carried], pending.grads)
         entries: list[tuple[int, int]] = []
         sizes: dict[int, float] = {}
         for r, g in zip(pending.rows, pending.grads, strict=True):
