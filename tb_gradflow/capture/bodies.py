@@ -42,8 +42,8 @@ from tb_gradflow.capture.tf_internals import Operation
 _PASS_THROUGH = ("Identity", "IdentityN", "Snapshot")
 
 # Body ops' norms and presence cost two or three kernels per distinct gradient and backward
-# iteration: on the bench's Keras LSTM (32 steps, 18 distinct gradients per step) they add about
-# 0.1 to 0.25 of a plain training step to the logging call, which is itself 1.3 to 1.4 times a
+# iteration: on the bench's Keras LSTM (32 steps, 17 distinct gradients per step) they add about
+# 0.2 to 0.3 of a plain training step to the logging call, which is itself 1.2 to 1.4 times a
 # plain step with iteration norms only; over the 1.3 budget (README, "Through a loop's
 # iterations"), so they are off unless asked for (measure_bodies=True, or this environment
 # variable set to 1). A loop's iteration norms cost a few kernels per iteration and are always on.
