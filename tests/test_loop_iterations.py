@@ -199,3 +199,97 @@ def test_summary_and_callback_pass_the_body_switch(tmp_path, monkeypatch):
     reader = GradflowReader(local_provider(str(tmp_path)))
     listing = reader.list()
     assert body_measured(reader.read("train", "gradflow", listing["train"]["gradflow"]).report())
+
+
+def _gated_loop(w, xs):
+    """h_{i+1} = tanh(relu(h @ w + x_i)): the Relu cuts part of each iteration's gradient."""
+
+    def body(i, h):
+        return i + 1, tf.tanh(tf.nn.relu(h @ w + xs[i]))
+
+    _, h = tf.while_loop(lambda i, h: i < T, body, (tf.constant(0), tf.ones([2, 4])))
+    return tf.reduce_sum(h**2)
+
+
+def _unrolled_body_grads(w, xs) -> dict[str, list[tf.Tensor]]:
+    """Per body op type, the gradient of its output at each iteration, from a tape."""
+    with tf.GradientTape(persistent=True) as tape:
+        h, outs = tf.ones([2, 4]), {"MatMul": [], "AddV2": [], "Relu": [], "Tanh": []}
+        for i in range(T):
+            steps = {"MatMul": h @ w}
+            steps["AddV2"] = steps["MatMul"] + xs[i]
+            steps["Relu"] = tf.nn.relu(steps["AddV2"])
+            steps["Tanh"] = h = tf.tanh(steps["Relu"])
+            for kind, t in steps.items():
+                tape.watch(t)
+                outs[kind].append(t)
+        loss = tf.reduce_sum(h**2)
+    return {kind: tape.gradient(loss, ts) for kind, ts in outs.items()}
+
+
+def test_body_op_norms_and_presence_match_the_unrolled_tape(body_ops):
+    """Each body op's norm is the L2 norm of its gradient over all iterations and its presence
+    the share of nonzero elements over all iterations, as a tape over the loop written out
+    gives them (the Relu's input gets part of the gradient only)."""
+    w = tf.Variable(tf.random.stateless_normal([4, 4], seed=[5, 6]))
+    xs = tf.random.stateless_normal([T, 2, 4], seed=[7, 8])
+    report = tb_gradflow.analyze(lambda xs: _gated_loop(w, xs), xs, variables=[w])
+    expected = _unrolled_body_grads(w, xs)
+    by_type = {op.type: op for op in report.ops if "/body/" in op.name and op.type in expected}
+    assert set(by_type) == set(expected)
+    for kind, grads in expected.items():
+        op = by_type[kind]
+        norm = math.sqrt(sum(float(tf.reduce_sum(g * g)) for g in grads))
+        present = sum(int(tf.math.count_nonzero(g)) for g in grads) / sum(int(tf.size(g)) for g in grads)
+        assert op.measured and op.norm == pytest.approx(norm, rel=0.05), kind  # norms: a byte
+        assert op.presence == pytest.approx(present, abs=0.01), kind
+    assert 0.1 < by_type["AddV2"].presence < 0.9  # the Relu really gated
+
+
+def _backward_loops(probe: Probe, *args) -> list[tf.Operation]:
+    graph = probe._function.get_concrete_function(*args).graph  # pylint: disable=protected-access
+    return [
+        op for op in graph.get_operations()
+        if op.type in ("While", "StatelessWhile") and "_grad" in getattr(op, "_body_graph", graph).name
+    ]
+
+
+def test_the_backward_loop_carries_body_numbers_without_a_stateful_update():
+    """Body numbers leave the backward loop through a TensorList it carries, one push per
+    iteration: no variable update in its body (which made every iteration wait for it), so the
+    backward loop stays a StatelessWhile; one L2Loss per distinct gradient and one of its sign."""
+    w = tf.Variable(tf.random.stateless_normal([4, 4], seed=[5, 6]))
+    xs = tf.random.stateless_normal([T, 2, 4], seed=[7, 8])
+    probe = Probe(lambda xs: _gated_loop(w, xs), [w], measure_bodies=True)
+    (loop,) = _backward_loops(probe, xs)
+    body = loop._body_graph  # pylint: disable=protected-access
+    types = [op.type for op in body.get_operations()]
+    assert loop.type == "StatelessWhile"
+    assert not {"ResourceScatterAdd", "AssignVariableOp", "AssignAddVariableOp"} & set(types)
+    assert types.count("TensorListPushBack") == 1
+    # MatMul and AddV2 share one gradient (an Add passes its gradient on), the Relu's output
+    # and the Tanh's input another, the Tanh's output is the carried state's.
+    assert types.count("L2Loss") <= 2 * 4 and types.count("Sign") <= 4
+
+
+def test_a_loop_inside_a_called_function_is_measured_too(body_ops):
+    """A loop inside a `tf.function` the loss calls gets its backward loop inside that call's
+    gradient: its numbers go through accumulator variables instead, and agree with a tape."""
+    w = tf.Variable(tf.random.stateless_normal([4, 4], seed=[5, 6]))
+    xs = tf.random.stateless_normal([T, 2, 4], seed=[7, 8])
+    inner = tf.function(_gated_loop)
+
+    def loss_fn(xs):
+        return inner(w, xs)
+
+    probe = Probe(loss_fn, [w])
+    probe(xs)
+    result = probe(xs)  # the accumulators were read and reset by the first call
+    report = build_report(result.graph, result.step)
+    expected = _unrolled_body_grads(w, xs)
+    (tanh,) = [op for op in report.ops if op.type == "Tanh" and "/body/" in op.name]
+    norm = math.sqrt(sum(float(tf.reduce_sum(g * g)) for g in expected["Tanh"]))
+    assert tanh.measured and tanh.norm == pytest.approx(norm, rel=0.05)
+    np.testing.assert_allclose(
+        _loop(report).iteration_norms, [float(tf.norm(g)) for g in expected["Tanh"]], rtol=1e-3
+    )

@@ -5,17 +5,21 @@ functions. While that backward body is built (inside our one backward pass, with
 lookup wrapped as in registry_hook), each body op's gradient function receives the gradient of
 its outputs at one iteration. We collect those gradients, and once that backward body is
 complete (the build of each gradient graph is wrapped: tf_internals.wrapped_gradients_builder)
-fold them into accumulators with one update per backward iteration: per body op its half sum of
-squares, half its count of nonzero elements and its size, summed over iterations (resource
-variables, since a loop's outputs are fixed once built); per loop, for each iteration, the half
-sum of squares of the gradient of the float loop-carried state it outputs. The probe reads them
-once the backward pass has run and resets them.
+reduce them to one row per iteration (iteration_rows): per body op its half sum of squares,
+half its count of nonzero elements (and its size when not static); per loop, the half sum of
+squares of the gradient of the float loop-carried state the iteration outputs. Each iteration
+pushes its row onto a TensorList that the backward loop carries as a loop variable of its own;
+after the backward pass the probe stacks it, sums the op columns over the iterations and keeps
+the loop's column per iteration. Nothing stateful runs in the backward body, so its iterations
+overlap as in a plain backward pass. A backward loop built elsewhere than in the loss's graph
+(a loop inside a called function) cannot hand a loop variable out: there the rows go into
+resource variables instead, one update per iteration, read and reset after the pass.
 
 The loop-carried state an iteration outputs is taken where the body computes it, before the
 Identity ops the loop wraps it in: its gradient there sums every use within the iteration (the
 carry to the next iteration, and the write to the output sequence), which is dL/dh_{i+1} of the
-recurrence written out. The backward loop runs from the last iteration to the first; the
-accumulator is reversed when read.
+recurrence written out. The backward loop runs from the last iteration to the first; the rows
+are reversed when read.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import tensorflow as tf
 
 from tb_gradflow.capture import tf_internals
+from tb_gradflow.capture.iteration_rows import half_count, half_sum, iteration_row
 from tb_gradflow.capture.loss_path import WHILE_OPS, PathOp, is_measurable_dtype
 from tb_gradflow.capture.reductions import values_key
 from tb_gradflow.capture.registry_hook import OpKey, op_key
@@ -36,11 +41,12 @@ from tb_gradflow.capture.tf_internals import Operation
 
 _PASS_THROUGH = ("Identity", "IdentityN", "Snapshot")
 
-# Body ops' norms and presence cost a stateful update per backward iteration: on a Keras LSTM
-# (32 steps) they take the logging call to about 1.7-1.85 times a plain training step, over the
-# 1.3 budget (README, "Through a loop's iterations"), so they are off unless asked for
-# (measure_bodies=True, or this environment variable set to 1). A loop's iteration norms cost a
-# few kernels per iteration and are always on.
+# Body ops' norms and presence cost two or three kernels per distinct gradient and backward
+# iteration: on the bench's Keras LSTM (32 steps, 17 distinct gradients per step) they add about
+# 0.2 to 0.3 of a plain training step to the logging call, which is itself 1.2 to 1.4 times a
+# plain step with iteration norms only; over the 1.3 budget (README, "Through a loop's
+# iterations"), so they are off unless asked for (measure_bodies=True, or this environment
+# variable set to 1). A loop's iteration norms cost a few kernels per iteration and are always on.
 BODY_OPS_ENV = "TB_GRADFLOW_BODY_OPS"
 
 
@@ -72,18 +78,38 @@ class _Pending:
     carried: dict[int, list[tf.Tensor]] = dataclasses.field(default_factory=dict)  # loop -> grads
 
 
+@dataclasses.dataclass
+class _Carried:
+    """A backward loop body whose iterations push one row each (iteration_rows.Row) onto a
+    TensorList carried by that backward loop. After the loop: column c adds to the flat op
+    accumulator at position p for each (c, p) in `entries`, `sizes` (position -> static size)
+    are added once per iteration, and loop j's iteration sums are its `loops[j]` columns."""
+
+    body: tf.Graph
+    captured: tf.Tensor  # the TensorList's loop variable inside `body`
+    width: int
+    entries: list[tuple[int, int]]
+    sizes: dict[int, float]
+    loops: dict[int, list[int]]
+
+
 class BodyMeter:
-    """Accumulators for the ops of While bodies on the loss path and their loops' iterations.
+    """Measures the ops of While bodies on the loss path and their loops' iterations.
 
     Make it in the loss's graph before the backward pass; build that pass inside `recording()`;
     then `values()` gives [rows of body ops (half sumsq, half nonzero count, size)], and the
     half sums of squares per iteration of each loop in `measured_loops`.
 
     The gradients a backward body's ops receive are collected while that body is built and
-    folded in once it is complete: one stack reduction (capture/reductions.py, as for the
-    top-level gradients) and one scatter-add per iteration for all its body ops, and one append
-    per iteration for its loop's carried state. One update per op and iteration cost about
-    twice as many kernels as the loop itself on a Keras LSTM.
+    reduced once it is complete (one L2Loss per distinct gradient and one of its sign). Their
+    numbers leave the loop statelessly: each iteration pushes one row onto a TensorList that the
+    backward loop carries as a loop variable of its own, as TensorFlow carries the forward
+    loop's intermediates to the backward loop; after the loop, one stack and one segment sum
+    fold the rows. A stateful update per iteration (a resource variable's) was measured about
+    as costly as the backward loop itself on a Keras LSTM: it makes the backward body's outputs
+    wait for it (automatic control dependencies), so no iteration overlapped the next. That
+    update remains for the loops whose backward loop is not built in the loss's own graph (a
+    loop inside a called function): their accumulator variables are read once after the pass.
     """
 
     def __init__(self, ops: list[PathOp], measure_ops: bool = True) -> None:
@@ -104,16 +130,18 @@ class BodyMeter:
             ):
                 self._rows[p.key] = len(self.body_ops)
                 self.body_ops.append(i)
+        self._graph: tf.Graph | None = None  # the loss's graph, once recording
+        # Stateful accumulators, made only for gradient graphs that cannot carry their own.
         self._ops: _Accumulator | None = None
-        # Per loop: its iterations' accumulator (made in the loss's graph, in `recording`), and
-        # whether any of its carried state's gradient functions ran.
         self._iterations: list[_Accumulator | None] = [None for _ in self.loops]
-        # Per loop inside a function the loss calls: how many iterations it appended (below).
-        self._counts: list[_Accumulator | None] = [None for _ in self.loops]
+        # ... and their counts of iterations (the size of what was read is no count: TensorFlow
+        # may fold it from the variable's shape when the function was first run).
+        self._counted: list[_Accumulator | None] = [None for _ in self.loops]
+        self._lists: list[_Carried] = []
+        # Per loop: whether any of its carried state's gradient functions ran.
         self._fired: list[bool] = [False for _ in self.loops]
         self._pending: list[_Pending] = []
         self.measured_rows: set[int] = set()
-
     def _plan_loop(self, index: int, p: PathOp) -> None:
         body = p.bodies[0].graph
         loop = len(self.loops)
@@ -144,10 +172,7 @@ class BodyMeter:
         if not self.active:
             yield
             return
-        if self._rows:
-            self._ops = _accumulator([3 * len(self.body_ops)], [0.0] * (3 * len(self.body_ops)))
-        self._iterations = [_accumulator([None], []) for _ in self.loops]
-        self._counts = [_nested_loop_count(op) for op in self._loop_ops]
+        self._graph = tf.compat.v1.get_default_graph()
         inner = tf_internals.gradient_function_lookup()
 
         def lookup(op: Operation) -> Callable | None:
@@ -174,7 +199,8 @@ class BodyMeter:
             result = build()
         finally:
             self._pending.pop()
-        self._fold(pending)
+        outputs = result if isinstance(result, (list, tuple)) else [result]
+        self._fold(pending, [t for t in outputs if isinstance(t, tf.Tensor)])
         return result
 
     def _collect(self, key: OpKey, out_grads: tuple[Any, ...]) -> None:
@@ -185,7 +211,7 @@ class BodyMeter:
             pending = _Pending(graph)
         assert pending is not None
         row = self._rows.get(key)
-        if row is not None and self._ops is not None:
+        if row is not None:
             for g in out_grads:
                 if isinstance(g, tf.Tensor) and is_measurable_dtype(g.dtype):
                     pending.rows.append(row)
@@ -203,26 +229,92 @@ class BodyMeter:
         if alone:
             self._fold(pending)
 
-    def _fold(self, pending: _Pending) -> None:
-        """In the graph just built: one scatter-add of all its body ops' rows and one append per
-        loop whose carried state it computes."""
+    def _fold(self, pending: _Pending, outputs: Sequence[tf.Tensor] = ()) -> None:
+        """In the graph just built (whose gradients are `outputs`): its body ops' rows and its
+        loops' carried state reduced, and pushed onto a TensorList the backward loop carries
+        (see the class docstring), or, where the graph is no backward loop body of the loss's
+        graph, one scatter-add and one append per loop into accumulator variables."""
+        if not pending.grads and not pending.carried:
+            return
+        if self._carries(pending):
+            self._fold_carried(pending, outputs)
+            return
         once = _Once()
-        if pending.grads and self._ops is not None:
+        if pending.grads:
             indices, updates = _row_updates(pending.rows, pending.grads, once)
+            if self._ops is None:
+                size = 3 * len(self.body_ops)
+                self._ops = self._in_loss_graph(lambda: _accumulator([size], [0.0] * size))
             tf.raw_ops.ResourceScatterAdd(
                 resource=self._ops.handle, indices=tf.constant(indices, tf.int32), updates=updates
             )
         for loop, grads in pending.carried.items():
             self._append(loop, [once.half_sum(g) for g in grads])
 
+    def _in_loss_graph(self, make: Callable[[], Any]) -> Any:
+        """`make()` run in the loss's graph (the gradient graph being built captures from it)."""
+        assert self._graph is not None
+        with self._graph.as_default(), tf.control_dependencies(None):
+            return make()
+
+    def _carries(self, pending: _Pending) -> bool:
+        """Whether `pending.graph` is a backward loop body built in the loss's graph, none of
+        whose loops is measured by another graph already."""
+        return (
+            tf_internals.is_backward_loop_body(pending.graph)
+            and getattr(pending.graph, "outer_graph", None) is self._graph
+            and not any(
+                self._iterations[loop] is not None or any(loop in c.loops for c in self._lists)
+                for loop in pending.carried
+            )
+        )
+
+    def _fold_carried(self, pending: _Pending, outputs: Sequence[tf.Tensor]) -> None:
+        """One row per iteration pushed onto a TensorList that the backward loop carries.
+
+        The row's reductions wait for the iteration's `outputs` (the gradients it hands the
+        next iteration): run as soon as their gradients are, they delayed the iteration's own
+        work, and the next iteration with it (a Keras LSTM's logging call: 1.50 times a plain
+        step against 1.35 so, the same work)."""
+        body = pending.graph
+        carried = [g for grads in pending.carried.values() for g in grads]
+        with tf.control_dependencies(outputs):
+            row = iteration_row([*pending.grads, *carried], pending.grads)
+        entries: list[tuple[int, int]] = []
+        sizes: dict[int, float] = {}
+        for r, g in zip(pending.rows, pending.grads, strict=True):
+            key = values_key(g)
+            entries += [(c, 3 * r) for c in row.sums[key]] + [(c, 3 * r + 1) for c in row.counts[key]]
+            n = g.shape.num_elements()
+            if n is None:
+                entries += [(c, 3 * r + 2) for c in row.sizes[key]]
+            else:
+                sizes[3 * r + 2] = sizes.get(3 * r + 2, 0.0) + float(n)
+        width = int(row.values.shape[0])
+        empty = self._in_loss_graph(
+            lambda: tf.raw_ops.EmptyTensorList(
+                element_shape=tf.constant([width], tf.int32),
+                max_num_elements=tf.constant(-1, tf.int32),
+                element_dtype=tf.float32,
+            )
+        )
+        captured = tf_internals.loop_carried_capture(body, empty)
+        assert captured is not None
+        pushed = tf.raw_ops.TensorListPushBack(input_handle=captured, tensor=row.values)
+        tf_internals.set_loop_carried_output(body, captured, pushed)
+        loops = {loop: [c for g in grads for c in row.sum_of(g)] for loop, grads in pending.carried.items()}
+        self._lists.append(_Carried(body, captured, width, entries, sizes, loops))
+
     def _append(self, loop: int, sums: list[tf.Tensor]) -> None:
-        """Appends the sum of `sums` to the loop's iterations' accumulator."""
+        """Appends the sum of `sums` to the loop's iterations' accumulator variable."""
         acc = self._iterations[loop]
-        assert acc is not None
+        if acc is None:
+            acc = self._iterations[loop] = self._in_loss_graph(lambda: _accumulator([None], []))
+            self._counted[loop] = self._in_loss_graph(lambda: _accumulator([], 0.0))
+        counted = self._counted[loop]
+        assert counted is not None
+        tf.raw_ops.AssignAddVariableOp(resource=counted.handle, value=tf.constant(1.0))
         total = sums[0] if len(sums) == 1 else tf.raw_ops.AddN(inputs=sums)
-        count = self._counts[loop]
-        if count is not None:
-            tf.raw_ops.AssignAddVariableOp(resource=count.handle, value=tf.constant(1.0))
         now = tf.raw_ops.ReadVariableOp(resource=acc.handle, dtype=tf.float32)
         tf.raw_ops.AssignVariableOp(
             resource=acc.handle,
@@ -235,34 +327,66 @@ class BodyMeter:
     def values(self, after: list[Any]) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
         """In the loss's graph, after the backward pass (`after`: its gradients): ([rows, 3] of
         the body ops, the half sum of squares per iteration of each loop, first iteration
-        first, and the number of iterations of each loop as float32), each accumulator reset
-        for the next call.
+        first, and the number of iterations of each loop as float32); accumulator variables
+        are reset for the next call.
 
         The counts are the loops' own iteration counters (a While op's first output), not the
-        size of what was read: TensorFlow may fold that size from the accumulator's shape when
-        the function was first run."""
+        size of what was read: TensorFlow may fold that size from an accumulator variable's
+        shape when the function was first run. A loop inside a called function keeps its
+        counter there: its iterations count themselves into a variable."""
         deps = [g.op for g in after if isinstance(g, tf.Tensor)]
-        rows = tf.zeros([len(self.body_ops), 3], tf.float32)
+        flat: list[tf.Tensor] = []
+        iterations: dict[int, tf.Tensor] = {}
+        for c in self._lists:
+            stacked, ops = self._read_list(c)
+            if ops is not None:
+                flat.append(ops)
+            for loop, cols in c.loops.items():
+                sums = tf.gather(stacked, cols, axis=1)
+                iterations[loop] = tf.reverse(tf.reduce_sum(sums, axis=1), [0])
         if self._ops is not None:
-            rows = tf.raw_ops.Reshape(
-                tensor=_read_and_reset(self._ops, deps), shape=tf.constant([-1, 3], tf.int32)
-            )
+            flat.append(_read_and_reset(self._ops, deps))
+        rows = tf.zeros([len(self.body_ops), 3], tf.float32)
+        if flat:
+            total = flat[0] if len(flat) == 1 else tf.raw_ops.AddN(inputs=flat)
+            rows = tf.raw_ops.Reshape(tensor=total, shape=tf.constant([-1, 3], tf.int32))
         loops, counts = [], []
-        for acc, fired, op, count in zip(self._iterations, self._fired, self._loop_ops, self._counts, strict=False):
-            if not fired or acc is None:  # not in `measured_loops` either
-                continue
-            total = _read_and_reset(acc, deps)
-            loops.append(tf.reverse(total, [0]))
-            if count is not None:
-                counts.append(_read_and_reset(count, deps))
+        for loop, (acc, fired, op) in enumerate(zip(self._iterations, self._fired, self._loop_ops, strict=False)):
+            if not fired:  # not in `measured_loops` either
                 continue
             counter = op.outputs[0]
-            counts.append(
-                tf.raw_ops.Cast(
-                    x=counter if counter.dtype.is_integer else tf.size(total), DstT=tf.float32
-                )
-            )
+            if loop in iterations:
+                loops.append(iterations[loop])
+                own = counter.dtype.is_integer and op.graph is self._graph
+                counts.append(tf.raw_ops.Cast(x=counter if own else tf.size(iterations[loop]), DstT=tf.float32))
+            else:
+                counted = self._counted[loop]
+                assert acc is not None and counted is not None
+                loops.append(tf.reverse(_read_and_reset(acc, deps), [0]))
+                counts.append(_read_and_reset(counted, deps))
         return rows, loops, counts
+
+    def _read_list(self, c: _Carried) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """([iterations, width] half sums of `c`'s backward loop, last iteration first; its op
+        columns summed over the iterations into a flat [rows * 3] vector, or None)."""
+        assert self._graph is not None
+        out = tf_internals.while_output_of(self._graph, c.body, c.captured)
+        if out is None:
+            raise RuntimeError(f"the backward loop of {c.body.name} was not found in the loss's graph")
+        stacked = tf.raw_ops.TensorListStack(
+            input_handle=out, element_shape=tf.constant([c.width], tf.int32), element_dtype=tf.float32
+        )
+        if not c.entries and not c.sizes:
+            return stacked, None
+        parts = [tf.gather(tf.reduce_sum(stacked, axis=0), [column for column, _ in c.entries])]
+        ids = [position for _, position in c.entries]
+        if c.sizes:
+            n = tf.cast(tf.shape(stacked)[0], tf.float32)
+            parts.append(n * tf.constant(list(c.sizes.values()), tf.float32))
+            ids += list(c.sizes)
+        return stacked, tf.math.unsorted_segment_sum(
+            tf.concat(parts, 0), tf.constant(ids, tf.int32), 3 * len(self.body_ops)
+        )
 
     @property
     def measured_loops(self) -> list[int]:
@@ -272,18 +396,6 @@ class BodyMeter:
     def measured_body_ops(self) -> list[int]:
         """Path indices of the body ops whose gradient is measured."""
         return [self.body_ops[r] for r in sorted(self.measured_rows)]
-
-
-def _nested_loop_count(loop: Operation) -> _Accumulator | None:
-    """For a loop inside a function the loss calls (tf_keras' LSTM runs in a function of its
-    own), a counter of the iterations its backward loop appends; None for a loop of the loss's
-    own graph, whose counter is read directly.
-
-    The nested loop's counter is out of the loss graph's reach, and the size of the appended
-    norms cannot stand in for it (see `values`): a variable's value can."""
-    if loop.graph is tf.compat.v1.get_default_graph():
-        return None
-    return _accumulator([], 0.0)
 
 
 def _read_and_reset(acc: _Accumulator, deps: list[Any]) -> tf.Tensor:
@@ -301,12 +413,6 @@ def _by_loop(outputs: dict[int, int]) -> dict[int, list[int]]:
     return loops
 
 
-def _float32(g: tf.Tensor) -> tf.Tensor:
-    if g.dtype.is_complex:
-        g = tf.raw_ops.ComplexAbs(x=g, Tout=g.dtype.real_dtype)
-    return g if g.dtype == tf.float32 else tf.raw_ops.Cast(x=g, DstT=tf.float32)
-
-
 class _Once:
     """Half sums of squares and half counts of nonzero elements, each made once per distinct
     gradient in one gradient graph: a gradient that is another's reshaped or passed through an
@@ -321,14 +427,14 @@ class _Once:
         """L2Loss of `g` as float32."""
         key = values_key(g)
         if key not in self._sums:
-            self._sums[key] = tf.raw_ops.L2Loss(t=_float32(g))
+            self._sums[key] = half_sum(g)
         return self._sums[key]
 
     def half_count(self, g: tf.Tensor) -> tf.Tensor:
         """L2Loss of the sign of `g`, taken in its own dtype: no value rounds to 0 first."""
         key = values_key(g)
         if key not in self._counts:
-            self._counts[key] = tf.raw_ops.L2Loss(t=_float32(tf.raw_ops.Sign(x=g)))
+            self._counts[key] = half_count(g)
         return self._counts[key]
 
 
@@ -339,12 +445,10 @@ def _row_updates(
     belonging to `rows`: a row holds half the sum of squares, half the count of nonzero elements
     (the host doubles both) and the count of elements.
 
-    Each distinct gradient gets its L2Loss and that of its sign (`_Once`), sizes known at trace
-    time are constants, and one Pack and one scatter-add fold them all. Measured on a Keras
-    LSTM's backward body: one scatter-add per op cost about as much as the backward loop itself
-    (each update of a resource is ordered after the previous one), and reducing the gradients
-    concatenated along their last axis (column sums, a scatter of one number per column) was
-    slower than these per-gradient L2Losses.
+    For gradient graphs that cannot carry their rows out (BodyMeter._fold): each distinct
+    gradient gets its L2Loss and that of its sign (`_Once`), sizes known at trace time are
+    constants, and one Pack and one scatter-add per gradient graph fold them all (one
+    scatter-add per op cost more still: each update of a resource is ordered after the last).
     """
     sums = [once.half_sum(g) for g in grads]
     counts = [once.half_count(g) for g in grads]

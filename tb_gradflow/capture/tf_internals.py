@@ -126,6 +126,41 @@ def while_body_graph(op: Operation) -> tf.Graph:
     return while_v2._get_graph(op, "body", "_body_graph")
 
 
+def loop_carried_capture(grad_body: tf.Graph, initial: tf.Tensor) -> tf.Tensor | None:
+    """While `grad_body`, the body of a While's backward loop, is being built: `initial` (a
+    tensor of its outer graph) captured as a loop variable of that backward loop, or None when
+    `grad_body` is no such body. The loop passes it through unchanged unless
+    `set_loop_carried_output` says what each iteration outputs for it.
+    """
+    if not is_backward_loop_body(grad_body):
+        return None
+    return grad_body.capture(initial)
+
+
+def is_backward_loop_body(graph: tf.Graph) -> bool:
+    """Whether `graph` is the body of a While's backward loop (while_v2's gradient body)."""
+    return hasattr(graph, "internal_capture_to_output")
+
+
+def set_loop_carried_output(grad_body: tf.Graph, captured: tf.Tensor, output: tf.Tensor) -> None:
+    """What an iteration of `grad_body` outputs for the loop variable `captured` (from
+    `loop_carried_capture`): the next iteration's value of it, and after the last the backward
+    While's output at that position (`while_output_of`)."""
+    grad_body.internal_capture_to_output[_ops.tensor_id(captured)] = output
+
+
+def while_output_of(graph: tf.Graph, body: tf.Graph, captured: tf.Tensor) -> tf.Tensor | None:
+    """The output of the While op of `graph` whose body is `body`, at the position of `body`'s
+    input `captured`: the loop variable's value after the last iteration (None if not found)."""
+    position = next((i for i, t in enumerate(body.inputs) if t is captured), None)
+    if position is None:
+        return None
+    for op in graph.get_operations():
+        if getattr(op, "_body_graph", None) is body:
+            return op.outputs[position]
+    return None
+
+
 def branch_graphs(op: Operation) -> list[tf.Graph]:
     """The branch FuncGraphs of an `If`/`Case` op."""
     return cond_v2.get_func_graphs(op)
