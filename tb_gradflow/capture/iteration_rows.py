@@ -102,19 +102,14 @@ class Stacked(Row):
     def totals(self, stacked: tf.Tensor) -> tf.Tensor:
         """[2n]: half sums of squares, then half counts of nonzero elements, of each gradient
         over all iterations of `stacked` ([iterations, elements])."""
-        squares = tf.reduce_sum(tf.math.square(stacked), axis=0)
-        nonzero = tf.reduce_sum(tf.cast(tf.math.not_equal(stacked, 0.0), tf.float32), axis=0)
-        ids = tf.constant(self._segment_ids(), tf.int32)
-        return 0.5 * tf.concat([tf.math.segment_sum(squares, ids), tf.math.segment_sum(nonzero, ids)], 0)
+        blocks = [stacked[:, a:b] for a, b in zip(self.bounds, self.bounds[1:], strict=False)]
+        return tf.raw_ops.Pack(values=[half_sum(x) for x in blocks] + [half_count(x) for x in blocks])
 
     def per_iteration(self, stacked: tf.Tensor, columns: list[int]) -> tf.Tensor:
         """[iterations]: the half sums of squares of the gradients `columns` at each iteration."""
         elements = [e for c in columns for e in range(self.bounds[c], self.bounds[c + 1])]
         picked = tf.gather(stacked, tf.constant(elements, tf.int32), axis=1)
         return 0.5 * tf.reduce_sum(tf.math.square(picked), axis=1)
-
-    def _segment_ids(self) -> list[int]:
-        return [s for s in range(len(self.bounds) - 1) for _ in range(self.bounds[s + 1] - self.bounds[s])]
 
 
 def stacked_row(grads: list[tf.Tensor], counted: list[tf.Tensor], max_elements: int) -> Stacked | None:
