@@ -33,7 +33,7 @@ from typing import Any
 import tensorflow as tf
 
 from tb_gradflow.capture import tf_internals
-from tb_gradflow.capture.iteration_rows import Row, half_count, half_sum, iteration_row, stacked_row
+from tb_gradflow.capture.iteration_rows import half_count, half_sum, iteration_row
 from tb_gradflow.capture.loss_path import WHILE_OPS, PathOp, is_measurable_dtype
 from tb_gradflow.capture.reductions import values_key
 from tb_gradflow.capture.registry_hook import OpKey, op_key
@@ -48,11 +48,6 @@ _PASS_THROUGH = ("Identity", "IdentityN", "Snapshot")
 # iterations"), so they are off unless asked for (measure_bodies=True, or this environment
 # variable set to 1). A loop's iteration norms cost a few kernels per iteration and are always on.
 BODY_OPS_ENV = "TB_GRADFLOW_BODY_OPS"
-
-# A backward loop pushes its gradients themselves (iteration_rows.stacked_row), to reduce after
-# the loop, when its iterations' gradients take at most this many bytes in all; else each
-# iteration reduces its own (iteration_rows.iteration_row).
-STACKED_BYTES_CAP = 64 * 2**20
 
 
 def body_ops_default() -> bool:
@@ -92,7 +87,7 @@ class _Carried:
 
     body: tf.Graph
     captured: tf.Tensor  # the TensorList's loop variable inside `body`
-    row: Row  # what one iteration pushes, and how the stacked pushes reduce
+    width: int
     entries: list[tuple[int, int]]
     sizes: dict[int, float]
     loops: dict[int, list[int]]
@@ -284,7 +279,7 @@ class BodyMeter:
         body = pending.graph
         carried = [g for grads in pending.carried.values() for g in grads]
         with tf.control_dependencies(outputs):
-            row = _row(body, [*pending.grads, *carried], pending.grads)
+            row = iteration_row([*pending.grads, *carried], pending.grads)
         entries: list[tuple[int, int]] = []
         sizes: dict[int, float] = {}
         for r, g in zip(pending.rows, pending.grads, strict=True):
@@ -308,7 +303,7 @@ class BodyMeter:
         pushed = tf.raw_ops.TensorListPushBack(input_handle=captured, tensor=row.values)
         tf_internals.set_loop_carried_output(body, captured, pushed)
         loops = {loop: [c for g in grads for c in row.sum_of(g)] for loop, grads in pending.carried.items()}
-        self._lists.append(_Carried(body, captured, row, entries, sizes, loops))
+        self._lists.append(_Carried(body, captured, width, entries, sizes, loops))
 
     def _append(self, loop: int, sums: list[tf.Tensor]) -> None:
         """Appends the sum of `sums` to the loop's iterations' accumulator variable."""
@@ -347,7 +342,8 @@ class BodyMeter:
             if ops is not None:
                 flat.append(ops)
             for loop, cols in c.loops.items():
-                iterations[loop] = tf.reverse(c.row.per_iteration(stacked, cols), [0])
+                sums = tf.gather(stacked, cols, axis=1)
+                iterations[loop] = tf.reverse(tf.reduce_sum(sums, axis=1), [0])
         if self._ops is not None:
             flat.append(_read_and_reset(self._ops, deps))
         rows = tf.zeros([len(self.body_ops), 3], tf.float32)
@@ -371,19 +367,18 @@ class BodyMeter:
         return rows, loops, counts
 
     def _read_list(self, c: _Carried) -> tuple[tf.Tensor, tf.Tensor | None]:
-        """(what `c`'s backward loop pushed, [iterations, pushed], last iteration first; its op
+        """([iterations, width] half sums of `c`'s backward loop, last iteration first; its op
         columns summed over the iterations into a flat [rows * 3] vector, or None)."""
         assert self._graph is not None
         out = tf_internals.while_output_of(self._graph, c.body, c.captured)
         if out is None:
             raise RuntimeError(f"the backward loop of {c.body.name} was not found in the loss's graph")
-        width = int(c.row.values.shape[0])
         stacked = tf.raw_ops.TensorListStack(
-            input_handle=out, element_shape=tf.constant([width], tf.int32), element_dtype=tf.float32
+            input_handle=out, element_shape=tf.constant([c.width], tf.int32), element_dtype=tf.float32
         )
         if not c.entries and not c.sizes:
             return stacked, None
-        parts = [tf.gather(c.row.totals(stacked), [column for column, _ in c.entries])]
+        parts = [tf.gather(tf.reduce_sum(stacked, axis=0), [column for column, _ in c.entries])]
         ids = [position for _, position in c.entries]
         if c.sizes:
             n = tf.cast(tf.shape(stacked)[0], tf.float32)
@@ -401,18 +396,6 @@ class BodyMeter:
     def measured_body_ops(self) -> list[int]:
         """Path indices of the body ops whose gradient is measured."""
         return [self.body_ops[r] for r in sorted(self.measured_rows)]
-
-
-def _row(body: tf.Graph, grads: list[tf.Tensor], counted: list[tf.Tensor]) -> Row:
-    """What each iteration of the backward loop `body` pushes: its gradients themselves when
-    all iterations' fit STACKED_BYTES_CAP (read at call time, so tests can lower it), else
-    their reductions."""
-    bound = tf_internals.backward_loop_iterations_bound(body)
-    if bound:
-        stacked = stacked_row(grads, counted, STACKED_BYTES_CAP // (4 * bound))
-        if stacked is not None:
-            return stacked
-    return iteration_row(grads, counted)
 
 
 def _read_and_reset(acc: _Accumulator, deps: list[Any]) -> tf.Tensor:

@@ -9,13 +9,6 @@ none: its sums are those of its parts, added after the loop. Measured in a 32-it
 of an LSTM's 18 gradients: stacking those of one shape and reducing each stack with
 EuclideanNorm cost about three times as much as one L2Loss per gradient (the stack is a copy,
 and the reduction over inner axes is slower than L2Loss's).
-
-When the backward loop's gradients fit a memory cap (iterations x elements x 4 bytes, the
-iteration count bounded by the forward loop's maximum_iterations), an iteration reduces nothing:
-it pushes its gradients themselves, flattened into one vector (stacked_row), and a few large
-kernels after the loop reduce all iterations at once (Stacked.totals, Stacked.per_iteration).
-In the loop the reductions share the cores with the iteration's own kernels, one small kernel
-each; after it, they are one square, one count and one segment sum over [iterations, elements].
 """
 
 from __future__ import annotations
@@ -45,14 +38,6 @@ class Row:
     def sum_of(self, grad: tf.Tensor) -> list[int]:
         """The columns adding up to half `grad`'s sum of squares."""
         return self.sums[values_key(grad)]
-
-    def totals(self, stacked: tf.Tensor) -> tf.Tensor:
-        """[width]: every column summed over the iterations of `stacked` ([iterations, width])."""
-        return tf.reduce_sum(stacked, axis=0)
-
-    def per_iteration(self, stacked: tf.Tensor, columns: list[int]) -> tf.Tensor:
-        """[iterations]: the sum of `columns` at each iteration of `stacked`."""
-        return tf.reduce_sum(tf.gather(stacked, columns, axis=1), axis=1)
 
 
 def iteration_row(grads: list[tf.Tensor], counted: list[tf.Tensor]) -> Row:
@@ -84,61 +69,6 @@ def iteration_row(grads: list[tf.Tensor], counted: list[tf.Tensor]) -> Row:
         if distinct[k].shape.num_elements() is None:
             sizes[k] = [c for p in parts for c in sizes.get(p, [])]
     return Row(tf.raw_ops.Pack(values=scalars), sums, counts, sizes)
-
-
-# Pushed exactly as float32 (a cast that changes no value, so no nonzero element becomes 0).
-_EXACT_IN_FLOAT32 = (tf.float32, tf.float16, tf.bfloat16)
-
-
-@dataclasses.dataclass
-class Stacked(Row):
-    """One iteration's gradients flattened into one vector (`values`), gradient s at elements
-    `bounds[s]:bounds[s + 1]`. Its columns, as a Row's, are the half sum of squares of each
-    gradient s (column s) and its half count of nonzero elements (column n + s), computed after
-    the loop from all iterations at once."""
-
-    bounds: list[int] = dataclasses.field(default_factory=list)
-
-    def totals(self, stacked: tf.Tensor) -> tf.Tensor:
-        """[2n]: half sums of squares, then half counts of nonzero elements, of each gradient
-        over all iterations of `stacked` ([iterations, elements])."""
-        blocks = [stacked[:, a:b] for a, b in zip(self.bounds, self.bounds[1:], strict=False)]
-        return tf.raw_ops.Pack(values=[half_sum(x) for x in blocks] + [half_count(x) for x in blocks])
-
-    def per_iteration(self, stacked: tf.Tensor, columns: list[int]) -> tf.Tensor:
-        """[iterations]: the half sums of squares of the gradients `columns` at each iteration."""
-        elements = [e for c in columns for e in range(self.bounds[c], self.bounds[c + 1])]
-        picked = tf.gather(stacked, tf.constant(elements, tf.int32), axis=1)
-        return 0.5 * tf.reduce_sum(tf.math.square(picked), axis=1)
-
-
-def stacked_row(grads: list[tf.Tensor], counted: list[tf.Tensor], max_elements: int) -> Stacked | None:
-    """As iteration_row, but the row is the gradients themselves flattened into one vector, to
-    reduce after the loop; None when that vector would exceed `max_elements` or cannot be made
-    exactly (a size unknown at trace time, a dtype not exact in float32)."""
-    distinct: dict[Any, tf.Tensor] = {}
-    for g in grads:
-        distinct.setdefault(values_key(g), g)
-    wants_count = {values_key(g) for g in counted}
-    joined = _joins(distinct, wants_count)
-    pushed = {k: g for k, g in distinct.items() if k not in joined}
-    sizes = [g.shape.num_elements() for g in pushed.values()]
-    if any(g.shape.num_elements() is None for g in distinct.values()) or any(g.dtype not in _EXACT_IN_FLOAT32 for g in pushed.values()):
-        return None
-    if sum(n or 0 for n in sizes) > max_elements or not pushed:
-        return None
-    n = len(pushed)
-    sums = {k: [s] for s, k in enumerate(pushed)}
-    counts = {k: [n + s] for s, k in enumerate(pushed)}
-    for k, parts in joined.items():
-        sums[k] = [c for p in parts for c in sums[p]]
-        counts[k] = [c for p in parts for c in counts[p]]
-    flat = [tf.reshape(_float32(g), [-1]) for g in pushed.values()]
-    values = flat[0] if n == 1 else tf.raw_ops.ConcatV2(values=flat, axis=tf.constant(0, tf.int32))
-    bounds = [0]
-    for size in sizes:
-        bounds.append(bounds[-1] + (size or 0))
-    return Stacked(values, sums, counts, {}, bounds)
 
 
 def _joins(distinct: dict[Any, tf.Tensor], counted: set[Any]) -> dict[Any, list[Any]]:

@@ -142,27 +142,6 @@ def is_backward_loop_body(graph: tf.Graph) -> bool:
     return hasattr(graph, "internal_capture_to_output")
 
 
-def backward_loop_iterations_bound(grad_body: tf.Graph) -> int | None:
-    """The most iterations the backward loop of `grad_body` can run: its forward loop's
-    maximum_iterations when known at trace time (None when unknown or unbounded)."""
-    bound = getattr(grad_body, "_maximum_iterations", None)
-    value = _static_scalar(bound) if isinstance(bound, tf.Tensor) else None
-    return None if value is None or value < 0 else value
-
-
-def _static_scalar(t: tf.Tensor) -> int | None:
-    """`t`'s value when known at trace time, also through the reduction of a constant (Keras'
-    RNN loops bound their iterations by `reduce_max` of the number of steps)."""
-    value = tf.get_static_value(t)
-    if value is None and t.op.type in ("Max", "Min") and len(t.op.inputs) == 2:
-        inner = tf.get_static_value(t.op.inputs[0])
-        if inner is not None and inner.size:
-            value = inner.max() if t.op.type == "Max" else inner.min()
-    if value is None or getattr(value, "size", 1) != 1:
-        return None
-    return int(value)
-
-
 def set_loop_carried_output(grad_body: tf.Graph, captured: tf.Tensor, output: tf.Tensor) -> None:
     """What an iteration of `grad_body` outputs for the loop variable `captured` (from
     `loop_carried_capture`): the next iteration's value of it, and after the last the backward
