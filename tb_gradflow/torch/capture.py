@@ -128,7 +128,7 @@ class _Analysis:
         scalar = loss if loss.numel() == 1 else loss.sum()
         n_vars = len(self.params.trained)
         self.grads_used = True
-        differentiated = scalar.reshape(())
+        differentiated = scalar if scalar.dim() == 0 else scalar.reshape(())
         scaled = self.scaler is not None and differentiated.requires_grad
         if scaled:
             differentiated = self.scaler.scale(differentiated)
@@ -160,7 +160,7 @@ class _Analysis:
             exact[1].astype(np.float32),
             exact[2],
             exact[3],
-            float(scalar.detach()),
+            float(scalar.item()),
             exact[4],
             exact[5],
         )

@@ -91,7 +91,7 @@ def _candidates(
         module_globals = getattr(fn, "__globals__", {})
         out += [
             (name, module_globals[name], _DEPTH)
-            for name in dict.fromkeys(_names_read(code))
+            for name in _global_names(code)
             if name in module_globals
         ]
     out += [(f"arg{i}", arg, _DEPTH) for i, arg in enumerate(args)]
@@ -117,6 +117,13 @@ def referenced_modules(
         ):
             found += _modules_in(obj, name, depth, seen)
     return _outermost(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _global_names(code: Any) -> tuple[str, ...]:
+    """The names `_names_read` gives, once each: fixed for a code object, and read at every
+    logged step (the walk through nested code objects was a tenth of a small model's capture)."""
+    return tuple(dict.fromkeys(_names_read(code)))
 
 
 def _names_read(code: Any) -> Iterator[str]:
@@ -157,12 +164,16 @@ def check_supported(loss_fn: Callable[..., Any], roots: list[tuple[str, nn.Modul
         )
     for attr, root in roots:
         for module in root.modules():
-            for cls in type(module).__mro__:
-                if cls.__name__ in _UNSUPPORTED:
-                    raise Unsupported(
-                        f"{attr} ({type(module).__name__}) is not supported: "
-                        f"{_UNSUPPORTED[cls.__name__]}"
-                    )
+            reason = _unsupported_reason(type(module))
+            if reason:
+                raise Unsupported(f"{attr} ({type(module).__name__}) is not supported: {reason}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _unsupported_reason(cls: type) -> str:
+    """Why modules of class `cls` are refused ("" when they are not): fixed for a class, and
+    asked of every module at every logged step."""
+    return next((_UNSUPPORTED[c.__name__] for c in cls.__mro__ if c.__name__ in _UNSUPPORTED), "")
 
 
 def collect(
