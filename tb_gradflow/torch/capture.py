@@ -273,6 +273,7 @@ class _Analysis:
         n_vars: int,
     ) -> tuple[gradflow_pb2.Graph, tuple[np.ndarray, ...]]:
         position = {i: k for k, i in enumerate(kept)}
+        var_index = self.var_index
         target_row = {i: n_vars + r for r, (i, _) in enumerate(targets)}
         var_codes = values.codes[:n_vars]
         # Lists, made arrays at the end (numpy item assignment is the slower way).
@@ -306,16 +307,14 @@ class _Analysis:
                 (
                     op.scope,
                     op.type,
-                    tuple(position[j] for j in op.inputs if j in position),
+                    tuple([position[j] for j in op.inputs if j in position]),
                     tuple(
                         dict.fromkeys(
-                            self.var_index[id(t)]
-                            for t in op.input_tensors
-                            if id(t) in self.var_index
+                            [var_index[id(t)] for t in op.input_tensors if id(t) in var_index]
                         )
                     ),
-                    tuple(_shape(t) for t in op.outputs),
-                    tuple(_dtype(t) for t in op.outputs),
+                    tuple([_shape_text(t.shape) for t in op.outputs]),
+                    tuple([_dtype_text(t.dtype) for t in op.outputs]),
                     op.source,
                     op.library_source,
                     V.CAUSE_CODE[cause],
@@ -326,12 +325,15 @@ class _Analysis:
                     gate,
                 )
             )
+        looked_up = self._looked_up(kept)
         key = (
             tuple(
-                (n, _shape(p), _dtype(p), k in self._looked_up(kept))
-                for k, (n, p) in enumerate(self.params.trained)
+                [
+                    (n, _shape(p), _dtype(p), k in looked_up)
+                    for k, (n, p) in enumerate(self.params.trained)
+                ]
             ),
-            tuple((n, _shape(p), _dtype(p)) for n, p in self.params.frozen),
+            tuple([(n, _shape(p), _dtype(p)) for n, p in self.params.frozen]),
             position.get(loss_op, -1),
             tuple(fields),
             _shape(self.loss) if self.loss.dim() else "",  # a non-scalar loss is summed
