@@ -124,6 +124,29 @@ def test_records_are_the_tf_sides(tmp_path):
     assert series[graph_tags[0]].data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE
 
 
+def test_a_head_replaced_between_steps_is_found_and_named_anew(tmp_path):
+    """Fine-tuning swaps a head (`model[2] = nn.Linear(...)`) between logged steps: the next
+    step names the new head's parameters and judges them, not the old head's (discovery is
+    cached per model, and the cache must see the change)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    x = torch.randn(5, 4)
+
+    def loss_fn(x):
+        return model(x).logsumexp(-1).mean()
+
+    gt.gradflow(str(tmp_path), "gf", loss_fn, x, step=0, strict=True)
+    model[2] = nn.Linear(8, 3)
+    report = gt.gradflow(str(tmp_path), "gf", loss_fn, x, step=1, strict=True)
+    assert {n: v.state for n, v in report.variables.items()} == truth(
+        loss_fn, (x,), list(model.named_parameters())
+    ) == dict.fromkeys(["0.weight", "0.bias", "2.weight", "2.bias"], "flowing")
+    assert report.variables["2.weight"].shape == "3x8"
+    model[2].weight.requires_grad_(False)  # and frozen later: the same module, read anew
+    report = gt.analyze(loss_fn, x)
+    assert report.frozen_variables == ("2.weight",)
+
+
 def test_event_bytes_joined_by_hand_equal_protobufs(tmp_path):
     """The logged step's event is joined from pieces serialized once (writing.py); the record
     on disk must be the one protobuf makes of the whole Event: first step (graph and scalars)

@@ -212,9 +212,12 @@ def collect(
 
 
 # Module discovery by what the loss refers to, kept per set of referred objects: walking the
-# modules costs more than the rest of a small model's logged step. Requires_grad is read anew.
+# modules costs more than the rest of a small model's logged step. An entry also holds the modules
+# and parameters of its roots' trees as they were, and serves only while they are the same objects
+# (a head replaced between steps, `model.fc = nn.Linear(...)`, is found and named anew).
+# Requires_grad is read anew.
 _CACHE_SIZE = 16
-_found_cache: collections.OrderedDict[tuple[int, ...], tuple[list[Any], Any]] = (
+_found_cache: collections.OrderedDict[tuple[int, ...], tuple[list[Any], list[Any], Any]] = (
     collections.OrderedDict()
 )
 
@@ -224,20 +227,41 @@ def _found(
 ) -> Any:
     """(roots, named parameters, module names) of what the loss refers to."""
     objects = [obj for _, obj, _ in _candidates(loss_fn, args, kwargs)] + [parameters]
-    key = tuple(id(o) for o in objects)
+    key = tuple([id(o) for o in objects])
     hit = _found_cache.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
+    if hit is not None and _same(hit[0], objects) and _same(hit[1], _trees(hit[2][0])):
         _found_cache.move_to_end(key)
-        return hit[1]
+        return hit[2]
     roots = referenced_modules(loss_fn, args, kwargs)
     if isinstance(parameters, nn.Module):
         roots = [(type(parameters).__name__.lower(), parameters)] + roots
     qualified = _qualified_roots(roots)
     result = (roots, _named_by_root(roots, qualified), _module_names(roots, qualified))
-    _found_cache[key] = (objects, result)
+    _found_cache[key] = (objects, _trees(roots), result)
     while len(_found_cache) > _CACHE_SIZE:
         _found_cache.popitem(last=False)
     return result
+
+
+def _trees(roots: list[tuple[str, nn.Module]]) -> list[Any]:
+    """The modules of the roots' trees, each followed by its own parameters, in a fixed order
+    (walked directly: `modules()` builds every module's path on the way)."""
+    out: list[Any] = []
+    seen: set[int] = set()
+    stack = [root for _, root in reversed(roots)]
+    while stack:
+        module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        out.append(module)
+        out += module._parameters.values()
+        stack += [m for m in reversed(module._modules.values()) if m is not None]
+    return out
+
+
+def _same(kept: list[Any], now: list[Any]) -> bool:
+    return len(kept) == len(now) and all(a is b for a, b in zip(kept, now, strict=True))
 
 
 def _in_module(p: torch.Tensor, module: nn.Module) -> bool:
