@@ -132,13 +132,13 @@ def _apply(
 ) -> None:
     """`.grad` as `loss.backward()` leaves it after `zero_grad()`, then the optimizer's step
     (through the scaler's, which unscales and skips a step with Inf/NaN gradients)."""
-    with torch.no_grad():
-        for (_, p), g in zip(trained, grads, strict=True):
-            if g is None:
-                continue
-            if p.grad is None:
-                p.grad = g
-            else:
+    for (_, p), g in zip(trained, grads, strict=True):
+        if g is None:
+            continue
+        if p.grad is None:
+            p.grad = g  # as backward() leaves it (no autograd op: no no_grad() needed)
+        else:
+            with torch.no_grad():
                 p.grad.add_(g)
     _step(optimizer, scaler)
 
