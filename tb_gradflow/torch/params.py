@@ -163,17 +163,24 @@ def check_supported(loss_fn: Callable[..., Any], roots: list[tuple[str, nn.Modul
             f"the loss function is torch.compile'd: {_UNSUPPORTED['OptimizedModule']}"
         )
     for attr, root in roots:
-        for module in root.modules():
+        for module in _modules_of(root):
             reason = _unsupported_reason(type(module))
             if reason:
                 raise Unsupported(f"{attr} ({type(module).__name__}) is not supported: {reason}")
 
 
-@functools.lru_cache(maxsize=1024)
+_reasons: dict[type, str] = {}
+
+
 def _unsupported_reason(cls: type) -> str:
     """Why modules of class `cls` are refused ("" when they are not): fixed for a class, and
-    asked of every module at every logged step."""
-    return next((_UNSUPPORTED[c.__name__] for c in cls.__mro__ if c.__name__ in _UNSUPPORTED), "")
+    asked of every module at every logged step, so kept per class."""
+    reason = _reasons.get(cls)
+    if reason is None:
+        reason = _reasons[cls] = next(
+            (_UNSUPPORTED[c.__name__] for c in cls.__mro__ if c.__name__ in _UNSUPPORTED), ""
+        )
+    return reason
 
 
 def collect(
@@ -244,18 +251,27 @@ def _found(
 
 
 def _trees(roots: list[tuple[str, nn.Module]]) -> list[Any]:
-    """The modules of the roots' trees, each followed by its own parameters, in a fixed order
-    (walked directly: `modules()` builds every module's path on the way)."""
+    """The modules of the roots' trees, each followed by its own parameters, in order."""
     out: list[Any] = []
+    for _, root in roots:
+        for module in _modules_of(root):
+            out.append(module)
+            out += module._parameters.values()
+    return out
+
+
+def _modules_of(root: nn.Module) -> list[nn.Module]:
+    """`root.modules()`, in its order (each module once, parents first), walked directly:
+    `modules()` builds every module's path on the way, and this runs at every logged step."""
+    out: list[nn.Module] = []
     seen: set[int] = set()
-    stack = [root for _, root in reversed(roots)]
+    stack = [root]
     while stack:
         module = stack.pop()
         if id(module) in seen:
             continue
         seen.add(id(module))
         out.append(module)
-        out += module._parameters.values()
         stack += [m for m in reversed(module._modules.values()) if m is not None]
     return out
 
