@@ -124,6 +124,71 @@ def test_records_are_the_tf_sides(tmp_path):
     assert series[graph_tags[0]].data_class == summary_pb2.DATA_CLASS_BLOB_SEQUENCE
 
 
+def test_a_head_replaced_between_steps_is_found_and_named_anew(tmp_path):
+    """Fine-tuning swaps a head (`model[2] = nn.Linear(...)`) between logged steps: the next
+    step names the new head's parameters and judges them, not the old head's (discovery is
+    cached per model, and the cache must see the change)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    x = torch.randn(5, 4)
+
+    def loss_fn(x):
+        return model(x).logsumexp(-1).mean()
+
+    gt.gradflow(str(tmp_path), "gf", loss_fn, x, step=0, strict=True)
+    model[2] = nn.Linear(8, 3)
+    report = gt.gradflow(str(tmp_path), "gf", loss_fn, x, step=1, strict=True)
+    assert {n: v.state for n, v in report.variables.items()} == truth(
+        loss_fn, (x,), list(model.named_parameters())
+    ) == dict.fromkeys(["0.weight", "0.bias", "2.weight", "2.bias"], "flowing")
+    assert report.variables["2.weight"].shape == "3x8"
+    model[2].weight.requires_grad_(False)  # and frozen later: the same module, read anew
+    report = gt.analyze(loss_fn, x)
+    assert report.frozen_variables == ("2.weight",)
+
+
+def test_event_bytes_joined_by_hand_equal_protobufs(tmp_path):
+    """The logged step's event is joined from pieces serialized once (writing.py); the record
+    on disk must be the one protobuf makes of the whole Event: first step (graph and scalars)
+    and a later one, a description, a step 0 and a long name."""
+    from tensorboard.compat.proto import event_pb2
+
+    from tb_gradflow.torch import writing
+    from tb_gradflow.torch.event_file import record_bytes
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    for name, description, step in (("gradflow", "", 0), ("a/" + "n" * 300, "why", 7)):
+        written: list[bytes] = []
+        for k in range(2):
+            result = gt.capture.capture(lambda x: net(x).sum(), (torch.randn(2, 3),), {})
+            before = {(name, result.graph.graph_id)} if k else set()
+            logdir = str(tmp_path / f"{name[:5]}{k}".replace("/", "_"))
+            writing._path_writers.pop(os.path.abspath(logdir), None)
+            writing._written_by_path[os.path.abspath(logdir)] = set(before)
+            writing._write(logdir, name, result, step + k, description, scalars=not k)
+            with open(writing._path_writers[os.path.abspath(logdir)].path, "rb") as f:
+                written.append(f.read())
+            first = 16 + int.from_bytes(written[-1][:8], "little")  # the file_version record
+            event = event_pb2.Event.FromString(written[-1][first + 12 : -4])
+            values = []
+            if not k:
+                values.append(summary_pb2.Summary.Value(
+                    tag=f"{name}/_graph/{result.graph.graph_id}",
+                    metadata=writing.metadata.graph_metadata(name, result.graph.graph_id),
+                    tensor=writing._string_tensor(result.graph.SerializeToString(), [1]),
+                ))
+            values.append(summary_pb2.Summary.Value(
+                tag=name, metadata=writing.metadata.step_metadata(name, description),
+                tensor=writing._string_tensor(result.step.SerializeToString(), []),
+            ))
+            if not k:
+                values.extend(writing.scalar_summary(name, result.graph, result.step).value)
+            expected = event_pb2.Event(
+                wall_time=event.wall_time, step=step + k, summary=summary_pb2.Summary(value=values)
+            ).SerializeToString()
+            assert written[-1][first:] == record_bytes(expected)
+
+
 def _write_torch_runs(logdir: str) -> None:
     torch.manual_seed(0)
     enc, head = nn.Linear(4, 4), nn.Linear(4, 2)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -126,7 +128,7 @@ class _Analysis:
         scalar = loss if loss.numel() == 1 else loss.sum()
         n_vars = len(self.params.trained)
         self.grads_used = True
-        differentiated = scalar.reshape(())
+        differentiated = scalar if scalar.dim() == 0 else scalar.reshape(())
         scaled = self.scaler is not None and differentiated.requires_grad
         if scaled:
             differentiated = self.scaler.scale(differentiated)
@@ -158,7 +160,7 @@ class _Analysis:
             exact[1].astype(np.float32),
             exact[2],
             exact[3],
-            float(scalar.detach()),
+            float(scalar.item()),
             exact[4],
             exact[5],
         )
@@ -271,20 +273,27 @@ class _Analysis:
         n_vars: int,
     ) -> tuple[gradflow_pb2.Graph, tuple[np.ndarray, ...]]:
         position = {i: k for k, i in enumerate(kept)}
+        var_index = self.var_index
         target_row = {i: n_vars + r for r, (i, _) in enumerate(targets)}
         var_codes = values.codes[:n_vars]
-        op_codes = np.zeros(len(kept), np.uint8)
-        op_norms = np.full(len(kept), np.nan)
-        op_presence = np.full(len(kept), np.nan)
+        # Lists, made arrays at the end (numpy item assignment is the slower way).
+        op_codes = [0] * len(kept)
+        op_norms = [math.nan] * len(kept)
+        op_presence = [math.nan] * len(kept)
+        all_codes, all_norms, all_presence = (
+            values.codes.tolist(),
+            values.norms.tolist(),
+            values.presence.tolist(),
+        )
         fields = []
         for k, i in enumerate(kept):
             op = self.rec.ops[i]
             row = target_row.get(i)
             if row is not None:
                 op_codes[k], op_norms[k], op_presence[k] = (
-                    values.codes[row],
-                    values.norms[row],
-                    values.presence[row],
+                    all_codes[row],
+                    all_norms[row],
+                    all_presence[row],
                 )
             gate = classify.is_gate(op)
             if gate:
@@ -298,16 +307,14 @@ class _Analysis:
                 (
                     op.scope,
                     op.type,
-                    tuple(position[j] for j in op.inputs if j in position),
+                    tuple([position[j] for j in op.inputs if j in position]),
                     tuple(
                         dict.fromkeys(
-                            self.var_index[id(t)]
-                            for t in op.input_tensors
-                            if id(t) in self.var_index
+                            [var_index[id(t)] for t in op.input_tensors if id(t) in var_index]
                         )
                     ),
-                    tuple(_shape(t) for t in op.outputs),
-                    tuple(_dtype(t) for t in op.outputs),
+                    tuple([_shape_text(t.shape) for t in op.outputs]),
+                    tuple([_dtype_text(t.dtype) for t in op.outputs]),
                     op.source,
                     op.library_source,
                     V.CAUSE_CODE[cause],
@@ -318,22 +325,25 @@ class _Analysis:
                     gate,
                 )
             )
+        looked_up = self._looked_up(kept)
         key = (
             tuple(
-                (n, _shape(p), _dtype(p), k in self._looked_up(kept))
-                for k, (n, p) in enumerate(self.params.trained)
+                [
+                    (n, _shape(p), _dtype(p), k in looked_up)
+                    for k, (n, p) in enumerate(self.params.trained)
+                ]
             ),
-            tuple((n, _shape(p), _dtype(p)) for n, p in self.params.frozen),
+            tuple([(n, _shape(p), _dtype(p)) for n, p in self.params.frozen]),
             position.get(loss_op, -1),
             tuple(fields),
             _shape(self.loss) if self.loss.dim() else "",  # a non-scalar loss is summed
         )
         exact = (
-            op_codes,
-            op_norms,
+            np.array(op_codes, np.uint8),
+            np.array(op_norms),
             var_codes,
             values.norms[:n_vars],
-            op_presence,
+            np.array(op_presence),
             values.presence[:n_vars],
         )
         return _graph_of(key), exact
@@ -459,11 +469,22 @@ def _unique(name: str, names: dict[str, int]) -> str:
 
 
 def _shape(t: torch.Tensor) -> str:
-    return "x".join(str(d) for d in t.shape) or "scalar"
+    return _shape_text(t.shape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _shape_text(shape: torch.Size) -> str:
+    """`128x256`, or `scalar` (the same few shapes at every step: formatted once)."""
+    return "x".join(str(d) for d in shape) or "scalar"
 
 
 def _dtype(t: torch.Tensor) -> str:
-    return str(t.dtype).replace("torch.", "")
+    return _dtype_text(t.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_text(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def _parallel(graph: gradflow_pb2.Graph) -> None:

@@ -49,7 +49,11 @@ class EventFile:
 
     def add_event(self, event: event_pb2.Event) -> None:
         """Appends one event and flushes it to the file."""
-        data = record_bytes(event.SerializeToString())
+        self.add_serialized(event.SerializeToString())
+
+    def add_serialized(self, event: bytes) -> None:
+        """Appends one serialized event, framed, in one write, and flushes it to the file."""
+        data = record_bytes(event)
         with self._lock:
             self._file.write(data)
             self._file.flush()

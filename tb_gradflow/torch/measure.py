@@ -179,12 +179,14 @@ def values(
     the other ops' presence unknown (their zero state then rests on a norm of exactly 0).
     A gradient reduced already (`Reduced`) keeps its own count or lack of one."""
     n = len(grads)
-    codes = np.full(n, _NONE, np.uint8)
-    norms = np.full(n, np.nan)
-    presence = np.full(n, np.nan)
+    # Python lists, made arrays at the end: a numpy item assignment costs more than the rest of
+    # a value's handling here.
+    codes = [_NONE] * n
+    norms = [math.nan] * n
+    presence = [math.nan] * n
     present = _reduced(grads, counted)
     if not present:
-        return Values(codes, norms, presence)
+        return _arrays(codes, norms, presence)
     # Fused L2 norms, nonzero counts, then one transfer.
     counts = [r.nonzero for _, r in present if r.nonzero is not None]
     numbers = _stacked([r.norm for _, r in present] + counts).tolist()
@@ -207,7 +209,11 @@ def values(
         norms[i] = norm
         if count is not None:
             presence[i] = count / size
-    return Values(codes, norms, presence)
+    return _arrays(codes, norms, presence)
+
+
+def _arrays(codes: list[int], norms: list[float], presence: list[float]) -> Values:
+    return Values(np.array(codes, np.uint8), np.array(norms), np.array(presence))
 
 
 def _reduced(

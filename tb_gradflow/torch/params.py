@@ -91,7 +91,7 @@ def _candidates(
         module_globals = getattr(fn, "__globals__", {})
         out += [
             (name, module_globals[name], _DEPTH)
-            for name in dict.fromkeys(_names_read(code))
+            for name in _global_names(code)
             if name in module_globals
         ]
     out += [(f"arg{i}", arg, _DEPTH) for i, arg in enumerate(args)]
@@ -117,6 +117,13 @@ def referenced_modules(
         ):
             found += _modules_in(obj, name, depth, seen)
     return _outermost(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _global_names(code: Any) -> tuple[str, ...]:
+    """The names `_names_read` gives, once each: fixed for a code object, and read at every
+    logged step (the walk through nested code objects was a tenth of a small model's capture)."""
+    return tuple(dict.fromkeys(_names_read(code)))
 
 
 def _names_read(code: Any) -> Iterator[str]:
@@ -156,13 +163,24 @@ def check_supported(loss_fn: Callable[..., Any], roots: list[tuple[str, nn.Modul
             f"the loss function is torch.compile'd: {_UNSUPPORTED['OptimizedModule']}"
         )
     for attr, root in roots:
-        for module in root.modules():
-            for cls in type(module).__mro__:
-                if cls.__name__ in _UNSUPPORTED:
-                    raise Unsupported(
-                        f"{attr} ({type(module).__name__}) is not supported: "
-                        f"{_UNSUPPORTED[cls.__name__]}"
-                    )
+        for module in _modules_of(root):
+            reason = _unsupported_reason(type(module))
+            if reason:
+                raise Unsupported(f"{attr} ({type(module).__name__}) is not supported: {reason}")
+
+
+_reasons: dict[type, str] = {}
+
+
+def _unsupported_reason(cls: type) -> str:
+    """Why modules of class `cls` are refused ("" when they are not): fixed for a class, and
+    asked of every module at every logged step, so kept per class."""
+    reason = _reasons.get(cls)
+    if reason is None:
+        reason = _reasons[cls] = next(
+            (_UNSUPPORTED[c.__name__] for c in cls.__mro__ if c.__name__ in _UNSUPPORTED), ""
+        )
+    return reason
 
 
 def collect(
@@ -201,9 +219,12 @@ def collect(
 
 
 # Module discovery by what the loss refers to, kept per set of referred objects: walking the
-# modules costs more than the rest of a small model's logged step. Requires_grad is read anew.
+# modules costs more than the rest of a small model's logged step. An entry also holds the modules
+# and parameters of its roots' trees as they were, and serves only while they are the same objects
+# (a head replaced between steps, `model.fc = nn.Linear(...)`, is found and named anew).
+# Requires_grad is read anew.
 _CACHE_SIZE = 16
-_found_cache: collections.OrderedDict[tuple[int, ...], tuple[list[Any], Any]] = (
+_found_cache: collections.OrderedDict[tuple[int, ...], tuple[list[Any], list[Any], Any]] = (
     collections.OrderedDict()
 )
 
@@ -213,20 +234,50 @@ def _found(
 ) -> Any:
     """(roots, named parameters, module names) of what the loss refers to."""
     objects = [obj for _, obj, _ in _candidates(loss_fn, args, kwargs)] + [parameters]
-    key = tuple(id(o) for o in objects)
+    key = tuple([id(o) for o in objects])
     hit = _found_cache.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
+    if hit is not None and _same(hit[0], objects) and _same(hit[1], _trees(hit[2][0])):
         _found_cache.move_to_end(key)
-        return hit[1]
+        return hit[2]
     roots = referenced_modules(loss_fn, args, kwargs)
     if isinstance(parameters, nn.Module):
         roots = [(type(parameters).__name__.lower(), parameters)] + roots
     qualified = _qualified_roots(roots)
     result = (roots, _named_by_root(roots, qualified), _module_names(roots, qualified))
-    _found_cache[key] = (objects, result)
+    _found_cache[key] = (objects, _trees(roots), result)
     while len(_found_cache) > _CACHE_SIZE:
         _found_cache.popitem(last=False)
     return result
+
+
+def _trees(roots: list[tuple[str, nn.Module]]) -> list[Any]:
+    """The modules of the roots' trees, each followed by its own parameters, in order."""
+    out: list[Any] = []
+    for _, root in roots:
+        for module in _modules_of(root):
+            out.append(module)
+            out += module._parameters.values()
+    return out
+
+
+def _modules_of(root: nn.Module) -> list[nn.Module]:
+    """`root.modules()`, in its order (each module once, parents first), walked directly:
+    `modules()` builds every module's path on the way, and this runs at every logged step."""
+    out: list[nn.Module] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        module = stack.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        out.append(module)
+        stack += [m for m in reversed(module._modules.values()) if m is not None]
+    return out
+
+
+def _same(kept: list[Any], now: list[Any]) -> bool:
+    return len(kept) == len(now) and all(a is b for a, b in zip(kept, now, strict=True))
 
 
 def _in_module(p: torch.Tensor, module: nn.Module) -> bool:

@@ -101,10 +101,14 @@ class RecordedOp:
     dead_outputs: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
-        self.reads_grad = any(t.requires_grad for t in self.input_tensors)
-        self.gives_grad = any(t.requires_grad for t in self.outputs)
-        if self.reads_grad:
-            self.dead_outputs = frozenset(id(t) for t in self.outputs if not t.requires_grad)
+        # Lists, not generators: this runs for every recorded op of every logged step.
+        self.reads_grad = True in [t.requires_grad for t in self.input_tensors]
+        gives = [t.requires_grad for t in self.outputs]
+        self.gives_grad = True in gives
+        if self.reads_grad and False in gives:
+            self.dead_outputs = frozenset(
+                [id(t) for t, g in zip(self.outputs, gives, strict=True) if not g]
+            )
 
 
 class Recording:

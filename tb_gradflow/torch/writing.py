@@ -8,6 +8,7 @@ through its file writer, or, for a logdir path, through TensorBoard's own event 
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
@@ -131,13 +132,13 @@ def _apply(
 ) -> None:
     """`.grad` as `loss.backward()` leaves it after `zero_grad()`, then the optimizer's step
     (through the scaler's, which unscales and skips a step with Inf/NaN gradients)."""
-    with torch.no_grad():
-        for (_, p), g in zip(trained, grads, strict=True):
-            if g is None:
-                continue
-            if p.grad is None:
-                p.grad = g
-            else:
+    for (_, p), g in zip(trained, grads, strict=True):
+        if g is None:
+            continue
+        if p.grad is None:
+            p.grad = g  # as backward() leaves it (no autograd op: no no_grad() needed)
+        else:
+            with torch.no_grad():
                 p.grad.add_(g)
     _step(optimizer, scaler)
 
@@ -173,33 +174,70 @@ def _string_tensor(value: bytes, shape: list[int]) -> tensor_pb2.TensorProto:
 
 def _write(writer: Any, name: str, result: Any, step: int, description: str, scalars: bool = False) -> None:
     add_event, written = _sink(writer)
-    values = []
     graph_id = result.graph.graph_id
+    summary = b""
     if (name, graph_id) not in written:
-        values.append(
-            summary_pb2.Summary.Value(
-                tag=metadata.graph_tag(name, graph_id),
-                metadata=metadata.graph_metadata(name, graph_id),
-                tensor=_string_tensor(result.graph.SerializeToString(), [1]),
-            )
-        )
-    values.append(
-        summary_pb2.Summary.Value(
-            tag=name,
-            metadata=metadata.step_metadata(name, description),
-            tensor=_string_tensor(result.step.SerializeToString(), []),
-        )
-    )
+        summary = summary_pb2.Summary(
+            value=[
+                summary_pb2.Summary.Value(
+                    tag=metadata.graph_tag(name, graph_id),
+                    metadata=metadata.graph_metadata(name, graph_id),
+                    tensor=_string_tensor(result.graph.SerializeToString(), [1]),
+                )
+            ]
+        ).SerializeToString()
+    summary += step_value_field(name, description, result.step.SerializeToString())
     if scalars:
-        values.extend(scalar_summary(name, result.graph, result.step).value)
-    add_event(
-        event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=values))
-    )
+        summary += scalar_summary(name, result.graph, result.step).SerializeToString()
+    add_event(event_bytes(time.time(), step, summary))
     written.add((name, graph_id))
 
 
-def _sink(writer: Any) -> tuple[Callable[[event_pb2.Event], None], set[tuple[str, str]]]:
-    """(add an event, the graph versions written) for a SummaryWriter or a logdir path."""
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+@functools.lru_cache(maxsize=64)
+def _step_value_parts(name: str, description: str) -> tuple[bytes, bytes]:
+    """(a step Value's bytes before its tensor, after it): its tag and metadata, the same at
+    every step, so serialized once. Protobuf writes fields in number order (tag 1, tensor 8,
+    metadata 9), so these pieces joined give its own bytes (tests/test_torch_gradflow.py)."""
+    head = summary_pb2.Summary.Value(tag=name).SerializeToString()
+    tail = summary_pb2.Summary.Value(metadata=metadata.step_metadata(name, description))
+    return head, tail.SerializeToString()
+
+
+# A scalar string tensor's fields before its string_val (dtype 1, tensor_shape 2).
+_STRING_SCALAR_HEAD = tensor_pb2.TensorProto(
+    dtype=types_pb2.DT_STRING, tensor_shape=tensor_shape_pb2.TensorShapeProto()
+).SerializeToString()
+
+
+def step_value_field(name: str, description: str, step_bytes: bytes) -> bytes:
+    """The serialized Summary.value field of a step record holding `step_bytes`."""
+    head, tail = _step_value_parts(name, description)
+    tensor = _STRING_SCALAR_HEAD + _field(8, step_bytes)
+    return _field(1, head + _field(8, tensor) + tail)
+
+
+def event_bytes(wall_time: float, step: int, summary: bytes) -> bytes:
+    """A serialized Event of a serialized Summary (field 5, after wall_time and step)."""
+    return event_pb2.Event(wall_time=wall_time, step=step).SerializeToString() + _field(5, summary)
+
+
+def _sink(writer: Any) -> tuple[Callable[[bytes], None], set[tuple[str, str]]]:
+    """(add a serialized event, the graph versions written) for a SummaryWriter or a logdir
+    path (whose file takes the bytes as they are; a SummaryWriter takes the Event)."""
     if isinstance(writer, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(writer))
         with _lock:
@@ -207,7 +245,7 @@ def _sink(writer: Any) -> tuple[Callable[[event_pb2.Event], None], set[tuple[str
             if file_writer is None:
                 file_writer = _path_writers[path] = EventFile(path)
         # Each step is on disk when the call returns (EventFile flushes every event).
-        return file_writer.add_event, _written_by_path.setdefault(path, set())
+        return file_writer.add_serialized, _written_by_path.setdefault(path, set())
     get_file_writer = getattr(writer, "_get_file_writer", None)
     if get_file_writer is None:
         raise TypeError(
@@ -215,4 +253,8 @@ def _sink(writer: Any) -> tuple[Callable[[event_pb2.Event], None], set[tuple[str
             f"got {type(writer).__name__}"
         )
     file_writer = get_file_writer()
-    return file_writer.add_event, _written_by_writer.setdefault(writer, set())
+
+    def add(event: bytes) -> None:
+        file_writer.add_event(event_pb2.Event.FromString(event))
+
+    return add, _written_by_writer.setdefault(writer, set())
