@@ -78,21 +78,17 @@ def encode_step_arrays(
     `dead_units`: one count per op with units (a varint each, mostly one byte);
     `iteration_norms`: per loop with iteration norms, its norms (float32 each).
     """
-    presence_rows = (
-        None if op_presence is None or variable_presence is None else (op_presence, variable_presence)
-    )
-    if len(op_codes) + len(variable_codes) <= SMALL_STEP:
-        op_list, variable_list = np.asarray(op_codes, np.uint8).tolist(), np.asarray(variable_codes, np.uint8).tolist()
+    small = len(op_codes) + len(variable_codes) <= SMALL_STEP
+    if small:
         norm_codes, top = _quantize_small(np.asarray(op_norms, np.float64).tolist())
-        op_states, variable_states = _pack_small(op_list), _pack_small(variable_list)
-        if presence_rows is not None:
-            presence = _presence_small([(op_list, presence_rows[0]), (variable_list, presence_rows[1])])
+        op_states, variable_states = (
+            _pack_small(np.asarray(op_codes).tolist()),
+            _pack_small(np.asarray(variable_codes).tolist()),
+        )
     else:
         codes, top = quantize_norms(np.asarray(op_norms))
         norm_codes = codes.tobytes()
         op_states, variable_states = pack_states(np.asarray(op_codes)), pack_states(np.asarray(variable_codes))
-        if presence_rows is not None:
-            presence = P.encode_rows([(op_codes, presence_rows[0]), (variable_codes, presence_rows[1])])
     step = gradflow_pb2.Step(
         graph_id=graph_id,
         op_states_packed=op_states,
@@ -102,11 +98,12 @@ def encode_step_arrays(
         variable_norms=np.asarray(variable_norms, np.float32).tolist(),
         loss=float("nan") if loss is None else loss,
     )
-    if presence_rows is not None:
+    if op_presence is not None and variable_presence is not None:
         step.has_presence = True
+        rows = [(op_codes, op_presence), (variable_codes, variable_presence)]
         (step.op_presence_stored, step.op_presence_codes), (
             step.variable_presence_stored, step.variable_presence_codes
-        ) = presence
+        ) = _presence_small(rows) if small else P.encode_rows(rows)
     if len(dead_units):
         step.dead_units.extend(np.asarray(dead_units, np.int64).tolist())
     if len(iteration_norms):
@@ -148,13 +145,14 @@ def _pack_small(codes: list[int]) -> bytes:
     )
 
 
-def _presence_small(rows: list[tuple[list[int], Any]]) -> list[tuple[bytes, bytes]]:
-    """`presence.encode_rows` of a few values (state codes as a list), on lists (the same
-    float64 arithmetic)."""
+def _presence_small(rows: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[bytes, bytes]]:
+    """`presence.encode_rows` of a few values, on lists (the same float64 arithmetic)."""
     out = []
     for states, presence in rows:
         bitmap, stored = bytearray(-(-len(states) // 8)), bytearray()
-        for i, (state, p) in enumerate(zip(states, np.asarray(presence, np.float64).tolist(), strict=True)):
+        for i, (state, p) in enumerate(
+            zip(np.asarray(states, np.uint8).tolist(), np.asarray(presence, np.float64).tolist(), strict=True)
+        ):
             code = _presence_code(p)
             if code != _IMPLIED[state]:
                 bitmap[i >> 3] |= 1 << (i & 7)
