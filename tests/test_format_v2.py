@@ -51,32 +51,6 @@ def test_norms_keep_special_values_and_4_percent_over_9_decades():
     assert np.allclose(rows[1, 3:], 2 * back[3:], equal_nan=True)
 
 
-def test_a_small_step_encodes_to_the_same_bytes_on_lists_as_with_numpy(monkeypatch):
-    """Steps of up to SMALL_STEP values go through Python lists (a small torch model's logged
-    step): the bytes must be those of the numpy encoding, special values and presence included."""
-    rng = np.random.default_rng(2)
-    specials = [np.nan, 0.0, -0.0, np.inf, -np.inf, -1.0, 1.0, 2.0**-40, 2.0**40]
-    fractions = [np.nan, 0.0, -0.0, 1.0, 1e-9, 1 - 1e-9, np.inf, 2.0, -1.0, 0.5 / 254, 1.5 / 254]
-
-    def mixed(values: np.ndarray, pool: list[float]) -> np.ndarray:
-        swap = rng.random(len(values)) < 0.3
-        values[swap] = rng.choice(pool, swap.sum())
-        return values
-
-    for trial in range(400):
-        n_ops, n_vars = int(rng.integers(0, 20)), int(rng.integers(0, 20))
-        args = ("g", rng.integers(0, 4, n_ops).astype(np.uint8),
-                mixed(np.exp2(rng.uniform(-50, 50, n_ops)), specials).astype([np.float32, np.float64][trial % 2]),
-                rng.integers(0, 4, n_vars).astype(np.uint8), mixed(np.exp2(rng.uniform(-50, 50, n_vars)), specials),
-                float(rng.choice([0.0, -0.0, 1.5, np.nan, 1e39])))
-        presence = {} if trial % 3 == 0 else {"op_presence": mixed(rng.random(n_ops), fractions),
-                                               "variable_presence": mixed(rng.random(n_vars), fractions)}
-        small = records.encode_step_arrays(*args, **presence).SerializeToString()
-        monkeypatch.setattr(records, "SMALL_STEP", -1)
-        assert records.encode_step_arrays(*args, **presence).SerializeToString() == small
-        monkeypatch.setattr(records, "SMALL_STEP", 64)
-
-
 def test_a_resnet50_sized_step_is_under_4_kb():
     rng = np.random.default_rng(1)
     step = records.encode_step_arrays(

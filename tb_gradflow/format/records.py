@@ -78,98 +78,27 @@ def encode_step_arrays(
     `dead_units`: one count per op with units (a varint each, mostly one byte);
     `iteration_norms`: per loop with iteration norms, its norms (float32 each).
     """
-    small = len(op_codes) + len(variable_codes) <= SMALL_STEP
-    if small:
-        norm_codes, top = _quantize_small(np.asarray(op_norms, np.float64).tolist())
-        op_states, variable_states = (
-            _pack_small(np.asarray(op_codes).tolist()),
-            _pack_small(np.asarray(variable_codes).tolist()),
-        )
-    else:
-        codes, top = quantize_norms(np.asarray(op_norms))
-        norm_codes = codes.tobytes()
-        op_states, variable_states = pack_states(np.asarray(op_codes)), pack_states(np.asarray(variable_codes))
+    codes, top = quantize_norms(np.asarray(op_norms))
     step = gradflow_pb2.Step(
         graph_id=graph_id,
-        op_states_packed=op_states,
-        op_norm_codes=norm_codes,
+        op_states_packed=pack_states(np.asarray(op_codes)),
+        op_norm_codes=codes.tobytes(),
         op_norm_top=top,
-        variable_states_packed=variable_states,
+        variable_states_packed=pack_states(np.asarray(variable_codes)),
         variable_norms=np.asarray(variable_norms, np.float32).tolist(),
         loss=float("nan") if loss is None else loss,
     )
     if op_presence is not None and variable_presence is not None:
         step.has_presence = True
-        rows = [(op_codes, op_presence), (variable_codes, variable_presence)]
         (step.op_presence_stored, step.op_presence_codes), (
             step.variable_presence_stored, step.variable_presence_codes
-        ) = _presence_small(rows) if small else P.encode_rows(rows)
+        ) = P.encode_rows([(op_codes, op_presence), (variable_codes, variable_presence)])
     if len(dead_units):
         step.dead_units.extend(np.asarray(dead_units, np.int64).tolist())
     if len(iteration_norms):
         step.iteration_counts.extend(len(n) for n in iteration_norms)
         step.iteration_norms.extend(np.concatenate([np.asarray(n, np.float32) for n in iteration_norms]).tolist())
     return step
-
-
-# Up to this many op and variable values, a step is encoded on Python lists: numpy's cost per call
-# (some 30 calls on arrays of a few values) was most of a small torch model's encoding. The
-# result is the same bytes (tests/test_format_v2.py compares both ways).
-SMALL_STEP = 64
-
-
-def _quantize_small(norms: list[float]) -> tuple[bytes, int]:
-    """`quantize_norms` of a few norms, on a list: the logarithms from the same numpy ufunc
-    (math.log2 differs from it in the last bit for some values), the rest in Python, whose
-    round() rounds halves to even as np.rint does."""
-    positive = [v for v in norms if 0 < v < math.inf]  # NaN and negative norms fail both
-    if not positive:
-        return bytes(_ZERO if v == 0 else _INF if v == math.inf else _NAN for v in norms), 0
-    positive_logs = np.log2(positive).tolist()
-    top = math.ceil(max(positive_logs))
-    logs = iter(positive_logs)
-    out = bytearray()
-    for v in norms:
-        if 0 < v < math.inf:
-            level = round((next(logs) - top) * NORM_LEVELS_PER_OCTAVE) + _TOP_LEVEL
-            out.append(min(max(level, _FIRST_LEVEL), _TOP_LEVEL))
-        else:
-            out.append(_ZERO if v == 0 else _INF if v == math.inf else _NAN)
-    return bytes(out), top
-
-
-def _pack_small(codes: list[int]) -> bytes:
-    """`pack_states` of a few codes, on a list."""
-    return bytes(
-        sum((c & 3) << (2 * k) for k, c in enumerate(codes[i : i + 4])) for i in range(0, len(codes), 4)
-    )
-
-
-def _presence_small(rows: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[bytes, bytes]]:
-    """`presence.encode_rows` of a few values, on lists (the same float64 arithmetic)."""
-    out = []
-    for states, presence in rows:
-        bitmap, stored = bytearray(-(-len(states) // 8)), bytearray()
-        for i, (state, p) in enumerate(
-            zip(np.asarray(states, np.uint8).tolist(), np.asarray(presence, np.float64).tolist(), strict=True)
-        ):
-            code = _presence_code(p)
-            if code != _IMPLIED[state]:
-                bitmap[i >> 3] |= 1 << (i & 7)
-                stored.append(code)
-        out.append((bytes(bitmap), bytes(stored)))
-    return out
-
-
-_IMPLIED = P.to_codes(P.default_presence(np.arange(len(V.STATES)))).tolist()
-
-
-def _presence_code(p: float) -> int:
-    """`presence.to_codes` of one fraction."""
-    if not math.isfinite(p):
-        return P.UNKNOWN_CODE
-    c = min(max(p, 0.0), 1.0)
-    return min(max(round(c * P.LEVELS), 1 if c > 0 else 0), P.LEVELS - (1 if c < 1 else 0)) + 1
 
 
 def loop_arrays(step: gradflow_pb2.Step) -> list[np.ndarray]:
