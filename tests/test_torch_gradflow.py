@@ -147,6 +147,33 @@ def test_a_head_replaced_between_steps_is_found_and_named_anew(tmp_path):
     assert report.frozen_variables == ("2.weight",)
 
 
+class _Agent:
+    """A plain object holding the network (an RL agent, a trainer): not a module itself."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.net = net
+
+
+def test_a_network_replaced_on_a_plain_object_is_found_anew(tmp_path):
+    """`agent.net = new_net` between logged steps (a reset, a target network swapped in): the
+    loss refers to `agent`, which stays the same object; the next step must judge the new
+    network's parameters, not call the old ones starved."""
+    torch.manual_seed(0)
+    agent = _Agent(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
+    x = torch.randn(5, 4)
+
+    def loss_fn(x):
+        return agent.net(x).logsumexp(-1).mean()
+
+    gt.gradflow(str(tmp_path), "gf", loss_fn, x, step=0, strict=True)
+    agent.net = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+    report = gt.gradflow(str(tmp_path), "gf", loss_fn, x, step=1, strict=True)
+    expected = truth(loss_fn, (x,), list(agent.net.named_parameters()))
+    assert {n: v.state for n, v in report.variables.items()} == expected
+    assert set(expected.values()) == {"flowing"} and not report.starved_variables
+    assert report.variables["0.weight"].shape == "6x4"
+
+
 def test_event_bytes_joined_by_hand_equal_protobufs(tmp_path):
     """The logged step's event is joined from pieces serialized once (writing.py); the record
     on disk must be the one protobuf makes of the whole Event: first step (graph and scalars)

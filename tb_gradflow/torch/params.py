@@ -34,20 +34,27 @@ class Parameters:
     module_names: dict[int, str]
 
 
-def _modules_in(obj: Any, name: str, depth: int, seen: set[int]) -> Iterator[tuple[str, nn.Module]]:
+# Where a module was found inside a plain object, list or dict the loss refers to: (the holder,
+# its key). Re-read at each cached lookup, so that `agent.net = new_net` between steps is seen.
+Holder = tuple[Any, Any] | None
+
+
+def _modules_in(
+    obj: Any, name: str, depth: int, seen: set[int], holder: Holder = None
+) -> Iterator[tuple[str, nn.Module, Holder]]:
     if id(obj) in seen or depth < 0:
         return
     seen.add(id(obj))
     if isinstance(obj, nn.Module):
-        yield name, obj
+        yield name, obj, holder
         return
     if isinstance(obj, (list, tuple)):
         for i, item in enumerate(obj):
-            yield from _modules_in(item, f"{name}.{i}", depth - 1, seen)
+            yield from _modules_in(item, f"{name}.{i}", depth - 1, seen, (obj, i))
     elif isinstance(obj, dict):
         for key, item in obj.items():
             if isinstance(key, str):
-                yield from _modules_in(item, f"{name}.{key}", depth - 1, seen)
+                yield from _modules_in(item, f"{name}.{key}", depth - 1, seen, (obj, key))
     elif (
         hasattr(obj, "__dict__")
         and not inspect.ismodule(obj)
@@ -55,7 +62,18 @@ def _modules_in(obj: Any, name: str, depth: int, seen: set[int]) -> Iterator[tup
         and not callable(obj)
     ):
         for key, item in vars(obj).items():
-            yield from _modules_in(item, f"{name}.{key}", depth - 1, seen)
+            yield from _modules_in(item, f"{name}.{key}", depth - 1, seen, (vars(obj), key))
+
+
+def _held(holder: Holder) -> Any:
+    """What the holder holds now under its key (None when the key is gone)."""
+    if holder is None:
+        return None
+    container, key = holder
+    try:
+        return container[key]
+    except (IndexError, KeyError):
+        return None
 
 
 def _candidates(
@@ -107,8 +125,15 @@ def referenced_modules(
     loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
 ) -> list[tuple[str, nn.Module]]:
     """(attribute, module) for each module the loss function can reach, outermost first."""
+    return [(name, m) for name, m, _ in _referenced(loss_fn, args, kwargs)]
+
+
+def _referenced(
+    loss_fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+) -> list[tuple[str, nn.Module, Holder]]:
+    """`referenced_modules`, each with where it was found inside a plain object (or None)."""
     seen: set[int] = set()
-    found: list[tuple[str, nn.Module]] = []
+    found: list[tuple[str, nn.Module, Holder]] = []
     for name, obj, depth in _candidates(loss_fn, args, kwargs):
         if (
             not isinstance(obj, (torch.Tensor, str, int, float, bool))
@@ -134,10 +159,10 @@ def _names_read(code: Any) -> Iterator[str]:
             yield from _names_read(const)
 
 
-def _outermost(found: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
+def _outermost(found: list[tuple[str, nn.Module, Holder]]) -> list[tuple[str, nn.Module, Holder]]:
     """Drops modules that are submodules of another one found (they are named through it)."""
-    inner = {id(m) for _, root in found for m in root.modules() if m is not root}
-    return [(name, m) for name, m in found if id(m) not in inner]
+    inner = {id(m) for _, root, _ in found for m in root.modules() if m is not root}
+    return [(name, m, holder) for name, m, holder in found if id(m) not in inner]
 
 
 class Unsupported(ValueError):
@@ -221,12 +246,13 @@ def collect(
 # Module discovery by what the loss refers to, kept per set of referred objects: walking the
 # modules costs more than the rest of a small model's logged step. An entry also holds the modules
 # and parameters of its roots' trees as they were, and serves only while they are the same objects
-# (a head replaced between steps, `model.fc = nn.Linear(...)`, is found and named anew).
+# (a head replaced between steps, `model.fc = nn.Linear(...)`, is found and named anew), and while
+# each root found inside a plain object, list or dict is still held there (`agent.net = new_net`).
 # Requires_grad is read anew.
 _CACHE_SIZE = 16
-_found_cache: collections.OrderedDict[tuple[int, ...], tuple[list[Any], list[Any], Any]] = (
-    collections.OrderedDict()
-)
+_found_cache: collections.OrderedDict[
+    tuple[int, ...], tuple[list[Any], list[Any], Any, list[tuple[nn.Module, Holder]]]
+] = collections.OrderedDict()
 
 
 def _found(
@@ -236,15 +262,22 @@ def _found(
     objects = [obj for _, obj, _ in _candidates(loss_fn, args, kwargs)] + [parameters]
     key = tuple([id(o) for o in objects])
     hit = _found_cache.get(key)
-    if hit is not None and _same(hit[0], objects) and _same(hit[1], _trees(hit[2][0])):
+    if (
+        hit is not None
+        and _same(hit[0], objects)
+        and _same(hit[1], _trees(hit[2][0]))
+        and all(_held(holder) is m for m, holder in hit[3])
+    ):
         _found_cache.move_to_end(key)
         return hit[2]
-    roots = referenced_modules(loss_fn, args, kwargs)
+    referenced = _referenced(loss_fn, args, kwargs)
+    held: list[tuple[nn.Module, Holder]] = [(m, holder) for _, m, holder in referenced if holder is not None]
+    roots = [(name, m) for name, m, _ in referenced]
     if isinstance(parameters, nn.Module):
         roots = [(type(parameters).__name__.lower(), parameters)] + roots
     qualified = _qualified_roots(roots)
     result = (roots, _named_by_root(roots, qualified), _module_names(roots, qualified))
-    _found_cache[key] = (objects, _trees(roots), result)
+    _found_cache[key] = (objects, _trees(roots), result, held)
     while len(_found_cache) > _CACHE_SIZE:
         _found_cache.popitem(last=False)
     return result
