@@ -85,11 +85,9 @@ def layer_norms(
     Returns:
       layer -> (state name, norm), the norm NaN for a layer with no gradient.
     """
-    layers = list(dict.fromkeys(layer_of(n) for n in names))
+    layers, rows, starts = variable_grouping(names)
     if not layers:
         return {}
-    at = {layer: i for i, layer in enumerate(layers)}
-    rows, starts = grouping(np.array([at[layer_of(n)] for n in names], np.int64))
     out_states, out_norms = reduce_layers(
         np.asarray(states, np.uint8)[rows][:, None], np.asarray(norms, np.float64)[rows][:, None], starts
     )
@@ -97,6 +95,15 @@ def layer_norms(
         layer: (V.STATES[int(s)], float(n))
         for layer, s, n in zip(layers, out_states[:, 0], out_norms[:, 0], strict=True)
     }
+
+
+def variable_grouping(names: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(layers in order of their first variable, rows, starts) of variables `names`: the one
+    grouping the layer norms of a step use, whoever reduces them (report, scalars)."""
+    layers = list(dict.fromkeys(layer_of(n) for n in names))
+    at = {layer: i for i, layer in enumerate(layers)}
+    rows, starts = grouping(np.array([at[layer_of(n)] for n in names], np.int64))
+    return layers, rows, starts
 
 
 def grouping(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

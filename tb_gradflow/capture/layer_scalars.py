@@ -34,7 +34,7 @@ from tensorboard.plugins.scalar import metadata as scalar_plugin_metadata
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format.records import step_arrays
-from tb_gradflow.layer_norms import grouping, layer_of, reduce_layers
+from tb_gradflow.layer_norms import layer_of, reduce_layers, variable_grouping
 from tb_gradflow.proto import gradflow_pb2
 
 GRAD_NORM = "grad_norm"
@@ -78,9 +78,7 @@ def scalar_layout(tag: str, graph: gradflow_pb2.Graph) -> ScalarLayout:
 
 
 def _make_layout(tag: str, graph: gradflow_pb2.Graph) -> ScalarLayout:
-    of = [layer_of(v.name) for v in graph.variables]
-    layers = {layer: i for i, layer in enumerate(dict.fromkeys(of))}
-    rows, starts = grouping(np.array([layers[layer] for layer in of], np.int64))
+    layers, rows, starts = variable_grouping([v.name for v in graph.variables])
     unit_ops = [i for i, op in enumerate(graph.ops) if op.units > 0]
     unit_layers = [gate_layer(graph, i) for i in unit_ops]
     groups = list(dict.fromkeys(unit_layers))
