@@ -1,20 +1,23 @@
 """Cost of a gradflow logging call against one plain training step, in one process.
 
 For a Keras ResNet50 (batch 8, CPU), the demo's small convolutional VAE, a subclassed
-64-block Transformer language model (about 5,000 ops on the loss path) and a Keras LSTM (a while
-loop on the CPU, whose body ops and iterations are measured: issue 17), measures:
+64-block Transformer language model (about 5,000 ops on the loss path), a small Keras LSTM (a
+while loop on the CPU, 32 iterations, a 5 ms step) and keras.io's bidirectional LSTM over IMDB
+(four loops of 200 iterations), whose body ops and iterations are measured (issue 17), measures:
 - steady state: median of a logging call (`summary.gradflow(..., optimizer=)`, which is itself a
   training step) over the median of a plain `tf.function` train step; target <= 1.3;
-- first call: trace-and-run of the logging call over that of the plain step; target <= 2.5;
+- first call: trace-and-run of the logging call over that of the plain step; target <= 2.0 (issue 17);
 and prints the ops on the loss path and the bytes one logged step stores. The probe column is the
 capture alone (the probe's own training step, without building the report or writing it), to
 tell the capture's cost from the summary's.
-Run: .venv/bin/python bench/overhead.py [--repeats N] [--min-seconds S] [--models resnet50,vae,transformer64,lstm]
+Run: .venv/bin/python bench/overhead.py [--repeats N] [--min-seconds S]
+       [--models resnet50,vae,transformer64,lstm,imdb_bilstm]
 With --torch, measures tb_gradflow.torch instead (bench/torch_overhead.py), without TensorFlow.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -83,6 +86,25 @@ def _lstm():
     return model, loss_fn, (x, y)
 
 
+def _imdb_bilstm():
+    """keras.io's "Bidirectional LSTM on IMDB" (two bidirectional LSTM layers over 200 tokens of a
+    20,000-word embedding, batch 32), on random tokens: four loops of 200 iterations."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(None,), dtype="int32")
+    x = keras.layers.Embedding(20000, 128)(inputs)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))(x)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(64))(x)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    tokens = tf.random.stateless_uniform([32, 200], seed=[0, 5], maxval=20000, dtype=tf.int32)
+    labels = tf.random.stateless_uniform([32, 1], seed=[0, 6], maxval=2, dtype=tf.int32)
+    loss_object = keras.losses.BinaryCrossentropy()
+
+    def loss_fn(x, y):
+        return loss_object(y, model(x, training=True))
+
+    return model, loss_fn, (tokens, labels)
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     out = fn()
@@ -121,7 +143,13 @@ def measure(name: str, build, repeats: int, min_seconds: float = 0.0) -> dict:
     # here, so that neither first call below is charged for them.
     loss_fn(*args)
     tf.function(loss_fn).get_concrete_function(*args)
+    # A full collection before each first call: tracing allocates enough for Python's oldest
+    # generation to be collected during one of them, a pause of about 0.15 s after building a
+    # Keras model, charged to whichever call it lands in (the VAE's first-call ratio read 1.8 or
+    # 3.1 by that alone).
+    gc.collect()
     plain_first = _timed(lambda: plain_step(*args))
+    gc.collect()
     log_first = _timed(logging_call)
     probe = probe_for(loss_fn, variables, log_opt)
     plain, logged, probed = [], [], []
@@ -163,9 +191,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--min-seconds", type=float, default=5.0,
                         help="keep repeating a model's three calls for at least this long")
-    parser.add_argument("--models", default="resnet50,vae,transformer64,lstm")
+    parser.add_argument("--models", default="resnet50,vae,transformer64,lstm,imdb_bilstm")
     args = parser.parse_args()
-    builders = {"resnet50": _resnet50, "vae": _vae, "transformer64": _transformer64, "lstm": _lstm}
+    builders = {"resnet50": _resnet50, "vae": _vae, "transformer64": _transformer64, "lstm": _lstm,
+                "imdb_bilstm": _imdb_bilstm}
     print(f"{'model':13} {'ops':>5} {'vars':>5} {'step B':>7} {'plain s':>8} {'log s':>8} "
           f"{'ratio':>6} {'probe':>6} {'first plain':>11} {'first log':>9} {'ratio':>6}")
     for name in args.models.split(","):
@@ -173,7 +202,7 @@ def main() -> None:
         print(f"{r['model']:13} {r['ops']:5d} {r['variables']:5d} {r['step_bytes']:7d} "
               f"{r['plain_median_s']:8.3f} {r['log_median_s']:8.3f} {r['steady_ratio']:6.2f} {r['probe_ratio']:6.2f} "
               f"{r['plain_first_s']:11.2f} {r['log_first_s']:9.2f} {r['first_ratio']:6.2f}", flush=True)
-    print("targets: steady ratio <= 1.3, first-call ratio <= 2.5, step bytes <= 10000")
+    print("targets: steady ratio <= 1.3, first-call ratio <= 2.0, step bytes <= 10000")
 
 
 if __name__ == "__main__":

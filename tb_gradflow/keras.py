@@ -90,8 +90,8 @@ class GradFlowCallback(_callback_base()):  # type: ignore[misc]  # Keras or tf_k
     default `model.trainable_variables`). `train_step` itself is not probed: it applies the
     optimizer, and probing must not change training.
 
-    `measure_bodies` is passed to `summary.gradflow`: True also measures the ops inside loop
-    bodies (an RNN cell's), None follows $TB_GRADFLOW_BODY_OPS.
+    `measure_bodies` is passed to `summary.gradflow`: False leaves the ops inside loop bodies
+    (an RNN cell's) unmeasured, None measures them unless $TB_GRADFLOW_BODY_OPS is 0.
 
     `scalars=True` also writes, at each logged step, one TensorBoard scalar per layer (its
     gradient norm, and the dead share of its ReLU units where they are counted) under

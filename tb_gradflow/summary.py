@@ -90,8 +90,8 @@ def gradflow(
 
     `measure_bodies`: also give each op inside a `while` loop's body (a Keras RNN's cell on the
     CPU) a norm and a presence over all iterations. Each loop's iteration norms are measured
-    either way; the body ops cost more (README, "Through a loop's iterations"). None follows
-    the environment variable TB_GRADFLOW_BODY_OPS (1: on); off otherwise.
+    either way; the body ops cost more (README, "Through a loop's iterations"). None measures
+    them unless the environment variable TB_GRADFLOW_BODY_OPS is 0.
 
     `scalars`: also write, at each logged step, one TensorBoard scalar per layer: its gradient
     norm under `<tag>/grad_norm/<layer>` (the Layers view's norm) and, where ReLU-family gates

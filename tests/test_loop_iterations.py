@@ -56,8 +56,8 @@ def _unrolled_norms(layer, x, y, head) -> np.ndarray:
 
 @pytest.fixture
 def body_ops(monkeypatch):
-    """Body ops measured too (off by default for its cost: capture/bodies.py)."""
-    monkeypatch.setenv(BODY_OPS_ENV, "1")
+    """Body ops measured (the default), whatever the environment running the tests says."""
+    monkeypatch.delenv(BODY_OPS_ENV, raising=False)
 
 
 @pytest.mark.parametrize("kind", ["SimpleRNN", "GRU", "LSTM"])
@@ -147,7 +147,7 @@ def test_a_vanishing_loop_is_told():
     assert note["hint"] == V.LOOP_VANISHING_HINT and told["tone"] == "warn"
 
 
-def test_body_ops_are_measured_only_when_asked_iterations_always():
+def test_body_ops_are_measured_unless_turned_off_iterations_always():
     keras.utils.set_random_seed(4)
     model = keras.Sequential([keras.Input((T, 2)), keras.layers.GRU(3), keras.layers.Dense(1)])
     x = tf.random.normal([BATCH, T, 2], seed=5)
@@ -167,7 +167,7 @@ def test_body_ops_are_measured_only_when_asked_iterations_always():
 
 def test_summary_and_callback_pass_the_body_switch(tmp_path, monkeypatch):
     """`measure_bodies=` of summary.gradflow and GradFlowCallback reaches the probe; None
-    follows the environment variable."""
+    measures bodies unless the environment variable says 0."""
     keras.utils.set_random_seed(6)
     model = keras.Sequential([keras.Input((T, 2)), keras.layers.GRU(3), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
@@ -185,13 +185,15 @@ def test_summary_and_callback_pass_the_body_switch(tmp_path, monkeypatch):
             "g", loss_fn, x, y, variables=model.trainable_variables, step=0, strict=True, **switch
         )
 
+    assert body_measured(logged())
+    assert not body_measured(logged(measure_bodies=False))
+    monkeypatch.setenv(BODY_OPS_ENV, "0")
     assert not body_measured(logged())
     assert body_measured(logged(measure_bodies=True))
     monkeypatch.setenv(BODY_OPS_ENV, "1")
     assert body_measured(logged())
-    assert not body_measured(logged(measure_bodies=False))
 
-    monkeypatch.delenv(BODY_OPS_ENV)
+    monkeypatch.setenv(BODY_OPS_ENV, "0")
     callback = tb_gradflow.keras.GradFlowCallback(
         str(tmp_path), (x, y), strict=True, measure_bodies=True
     )

@@ -47,7 +47,7 @@ def probe_for(
     """The cached probe of `loss_fn` for these variables, optimizer and options (made once).
 
     `measure_bodies`: measure the ops inside loop bodies too (see capture/bodies.py); None
-    follows $TB_GRADFLOW_BODY_OPS.
+    does unless $TB_GRADFLOW_BODY_OPS is 0.
     """
     check_loss_fn(loss_fn)
     apply_inside = apply_inside or optimizer is None  # without an optimizer, one probe serves both

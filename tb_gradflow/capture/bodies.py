@@ -41,18 +41,20 @@ from tb_gradflow.capture.tf_internals import Operation
 
 _PASS_THROUGH = ("Identity", "IdentityN", "Snapshot")
 
-# Body ops' norms and presence cost two or three kernels per distinct gradient and backward
-# iteration: on the bench's Keras LSTM (32 steps, 17 distinct gradients per step) they add about
-# 0.2 to 0.3 of a plain training step to the logging call, which is itself 1.2 to 1.4 times a
-# plain step with iteration norms only; over the 1.3 budget (README, "Through a loop's
-# iterations"), so they are off unless asked for (measure_bodies=True, or this environment
-# variable set to 1). A loop's iteration norms cost a few kernels per iteration and are always on.
+# Body ops' norms and presence cost a few kernels per backward iteration (iteration_rows: same-
+# shape gradients reduced together). On keras.io's bidirectional LSTM over IMDB (four loops of
+# 200 iterations) a logging call with them is 1.17 times a plain step, against 1.07 without;
+# on the bench's 5 ms LSTM 1.40 against 1.24 (README, "Overhead"). So they are on unless turned
+# off (measure_bodies=False, or this environment variable set to 0), and GradFlowCallback logs
+# every 100 batches anyway. A loop's iteration norms cost a few kernels per iteration and are
+# always on.
 BODY_OPS_ENV = "TB_GRADFLOW_BODY_OPS"
 
 
 def body_ops_default() -> bool:
-    """Whether body ops are measured when the caller does not say: $TB_GRADFLOW_BODY_OPS=1."""
-    return os.environ.get(BODY_OPS_ENV, "") == "1"
+    """Whether body ops are measured when the caller does not say: yes, unless
+    $TB_GRADFLOW_BODY_OPS is 0."""
+    return os.environ.get(BODY_OPS_ENV, "").strip() != "0"
 
 
 @dataclasses.dataclass
