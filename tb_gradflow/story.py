@@ -100,6 +100,12 @@ def _verdict(report: Report, starving: list[CutPoint]) -> tuple[str, dict[str, A
         return "warn", _sentence("Gradient reaches every trainable variable, but not all of it is usable")
     if _warned_gates(report) or [v for v in thin_variables(report) if not v.sparse_gradient]:
         return "warn", _sentence("Gradient reaches every trainable variable, but little of it passes some layers")
+    loops = _loop_notes(report)
+    if loops:
+        words = " or ".join(dict.fromkeys(_LOOP_WORDS[n["kind"]] for n in loops))
+        names = [name for n in loops for name in n["names"]]
+        text = f"Gradient reaches every trainable variable, but it {words} through {plural(len(loops), 'loop')}"
+        return "warn", _sentence(text, names)
     return "ok", _sentence("Gradient reaches every trainable variable")
 
 
@@ -151,9 +157,12 @@ def dead_unit_ops(report: Report) -> list[Any]:
 
 def _warned_gates(report: Report) -> bool:
     """Whether gates make the story a warning: dead units, or a gate (not a tf.where mask)
-    passing back little, or a loop through which the gradient vanishes or explodes."""
+    passing back little."""
     gates = [op for op in dead_gates(report) if op.type not in _MASKS]
-    return bool(gates or dead_unit_ops(report) or _loop_notes(report))
+    return bool(gates or dead_unit_ops(report))
+
+
+_LOOP_WORDS = {V.LOOP_VANISHING: "vanishes", V.LOOP_EXPLODING: "explodes"}
 
 
 def _dead_unit_notes(report: Report) -> list[dict[str, Any]]:
@@ -179,11 +188,12 @@ def _loop_notes(report: Report) -> list[dict[str, Any]]:
             continue
         first, last = norms[0], norms[-1]
         if last > 0 and first < V.LOOP_VANISHING_RATIO * last:
-            kind, words, hint = V.LOOP_VANISHING, "vanishes", V.LOOP_VANISHING_HINT
+            kind, hint = V.LOOP_VANISHING, V.LOOP_VANISHING_HINT
         elif first > 0 and last < V.LOOP_VANISHING_RATIO * first:
-            kind, words, hint = V.LOOP_EXPLODING, "explodes", V.LOOP_EXPLODING_HINT
+            kind, hint = V.LOOP_EXPLODING, V.LOOP_EXPLODING_HINT
         else:
             continue
+        words = _LOOP_WORDS[kind]
         text = (f"{op.name}: the gradient {words} through the loop's {len(norms):,} iterations"
                 f"{_at_step(report)} (first {first:.3g}, last {last:.3g}; told beyond a factor of "
                 f"{1 / V.LOOP_VANISHING_RATIO:,.0f})")

@@ -172,9 +172,11 @@ LOOP_VANISHING_RATIO = 1e-3
 LOOP_VANISHING = "loop_vanishing"
 LOOP_EXPLODING = "loop_exploding"
 LOOP_VANISHING_HINT = (
-    "the gradient from late iterations does not reach early ones: the first time steps barely "
-    "learn. Use a gated cell (LSTM, GRU), shorter sequences, or check the recurrent weights' "
-    "initialisation (orthogonal)."
+    "the loss's gradient does not reach the early iterations: the first time steps barely learn. "
+    "A plain RNN cell can become a gated one (LSTM, GRU); a gated cell fed long sequences, with "
+    "a loss on the last output only, can be given shorter sequences, a loss or attention over "
+    "every output, or a bidirectional layer. Initialising the recurrent weights orthogonal helps "
+    "either way."
 )
 LOOP_EXPLODING_HINT = (
     "the gradient grows through the iterations: clip it (optimizer clipnorm), lower the learning "

@@ -145,6 +145,9 @@ def test_a_vanishing_loop_is_told():
         note["names"] == [loop.name] and "vanishes through the loop's 30 iterations" in note["text"]
     )
     assert note["hint"] == V.LOOP_VANISHING_HINT and told["tone"] == "warn"
+    # The headline names the loop, not layers that "little passes" (no gate is thin here).
+    assert told["headline"]["text"].endswith("but it vanishes through 1 loop")
+    assert told["headline"]["names"] == [loop.name]
 
 
 def test_body_ops_are_measured_unless_turned_off_iterations_always():
