@@ -27,6 +27,7 @@ from typing import Any
 import tensorflow as tf
 
 from tb_gradflow.capture.reductions import values_key
+from tb_gradflow.capture.tf_internals import PY_FUNCTION_OPS
 
 # Ops whose output holds exactly the elements of their float inputs (axis and shape inputs are
 # integers): its sum of squares and count of nonzero elements are the sums of theirs.
@@ -34,9 +35,6 @@ _JOINS = {"ConcatV2": slice(0, -1), "Concat": slice(1, None), "Pack": slice(None
 # Gradients of one shape are grouped from this many on: a group costs seven kernels, a
 # gradient alone three.
 GROUP_MIN_MEMBERS = 3
-# Ops whose gradient's static shape may not be its value's (tf.py_function hands back a rank-0
-# zero for a matrix input): in a body holding one, nothing is grouped.
-_PY_FUNCTIONS = frozenset({"EagerPyFunc", "PyFunc", "PyFuncStateless"})
 
 
 @dataclasses.dataclass
@@ -82,7 +80,9 @@ def _groups(
 ) -> tuple[list[list[Any]], list[Any]]:
     """Keys of the counted float32 gradients of one fully known shape, in groups of at least
     GROUP_MIN_MEMBERS, and the keys of the rest (reduced alone)."""
-    if any(op.type in _PY_FUNCTIONS for op in _graph_ops(distinct)):
+    # tf.py_function may hand back a gradient whose static shape is not its value's (a rank-0
+    # zero for a matrix input): in a body holding one, nothing is grouped.
+    if any(op.type in PY_FUNCTION_OPS for op in _graph_ops(distinct)):
         return [], reduced
     by_shape: dict[tuple[int, ...], list[Any]] = {}
     alone: list[Any] = []
