@@ -147,3 +147,25 @@ def test_a_keras_lstm_reads_the_same_grouped_or_one_by_one(monkeypatch):
     for name, (norm, presence) in grouped.items():
         assert norm == pytest.approx(alone[name][0], rel=1e-4), name
         assert presence == pytest.approx(alone[name][1], abs=1e-6), name
+
+
+def test_groups_are_bounded_in_bytes_and_large_gradients_stay_alone():
+    """As the probe's stacks: gradients over reductions.GROUPED_MAX_BYTES are reduced alone (the
+    concatenation would be a large copy), and a group holds at most STACK_MAX_BYTES."""
+    from tb_gradflow.capture.reductions import GROUPED_MAX_BYTES, STACK_MAX_BYTES
+
+    rng = np.random.default_rng(4)
+    large = [_values(rng, (300, 300), 0.1) for _ in range(3)]
+    medium = [_values(rng, (128, 128), 0.1) for _ in range(40)]
+    assert 4 * large[0].size > GROUPED_MAX_BYTES and STACK_MAX_BYTES // (4 * medium[0].size) == 32
+    inputs = [*large, *medium]
+
+    def make(*xs):
+        grads = [x * 1.0 for x in xs]
+        return grads, grads
+
+    values, row, by_key = _row_of(make, inputs, [tf.TensorSpec(x.shape, tf.float32) for x in inputs])
+    _check(values, row, by_key, list(by_key))
+    types = [op.type for op in row.values.graph.get_operations()]
+    # Two groups (32 and 8 of the medium ones), two products each; the large ones alone.
+    assert types.count("MatMul") == 4 and types.count("L2Loss") == 2 * len(large)

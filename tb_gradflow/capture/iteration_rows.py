@@ -26,7 +26,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tb_gradflow.capture.reductions import values_key
+from tb_gradflow.capture.reductions import GROUPED_MAX_BYTES, STACK_MAX_BYTES, values_key
 from tb_gradflow.capture.tf_internals import PY_FUNCTION_OPS
 
 # Ops whose output holds exactly the elements of their float inputs (axis and shape inputs are
@@ -79,7 +79,9 @@ def _groups(
     distinct: dict[Any, tf.Tensor], reduced: list[Any], counted: set[Any]
 ) -> tuple[list[list[Any]], list[Any]]:
     """Keys of the counted float32 gradients of one fully known shape, in groups of at least
-    GROUP_MIN_MEMBERS, and the keys of the rest (reduced alone)."""
+    GROUP_MIN_MEMBERS, and the keys of the rest (reduced alone). As the probe's stacks
+    (reductions.py), a group is bounded in bytes, and large gradients stay alone: the
+    concatenation is a copy, and on large tensors a kernel's dispatch is cheap anyway."""
     # tf.py_function may hand back a gradient whose static shape is not its value's (a rank-0
     # zero for a matrix input): in a body holding one, nothing is grouped.
     if any(op.type in PY_FUNCTION_OPS for op in _graph_ops(distinct)):
@@ -88,12 +90,17 @@ def _groups(
     alone: list[Any] = []
     for k in reduced:
         g = distinct[k]
-        if k in counted and g.dtype == tf.float32 and g.shape.is_fully_defined() and g.shape.rank:
+        small = g.shape.is_fully_defined() and 0 < 4 * g.shape.num_elements() <= GROUPED_MAX_BYTES
+        if k in counted and g.dtype == tf.float32 and small and g.shape.rank:
             by_shape.setdefault(tuple(g.shape.as_list()), []).append(k)
         else:
             alone.append(k)
-    groups = [m for m in by_shape.values() if len(m) >= GROUP_MIN_MEMBERS]
-    alone += [k for m in by_shape.values() if len(m) < GROUP_MIN_MEMBERS for k in m]
+    groups: list[list[Any]] = []
+    for members in by_shape.values():
+        per_group = max(1, STACK_MAX_BYTES // (4 * distinct[members[0]].shape.num_elements()))
+        for start in range(0, len(members), per_group):
+            chunk = members[start:start + per_group]
+            (groups.append(chunk) if len(chunk) >= GROUP_MIN_MEMBERS else alone.extend(chunk))
     return groups, alone
 
 
