@@ -47,6 +47,19 @@ def _check(values: np.ndarray, row, by_key: dict, counted_keys: list) -> None:
                 assert values[row.sizes[key]].sum() == g.size
 
 
+def _all_counted(inputs: list[np.ndarray]) -> list[str]:
+    """Each input made a counted gradient of one row; every column checked against numpy.
+    Returns the op types of the row's graph."""
+
+    def make(*xs):
+        grads = [x * 1.0 for x in xs]  # each its own op, as gradients are
+        return grads, grads
+
+    values, row, by_key = _row_of(make, inputs, [tf.TensorSpec(x.shape, x.dtype) for x in inputs])
+    _check(values, row, by_key, list(by_key))
+    return [op.type for op in row.values.graph.get_operations()]
+
+
 def test_groups_alone_and_joins_all_add_up():
     """Five [4, 6] gradients (a group), two [2, 3] ones (too few to group), a float16 one and a
     sum-only one (alone), one of unknown shape (its size counted), and a concatenation of two
@@ -78,15 +91,7 @@ def test_a_group_is_reduced_in_a_few_kernels_not_three_per_gradient():
     """Thirteen same-shape gradients (an LSTM's gate and state gradients): no L2Loss or Sign of
     their own, but one Sign and two products for the whole group."""
     rng = np.random.default_rng(1)
-    inputs = [_values(rng, (8, 16), 0.1) for _ in range(13)]
-
-    def make(*xs):
-        grads = [x * 1.0 for x in xs]
-        return grads, grads
-
-    values, row, by_key = _row_of(make, inputs, [tf.TensorSpec(x.shape, tf.float32) for x in inputs])
-    _check(values, row, by_key, list(by_key))
-    types = [op.type for op in row.values.graph.get_operations()]
+    types = _all_counted([_values(rng, (8, 16), 0.1) for _ in range(13)])
     assert (types.count("L2Loss"), types.count("Sign"), types.count("MatMul")) == (0, 1, 2)
 
 
@@ -112,11 +117,7 @@ def test_a_py_function_in_the_graph_turns_grouping_off(monkeypatch):
     _check(values, row, by_key, list(by_key))
     assert made == []
 
-    def plain(*xs):
-        grads = [x * 1.0 for x in xs]
-        return grads, grads
-
-    _row_of(plain, inputs, [tf.TensorSpec(x.shape, tf.float32) for x in inputs])
+    _all_counted(inputs)
     assert made == [4]
 
 
@@ -158,14 +159,6 @@ def test_groups_are_bounded_in_bytes_and_large_gradients_stay_alone():
     large = [_values(rng, (300, 300), 0.1) for _ in range(3)]
     medium = [_values(rng, (128, 128), 0.1) for _ in range(40)]
     assert 4 * large[0].size > GROUPED_MAX_BYTES and STACK_MAX_BYTES // (4 * medium[0].size) == 32
-    inputs = [*large, *medium]
-
-    def make(*xs):
-        grads = [x * 1.0 for x in xs]
-        return grads, grads
-
-    values, row, by_key = _row_of(make, inputs, [tf.TensorSpec(x.shape, tf.float32) for x in inputs])
-    _check(values, row, by_key, list(by_key))
-    types = [op.type for op in row.values.graph.get_operations()]
+    types = _all_counted([*large, *medium])
     # Two groups (32 and 8 of the medium ones), two products each; the large ones alone.
     assert types.count("MatMul") == 4 and types.count("L2Loss") == 2 * len(large)
