@@ -100,9 +100,10 @@ def layer_norms(
 def variable_grouping(names: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(layers in order of their first variable, rows, starts) of variables `names`: the one
     grouping the layer norms of a step use, whoever reduces them (report, scalars)."""
-    layers = list(dict.fromkeys(layer_of(n) for n in names))
+    of = [layer_of(n) for n in names]
+    layers = list(dict.fromkeys(of))
     at = {layer: i for i, layer in enumerate(layers)}
-    rows, starts = grouping(np.array([at[layer_of(n)] for n in names], np.int64))
+    rows, starts = grouping(np.array([at[layer] for layer in of], np.int64))
     return layers, rows, starts
 
 

@@ -103,7 +103,7 @@ class BodyMeter:
     half sums of squares per iteration of each loop in `measured_loops`.
 
     The gradients a backward body's ops receive are collected while that body is built and
-    reduced once it is complete (one L2Loss per distinct gradient and one of its sign). Their
+    reduced once it is complete, to one row per backward iteration (iteration_rows). Their
     numbers leave the loop statelessly: each iteration pushes one row onto a TensorList that the
     backward loop carries as a loop variable of its own, as TensorFlow carries the forward
     loop's intermediates to the backward loop; after the loop, one stack and one segment sum
@@ -144,6 +144,7 @@ class BodyMeter:
         self._fired: list[bool] = [False for _ in self.loops]
         self._pending: list[_Pending] = []
         self.measured_rows: set[int] = set()
+
     def _plan_loop(self, index: int, p: PathOp) -> None:
         body = p.bodies[0].graph
         loop = len(self.loops)
