@@ -151,14 +151,14 @@ def test_a_keras_lstm_reads_the_same_grouped_or_one_by_one(monkeypatch):
 
 
 def test_groups_are_bounded_in_bytes_and_large_gradients_stay_alone():
-    """As the probe's stacks: gradients over reductions.GROUPED_MAX_BYTES are reduced alone (the
-    concatenation would be a large copy), and a group holds at most STACK_MAX_BYTES."""
-    from tb_gradflow.capture.reductions import GROUPED_MAX_BYTES, STACK_MAX_BYTES
+    """Gradients over MEMBER_MAX_BYTES are reduced alone (the concatenation would be a large
+    copy), and a group holds at most GROUP_MAX_BYTES."""
+    from tb_gradflow.capture.iteration_rows import GROUP_MAX_BYTES, MEMBER_MAX_BYTES
 
     rng = np.random.default_rng(4)
     large = [_values(rng, (300, 300), 0.1) for _ in range(3)]
     medium = [_values(rng, (128, 128), 0.1) for _ in range(40)]
-    assert 4 * large[0].size > GROUPED_MAX_BYTES and STACK_MAX_BYTES // (4 * medium[0].size) == 32
+    assert 4 * large[0].size > MEMBER_MAX_BYTES and GROUP_MAX_BYTES // (4 * medium[0].size) == 32
     types = _all_counted([*large, *medium])
     # Two groups (32 and 8 of the medium ones), two products each; the large ones alone.
     assert types.count("MatMul") == 4 and types.count("L2Loss") == 2 * len(large)

@@ -26,7 +26,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tb_gradflow.capture.reductions import GROUPED_MAX_BYTES, STACK_MAX_BYTES, values_key
+from tb_gradflow.capture.reductions import values_key
 from tb_gradflow.capture.tf_internals import PY_FUNCTION_OPS
 
 # Ops whose output holds exactly the elements of their float inputs (axis and shape inputs are
@@ -35,6 +35,11 @@ _JOINS = {"ConcatV2": slice(0, -1), "Concat": slice(1, None), "Pack": slice(None
 # Gradients of one shape are grouped from this many on: a group costs seven kernels, a
 # gradient alone three.
 GROUP_MIN_MEMBERS = 3
+# Bounds of a group in bytes: of each member, and of the whole. Larger than the probe's stacks
+# (reductions.STACK_MAX_BYTES): a group's members were all computed in this iteration and are
+# still in the cache, and every kernel here runs once per iteration, so one group per shape.
+MEMBER_MAX_BYTES = 1 << 18
+GROUP_MAX_BYTES = 1 << 21
 
 
 @dataclasses.dataclass
@@ -79,9 +84,9 @@ def _groups(
     distinct: dict[Any, tf.Tensor], reduced: list[Any], counted: set[Any]
 ) -> tuple[list[list[Any]], list[Any]]:
     """Keys of the counted float32 gradients of one fully known shape, in groups of at least
-    GROUP_MIN_MEMBERS, and the keys of the rest (reduced alone). As the probe's stacks
-    (reductions.py), a group is bounded in bytes, and large gradients stay alone: the
-    concatenation is a copy, and on large tensors a kernel's dispatch is cheap anyway."""
+    GROUP_MIN_MEMBERS, and the keys of the rest (reduced alone). A group is bounded in bytes
+    (GROUP_MAX_BYTES), and gradients over MEMBER_MAX_BYTES stay alone: the concatenation is
+    a copy, and on large tensors a kernel's dispatch is cheap anyway."""
     # tf.py_function may hand back a gradient whose static shape is not its value's (a rank-0
     # zero for a matrix input): in a body holding one, nothing is grouped.
     if any(op.type in PY_FUNCTION_OPS for op in _graph_ops(distinct)):
@@ -90,14 +95,14 @@ def _groups(
     alone: list[Any] = []
     for k in reduced:
         g = distinct[k]
-        small = g.shape.is_fully_defined() and 0 < 4 * g.shape.num_elements() <= GROUPED_MAX_BYTES
+        small = g.shape.is_fully_defined() and 0 < 4 * g.shape.num_elements() <= MEMBER_MAX_BYTES
         if k in counted and g.dtype == tf.float32 and small and g.shape.rank:
             by_shape.setdefault(tuple(g.shape.as_list()), []).append(k)
         else:
             alone.append(k)
     groups: list[list[Any]] = []
     for members in by_shape.values():
-        per_group = max(1, STACK_MAX_BYTES // (4 * distinct[members[0]].shape.num_elements()))
+        per_group = max(1, GROUP_MAX_BYTES // (4 * distinct[members[0]].shape.num_elements()))
         for start in range(0, len(members), per_group):
             chunk = members[start:start + per_group]
             (groups.append(chunk) if len(chunk) >= GROUP_MIN_MEMBERS else alone.extend(chunk))
