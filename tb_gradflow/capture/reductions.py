@@ -13,14 +13,13 @@ from tb_gradflow import vocabulary as V
 # Small gradients of one shape and dtype are reduced together: one stack and a few kernels per
 # stack instead of three kernels per gradient. On small tensors a kernel's dispatch costs more
 # than its arithmetic (a 64-block Transformer's 3,090 distinct gradients fall into 13 shapes).
-# A stack is a copy, and stacks are kept small: their members are gathered while still in the
-# cache (members are neighbours on the loss path, computed close together in the backward
-# pass), and the copy and the sign taken of it fit in memory the allocator reuses, below
-# glibc's 128 KiB threshold for mapping fresh pages. On that Transformer the probe measured
-# 1.19 times a plain step with stacks of at most 128 KiB, against 1.24 to 1.26 with 2 MiB
-# (whose Pack and Sign kernels took two thirds of the reductions' time in a profile), and
-# 1.21 to 1.23 with 32 or 256 KiB. A stack of fewer than STACK_MIN_MEMBERS costs more than
-# its members alone (and takes longer to trace), so larger gradients are reduced one by one.
+# A stack is a copy, and a profile puts most of the reductions' time in the stacks' Pack and
+# the sign taken of them (for presence). Stacks are kept small: on that Transformer the probe
+# measured 1.19 to 1.20 times a plain step with stacks of at most 128 KiB, against 1.24 to 1.26
+# with 2 MiB, and 1.21 to 1.25 with 32, 64 or 256 KiB. Likely because a small stack is gathered
+# from members computed close together (neighbours on the loss path), still in the cache. A
+# stack of fewer than STACK_MIN_MEMBERS costs more than its members alone (and takes longer to
+# trace), so larger gradients are reduced one by one.
 STACK_MAX_BYTES = 1 << 17
 STACK_MIN_MEMBERS = 8
 GROUPED_MAX_BYTES = STACK_MAX_BYTES // STACK_MIN_MEMBERS
