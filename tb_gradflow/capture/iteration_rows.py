@@ -26,8 +26,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tb_gradflow.capture.reductions import values_key
-from tb_gradflow.capture.tf_internals import PY_FUNCTION_OPS
+from tb_gradflow.capture.reductions import static_shapes_trusted, values_key
 
 # Ops whose output holds exactly the elements of their float inputs (axis and shape inputs are
 # integers): its sum of squares and count of nonzero elements are the sums of theirs.
@@ -87,9 +86,7 @@ def _groups(
     GROUP_MIN_MEMBERS, and the keys of the rest (reduced alone). A group is bounded in bytes
     (GROUP_MAX_BYTES), and gradients over MEMBER_MAX_BYTES stay alone: the concatenation is
     a copy, and on large tensors a kernel's dispatch is cheap anyway."""
-    # tf.py_function may hand back a gradient whose static shape is not its value's (a rank-0
-    # zero for a matrix input): in a body holding one, nothing is grouped.
-    if any(op.type in PY_FUNCTION_OPS for op in _graph_ops(distinct)):
+    if not static_shapes_trusted(_graph_ops(distinct)):
         return [], reduced
     by_shape: dict[tuple[int, ...], list[Any]] = {}
     alone: list[Any] = []

@@ -26,7 +26,7 @@ from tb_gradflow.capture.graph_proto import graph_proto, loss_shape_text
 from tb_gradflow.capture.loss_path import Walker
 from tb_gradflow.capture.opaque import hidden_bits, opaque_reads
 from tb_gradflow.capture.optimizer_step import apply_gradients, loss_scale, unscale_reductions
-from tb_gradflow.capture.reductions import Reducer
+from tb_gradflow.capture.reductions import Reducer, static_shapes_trusted
 from tb_gradflow.capture.registry_hook import op_key
 from tb_gradflow.capture.step_layout import Layout, decode_step
 from tb_gradflow.capture.units import dead_unit_counts, unit_width
@@ -223,7 +223,7 @@ class Probe:
             body_measured=body_measured,
         )
         reducer = Reducer(
-            grouped=not _has_py_function(walker.ops, loss.graph),
+            grouped=static_shapes_trusted([*(p.op for p in walker.ops), *loss.graph.get_operations()]),
             planned=[backward.tensor_grads, backward.variable_grads, presence_grads],
         )
         tensor_stats, variable_stats = unscale_reductions(
@@ -249,14 +249,6 @@ class Probe:
             result["variable_grads"] = list(backward.variable_grads)
             self._step_variables[graph.graph_id] = [v.user_variable for v in variables]
         return result
-
-
-def _has_py_function(path_ops, graph: tf.Graph) -> bool:
-    """Whether a `tf.py_function` runs on the loss path or in the backward pass (one in a custom
-    gradient): its gradients' static shapes cannot be trusted (Reducer)."""
-    return any(p.op.type == "EagerPyFunc" for p in path_ops) or any(
-        op.type == "EagerPyFunc" for op in graph.get_operations()
-    )
 
 
 def _top_ancestors(ops) -> list[int]:

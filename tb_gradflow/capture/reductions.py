@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,14 @@ STACK_MIN_MEMBERS = 8
 GROUPED_MAX_BYTES = STACK_MAX_BYTES // STACK_MIN_MEMBERS
 
 
+def static_shapes_trusted(ops: Iterable[Any]) -> bool:
+    """Whether gradients among these ops can be grouped by their static shapes: not when a
+    `tf.py_function` (EagerPyFunc) runs there, on the loss path or in a gradient (a custom one),
+    since TensorFlow hands back a rank-0 zero for its matrix input and stamps the matrix's
+    static shape on it. The one rule for the probe's stacks and a loop iteration's groups."""
+    return not any(op.type == "EagerPyFunc" for op in ops)
+
+
 class Reducer:
     """Reduces gradients to a few numbers on the device, with raw ops and no temporaries.
 
@@ -35,9 +43,8 @@ class Reducer:
 
     Small gradients of one shape and dtype are stacked once and every reduction reads the same
     stack: pass all the lists to be reduced as `planned` so that they share stacks.
-    `grouped=False` reduces every gradient on its own. Grouping trusts static shapes, and a
-    graph with a `tf.py_function` breaks that trust: TensorFlow hands back a rank-0 zero for a
-    matrix input and stamps the matrix's static shape on it.
+    `grouped=False` reduces every gradient on its own: grouping trusts static shapes, which
+    `static_shapes_trusted` says of a graph.
     """
 
     def __init__(self, grouped: bool = True, planned: Sequence[list[Any]] = ()) -> None:
