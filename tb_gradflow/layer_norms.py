@@ -72,6 +72,32 @@ def reduce_layers(
     return out_states, out_norms
 
 
+def flowing_range(states: np.ndarray, norms: np.ndarray, starts: np.ndarray) -> tuple[float, float] | None:
+    """The smallest and largest norm of a flowing layer, as `reduce_layers` would give them.
+
+    The colour scale of a long run needs every step, its cells only some: this is the part of
+    the rule the scale needs (sums of squares; states only where a norm is NaN or Inf), summed
+    in the same order, so the bounds equal those of `reduce_layers` over the same steps.
+
+    Args:
+      states, norms, starts: As for `reduce_layers`.
+
+    Returns:
+      (smallest, largest) flowing layer norm, or None when no layer is flowing at any step.
+    """
+    squares = np.zeros(norms.shape, np.float64)
+    np.square(norms, out=squares, where=states == _FLOWING, dtype=np.float64)
+    sums = np.add.reduceat(squares, starts, axis=0)
+    ok = (sums > 0) & np.isfinite(sums)
+    nonfinite = states == _NONFINITE
+    if nonfinite.any():  # a layer with any NaN or Inf variable is not flowing
+        ok &= np.maximum.reduceat(nonfinite.view(np.uint8), starts, axis=0) == 0
+    if not ok.any():
+        return None
+    with np.errstate(invalid="ignore"):
+        return float(np.sqrt(sums[ok].min())), float(np.sqrt(sums[ok].max()))
+
+
 def layer_norms(
     names: Sequence[str], states: Sequence[int] | np.ndarray, norms: Sequence[float] | np.ndarray
 ) -> dict[str, tuple[str, float]]:

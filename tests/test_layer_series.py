@@ -16,11 +16,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from support.crafted_logdir import CraftedOp, CraftedVariable, write_run
+from support.crafted_logdir import CraftedOp, CraftedVariable, crafted_graph, write_run
 from tb_gradflow import summary
+from tb_gradflow import vocabulary as V
+from tb_gradflow.layer_norms import flowing_range, reduce_layers
 from tb_gradflow.reading.layer_series import layer_order, layer_series, layer_series_json
 from tb_gradflow.reading.local_logdir import local_provider
-from tb_gradflow.reading.reader import GradflowReader
+from tb_gradflow.reading.reader import GradflowReader, TagSeries, VersionValues
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -131,3 +133,67 @@ def test_report_json_carries_the_layers_and_layers_prints_a_sparkline_each(tmp_p
     assert lines["a"] == "▁▄▆▇█"  # 5, 10 ... 25 on the log scale 5 ... 25
     assert lines["b"] == "·····" and lines["c"] == "!!!!!"
     assert "inputs first" in text
+
+
+def _random_states_and_norms(rng, shape):
+    """State codes drawn from all four states, with norms as a step stores them: none NaN, zero
+    0, flowing positive, nonfinite Inf or NaN."""
+    codes = np.array([V.STATE_CODE[s] for s in (V.NONE, V.ZERO, V.FLOWING, V.NONFINITE)], np.uint8)
+    states = codes[rng.choice(4, size=shape, p=[0.15, 0.1, 0.7, 0.05])]
+    norms = np.exp(rng.normal(0.0, 4.0, size=shape)).astype(np.float32)
+    norms[states == V.STATE_CODE[V.NONE]] = np.nan
+    norms[states == V.STATE_CODE[V.ZERO]] = 0.0
+    nonfinite = states == V.STATE_CODE[V.NONFINITE]
+    norms[nonfinite] = np.where(rng.random(shape) < 0.5, np.inf, np.nan)[nonfinite]
+    return states, norms
+
+
+def test_the_colour_scale_rule_gives_the_bounds_of_the_layer_norms_rule():
+    """flowing_range (the scale, over every step) against reduce_layers (the cells): the same
+    smallest and largest flowing norm, to the bit, whatever the mix of states."""
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        sizes = rng.integers(1, 4, size=int(rng.integers(1, 12)))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        states, norms = _random_states_and_norms(rng, (int(sizes.sum()), int(rng.integers(1, 40))))
+        layer_states, layer_norms = reduce_layers(states, norms, starts)
+        flowing = layer_norms[(layer_states == V.STATE_CODE[V.FLOWING]) & np.isfinite(layer_norms)]
+        expected = (float(flowing.min()), float(flowing.max())) if flowing.size else None
+        assert flowing_range(states, norms, starts) == expected, seed
+    none = np.full((2, 3), V.STATE_CODE[V.NONE], np.uint8)
+    assert flowing_range(none, np.full((2, 3), np.nan, np.float32), np.array([0])) is None
+
+
+def _random_series(steps: int, seed: int):
+    """A series of `steps` logged steps of one crafted graph (layers a, b, c) with random states
+    and norms, built in memory."""
+    ops = [CraftedOp("x", "Placeholder", "none"),
+           CraftedOp("a/MatMul", "MatMul", "flowing", inputs=[0], variable_inputs=[0, 1]),
+           CraftedOp("b/MatMul", "MatMul", "flowing", inputs=[1], variable_inputs=[2]),
+           CraftedOp("c/MatMul", "MatMul", "flowing", inputs=[2], variable_inputs=[3, 4])]
+    names = ["a/w", "a/b", "b/w", "c/w", "c/b"]
+    graph = crafted_graph("random-1", ops, [CraftedVariable(n, "flowing", 1.0) for n in names])
+    rng = np.random.default_rng(seed)
+    var_states, var_norms = _random_states_and_norms(rng, (steps, len(names)))
+    op_states = np.full((steps, len(ops)), V.STATE_CODE[V.FLOWING], np.uint8)
+    values = VersionValues(graph, np.arange(steps, dtype=np.int64), op_states,
+                           np.ones((steps, len(ops)), np.float32), var_states, var_norms,
+                           np.zeros(steps, np.float32), np.zeros(steps))
+    return TagSeries("run", "gradflow", "", {graph.graph_id: values}, list(range(steps)),
+                     {s: (graph.graph_id, s) for s in range(steps)})
+
+
+def test_a_few_columns_of_a_long_run_keep_its_cells_and_its_whole_scale():
+    """Sampled columns are reduced alone and the scale is summed in chunks of steps: the cells
+    at the kept steps, and the scale over every step, equal those of all columns."""
+    series = _random_series(1_300, seed=3)
+    whole, few = layer_series(series), layer_series(series, columns=7)
+    assert len(few.steps) == 7 and few.steps[0] == 0 and few.steps[-1] == 1_299
+    assert few.range == whole.range
+    finite = whole.norms[(whole.states == V.STATE_CODE[V.FLOWING]) & np.isfinite(whole.norms)]
+    assert whole.range == [float(finite.min()), float(finite.max())]
+    # the extremes sit at steps that are not kept, so only a scale over every step has them
+    kept = few.norms[(few.states == V.STATE_CODE[V.FLOWING]) & np.isfinite(few.norms)]
+    assert kept.min() > finite.min() and kept.max() < finite.max()
+    np.testing.assert_array_equal(few.states, whole.states[:, few.steps])
+    np.testing.assert_array_equal(few.norms, whole.norms[:, few.steps])
