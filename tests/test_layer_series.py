@@ -19,8 +19,8 @@ import tensorflow as tf
 from support.crafted_logdir import CraftedOp, CraftedVariable, crafted_graph, write_run
 from tb_gradflow import summary
 from tb_gradflow import vocabulary as V
-from tb_gradflow.layer_norms import flowing_range, reduce_layers
-from tb_gradflow.reading.layer_series import layer_order, layer_series, layer_series_json
+from tb_gradflow.layer_norms import flowing_range, layer_norms, reduce_layers
+from tb_gradflow.reading.layer_series import ABSENT, layer_order, layer_series, layer_series_json
 from tb_gradflow.reading.local_logdir import local_provider
 from tb_gradflow.reading.reader import GradflowReader, TagSeries, VersionValues
 
@@ -197,3 +197,42 @@ def test_a_few_columns_of_a_long_run_keep_its_cells_and_its_whole_scale():
     assert kept.min() > finite.min() and kept.max() < finite.max()
     np.testing.assert_array_equal(few.states, whole.states[:, few.steps])
     np.testing.assert_array_equal(few.norms, whole.norms[:, few.steps])
+
+
+def _version(graph_id: str, names: list[str], steps: list[int], seed: int) -> VersionValues:
+    ops = [CraftedOp("x", "Placeholder", "none")]
+    for i, name in enumerate(names):
+        ops.append(CraftedOp(f"{name.rpartition('/')[0]}/op_{i}", "MatMul", "flowing", inputs=[i], variable_inputs=[i]))
+    graph = crafted_graph(graph_id, ops, [CraftedVariable(n, "flowing", 1.0) for n in names])
+    var_states, var_norms = _random_states_and_norms(np.random.default_rng(seed), (len(steps), len(names)))
+    n = len(steps)
+    op_states = np.full((n, len(ops)), V.STATE_CODE[V.FLOWING], np.uint8)
+    return VersionValues(graph, np.array(steps, np.int64), op_states, np.ones((n, len(ops)), np.float32),
+                         var_states, var_norms, np.zeros(n, np.float32), np.zeros(n))
+
+
+def test_cells_across_graph_versions_are_each_steps_own_layer_norms():
+    """Two graph versions (a retrace that dropped layer b and added c), over 1,500 steps, step 700
+    logged in both (the later row counts): every cell, sampled or not, is what layer_norms gives
+    for that step alone; a layer missing from a step's version is absent."""
+    first = _version("v-1", ["a/w", "a/b", "b/w"], list(range(0, 701)), seed=5)
+    second = _version("v-2", ["a/w", "c/w", "a/b", "c/b"], list(range(700, 1_500)), seed=6)
+    where = {s: ("v-1", s) for s in range(700)} | {s: ("v-2", s - 700) for s in range(700, 1_500)}
+    series = TagSeries("run", "gradflow", "", {"v-1": first, "v-2": second}, list(range(1_500)), where)
+    whole, few = layer_series(series), layer_series(series, columns=9)
+    assert whole.layers == ["a", "c", "b"]  # the last version's order, then what only earlier ones had
+    for s in range(1_500):
+        gid, row = where[s]
+        values = series.versions[gid]
+        expected = layer_norms([v.name for v in values.graph.variables], values.variable_states[row],
+                               values.variable_norms[row])
+        for k, layer in enumerate(whole.layers):
+            if layer not in expected:
+                assert whole.states[k, s] == ABSENT and math.isnan(whole.norms[k, s])
+                continue
+            state, norm = expected[layer]
+            assert whole.states[k, s] == V.STATE_CODE[state], (s, layer)
+            assert norm == whole.norms[k, s] or (math.isnan(norm) and math.isnan(whole.norms[k, s])), (s, layer)
+    np.testing.assert_array_equal(few.states, whole.states[:, few.steps])
+    np.testing.assert_array_equal(few.norms, whole.norms[:, few.steps])
+    assert few.range == whole.range
