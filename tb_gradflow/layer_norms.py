@@ -55,9 +55,7 @@ def reduce_layers(
     Returns:
       (states uint8 [layers, steps], norms float64 [layers, steps]) by the module's rule.
     """
-    flowing = states == _FLOWING
-    squares = np.square(np.where(flowing, norms, 0.0), dtype=np.float64)
-    sums = np.add.reduceat(squares, starts, axis=0)
+    sums = _flowing_sums(states, norms, starts)
     out_states = _BY_PRIORITY[np.maximum.reduceat(_PRIORITY[states], starts, axis=0)]
     out_states[(out_states == _FLOWING) & ~(sums > 0)] = _ZERO  # flowing at norm 0 reads as zero
     with np.errstate(invalid="ignore"):
@@ -76,8 +74,8 @@ def flowing_range(states: np.ndarray, norms: np.ndarray, starts: np.ndarray) -> 
     """The smallest and largest norm of a flowing layer, as `reduce_layers` would give them.
 
     The colour scale of a long run needs every step, its cells only some: this is the part of
-    the rule the scale needs (sums of squares; states only where a norm is NaN or Inf), summed
-    in the same order, so the bounds equal those of `reduce_layers` over the same steps.
+    the rule the scale needs (the same sums of squares; states only where a norm is NaN or Inf),
+    so the bounds equal those of `reduce_layers` over the same steps.
 
     Args:
       states, norms, starts: As for `reduce_layers`.
@@ -85,9 +83,7 @@ def flowing_range(states: np.ndarray, norms: np.ndarray, starts: np.ndarray) -> 
     Returns:
       (smallest, largest) flowing layer norm, or None when no layer is flowing at any step.
     """
-    squares = np.zeros(norms.shape, np.float64)
-    np.square(norms, out=squares, where=states == _FLOWING, dtype=np.float64)
-    sums = np.add.reduceat(squares, starts, axis=0)
+    sums = _flowing_sums(states, norms, starts)
     ok = (sums > 0) & np.isfinite(sums)
     nonfinite = states == _NONFINITE
     if nonfinite.any():  # a layer with any NaN or Inf variable is not flowing
@@ -96,6 +92,12 @@ def flowing_range(states: np.ndarray, norms: np.ndarray, starts: np.ndarray) -> 
         return None
     with np.errstate(invalid="ignore"):
         return float(np.sqrt(sums[ok].min())), float(np.sqrt(sums[ok].max()))
+
+
+def _flowing_sums(states: np.ndarray, norms: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per layer and step, the sum of its flowing variables' squared norms (float64)."""
+    squares = np.square(np.where(states == _FLOWING, norms, 0.0), dtype=np.float64)
+    return np.add.reduceat(squares, starts, axis=0)
 
 
 def layer_norms(

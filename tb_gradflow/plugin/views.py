@@ -18,7 +18,7 @@ from tb_gradflow.plugin.params import not_found
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.reading.cache import CachedSeries
 from tb_gradflow.reading.fast_loader_names import why_unreadable
-from tb_gradflow.reading.layer_series import layer_series, layer_series_json
+from tb_gradflow.reading.layer_series import layer_rows, layer_series, layer_series_json
 from tb_gradflow.reading.reader import TagSeries, VersionValues
 from tb_gradflow.route_json import STATE_NAMES as _STATE_NAMES
 from tb_gradflow.route_json import encode, presence_json
@@ -219,7 +219,8 @@ def layers_view(run: str, tag: str, cached: CachedSeries, columns: int) -> str:
     """Each layer's gradient norm at (up to `columns` of) the logged steps: the layers view's
     heatmap, the numbers `tb-gradflow report --json` prints under "layers"."""
     series = _readable(cached)
-    body = cached.derived(("layers", columns), lambda: encode(layer_series_json(layer_series(series, columns))))
+    rows = cached.derived("layer_rows", lambda: layer_rows(series))
+    body = cached.derived(("layers", columns), lambda: encode(layer_series_json(layer_series(series, columns, rows))))
     return "{{{},{}".format(_fields({"run": encode(run), "tag": encode(tag)}), body[1:])
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import math
 from typing import Any
 
@@ -139,24 +138,6 @@ def layer_order(graph: gradflow_pb2.Graph) -> list[tuple[str, list[str]]]:
     return [(layer, names) for layer, (_, _, names) in ordered]
 
 
-# Layer orders by a digest of the graph's bytes: walking a 5,000-op graph's data flow took 40
-# ms of each new heatmap width, the digest takes 2 ms. Not by graph id: a logdir is untrusted,
-# and two runs may claim one id for different graphs. Bounded, oldest out.
-_ORDERS: collections.OrderedDict[bytes, list[tuple[str, list[str]]]] = collections.OrderedDict()
-_ORDERS_KEPT = 64
-
-
-def _cached_layer_order(graph: gradflow_pb2.Graph) -> list[tuple[str, list[str]]]:
-    """`layer_order(graph)`, computed once per graph content."""
-    key = hashlib.blake2b(graph.SerializeToString(deterministic=True), digest_size=16).digest()
-    order = _ORDERS.get(key)
-    if order is None:
-        order = _ORDERS[key] = layer_order(graph)
-        while len(_ORDERS) > _ORDERS_KEPT:
-            _ORDERS.popitem(last=False)
-    return order
-
-
 # Steps whose layer norms are summed at once for the colour scale: a few MB, so that every pass
 # over them stays in the cache (over 10,000 steps at once, fresh pages cost a third of the time).
 _RANGE_CHUNK = 512
@@ -172,6 +153,44 @@ class _VersionGrouping:
     starts: np.ndarray
 
 
+@dataclasses.dataclass(frozen=True)
+class LayerRows:
+    """What every width of one series' layers x steps picture shares, made once per read: the
+    layers in order with their variables, where each version's variables go, and the colour
+    scale over every logged step (LayerSeries.range). Walking a 5,000-op graph's data flow and
+    summing 10,000 steps took most of a new width's time."""
+
+    order: list[tuple[str, list[str]]]
+    groupings: dict[str, _VersionGrouping]  # graph id -> its grouping (versions with variables)
+    range: list[float] | None
+
+
+def layer_rows(series: TagSeries) -> LayerRows:
+    """The rows of `series`' picture: in the last graph version's data flow, then layers that
+    only earlier versions have; and its colour scale."""
+    order: list[tuple[str, list[str]]] = []
+    seen: set[str] = set()
+    for values in reversed(list(series.versions.values())):
+        for layer, names in layer_order(values.graph):
+            if layer not in seen:
+                seen.add(layer)
+                order.append((layer, names))
+    index = {layer: i for i, (layer, _) in enumerate(order)}
+    groupings: dict[str, _VersionGrouping] = {}
+    bounds: list[tuple[float, float]] = []
+    for gid, (live, _) in _rows_by_version(series, series.steps).items():
+        values = series.versions[gid]
+        if not live or len(values.graph.variables) == 0:
+            continue
+        g = groupings[gid] = _version_grouping(values.graph, index)
+        for start in range(0, len(live), _RANGE_CHUNK):
+            scale = flowing_range(*_by_layer(values, live[start:start + _RANGE_CHUNK], g), g.starts)
+            if scale is not None:
+                bounds.append(scale)
+    scale_range = [min(b[0] for b in bounds), max(b[1] for b in bounds)] if bounds else None
+    return LayerRows(order, groupings, scale_range)
+
+
 def _version_grouping(graph: gradflow_pb2.Graph, layers: dict[str, int]) -> _VersionGrouping:
     of = np.array([layers[layer_of(v.name)] for v in graph.variables], np.int64)
     present, column = np.unique(of, return_inverse=True)
@@ -179,64 +198,40 @@ def _version_grouping(graph: gradflow_pb2.Graph, layers: dict[str, int]) -> _Ver
     return _VersionGrouping(present, perm, starts)
 
 
-def _by_layer(values: VersionValues, rows: np.ndarray, g: _VersionGrouping) -> tuple[np.ndarray, np.ndarray]:
+def _by_layer(values: VersionValues, rows: list[int], g: _VersionGrouping) -> tuple[np.ndarray, np.ndarray]:
     """The variables' (states, norms) at `rows`, transposed (a variable a row, each layer's
-    consecutive) and contiguous, so that one `reduceat` sums each layer."""
-    if len(rows) == len(values.steps) and np.array_equal(rows, np.arange(len(rows))):
-        states, norms = values.variable_states, values.variable_norms
-    else:
-        states, norms = values.variable_states[rows], values.variable_norms[rows]
-    return np.ascontiguousarray(states.T[g.perm]), np.ascontiguousarray(norms.T[g.perm])
+    consecutive), so that one `reduceat` sums each layer."""
+    at = np.array(rows, np.int64)
+    return values.variable_states[at].T[g.perm], values.variable_norms[at].T[g.perm]
 
 
-def layer_series(series: TagSeries, columns: int | None = None) -> LayerSeries:
+def layer_series(series: TagSeries, columns: int | None = None, rows: LayerRows | None = None) -> LayerSeries:
     """Every layer's norm at every logged step, or at `columns` of them when there are more.
 
-    The columns kept are evenly spaced, the first and the last step among them. Rows follow the
-    last graph version's data flow; layers that only earlier versions have come after. The
-    colour scale (`range`) spans every logged step; the cells are reduced only at the kept
-    columns, which at a few hundred columns of 10,000 steps is most of the saving.
+    The columns kept are evenly spaced, the first and the last step among them; only they are
+    reduced. `rows`: `layer_rows(series)`, when the caller keeps it between widths.
     """
-    versions = list(series.versions.values())
-    order: list[tuple[str, list[str]]] = []
-    seen: set[str] = set()
-    for values in reversed(versions):
-        for layer, names in _cached_layer_order(values.graph):
-            if layer not in seen:
-                seen.add(layer)
-                order.append((layer, names))
-    index = {layer: i for i, (layer, _) in enumerate(order)}
+    rows = layer_rows(series) if rows is None else rows
     all_steps = series.steps
     steps = [all_steps[i] for i in _sample(len(all_steps), columns)]
-    states = np.full((len(order), len(steps)), ABSENT, np.uint8)
-    norms = np.full((len(order), len(steps)), np.nan)
-    bounds: list[tuple[float, float]] = []
-    live_rows = _rows_by_version(series, all_steps)
-    kept_rows = _rows_by_version(series, steps)
-    for gid, values in series.versions.items():
-        live, _ = live_rows[gid]
-        if not live or len(values.graph.variables) == 0:
+    states = np.full((len(rows.order), len(steps)), ABSENT, np.uint8)
+    norms = np.full((len(rows.order), len(steps)), np.nan)
+    for gid, (kept, positions) in _rows_by_version(series, steps).items():
+        g = rows.groupings.get(gid)
+        if not kept or g is None:
             continue
-        g = _version_grouping(values.graph, index)
-        for start in range(0, len(live), _RANGE_CHUNK):
-            chunk = np.array(live[start:start + _RANGE_CHUNK], np.int64)
-            scale = flowing_range(*_by_layer(values, chunk, g), g.starts)
-            if scale is not None:
-                bounds.append(scale)
-        rows, positions = kept_rows[gid]
-        if rows:
-            v_states, v_norms = reduce_layers(*_by_layer(values, np.array(rows, np.int64), g), g.starts)
-            dst = np.array(positions, np.int64)
-            states[np.ix_(g.present, dst)] = v_states
-            norms[np.ix_(g.present, dst)] = v_norms
+        v_states, v_norms = reduce_layers(*_by_layer(series.versions[gid], kept, g), g.starts)
+        dst = np.array(positions, np.int64)
+        states[np.ix_(g.present, dst)] = v_states
+        norms[np.ix_(g.present, dst)] = v_norms
     return LayerSeries(
-        layers=[layer for layer, _ in order],
-        variables=[names for _, names in order],
+        layers=[layer for layer, _ in rows.order],
+        variables=[names for _, names in rows.order],
         steps=steps,
         count=len(all_steps),
         states=states,
         norms=norms,
-        range=[min(b[0] for b in bounds), max(b[1] for b in bounds)] if bounds else None,
+        range=rows.range,
     )
 
 
