@@ -124,29 +124,35 @@ export interface LayerFlag {
   decades: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+/** The log10 of a layer's gradient norm, the L2 norm over its variables' flowing norms (the
+ * heatmap's rule), or null without one. Not a median of the variables' logs: an attention
+ * layer's key bias gets a gradient that is zero in exact arithmetic (softmax ignores what is
+ * added to every key alike) and about 1e-10 in float32, which pulled the key layer's median
+ * five decades under its kernel's and called a healthy layer vanishing. */
+function layerLevel(bars: readonly (VariableBar | null)[]): number | null {
+  const norms = bars.filter((b): b is VariableBar => !!b && b.state === "flowing" && b.norm !== null && b.norm > 0 && Number.isFinite(b.norm)).map((b) => b.norm!);
+  if (!norms.length) return null;
+  const top = Math.max(...norms); // scaled, so that squares of large norms do not overflow
+  return Math.log10(top) + 0.5 * Math.log10(norms.reduce((s, n) => s + (n / top) ** 2, 0));
 }
 
 /** Layers whose gradient is orders of magnitude off their neighbours': below (vanishing) or
- * above (exploding) the nearest layer with a gradient on each side, both of them (at the first
- * or last layer, the two nearest). A steady decay
+ * above (exploding) the nearest layer with a gradient on each side, both of them. The first or
+ * last layer has one side only, and there it is called out only against every other layer (two
+ * at least): the layers after an Embedding that feeds attention are its query and key, whose
+ * gradients at initialization are three decades under the value path's, and the two nearest
+ * alone called that Embedding exploding. A steady decay
  * through depth is not called out; a step of OUTLIER_DECADES against both neighbours is. `pick`
  * chooses the run's bar of a variable. */
 export function layerFlags(rows: readonly LayerRow[], pick: (v: LayerRow["variables"][number]) => VariableBar | null): Map<string, LayerFlag> {
-  const level = rows.map((r) => {
-    const logs = r.variables.map(pick).filter((b): b is VariableBar => !!b && b.state === "flowing" && b.norm !== null && b.norm > 0 && Number.isFinite(b.norm)).map((b) => Math.log10(b.norm!));
-    return logs.length ? median(logs) : null;
-  });
+  const level = rows.map((r) => layerLevel(r.variables.map(pick)));
   const out = new Map<string, LayerFlag>();
   level.forEach((mine, i) => {
     if (mine === null) return;
     const before = level.slice(0, i).reverse().filter((x): x is number => x !== null);
     const after = level.slice(i + 1).filter((x): x is number => x !== null);
-    // the nearest on each side; at an end, the two nearest on the one side
-    const near = before.length && after.length ? [before[0], after[0]] : [...before, ...after].slice(0, 2);
+    // the nearest on each side; at an end, every other layer (see the docstring)
+    const near = before.length && after.length ? [before[0], after[0]] : [...before, ...after];
     if (near.length < 2) return;
     const diffs = near.map((x) => mine - x);
     const decades = diffs.reduce((a, b) => (Math.abs(a) < Math.abs(b) ? a : b)); // the smaller step

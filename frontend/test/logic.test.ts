@@ -75,6 +75,29 @@ test("a layer orders of magnitude below or above its neighbours is called out", 
   assert.equal(layerFlags(decay, (v) => v.bar).size, 0);
 });
 
+test("a layer's level is its L2 norm: an attention key bias's rounding noise flags nothing", () => {
+  // Norms of a Keras MultiHeadAttention block after an Embedding, from tb_gradflow.analyze: the
+  // key bias's gradient is zero in exact arithmetic and 7.9e-11 in float32.
+  const bar = (norm: number) => ({ name: "x", label: "x", state: "flowing" as const, norm });
+  const layer = (name: string, ...norms: number[]) => ({ layer: name, depth: 0, variables: norms.map((n) => ({ bar: bar(n), other: null })) });
+  const rows = [
+    layer("embedding", 3.43), layer("query", 9.73e-5, 1.61e-3), layer("key", 9.47e-5, 7.85e-11),
+    layer("value", 0.315, 3.12), layer("attention_output", 0.298, 2.76), layer("dense", 0.319, 0.0813),
+  ];
+  assert.equal(layerFlags(rows, (v) => v.bar).size, 0);
+  // the same layer with its kernel's gradient gone as well is called out
+  rows[2] = layer("key", 7.85e-11, 7.85e-11);
+  assert.equal(layerFlags(rows, (v) => v.bar).get("key")?.flag, "vanishing");
+  // an end layer is called out against every other layer, not against the two nearest alone
+  const first = [layer("in", 1e-7), layer("a", 1), layer("b", 0.5), layer("c", 2)];
+  assert.equal(layerFlags(first, (v) => v.bar).get("in")?.flag, "vanishing");
+  first[3] = layer("c", 1e-6);
+  assert.equal(layerFlags(first, (v) => v.bar).size, 0);
+  // large norms do not overflow the sum of squares
+  const big = [layer("a", 1), layer("b", 1e200, 1e200), layer("c", 1)];
+  assert.ok(Math.abs(layerFlags(big, (v) => v.bar).get("b")!.decades - (200 + Math.log10(Math.SQRT2))) < 1e-9);
+});
+
 test("compared runs are aligned by variable name", () => {
   const a = buildModel(brokenVae());
   const fixedResponse = brokenVae();
