@@ -141,6 +141,20 @@ def test_transformer_heatmap_shows_the_starved_blocks_at_a_glance(page, base_url
     assert frame.locator(".gf-hm-grid").bounding_box()["height"] <= 600
 
 
+def test_healthy_attention_layers_are_not_called_out(page, base_url):
+    """The layers list flags a layer decades off its neighbours. In the Transformer's flowing
+    blocks each attention key bias gets a gradient that is zero but for rounding (softmax
+    ignores what is added to every key alike): a median of its layer's variables called every
+    key layer vanishing; the layer's L2 norm does not. The heatmap's cells are that same norm."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    frame = open_tab(page, base_url, "gradflow&p.gradflow.run=transformer64&p.gradflow.view=layers")
+    frame.locator(".gf-layers-table[data-complete]").wait_for(timeout=60000)
+    layers = frame.locator(".gf-layer").evaluate_all("ls => ls.map(l => [l.dataset.layer, l.dataset.flag || null])")
+    keys = [name for name, _ in layers if re.fullmatch(r"lm/block_(3[3-9]|[4-6]\d)/multi_head_attention_\d+/key", name)]
+    assert len(keys) == 31, [name for name, _ in layers][:20]
+    assert [(name, flag) for name, flag in layers if flag] == []
+
+
 @pytest.mark.parametrize("run", ["resnet50", "transformer64"])
 def test_edges_go_around_nodes_on_large_models(page, base_url, run):
     frame = open_tab(page, base_url, f"gradflow&p.gradflow.run={run}")
