@@ -199,8 +199,9 @@ class CutPoint:
 
     @property
     def hint(self) -> str:
-        """How to fix a cut of this cause, in one sentence."""
-        return V.HINTS[self.cause]
+        """How to fix a cut of this cause, in one sentence (none needed for the StopGradient
+        of tf.nn.moments, in every batch and layer normalization)."""
+        return V.MOMENTS_HINT if self.detail == V.MOMENTS_DETAIL else V.HINTS[self.cause]
 
     @property
     def source_path(self) -> str:

@@ -344,7 +344,7 @@ def story(report: Report) -> dict[str, Any]:
             if harmless
             else None
         ),
-        "harmless_hints": [{"cause": c, "hint": V.HINTS[c]} for c in dict.fromkeys(c.cause for c in harmless)],
+        "harmless_hints": [{"cause": c, "hint": h} for c, h in dict.fromkeys((c.cause, c.hint) for c in harmless)],
         "notes": _notes(report),
     }
 

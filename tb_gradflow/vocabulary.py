@@ -117,6 +117,13 @@ HINTS[INTEGER_VARIABLE] = (
 CAUSE_WORDS[INTEGER_VARIABLE] = "an integer variable"
 # A cut read of an integer variable: "the variable holds int32: an integer ...".
 INTEGER_VARIABLE_DETAIL = "the variable holds {dtypes}: an integer variable never gets a gradient"
+# tf.nn.moments (batch and layer normalization) takes the variance around a stopped mean:
+# d/dm mean((x - m)^2) = -2 mean(x - m), zero at m = mean(x), so that StopGradient loses nothing.
+MOMENTS_DETAIL = "tf.nn.moments' own, on the mean its variance is taken around"
+MOMENTS_HINT = (
+    "nothing to fix: batch and layer normalization take the variance around the batch mean with "
+    "its gradient stopped (tf.nn.moments), and that gradient is zero anyway."
+)
 # Note and headline kinds of the story.
 FROZEN = "frozen"
 READS_NOTHING = "reads_nothing"

@@ -7,6 +7,8 @@ import tensorflow as tf
 
 import tb_gradflow
 from support.oracle import report_states, tape_states
+from tb_gradflow import vocabulary as V
+from tb_gradflow.story import story
 
 X = tf.constant(np.linspace(-1.0, 1.0, 30, dtype=np.float32).reshape(5, 6))
 
@@ -41,6 +43,42 @@ def test_one_argmax_before_63_layer_norms_is_the_only_cut_that_starves():
     assert cut.starved_variables == _paths(router) == tuple(report.starved_variables)
     harmless = [c for c in report.cut_points if not c.starved_variables]
     assert len(harmless) == 63 and {c.op_type for c in harmless} == {"StopGradient"}
+    # tf.nn.moments' own StopGradients: told as such, with no fix to make
+    assert {c.detail for c in harmless} == {V.MOMENTS_DETAIL} and {c.hint for c in harmless} == {V.MOMENTS_HINT}
+    told = story(report)
+    assert told["harmless_hints"] == [{"cause": V.STOP_GRADIENT, "hint": V.MOMENTS_HINT}]
+    assert told["cuts"][0]["hint"] == V.HINTS[V.NON_DIFFERENTIABLE]
+
+
+def test_only_the_moments_stop_gradient_is_told_harmless_by_design():
+    """The StopGradient of tf.nn.moments loses nothing: the variance's gradient with respect to
+    the mean is zero (checked here with a tape). A user's own stop_gradient on a mean, read by a
+    subtraction, does lose a gradient, and keeps the usual hint."""
+    keras.utils.set_random_seed(0)
+    pre, norm, post = keras.layers.Dense(8, name="pre"), keras.layers.BatchNormalization(), keras.layers.Dense(1)
+    y = pre(X)
+    with tf.GradientTape() as tape:
+        tape.watch(y)
+        mean = tf.reduce_mean(y, 0)
+        variance = tf.reduce_mean(tf.math.squared_difference(y, mean), 0)
+    with tf.GradientTape() as stopped:
+        stopped.watch(y)
+        stopped_variance = tf.nn.moments(y, [0])[1]
+    np.testing.assert_allclose(stopped.gradient(stopped_variance, y), tape.gradient(variance, y), atol=1e-6)
+
+    def batch_norm_loss(x):
+        return tf.reduce_mean(post(norm(pre(x), training=True)) ** 2)
+
+    def centred_by_hand_loss(x):
+        h = pre(x)
+        return tf.reduce_mean(post(h - tf.stop_gradient(tf.reduce_mean(h, 0))) ** 2)
+
+    [moments] = tb_gradflow.analyze(batch_norm_loss, X).cut_points
+    assert (moments.op_type, moments.detail, moments.hint) == ("StopGradient", V.MOMENTS_DETAIL, V.MOMENTS_HINT)
+    assert "nothing to fix" in str(tb_gradflow.analyze(batch_norm_loss, X))
+    [by_hand] = tb_gradflow.analyze(centred_by_hand_loss, X).cut_points
+    assert by_hand.op_type == "StopGradient" and by_hand.detail != V.MOMENTS_DETAIL
+    assert by_hand.hint == V.HINTS[V.STOP_GRADIENT]
 
 
 def test_round_before_batch_norm_blames_the_round_only():

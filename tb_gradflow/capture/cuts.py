@@ -18,7 +18,7 @@ from tb_gradflow.capture.loss_path import (
     PathOp,
     carries_gradient,
 )
-from tb_gradflow.capture.registry_hook import GradientCall, OpKey, watch_registry
+from tb_gradflow.capture.registry_hook import GradientCall, OpKey, op_key, watch_registry
 from tb_gradflow.capture.starving import body_roots, parallel_cuts, starved_by
 
 # Ops that read a variable's value: an integer variable's cut is its read.
@@ -95,7 +95,7 @@ def analyze_structure(
     parallel = parallel_cuts(starved)
     cuts: dict[int, Cut] = {}
     for idx, inputs in blocked.items():
-        cause, detail = _cause(ops[idx], walk.calls.get(ops[idx].key))
+        cause, detail = _cause(ops[idx], walk.calls.get(ops[idx].key), index)
         cuts[idx] = Cut(cause, detail, inputs, starved[idx], parallel[idx])
     return Structure(walk.has_grad, walk.calls, walk.reached, cuts, variable_has_grad)
 
@@ -257,12 +257,12 @@ def _blocked_inputs(p: PathOp, call: GradientCall | None, mask: int) -> list[int
     return []
 
 
-def _cause(p: PathOp, call: GradientCall | None) -> tuple[str, str]:
+def _cause(p: PathOp, call: GradientCall | None, index: dict[OpKey, int]) -> tuple[str, str]:
     op = p.op
     if op.type in ("PyFunc", "PyFuncStateless"):
         return V.NUMPY_FUNCTION, "tf.numpy_function has no gradient"
     if op.type == "StopGradient":
-        return V.STOP_GRADIENT, "tf.stop_gradient (often intended)"
+        return V.STOP_GRADIENT, V.MOMENTS_DETAIL if _moments_mean(op, index) else "tf.stop_gradient (often intended)"
     if op.type == "Cast":
         dst = op.get_attr("DstT")
         if not (dst.is_floating or dst.is_complex):
@@ -284,3 +284,16 @@ def _cause(p: PathOp, call: GradientCall | None) -> tuple[str, str]:
         return V.NON_DIFFERENTIABLE, f"the gradient of {op.type} is None"
     outs = ", ".join(sorted({t.dtype.name for t in op.outputs})) or "nothing"
     return V.NON_DIFFERENTIABLE, f"{op.type} outputs {outs}, which carries no gradient"
+
+
+def _moments_mean(op: tf.Operation, index: dict[OpKey, int]) -> bool:
+    """Whether a StopGradient is tf.nn.moments' own: on a Mean, and read on the loss path (`index`;
+    the backward pass reads it too) only by a SquaredDifference from that Mean's input: the
+    variance around the mean, whose gradient with respect to the mean is zero."""
+    mean = op.inputs[0].op
+    if mean.type != "Mean":
+        return False
+    readers = [c for c in op.outputs[0].consumers() if op_key(c) in index]
+    return bool(readers) and all(
+        c.type == "SquaredDifference" and c.inputs[0].name == mean.inputs[0].name for c in readers
+    )
