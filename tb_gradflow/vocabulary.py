@@ -121,7 +121,7 @@ INTEGER_VARIABLE_DETAIL = "the variable holds {dtypes}: an integer variable neve
 # d/dm mean((x - m)^2) = -2 mean(x - m), zero at m = mean(x), so that StopGradient loses nothing.
 MOMENTS_DETAIL = "tf.nn.moments' own, on the mean its variance is taken around"
 MOMENTS_HINT = (
-    "nothing to fix: batch and layer normalization take the variance around the batch mean with "
+    "none needed: batch and layer normalization take the variance around the batch mean with "
     "its gradient stopped (tf.nn.moments), and that gradient is zero anyway."
 )
 # Note and headline kinds of the story.

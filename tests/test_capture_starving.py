@@ -75,7 +75,7 @@ def test_only_the_moments_stop_gradient_is_told_harmless_by_design():
 
     [moments] = tb_gradflow.analyze(batch_norm_loss, X).cut_points
     assert (moments.op_type, moments.detail, moments.hint) == ("StopGradient", V.MOMENTS_DETAIL, V.MOMENTS_HINT)
-    assert "nothing to fix" in str(tb_gradflow.analyze(batch_norm_loss, X))
+    assert V.MOMENTS_HINT in " ".join(str(tb_gradflow.analyze(batch_norm_loss, X)).split())
     [by_hand] = tb_gradflow.analyze(centred_by_hand_loss, X).cut_points
     assert by_hand.op_type == "StopGradient" and by_hand.detail != V.MOMENTS_DETAIL
     assert by_hand.hint == V.HINTS[V.STOP_GRADIENT]
