@@ -199,9 +199,9 @@ class CutPoint:
 
     @property
     def hint(self) -> str:
-        """How to fix a cut of this cause, in one sentence (none needed for the StopGradient
-        of tf.nn.moments, in every batch and layer normalization)."""
-        return V.MOMENTS_HINT if self.detail == V.MOMENTS_DETAIL else V.HINTS[self.cause]
+        """How to fix a cut of this cause, in one sentence; a detail the capture knows more of
+        (tf.nn.moments' StopGradient: none needed) has its own (vocabulary.DETAIL_HINTS)."""
+        return V.DETAIL_HINTS.get(self.detail, V.HINTS[self.cause])
 
     @property
     def source_path(self) -> str:

@@ -124,6 +124,9 @@ MOMENTS_HINT = (
     "none needed: batch and layer normalization take the variance around the batch mean with "
     "its gradient stopped (tf.nn.moments), and that gradient is zero anyway."
 )
+# A cut whose recorded detail has a hint of its own, in place of its cause's (HINTS): the
+# detail is what the capture wrote to the logdir, so every reader tells the cut alike.
+DETAIL_HINTS: dict[str, str] = {MOMENTS_DETAIL: MOMENTS_HINT}
 # Note and headline kinds of the story.
 FROZEN = "frozen"
 READS_NOTHING = "reads_nothing"
