@@ -8,7 +8,7 @@ from typing import Any
 
 from tb_gradflow.reading.reader import TagSeries
 from tb_gradflow.report import Report
-from tb_gradflow.story import story
+from tb_gradflow.story import gate_layers, story
 from tb_gradflow.timeline import timeline
 
 
@@ -37,12 +37,19 @@ def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | 
             for o in full["ops"] if o["presence"] is not None
         },
         # Issue 17: dead units of ReLU-family gates (`since`: the first step of the current
-        # streak over the story's threshold), and the norms through each loop's iterations.
-        "dead_units": {
-            o.name: {"units": o.units, "dead_units": o.dead_units, "since": report.dead_since.get(o.name)}
-            for o in report.ops if o.units
-        },
+        # streak over the story's threshold; `layer`: as the Layers view names it), and the
+        # norms through each loop's iterations.
+        "dead_units": _dead_units(report),
         "iteration_norms": {o["name"]: o["iteration_norms"] for o in full["ops"] if o["iteration_norms"] is not None},
         "story": story(report),
         **timeline(series),
+    }
+
+
+def _dead_units(report: Report) -> dict[str, dict[str, Any]]:
+    layers = gate_layers(report)
+    return {
+        o.name: {"units": o.units, "dead_units": o.dead_units, "since": report.dead_since.get(o.name),
+                 "layer": layers.get(o.name)}
+        for o in report.ops if o.units
     }

@@ -11,6 +11,11 @@ for `encoder.0.weight`). A layer's norm is the L2 norm over its variables' norms
 norm of the layer's whole gradient. Its state is the highest of its variables' states in the
 order none < zero < flowing < nonfinite, a flowing layer of norm 0 reading as zero; a layer
 with no gradient has no norm (NaN), a nonfinite one Inf, or NaN when a variable's norm is NaN.
+A ReLU-family gate's units belong to the layer of the variables read nearest upstream of it
+(`gate_layer`; a gate with none keeps its name scope): a traced Keras 3 model names a Dense
+layer's ReLU `sequential_1/dense_1_2/Relu` while that layer's variables are
+`sequential/dense_1/...`, so the story, the JSON and the dead-unit scalars name the layer as the
+Layers view does.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tb_gradflow import vocabulary as V
+from tb_gradflow.proto import gradflow_pb2
 
 _FLOWING = V.STATE_CODE[V.FLOWING]
 _ZERO = V.STATE_CODE[V.ZERO]
@@ -39,6 +45,25 @@ def layer_of(variable: str) -> str:
         return variable[:cut]
     dot = variable.rfind(".")
     return variable[:dot] if dot > 0 else variable
+
+
+# How many ops back from a gate its layer's variables are looked for (a Conv2D's kernel is 3).
+_GATE_REACH = 6
+
+
+def gate_layer(graph: gradflow_pb2.Graph, op: int) -> str:
+    """The layer a gate's units belong to: that of the variables read nearest upstream of it
+    (the first such variable at the smallest distance), else the op's own name scope."""
+    level, seen = [op], {op}
+    for _ in range(_GATE_REACH):
+        level = list(dict.fromkeys(j for i in level for j in graph.ops[i].inputs if j not in seen))
+        seen.update(level)
+        read = [v for j in level for v in graph.ops[j].variable_inputs]
+        if read:
+            return layer_of(graph.variables[min(read)].name)
+        if not level:
+            break
+    return layer_of(graph.ops[op].name)
 
 
 def reduce_layers(

@@ -80,8 +80,9 @@ class OpRecord:
     # A gating op (ReLU, clip, tf.where): `presence` is that of the gradient it passes back to
     # its input, not of the one arriving at its output (which a dead ReLU still gets in full).
     presence_at_input: bool = False
-    # A ReLU-family gate (issue 17): its units (the last axis) and how many pass back an exactly
-    # zero gradient for every example of the batch; None for other ops.
+    # A ReLU-family gate (issue 17): its units (the last axis) and how many are off for every
+    # example of the batch (output zero, no gradient passed back: capture/units.py); None for
+    # other ops.
     units: int | None = None
     dead_units: int | None = None
     # A loop: per iteration, the norm of the gradient of the float state it carries out

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tb_gradflow import vocabulary as V
+from tb_gradflow.layer_norms import gate_layer
 from tb_gradflow.report import CutPoint, Report
 
 # Blocking ops that starve nothing (batch norm's StopGradients, masks) listed one line each, up to:
@@ -155,6 +156,15 @@ def dead_unit_ops(report: Report) -> list[Any]:
     ]
 
 
+def gate_layers(report: Report) -> dict[str, str]:
+    """The layer of each gate whose units are counted, by op name (layer_norms.gate_layer); none
+    when the report has no graph."""
+    graph = report.graph
+    if graph is None or len(graph.ops) != len(report.ops):
+        return {}
+    return {op.name: gate_layer(graph, i) for i, op in enumerate(report.ops) if op.units}
+
+
 def _warned_gates(report: Report) -> bool:
     """Whether gates make the story a warning: dead units, or a gate (not a tf.where mask)
     passing back little."""
@@ -169,10 +179,13 @@ def _dead_unit_notes(report: Report) -> list[dict[str, Any]]:
     """One sentence per layer with many dead units, saying since when when the steps before
     are known ("conv3_block2_out: 41 of 128 units dead since step 1,200")."""
     notes = []
+    layers = gate_layers(report)
     for op in dead_unit_ops(report)[:GATES_SHOWN]:
         since = report.dead_since.get(op.name)
         when = f" since step {since:,}" if since is not None else _at_step(report)
-        text = (f"{op.name}: {op.dead_units:,} of {op.units:,} units dead{when} (over "
+        layer = layers.get(op.name)
+        named = op.name if layer is None or op.name.startswith(layer + "/") else f"{op.name} (layer {layer})"
+        text = (f"{named}: {op.dead_units:,} of {op.units:,} units dead{when} (over "
                 f"{_percent(V.DEAD_UNITS_THRESHOLD)} dead is called out: the layer works at under half its width)")
         notes.append({"kind": V.DEAD_UNITS, **_sentence(text, [op.name]), "hint": V.DEAD_UNITS_HINT})
     return notes

@@ -15,10 +15,11 @@ from tb_gradflow.reading.reader import GradflowReader
 from tb_gradflow.story import story, story_lines
 
 
-def _dead_by_tape(grad: tf.Tensor) -> int:
-    """Units (last axis) whose gradient is zero at every other index: the definition, in numpy."""
-    g = grad.numpy().reshape(-1, grad.shape[-1])
-    return int(np.sum(np.all(g == 0, axis=0)))
+def _dead_by_tape(passed: tf.Tensor, output: tf.Tensor) -> int:
+    """Units (last axis) where the gate's output and the gradient it passes back are zero at
+    every other index: off for every example, the definition, in numpy."""
+    g, o = (t.numpy().reshape(-1, t.shape[-1]) for t in (passed, output))
+    return int(np.sum(np.all(g == 0, axis=0) & np.all(o == 0, axis=0)))
 
 
 def _of_layer(ops, name: str):
@@ -58,14 +59,15 @@ def test_relu_mlp_dead_units_match_a_tape():
 
     # The same forward pass written out, each ReLU's input watched.
     with tf.GradientTape() as tape:
-        h, pre = x, []
+        h, pre, post = x, [], []
         for layer in layers[:-1]:
             z = h @ layer.kernel + layer.bias
             tape.watch(z)
             pre.append(z)
             h = tf.nn.relu(z)
+            post.append(h)
         loss = tf.reduce_mean((h @ layers[-1].kernel + layers[-1].bias - y) ** 2)
-    expected = [_dead_by_tape(g) for g in tape.gradient(loss, pre)]
+    expected = [_dead_by_tape(g, h) for g, h in zip(tape.gradient(loss, pre), post, strict=True)]
     assert [_of_layer(relus, layer.name) for layer in layers[:-1]] == expected
     assert expected[0] >= 5 and expected[1] >= 14  # the killed units, at least
     # Over half of the second layer is dead: called out, with the threshold said.
@@ -99,14 +101,61 @@ def test_conv_net_counts_channels_nhwc():
     with tf.GradientTape() as tape:
         z1 = tf.nn.conv2d(x, conv1.kernel, 1, "VALID") + conv1.bias
         tape.watch(z1)
-        z2 = tf.nn.conv2d(tf.nn.relu(z1), conv2.kernel, 1, "VALID") + conv2.bias
+        h1 = tf.nn.relu(z1)
+        z2 = tf.nn.conv2d(h1, conv2.kernel, 1, "VALID") + conv2.bias
         tape.watch(z2)
-        pooled = tf.reduce_mean(tf.nn.relu(z2), axis=[1, 2])
+        h2 = tf.nn.relu(z2)
+        pooled = tf.reduce_mean(h2, axis=[1, 2])
         loss = tf.reduce_sum((pooled @ head.kernel + head.bias) ** 2)
     g1, g2 = tape.gradient(loss, [z1, z2])
     dead1, dead2 = _of_layer(relus, "c1"), _of_layer(relus, "c2")
-    assert (dead1, dead2) == (_dead_by_tape(g1), _dead_by_tape(g2))
+    assert (dead1, dead2) == (_dead_by_tape(g1, h1), _dead_by_tape(g2, h2))
     assert dead1 >= 3 and dead2 >= 1
+
+
+def test_units_nothing_reaches_are_not_dead(tmp_path):
+    """A layer whose units all die leaves the ReLU before it with no gradient at all: that ReLU
+    passes back zeros everywhere, but its units are on, so none is dead and the dead-unit hint
+    names only the layer that died."""
+    keras.utils.set_random_seed(0)
+    first = keras.layers.Dense(16, activation="relu", name="first")
+    second = keras.layers.Dense(16, activation="relu", name="second")
+    model = keras.Sequential([keras.Input((8,)), first, second, keras.layers.Dense(1, name="out")], name="net")
+    _kill(second, list(range(16)))
+    x, y = tf.random.normal([32, 8], seed=1), tf.random.normal([32, 1], seed=2)
+
+    def loss_fn(x, y):
+        return tf.reduce_mean((model(x) - y) ** 2)
+
+    with tf.GradientTape(persistent=True) as tape:
+        z1 = x @ first.kernel + first.bias
+        tape.watch(z1)
+        h1 = tf.nn.relu(z1)
+        tape.watch(h1)
+        loss = tf.reduce_mean((tf.nn.relu(h1 @ second.kernel + second.bias) @ model.layers[-1].kernel - y) ** 2)
+    passed, received = tape.gradient(loss, [z1, h1])
+    assert not np.any(passed.numpy()) and not np.any(received.numpy())  # nothing arrives at all
+
+    writer = tf.summary.create_file_writer(str(tmp_path / "run"))
+    with writer.as_default():
+        report = tb_gradflow.summary.gradflow("gradflow", loss_fn, x, y, step=0, strict=True)
+    writer.close()
+    relus = [op for op in report.ops if op.type == "Relu"]
+    assert [(op.units, op.dead_units) for op in relus] == [(16, 0), (16, 16)]
+    told = [n for n in story(report)["notes"] if n["kind"] == V.DEAD_UNITS]
+    assert [n["names"] for n in told] == [[relus[1].name]]
+    assert told[0]["text"].startswith(f"{relus[1].name} (layer net/second): 16 of 16 units dead")
+    # The first layer's variables are told as getting an all-zero gradient.
+    assert report.variables["net/first/kernel"].state == V.ZERO
+
+    from tb_gradflow.diagnosis import diagnosis_json
+
+    reader = GradflowReader(local_provider(str(tmp_path)))
+    series = reader.read("run", "gradflow", reader.list()["run"]["gradflow"])
+    dead = diagnosis_json(series)["dead_units"]
+    assert {name: (d["layer"], d["dead_units"]) for name, d in dead.items()} == {
+        relus[0].name: ("net/first", 0), relus[1].name: ("net/second", 16)
+    }
 
 
 def test_leaky_relu_at_zero_is_counted_and_a_leaking_one_has_none_dead():
@@ -123,6 +172,23 @@ def test_leaky_relu_at_zero_is_counted_and_a_leaking_one_has_none_dead():
     leaking = next(op for op in tb_gradflow.analyze(loss_at(0.2), x).ops if op.type == "LeakyRelu")
     assert (flat.units, flat.dead_units) == (8, 3)
     assert (leaking.units, leaking.dead_units) == (8, 0)
+
+
+def test_an_input_of_exactly_zero_kills_a_relu_but_not_a_leaking_gate():
+    """At x = 0 a ReLU's output is zero and it passes nothing back; a LeakyReLU's output is zero
+    too, but it passes alpha * g back: off is not enough, it must also pass nothing."""
+    zeroed = keras.layers.Dense(8, kernel_initializer="zeros")
+    x = tf.random.normal([16, 4], seed=3)
+    zeroed(x)
+
+    def count(gate):
+        report = tb_gradflow.analyze(lambda x: tf.reduce_sum(gate(zeroed(x)) @ tf.ones([8, 1])), x)
+        (op,) = [op for op in report.ops if op.units]
+        return op.dead_units
+
+    assert count(tf.nn.relu) == 8
+    assert count(lambda h: tf.nn.leaky_relu(h, alpha=0.2)) == 0
+    assert count(tf.nn.elu) == 0
 
 
 def test_streak_says_since_when(tmp_path):
@@ -149,7 +215,10 @@ def test_streak_says_since_when(tmp_path):
     relu = next(op for op in last.ops if op.type == "Relu")
     assert relu.dead_units >= 12 and last.dead_since == {relu.name: 1200}
     text = "\n".join(story_lines(last))
-    assert f"{relu.name}: {relu.dead_units} of 16 units dead since step 1,200" in text
+    # Keras 3 traces the layer's ReLU under a scope of its own ("hidden_1/Relu"): the sentence
+    # names the layer as the Layers view does.
+    assert relu.name != "hidden/Relu"
+    assert f"{relu.name} (layer hidden): {relu.dead_units} of 16 units dead since step 1,200" in text
     assert V.DEAD_UNITS_HINT in text
     early = series.report(100)
     assert early.dead_since == {} and not [

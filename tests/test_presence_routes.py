@@ -37,11 +37,12 @@ def test_cli_text_and_json_carry_presence(logged):
     assert tag["variables"]["embed/embeddings"]["sparse_gradient"] is True
     kinds = [n["kind"] for n in tag["story"]["notes"]]
     assert V.DEAD_UNITS in kinds and V.FEW_ROWS in kinds  # its units are counted (issue 17)
-    assert tag["dead_units"][relu.name] == {"units": 16, "dead_units": 15, "since": STEPS[0]}
+    assert tag["dead_units"][relu.name] == {"units": 16, "dead_units": 15, "since": STEPS[0], "layer": "dense_3"}
     wide = {**os.environ, "COLUMNS": "200"}  # one sentence a line: no wrapping inside them
     text = subprocess.run([sys.executable, "-m", "tb_gradflow.cli", "report", logdir],
                           capture_output=True, text=True, timeout=120, env=wide).stdout
-    assert f"{relu.name}: 15 of 16 units dead since step {STEPS[0]:,} (over 50 % dead is called out" in text
+    told = f"{relu.name} (layer dense_3): 15 of 16 units dead since step {STEPS[0]:,} (over 50 % dead is called out"
+    assert told in text
     assert "embed/embeddings: the batch touches under 1 % of its rows at step 1,200, normal" in text
 
 

@@ -187,7 +187,7 @@ export interface DiagnosisResponse {
   first_nonfinite_step: number | null;
   version_changes: { step: number; graph_version: number }[];
   /** issue 17: every ReLU-family gate whose units are counted, and every loop's iteration norms */
-  dead_units: Record<string, { units: number; dead_units: number | null; since: number | null }>;
+  dead_units: Record<string, { units: number; dead_units: number | null; since: number | null; layer: string | null }>;
   iteration_norms: Record<string, WireNorm[]>;
   /** issue 16: variables the loss reads that Keras does not train (listed apart) */
   frozen_variables?: string[];

@@ -9,11 +9,9 @@ list, and filtering on "grad_norm" or "dead_units" keeps one measure.
 
 Layers and their norms follow tb_gradflow/layer_norms.py, the rule of the Layers view: a
 scalar and the heatmap cell of the same layer and step hold the same number. A dead-unit gate
-belongs to the layer of the nearest variables upstream of it (a Dense layer's ReLU to that
-layer, a standalone ReLU layer to the layer it follows), so that its units are told under the
-same layer name as the norm: the gate's own name scope would not do, since a traced Keras 3
-model names it `functional_1/dense_1/Relu` while its variables are `dense/kernel`. A gate with
-no variable upstream keeps its name scope.
+belongs to the layer `layer_norms.gate_layer` gives it (a Dense layer's ReLU to that layer, a
+standalone ReLU layer to the layer it follows), so that its units are told under the same layer
+name as the norm, and as the story names them.
 
 What is left out: a layer with no gradient at all has no norm to chart (the gradflow tab tells
 where it was cut), and a gate with no gradient has no dead units. A nonfinite layer keeps its
@@ -34,7 +32,7 @@ from tensorboard.plugins.scalar import metadata as scalar_plugin_metadata
 
 from tb_gradflow import vocabulary as V
 from tb_gradflow.format.records import step_arrays
-from tb_gradflow.layer_norms import layer_of, reduce_layers, variable_grouping
+from tb_gradflow.layer_norms import gate_layer, reduce_layers, variable_grouping
 from tb_gradflow.proto import gradflow_pb2
 
 GRAD_NORM = "grad_norm"
@@ -91,25 +89,6 @@ def _make_layout(tag: str, graph: gradflow_pb2.Graph) -> ScalarLayout:
         unit_ops=np.array(unit_ops, np.int64),
         unit_group=np.array([at[layer] for layer in unit_layers], np.int64),
     )
-
-
-# How many ops back from a gate its layer's variables are looked for (a Conv2D's kernel is 3).
-_GATE_REACH = 6
-
-
-def gate_layer(graph: gradflow_pb2.Graph, op: int) -> str:
-    """The layer a gate's units belong to: that of the variables read nearest upstream of it
-    (the first such variable at the smallest distance), else the op's own name scope."""
-    level, seen = [op], {op}
-    for _ in range(_GATE_REACH):
-        level = list(dict.fromkeys(j for i in level for j in graph.ops[i].inputs if j not in seen))
-        seen.update(level)
-        read = [v for j in level for v in graph.ops[j].variable_inputs]
-        if read:
-            return layer_of(graph.variables[min(read)].name)
-        if not level:
-            break
-    return layer_of(graph.ops[op].name)
 
 
 def scalar_values(

@@ -20,7 +20,7 @@ from typing import Any
 import tensorflow as tf
 
 from tb_gradflow.capture import tf_internals
-from tb_gradflow.capture.backward import backward_pass
+from tb_gradflow.capture.backward import Backward, backward_pass
 from tb_gradflow.capture.bodies import body_ops_default
 from tb_gradflow.capture.graph_proto import graph_proto, loss_shape_text
 from tb_gradflow.capture.loss_path import Walker
@@ -238,7 +238,7 @@ class Probe:
             variable_stats,
             reducer.presence(presence_grads),
             reducer.presence([g for g in backward.variable_grads if g is not None]),
-            dead_unit_counts([backward.passed_back[i][0] for i, w in enumerate(widths) if w], [w for w in widths if w]),
+            dead_unit_counts(*_counted_gates(walker.ops, backward, widths)),
             body_rows,
             loop_sums,
             loop_counts,
@@ -249,6 +249,20 @@ class Probe:
             result["variable_grads"] = list(backward.variable_grads)
             self._step_variables[graph.graph_id] = [v.user_variable for v in variables]
         return result
+
+
+def _counted_gates(
+    ops: list[Any], backward: Backward, widths: list[int]
+) -> tuple[list[str], list[tf.Tensor], list[tf.Tensor], list[int]]:
+    """(op type, passed back, output, units) of each gate whose dead units are counted
+    (`widths` > 0)."""
+    counted = [i for i, w in enumerate(widths) if w]
+    return (
+        [ops[i].op.type for i in counted],
+        [backward.passed_back[i][0] for i in counted],
+        [ops[i].op.outputs[0] for i in counted],
+        [widths[i] for i in counted],
+    )
 
 
 def _top_ancestors(ops) -> list[int]:

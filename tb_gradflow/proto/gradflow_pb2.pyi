@@ -410,8 +410,9 @@ class Step(_message.Message):
 
     @_builtins.property
     def dead_units(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Issue 17. Per op with Op.units > 0, in op order: how many of its units pass back an
-        exactly zero gradient for every example of the batch.
+        """Issue 17. Per op with Op.units > 0, in op order: how many of its units are off for every
+        example of the batch (output zero, no gradient passed back). Steps written before
+        2026-12-05 counted every unit passing back zero, reached or not.
         """
 
     @_builtins.property
