@@ -55,6 +55,12 @@ def test_dead_relu_called_out_in_the_banner_and_marked_on_the_graph(page, served
     node = frame.locator(f'#gf-panes .gf-pane:first-child .gf-node[data-op-name="{relu.name}"]')
     node.wait_for()
     assert node.get_attribute("data-dead-gate") == "true"
+    # Keras 3 traces layer dense_3 under the scope dense_3_1: its group says which layer it is.
+    scope = relu.name.rsplit("/", 1)[0]
+    assert scope != "dense_3"
+    header = frame.locator(f'#gf-panes .gf-pane:first-child .gf-cluster[data-group="{scope}"] .gf-cluster-header')
+    assert header.locator("text").text_content() == f"▾ {scope} · layer dense_3"
+    assert header.locator("title").text_content() == f"{scope}\nlayer dense_3"
     assert abs(float(node.get_attribute("data-presence")) - relu.presence) < 1e-3
     fill = float(node.locator(".gf-presence-fill").get_attribute("width"))
     track = float(node.locator(".gf-presence-track").get_attribute("width"))

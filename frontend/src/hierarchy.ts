@@ -20,6 +20,9 @@ export interface Group {
   /** Ops in this group and all groups below it. */
   size: number;
   depth: number;
+  /** The one layer whose variables the ops under this group read (as the Layers view names
+   * it), or null: none, or several. */
+  layer: string | null;
 }
 
 export interface Hierarchy {
@@ -30,7 +33,7 @@ export interface Hierarchy {
 }
 
 function newGroup(id: string, parent: Group | null): Group {
-  return { id, label: id, parent, groups: [], ops: [], callOp: -1, size: 0, depth: 0 };
+  return { id, label: id, parent, groups: [], ops: [], callOp: -1, size: 0, depth: 0, layer: null };
 }
 
 /** The scope path of an op as segments, with body ops placed under their call op. */
@@ -45,7 +48,9 @@ export function scopePath(ops: readonly Op[], i: number): string[] {
   return parts;
 }
 
-export function buildHierarchy(ops: readonly Op[]): Hierarchy {
+/** `variableLayers[v]` is variable v's layer (Variable.layer): each group gets the layer its ops
+ * read, if one (Group.layer). */
+export function buildHierarchy(ops: readonly Op[], variableLayers: readonly string[] = []): Hierarchy {
   const root = newGroup(ROOT_ID, null);
   const groups = new Map<string, Group>([[ROOT_ID, root]]);
   const isCall = new Uint8Array(ops.length);
@@ -82,7 +87,32 @@ export function buildHierarchy(ops: readonly Op[]): Hierarchy {
   chunk(root, groups, opGroup);
   groups.clear();
   finish(root, groups, 0);
+  readLayer(root, ops, variableLayers);
   return { root, groups, opGroup };
+}
+
+const SEVERAL = "\u0000several";
+
+/** Sets `layer` on `g` and the groups below it; returns the layer read under `g` (null: none,
+ * SEVERAL: more than one). */
+function readLayer(g: Group, ops: readonly Op[], layers: readonly string[]): string | null {
+  let found: string | null = null;
+  const meet = (layer: string | null): void => {
+    if (layer !== null && found !== SEVERAL) found = found === null || found === layer ? layer : SEVERAL;
+  };
+  for (const child of g.groups) meet(readLayer(child, ops, layers));
+  for (const i of g.ops) for (const v of ops[i].variableInputs) meet(layers[v] ?? null);
+  g.layer = found === SEVERAL ? null : found;
+  return found;
+}
+
+/** The layer to show beside a group's name: its layer when the name says another (a traced
+ * Keras 3 model puts layer `dense_1`'s ops under the scope `dense_1_2`), else null. Compared by
+ * last name segment, so that `encoder/0` and a torch layer `encoder.0` agree. */
+export function layerBeside(g: Group): string | null {
+  if (g.layer === null) return null;
+  const last = (name: string): string => name.split(/[/.]/).filter((s) => s).pop() ?? name;
+  return last(g.layer) === last(g.label) ? null : g.layer;
 }
 
 /** Dissolves groups of fewer than two ops and chains of single-child groups. */

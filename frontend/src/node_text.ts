@@ -3,7 +3,7 @@
 // Text is measured with the canvas (measureText) in the label font, and long names are cut with
 // an ellipsis; the node's tooltip has the whole name.
 import { formatNorm, shortName } from "./format";
-import type { GroupSummary } from "./hierarchy";
+import { type Group, type GroupSummary, layerBeside } from "./hierarchy";
 import type { GraphModel } from "./model";
 import type { VisibleNode } from "./visible";
 
@@ -83,7 +83,7 @@ export function nodeLines(model: GraphModel, node: VisibleNode, summary: GroupSu
   }
   const group = node.group!;
   const lines: Line[] = [
-    line("name", `▸ ${group.label}`),
+    line("name", `▸ ${groupName(group)}`),
     line("meta", `${group.size} ops · ${summary?.worst ?? "none"}`, `${group.size} ops · nonfinite`),
   ];
   if (summary?.cuts.length) lines.push(line("cut", `✂ holds ${summary.cuts.length} cut point${summary.cuts.length > 1 ? "s" : ""}`));
@@ -97,4 +97,10 @@ export function nodeSize(lines: readonly Line[]): { width: number; height: numbe
   let width = 0;
   for (const l of lines) width = Math.max(width, l.width);
   return { width: Math.round(Math.min(MAX_WIDTH, Math.max(MIN_WIDTH, PAD + width))), height: 8 + lines.length * LINE_HEIGHT };
+}
+
+/** A group's name as drawn: its label, and its layer where the label names another. */
+export function groupName(group: Group): string {
+  const layer = layerBeside(group);
+  return layer === null ? group.label : `${group.label} · layer ${layer.split("/").pop()}`;
 }

@@ -75,7 +75,7 @@ export class PaneLoader {
     const key = `${model.run}\u0000${model.tag}\u0000${model.graphId}`;
     let hierarchy = this.hierarchies.get(key);
     if (!hierarchy) {
-      hierarchy = buildHierarchy(model.ops);
+      hierarchy = buildHierarchy(model.ops, model.variables.map((v) => v.layer));
       this.hierarchies.set(key, hierarchy);
     }
     return Object.freeze({ model, hierarchy, diagnosis });

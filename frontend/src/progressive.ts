@@ -142,14 +142,14 @@ export function buildTree(levelOf: (group: string) => GroupsResponse | undefined
   const starving = (story?.cuts ?? []).map((c) => c.op_name);
   const cutsUnder = (id: string): string[] => starving.filter((n) => n.startsWith(`${id}/`));
 
-  const root: Group = { id: ROOT_ID, label: ROOT_ID, parent: null, groups: [], ops: [], callOp: -1, size: top.ops_total, depth: 0 };
+  const root: Group = { id: ROOT_ID, label: ROOT_ID, parent: null, groups: [], ops: [], callOp: -1, size: top.ops_total, depth: 0, layer: null };
   groups.set(ROOT_ID, root);
 
   const visit = (group: Group, level: GroupsResponse): void => {
     const children: Array<Group | number> = [];
     const g = level.groups;
     g.name.forEach((name, k) => {
-      const child: Group = { id: name, label: group.id ? name.slice(group.id.length + 1) : name, parent: group, groups: [], ops: [], callOp: -1, size: g.ops[k], depth: group.depth + 1 };
+      const child: Group = { id: name, label: group.id ? name.slice(group.id.length + 1) : name, parent: group, groups: [], ops: [], callOp: -1, size: g.ops[k], depth: group.depth + 1, layer: null };
       const counts = emptyCounts();
       for (const s of STATES) counts[s] = g.states[s]?.[k] ?? 0;
       const cuts = cutsUnder(name);
@@ -229,7 +229,7 @@ function chunkAll(g: Group, groups: Map<string, Group>, summaries: Map<string, G
       const slice = members.slice(k, k + MAX_CHILDREN);
       const label = (m: Member): string => (m.group ? m.group.label : ops[m.op!].name.split("/").pop()!);
       const id = `${g.id}/…${round > 1 ? `${round}.` : ""}${parts.length + 1}`;
-      const part: Group = { id, label: `${label(slice[0])} … ${label(slice[slice.length - 1])}`, parent: g, groups: [], ops: [], callOp: -1, size: 0, depth: g.depth + 1 };
+      const part: Group = { id, label: `${label(slice[0])} … ${label(slice[slice.length - 1])}`, parent: g, groups: [], ops: [], callOp: -1, size: 0, depth: g.depth + 1, layer: null };
       const counts = emptyCounts();
       const sum: GroupSummary = { worst: "flowing", counts, cuts: [], blockers: [], maxNorm: null };
       for (const m of slice) {

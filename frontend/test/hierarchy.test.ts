@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ancestors, buildHierarchy, defaultExpansion, MAX_CHILDREN, ROOT_ID, summarizeGroups } from "../src/hierarchy";
+import { ancestors, buildHierarchy, defaultExpansion, layerBeside, MAX_CHILDREN, ROOT_ID, summarizeGroups } from "../src/hierarchy";
+import { groupName } from "../src/node_text";
 import { buildModel, opDepths } from "../src/model";
 import { brokenVae, graph } from "./fixture";
 
@@ -83,4 +84,40 @@ test("op depth follows the longest input chain", () => {
   assert.equal(d[m.opIndex.get("x")!], 0);
   assert.equal(d[m.opIndex.get("vae/encoder/dense/MatMul")!], 1);
   assert.equal(d[m.opIndex.get("loss")!], 7);
+});
+
+test("a group is told with the layer its ops read when its scope names another (Keras 3 tracing)", () => {
+  // Keras 3 traces layer "dense" under the scope "dense_1" and layer "dense_1" under "dense_1_2".
+  const m = buildModel(
+    graph(
+      [
+        { name: "x" },
+        { name: "sequential_1/dense_1/ReadVariableOp", reads: ["sequential/dense/kernel"] },
+        { name: "sequential_1/dense_1/MatMul", inputs: ["x", "sequential_1/dense_1/ReadVariableOp"] },
+        { name: "sequential_1/dense_1/Relu", inputs: ["sequential_1/dense_1/MatMul"] },
+        { name: "sequential_1/dense_1_2/ReadVariableOp", reads: ["sequential/dense_1/kernel"] },
+        { name: "sequential_1/dense_1_2/MatMul", inputs: ["sequential_1/dense_1/Relu", "sequential_1/dense_1_2/ReadVariableOp"] },
+        { name: "sequential_1/dropout_1/Mul", inputs: ["sequential_1/dense_1_2/MatMul"] },
+        { name: "sequential_1/dropout_1/Mul_1", inputs: ["sequential_1/dropout_1/Mul"] },
+        { name: "enc/0/ReadVariableOp", reads: ["enc.0.weight"] },
+        { name: "enc/0/linear", inputs: ["x", "enc/0/ReadVariableOp"] },
+      ],
+      [{ name: "sequential/dense/kernel" }, { name: "sequential/dense_1/kernel" }, { name: "enc.0.weight" }],
+    ),
+  );
+  const layers = ["sequential/dense", "sequential/dense_1", "enc.0"];
+  const h = buildHierarchy(m.ops, layers);
+  const at = (id: string) => h.groups.get(id)!;
+  assert.equal(at("sequential_1/dense_1").layer, "sequential/dense");
+  assert.equal(at("sequential_1/dense_1_2").layer, "sequential/dense_1");
+  assert.equal(at("sequential_1").layer, null); // two layers under it
+  assert.equal(at("sequential_1/dropout_1").layer, null); // reads no variable
+  assert.equal(groupName(at("sequential_1/dense_1")), "dense_1 · layer dense");
+  assert.equal(groupName(at("sequential_1/dense_1_2")), "dense_1_2 · layer dense_1");
+  assert.equal(groupName(at("sequential_1/dropout_1")), "dropout_1");
+  // A scope that names its layer already (tf_keras, torch module paths) is left alone.
+  assert.equal(at("enc/0").layer, "enc.0");
+  assert.equal(layerBeside(at("enc/0")), null);
+  // Without the variables' layers, nothing is said.
+  assert.equal(buildHierarchy(m.ops).groups.get("sequential_1/dense_1")!.layer, null);
 });
