@@ -95,11 +95,26 @@ def wrap(lines: Sequence[str], width: int) -> str:
     for line in lines:
         visible = _SGR.sub("", line)  # a coloured line starts with its colour code, then the indent
         indent = " " * (len(visible) - len(visible.lstrip(" ")))
-        out.extend(
-            textwrap.wrap(line, width, initial_indent="", subsequent_indent=indent + "  ",
-                          break_long_words=True, break_on_hyphens=False) or [""]
-        )
+        wrapper = _ScopeWrapper(width, initial_indent="", subsequent_indent=indent + "  ",
+                                break_long_words=True, break_on_hyphens=False)
+        out.extend(wrapper.wrap(line) or [""])
     return "\n".join(out)
+
+
+class _ScopeWrapper(textwrap.TextWrapper):
+    """Wraps as TextWrapper does, but a word too long for a line (an op's whole name) breaks after
+    a "/" of its scope rather than at whatever character the width falls on ("mom" / "ents")."""
+
+    def _split(self, text: str) -> list[str]:
+        room = self.width - len(self.subsequent_indent)
+        chunks: list[str] = []
+        for chunk in super()._split(text):
+            chunks.extend(_SCOPE_PIECES.findall(chunk) if len(chunk) > room and "/" in chunk else [chunk])
+        return chunks
+
+
+# A name's pieces, each up to and including a "/" (the last one without).
+_SCOPE_PIECES = re.compile(r"[^/]*/|[^/]+")
 
 
 def _grouped_harmless(cuts: list[dict[str, Any]], telling: Telling) -> list[str]:

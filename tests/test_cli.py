@@ -175,6 +175,19 @@ def test_text_is_wrapped_to_the_width():
     assert all(line.startswith("    ") for line in text.splitlines()[1:])
 
 
+def test_a_name_too_long_for_a_line_breaks_after_a_scope():
+    name = "functional_1/bert_backbone_1/transformer_layer_0_1/feedforward_layer_norm_1/moments/StopGradient"
+    lines = T.wrap([f"    StopGradient '{name}' (stop_gradient) at train.py:16"], 80).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    # The break falls after a whole scope, not inside one ("transformer_layer_0_1/feedf").
+    assert lines[0] == "    StopGradient 'functional_1/bert_backbone_1/transformer_layer_0_1/"
+    assert lines[1].startswith("      feedforward_layer_norm_1/moments/StopGradient'")
+    # Words that fit are not split at their slashes.
+    assert T.wrap(["  starves: " + ", ".join(["model/dense_1/kernel"] * 6)], 60).splitlines()[1].strip().startswith(
+        "model/dense_1/kernel"
+    )
+
+
 def test_control_characters_in_names_never_reach_the_terminal():
     assert T.safe("op\x1b[2Jname\n") == "op\\x1b[2Jname\\x0a"
 
