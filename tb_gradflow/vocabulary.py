@@ -124,9 +124,16 @@ MOMENTS_HINT = (
     "none needed: batch and layer normalization take the variance around the batch mean with "
     "its gradient stopped (tf.nn.moments), and that gradient is zero anyway."
 )
+# tf.reduce_logsumexp (TFP mixtures, contrastive and CTC losses, keras.ops.logsumexp) shifts by
+# the stopped maximum and adds it back: d/dm [log sum exp(x - m) + m] = 1 - sum softmax = 0.
+LOGSUMEXP_DETAIL = "tf.reduce_logsumexp's own, on the maximum it shifts by and adds back"
+LOGSUMEXP_HINT = (
+    "none needed: tf.reduce_logsumexp subtracts the maximum for numerical stability and adds it "
+    "back, with its gradient stopped; the gradient through that shift is zero anyway."
+)
 # A cut whose recorded detail has a hint of its own, in place of its cause's (HINTS): the
 # detail is what the capture wrote to the logdir, so every reader tells the cut alike.
-DETAIL_HINTS: dict[str, str] = {MOMENTS_DETAIL: MOMENTS_HINT}
+DETAIL_HINTS: dict[str, str] = {MOMENTS_DETAIL: MOMENTS_HINT, LOGSUMEXP_DETAIL: LOGSUMEXP_HINT}
 # Note and headline kinds of the story.
 FROZEN = "frozen"
 READS_NOTHING = "reads_nothing"

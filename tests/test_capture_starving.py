@@ -81,6 +81,40 @@ def test_only_the_moments_stop_gradient_is_told_harmless_by_design():
     assert by_hand.hint == V.HINTS[V.STOP_GRADIENT]
 
 
+def test_only_the_logsumexp_shift_is_told_harmless_by_design():
+    """tf.reduce_logsumexp subtracts its stopped maximum and adds it back: the gradient through
+    that shift is zero (a tape gives the same gradient as the unshifted formula). A user's own
+    shift by a stopped maximum, not added back, keeps the usual hint."""
+    keras.utils.set_random_seed(0)
+    dense = keras.layers.Dense(7, name="logits")
+    y = dense(X)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(y)
+        stable = tf.reduce_logsumexp(y, axis=-1)
+        plain = tf.math.log(tf.reduce_sum(tf.exp(y), axis=-1))
+    np.testing.assert_allclose(tape.gradient(stable, y), tape.gradient(plain, y), atol=1e-6)
+
+    def losses():
+        yield lambda x: tf.reduce_mean(tf.reduce_logsumexp(dense(x), axis=-1))
+        yield lambda x: tf.reduce_mean(tf.reduce_logsumexp(dense(x), axis=-1, keepdims=True))
+        yield lambda x: tf.reduce_mean(keras.ops.logsumexp(dense(x), axis=-1))
+
+    for loss_fn in losses():
+        report = tb_gradflow.analyze(loss_fn, X)
+        assert report_states(report) == tape_states(loss_fn, [X], dense.trainable_variables)
+        [shift] = report.cut_points
+        assert (shift.op_type, shift.detail, shift.hint) == ("StopGradient", V.LOGSUMEXP_DETAIL, V.LOGSUMEXP_HINT)
+        assert not shift.starved_variables
+
+    def shifted_by_hand(x):
+        h = dense(x)
+        return tf.reduce_mean(tf.nn.softmax(h - tf.stop_gradient(tf.reduce_max(h, -1, keepdims=True)))[:, 0])
+
+    [by_hand] = tb_gradflow.analyze(shifted_by_hand, X).cut_points
+    assert by_hand.op_type == "StopGradient" and by_hand.detail != V.LOGSUMEXP_DETAIL
+    assert by_hand.hint == V.HINTS[V.STOP_GRADIENT]
+
+
 def test_round_before_batch_norm_blames_the_round_only():
     keras.utils.set_random_seed(0)
     pre, norm, post = keras.layers.Dense(8, name="pre"), keras.layers.BatchNormalization(), keras.layers.Dense(1)

@@ -262,7 +262,7 @@ def _cause(p: PathOp, call: GradientCall | None, index: dict[OpKey, int]) -> tup
     if op.type in ("PyFunc", "PyFuncStateless"):
         return V.NUMPY_FUNCTION, "tf.numpy_function has no gradient"
     if op.type == "StopGradient":
-        return V.STOP_GRADIENT, V.MOMENTS_DETAIL if _moments_mean(op, index) else "tf.stop_gradient (often intended)"
+        return V.STOP_GRADIENT, _stop_gradient_detail(op, index)
     if op.type == "Cast":
         dst = op.get_attr("DstT")
         if not (dst.is_floating or dst.is_complex):
@@ -286,6 +286,38 @@ def _cause(p: PathOp, call: GradientCall | None, index: dict[OpKey, int]) -> tup
     return V.NON_DIFFERENTIABLE, f"{op.type} outputs {outs}, which carries no gradient"
 
 
+def _stop_gradient_detail(op: tf.Operation, index: dict[OpKey, int]) -> str:
+    """A StopGradient told by the library idiom it belongs to, whose stopped gradient is zero."""
+    if _moments_mean(op, index):
+        return V.MOMENTS_DETAIL
+    if _logsumexp_shift(op, index):
+        return V.LOGSUMEXP_DETAIL
+    return "tf.stop_gradient (often intended)"
+
+
+def _logsumexp_shift(op: tf.Operation, index: dict[OpKey, int]) -> bool:
+    """Whether a StopGradient is tf.reduce_logsumexp's own: on the Max of some x (kept finite by
+    a SelectV2 on IsFinite), read on the loss path only by a Sub from that x and by the addition
+    that puts it back (through a Reshape when the reduction drops its axes)."""
+    shift = op.inputs[0].op
+    if shift.type == "SelectV2" and shift.inputs[0].op.type == "IsFinite":
+        shift = shift.inputs[1].op
+    if shift.type != "Max":
+        return False
+    x = shift.inputs[0].name
+    readers = _path_readers(op, index)
+    through = [r for c in readers if c.type == "Reshape" for r in _path_readers(c, index)]
+    subtracted = [c for c in readers if c.type == "Sub" and c.inputs[0].name == x]
+    added = [c for c in readers + through if c.type in ("Add", "AddV2")]
+    others = [c for c in readers if c not in subtracted and c.type not in ("Reshape", "Add", "AddV2")]
+    return len(subtracted) == 1 and len(added) == 1 and not others
+
+
+def _path_readers(op: tf.Operation, index: dict[OpKey, int]) -> list[tf.Operation]:
+    """The ops on the loss path (`index`) reading `op`'s first output."""
+    return [c for c in op.outputs[0].consumers() if op_key(c) in index]
+
+
 def _moments_mean(op: tf.Operation, index: dict[OpKey, int]) -> bool:
     """Whether a StopGradient is tf.nn.moments' own: on a Mean, and read on the loss path (`index`;
     the backward pass reads it too) only by a SquaredDifference from that Mean's input: the
@@ -293,7 +325,7 @@ def _moments_mean(op: tf.Operation, index: dict[OpKey, int]) -> bool:
     mean = op.inputs[0].op
     if mean.type != "Mean":
         return False
-    readers = [c for c in op.outputs[0].consumers() if op_key(c) in index]
+    readers = _path_readers(op, index)
     return bool(readers) and all(
         c.type == "SquaredDifference" and c.inputs[0].name == mean.inputs[0].name for c in readers
     )
