@@ -31,7 +31,7 @@ def diagnosis_json(series: TagSeries, step: int | None = None, report: Report | 
         "frozen_variables": full["frozen_variables"],
         "ops": len(report.ops),
         # Presence of each op where known (measured ops a gradient reaches): of the gradient at
-        # its output, or for a gating op of what it passes back to its input.
+        # its output, or for a gating op the share of what arrives that it passes back to its input.
         "op_presence": {
             o["name"]: {"presence": o["presence"], "presence_of": o["presence_of"]}
             for o in full["ops"] if o["presence"] is not None

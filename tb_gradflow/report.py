@@ -63,8 +63,8 @@ class OpRecord:
             passes it.
         measured: False for ops whose gradient was not measured (their state is inferred).
         presence: Fraction of elements nonzero and finite; None when unknown.
-        presence_at_input: For a gating op (ReLU, clip, tf.where), `presence` is that of the
-            gradient it passes back to its input.
+        presence_at_input: For a gating op (ReLU, clip, tf.where), `presence` is the share of
+            the nonzero elements arriving at its output that it passes back to its input.
     """
 
     name: str

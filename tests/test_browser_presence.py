@@ -66,8 +66,8 @@ def test_dead_relu_called_out_in_the_banner_and_marked_on_the_graph(page, served
     track = float(node.locator(".gf-presence-track").get_attribute("width"))
     assert fill == pytest.approx(track * relu.presence, abs=0.2)
     details = frame.locator("#gf-details")
-    assert details.locator("[data-field=presence]").inner_text() == (f"{round(100 * relu.presence)} % passed back to "
-                                                                     "its input")
+    assert details.locator("[data-field=presence]").inner_text() == (f"{round(100 * relu.presence)} % of what arrives "
+                                                                     "passed back to its input")
     assert details.locator("[data-field=dead-units]").inner_text() == "15 of 16 units dead (94 %) for the whole batch"
     strip = details.locator("[data-field=presence-history] .gf-presence-cell")
     strip.first.wait_for()

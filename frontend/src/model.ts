@@ -22,7 +22,7 @@ export interface Op {
   starved: number[];
   /** Fraction of gradient elements nonzero and finite; null unknown. */
   presence: number | null;
-  /** A gating op: `presence` is what it passes back to its input. */
+  /** A gating op: `presence` is the share of what arrives that it passes back to its input. */
   presenceAtInput: boolean;
   /** A ReLU-family gate: its units and how many are dead for the whole batch (issue 17). */
   units?: number | null;

@@ -20,10 +20,10 @@ export function isDeadGate(op: Op): boolean {
   return op.presenceAtInput && op.state === "flowing" && op.presence !== null && op.presence < DEAD_GATE_THRESHOLD;
 }
 
-/** "8 % passed back to its input" / "100 % at its output" / null when unknown. */
+/** "8 % of what arrives passed back to its input" / "100 % at its output" / null when unknown. */
 export function presenceText(op: Op): string | null {
   if (op.presence === null) return null;
-  return `${percent(op.presence)} ${op.presenceAtInput ? "passed back to its input" : "of its gradient's elements"}`;
+  return `${percent(op.presence)} ${op.presenceAtInput ? "of what arrives passed back to its input" : "of its gradient's elements"}`;
 }
 
 /** The bar along a node's bottom edge, width = presence, with test hooks on the node. */

@@ -76,7 +76,7 @@ export interface GraphResponse extends GraphHead {
     starved: number[][];
     /** fraction of the gradient's elements nonzero and finite (within 1/254); null unknown */
     presence: (number | null)[];
-    /** a gating op (ReLU, clip, tf.where): its presence is what it passes back to its input */
+    /** a gating op (ReLU, clip, tf.where): its presence is the share of what arrives that it passes back to its input */
     presence_at_input: boolean[];
     /** issue 17: a ReLU-family gate's units (last axis) and how many are dead; null otherwise */
     units?: (number | null)[];

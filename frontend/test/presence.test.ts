@@ -14,7 +14,7 @@ test("presence: a dead gate is marked, percentages never round to none or all", 
   assert.equal(isDeadGate(m.ops[1]), true);
   assert.equal(isDeadGate(m.ops[2]), false);
   assert.equal(isDeadGate(m.ops[0]), false);
-  assert.equal(presenceText(m.ops[1]), "8 % passed back to its input");
+  assert.equal(presenceText(m.ops[1]), "8 % of what arrives passed back to its input");
   assert.equal(percent(0.001), "under 1 %");
   assert.equal(percent(0.999), "over 99 %");
   assert.equal(percent(1), "100 %");

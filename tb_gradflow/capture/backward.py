@@ -26,21 +26,28 @@ class Backward:
     structure: Structure
     # Per path op: the gradients a gating op passes back to its gated inputs ([] for other ops).
     passed_back: list[list[Any]] = dataclasses.field(default_factory=list)
+    # Per path op: for a gate with something passed back, the gradient arriving at its output.
+    received: list[Any] = dataclasses.field(default_factory=list)
     # Accumulators of the gradients inside While bodies and through loops' iterations.
     bodies: BodyMeter | None = None
 
-    def presence_sources(self) -> tuple[list[Any], list[int]]:
-        """(gradients whose presence is measured, the path op each belongs to): a gate's
-        passed-back gradients, else the gradients of the op's measured outputs."""
+    def presence_sources(self) -> tuple[list[Any], list[int], list[Any]]:
+        """(gradients whose presence is measured, the path op each belongs to, what each is
+        counted against): a gate's passed-back gradients, counted against the nonzero elements
+        of the gradient it received where the shapes agree (capture/gates.py), else the
+        gradients of the op's measured outputs, counted against their size (None)."""
         grads: list[Any] = []
         owners: list[int] = []
+        against: list[Any] = []
         for i, positions in enumerate(self.op_tensors):
+            received = self.received[i] if self.passed_back[i] else None
             mine = self.passed_back[i] or [self.tensor_grads[k] for k in positions]
             for g in mine:
                 if g is not None:
                     grads.append(g)
                     owners.append(i)
-        return grads, owners
+                    against.append(received if _same_shape(received, g) else None)
+        return grads, owners, against
 
 
 # Ops that read a TensorList's elements out as a float tensor: the gradient arriving at that
@@ -98,7 +105,7 @@ def backward_pass(
     measured, op_tensors = measured_tensors(ops)
     gates = {p.key: gated_inputs(p) for p in ops}
     meter = BodyMeter(ops, measure_ops=measure_bodies)
-    with watch_registry() as calls, record_passed_back({k: g for k, g in gates.items() if g}) as passed, \
+    with watch_registry() as calls, record_passed_back({k: g for k, g in gates.items() if g}) as gated, \
             meter.recording():
         grads = tf.gradients(loss, measured + [v.tf_variable for v in variables], grad_ys=loss_scale)
     t_grads, v_grads = grads[: len(measured)], grads[len(measured):]
@@ -108,7 +115,16 @@ def backward_pass(
     t_grads = [g if t.ref() in structure.has_grad else None for t, g in zip(measured, t_grads, strict=False)]
     v_grads = [g if ok else None for g, ok in zip(v_grads, structure.variable_has_grad, strict=False)]
     passed_back = [
-        passed.get(p.key, []) if any(t_grads[k] is not None for k in positions) else []
+        gated.passed.get(p.key, []) if any(t_grads[k] is not None for k in positions) else []
         for p, positions in zip(ops, op_tensors, strict=False)
     ]
-    return Backward(op_tensors, t_grads, v_grads, structure, passed_back, meter)
+    received = [gated.received.get(p.key) if passed else None for p, passed in zip(ops, passed_back, strict=True)]
+    return Backward(op_tensors, t_grads, v_grads, structure, passed_back, received, meter)
+
+
+def _same_shape(a: Any, b: Any) -> bool:
+    """Whether dense tensors `a` and `b` have one fully known static shape."""
+    return (
+        isinstance(a, tf.Tensor) and isinstance(b, tf.Tensor)
+        and a.shape.is_fully_defined() and a.shape == b.shape
+    )

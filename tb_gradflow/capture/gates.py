@@ -3,11 +3,16 @@
 A ReLU whose units are all dead still receives a full gradient at its output; it is the gradient
 it hands back to its input that is zero. So for these ops presence is measured on what their
 registered gradient function returns for the gated (data) inputs, recorded while the one backward
-pass is built: no extra backward work, only a reduction of tensors that exist anyway.
+pass is built: no extra backward work, only a reduction of tensors that exist anyway. It is
+counted against the nonzero elements of what arrives at the gate's output (where the shapes
+agree), not against all elements: a ReLU before a pooler that keeps one position of twelve
+receives a gradient at one position in twelve, passes back about half of that, and is not the
+cause of the rest.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -50,11 +55,21 @@ def gated_inputs(p: PathOp) -> tuple[int, ...]:
     return on_path
 
 
+@dataclasses.dataclass
+class GateGradients:
+    """What each gate's gradient function saw, keyed by op: the gradients it passed back to its
+    gated inputs (None ones left out), and the one that arrived at its first output."""
+
+    passed: dict[OpKey, list[Any]] = dataclasses.field(default_factory=dict)
+    received: dict[OpKey, Any] = dataclasses.field(default_factory=dict)
+
+
 @contextlib.contextmanager
-def record_passed_back(gates: dict[OpKey, tuple[int, ...]]) -> Iterator[dict[OpKey, list[Any]]]:
-    """Within this block (inside `watch_registry`), the gradients that each gate in `gates`
-    passes back to its gated inputs are recorded into the yielded dict (None ones left out)."""
-    passed: dict[OpKey, list[Any]] = {}
+def record_passed_back(gates: dict[OpKey, tuple[int, ...]]) -> Iterator[GateGradients]:
+    """Within this block (inside `watch_registry`), what each gate in `gates` passes back to its
+    gated inputs, and what arrives at its output, are recorded into the yielded GateGradients:
+    a gate's presence is the share of what arrives that it passes back."""
+    recorded = GateGradients()
     inner = tf_internals.gradient_function_lookup()
 
     def lookup(op: Operation) -> Callable | None:
@@ -66,10 +81,12 @@ def record_passed_back(gates: dict[OpKey, tuple[int, ...]]) -> Iterator[dict[OpK
         def recording(op_: Operation, *out_grads):
             result = grad_fn(op_, *out_grads)
             grads = list(result) if isinstance(result, (list, tuple)) else [result]
-            passed[op_key(op_)] = [grads[i] for i in wanted if i < len(grads) and grads[i] is not None]
+            key = op_key(op_)
+            recorded.passed[key] = [grads[i] for i in wanted if i < len(grads) and grads[i] is not None]
+            recorded.received[key] = out_grads[0] if out_grads else None
             return result
 
         return recording
 
     with tf_internals.replaced_gradient_function_lookup(lookup):
-        yield passed
+        yield recorded

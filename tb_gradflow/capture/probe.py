@@ -191,7 +191,7 @@ class Probe:
         backward = backward_pass(
             loss, walker.ops, variables, handles, walker.index, scale, measure_bodies=self._measure_bodies
         )
-        presence_grads, presence_owners = backward.presence_sources()
+        presence_grads, presence_owners, presence_against = backward.presence_sources()
         widths = [unit_width(p, g) for p, g in zip(walker.ops, backward.passed_back, strict=False)]
         meter = backward.bodies
         self._body_meters.append(meter)
@@ -224,7 +224,8 @@ class Probe:
         )
         reducer = Reducer(
             grouped=static_shapes_trusted([*(p.op for p in walker.ops), *loss.graph.get_operations()]),
-            planned=[backward.tensor_grads, backward.variable_grads, presence_grads],
+            planned=[backward.tensor_grads, backward.variable_grads, presence_grads,
+                     [a for a in presence_against if a is not None]],
         )
         tensor_stats, variable_stats = unscale_reductions(
             reducer.sums([g for g in backward.tensor_grads if g is not None]),
@@ -236,7 +237,7 @@ class Probe:
             tf.cast(tf.reduce_sum(loss), tf.float32),
             tensor_stats,
             variable_stats,
-            reducer.presence(presence_grads),
+            reducer.presence(presence_grads, presence_against),
             reducer.presence([g for g in backward.variable_grads if g is not None]),
             dead_unit_counts(*_counted_gates(walker.ops, backward, widths)),
             body_rows,

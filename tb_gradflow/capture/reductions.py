@@ -94,9 +94,11 @@ class Reducer:
         g = self._as_float32(grad)
         return [tf.raw_ops.L2Loss(t=g), *self._extremes(g)]
 
-    def presence(self, grads: list[Any]) -> tf.Tensor:
+    def presence(self, grads: list[Any], against: Sequence[Any] | None = None) -> tf.Tensor:
         """[N, 2]: half the count of nonzero elements, and the count of all elements, of each
-        gradient (the host doubles the first: `step_layout`).
+        gradient (the host doubles the first: `step_layout`). Where `against[i]` is a tensor (what
+        a gate received, of the same shape), the second column is instead the count of its
+        nonzero elements: the gate's presence is the share of what arrives that it passes back.
 
         Counted from the gradient's sign: passes that vectorize (about a third of the cost of a
         finite-and-nonzero mask), and no more kernels per gradient, since sizes known at trace
@@ -116,6 +118,17 @@ class Reducer:
             grads, "presence", _half_counts_nonzero, lambda g: [self._half_count_nonzero(self._dense_rows(g))]
         )
         counts = tf.raw_ops.Reshape(tensor=counts, shape=tf.constant([-1], tf.int32))
+        at = [i for i, a in enumerate(against or ()) if a is not None]
+        if at:
+            arriving = self._rows(
+                [against[i] for i in at], "presence", _half_counts_nonzero,  # type: ignore[index]
+                lambda g: [self._half_count_nonzero(g)],
+            )
+            size_column = tf.raw_ops.TensorScatterUpdate(
+                tensor=size_column,
+                indices=tf.constant([[i] for i in at], tf.int32),
+                updates=2.0 * tf.raw_ops.Reshape(tensor=arriving, shape=tf.constant([-1], tf.int32)),
+            )
         return tf.raw_ops.Pack(values=[counts, size_column], axis=1)
 
     def _plan(self, grads: list[Any]) -> None:

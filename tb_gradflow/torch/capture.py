@@ -132,9 +132,11 @@ class _Analysis:
         scaled = self.scaler is not None and differentiated.requires_grad
         if scaled:
             differentiated = self.scaler.scale(differentiated)
-        gates = [self.rec.ops[i] for i in on_path if classify.is_gate(self.rec.ops[i])]
-        gate_inputs = {j for op in gates for j in op.inputs}
-        counted = [i in gate_inputs for i, _ in targets]
+        gate_ops = {i for i in on_path if classify.is_gate(self.rec.ops[i])}
+        # A gate's presence is what it passes back (the gradient at its input) over what arrives
+        # (the gradient at its output): both are counted.
+        counted_at = gate_ops | {j for i in gate_ops for j in self.rec.ops[i].inputs}
+        counted = [i in counted_at for i, _ in targets]
         try:
             grads, reduced = measure.measured_pass(
                 differentiated, [p for _, p in self.params.trained], [t for _, t in targets], counted
@@ -297,7 +299,7 @@ class _Analysis:
                 )
             gate = classify.is_gate(op)
             if gate:
-                op_presence[k] = self._gate_presence(op, watches.get(i), target_row, values)
+                op_presence[k] = self._gate_presence(op, watches.get(i), target_row, values, row)
             cause, detail = self.causes.get(i, (None, ""))
             if cause and row is None:
                 # What reaches a cut from the loss: the state of the nearest measured ops that
@@ -386,15 +388,26 @@ class _Analysis:
         watch: tuple[measure.NodeWatch, Any] | None,
         target_row: dict[int, int],
         values: measure.Values,
+        own_row: int | None,
     ) -> float:
-        """What a gate passes back to its input: the gradient at its input's producer when the
-        gate is that tensor's only reader (measured already), else what its node hook saw.
+        """The share of what arrives at a gate's output that it passes back to its input (as
+        capture/gates.py counts it for TensorFlow): the gradient at its input's producer when
+        the gate is that tensor's only reader (measured already) over the one at its output,
+        else what its node hook saw on both sides. Against all elements where the shapes differ.
         """
         if watch is None and len(op.inputs) == 1 and target_row.get(op.inputs[0]) is not None:
-            return float(values.presence[target_row[op.inputs[0]]])
-        if watch is not None and watch[0].arrived:
-            return measure.presence_of(_first(watch[0].passed_back))
-        return float("nan")
+            passed = float(values.presence[target_row[op.inputs[0]]])
+            arriving = float(values.presence[own_row]) if own_row is not None else math.nan
+            shapes = {tuple(t.shape) for t in op.input_tensors if t.requires_grad}
+            same = bool(op.outputs) and shapes == {tuple(op.outputs[0].shape)}
+        elif watch is not None and watch[0].arrived:
+            given, received = _first(watch[0].passed_back), watch[0].received
+            passed = measure.presence_of(given)
+            arriving = measure.presence_of(received)
+            same = given is not None and received is not None and given.shape == received.shape
+        else:
+            return float("nan")
+        return passed / arriving if same and arriving > 0 else passed
 
 
 # Graph versions by content: an unchanged loss path reuses its sealed proto (and its id) instead

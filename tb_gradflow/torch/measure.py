@@ -37,6 +37,8 @@ class NodeWatch:
 
     arrived: bool = False
     passed_back: list[torch.Tensor | None] = dataclasses.field(default_factory=list)
+    # What arrived at the node's first output (a gate's presence is counted against it).
+    received: torch.Tensor | None = None
 
 
 def watch(tensor: torch.Tensor) -> tuple[NodeWatch, Any] | None:
@@ -51,6 +53,7 @@ def watch(tensor: torch.Tensor) -> tuple[NodeWatch, Any] | None:
     ) -> None:
         seen.arrived = any(g is not None for g in grad_outputs)
         seen.passed_back = list(grad_inputs)
+        seen.received = grad_outputs[0] if grad_outputs else None
 
     return seen, node.register_hook(hook)
 
