@@ -393,7 +393,9 @@ def presence_fractions(half_present: np.ndarray, size: np.ndarray, codes: np.nda
     are counted from signs and so not exactly."""
     half_present, size = np.asarray(half_present, np.float64), np.asarray(size, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        fractions = 2.0 * half_present / size  # halves: Reducer.presence
+        # halves: Reducer.presence; a gate's count is against what arrived, never above it for
+        # the gates there are, but a share over 1 would not encode
+        fractions = np.minimum(2.0 * half_present / size, 1.0)
     return np.where((size > 0) & (np.asarray(codes) != _NONFINITE), fractions, np.nan)
 
 

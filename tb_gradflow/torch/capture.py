@@ -407,7 +407,7 @@ class _Analysis:
             same = given is not None and received is not None and given.shape == received.shape
         else:
             return float("nan")
-        return passed / arriving if same and arriving > 0 else passed
+        return min(passed / arriving, 1.0) if same and arriving > 0 else passed
 
 
 # Graph versions by content: an unchanged loss path reuses its sealed proto (and its id) instead
