@@ -77,8 +77,8 @@ class OpRecord:
     measured: bool = True
     # Fraction of elements nonzero and finite; None when unknown (not measured, no gradient).
     presence: float | None = None
-    # A gating op (ReLU, clip, tf.where): `presence` is that of the gradient it passes back to
-    # its input, not of the one arriving at its output (which a dead ReLU still gets in full).
+    # A gating op (ReLU, clip, tf.where): `presence` is the share of what arrives at its output
+    # that it passes back to its input (a dead ReLU still gets a full gradient at its output).
     presence_at_input: bool = False
     # A ReLU-family gate (issue 17): its units (the last axis) and how many are off for every
     # example of the batch (output zero, no gradient passed back: capture/units.py); None for

@@ -156,13 +156,16 @@ def dead_unit_ops(report: Report) -> list[Any]:
     ]
 
 
-def gate_layers(report: Report) -> dict[str, str]:
-    """The layer of each gate whose units are counted, by op name (layer_norms.gate_layer); none
-    when the report has no graph."""
+def gate_layers(report: Report, names: set[str] | None = None) -> dict[str, str]:
+    """The layer of each gate whose units are counted (only those in `names`, if given), by op
+    name (layer_norms.gate_layer); none when the report has no graph."""
     graph = report.graph
     if graph is None or len(graph.ops) != len(report.ops):
         return {}
-    return {op.name: gate_layer(graph, i) for i, op in enumerate(report.ops) if op.units}
+    return {
+        op.name: gate_layer(graph, i)
+        for i, op in enumerate(report.ops) if op.units and (names is None or op.name in names)
+    }
 
 
 def _warned_gates(report: Report) -> bool:
@@ -179,8 +182,9 @@ def _dead_unit_notes(report: Report) -> list[dict[str, Any]]:
     """One sentence per layer with many dead units, saying since when when the steps before
     are known ("conv3_block2_out: 41 of 128 units dead since step 1,200")."""
     notes = []
-    layers = gate_layers(report)
-    for op in dead_unit_ops(report)[:GATES_SHOWN]:
+    told = dead_unit_ops(report)[:GATES_SHOWN]
+    layers = gate_layers(report, {op.name for op in told})
+    for op in told:
         since = report.dead_since.get(op.name)
         when = f" since step {since:,}" if since is not None else _at_step(report)
         layer = layers.get(op.name)

@@ -12,7 +12,7 @@ import type { Box, LayoutResult } from "./layout_protocol";
 import type { GraphModel, Op } from "./model";
 import { edgeFlow, groupNodeId, opNodeId, visibleGraph } from "./visible";
 import type { VisibleEdge, VisibleGraph, VisibleNode } from "./visible";
-import { fitText, groupName, LABEL_PX, nodeLines, nodeSize } from "./node_text";
+import { fitText, groupName, groupTitle, LABEL_PX, nodeLines, nodeSize } from "./node_text";
 import type { MiniItem } from "./minimap";
 import { Minimap } from "./minimap";
 import type { Rect, Transform } from "./viewport";
@@ -401,7 +401,7 @@ export class GraphView {
       { class: "gf-cluster-header", "data-action": "collapse", "data-group": group.id, tabindex: 0, role: "button" },
       svg("rect", { x: b.x, y: b.y, width: b.width, height: 20, rx: 6 }),
       svg("text", { x: b.x + 8, y: b.y + 14 }, fitText(`▾ ${groupName(group)}`, b.width - 16, true)),
-      svg("title", {}, group.layer === null ? group.id : `${group.id}\nlayer ${group.layer}`),
+      svg("title", {}, groupTitle(group)),
     );
     header.setAttribute("aria-label", `collapse group ${group.id}`);
     return svg(
@@ -492,8 +492,7 @@ export class GraphView {
       if (s?.cuts.length) node.setAttribute("data-has-cut", String(s.cuts.length));
       else node.removeAttribute("data-has-cut");
       node.setAttribute("aria-label", `group ${group.id}, ${group.size} ops, worst state ${s?.worst ?? "none"}${s?.cuts.length ? `, holds ${s.cuts.length} cut point(s)` : ""}; press Enter to expand`);
-      const layer = group.layer === null ? "" : `\nlayer ${group.layer}`;
-      if (title) setText(title, `${group.id}${layer}\n${group.size} ops · worst state: ${s?.worst ?? "none"}`);
+      if (title) setText(title, `${groupTitle(group)}\n${group.size} ops · worst state: ${s?.worst ?? "none"}`);
       if (s?.worst === "flowing" && s.maxNorm !== null && this.scale && shape) {
         const t = magnitudeFraction(s.maxNorm, this.scale);
         shape.style.fill = magnitudeColor(t);

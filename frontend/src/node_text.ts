@@ -99,6 +99,11 @@ export function nodeSize(lines: readonly Line[]): { width: number; height: numbe
   return { width: Math.round(Math.min(MAX_WIDTH, Math.max(MIN_WIDTH, PAD + width))), height: 8 + lines.length * LINE_HEIGHT };
 }
 
+/** A group's full name for its tooltip: its scope, and its layer's whole path if it has one. */
+export function groupTitle(group: Group): string {
+  return group.layer === null ? group.id : `${group.id}\nlayer ${group.layer}`;
+}
+
 /** A group's name as drawn: its label, and its layer where the label names another. */
 export function groupName(group: Group): string {
   const layer = layerBeside(group);
