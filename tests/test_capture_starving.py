@@ -151,6 +151,60 @@ def test_sigmoid_with_binary_cross_entropy_does_not_blame_the_loss_internals():
     assert "GreaterEqual" in {c.op_type for c in report.cut_points if not c.starved_variables}
 
 
+def _harmless(report) -> list[tuple[str, str, str]]:
+    return [(c.op_type, c.detail, c.hint) for c in report.cut_points if not c.starved_variables]
+
+
+def test_a_tf_where_condition_in_a_loss_is_told_as_needing_nothing():
+    """Sigmoid cross-entropy from logits picks its stable formula per element by
+    `logits >= 0`, Huber its branch by `|error| <= delta`: both comparisons lose nothing (the
+    gradient flows through the branches), so neither gets the "use a soft version" hint."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
+    y = tf.constant([[1.0], [0.0], [1.0], [0.0], [1.0]])
+    from_logits = keras.losses.BinaryCrossentropy(from_logits=True)
+    losses = {
+        "keras": lambda x: from_logits(y, model(x)),
+        "tf.nn": lambda x: tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y, model(x))),
+        "huber": lambda x: keras.losses.Huber(delta=0.5)(y, model(x)),
+    }
+    for name, loss_fn in losses.items():
+        report = tb_gradflow.analyze(loss_fn, X)
+        assert report_states(report) == tape_states(loss_fn, [X], model.trainable_variables), name
+        assert not report.starving_cut_points, name
+        [(op_type, detail, hint)] = _harmless(report)
+        assert op_type in ("GreaterEqual", "LessEqual"), name
+        assert (detail, hint) == (V.WHERE_CONDITION_DETAIL, V.WHERE_CONDITION_HINT), name
+        assert story(report)["harmless_hints"] == [{"cause": V.NON_DIFFERENTIABLE, "hint": V.WHERE_CONDITION_HINT}]
+
+
+def test_a_comparison_read_otherwise_than_as_a_where_condition_keeps_its_hint():
+    """The same comparison as a hard mask (cast and multiplied), or as a where condition that
+    is the only way to some variable, is a real loss of gradient: the usual cause and hint."""
+    w = tf.Variable(tf.ones([6, 3]), name="w")
+    gate = tf.Variable(tf.fill([3], 0.5), name="gate")
+
+    def masked(x):
+        h = tf.matmul(x, w)
+        positive = h >= 0.0
+        return tf.reduce_sum(h * tf.cast(positive, tf.float32)) + tf.reduce_sum(tf.where(positive, h, 0.0))
+
+    def gated(x):
+        h = tf.matmul(x, w)
+        return tf.reduce_sum(tf.where(gate > 0.2, h, -h))
+
+    report = tb_gradflow.analyze(masked, X)
+    assert report_states(report) == tape_states(masked, [X], [w])
+    [(op_type, detail, hint)] = _harmless(report)
+    assert op_type == "GreaterEqual" and hint == V.HINTS[V.NON_DIFFERENTIABLE]
+    assert detail != V.WHERE_CONDITION_DETAIL
+    report = tb_gradflow.analyze(gated, X)
+    assert report_states(report) == tape_states(gated, [X], [w, gate])
+    [cut] = report.starving_cut_points
+    assert (cut.op_type, cut.starved_variables) == ("Greater", ("gate",))
+    assert cut.detail != V.WHERE_CONDITION_DETAIL and cut.hint == V.HINTS[V.NON_DIFFERENTIABLE]
+
+
 def test_cuts_in_parallel_starve_only_together_and_name_each_other():
     w = tf.Variable(tf.ones([6, 3]), name="w")
     b = tf.Variable(tf.ones([3]), name="b")

@@ -96,6 +96,8 @@ def analyze_structure(
     cuts: dict[int, Cut] = {}
     for idx, inputs in blocked.items():
         cause, detail = _cause(ops[idx], walk.calls.get(ops[idx].key), index)
+        if not starved[idx] and not parallel[idx] and _where_condition(ops[idx].op, index):
+            detail = V.WHERE_CONDITION_DETAIL
         cuts[idx] = Cut(cause, detail, inputs, starved[idx], parallel[idx])
     return Structure(walk.has_grad, walk.calls, walk.reached, cuts, variable_has_grad)
 
@@ -311,6 +313,20 @@ def _logsumexp_shift(op: tf.Operation, index: dict[OpKey, int]) -> bool:
     added = [c for c in readers + through if c.type in ("Add", "AddV2")]
     others = [c for c in readers if c not in subtracted and c.type not in ("Reshape", "Add", "AddV2")]
     return len(subtracted) == 1 and len(added) == 1 and not others
+
+
+def _where_condition(op: tf.Operation, index: dict[OpKey, int]) -> bool:
+    """Whether a boolean op is read on the loss path only as the condition of tf.where (sigmoid
+    cross-entropy from logits on `logits >= 0`, Huber on `|error| <= delta`): it picks a branch
+    per element, and the gradient flows through the branches, not through it."""
+    if not op.outputs or any(t.dtype != tf.bool for t in op.outputs):
+        return False
+    readers = [(c, t) for t in op.outputs for c in t.consumers() if op_key(c) in index]
+    return bool(readers) and all(
+        c.type in ("Select", "SelectV2") and c.inputs[0].name == t.name
+        and all(x.name != t.name for x in list(c.inputs)[1:])
+        for c, t in readers
+    )
 
 
 def _path_readers(op: tf.Operation, index: dict[OpKey, int]) -> list[tf.Operation]:
