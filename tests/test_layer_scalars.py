@@ -290,7 +290,10 @@ def test_torch_layer_scalars_equal_autograd(tmp_path):
         report = gt.gradflow(str(tmp_path / "run"), NAME, loss_fn, step=step, optimizer=optimizer,
                              strict=True, scalars=True)
     scalars = read_scalars(str(tmp_path))["run"]
-    assert set(scalars) == {f"{NAME}/grad_norm/0", f"{NAME}/grad_norm/2"}  # torch counts no dead units
+    # The ReLU (module 1) follows layer 0: its dead units are told under that layer.
+    assert set(scalars) == {f"{NAME}/grad_norm/0", f"{NAME}/grad_norm/2", f"{NAME}/dead_units/0"}
+    [relu] = [op for op in report.ops if op.units]
+    assert scalars[f"{NAME}/dead_units/0"][1] == np.float32(relu.dead_units / relu.units)
     for step, by_layer in expected.items():
         for layer, norm in by_layer.items():
             assert math.isclose(scalars[f"{NAME}/grad_norm/{layer}"][step], norm, rel_tol=1e-5)

@@ -393,7 +393,8 @@ def test_dead_relus_presence():
     relu = next(o for o in report.ops if o.name == "1/relu")
     assert relu.presence_at_input and relu.presence == 0.0
     assert report.variables["0.weight"].state == "zero"
-    assert "dead ReLUs" in str(report)
+    assert (relu.units, relu.dead_units) == (16, 16)  # counted in units, told as such
+    assert "1/relu (layer 0): 16 of 16 units dead" in str(report)
 
 
 def test_a_relu_before_a_pooler_is_not_blamed_for_the_positions_the_pooler_drops():

@@ -21,7 +21,7 @@ from tb_gradflow import vocabulary as V
 from tb_gradflow.format.records import build_report, encode_step_arrays
 from tb_gradflow.proto import gradflow_pb2
 from tb_gradflow.report import Report
-from tb_gradflow.torch import classify, measure
+from tb_gradflow.torch import classify, measure, units
 from tb_gradflow.torch.params import Parameters, Unsupported, collect
 from tb_gradflow.torch.recorder import RecordedOp, Recording, record
 
@@ -155,7 +155,7 @@ class _Analysis:
             if i not in on_path and c == V.NUMPY and self._starved(i, var_codes)
         ]
         kept = sorted(on_path | self._closure(extra))
-        graph, exact = self._graph(kept, loss_op, targets, values, watches, n_vars)
+        graph, exact, dead = self._graph(kept, loss_op, targets, values, watches, n_vars)
         step = encode_step_arrays(
             graph.graph_id,
             exact[0],
@@ -165,6 +165,7 @@ class _Analysis:
             float(scalar.item()),
             exact[4],
             exact[5],
+            dead_units=dead,
         )
         return Capture(graph, step, exact, self.params, grads, loss)
 
@@ -273,10 +274,13 @@ class _Analysis:
         values: measure.Values,
         watches: dict[int, tuple[measure.NodeWatch, Any]],
         n_vars: int,
-    ) -> tuple[gradflow_pb2.Graph, tuple[np.ndarray, ...]]:
+    ) -> tuple[gradflow_pb2.Graph, tuple[np.ndarray, ...], list[int]]:
+        """The graph version (content-keyed), the exact values of its ops and variables, and
+        the dead units of each op with units, in op order."""
         position = {i: k for k, i in enumerate(kept)}
         var_index = self.var_index
         target_row = {i: n_vars + r for r, (i, _) in enumerate(targets)}
+        widths, dead = self._units(kept, target_row, values)
         var_codes = values.codes[:n_vars]
         # Lists, made arrays at the end (numpy item assignment is the slower way).
         op_codes = [0] * len(kept)
@@ -325,6 +329,7 @@ class _Analysis:
                     # measured: its own value, or known to carry nothing (not a cut's borrowed one)
                     row is not None or not (op.gives_grad or cause),
                     gate,
+                    widths.get(i, 0),
                 )
             )
         looked_up = self._looked_up(kept)
@@ -348,7 +353,40 @@ class _Analysis:
             np.array(op_presence),
             values.presence[:n_vars],
         )
-        return _graph_of(key), exact
+        return _graph_of(key), exact, dead
+
+    def _units(
+        self, kept: list[int], target_row: dict[int, int], values: measure.Values
+    ) -> tuple[dict[int, int], list[int]]:
+        """Per ReLU-family op a gradient reaches whose output is unchanged since: its number
+        of units (torch/units.py), and, in op order, how many of them are dead."""
+        widths: dict[int, int] = {}
+        outputs: list[torch.Tensor] = []
+        axes: list[int] = []
+        none = V.STATE_CODE[V.NONE]
+        for i in kept:
+            op = self.rec.ops[i]
+            row = target_row.get(i)
+            if not op.off_passes_nothing or row is None or values.codes[row] == none:
+                continue
+            out = op.outputs[0]
+            if out.dim() == 0 or self.rec.versions.get(id(out)) != out._version:
+                continue
+            axis = units.unit_axis(out.dim(), self._producer_types(i))
+            if out.shape[axis] > 0:
+                widths[i] = int(out.shape[axis])
+                outputs.append(out)
+                axes.append(axis)
+        return widths, units.dead_counts(outputs, axes)
+
+    def _producer_types(self, i: int) -> list[str]:
+        """The types of the ops up the first-input chain from op `i`, nearest first."""
+        types: list[str] = []
+        op = self.rec.ops[i]
+        while op.inputs and len(types) < units.LOOK_UP:
+            op = self.rec.ops[op.inputs[0]]
+            types.append(op.type)
+        return types
 
     def _arriving(
         self, i: int, kept: list[int], target_row: dict[int, int], values: measure.Values
@@ -449,6 +487,7 @@ def _build_graph(key: tuple) -> gradflow_pb2.Graph:
         starved,
         measured,
         gate,
+        width,
     ) in fields:
         graph.ops.add(
             name=_unique(f"{scope}/{op_type}", names),
@@ -465,6 +504,7 @@ def _build_graph(key: tuple) -> gradflow_pb2.Graph:
             parent=-1,
             measured=measured,
             presence_at_input=gate,
+            units=width,
         )
     _parallel(graph)
     _seal(graph)

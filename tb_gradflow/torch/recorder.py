@@ -23,6 +23,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from tb_gradflow.capture.sources import THIRD_PARTY, USER, frame_kind, frame_text
+from tb_gradflow.torch import units
 
 # Calls that read metadata or nothing a gradient flows through: not ops of the loss path.
 _SKIPPED = frozenset(
@@ -99,6 +100,9 @@ class RecordedOp:
     gives_grad: bool = False
     # Ids of the outputs that carry no gradient although an input does (topk's indices).
     dead_outputs: frozenset[int] = frozenset()
+    # A ReLU-family op whose gradient is zero wherever its output is (units.off_passes_nothing):
+    # its dead units are counted.
+    off_passes_nothing: bool = False
 
     def __post_init__(self) -> None:
         # Lists, not generators: this runs for every recorded op of every logged step.
@@ -252,6 +256,7 @@ class _Mode(TorchFunctionMode):
             grad_enabled=grad_enabled,
             inference=torch.is_inference_mode_enabled(),
             detail=_cast_detail(name, args, kwargs, result),
+            off_passes_nothing=units.off_passes_nothing(name, args, kwargs),
         )
         rec.add(op, results)
 

@@ -87,8 +87,8 @@ def gradflow(
       strict: raise instead of warning when logging fails.
       scalars: also write one TensorBoard scalar per layer (module path) and step, its gradient
         norm, under `<name>/grad_norm/<layer>`: ordinary scalars-plugin records, the same as
-        the TensorFlow side writes (tb_gradflow/capture/layer_scalars.py; the torch capture
-        counts no dead units, so there is no dead-unit scalar). Off by default.
+        the TensorFlow side writes (tb_gradflow/capture/layer_scalars.py), and the dead share of
+        each layer's ReLU units under `<name>/dead_units/<layer>`. Off by default.
 
     Returns:
       The step's Report, or None when logging failed (a warning says why; with `optimizer`, the
