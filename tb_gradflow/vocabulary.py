@@ -131,14 +131,14 @@ LOGSUMEXP_HINT = (
     "none needed: tf.reduce_logsumexp subtracts the maximum for numerical stability and adds it "
     "back, with its gradient stopped; the gradient through that shift is zero anyway."
 )
-# A comparison read only as a tf.where condition (sigmoid cross-entropy from logits, Huber,
-# piecewise activations), starving nothing: it chooses a branch per element, and the
+# A comparison read only as a where condition (TensorFlow's sigmoid cross-entropy from logits
+# and Huber, piecewise activations written by hand), starving nothing: it chooses a branch per element, and the
 # gradient of the choice is zero almost everywhere anyway.
-WHERE_CONDITION_DETAIL = "the condition of a tf.where, choosing a branch for each element"
+WHERE_CONDITION_DETAIL = "the condition of a where (tf.where, torch.where), choosing a branch for each element"
 WHERE_CONDITION_HINT = (
-    "none needed: this comparison only chooses which branch of a tf.where each element takes "
-    "(as sigmoid cross-entropy from logits and the Huber loss do), and the gradient flows "
-    "through the branches."
+    "none needed: this comparison only chooses which branch of a where (tf.where, torch.where) "
+    "each element takes, as TensorFlow's sigmoid cross-entropy from logits and Huber loss do; "
+    "the gradient flows through the branches."
 )
 # A cut whose recorded detail has a hint of its own, in place of its cause's (HINTS): the
 # detail is what the capture wrote to the logdir, so every reader tells the cut alike.

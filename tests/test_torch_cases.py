@@ -694,3 +694,31 @@ def test_embedding_rows_not_looked_up_are_normal():
     assert table.sparse_gradient and table.presence < 0.05
     text = str(report)
     assert "rows" in text and "normal for an embedding" in text
+
+
+def test_a_where_condition_needs_no_fix_and_a_hard_mask_keeps_its_hint():
+    """A comparison that only picks torch.where's branch loses nothing (the TensorFlow side's
+    rule, capture/cuts.py); the same comparison cast and multiplied is a hard mask."""
+    torch.manual_seed(0)
+    layer = nn.Linear(4, 3)
+    x = torch.randn(5, 4)
+
+    def leaky(x):
+        h = layer(x)
+        return torch.where(h > 0, h, 0.1 * h).sum()
+
+    def masked(x):
+        h = layer(x)
+        return (h * (h > 0).float()).sum()
+
+    for loss_fn, detail, hint in (
+        (leaky, V.WHERE_CONDITION_DETAIL, V.WHERE_CONDITION_HINT),
+        (masked, None, V.HINTS[V.NON_DIFFERENTIABLE]),
+    ):
+        report = check(loss_fn, (x,), list(layer.named_parameters()))
+        [cut] = report.cut_points
+        assert (cut.op_type, cut.starved_variables, cut.hint) == ("gt", (), hint)
+        if detail is None:
+            assert cut.detail != V.WHERE_CONDITION_DETAIL
+        else:
+            assert cut.detail == detail

@@ -305,6 +305,9 @@ class _Analysis:
             if gate:
                 op_presence[k] = self._gate_presence(op, watches.get(i), target_row, values, row)
             cause, detail = self.causes.get(i, (None, ""))
+            starved = tuple(self._starved(i, var_codes)) if cause else ()
+            if cause and not starved and self._where_condition(i, kept):
+                detail = V.WHERE_CONDITION_DETAIL
             if cause and row is None:
                 # What reaches a cut from the loss: the state of the nearest measured ops that
                 # read what it made (its own output carries no gradient to measure).
@@ -325,7 +328,7 @@ class _Analysis:
                     op.library_source,
                     V.CAUSE_CODE[cause],
                     detail,
-                    tuple(self._starved(i, var_codes)) if cause else (),
+                    starved,
                     # measured: its own value, or known to carry nothing (not a cut's borrowed one)
                     row is not None or not (op.gives_grad or cause),
                     gate,
@@ -378,6 +381,21 @@ class _Analysis:
                 outputs.append(out)
                 axes.append(axis)
         return widths, units.dead_counts(outputs, axes)
+
+    def _where_condition(self, i: int, kept: list[int]) -> bool:
+        """Whether op `i` makes only booleans, read on the loss path only as the condition of
+        `torch.where` (capture/cuts.py's rule): a choice of branch, through which no gradient
+        flows in any case."""
+        op = self.rec.ops[i]
+        made = {id(t) for t in op.outputs}
+        if not made or any(t.dtype != torch.bool for t in op.outputs):
+            return False
+        readers = [self.rec.ops[j] for j in kept if i in self.rec.ops[j].inputs]
+        return bool(readers) and all(
+            r.type == "where" and id(r.input_tensors[0]) in made
+            and not any(id(t) in made for t in r.input_tensors[1:])
+            for r in readers
+        )
 
     def _producer_types(self, i: int) -> list[str]:
         """The types of the ops up the first-input chain from op `i`, nearest first."""
