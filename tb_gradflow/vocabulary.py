@@ -132,8 +132,8 @@ LOGSUMEXP_HINT = (
     "back, with its gradient stopped; the gradient through that shift is zero anyway."
 )
 # A comparison read only as a where condition (TensorFlow's sigmoid cross-entropy from logits
-# and Huber, piecewise activations written by hand), starving nothing: it chooses a branch per element, and the
-# gradient of the choice is zero almost everywhere anyway.
+# and Huber, piecewise activations written by hand), starving nothing: it chooses a branch per
+# element, and the gradient of the choice is zero almost everywhere anyway.
 WHERE_CONDITION_DETAIL = "the condition of a where (tf.where, torch.where), choosing a branch for each element"
 WHERE_CONDITION_HINT = (
     "none needed: this comparison only chooses which branch of a where (tf.where, torch.where) "

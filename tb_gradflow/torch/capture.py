@@ -117,6 +117,7 @@ class _Analysis:
         self.grads_used = False
         self._readers: collections.Counter[int] | None = None
         self._tables: set[int] | None = None
+        self._kept_readers: dict[int, list[int]] | None = None
 
     def run(self) -> Capture:
         rec, loss = self.rec, self.loss
@@ -390,7 +391,7 @@ class _Analysis:
         made = {id(t) for t in op.outputs}
         if not made or any(t.dtype != torch.bool for t in op.outputs):
             return False
-        readers = [self.rec.ops[j] for j in kept if i in self.rec.ops[j].inputs]
+        readers = [self.rec.ops[j] for j in self._path_readers(kept).get(i, [])]
         return bool(readers) and all(
             r.type == "where" and id(r.input_tensors[0]) in made
             and not any(id(t) in made for t in r.input_tensors[1:])
@@ -409,10 +410,7 @@ class _Analysis:
     def _arriving(
         self, i: int, kept: list[int], target_row: dict[int, int], values: measure.Values
     ) -> str:
-        readers: dict[int, list[int]] = {}
-        for j in kept:
-            for src in self.rec.ops[j].inputs:
-                readers.setdefault(src, []).append(j)
+        readers = self._path_readers(kept)
         states, todo, seen = [], list(readers.get(i, [])), set()
         while todo:
             j = todo.pop()
@@ -424,6 +422,16 @@ class _Analysis:
             else:
                 todo.extend(readers.get(j, []))
         return V.combined_state(states)
+
+    def _path_readers(self, kept: list[int]) -> dict[int, list[int]]:
+        """Per op, the ops of the loss path (`kept`, one list per capture) that read it: built
+        once for every cut that asks."""
+        if self._kept_readers is None:
+            self._kept_readers = {}
+            for j in kept:
+                for src in self.rec.ops[j].inputs:
+                    self._kept_readers.setdefault(src, []).append(j)
+        return self._kept_readers
 
     def _looked_up(self, kept: list[int]) -> set[int]:
         """Parameters an embedding looks rows up in: rows the batch does not touch get no

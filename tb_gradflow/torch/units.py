@@ -52,11 +52,11 @@ def off_passes_nothing(name: str, args: Sequence[Any], kwargs: dict[str, Any]) -
 
 
 def unit_axis(rank: int, producer_types: Sequence[str]) -> int:
-    """The axis of the units of a ReLU output of `rank`, given the types of the ops a few steps
-    up from it (nearest first)."""
+    """The axis of the units of a ReLU output of `rank`, given the types of the ops up to
+    LOOK_UP steps up from it (nearest first)."""
     if rank <= 2:
         return rank - 1
-    if rank >= 4 or any(t in _CHANNELS_FIRST for t in producer_types[:LOOK_UP]):
+    if rank >= 4 or any(t in _CHANNELS_FIRST for t in producer_types):
         return 1
     return rank - 1
 
