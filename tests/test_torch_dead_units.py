@@ -130,3 +130,19 @@ def test_dead_units_are_logged_and_read_back_with_their_streak(tmp_path):
     [(name, entry)] = dead.items()
     assert name.endswith("relu")
     assert (entry["layer"], entry["units"], entry["dead_units"], entry["since"]) == ("0", 16, 12, 1)
+
+
+def test_a_relu_before_an_eval_mode_dropout_keeps_its_units():
+    """In eval mode dropout hands back its input object: the ReLU stays the tensor's maker, so
+    its gradient, presence and dead units are still its own."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Dropout(0.5), nn.Linear(10, 1)).eval()
+    _kill(model[0], [0, 1, 2, 3])
+    x = torch.randn(16, 6)
+
+    report = gt.analyze(lambda x: model(x).pow(2).mean(), x)
+
+    [relu] = [op for op in report.ops if op.units]
+    assert (relu.name, relu.units, relu.dead_units) == ("1/relu", 10, _traced(model, x, (nn.ReLU,), axis=1)[0])
+    assert relu.dead_units >= 4 and relu.presence is not None
+    assert not [op for op in report.ops if op.type == "dropout"]

@@ -235,6 +235,11 @@ class _Mode(TorchFunctionMode):
         in_place = name.endswith("_") and not name.startswith("_") or name in ("setitem", "copy_")
         if in_place and inputs and isinstance(inputs[0], torch.Tensor):
             results = [inputs[0]]  # the mutated buffer is what later ops read
+        elif _unchanged_input(result, inputs, rec):
+            # An identity (dropout in eval mode, .contiguous() of a contiguous tensor): nothing
+            # is made, and the op that made the tensor stays its producer (a ReLU keeps its
+            # own gradient, presence and units).
+            return
         elif isinstance(result, torch.Tensor):
             results = [result]
         else:
@@ -259,6 +264,16 @@ class _Mode(TorchFunctionMode):
             off_passes_nothing=units.off_passes_nothing(name, args, kwargs),
         )
         rec.add(op, results)
+
+
+def _unchanged_input(result: Any, inputs: list[Any], rec: Recording) -> bool:
+    """Whether a call handed back one of its recorded input tensors, unmodified (its version as
+    recorded; `relu(x, inplace=True)` also hands back its input, written)."""
+    return (
+        isinstance(result, torch.Tensor)
+        and any(result is t for t in inputs)
+        and rec.versions.get(id(result)) == result._version
+    )
 
 
 def _cast_detail(name: str, args: tuple, kwargs: dict, result: Any) -> str:
