@@ -722,3 +722,48 @@ def test_a_where_condition_needs_no_fix_and_a_hard_mask_keeps_its_hint():
             assert cut.detail != V.WHERE_CONDITION_DETAIL
         else:
             assert cut.detail == detail
+
+
+def test_an_op_written_over_in_place_keeps_its_own_gradient():
+    """torchvision's blocks end in ReLU(inplace=True): the BatchNorm's output is overwritten,
+    so its gradient cannot be asked for through the tensor. It is measured where the write
+    passes it back: the report equals that of the same model with out-of-place ReLUs, and an
+    in-place add on a Linear's output tells that Linear as an out-of-place add does."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 8),
+        nn.ReLU(), nn.Linear(8, 1),
+    )
+    x = torch.randn(4, 3, 8, 8)
+
+    def loss_fn(x):
+        return model(x).pow(2).mean()
+
+    def shifted_in_place(x):
+        h = model[4](model[3](model[2](model[1](model[0](x)))))
+        h += 0.5
+        return model[6](model[5](h)).pow(2).mean()
+
+    def shifted(x):
+        h = model[4](model[3](model[2](model[1](model[0](x)))))
+        return model[6](model[5](h + 0.5)).pow(2).mean()
+
+    def told(loss):
+        report = check(loss, (x,), list(model.named_parameters()))
+        return {o.name: (o.state, o.measured, o.norm, o.presence, o.dead_units) for o in report.ops}
+
+    def same(a, b, names):
+        for name in names:
+            assert a[name][:2] == b[name][:2], name
+            assert a[name][2] == pytest.approx(b[name][2], rel=1e-5), name
+            assert a[name][3:] == b[name][3:], name
+
+    out_of_place = told(loss_fn)
+    for relu in (model[2], model[5]):
+        relu.inplace = True
+    in_place = told(loss_fn)
+    assert in_place.keys() == out_of_place.keys() and in_place["1/batch_norm"][:2] == ("flowing", True)
+    same(in_place, out_of_place, out_of_place)
+    written, added = told(shifted_in_place), told(shifted)
+    assert written["4/linear"][:2] == ("flowing", True)
+    same(written, added, ["0/conv2d", "1/batch_norm", "2/relu", "4/linear", "5/relu"])

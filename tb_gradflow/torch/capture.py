@@ -138,14 +138,24 @@ class _Analysis:
         # (the gradient at its output): both are counted.
         counted_at = gate_ops | {j for i in gate_ops for j in self.rec.ops[i].inputs}
         counted = [i in counted_at for i, _ in targets]
+        written = {
+            i: measure.watch_written(node, i in counted_at)
+            for i, node in self._written_over(on_path, targets).items()
+        }
         try:
             grads, reduced = measure.measured_pass(
                 differentiated, [p for _, p in self.params.trained], [t for _, t in targets], counted
             )
         finally:
-            for _, handle in watches.values():
+            for _, handle in [*watches.values(), *written.values()]:
                 handle.remove()
-        values = measure.values([*grads, *reduced], [True] * n_vars + counted)
+        # Ops whose output an in-place write overwrote: measured where the write passed back.
+        ran = [(i, seen) for i, (seen, _) in written.items() if seen.ran]
+        measured: list[tuple[int, torch.Tensor | None]] = [*targets, *((i, None) for i, _ in ran)]
+        values = measure.values(
+            [*grads, *reduced, *(seen.reduced for _, seen in ran)],
+            [True] * n_vars + counted + [seen.counted for _, seen in ran],
+        )
         if scaled:
             values.norms /= float(self.scaler.get_scale())
         self._judge_functions(watches)
@@ -156,7 +166,7 @@ class _Analysis:
             if i not in on_path and c == V.NUMPY and self._starved(i, var_codes)
         ]
         kept = sorted(on_path | self._closure(extra))
-        graph, exact, dead = self._graph(kept, loss_op, targets, values, watches, n_vars)
+        graph, exact, dead = self._graph(kept, loss_op, measured, values, watches, n_vars)
         step = encode_step_arrays(
             graph.graph_id,
             exact[0],
@@ -169,6 +179,25 @@ class _Analysis:
             dead_units=dead,
         )
         return Capture(graph, step, exact, self.params, grads, loss)
+
+    def _written_over(
+        self, on_path: set[int], targets: list[tuple[int, torch.Tensor]]
+    ) -> dict[int, Any]:
+        """Ops of the path whose output a later op wrote in place (a BatchNorm before
+        `ReLU(inplace=True)`): their tensor now holds the write, so its gradient cannot be
+        asked for; each maps to the node of the first write, which passes that gradient back."""
+        targeted = {i for i, _ in targets}
+        found: dict[int, Any] = {}
+        for j in sorted(on_path):
+            write = self.rec.ops[j]
+            if write.write_node is None:
+                continue
+            buffer = write.outputs[0]
+            for i in write.inputs:
+                unasked = i not in targeted and i not in found and i not in self.causes
+                if unasked and any(t is buffer for t in self.rec.ops[i].outputs):
+                    found[i] = write.write_node
+        return found
 
     def _dead_outputs_read(self, on_path: set[int]) -> None:
         """An op with outputs of both kinds (topk, max, sort: values and indices) is a cut when
@@ -271,7 +300,7 @@ class _Analysis:
         self,
         kept: list[int],
         loss_op: int,
-        targets: list[tuple[int, torch.Tensor]],
+        targets: Sequence[tuple[int, torch.Tensor | None]],
         values: measure.Values,
         watches: dict[int, tuple[measure.NodeWatch, Any]],
         n_vars: int,

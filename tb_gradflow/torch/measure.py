@@ -58,6 +58,34 @@ def watch(tensor: torch.Tensor) -> tuple[NodeWatch, Any] | None:
     return seen, node.register_hook(hook)
 
 
+@dataclasses.dataclass
+class WrittenWatch:
+    """The gradient of a buffer before an in-place write, reduced as the write's node passes it
+    back (`reduced`), if that node ran in the pass (`ran`)."""
+
+    counted: bool
+    ran: bool = False
+    reduced: Reduced | torch.Tensor | None = None
+
+
+def watch_written(node: Any, counted: bool) -> tuple[WrittenWatch, Any]:
+    """A hook on the node an in-place write made: the gradient it passes back to its first
+    input, reduced where it arrives (as large activation gradients are: `measured_pass`)."""
+    seen = WrittenWatch(counted)
+
+    def hook(
+        grad_inputs: Sequence[torch.Tensor | None], grad_outputs: Sequence[torch.Tensor | None]
+    ) -> None:
+        seen.ran = True
+        g = grad_inputs[0] if grad_inputs else None
+        if g is not None:
+            out: list[Any] = [None]
+            _reducer(out, 0, counted)(g)
+            seen.reduced = out[0]
+
+    return seen, node.register_hook(hook)
+
+
 def gradients(loss: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor | None]:
     """D loss / d inputs, None for inputs the loss does not reach (all of them when the loss has
     no history, as after `loss.requires_grad = True`).

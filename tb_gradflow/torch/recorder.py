@@ -103,6 +103,10 @@ class RecordedOp:
     # A ReLU-family op whose gradient is zero wherever its output is (units.off_passes_nothing):
     # its dead units are counted.
     off_passes_nothing: bool = False
+    # For an op that wrote its first input in place (`relu_`, `relu(inplace=True)`, `add_`): the
+    # autograd node the write made. What it passes back to its first input is the gradient of
+    # the buffer as it was before the write, the output of the op that made it.
+    write_node: Any = None
 
     def __post_init__(self) -> None:
         # Lists, not generators: this runs for every recorded op of every logged step.
@@ -262,8 +266,18 @@ class _Mode(TorchFunctionMode):
             inference=torch.is_inference_mode_enabled(),
             detail=_cast_detail(name, args, kwargs, result),
             off_passes_nothing=units.off_passes_nothing(name, args, kwargs),
+            write_node=_write_node(results, tensors),
         )
         rec.add(op, results)
+
+
+def _write_node(results: list[Any], inputs: list[torch.Tensor]) -> Any:
+    """The autograd node of an in-place write: what an op hands back is its first input tensor
+    (an unchanged one is not recorded at all), now with the write's node as its grad_fn."""
+    out = results[0]
+    if not (inputs and out is inputs[0] and isinstance(out, torch.Tensor) and out.requires_grad):
+        return None
+    return out.grad_fn
 
 
 def _unchanged_input(result: Any, inputs: list[Any], rec: Recording) -> bool:
