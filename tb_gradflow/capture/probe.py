@@ -109,6 +109,7 @@ class Probe:
         # TensorFlow warns of "frequent retracing" when functions with one code object trace
         # often; probes of different losses, each tracing once, are not that (Keras does the same).
         self._function._omit_frequent_tracing_warning = True  # pylint: disable=protected-access
+        self._calls = tf_internals.TraceCalls(self._function, lambda concrete: concrete.graph in self._graph_ids)
 
     @property
     def namer(self) -> Namer:
@@ -132,7 +133,7 @@ class Probe:
         """Runs one step's probe; a failing loss is reported as the user's error, not ours."""
         self._loss_error = None
         try:
-            out = self._function(*args, **kwargs)
+            out = self._calls(*args, **kwargs)
         except Exception:
             self._raise_loss_error()
             raise
