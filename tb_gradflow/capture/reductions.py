@@ -359,7 +359,7 @@ def exact_states(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore"):
         maxabs = np.maximum(stats[:, 1], -stats[:, 2])  # -inf for an empty gradient
         nan_sum = np.isnan(sumsq)
-        overflow = ~nan_sum & np.isposinf(maxabs)
+        overflow = ~nan_sum & (maxabs == np.inf)
         zero = ~nan_sum & ~overflow & (maxabs <= 0.0)
         # The float32 sum of squares underflows to 0 or overflows to Inf for extreme finite values.
         in_range = (sumsq > 0.0) & (sumsq < np.inf)

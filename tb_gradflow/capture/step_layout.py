@@ -106,11 +106,48 @@ def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
     when each numpy call costs several microseconds: hence few calls, on index arrays made
     once per graph version."""
     values = np.asarray(values, np.float64)
-    sums = 2.0 * values[layout.sums]
-    # Columns with a sentinel last: row -1 (no gradient) reads state none, no norm.
-    codes = np.append(np.where(np.isfinite(sums), np.where(sums == 0.0, ZERO, FLOWING), NONFINITE), NONE)
-    with np.errstate(invalid="ignore"):
-        norms = np.append(np.sqrt(sums), np.nan)  # a NaN or an Inf stays one
+    with np.errstate(all="ignore"):  # NaN and Inf are states here, not errors
+        op_codes, op_norms = _op_columns(layout, values)
+        n_vars = len(layout.graph.variables)
+        var_codes = np.full(n_vars, NONE)
+        var_norms = np.full(n_vars, np.nan)
+        if len(layout.variables_with_grad):
+            var_codes[layout.variables_with_grad], var_norms[layout.variables_with_grad] = exact_states(
+                values[layout.exact].reshape(-1, 3)
+            )
+        presence = _fractions(values[layout.presence], layout.presence_items, np.concatenate([op_codes, var_codes]))
+        if len(layout.body_op):
+            _measured_bodies(layout, values, op_codes, op_norms, presence)
+        iteration_norms = _iteration_norms(layout, values)
+    n_ops = len(op_codes)
+    return encode_step_arrays(
+        layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(np.float32(values[1])),
+        op_presence=presence[:n_ops],
+        variable_presence=presence[n_ops:],
+        dead_units=values[layout.dead_units],
+        iteration_norms=iteration_norms,
+    )
+
+
+def _states(sumsq: np.ndarray) -> np.ndarray:
+    """State codes of gradients from their sums of squares: finite and nonzero flowing, 0 zero,
+    NaN or Inf nonfinite (one lookup, no nested `where`)."""
+    return _STATE_BY_FINITE_ZERO[np.isfinite(sumsq).view(np.uint8) + (sumsq == 0.0).view(np.uint8)]
+
+
+# Indexed by isfinite + iszero: 0 NaN or Inf, 1 finite and nonzero, 2 zero.
+_STATE_BY_FINITE_ZERO = np.array([NONFINITE, FLOWING, ZERO], np.uint8)
+
+
+def _op_columns(layout: Layout, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each op's state code and norm from its measured tensors' sums of squares."""
+    # Columns with a sentinel last (NaN): row -1 (no gradient) reads state none, no norm.
+    sums = np.empty(layout.sums.stop - layout.sums.start + 1)
+    np.multiply(values[layout.sums], 2.0, out=sums[:-1])
+    sums[-1] = np.nan
+    codes = _states(sums)
+    codes[-1] = NONE
+    norms = np.sqrt(sums)  # a NaN or an Inf stays one
     op_codes, op_norms = codes[layout.op_row], norms[layout.op_row]
     for i, rows in layout.multi:  # ops with several float outputs: few
         state, norm = combine([
@@ -121,25 +158,7 @@ def decode_step(layout: Layout, values: Any) -> gradflow_pb2.Step:
         op_norms[i] = np.nan if norm is None else norm
     if len(layout.inherit_ops):
         op_codes[layout.inherit_ops] = op_codes[layout.inherit_from]
-
-    n_vars = len(layout.graph.variables)
-    var_codes = np.full(n_vars, NONE)
-    var_norms = np.full(n_vars, np.nan)
-    if len(layout.variables_with_grad):
-        var_codes[layout.variables_with_grad], var_norms[layout.variables_with_grad] = exact_states(
-            values[layout.exact].reshape(-1, 3)
-        )
-    presence = _fractions(values[layout.presence], layout.presence_items, np.concatenate([op_codes, var_codes]))
-    if len(layout.body_op):
-        _measured_bodies(layout, values, op_codes, op_norms, presence)
-    n_ops = len(op_codes)
-    return encode_step_arrays(
-        layout.graph.graph_id, op_codes, op_norms, var_codes, var_norms, float(np.float32(values[1])),
-        op_presence=presence[:n_ops],
-        variable_presence=presence[n_ops:],
-        dead_units=values[layout.dead_units],
-        iteration_norms=_iteration_norms(layout, values),
-    )
+    return op_codes, op_norms
 
 
 def _measured_bodies(
@@ -149,25 +168,26 @@ def _measured_bodies(
     all iterations; ops no gradient reaches (their loop's gradient hands them zeros), or whose
     body never ran, keep what they had."""
     rows = values[layout.body_rows].reshape(-1, 3)[layout.body_row]
-    sumsq, present, size = 2.0 * rows[:, 0], 2.0 * rows[:, 1], rows[:, 2]
-    ran = (size > 0) & layout.body_reached
-    ops = layout.body_op[ran]
-    sumsq, present, size = sumsq[ran], present[ran], size[ran]
-    finite = np.isfinite(sumsq)
-    op_codes[ops] = np.where(finite, np.where(sumsq == 0.0, ZERO, FLOWING), NONFINITE)
-    with np.errstate(invalid="ignore"):
-        op_norms[ops] = np.sqrt(sumsq)
-        presence[ops] = np.where(finite, present / size, np.nan)
+    ran = (rows[:, 2] > 0) & layout.body_reached
+    ops, rows = layout.body_op[ran], rows[ran]
+    sumsq = 2.0 * rows[:, 0]
+    op_codes[ops] = _states(sumsq)
+    op_norms[ops] = np.sqrt(sumsq)
+    fractions = 2.0 * rows[:, 1] / rows[:, 2]
+    fractions[~np.isfinite(sumsq)] = np.nan
+    presence[ops] = fractions
 
 
 def _iteration_norms(layout: Layout, values: np.ndarray) -> list[np.ndarray]:
     """Per measured loop, the norm at each of its iterations (first first)."""
-    lengths = values[layout.loop_lengths].astype(np.int64)
+    if not layout.n_loops:
+        return []
+    lengths = values[layout.loop_lengths].astype(np.int64).tolist()
     start = layout.loop_lengths.stop
-    norms = []
-    for n in lengths.tolist():
-        with np.errstate(invalid="ignore"):
-            norms.append(np.sqrt(2.0 * values[start:start + n]))
+    every = np.sqrt(2.0 * values[start:start + sum(lengths)])
+    norms, start = [], 0
+    for n in lengths:
+        norms.append(every[start:start + n])
         start += n
     return norms
 

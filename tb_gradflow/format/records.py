@@ -146,8 +146,8 @@ def quantize_norms(norms: np.ndarray) -> tuple[np.ndarray, int]:
     if not positive.any():
         return codes, 0
     top = int(np.ceil(logs[positive].max()))
-    levels = np.clip(np.rint((logs[positive] - top) * NORM_LEVELS_PER_OCTAVE) + _TOP_LEVEL, _FIRST_LEVEL, _TOP_LEVEL)
-    codes[positive] = levels
+    # At most _TOP_LEVEL already: no log is above the top.
+    codes[positive] = np.maximum(np.rint((logs[positive] - top) * NORM_LEVELS_PER_OCTAVE) + _TOP_LEVEL, _FIRST_LEVEL)
     return codes, top
 
 
