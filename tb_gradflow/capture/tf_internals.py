@@ -298,6 +298,8 @@ class TraceCalls:
         self._function = function
         self._accept = accept
         self._traces: dict[tuple[Any, ...], Any] = {}
+        # Keys whose trace was not accepted: asked once, not again at every call.
+        self._declined: set[tuple[Any, ...]] = set()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """`function(*args, **kwargs)`."""
@@ -306,10 +308,12 @@ class TraceCalls:
         if concrete is not None:
             return concrete._call_flat(list(args), concrete.captured_inputs)
         out = self._function(*args, **kwargs)
-        if key is not None:
+        if key is not None and key not in self._declined:
             concrete = self._function.get_concrete_function(*args)
             if len(concrete.inputs) == len(args) + len(concrete.captured_inputs) and self._accept(concrete):
                 self._traces[key] = concrete
+            else:
+                self._declined.add(key)
         return out
 
 

@@ -117,7 +117,6 @@ class _Analysis:
         self.grads_used = False
         self._readers: collections.Counter[int] | None = None
         self._tables: set[int] | None = None
-        self._kept_readers: dict[int, list[int]] | None = None
 
     def run(self) -> Capture:
         rec, loss = self.rec, self.loss
@@ -311,6 +310,8 @@ class _Analysis:
         var_index = self.var_index
         target_row = {i: n_vars + r for r, (i, _) in enumerate(targets)}
         widths, dead = self._units(kept, target_row, values)
+        # Who reads each op on the path: asked of cuts only, so built only when there are any.
+        readers = _path_readers(self.rec.ops, kept) if any(i in self.causes for i in kept) else {}
         var_codes = values.codes[:n_vars]
         # Lists, made arrays at the end (numpy item assignment is the slower way).
         op_codes = [0] * len(kept)
@@ -336,12 +337,12 @@ class _Analysis:
                 op_presence[k] = self._gate_presence(op, watches.get(i), target_row, values, row)
             cause, detail = self.causes.get(i, (None, ""))
             starved = tuple(self._starved(i, var_codes)) if cause else ()
-            if cause and not starved and self._where_condition(i, kept):
+            if cause and not starved and self._where_condition(i, readers):
                 detail = V.WHERE_CONDITION_DETAIL
             if cause and row is None:
                 # What reaches a cut from the loss: the state of the nearest measured ops that
                 # read what it made (its own output carries no gradient to measure).
-                op_codes[k] = V.STATE_CODE[self._arriving(i, kept, target_row, values)]
+                op_codes[k] = V.STATE_CODE[self._arriving(i, readers, target_row, values)]
             fields.append(
                 (
                     op.scope,
@@ -412,7 +413,7 @@ class _Analysis:
                 axes.append(axis)
         return widths, units.dead_counts(outputs, axes)
 
-    def _where_condition(self, i: int, kept: list[int]) -> bool:
+    def _where_condition(self, i: int, readers_of: dict[int, list[int]]) -> bool:
         """Whether op `i` makes only booleans, read on the loss path only as the condition of
         `torch.where` (capture/cuts.py's rule): a choice of branch, through which no gradient
         flows in any case."""
@@ -420,7 +421,7 @@ class _Analysis:
         made = {id(t) for t in op.outputs}
         if not made or any(t.dtype != torch.bool for t in op.outputs):
             return False
-        readers = [self.rec.ops[j] for j in self._path_readers(kept).get(i, [])]
+        readers = [self.rec.ops[j] for j in readers_of.get(i, [])]
         return bool(readers) and all(
             r.type == "where" and id(r.input_tensors[0]) in made
             and not any(id(t) in made for t in r.input_tensors[1:])
@@ -437,9 +438,8 @@ class _Analysis:
         return types
 
     def _arriving(
-        self, i: int, kept: list[int], target_row: dict[int, int], values: measure.Values
+        self, i: int, readers: dict[int, list[int]], target_row: dict[int, int], values: measure.Values
     ) -> str:
-        readers = self._path_readers(kept)
         states, todo, seen = [], list(readers.get(i, [])), set()
         while todo:
             j = todo.pop()
@@ -452,15 +452,6 @@ class _Analysis:
                 todo.extend(readers.get(j, []))
         return V.combined_state(states)
 
-    def _path_readers(self, kept: list[int]) -> dict[int, list[int]]:
-        """Per op, the ops of the loss path (`kept`, one list per capture) that read it: built
-        once for every cut that asks."""
-        if self._kept_readers is None:
-            self._kept_readers = {}
-            for j in kept:
-                for src in self.rec.ops[j].inputs:
-                    self._kept_readers.setdefault(src, []).append(j)
-        return self._kept_readers
 
     def _looked_up(self, kept: list[int]) -> set[int]:
         """Parameters an embedding looks rows up in: rows the batch does not touch get no
@@ -564,6 +555,15 @@ def _build_graph(key: tuple) -> gradflow_pb2.Graph:
     _parallel(graph)
     _seal(graph)
     return graph
+
+
+def _path_readers(ops: list[RecordedOp], kept: list[int]) -> dict[int, list[int]]:
+    """Per op, the ops of the loss path (`kept`) that read it."""
+    readers: dict[int, list[int]] = {}
+    for j in kept:
+        for src in ops[j].inputs:
+            readers.setdefault(src, []).append(j)
+    return readers
 
 
 def _first(grads: list[torch.Tensor | None]) -> torch.Tensor | None:
