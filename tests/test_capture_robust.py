@@ -143,3 +143,26 @@ def test_analyze_leaves_the_users_tf_function_as_it_was():
     assert fn.__wrapped__ is loss and fn.python_function is loss
     assert report_states(report) == tape_states(fn, [tf.constant(3.0)], [w]) == {"w": "flowing"}
     assert report.variables["w"].norm == pytest.approx(9.0)
+
+
+def test_eager_fallback_tells_a_keras_layers_message_not_its_arguments():
+    """Keras ends a layer's error with the call's arguments ("• kwargs=..."): the reason is the
+    message before them (a numpy_function's output of unknown shape feeding a Dense)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((4,)),
+        keras.layers.Dense(4),
+        keras.layers.Lambda(lambda t: tf.numpy_function(lambda a: a, [t], tf.float32)),
+        keras.layers.Dense(1),
+    ])
+    x = tf.random.stateless_normal([4, 4], seed=[0, 1])
+    model(x)
+
+    def loss_fn(x):
+        return tf.reduce_mean(model(x))
+
+    report = tb_gradflow.analyze(loss_fn, x, variables=model.trainable_variables)
+
+    assert report_states(report) == tape_states(loss_fn, [x], model.trainable_variables)
+    assert "as_list() is not defined on an unknown TensorShape" in report.fallback_reason
+    assert "kwargs" not in report.fallback_reason and "\x1b" not in report.fallback_reason

@@ -105,10 +105,14 @@ def check_loss_fn(loss_fn: Any) -> None:
 def trace_failure(error: BaseException) -> str:
     """The useful line of a tracing error: its last message line and the user's line it came from.
 
-    Autograph wraps the error as "in user code: File ..., line N ... ErrorType: message".
+    Autograph wraps the error as "in user code: File ..., line N ... ErrorType: message". A
+    Keras layer's error ends with the arguments of the call ("Arguments received by
+    Sequential.call(): • inputs=... • kwargs=..."), after its message in terminal bold: the
+    message is taken from before them, without the escape codes.
     """
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    message = lines[-1] if lines else ""
+    lines = [line.strip() for line in _ANSI.sub("", str(error)).strip().splitlines() if line.strip()]
+    told = lines[:next((k for k, line in enumerate(lines) if line.startswith(_KERAS_ARGUMENTS)), len(lines))]
+    message = told[-1] if told else ""
     if not re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Warning)\b", message):
         message = f"{type(error).__name__}: {message}"
     where = ""
@@ -120,6 +124,8 @@ def trace_failure(error: BaseException) -> str:
 
 
 _FRAME = re.compile(r'^File "(.+)", line (\d+)')
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_KERAS_ARGUMENTS = "Arguments received by "
 
 
 def analyze(
